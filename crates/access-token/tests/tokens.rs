@@ -1,0 +1,137 @@
+use access_token::{AccessClaims, KeyPair, TokenError, TokenSigner, TokenVerifier};
+use base64::Engine;
+use uuid::Uuid;
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+struct Keys {
+    pair: KeyPair,
+    signer: TokenSigner,
+    verifier: TokenVerifier,
+}
+
+fn keys() -> Keys {
+    let pair = KeyPair::generate("k1").unwrap();
+    let signer = TokenSigner::new(&pair);
+    let verifier = TokenVerifier::new(&[pair.public_key()], 0);
+    Keys { pair, signer, verifier }
+}
+
+#[test]
+fn a_signed_token_verifies_and_keeps_its_claims() {
+    let k = keys();
+    let claims = AccessClaims::new("fan-1", Uuid::new_v4(), now(), 300);
+    let token = k.signer.sign(&claims);
+    assert_eq!(k.verifier.verify(&token).unwrap(), claims);
+}
+
+#[test]
+fn alg_none_is_rejected() {
+    let k = keys();
+    let claims = AccessClaims::new("fan-1", Uuid::new_v4(), now(), 300);
+    let header = b64(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
+    let payload = b64(&serde_json::to_vec(&claims).unwrap());
+    let token = format!("{header}.{payload}.");
+    assert!(matches!(k.verifier.verify(&token), Err(TokenError::WrongAlgorithm | TokenError::Malformed)));
+}
+
+#[test]
+fn an_hmac_token_keyed_with_the_public_key_is_rejected() {
+    let k = keys();
+    let claims = AccessClaims::new("fan-1", Uuid::new_v4(), now(), 300);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("k1".into());
+    let forged = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(k.pair.public_pem().as_bytes()),
+    )
+    .unwrap();
+    assert_eq!(k.verifier.verify(&forged), Err(TokenError::WrongAlgorithm));
+}
+
+#[test]
+fn a_token_signed_by_another_key_with_the_same_kid_is_rejected() {
+    let k = keys();
+    let impostor = TokenSigner::new(&KeyPair::generate("k1").unwrap());
+    let token = impostor.sign(&AccessClaims::new("fan-1", Uuid::new_v4(), now(), 300));
+    assert_eq!(k.verifier.verify(&token), Err(TokenError::BadSignature));
+}
+
+#[test]
+fn a_token_with_an_unknown_kid_is_rejected() {
+    let k = keys();
+    let other = TokenSigner::new(&KeyPair::generate("k2").unwrap());
+    let token = other.sign(&AccessClaims::new("fan-1", Uuid::new_v4(), now(), 300));
+    assert_eq!(k.verifier.verify(&token), Err(TokenError::UnknownKey));
+}
+
+#[test]
+fn rotated_keys_are_chosen_by_kid() {
+    let old = KeyPair::generate("2026-10").unwrap();
+    let new = KeyPair::generate("2026-11").unwrap();
+    let verifier = TokenVerifier::new(&[old.public_key(), new.public_key()], 0);
+    for pair in [&old, &new] {
+        let token = TokenSigner::new(pair).sign(&AccessClaims::new("fan", Uuid::new_v4(), now(), 60));
+        assert!(verifier.verify(&token).is_ok(), "token of {} must verify", pair.kid);
+    }
+}
+
+#[test]
+fn an_expired_token_is_rejected() {
+    let k = keys();
+    let token = k.signer.sign(&AccessClaims::new("fan-1", Uuid::new_v4(), now() - 600, 300));
+    assert_eq!(k.verifier.verify(&token), Err(TokenError::Expired));
+}
+
+#[test]
+fn a_token_not_valid_yet_is_rejected() {
+    let k = keys();
+    let token = k.signer.sign(&AccessClaims::new("fan-1", Uuid::new_v4(), now() + 600, 300));
+    assert_eq!(k.verifier.verify(&token), Err(TokenError::NotYetValid));
+}
+
+#[test]
+fn a_tampered_payload_is_rejected() {
+    let k = keys();
+    let token = k.signer.sign(&AccessClaims::new("fan-1", Uuid::new_v4(), now(), 300));
+    let mut parts: Vec<String> = token.split('.').map(String::from).collect();
+    let mut claims = AccessClaims::new("fan-2", Uuid::new_v4(), now(), 300);
+    claims.exp += 10_000;
+    parts[1] = b64(&serde_json::to_vec(&claims).unwrap());
+    assert_eq!(k.verifier.verify(&parts.join(".")), Err(TokenError::BadSignature));
+}
+
+#[test]
+fn a_token_from_another_issuer_is_rejected() {
+    let k = keys();
+    let mut claims = AccessClaims::new("fan-1", Uuid::new_v4(), now(), 300);
+    claims.iss = "someone-else".into();
+    assert_eq!(k.verifier.verify(&k.signer.sign(&claims)), Err(TokenError::WrongIssuer));
+}
+
+#[test]
+fn garbage_is_malformed() {
+    let k = keys();
+    for junk in ["", "abc", "a.b.c", "Bearer x.y.z"] {
+        assert_eq!(k.verifier.verify(junk), Err(TokenError::Malformed), "{junk:?}");
+    }
+}
+
+#[test]
+fn key_files_round_trip_through_a_directory() {
+    let dir = std::env::temp_dir().join(format!("bo-keys-{}", Uuid::new_v4()));
+    let pair = KeyPair::generate("dev").unwrap();
+    let (private, _) = pair.write_to_dir(&dir).unwrap();
+    let loaded = KeyPair::read_private(&private).unwrap();
+    let public = access_token::keys::read_public_keys(&dir).unwrap();
+    let token = TokenSigner::new(&loaded).sign(&AccessClaims::new("fan", Uuid::new_v4(), now(), 60));
+    assert!(TokenVerifier::new(&public, 0).verify(&token).is_ok());
+    std::fs::remove_dir_all(dir).unwrap();
+}

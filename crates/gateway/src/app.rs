@@ -1,0 +1,71 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use access_token::TokenVerifier;
+use axum::Router;
+use secrecy::SecretString;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::GatewayConfig;
+use crate::error::{Error, Result};
+use crate::store::events::{self, EventRules};
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub verifier: Arc<TokenVerifier>,
+    pub admin_api_key: SecretString,
+    pub best_available_attempts: usize,
+    /// Events never change once created, so their rules are read once per replica.
+    event_rules: moka::future::Cache<Uuid, Arc<EventRules>>,
+}
+
+impl AppState {
+    pub fn new(config: &GatewayConfig, pool: PgPool, verifier: TokenVerifier) -> Self {
+        Self {
+            pool,
+            verifier: Arc::new(verifier),
+            admin_api_key: config.admin_api_key.clone(),
+            best_available_attempts: config.best_available_attempts,
+            event_rules: moka::future::Cache::new(10_000),
+        }
+    }
+
+    pub async fn event_rules(&self, event_id: Uuid) -> Result<Arc<EventRules>> {
+        if let Some(rules) = self.event_rules.get(&event_id).await {
+            return Ok(rules);
+        }
+        let rules = events::rules(&self.pool, event_id).await?.ok_or(Error::NotFound("event"))?;
+        self.event_rules.insert(event_id, rules.clone()).await;
+        Ok(rules)
+    }
+}
+
+/// The gateway bound to its port, ready to serve. Tests build it on port 0.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    grace: Duration,
+}
+
+impl Application {
+    pub async fn build(config: &GatewayConfig, pool: PgPool, verifier: TokenVerifier) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let router = crate::routes::router(AppState::new(config, pool, verifier));
+        Ok(Self { listener, router, grace: Duration::from_secs(config.shutdown_grace_secs) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        service_kit::serve("gateway", self.listener, self.router, shutdown, self.grace).await
+    }
+}

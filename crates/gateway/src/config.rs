@@ -1,0 +1,34 @@
+use std::net::SocketAddr;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The `[gateway]` section of the configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// Organizer endpoints require `Authorization: Bearer <admin_api_key>`.
+    pub admin_api_key: SecretString,
+    /// Seconds of clock skew tolerated between the waiting room and the gateway.
+    pub token_leeway_secs: u64,
+    /// How many disjoint best-available choices one request tries before it answers
+    /// `seat_contended`.
+    pub best_available_attempts: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+impl GatewayConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.admin_api_key.expose_secret().len() < 16 {
+            return Err("gateway.admin_api_key must be at least 16 characters".into());
+        }
+        if self.token_leeway_secs > 300 {
+            return Err("gateway.token_leeway_secs must be at most 300".into());
+        }
+        if !(1..=20).contains(&self.best_available_attempts) {
+            return Err("gateway.best_available_attempts must be 1-20".into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! Every way a gateway request can fail, and the one place each becomes a status and
+//! an `{"error":{"code","message"}}` body.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use access_token::TokenError;
+
+use crate::domain::Invalid;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{}", .0.message)]
+    Invalid(Invalid),
+    #[error("an access token is required: send `Authorization: Bearer <token>`")]
+    MissingToken,
+    #[error("{0}")]
+    BadToken(TokenError),
+    #[error("this access token was issued for another event")]
+    TokenForOtherEvent,
+    #[error("the admin API key is missing or wrong")]
+    NotAdmin,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("seat {0} is already taken")]
+    SeatUnavailable(String),
+    #[error("another fan is taking one of these seats right now; try again")]
+    SeatContended,
+    #[error("{0}")]
+    SoldOut(String),
+    #[error("this hold is {0} and can no longer be changed")]
+    HoldNotActive(&'static str),
+    #[error("this hold has expired and its seats were released")]
+    HoldExpired,
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("the service is overloaded or its database is unreachable; try again shortly")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(#[source] sqlx::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.code),
+            Self::MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
+            Self::BadToken(TokenError::Expired) => (StatusCode::UNAUTHORIZED, "token_expired"),
+            Self::BadToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            Self::TokenForOtherEvent => (StatusCode::FORBIDDEN, "token_for_other_event"),
+            Self::NotAdmin => (StatusCode::UNAUTHORIZED, "admin_key_required"),
+            Self::NotFound(what) => (StatusCode::NOT_FOUND, not_found_code(what)),
+            Self::SeatUnavailable(_) => (StatusCode::CONFLICT, "seat_unavailable"),
+            Self::SeatContended => (StatusCode::CONFLICT, "seat_contended"),
+            Self::SoldOut(_) => (StatusCode::CONFLICT, "sold_out"),
+            Self::HoldNotActive(_) => (StatusCode::CONFLICT, "hold_not_active"),
+            Self::HoldExpired => (StatusCode::GONE, "hold_expired"),
+            Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The stable code clients branch on (also the outcome label of metrics).
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+}
+
+fn not_found_code(what: &str) -> &'static str {
+    match what {
+        "event" => "event_not_found",
+        "section" => "section_not_found",
+        "hold" => "hold_not_found",
+        "booking" => "booking_not_found",
+        _ => "not_found",
+    }
+}
+
+impl From<Invalid> for Error {
+    fn from(invalid: Invalid) -> Self {
+        Self::Invalid(invalid)
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        const LOCK_NOT_AVAILABLE: &str = "55P03";
+        match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Self::SeatContended,
+            sqlx::Error::Database(db) if db.constraint() == Some("booking_seats_one_live_booking_per_seat") => {
+                Self::SeatUnavailable("in this order".into())
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => Self::Unavailable,
+            _ => Self::Internal(e),
+        }
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Self {
+        Self::BadRequest(format!("invalid JSON body: {}", rejection.body_text()))
+    }
+}
+
+impl From<PathRejection> for Error {
+    fn from(rejection: PathRejection) -> Self {
+        Self::BadRequest(format!("invalid path: {}", rejection.body_text()))
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Self {
+        Self::BadRequest(format!("invalid query: {}", rejection.body_text()))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let Self::Internal(source) = &self {
+            tracing::error!(error = %source, "request failed");
+        }
+        service_kit::error_response(status, code, self.to_string())
+    }
+}

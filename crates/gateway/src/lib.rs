@@ -1,0 +1,29 @@
+//! The booking gateway: events and their seat inventory in PostgreSQL, and the fan's
+//! holds and bookings on it, each guarded by an access token from the waiting room.
+//!
+//! - [`routes`]: HTTP only: extract, call, map.
+//! - [`orders`]: the fan's use cases, one transaction each.
+//! - [`domain`]: rules with no I/O: valid events, what a fan may ask, best available.
+//! - [`store`]: SQL, including the seat locking in [`store::inventory`].
+//! - [`auth`]: the organizer (admin key) and the fan (access token) as extractors.
+//! - [`error`]: every failure and its status and code.
+//!
+//! The database schema and its invariants are in `migrations/` at the workspace root.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod model;
+pub mod orders;
+pub mod routes;
+pub mod store;
+
+pub use app::{AppState, Application};
+pub use config::GatewayConfig;
+pub use error::Error;
+
+/// The migrations of the boxoffice schema.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

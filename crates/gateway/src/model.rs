@@ -1,0 +1,112 @@
+//! What the gateway answers with: read models shared by the store (which fills them)
+//! and the routes (which serialise them).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Price {
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EventSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub currency: String,
+    pub capacity: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventDetails {
+    pub id: Uuid,
+    pub name: String,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub max_per_order: i32,
+    pub hold_ttl_seconds: i32,
+    pub sections: Vec<SectionView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SectionView {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: String,
+    pub price: Price,
+    pub capacity: i64,
+    pub remaining: i64,
+    pub held: i64,
+    pub booked: i64,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct SeatView {
+    pub id: i64,
+    pub label: String,
+    pub section_id: Uuid,
+    pub row: Option<String>,
+    pub number: i32,
+    pub status: String,
+}
+
+/// A seat inside a hold or booking.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct OrderSeat {
+    pub seat_id: i64,
+    pub section_id: Uuid,
+    /// None for general admission.
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldView {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    pub seats: Vec<OrderSeat>,
+    pub total: Price,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BookingView {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub hold_id: Option<Uuid>,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub seats: Vec<OrderSeat>,
+    pub total: Price,
+}
+
+/// A booking as the organizer sees it: with the fan, event and sections named.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminBookingView {
+    pub id: Uuid,
+    pub fan_id: String,
+    pub event: NamedRef,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub seats: Vec<AdminBookedSeat>,
+    pub total: Price,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NamedRef {
+    pub id: Uuid,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AdminBookedSeat {
+    pub seat_id: i64,
+    pub label: Option<String>,
+    pub section: NamedRef,
+    pub price_minor: i64,
+}

@@ -1,0 +1,219 @@
+//! The fan's use cases: hold, book, confirm, release, cancel. Each is one database
+//! transaction stitched from [`crate::store`] steps; the routes only call these.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::auth::Fan;
+use crate::domain::event::SectionKind;
+use crate::domain::selection::Selection;
+use crate::domain::Invalid;
+use crate::error::{Error, Result};
+use crate::metrics;
+use crate::model::{BookingView, HoldView, OrderSeat};
+use crate::store::bookings::{self, PricedSeats};
+use crate::store::events::EventRules;
+use crate::store::idempotency::{self, Prior};
+use crate::store::{holds, inventory};
+
+/// The body of "hold seats" and "book seats": either chosen seats or a section and a quantity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeatRequest {
+    pub seats: Option<Vec<String>>,
+    pub section_id: Option<Uuid>,
+    pub quantity: Option<i64>,
+}
+
+/// A created hold or booking, or the stored answer to an earlier identical request.
+pub struct Created {
+    pub body: serde_json::Value,
+    pub replayed: bool,
+}
+
+pub async fn hold(state: &AppState, fan: &Fan, request: &SeatRequest, key: Option<&str>) -> Result<Created> {
+    let result = create(state, fan, request, key, Kind::Hold).await;
+    metrics::order_outcome("hold", outcome(&result));
+    result
+}
+
+pub async fn book(state: &AppState, fan: &Fan, request: &SeatRequest, key: Option<&str>) -> Result<Created> {
+    let result = create(state, fan, request, key, Kind::Book).await;
+    metrics::order_outcome("book", outcome(&result));
+    result
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Hold,
+    Book,
+}
+
+async fn create(state: &AppState, fan: &Fan, request: &SeatRequest, key: Option<&str>, kind: Kind) -> Result<Created> {
+    let rules = state.event_rules(fan.event_id).await?;
+    let selection =
+        Selection::parse(request.seats.clone(), request.section_id, request.quantity, rules.max_per_order)?;
+    let mut tx = state.pool.begin().await?;
+    if let Some(key) = key {
+        match idempotency::claim(&mut tx, fan, key, &fingerprint(kind, request)).await? {
+            Prior::None => {}
+            Prior::Replay(body) => return Ok(Created { body, replayed: true }),
+            Prior::Mismatch => return Err(Error::IdempotencyKeyReused),
+        }
+    }
+    let seats = take(&mut tx, state, &rules, &selection).await?;
+    let prices: Vec<i64> = seats.iter().map(|s| rules.sections[&s.section_id].price_minor).collect();
+    let ids: Vec<i64> = seats.iter().map(|s| s.seat_id).collect();
+    let total = rules.price(prices.iter().sum());
+    let body = match kind {
+        Kind::Hold => {
+            let hold_id = Uuid::now_v7();
+            let expires_at = holds::insert(&mut tx, fan, hold_id, &ids, total.amount_minor, rules.hold_ttl_seconds).await?;
+            let view = HoldView { id: hold_id, event_id: fan.event_id, status: "active".into(), expires_at, seats, total };
+            to_json(&view)
+        }
+        Kind::Book => {
+            let booking_id = Uuid::now_v7();
+            let created_at =
+                bookings::insert(&mut tx, fan, booking_id, None, PricedSeats { ids: &ids, prices: &prices }).await?;
+            to_json(&BookingView {
+                id: booking_id,
+                event_id: fan.event_id,
+                hold_id: None,
+                status: "confirmed".into(),
+                created_at,
+                cancelled_at: None,
+                seats,
+                total,
+            })
+        }
+    };
+    if let Some(key) = key {
+        idempotency::save(&mut tx, fan, key, 201, &body).await?;
+    }
+    tx.commit().await?;
+    Ok(Created { body, replayed: false })
+}
+
+async fn take(conn: &mut PgConnection, state: &AppState, rules: &EventRules, selection: &Selection) -> Result<Vec<OrderSeat>> {
+    match selection {
+        Selection::Chosen(labels) => inventory::lock_chosen(conn, rules.id, labels).await,
+        Selection::Section { section_id, quantity } => {
+            let section = rules
+                .sections
+                .get(section_id)
+                .ok_or_else(|| Invalid::new("unknown_section", format!("this event has no section {section_id}")))?;
+            match section.kind {
+                SectionKind::GeneralAdmission => inventory::take_next(conn, *section_id, *quantity).await,
+                SectionKind::Reserved => {
+                    inventory::take_best(conn, *section_id, *quantity, state.best_available_attempts).await
+                }
+            }
+        }
+    }
+}
+
+/// Turns an active hold into a booking. Confirming a hold that is already confirmed
+/// answers with its booking again (`Ok((false, booking))`).
+pub async fn confirm(state: &AppState, fan: &Fan, hold_id: Uuid) -> Result<(bool, BookingView)> {
+    let result = confirm_in_tx(state, fan, hold_id).await;
+    metrics::order_outcome("confirm", outcome(&result));
+    result
+}
+
+async fn confirm_in_tx(state: &AppState, fan: &Fan, hold_id: Uuid) -> Result<(bool, BookingView)> {
+    let mut tx = state.pool.begin().await?;
+    let hold = holds::lock(&mut tx, fan, hold_id).await?.ok_or(Error::NotFound("hold"))?;
+    match hold.status.as_str() {
+        "confirmed" => {
+            let booking = bookings::find_by_hold(&mut tx, hold_id).await?.ok_or(Error::NotFound("booking"))?;
+            return Ok((false, booking));
+        }
+        "released" => return Err(Error::HoldNotActive("released")),
+        "expired" => return Err(Error::HoldExpired),
+        _ if hold.expired => return Err(Error::HoldExpired),
+        _ => {}
+    }
+    let held = bookings::lock_held_seats(&mut tx, hold_id).await?;
+    if held.len() != hold.quantity as usize {
+        return Err(Error::HoldExpired);
+    }
+    let ids: Vec<i64> = held.iter().map(|(seat, _)| seat.seat_id).collect();
+    let prices: Vec<i64> = held.iter().map(|(_, price)| *price).collect();
+    let booking_id = Uuid::now_v7();
+    let created_at =
+        bookings::insert(&mut tx, fan, booking_id, Some(hold_id), PricedSeats { ids: &ids, prices: &prices }).await?;
+    holds::end(&mut tx, hold_id, "confirmed").await?;
+    tx.commit().await?;
+    let rules = state.event_rules(fan.event_id).await?;
+    Ok((
+        true,
+        BookingView {
+            id: booking_id,
+            event_id: fan.event_id,
+            hold_id: Some(hold_id),
+            status: "confirmed".into(),
+            created_at,
+            cancelled_at: None,
+            seats: held.into_iter().map(|(seat, _)| seat).collect(),
+            total: rules.price(hold.total_minor),
+        },
+    ))
+}
+
+/// Gives a hold's seats back. Releasing a hold that already ended is a no-op.
+pub async fn release(state: &AppState, fan: &Fan, hold_id: Uuid) -> Result<HoldView> {
+    let mut tx = state.pool.begin().await?;
+    let hold = holds::lock(&mut tx, fan, hold_id).await?.ok_or(Error::NotFound("hold"))?;
+    match hold.status.as_str() {
+        "confirmed" => return Err(Error::HoldNotActive("confirmed")),
+        "active" => holds::end(&mut tx, hold_id, if hold.expired { "expired" } else { "released" }).await?,
+        _ => {}
+    }
+    tx.commit().await?;
+    get_hold(state, fan, hold_id).await
+}
+
+pub async fn get_hold(state: &AppState, fan: &Fan, hold_id: Uuid) -> Result<HoldView> {
+    let hold = holds::find(&state.pool, fan, hold_id).await?.ok_or(Error::NotFound("hold"))?;
+    let seats = holds::seats(&state.pool, hold_id).await?;
+    let rules = state.event_rules(fan.event_id).await?;
+    let status = if hold.status == "active" && hold.expired { "expired".into() } else { hold.status };
+    Ok(HoldView { id: hold.id, event_id: fan.event_id, status, expires_at: hold.expires_at, seats, total: rules.price(hold.total_minor) })
+}
+
+/// Cancels a booking; its seats are on sale again when this returns. Cancelling a
+/// cancelled booking is a no-op.
+pub async fn cancel(state: &AppState, fan: &Fan, booking_id: Uuid) -> Result<BookingView> {
+    let mut tx = state.pool.begin().await?;
+    let status = bookings::lock_status(&mut tx, fan, booking_id).await?.ok_or(Error::NotFound("booking"))?;
+    if status != "cancelled" {
+        bookings::cancel(&mut tx, booking_id).await?;
+    }
+    tx.commit().await?;
+    bookings::find(&state.pool, fan, booking_id).await?.ok_or(Error::NotFound("booking"))
+}
+
+fn fingerprint(kind: Kind, request: &SeatRequest) -> Vec<u8> {
+    let mut hash = Sha256::new();
+    hash.update(match kind {
+        Kind::Hold => b"hold:".as_slice(),
+        Kind::Book => b"book:".as_slice(),
+    });
+    hash.update(serde_json::to_vec(request).expect("a SeatRequest always serialises"));
+    hash.finalize().to_vec()
+}
+
+fn to_json<T: Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("views always serialise")
+}
+
+fn outcome<T>(result: &Result<T>) -> &'static str {
+    match result {
+        Ok(_) => "success",
+        Err(e) => e.code(),
+    }
+}

@@ -1,0 +1,227 @@
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use crate::auth::Fan;
+use crate::error::Result;
+use crate::model::{AdminBookedSeat, AdminBookingView, BookingView, NamedRef, OrderSeat, Price};
+
+/// A new booking's seats: ids with the price each was sold at.
+pub struct PricedSeats<'a> {
+    pub ids: &'a [i64],
+    pub prices: &'a [i64],
+}
+
+/// Books seats the caller has locked, in one statement; returns the booking time.
+pub async fn insert(
+    conn: &mut PgConnection,
+    fan: &Fan,
+    booking_id: Uuid,
+    hold_id: Option<Uuid>,
+    seats: PricedSeats<'_>,
+) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar(
+        "WITH booking AS (
+             INSERT INTO bookings (id, event_id, fan_id, hold_id, quantity, total_minor)
+             VALUES ($1, $2, $3, $4, cardinality($5::bigint[]), (SELECT sum(p)::bigint FROM unnest($6::bigint[]) p))
+             RETURNING created_at
+         ), items AS (
+             INSERT INTO booking_seats (booking_id, seat_id, price_minor)
+             SELECT $1, * FROM unnest($5::bigint[], $6::bigint[])
+         ), booked AS (
+             UPDATE seats SET state = 'booked', booking_id = $1, hold_id = NULL, held_until = NULL
+             WHERE id = ANY($5)
+         )
+         SELECT created_at FROM booking",
+    )
+    .bind(booking_id)
+    .bind(fan.event_id)
+    .bind(&fan.fan_id)
+    .bind(hold_id)
+    .bind(seats.ids)
+    .bind(seats.prices)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// The seats a hold still owns, locked, with their section prices. Fewer than the
+/// hold's quantity means expiry let another fan take some.
+pub async fn lock_held_seats(conn: &mut PgConnection, hold_id: Uuid) -> Result<Vec<(OrderSeat, i64)>> {
+    let rows = sqlx::query(
+        "SELECT s.id, s.section_id, s.label, sec.price_minor
+         FROM seats s JOIN sections sec ON sec.id = s.section_id
+         WHERE s.hold_id = $1 AND s.state = 'held' ORDER BY s.id FOR UPDATE OF s",
+    )
+    .bind(hold_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let seat = OrderSeat { seat_id: r.get("id"), section_id: r.get("section_id"), label: r.get("label") };
+            (seat, r.get("price_minor"))
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    id: Uuid,
+    event_id: Uuid,
+    hold_id: Option<Uuid>,
+    status: String,
+    created_at: DateTime<Utc>,
+    cancelled_at: Option<DateTime<Utc>>,
+    total_minor: i64,
+    currency: String,
+}
+
+const BOOKING_COLUMNS: &str = "b.id, b.event_id, b.hold_id, b.status::text AS status, b.created_at, b.cancelled_at,
+     b.total_minor, e.currency::text AS currency";
+
+pub async fn find(executor: impl sqlx::PgExecutor<'_> + Copy, fan: &Fan, booking_id: Uuid) -> Result<Option<BookingView>> {
+    let row: Option<BookingRow> = sqlx::query_as(&format!(
+        "SELECT {BOOKING_COLUMNS} FROM bookings b JOIN events e ON e.id = b.event_id
+         WHERE b.id = $1 AND b.event_id = $2 AND b.fan_id = $3"
+    ))
+    .bind(booking_id)
+    .bind(fan.event_id)
+    .bind(&fan.fan_id)
+    .fetch_optional(executor)
+    .await?;
+    Ok(with_seats(executor, row.into_iter().collect()).await?.pop())
+}
+
+pub async fn find_by_hold(conn: &mut PgConnection, hold_id: Uuid) -> Result<Option<BookingView>> {
+    let row: Option<BookingRow> = sqlx::query_as(&format!(
+        "SELECT {BOOKING_COLUMNS} FROM bookings b JOIN events e ON e.id = b.event_id WHERE b.hold_id = $1"
+    ))
+    .bind(hold_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(with_seats(&mut *conn, row.into_iter().collect()).await?.pop())
+}
+
+pub async fn list_for_fan(pool: &PgPool, fan: &Fan) -> Result<Vec<BookingView>> {
+    let rows: Vec<BookingRow> = sqlx::query_as(&format!(
+        "SELECT {BOOKING_COLUMNS} FROM bookings b JOIN events e ON e.id = b.event_id
+         WHERE b.event_id = $1 AND b.fan_id = $2 ORDER BY b.created_at"
+    ))
+    .bind(fan.event_id)
+    .bind(&fan.fan_id)
+    .fetch_all(pool)
+    .await?;
+    with_seats(pool, rows).await
+}
+
+async fn with_seats(executor: impl sqlx::PgExecutor<'_>, rows: Vec<BookingRow>) -> Result<Vec<BookingView>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut seats: HashMap<Uuid, Vec<OrderSeat>> = HashMap::new();
+    let seat_rows = sqlx::query(
+        "SELECT bs.booking_id, s.id, s.section_id, s.label FROM booking_seats bs JOIN seats s ON s.id = bs.seat_id
+         WHERE bs.booking_id = ANY($1) ORDER BY s.sort_key",
+    )
+    .bind(&ids)
+    .fetch_all(executor)
+    .await?;
+    for r in seat_rows {
+        let seat = OrderSeat { seat_id: r.get("id"), section_id: r.get("section_id"), label: r.get("label") };
+        seats.entry(r.get("booking_id")).or_default().push(seat);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| BookingView {
+            id: r.id,
+            event_id: r.event_id,
+            hold_id: r.hold_id,
+            status: r.status,
+            created_at: r.created_at,
+            cancelled_at: r.cancelled_at,
+            seats: seats.remove(&r.id).unwrap_or_default(),
+            total: Price { amount_minor: r.total_minor, currency: r.currency },
+        })
+        .collect())
+}
+
+/// The fan's booking status, locked until the transaction ends.
+pub async fn lock_status(conn: &mut PgConnection, fan: &Fan, booking_id: Uuid) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT status::text FROM bookings WHERE id = $1 AND event_id = $2 AND fan_id = $3 FOR UPDATE",
+    )
+    .bind(booking_id)
+    .bind(fan.event_id)
+    .bind(&fan.fan_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Cancels a booking and puts its seats back on sale in the same transaction.
+pub async fn cancel(conn: &mut PgConnection, booking_id: Uuid) -> Result<()> {
+    sqlx::query(
+        "WITH freed AS (
+             UPDATE seats SET state = 'available', booking_id = NULL WHERE booking_id = $1
+         ), items AS (
+             UPDATE booking_seats SET live = false WHERE booking_id = $1
+         )
+         UPDATE bookings SET status = 'cancelled', cancelled_at = now() WHERE id = $1",
+    )
+    .bind(booking_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Every booking (optionally of one event), newest first, for the organizer.
+pub async fn list_all(pool: &PgPool, event_id: Option<Uuid>, limit: i64, offset: i64) -> Result<Vec<AdminBookingView>> {
+    let rows = sqlx::query(
+        "SELECT b.id, b.fan_id, b.event_id, e.name AS event_name, b.status::text AS status, b.created_at,
+                b.cancelled_at, b.total_minor, e.currency::text AS currency
+         FROM bookings b JOIN events e ON e.id = b.event_id
+         WHERE $1::uuid IS NULL OR b.event_id = $1
+         ORDER BY b.created_at DESC, b.id LIMIT $2 OFFSET $3",
+    )
+    .bind(event_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.get("id")).collect();
+    let mut seats: HashMap<Uuid, Vec<AdminBookedSeat>> = HashMap::new();
+    let seat_rows = sqlx::query(
+        "SELECT bs.booking_id, s.id, s.label, sec.id AS section_id, sec.name AS section_name, bs.price_minor
+         FROM booking_seats bs JOIN seats s ON s.id = bs.seat_id JOIN sections sec ON sec.id = s.section_id
+         WHERE bs.booking_id = ANY($1) ORDER BY s.sort_key",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    for r in seat_rows {
+        seats.entry(r.get("booking_id")).or_default().push(AdminBookedSeat {
+            seat_id: r.get("id"),
+            label: r.get("label"),
+            section: NamedRef { id: r.get("section_id"), name: r.get("section_name") },
+            price_minor: r.get("price_minor"),
+        });
+    }
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let id: Uuid = r.get("id");
+            AdminBookingView {
+                id,
+                fan_id: r.get("fan_id"),
+                event: NamedRef { id: r.get("event_id"), name: r.get("event_name") },
+                status: r.get("status"),
+                created_at: r.get("created_at"),
+                cancelled_at: r.get("cancelled_at"),
+                seats: seats.remove(&id).unwrap_or_default(),
+                total: Price { amount_minor: r.get("total_minor"), currency: r.get("currency") },
+            }
+        })
+        .collect())
+}

@@ -1,0 +1,173 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::{PgPool, Row};
+use uuid::Uuid;
+
+use crate::domain::event::{NewEvent, SectionKind};
+use crate::error::Result;
+use crate::model::{EventDetails, EventSummary, Price, SeatView, SectionView};
+
+/// The parts of an event every order needs; immutable once the event exists, so cached.
+#[derive(Debug, Clone)]
+pub struct EventRules {
+    pub id: Uuid,
+    pub currency: String,
+    pub max_per_order: u32,
+    pub hold_ttl_seconds: i32,
+    pub sections: HashMap<Uuid, SectionRules>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SectionRules {
+    pub kind: SectionKind,
+    pub price_minor: i64,
+}
+
+impl EventRules {
+    pub fn price(&self, amount_minor: i64) -> Price {
+        Price { amount_minor, currency: self.currency.clone() }
+    }
+}
+
+/// Writes the event, its sections and every seat row in one transaction.
+pub async fn insert(pool: &PgPool, event: &NewEvent) -> Result<Uuid> {
+    let event_id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO events (id, name, starts_at, currency, max_per_order, hold_ttl_seconds)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event_id)
+    .bind(&event.name)
+    .bind(event.starts_at)
+    .bind(&event.currency)
+    .bind(event.max_per_order as i32)
+    .bind(event.hold_ttl_seconds as i32)
+    .execute(&mut *tx)
+    .await?;
+    for (position, section) in event.sections.iter().enumerate() {
+        let section_id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO sections (id, event_id, position, name, kind, price_minor, capacity)
+             VALUES ($1, $2, $3, $4, $5::section_kind, $6, $7)",
+        )
+        .bind(section_id)
+        .bind(event_id)
+        .bind(position as i32)
+        .bind(&section.name)
+        .bind(section.kind().as_str())
+        .bind(section.price_minor)
+        .bind(section.capacity() as i32)
+        .execute(&mut *tx)
+        .await?;
+        let seats = section.seats();
+        sqlx::query(
+            "INSERT INTO seats (event_id, section_id, label, row_label, row_rank, seat_number, sort_key)
+             SELECT $1, $2, * FROM unnest($3::text[], $4::text[], $5::int[], $6::int[], $7::int[])",
+        )
+        .bind(event_id)
+        .bind(section_id)
+        .bind(seats.iter().map(|s| s.label.clone()).collect::<Vec<_>>())
+        .bind(seats.iter().map(|s| s.row_label.clone()).collect::<Vec<_>>())
+        .bind(seats.iter().map(|s| s.row_rank).collect::<Vec<_>>())
+        .bind(seats.iter().map(|s| s.seat_number).collect::<Vec<_>>())
+        .bind(seats.iter().map(|s| s.sort_key).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(event_id)
+}
+
+pub async fn list(pool: &PgPool) -> Result<Vec<EventSummary>> {
+    Ok(sqlx::query_as(
+        "SELECT e.id, e.name, e.starts_at, e.currency, e.created_at,
+                (SELECT coalesce(sum(capacity), 0)::bigint FROM sections s WHERE s.event_id = e.id) AS capacity
+         FROM events e ORDER BY e.created_at DESC LIMIT 1000",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn rules(pool: &PgPool, event_id: Uuid) -> Result<Option<Arc<EventRules>>> {
+    let Some(event) =
+        sqlx::query("SELECT currency, max_per_order, hold_ttl_seconds FROM events WHERE id = $1")
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let sections = sqlx::query("SELECT id, kind::text AS kind, price_minor FROM sections WHERE event_id = $1")
+        .bind(event_id)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|row| {
+            let kind = SectionKind::parse(row.get("kind")).expect("section_kind enum matches SectionKind");
+            (row.get("id"), SectionRules { kind, price_minor: row.get("price_minor") })
+        })
+        .collect();
+    Ok(Some(Arc::new(EventRules {
+        id: event_id,
+        currency: event.get::<String, _>("currency"),
+        max_per_order: event.get::<i32, _>("max_per_order") as u32,
+        hold_ttl_seconds: event.get("hold_ttl_seconds"),
+        sections,
+    })))
+}
+
+/// The event with each section's live counts, counted from the seat rows.
+pub async fn details(pool: &PgPool, event_id: Uuid) -> Result<Option<EventDetails>> {
+    let Some(event) =
+        sqlx::query("SELECT name, starts_at, currency, max_per_order, hold_ttl_seconds FROM events WHERE id = $1")
+            .bind(event_id)
+            .fetch_optional(pool)
+            .await?
+    else {
+        return Ok(None);
+    };
+    let currency: String = event.get("currency");
+    let sections = sqlx::query(
+        "SELECT s.id, s.name, s.kind::text AS kind, s.price_minor, a.capacity::bigint AS capacity,
+                a.remaining, a.held, a.booked
+         FROM sections s JOIN section_availability a ON a.section_id = s.id
+         WHERE s.event_id = $1 ORDER BY s.position",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|row| SectionView {
+        id: row.get("id"),
+        name: row.get("name"),
+        kind: row.get("kind"),
+        price: Price { amount_minor: row.get("price_minor"), currency: currency.clone() },
+        capacity: row.get("capacity"),
+        remaining: row.get("remaining"),
+        held: row.get("held"),
+        booked: row.get("booked"),
+    })
+    .collect();
+    Ok(Some(EventDetails {
+        id: event_id,
+        name: event.get("name"),
+        starts_at: event.get("starts_at"),
+        max_per_order: event.get("max_per_order"),
+        hold_ttl_seconds: event.get("hold_ttl_seconds"),
+        sections,
+    }))
+}
+
+/// Every reserved seat of the event with its live status.
+pub async fn seat_map(pool: &PgPool, event_id: Uuid) -> Result<Vec<SeatView>> {
+    Ok(sqlx::query_as(
+        "SELECT id, label, section_id, row_label AS row, seat_number AS number,
+                CASE WHEN state = 'held' AND held_until <= now() THEN 'available' ELSE state::text END AS status
+         FROM seats WHERE event_id = $1 AND label IS NOT NULL ORDER BY section_id, sort_key",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,0 +1,121 @@
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::auth::Fan;
+use crate::error::Result;
+use crate::model::OrderSeat;
+
+/// A hold row as read (and locked) by confirm and release.
+#[derive(Debug, sqlx::FromRow)]
+pub struct HoldRow {
+    pub id: Uuid,
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    /// Decided by the database clock, the same clock that decides seat expiry.
+    pub expired: bool,
+    pub quantity: i32,
+    pub total_minor: i64,
+}
+
+/// Writes a hold over seats the caller has locked; returns when it expires.
+pub async fn insert(
+    conn: &mut PgConnection,
+    fan: &Fan,
+    hold_id: Uuid,
+    seat_ids: &[i64],
+    total_minor: i64,
+    ttl_seconds: i32,
+) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar(
+        "WITH hold AS (
+             INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at)
+             VALUES ($1, $2, $3, cardinality($4::bigint[]), $5, now() + make_interval(secs => $6))
+             RETURNING expires_at
+         ), members AS (
+             INSERT INTO hold_seats (hold_id, seat_id) SELECT $1, unnest($4::bigint[])
+         )
+         UPDATE seats SET state = 'held', hold_id = $1, held_until = hold.expires_at, booking_id = NULL
+         FROM hold WHERE seats.id = ANY($4)
+         RETURNING hold.expires_at",
+    )
+    .bind(hold_id)
+    .bind(fan.event_id)
+    .bind(&fan.fan_id)
+    .bind(seat_ids)
+    .bind(total_minor)
+    .bind(f64::from(ttl_seconds))
+    .fetch_one(conn)
+    .await?)
+}
+
+const HOLD_COLUMNS: &str = "id, status::text AS status, expires_at, expires_at <= now() AS expired, quantity, total_minor";
+
+/// The fan's hold, locked until the transaction ends.
+pub async fn lock(conn: &mut PgConnection, fan: &Fan, hold_id: Uuid) -> Result<Option<HoldRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1 AND event_id = $2 AND fan_id = $3 FOR UPDATE"
+    ))
+    .bind(hold_id)
+    .bind(fan.event_id)
+    .bind(&fan.fan_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn find(pool: &PgPool, fan: &Fan, hold_id: Uuid) -> Result<Option<HoldRow>> {
+    Ok(sqlx::query_as(&format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1 AND event_id = $2 AND fan_id = $3"))
+        .bind(hold_id)
+        .bind(fan.event_id)
+        .bind(&fan.fan_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// The seats a hold was created with.
+pub async fn seats(executor: impl sqlx::PgExecutor<'_>, hold_id: Uuid) -> Result<Vec<OrderSeat>> {
+    Ok(sqlx::query_as(
+        "SELECT s.id AS seat_id, s.section_id, s.label
+         FROM hold_seats h JOIN seats s ON s.id = h.seat_id WHERE h.hold_id = $1 ORDER BY s.sort_key",
+    )
+    .bind(hold_id)
+    .fetch_all(executor)
+    .await?)
+}
+
+/// Puts the seats the hold still owns back on sale and ends the hold with `status`.
+pub async fn end(conn: &mut PgConnection, hold_id: Uuid, status: &'static str) -> Result<()> {
+    sqlx::query(
+        "WITH freed AS (
+             UPDATE seats SET state = 'available', hold_id = NULL, held_until = NULL
+             WHERE hold_id = $1 AND state = 'held'
+         )
+         UPDATE holds SET status = $2::hold_status, ended_at = now() WHERE id = $1",
+    )
+    .bind(hold_id)
+    .bind(status)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends up to `batch` expired holds and frees their seats. Holds locked by another
+/// sweeper (or a fan confirming) are skipped, so any number of schedulers can run
+/// this at once without releasing a hold twice or waiting on each other.
+pub async fn release_expired(pool: &PgPool, batch: i64) -> Result<u64> {
+    let released: Vec<Uuid> = sqlx::query_scalar(
+        "WITH expired AS (
+             SELECT id FROM holds WHERE status = 'active' AND expires_at <= now()
+             ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+         ), freed AS (
+             UPDATE seats SET state = 'available', hold_id = NULL, held_until = NULL
+             WHERE hold_id IN (SELECT id FROM expired) AND state = 'held'
+         )
+         UPDATE holds SET status = 'expired', ended_at = now()
+         WHERE id IN (SELECT id FROM expired) RETURNING id",
+    )
+    .bind(batch)
+    .fetch_all(pool)
+    .await?;
+    Ok(released.len() as u64)
+}

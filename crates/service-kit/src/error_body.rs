@@ -1,0 +1,20 @@
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+/// Builds the error envelope every boxoffice endpoint answers with.
+///
+/// `code` is stable and machine-readable (clients branch on it); `message` is for people.
+pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = json!({ "error": { "code": code, "message": message.into() } });
+    (status, Json(body)).into_response()
+}
+
+/// A `429 Too Many Requests` with `Retry-After` in whole seconds (at least 1).
+pub fn too_many_requests(retry_after_secs: u64, message: impl Into<String>) -> Response {
+    let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+    let value = HeaderValue::from(retry_after_secs.max(1));
+    response.headers_mut().insert(header::RETRY_AFTER, value);
+    response
+}

@@ -1,0 +1,17 @@
+//! What every boxoffice service shares, so each service crate holds only its own rules.
+//!
+//! - [`error_body`]: the one JSON error envelope, `{"error":{"code","message"}}`.
+//! - [`serve`]: runs a router until the shared shutdown token fires, then drains.
+//! - [`health`]: `/healthz` (alive) and `/readyz` (dependencies reachable).
+//! - [`postgres`] / [`redis_conn`]: connection settings and pools.
+//! - [`telemetry`]: tracing set-up, pretty or JSON.
+
+pub mod error_body;
+pub mod health;
+pub mod postgres;
+pub mod redis_conn;
+pub mod serve;
+pub mod telemetry;
+
+pub use error_body::error_response;
+pub use serve::serve;

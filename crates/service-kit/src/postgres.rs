@@ -1,0 +1,43 @@
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PostgresConfig {
+    /// `postgres://user@host:port/database`; may carry a password, hence secret.
+    pub url: SecretString,
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before it is answered 503.
+    pub acquire_timeout_ms: u64,
+    /// Apply pending migrations when a service starts.
+    pub migrate_on_start: bool,
+}
+
+impl PostgresConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        self.connect_options().map_err(|e| format!("database.url is not a PostgreSQL URL: {e}"))?;
+        if self.max_connections == 0 {
+            return Err("database.max_connections must be at least 1".into());
+        }
+        if self.acquire_timeout_ms == 0 {
+            return Err("database.acquire_timeout_ms must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn connect_options(&self) -> Result<PgConnectOptions, sqlx::Error> {
+        self.url.expose_secret().parse()
+    }
+
+    /// A lazily connecting pool: services start even while the database is still coming
+    /// up, and `/readyz` reports it until it is reachable.
+    pub fn pool(&self) -> Result<PgPool, sqlx::Error> {
+        Ok(PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .acquire_timeout(Duration::from_millis(self.acquire_timeout_ms))
+            .connect_lazy_with(self.connect_options()?))
+    }
+}
