@@ -151,8 +151,8 @@ fn kid_from_path(path: &Path, suffix: &str) -> Result<String, KeyError> {
 }
 
 fn validate_kid(kid: &str) -> Result<(), KeyError> {
-    let valid = (1..=64).contains(&kid.len())
-        && kid.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let valid =
+        (1..=64).contains(&kid.len()) && kid.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if valid {
         Ok(())
     } else {

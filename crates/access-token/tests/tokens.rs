@@ -47,12 +47,9 @@ fn an_hmac_token_keyed_with_the_public_key_is_rejected() {
     let claims = AccessClaims::new("fan-1", Uuid::new_v4(), now(), 300);
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     header.kid = Some("k1".into());
-    let forged = jsonwebtoken::encode(
-        &header,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(k.pair.public_pem().as_bytes()),
-    )
-    .unwrap();
+    let forged =
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(k.pair.public_pem().as_bytes()))
+            .unwrap();
     assert_eq!(k.verifier.verify(&forged), Err(TokenError::WrongAlgorithm));
 }
 

@@ -1,8 +1,8 @@
 //! Who is calling: the organizer (admin API key) or an admitted fan (access token).
 
 use axum::extract::{FromRequestParts, RawPathParams};
-use axum::http::request::Parts;
 use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
@@ -58,9 +58,7 @@ impl FromRequestParts<AppState> for Fan {
 }
 
 async fn path_event_id(parts: &mut Parts, state: &AppState) -> Result<Uuid, Error> {
-    let params = RawPathParams::from_request_parts(parts, state)
-        .await
-        .map_err(|e| Error::BadRequest(e.body_text()))?;
+    let params = RawPathParams::from_request_parts(parts, state).await.map_err(|e| Error::BadRequest(e.body_text()))?;
     let raw = params
         .iter()
         .find_map(|(name, value)| (name == "event_id").then_some(value))

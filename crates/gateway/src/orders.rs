@@ -54,8 +54,7 @@ enum Kind {
 
 async fn create(state: &AppState, fan: &Fan, request: &SeatRequest, key: Option<&str>, kind: Kind) -> Result<Created> {
     let rules = state.event_rules(fan.event_id).await?;
-    let selection =
-        Selection::parse(request.seats.clone(), request.section_id, request.quantity, rules.max_per_order)?;
+    let selection = Selection::parse(request.seats.clone(), request.section_id, request.quantity, rules.max_per_order)?;
     let mut tx = state.pool.begin().await?;
     if let Some(key) = key {
         match idempotency::claim(&mut tx, fan, key, &fingerprint(kind, request)).await? {
@@ -71,8 +70,10 @@ async fn create(state: &AppState, fan: &Fan, request: &SeatRequest, key: Option<
     let body = match kind {
         Kind::Hold => {
             let hold_id = Uuid::now_v7();
-            let expires_at = holds::insert(&mut tx, fan, hold_id, &ids, total.amount_minor, rules.hold_ttl_seconds).await?;
-            let view = HoldView { id: hold_id, event_id: fan.event_id, status: "active".into(), expires_at, seats, total };
+            let expires_at =
+                holds::insert(&mut tx, fan, hold_id, &ids, total.amount_minor, rules.hold_ttl_seconds).await?;
+            let view =
+                HoldView { id: hold_id, event_id: fan.event_id, status: "active".into(), expires_at, seats, total };
             to_json(&view)
         }
         Kind::Book => {
@@ -98,7 +99,12 @@ async fn create(state: &AppState, fan: &Fan, request: &SeatRequest, key: Option<
     Ok(Created { body, replayed: false })
 }
 
-async fn take(conn: &mut PgConnection, state: &AppState, rules: &EventRules, selection: &Selection) -> Result<Vec<OrderSeat>> {
+async fn take(
+    conn: &mut PgConnection,
+    state: &AppState,
+    rules: &EventRules,
+    selection: &Selection,
+) -> Result<Vec<OrderSeat>> {
     match selection {
         Selection::Chosen(labels) => inventory::lock_chosen(conn, rules.id, labels).await,
         Selection::Section { section_id, quantity } => {
@@ -182,7 +188,14 @@ pub async fn get_hold(state: &AppState, fan: &Fan, hold_id: Uuid) -> Result<Hold
     let seats = holds::seats(&state.pool, hold_id).await?;
     let rules = state.event_rules(fan.event_id).await?;
     let status = if hold.status == "active" && hold.expired { "expired".into() } else { hold.status };
-    Ok(HoldView { id: hold.id, event_id: fan.event_id, status, expires_at: hold.expires_at, seats, total: rules.price(hold.total_minor) })
+    Ok(HoldView {
+        id: hold.id,
+        event_id: fan.event_id,
+        status,
+        expires_at: hold.expires_at,
+        seats,
+        total: rules.price(hold.total_minor),
+    })
 }
 
 /// Cancels a booking; its seats are on sale again when this returns. Cancelling a

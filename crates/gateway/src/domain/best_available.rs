@@ -76,7 +76,13 @@ mod tests {
 
     /// Seats given as (row, number); the id is row * 100 + number.
     fn seats(list: &[(i32, i32)]) -> Vec<Candidate> {
-        list.iter().map(|&(row_rank, seat_number)| Candidate { id: (row_rank * 100 + seat_number) as i64, row_rank, seat_number }).collect()
+        list.iter()
+            .map(|&(row_rank, seat_number)| Candidate {
+                id: (row_rank * 100 + seat_number) as i64,
+                row_rank,
+                seat_number,
+            })
+            .collect()
     }
 
     fn numbers(option: &[i64]) -> Vec<i64> {

@@ -150,7 +150,9 @@ impl NewEvent {
                 for row in rows {
                     match &row.label {
                         Some(label) if !row_labels.insert(label.as_str()) => {
-                            return invalid(format!("row {label:?} appears twice; seat labels must be unique in an event"))
+                            return invalid(format!(
+                                "row {label:?} appears twice; seat labels must be unique in an event"
+                            ))
                         }
                         Some(_) => {}
                         None => unnamed_rows += 1,

@@ -67,7 +67,11 @@ fn default_limit() -> i64 {
     100
 }
 
-async fn list_all(_: Admin, State(state): State<AppState>, Query(q): Query<AdminListing>) -> Result<Json<serde_json::Value>> {
+async fn list_all(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<AdminListing>,
+) -> Result<Json<serde_json::Value>> {
     if !(1..=1000).contains(&q.limit) || q.offset < 0 {
         return Err(Error::BadRequest("limit must be 1-1000 and offset at least 0".into()));
     }

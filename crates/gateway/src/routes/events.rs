@@ -72,9 +72,9 @@ impl CreateEvent {
             let layout = match (s.kind.as_str(), s.capacity, s.seats, s.rows) {
                 ("general_admission", Some(capacity), None, None) => Layout::GeneralAdmission(capacity),
                 ("reserved", None, Some(seats), None) => Layout::Reserved(vec![Row { label: None, seats }]),
-                ("reserved", None, None, Some(rows)) => Layout::Reserved(
-                    rows.into_iter().map(|r| Row { label: Some(r.label), seats: r.seats }).collect(),
-                ),
+                ("reserved", None, None, Some(rows)) => {
+                    Layout::Reserved(rows.into_iter().map(|r| Row { label: Some(r.label), seats: r.seats }).collect())
+                }
                 ("general_admission", ..) => {
                     return Err(invalid(format!("section {:?}: general admission takes only \"capacity\"", s.name)))
                 }
@@ -122,17 +122,11 @@ async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<serde_json
     Ok(Json(json!({ "events": events })))
 }
 
-async fn details(
-    State(state): State<AppState>,
-    Path(event_id): Path<Uuid>,
-) -> Result<Json<EventDetails>> {
+async fn details(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<EventDetails>> {
     Ok(Json(events::details(&state.pool, event_id).await?.ok_or(Error::NotFound("event"))?))
 }
 
-async fn seat_map(
-    State(state): State<AppState>,
-    Path(event_id): Path<Uuid>,
-) -> Result<Json<serde_json::Value>> {
+async fn seat_map(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<serde_json::Value>> {
     state.event_rules(event_id).await?;
     let seats: Vec<SeatView> = events::seat_map(&state.pool, event_id).await?;
     Ok(Json(json!({ "event_id": event_id, "seats": seats })))

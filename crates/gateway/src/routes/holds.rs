@@ -28,7 +28,11 @@ async fn create(
     Ok(created(orders::hold(&state, &fan, &request, key.as_deref()).await?))
 }
 
-async fn show(State(state): State<AppState>, fan: Fan, Path((_, hold_id)): Path<(Uuid, Uuid)>) -> Result<Json<HoldView>> {
+async fn show(
+    State(state): State<AppState>,
+    fan: Fan,
+    Path((_, hold_id)): Path<(Uuid, Uuid)>,
+) -> Result<Json<HoldView>> {
     Ok(Json(orders::get_hold(&state, &fan, hold_id).await?))
 }
 

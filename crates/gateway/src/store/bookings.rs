@@ -81,7 +81,11 @@ struct BookingRow {
 const BOOKING_COLUMNS: &str = "b.id, b.event_id, b.hold_id, b.status::text AS status, b.created_at, b.cancelled_at,
      b.total_minor, e.currency::text AS currency";
 
-pub async fn find(executor: impl sqlx::PgExecutor<'_> + Copy, fan: &Fan, booking_id: Uuid) -> Result<Option<BookingView>> {
+pub async fn find(
+    executor: impl sqlx::PgExecutor<'_> + Copy,
+    fan: &Fan,
+    booking_id: Uuid,
+) -> Result<Option<BookingView>> {
     let row: Option<BookingRow> = sqlx::query_as(&format!(
         "SELECT {BOOKING_COLUMNS} FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE b.id = $1 AND b.event_id = $2 AND b.fan_id = $3"

@@ -91,11 +91,10 @@ pub async fn list(pool: &PgPool) -> Result<Vec<EventSummary>> {
 }
 
 pub async fn rules(pool: &PgPool, event_id: Uuid) -> Result<Option<Arc<EventRules>>> {
-    let Some(event) =
-        sqlx::query("SELECT currency, max_per_order, hold_ttl_seconds FROM events WHERE id = $1")
-            .bind(event_id)
-            .fetch_optional(pool)
-            .await?
+    let Some(event) = sqlx::query("SELECT currency, max_per_order, hold_ttl_seconds FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_optional(pool)
+        .await?
     else {
         return Ok(None);
     };

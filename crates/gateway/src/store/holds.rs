@@ -49,7 +49,8 @@ pub async fn insert(
     .await?)
 }
 
-const HOLD_COLUMNS: &str = "id, status::text AS status, expires_at, expires_at <= now() AS expired, quantity, total_minor";
+const HOLD_COLUMNS: &str =
+    "id, status::text AS status, expires_at, expires_at <= now() AS expired, quantity, total_minor";
 
 /// The fan's hold, locked until the transaction ends.
 pub async fn lock(conn: &mut PgConnection, fan: &Fan, hold_id: Uuid) -> Result<Option<HoldRow>> {

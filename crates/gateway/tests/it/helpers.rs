@@ -1,0 +1,225 @@
+use std::future::Future;
+use std::net::SocketAddr;
+
+use gateway::{Application, GatewayConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use test_support::{TestDatabase, TestKeys};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub pool: PgPool,
+    pub keys: TestKeys,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_pool_size(10).await
+}
+
+pub async fn spawn_app_with_pool_size(max_connections: u32) -> TestApp {
+    let db = TestDatabase::new(&gateway::MIGRATOR, max_connections).await.expect("test database");
+    let keys = TestKeys::new();
+    let config = GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_api_key: ADMIN_KEY.into(),
+        token_leeway_secs: 0,
+        best_available_attempts: 3,
+        shutdown_grace_secs: 1,
+    };
+    let app = Application::build(&config, db.pool.clone(), keys.verifier()).await.expect("gateway binds");
+    let addr = app.local_addr();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run(shutdown.clone()));
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    TestApp { addr, pool: db.pool, keys, http, shutdown }
+}
+
+/// An answer: status and JSON body (`Null` when the body is empty or not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    /// The error code of an error answer.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn send(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> impl Future<Output = Reply> + 'static {
+        self.send_with(method, path, bearer, body, &[])
+    }
+
+    /// Builds the request now and sends it when awaited, so the future borrows nothing.
+    pub fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> impl Future<Output = Reply> + 'static {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        async move {
+            let response = request.send().await.expect("request reaches the gateway");
+            let status = response.status();
+            let headers = response.headers().clone();
+            let body = response.json().await.unwrap_or(Value::Null);
+            Reply { status, body, headers }
+        }
+    }
+
+    /// Creates an event as the organizer and returns its details.
+    pub async fn create_event(&self, body: Value) -> Value {
+        let reply = self.send(Method::POST, "/v1/events", Some(ADMIN_KEY), Some(body)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "create event: {}", reply.body);
+        reply.body
+    }
+
+    /// An event with one reserved section of seats "1".."seats".
+    pub async fn numbered_event(&self, seats: u32) -> Event {
+        let body = self
+            .create_event(json!({
+                "name": "Numbered show",
+                "max_per_order": 10,
+                "sections": [{ "name": "Hall", "kind": "reserved", "price": { "amount_minor": 2500, "currency": "EUR" }, "seats": seats }]
+            }))
+            .await;
+        Event::from_details(&body)
+    }
+
+    /// An event with one general-admission section of `capacity` places.
+    pub async fn ga_event(&self, capacity: u32) -> Event {
+        let body = self
+            .create_event(json!({
+                "name": "Standing show",
+                "sections": [{ "name": "Floor", "kind": "general_admission", "price": { "amount_minor": 4000, "currency": "EUR" }, "capacity": capacity }]
+            }))
+            .await;
+        Event::from_details(&body)
+    }
+
+    pub fn token(&self, fan: &str, event: &Event) -> String {
+        self.keys.token(fan, event.id)
+    }
+
+    pub fn book(&self, event: &Event, fan: &str, request: Value) -> impl Future<Output = Reply> + 'static {
+        let token = self.token(fan, event);
+        self.send(Method::POST, &event.path("/bookings"), Some(&token), Some(request))
+    }
+
+    pub fn hold(&self, event: &Event, fan: &str, request: Value) -> impl Future<Output = Reply> + 'static {
+        let token = self.token(fan, event);
+        self.send(Method::POST, &event.path("/holds"), Some(&token), Some(request))
+    }
+
+    pub async fn details(&self, event: &Event) -> Value {
+        self.send(Method::GET, &format!("/v1/events/{}", event.id), None, None).await.body
+    }
+
+    /// Checks, straight in the database, every invariant that "never oversell" means,
+    /// and returns the number of seats booked.
+    pub async fn assert_inventory_consistent(&self, event: &Event) -> i64 {
+        let (double_booked,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM (SELECT seat_id FROM booking_seats WHERE live GROUP BY seat_id HAVING count(*) > 1) d",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        assert_eq!(double_booked, 0, "a seat is in two live bookings");
+        let (mismatched,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM seats s
+             WHERE (s.state = 'booked') <> EXISTS (SELECT 1 FROM booking_seats b WHERE b.seat_id = s.id AND b.live AND b.booking_id = s.booking_id)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        assert_eq!(mismatched, 0, "seat states disagree with live booking rows");
+        let (quantity_mismatch,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM bookings b
+             WHERE b.status = 'confirmed' AND b.quantity <> (SELECT count(*) FROM booking_seats s WHERE s.booking_id = b.id AND s.live)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        assert_eq!(quantity_mismatch, 0, "a confirmed booking's quantity differs from its live seats");
+        let (booked, capacity): (i64, i64) =
+            sqlx::query_as("SELECT count(*) FILTER (WHERE state = 'booked'), count(*) FROM seats WHERE event_id = $1")
+                .bind(event.id)
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+        assert!(booked <= capacity, "booked {booked} > capacity {capacity}");
+        let details = self.details(event).await;
+        for section in details["sections"].as_array().unwrap() {
+            let (remaining, held, sold, capacity) = (
+                section["remaining"].as_i64().unwrap(),
+                section["held"].as_i64().unwrap(),
+                section["booked"].as_i64().unwrap(),
+                section["capacity"].as_i64().unwrap(),
+            );
+            assert!(remaining >= 0, "negative remaining");
+            assert_eq!(remaining + held + sold, capacity, "counts do not add up: {section}");
+        }
+        booked
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: Uuid,
+    pub sections: Vec<Uuid>,
+}
+
+impl Event {
+    pub fn from_details(details: &Value) -> Self {
+        Self {
+            id: details["id"].as_str().unwrap().parse().unwrap(),
+            sections: details["sections"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().parse().unwrap())
+                .collect(),
+        }
+    }
+
+    pub fn path(&self, rest: &str) -> String {
+        format!("/v1/events/{}{}", self.id, rest)
+    }
+}

@@ -1,0 +1,12 @@
+//! Gateway integration tests: the real app on a random port, a fresh PostgreSQL
+//! database per test, real HTTP.
+
+mod admin;
+mod bookings;
+mod errors;
+mod events;
+mod helpers;
+mod holds;
+mod idempotency;
+mod races;
+mod tokens;
