@@ -1,1 +1,67 @@
-fn main() {}
+//! `boxoffice`: one binary for every service. See `boxoffice --help`.
+
+mod commands;
+mod settings;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use settings::Settings;
+
+/// boxoffice: a virtual waiting room and booking gateway that sells every seat once.
+///
+/// Configuration comes from config/default.toml (built in), then --config FILE, then
+/// environment variables such as BOXOFFICE__DATABASE__URL or BOXOFFICE__GATEWAY__LISTEN.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// A TOML file overriding the built-in defaults.
+    #[arg(long, global = true, env = "BOXOFFICE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the booking gateway (events, holds, bookings).
+    Gateway,
+    /// Apply pending database migrations, then exit.
+    Migrate,
+    /// Write a new access-token key pair (<kid>.private.pem, <kid>.public.pem).
+    Keygen {
+        /// Key id; tokens name it so keys can rotate.
+        #[arg(long, default_value = "dev")]
+        kid: String,
+        /// Directory to write into (default: tokens.keys_dir from the configuration).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing key pair of the same id.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("boxoffice: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    service_kit::telemetry::init(&settings.log);
+    match cli.command {
+        Command::Gateway => commands::gateway(&settings).await,
+        Command::Migrate => commands::migrate(&settings).await,
+        Command::Keygen { kid, out, force } => {
+            commands::keygen(&kid, out.as_deref().unwrap_or(&settings.tokens.keys_dir), force)
+        }
+    }
+}

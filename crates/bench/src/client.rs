@@ -1,0 +1,86 @@
+//! The gateway as seen by an organizer and by admitted fans.
+
+use std::time::Duration;
+
+use access_token::{AccessClaims, KeyPair, TokenSigner};
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::Target;
+
+pub struct Gateway {
+    pub base: String,
+    pub http: reqwest::Client,
+    admin_key: String,
+    signer: TokenSigner,
+}
+
+/// An answer: status code and, for errors, the error code.
+pub struct Outcome {
+    pub status: u16,
+    pub code: String,
+    pub body: Value,
+}
+
+impl Gateway {
+    pub fn connect(target: &Target, connections: usize) -> anyhow::Result<Self> {
+        let host = target.gateway.split("://").nth(1).unwrap_or_default();
+        if !(host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")) {
+            bail!("load is only ever sent to this machine; {} is not a loopback address", target.gateway);
+        }
+        let pair = KeyPair::read_private(&target.signing_key)
+            .with_context(|| format!("reading the signing key {}", target.signing_key.display()))?;
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self { base: target.gateway.trim_end_matches('/').to_owned(), http, admin_key: target.admin_key.clone(), signer: TokenSigner::new(&pair) })
+    }
+
+    /// Creates an event and returns (event id, section ids).
+    pub async fn create_event(&self, body: Value) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
+        let response = self.http.post(format!("{}/v1/events", self.base)).bearer_auth(&self.admin_key).json(&body).send().await?;
+        let status = response.status();
+        let details: Value = response.json().await?;
+        if status.as_u16() != 201 {
+            bail!("creating the event failed ({status}): {details}");
+        }
+        let id = details["id"].as_str().context("event id")?.parse()?;
+        let sections = details["sections"]
+            .as_array()
+            .context("sections")?
+            .iter()
+            .filter_map(|s| s["id"].as_str()?.parse().ok())
+            .collect();
+        Ok((id, sections))
+    }
+
+    pub fn token(&self, fan: &str, event_id: Uuid) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        self.signer.sign(&AccessClaims::new(fan, event_id, now, 3600))
+    }
+
+    pub async fn book(&self, event_id: Uuid, token: &str, request: &Value) -> anyhow::Result<Outcome> {
+        let response = self
+            .http
+            .post(format!("{}/v1/events/{event_id}/bookings", self.base))
+            .bearer_auth(token)
+            .json(request)
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let code = body["error"]["code"].as_str().unwrap_or(if status == 201 { "created" } else { "unknown" }).to_owned();
+        Ok(Outcome { status, code, body })
+    }
+
+    pub async fn section_counts(&self, event_id: Uuid) -> anyhow::Result<Value> {
+        Ok(self.http.get(format!("{}/v1/events/{event_id}", self.base)).send().await?.json().await?)
+    }
+}
+
+/// An event body with one section.
+pub fn one_section_event(name: &str, section: Value) -> Value {
+    json!({ "name": name, "max_per_order": 10, "sections": [section] })
+}

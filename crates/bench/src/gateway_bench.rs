@@ -1,0 +1,150 @@
+//! Booking throughput through the real gateway, scenario by scenario, beside the
+//! pgbench ceiling for comparable SQL measured in the same run.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::Rng;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::client::{one_section_event, Gateway};
+use crate::load::{closed_loop, Report};
+use crate::pgbench::{self, Ceiling};
+use crate::Target;
+
+/// Places per benchmark event: more than any run can sell.
+const PLACES: u32 = 100_000;
+/// How many of the next unsold seats contended clients all aim at.
+const HOT_WINDOW: u64 = 32;
+
+#[derive(Debug, Clone, Copy)]
+enum Scenario {
+    /// Every client books its own seats: no two requests want the same row.
+    DistinctChosenSeats,
+    /// Every client picks one of the next 32 unsold seats, like fans all clicking the
+    /// front row.
+    ContendedChosenSeats,
+    /// Every client books one place in the same general-admission section.
+    HotGeneralAdmission,
+}
+
+impl Scenario {
+    fn name(self) -> &'static str {
+        match self {
+            Self::DistinctChosenSeats => "distinct chosen seats",
+            Self::ContendedChosenSeats => "contended chosen seats",
+            Self::HotGeneralAdmission => "one hot GA section",
+        }
+    }
+
+    fn ceiling(self) -> Ceiling {
+        match self {
+            Self::DistinctChosenSeats => Ceiling::DistinctSeatsNowait,
+            Self::ContendedChosenSeats => Ceiling::HotSeatsNowait,
+            Self::HotGeneralAdmission => Ceiling::HotRowAtomicUpdate,
+        }
+    }
+
+    fn section(self) -> serde_json::Value {
+        let price = json!({ "amount_minor": 5000, "currency": "EUR" });
+        match self {
+            Self::HotGeneralAdmission => json!({ "name": "Floor", "kind": "general_admission", "price": price, "capacity": PLACES }),
+            _ => json!({ "name": "Hall", "kind": "reserved", "price": price, "seats": PLACES }),
+        }
+    }
+}
+
+pub async fn run(target: &Target, database_url: &str, client_counts: &[usize], duration: Duration) -> anyhow::Result<()> {
+    let max_clients = client_counts.iter().copied().max().unwrap_or(1);
+    let gateway = Arc::new(Gateway::connect(target, max_clients)?);
+    let pool = PgPool::connect(database_url).await.context("connecting to the benchmark database")?;
+    pgbench::prepare(&pool).await?;
+    println!("boxoffice gateway benchmark: {}s per measurement, closed loop, synchronous_commit as configured", duration.as_secs());
+    println!(
+        "{:<24} {:>7} {:>10} {:>8} {:>8} {:>9} {:>12} {:>7}",
+        "scenario", "clients", "booked/s", "p50 ms", "p99 ms", "rejected", "ceiling/s", "ratio"
+    );
+    let mut events = Vec::new();
+    for scenario in [Scenario::DistinctChosenSeats, Scenario::ContendedChosenSeats, Scenario::HotGeneralAdmission] {
+        for &clients in client_counts {
+            let (event_id, sections) = gateway.create_event(one_section_event(scenario.name(), scenario.section())).await?;
+            events.push(event_id);
+            let report = ours(&gateway, scenario, event_id, sections[0], clients, duration).await?;
+            let ceiling = pgbench::measure(database_url, &pool, scenario.ceiling(), clients, duration).await?;
+            println!(
+                "{:<24} {:>7} {:>10.0} {:>8.1} {:>8.1} {:>8.1}% {:>12.0} {:>6.2}x",
+                scenario.name(),
+                clients,
+                report.successes_per_sec(),
+                report.percentile_ms(0.50),
+                report.percentile_ms(0.99),
+                report.rejected_percent(),
+                ceiling,
+                report.successes_per_sec() / ceiling
+            );
+            let errors: Vec<String> = report.outcomes.iter().filter(|(c, _)| *c != "created").map(|(c, n)| format!("{c}={n}")).collect();
+            if !errors.is_empty() {
+                println!("{:<24} {:>7} refused: {}", "", "", errors.join(", "));
+            }
+        }
+    }
+    println!();
+    for ceiling in [Ceiling::DistinctSeatsNowait, Ceiling::HotSeatsNowait, Ceiling::HotRowAtomicUpdate] {
+        println!("ceiling {:?}: {}", ceiling, ceiling.describe());
+    }
+    check_no_oversell(&pool, &events).await
+}
+
+async fn ours(gateway: &Arc<Gateway>, scenario: Scenario, event_id: Uuid, section_id: Uuid, clients: usize, duration: Duration) -> anyhow::Result<Report> {
+    let tokens: Arc<Vec<String>> = Arc::new((0..clients).map(|c| gateway.token(&format!("bench-{c}"), event_id)).collect());
+    let sold = Arc::new(AtomicU64::new(0));
+    let gateway = gateway.clone();
+    closed_loop(clients, duration, move |client, iteration| {
+        let (gateway, tokens, sold) = (gateway.clone(), tokens.clone(), sold.clone());
+        async move {
+            let request = match scenario {
+                Scenario::DistinctChosenSeats => {
+                    let seat = client as u64 + 1 + iteration * clients as u64;
+                    json!({ "seats": [seat.to_string()] })
+                }
+                Scenario::ContendedChosenSeats => {
+                    let next = sold.load(Ordering::Relaxed) + 1;
+                    let seat = rand::thread_rng().gen_range(next..next + HOT_WINDOW);
+                    json!({ "seats": [seat.to_string()] })
+                }
+                Scenario::HotGeneralAdmission => json!({ "section_id": section_id, "quantity": 1 }),
+            };
+            let outcome = gateway.book(event_id, &tokens[client], &request).await?;
+            if outcome.status == 201 {
+                sold.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(outcome)
+        }
+    })
+    .await
+}
+
+/// After the load: no seat in two live bookings, no section sold beyond capacity.
+async fn check_no_oversell(pool: &PgPool, events: &[Uuid]) -> anyhow::Result<()> {
+    let (double_booked, oversold_sections): (i64, i64) = sqlx::query_as(
+        "SELECT
+            (SELECT count(*) FROM (SELECT seat_id FROM booking_seats WHERE live GROUP BY seat_id HAVING count(*) > 1) d),
+            (SELECT count(*) FROM (SELECT s.id FROM sections s JOIN seats st ON st.section_id = s.id
+                                   WHERE s.event_id = ANY($1)
+                                   GROUP BY s.id, s.capacity HAVING count(*) FILTER (WHERE st.state = 'booked') > s.capacity) o)",
+    )
+    .bind(events)
+    .fetch_one(pool)
+    .await?;
+    let (booked,): (i64,) = sqlx::query_as("SELECT count(*) FROM seats WHERE event_id = ANY($1) AND state = 'booked'")
+        .bind(events)
+        .fetch_one(pool)
+        .await?;
+    println!("oversell check: {booked} seats booked in this run, {double_booked} seats in two bookings, {oversold_sections} sections over capacity");
+    anyhow::ensure!(double_booked == 0 && oversold_sections == 0, "OVERSOLD");
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! `boxoffice-bench`: load against a running boxoffice, on loopback only.
+//!
+//! - `gateway`: booking throughput and latency per scenario and client count, next to
+//!   the PostgreSQL ceiling for comparable SQL measured by pgbench in the same run.
+//! - `race`: the classic oversell race, printed for people to watch.
+
+mod client;
+mod gateway_bench;
+mod load;
+mod pgbench;
+mod race;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Load generators for boxoffice (loopback only)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the gateway under test is and how to act as organizer and as admitted fans.
+#[derive(clap::Args, Clone)]
+pub struct Target {
+    /// The gateway's base URL; must be on this machine.
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    gateway: String,
+    /// The organizer's admin API key.
+    #[arg(long, env = "BOXOFFICE__GATEWAY__ADMIN_API_KEY", default_value = "dev-admin-key-change-me")]
+    admin_key: String,
+    /// A private key the gateway trusts, to sign fans' access tokens.
+    #[arg(long, default_value = "keys/dev.private.pem")]
+    signing_key: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure booking throughput and latency against pgbench ceilings.
+    Gateway {
+        #[command(flatten)]
+        target: Target,
+        /// The gateway's database, for the pgbench ceilings and the oversell check.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/boxoffice_bench")]
+        database_url: String,
+        /// Client counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "8,32,64")]
+        clients: Vec<usize>,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Ten fans race for five places; print who won.
+    Race {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 5)]
+        places: u32,
+        #[arg(long, default_value_t = 10)]
+        fans: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Gateway { target, database_url, clients, seconds } => {
+            gateway_bench::run(&target, &database_url, &clients, std::time::Duration::from_secs(seconds)).await
+        }
+        Command::Race { target, places, fans } => race::run(&target, places, fans).await,
+    }
+}
