@@ -31,16 +31,20 @@ impl Gateway {
         }
         let pair = KeyPair::read_private(&target.signing_key)
             .with_context(|| format!("reading the signing key {}", target.signing_key.display()))?;
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(connections)
-            .timeout(Duration::from_secs(30))
-            .build()?;
-        Ok(Self { base: target.gateway.trim_end_matches('/').to_owned(), http, admin_key: target.admin_key.clone(), signer: TokenSigner::new(&pair) })
+        let http =
+            reqwest::Client::builder().pool_max_idle_per_host(connections).timeout(Duration::from_secs(30)).build()?;
+        Ok(Self {
+            base: target.gateway.trim_end_matches('/').to_owned(),
+            http,
+            admin_key: target.admin_key.clone(),
+            signer: TokenSigner::new(&pair),
+        })
     }
 
     /// Creates an event and returns (event id, section ids).
     pub async fn create_event(&self, body: Value) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
-        let response = self.http.post(format!("{}/v1/events", self.base)).bearer_auth(&self.admin_key).json(&body).send().await?;
+        let response =
+            self.http.post(format!("{}/v1/events", self.base)).bearer_auth(&self.admin_key).json(&body).send().await?;
         let status = response.status();
         let details: Value = response.json().await?;
         if status.as_u16() != 201 {
@@ -57,7 +61,8 @@ impl Gateway {
     }
 
     pub fn token(&self, fan: &str, event_id: Uuid) -> String {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         self.signer.sign(&AccessClaims::new(fan, event_id, now, 3600))
     }
 
@@ -71,7 +76,8 @@ impl Gateway {
             .await?;
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
-        let code = body["error"]["code"].as_str().unwrap_or(if status == 201 { "created" } else { "unknown" }).to_owned();
+        let code =
+            body["error"]["code"].as_str().unwrap_or(if status == 201 { "created" } else { "unknown" }).to_owned();
         Ok(Outcome { status, code, body })
     }
 

@@ -52,18 +52,28 @@ impl Scenario {
     fn section(self) -> serde_json::Value {
         let price = json!({ "amount_minor": 5000, "currency": "EUR" });
         match self {
-            Self::HotGeneralAdmission => json!({ "name": "Floor", "kind": "general_admission", "price": price, "capacity": PLACES }),
+            Self::HotGeneralAdmission => {
+                json!({ "name": "Floor", "kind": "general_admission", "price": price, "capacity": PLACES })
+            }
             _ => json!({ "name": "Hall", "kind": "reserved", "price": price, "seats": PLACES }),
         }
     }
 }
 
-pub async fn run(target: &Target, database_url: &str, client_counts: &[usize], duration: Duration) -> anyhow::Result<()> {
+pub async fn run(
+    target: &Target,
+    database_url: &str,
+    client_counts: &[usize],
+    duration: Duration,
+) -> anyhow::Result<()> {
     let max_clients = client_counts.iter().copied().max().unwrap_or(1);
     let gateway = Arc::new(Gateway::connect(target, max_clients)?);
     let pool = PgPool::connect(database_url).await.context("connecting to the benchmark database")?;
     pgbench::prepare(&pool).await?;
-    println!("boxoffice gateway benchmark: {}s per measurement, closed loop, synchronous_commit as configured", duration.as_secs());
+    println!(
+        "boxoffice gateway benchmark: {}s per measurement, closed loop, synchronous_commit as configured",
+        duration.as_secs()
+    );
     println!(
         "{:<24} {:>7} {:>10} {:>8} {:>8} {:>9} {:>12} {:>7}",
         "scenario", "clients", "booked/s", "p50 ms", "p99 ms", "rejected", "ceiling/s", "ratio"
@@ -71,7 +81,8 @@ pub async fn run(target: &Target, database_url: &str, client_counts: &[usize], d
     let mut events = Vec::new();
     for scenario in [Scenario::DistinctChosenSeats, Scenario::ContendedChosenSeats, Scenario::HotGeneralAdmission] {
         for &clients in client_counts {
-            let (event_id, sections) = gateway.create_event(one_section_event(scenario.name(), scenario.section())).await?;
+            let (event_id, sections) =
+                gateway.create_event(one_section_event(scenario.name(), scenario.section())).await?;
             events.push(event_id);
             let report = ours(&gateway, scenario, event_id, sections[0], clients, duration).await?;
             let ceiling = pgbench::measure(database_url, &pool, scenario.ceiling(), clients, duration).await?;
@@ -86,7 +97,8 @@ pub async fn run(target: &Target, database_url: &str, client_counts: &[usize], d
                 ceiling,
                 report.successes_per_sec() / ceiling
             );
-            let errors: Vec<String> = report.outcomes.iter().filter(|(c, _)| *c != "created").map(|(c, n)| format!("{c}={n}")).collect();
+            let errors: Vec<String> =
+                report.outcomes.iter().filter(|(c, _)| *c != "created").map(|(c, n)| format!("{c}={n}")).collect();
             if !errors.is_empty() {
                 println!("{:<24} {:>7} refused: {}", "", "", errors.join(", "));
             }
@@ -99,8 +111,16 @@ pub async fn run(target: &Target, database_url: &str, client_counts: &[usize], d
     check_no_oversell(&pool, &events).await
 }
 
-async fn ours(gateway: &Arc<Gateway>, scenario: Scenario, event_id: Uuid, section_id: Uuid, clients: usize, duration: Duration) -> anyhow::Result<Report> {
-    let tokens: Arc<Vec<String>> = Arc::new((0..clients).map(|c| gateway.token(&format!("bench-{c}"), event_id)).collect());
+async fn ours(
+    gateway: &Arc<Gateway>,
+    scenario: Scenario,
+    event_id: Uuid,
+    section_id: Uuid,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Report> {
+    let tokens: Arc<Vec<String>> =
+        Arc::new((0..clients).map(|c| gateway.token(&format!("bench-{c}"), event_id)).collect());
     let sold = Arc::new(AtomicU64::new(0));
     let gateway = gateway.clone();
     closed_loop(clients, duration, move |client, iteration| {

@@ -76,7 +76,13 @@ pub async fn prepare(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 /// Successful transactions per second for `ceiling` at `clients`.
-pub async fn measure(database_url: &str, pool: &PgPool, ceiling: Ceiling, clients: usize, duration: Duration) -> anyhow::Result<f64> {
+pub async fn measure(
+    database_url: &str,
+    pool: &PgPool,
+    ceiling: Ceiling,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<f64> {
     let script = std::env::temp_dir().join(format!("boxoffice-ceiling-{ceiling:?}.sql"));
     std::fs::write(&script, ceiling.script())?;
     let before = hot_seat_successes(pool).await?;
@@ -104,5 +110,12 @@ async fn hot_seat_successes(pool: &PgPool) -> anyhow::Result<i64> {
 }
 
 fn parse_tps(stdout: &str) -> Option<f64> {
-    stdout.lines().find(|l| l.starts_with("tps = "))?.trim_start_matches("tps = ").split_whitespace().next()?.parse().ok()
+    stdout
+        .lines()
+        .find(|l| l.starts_with("tps = "))?
+        .trim_start_matches("tps = ")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use access_token::{KeyPair, TokenVerifier};
+use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -11,16 +11,59 @@ use tokio_util::sync::CancellationToken;
 use crate::settings::Settings;
 
 pub async fn gateway(settings: &Settings) -> anyhow::Result<()> {
+    let gateway = build_gateway(settings).await?;
+    gateway.run(shutdown_on_signal()).await?;
+    Ok(())
+}
+
+pub async fn waitroom(settings: &Settings) -> anyhow::Result<()> {
+    let waitroom = build_waitroom(settings).await?;
+    let shutdown = shutdown_on_signal();
+    let admitter = tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
+    waitroom.run(shutdown).await?;
+    admitter.await?;
+    Ok(())
+}
+
+/// Every service in one process, stopping together: for local use and demos.
+pub async fn all(settings: &Settings) -> anyhow::Result<()> {
+    let gateway = build_gateway(settings).await?;
+    let waitroom = build_waitroom(settings).await?;
+    let shutdown = shutdown_on_signal();
+    let admitter = tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
+    let (gateway, waitroom) = tokio::join!(gateway.run(shutdown.clone()), waitroom.run(shutdown.clone()));
+    shutdown.cancel();
+    admitter.await?;
+    gateway?;
+    waitroom?;
+    Ok(())
+}
+
+async fn build_gateway(settings: &Settings) -> anyhow::Result<gateway::Application> {
     let pool = database(settings).await?;
     let public_keys = access_token::keys::read_public_keys(&settings.tokens.keys_dir)
         .context("the gateway needs the waiting room's public keys (run `boxoffice keygen`)")?;
     let verifier = TokenVerifier::new(&public_keys, settings.gateway.token_leeway_secs);
-    let app = gateway::Application::build(&settings.gateway, pool, verifier)
+    gateway::Application::build(&settings.gateway, pool, verifier)
         .await
-        .with_context(|| format!("cannot listen on {}", settings.gateway.listen))?;
-    let shutdown = shutdown_on_signal();
-    app.run(shutdown).await?;
-    Ok(())
+        .with_context(|| format!("gateway cannot listen on {}", settings.gateway.listen))
+}
+
+async fn build_waitroom(settings: &Settings) -> anyhow::Result<waitroom::Application> {
+    let client = settings.redis.client()?;
+    let redis = redis::aio::ConnectionManager::new(client).await.context("connecting to Redis")?;
+    let signing = KeyPair::read_private(&settings.tokens.signing_key_path())
+        .context("the waiting room needs a signing key (run `boxoffice keygen`)")?;
+    let public_keys = access_token::keys::read_public_keys(&settings.tokens.keys_dir)?;
+    waitroom::Application::build(
+        &settings.waitroom,
+        redis,
+        &settings.redis.key_prefix,
+        TokenSigner::new(&signing),
+        &public_keys,
+    )
+    .await
+    .with_context(|| format!("waiting room cannot listen on {}", settings.waitroom.listen))
 }
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
@@ -37,6 +80,13 @@ pub fn keygen(kid: &str, dir: &Path, force: bool) -> anyhow::Result<()> {
     }
     let (private, public) = KeyPair::generate(kid)?.write_to_dir(dir)?;
     println!("wrote {} and {}", private.display(), public.display());
+    Ok(())
+}
+
+pub fn token(settings: &Settings, event: uuid::Uuid, fan: &str, ttl: i64) -> anyhow::Result<()> {
+    let pair = KeyPair::read_private(&settings.tokens.signing_key_path())?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    println!("{}", TokenSigner::new(&pair).sign(&AccessClaims::new(fan, event, now, ttl)));
     Ok(())
 }
 

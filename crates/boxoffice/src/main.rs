@@ -25,8 +25,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the waiting room and its admitter together with the gateway, in one process
+    /// (for local use and demos).
+    All,
     /// Run the booking gateway (events, holds, bookings).
     Gateway,
+    /// Run the waiting room (queues, admission, access tokens) with its admitter.
+    Waitroom,
     /// Apply pending database migrations, then exit.
     Migrate,
     /// Write a new access-token key pair (<kid>.private.pem, <kid>.public.pem).
@@ -40,6 +45,19 @@ enum Command {
         /// Replace an existing key pair of the same id.
         #[arg(long)]
         force: bool,
+    },
+    /// Print an access token signed with the local key, for trying the gateway without
+    /// the waiting room (development only).
+    Token {
+        /// The event the fan is admitted to.
+        #[arg(long)]
+        event: uuid::Uuid,
+        /// The fan's id.
+        #[arg(long, default_value = "fan-1")]
+        fan: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 900)]
+        ttl: i64,
     },
 }
 
@@ -58,10 +76,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     service_kit::telemetry::init(&settings.log);
     match cli.command {
+        Command::All => commands::all(&settings).await,
         Command::Gateway => commands::gateway(&settings).await,
+        Command::Waitroom => commands::waitroom(&settings).await,
         Command::Migrate => commands::migrate(&settings).await,
         Command::Keygen { kid, out, force } => {
             commands::keygen(&kid, out.as_deref().unwrap_or(&settings.tokens.keys_dir), force)
         }
+        Command::Token { event, fan, ttl } => commands::token(&settings, event, &fan, ttl),
     }
 }

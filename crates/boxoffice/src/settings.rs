@@ -10,6 +10,7 @@ use serde::Deserialize;
 use service_kit::postgres::PostgresConfig;
 use service_kit::redis_conn::RedisConfig;
 use service_kit::telemetry::LogConfig;
+use waitroom::WaitroomConfig;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
@@ -20,6 +21,7 @@ pub struct Settings {
     pub log: LogConfig,
     pub tokens: TokenKeys,
     pub gateway: GatewayConfig,
+    pub waitroom: WaitroomConfig,
 }
 
 /// Where the access-token keys live.
@@ -30,16 +32,29 @@ pub struct TokenKeys {
     pub signing_kid: String,
 }
 
+impl TokenKeys {
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.keys_dir.join(format!("{}.private.pem", self.signing_kid))
+    }
+}
+
 impl Settings {
     /// Loads and validates the configuration; the error says which key is wrong.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        Self::load_with_env(file, None)
+    }
+
+    /// `env` replaces the process environment (for tests).
+    fn load_with_env(file: Option<&Path>, env: Option<config::Map<String, String>>) -> anyhow::Result<Self> {
         let mut builder =
             config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
         if let Some(file) = file {
             builder = builder.add_source(config::File::from(file).required(true));
         }
         let settings: Settings = builder
-            .add_source(config::Environment::with_prefix("BOXOFFICE").prefix_separator("__").separator("__"))
+            .add_source(
+                config::Environment::with_prefix("BOXOFFICE").prefix_separator("__").separator("__").source(env),
+            )
             .build()
             .and_then(config::Config::try_deserialize)
             .context("invalid configuration")?;
@@ -51,9 +66,62 @@ impl Settings {
         self.database.validate()?;
         self.redis.validate()?;
         self.gateway.validate()?;
+        self.waitroom.validate()?;
         if self.tokens.signing_kid.is_empty() {
             return Err("tokens.signing_kid must not be empty".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
+        Some(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    #[test]
+    fn the_built_in_defaults_are_valid() {
+        let settings = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(settings.gateway.listen.port(), 8081);
+        assert_eq!(settings.tokens.signing_key_path(), PathBuf::from("keys/dev.private.pem"));
+    }
+
+    #[test]
+    fn environment_variables_override_defaults() {
+        let settings = Settings::load_with_env(
+            None,
+            env(&[("BOXOFFICE__GATEWAY__LISTEN", "0.0.0.0:9000"), ("BOXOFFICE__DATABASE__MAX_CONNECTIONS", "4")]),
+        )
+        .unwrap();
+        assert_eq!(settings.gateway.listen.port(), 9000);
+        assert_eq!(settings.database.max_connections, 4);
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_the_environment_overrides_the_file() {
+        let file = std::env::temp_dir().join(format!("boxoffice-settings-{}.toml", std::process::id()));
+        std::fs::write(&file, "[gateway]\nlisten = \"127.0.0.1:7000\"\nbest_available_attempts = 5\n").unwrap();
+        let settings =
+            Settings::load_with_env(Some(&file), env(&[("BOXOFFICE__GATEWAY__LISTEN", "127.0.0.1:7001")])).unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(settings.gateway.listen.port(), 7001);
+        assert_eq!(settings.gateway.best_available_attempts, 5);
+    }
+
+    #[test]
+    fn invalid_values_are_refused_naming_the_key() {
+        let cases = [
+            ("BOXOFFICE__GATEWAY__LISTEN", "not-an-address", "gateway.listen"),
+            ("BOXOFFICE__DATABASE__MAX_CONNECTIONS", "0", "database.max_connections"),
+            ("BOXOFFICE__DATABASE__URL", "mysql://nope", "database.url"),
+            ("BOXOFFICE__GATEWAY__ADMIN_API_KEY", "short", "gateway.admin_api_key"),
+        ];
+        for (key, value, named) in cases {
+            let error = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err();
+            assert!(format!("{error:#}").contains(named), "{key}={value}: {error:#}");
+        }
     }
 }

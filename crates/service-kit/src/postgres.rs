@@ -18,6 +18,10 @@ pub struct PostgresConfig {
 
 impl PostgresConfig {
     pub fn validate(&self) -> Result<(), String> {
+        let url = self.url.expose_secret();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err("database.url must start with postgres:// or postgresql://".into());
+        }
         self.connect_options().map_err(|e| format!("database.url is not a PostgreSQL URL: {e}"))?;
         if self.max_connections == 0 {
             return Err("database.max_connections must be at least 1".into());

@@ -5,7 +5,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops accepting
-/// and gives in-flight requests up to `grace` to finish.
+/// and gives in-flight requests up to `grace` to finish. Handlers can extract the
+/// peer's `ConnectInfo<SocketAddr>` (per-address rate limits need it).
 pub async fn serve(
     name: &'static str,
     listener: TcpListener,
@@ -16,7 +17,8 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     tracing::info!(service = name, %addr, "listening");
     let drained = shutdown.clone();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move { drained.cancelled().await });
+    let server = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move { drained.cancelled().await });
     tokio::select! {
         result = server => result,
         () = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {

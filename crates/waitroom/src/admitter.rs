@@ -1,0 +1,109 @@
+//! The admitter: a background task on every replica that steps every event's
+//! admission script a few times a second.
+//!
+//! Running it on several replicas at once is safe and intended: each step is one
+//! atomic script that owes admissions for the time since the previous step of any
+//! replica, so replicas add availability, not admissions.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::aio::ConnectionManager;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::config::WaitroomConfig;
+use crate::domain::shuffle;
+use crate::error::Result;
+use crate::store::{OpenOutcome, Step, StepOutcome, Store};
+
+/// Events stepped at once by one replica; bounds its Redis connections' queue.
+const CONCURRENT_EVENTS: usize = 16;
+
+#[derive(Clone)]
+pub struct Admitter {
+    store: Store,
+    abandon_after_ms: u64,
+    tick: Duration,
+}
+
+impl Admitter {
+    pub fn new(redis: ConnectionManager, key_prefix: &str, config: &WaitroomConfig) -> Self {
+        Self {
+            store: Store::new(redis, key_prefix),
+            abandon_after_ms: config.abandon_after_secs * 1000,
+            tick: Duration::from_millis(config.admitter_tick_ms),
+        }
+    }
+
+    /// One admission step for one event. When the opening time has come, the
+    /// pre-queue is shuffled into line first.
+    pub async fn step(&self, event_id: Uuid) -> Result<Step> {
+        let mut outcome = self.store.admit_step(event_id, self.abandon_after_ms).await?;
+        if outcome == StepOutcome::OpeningDue {
+            self.open(event_id).await?;
+            outcome = self.store.admit_step(event_id, self.abandon_after_ms).await?;
+        }
+        match outcome {
+            StepOutcome::Stepped(step) => {
+                crate::metrics::admission_step(event_id, step.admitted.len(), step.skipped, step.queue_length);
+                Ok(step)
+            }
+            StepOutcome::Idle | StepOutcome::UnknownEvent | StepOutcome::OpeningDue => Ok(Step::default()),
+        }
+    }
+
+    /// Shuffles the pre-queue with the event's seed (see [`shuffle`]) and opens the
+    /// sale. Several replicas may race here; the script lets exactly one win.
+    async fn open(&self, event_id: Uuid) -> Result<()> {
+        let Some(seed) = self.store.seed(event_id).await? else {
+            return Ok(());
+        };
+        let prequeue = self.store.prequeue(event_id).await?;
+        let order = shuffle::order(&seed, &prequeue);
+        match self.store.open(event_id, &order).await? {
+            OpenOutcome::Opened => tracing::info!(%event_id, prequeue = order.len(), "sale opened, pre-queue shuffled"),
+            OpenOutcome::PreQueueChanged => {
+                tracing::debug!(%event_id, "pre-queue changed during the shuffle; retrying")
+            }
+            OpenOutcome::AlreadyOpen | OpenOutcome::TooEarly => {}
+        }
+        Ok(())
+    }
+
+    async fn step_all(&self) {
+        let events = match self.store.events().await {
+            Ok(events) => events,
+            Err(e) => {
+                crate::metrics::admitter_error();
+                tracing::warn!(error = ?e, "admitter cannot list events");
+                return;
+            }
+        };
+        futures::stream::iter(events)
+            .for_each_concurrent(CONCURRENT_EVENTS, |event_id| async move {
+                if let Err(e) = self.step(event_id).await {
+                    crate::metrics::admitter_error();
+                    tracing::warn!(%event_id, error = ?e, "admission step failed");
+                }
+            })
+            .await;
+    }
+}
+
+/// Steps every event each tick until `shutdown` is cancelled.
+pub async fn run_admitter(admitter: Admitter, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(admitter.tick);
+    // After a slow Redis round, carry on at the normal pace rather than catching up
+    // with a burst of steps: the script owes admissions by elapsed time anyway.
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    tracing::info!(tick_ms = admitter.tick.as_millis() as u64, "admitter running");
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            _ = ticks.tick() => admitter.step_all().await,
+        }
+    }
+    tracing::info!("admitter stopped");
+}

@@ -1,0 +1,100 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use access_token::keys::PublicKey;
+use access_token::TokenSigner;
+use axum::http::HeaderName;
+use axum::Router;
+use redis::aio::ConnectionManager;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::admitter::Admitter;
+use crate::config::WaitroomConfig;
+use crate::domain::ticket::TicketKey;
+use crate::limits::JoinLimiter;
+use crate::queue::Queue;
+use crate::store::Store;
+
+/// How often the join limiter forgets clients that have gone quiet.
+const LIMITER_SWEEP: Duration = Duration::from_secs(60);
+
+/// What every request handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub queue: Queue,
+    pub limiter: Arc<JoinLimiter>,
+    pub admin_api_key: SecretString,
+    pub client_ip_header: Option<HeaderName>,
+    /// Built once: the keys only change with a restart.
+    pub jwks: Arc<Value>,
+}
+
+/// The waiting room bound to its port, ready to serve. Tests build it on port 0.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    limiter: Arc<JoinLimiter>,
+    admitter: Admitter,
+    grace: Duration,
+}
+
+impl Application {
+    /// `public_keys` are published at `/.well-known/jwks.json`: the signer's key and
+    /// any older keys whose tokens may still be live.
+    pub async fn build(
+        config: &WaitroomConfig,
+        redis: ConnectionManager,
+        key_prefix: &str,
+        signer: TokenSigner,
+        public_keys: &[PublicKey],
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let store = Store::new(redis.clone(), key_prefix);
+        let limiter = Arc::new(JoinLimiter::new(config.join_limit_per_address, config.join_limit_per_fan));
+        let state = AppState {
+            queue: Queue::new(store.clone(), TicketKey::new(config.ticket_secret.clone()), signer),
+            store,
+            limiter: limiter.clone(),
+            admin_api_key: config.admin_api_key.clone(),
+            client_ip_header: config.client_ip_header.as_deref().and_then(|h| HeaderName::try_from(h).ok()),
+            jwks: Arc::new(json!({ "keys": public_keys.iter().map(PublicKey::jwk).collect::<Vec<_>>() })),
+        };
+        Ok(Self {
+            listener,
+            router: crate::routes::router(state),
+            limiter,
+            admitter: Admitter::new(redis, key_prefix, config),
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// An admitter on the same Redis and settings, to run with [`crate::run_admitter`].
+    pub fn admitter(&self) -> Admitter {
+        self.admitter.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let limiter = self.limiter.clone();
+        let sweep_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut sweeps = tokio::time::interval(LIMITER_SWEEP);
+            loop {
+                tokio::select! {
+                    () = sweep_shutdown.cancelled() => break,
+                    _ = sweeps.tick() => limiter.forget_idle(),
+                }
+            }
+        });
+        service_kit::serve("waitroom", self.listener, self.router, shutdown, self.grace).await
+    }
+}

@@ -1,0 +1,95 @@
+use std::net::SocketAddr;
+
+use axum::http::HeaderName;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The `[waitroom]` section of the configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WaitroomConfig {
+    pub listen: SocketAddr,
+    /// Organizer endpoints require `Authorization: Bearer <admin_api_key>`.
+    pub admin_api_key: SecretString,
+    /// Key of the queue tickets' HMAC. Every replica needs the same one; changing it
+    /// invalidates all outstanding tickets (fans re-join and keep their place).
+    pub ticket_secret: SecretString,
+    /// A waiting fan who has not polled for this long is skipped when their turn comes.
+    pub abandon_after_secs: u64,
+    /// How often each replica's admitter steps every event. The rate does not depend
+    /// on it (owed admissions follow elapsed time); it sets how smooth admission is.
+    pub admitter_tick_ms: u64,
+    pub join_limit_per_address: RateLimit,
+    pub join_limit_per_fan: RateLimit,
+    /// A header carrying the client's address, set by a trusted reverse proxy (such
+    /// as `x-real-ip`). Without it the peer address is the client, which behind a
+    /// proxy would put every fan under one limit.
+    #[serde(default)]
+    pub client_ip_header: Option<String>,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
+}
+
+/// A token bucket: `per_second` sustained, up to `burst` at once.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl WaitroomConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.admin_api_key.expose_secret().len() < 16 {
+            return Err("waitroom.admin_api_key must be at least 16 characters".into());
+        }
+        if self.ticket_secret.expose_secret().len() < 32 {
+            return Err("waitroom.ticket_secret must be at least 32 characters".into());
+        }
+        if self.abandon_after_secs == 0 {
+            return Err("waitroom.abandon_after_secs must be at least 1".into());
+        }
+        if !(10..=1_000).contains(&self.admitter_tick_ms) {
+            return Err("waitroom.admitter_tick_ms must be 10-1000".into());
+        }
+        for (name, limit) in
+            [("join_limit_per_address", self.join_limit_per_address), ("join_limit_per_fan", self.join_limit_per_fan)]
+        {
+            if limit.per_second == 0 || limit.burst == 0 {
+                return Err(format!("waitroom.{name}.per_second and .burst must be at least 1"));
+            }
+        }
+        if let Some(header) = &self.client_ip_header {
+            HeaderName::try_from(header.as_str())
+                .map_err(|_| format!("waitroom.client_ip_header {header:?} is not a header name"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> WaitroomConfig {
+        WaitroomConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            admin_api_key: SecretString::from("admin-key-of-16-chars"),
+            ticket_secret: SecretString::from("a-ticket-secret-of-at-least-32-characters"),
+            abandon_after_secs: 60,
+            admitter_tick_ms: 50,
+            join_limit_per_address: RateLimit { per_second: 20, burst: 40 },
+            join_limit_per_fan: RateLimit { per_second: 1, burst: 5 },
+            client_ip_header: None,
+            shutdown_grace_secs: 10,
+        }
+    }
+
+    #[test]
+    fn weak_secrets_and_zero_limits_are_refused() {
+        assert!(config().validate().is_ok());
+        assert!(WaitroomConfig { ticket_secret: SecretString::from("short"), ..config() }.validate().is_err());
+        assert!(WaitroomConfig { admin_api_key: SecretString::from("short"), ..config() }.validate().is_err());
+        let zero = RateLimit { per_second: 0, burst: 1 };
+        assert!(WaitroomConfig { join_limit_per_fan: zero, ..config() }.validate().is_err());
+        assert!(WaitroomConfig { client_ip_header: Some("bad header".into()), ..config() }.validate().is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! What the waiting room answers, as JSON.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::domain::settings::{EventState, WaitroomEvent};
+
+/// A fan's standing, answered to join and poll.
+#[derive(Debug, Clone, Serialize)]
+pub struct FanView {
+    pub event_id: Uuid,
+    pub fan_id: String,
+    /// Present on join: what the fan polls and leaves with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    /// `pre_queue` (joined before opening; place drawn at opening), `waiting` or `admitted`.
+    pub status: &'static str,
+    /// 1 is next; absent in the pre-queue and once admitted.
+    pub position: Option<u64>,
+    pub queue_length: u64,
+    /// Absent when nobody can say (paused, closed, pre-queue, admitted).
+    pub eta_seconds: Option<u64>,
+    pub event_state: EventState,
+    pub opens_at: Option<DateTime<Utc>>,
+    /// Present once admitted: the token the booking gateway accepts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_expires_at: Option<DateTime<Utc>>,
+}
+
+/// An event's waiting room as the organizer sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SettingsView {
+    pub event_id: Uuid,
+    pub state: EventState,
+    pub admit_rate: f64,
+    pub max_active: u32,
+    pub token_lifetime_secs: u32,
+    pub opens_at: Option<DateTime<Utc>>,
+    pub opened_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub shuffle: ShuffleView,
+}
+
+/// The shuffle audit trail: commitment before opening, seed after.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShuffleView {
+    pub seed_sha256: String,
+    pub seed: Option<String>,
+}
+
+/// An event's waiting room as anyone may see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublicEventView {
+    pub event_id: Uuid,
+    pub state: EventState,
+    pub opens_at: Option<DateTime<Utc>>,
+    pub opened_at: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub shuffle: ShuffleView,
+}
+
+impl SettingsView {
+    pub fn new(event_id: Uuid, event: WaitroomEvent) -> Self {
+        let s = event.settings;
+        Self {
+            event_id,
+            state: s.state,
+            admit_rate: s.admit_rate,
+            max_active: s.max_active,
+            token_lifetime_secs: s.token_lifetime_secs,
+            opens_at: s.opens_at,
+            opened_at: event.opened_at,
+            shuffle: ShuffleView { seed_sha256: event.seed_sha256, seed: event.seed },
+        }
+    }
+}
+
+impl PublicEventView {
+    pub fn new(event_id: Uuid, event: WaitroomEvent) -> Self {
+        Self {
+            event_id,
+            state: event.settings.state,
+            opens_at: event.settings.opens_at,
+            opened_at: event.opened_at,
+            shuffle: ShuffleView { seed_sha256: event.seed_sha256, seed: event.seed },
+        }
+    }
+}

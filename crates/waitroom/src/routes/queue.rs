@@ -1,0 +1,60 @@
+//! The fan's endpoints: join, poll, leave.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::Router;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::extract::{ClientAddress, Json, Path};
+use crate::app::AppState;
+use crate::domain::fan::FanId;
+use crate::error::{Error, Result};
+use crate::model::FanView;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/events/{event_id}/queue", post(join))
+        .route("/v1/events/{event_id}/queue/{ticket}", delete(leave).get(poll))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinBody {
+    fan_id: Option<String>,
+}
+
+/// The body is optional: a fan without an id of their own sends nothing.
+fn parse_join_body(body: &[u8]) -> Result<JoinBody> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(JoinBody::default());
+    }
+    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+#[tracing::instrument(skip_all, fields(%event_id))]
+async fn join(
+    State(state): State<AppState>,
+    Path(event_id): Path<Uuid>,
+    ClientAddress(address): ClientAddress,
+    body: Bytes,
+) -> Result<(StatusCode, Json<FanView>)> {
+    let fan = parse_join_body(&body)?.fan_id.map(|raw| FanId::parse(&raw)).transpose()?;
+    state.limiter.check(address, fan.as_ref()).map_err(Error::RateLimited)?;
+    let (view, joined) = state.queue.join(event_id, fan.unwrap_or_else(FanId::issue)).await?;
+    let status = if joined { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(view)))
+}
+
+#[tracing::instrument(skip_all, fields(%event_id))]
+async fn poll(State(state): State<AppState>, Path((event_id, ticket)): Path<(Uuid, String)>) -> Result<Json<FanView>> {
+    Ok(Json(state.queue.poll(event_id, &ticket).await?))
+}
+
+#[tracing::instrument(skip_all, fields(%event_id))]
+async fn leave(State(state): State<AppState>, Path((event_id, ticket)): Path<(Uuid, String)>) -> Result<StatusCode> {
+    state.queue.leave(event_id, &ticket).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

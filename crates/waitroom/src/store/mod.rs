@@ -1,0 +1,370 @@
+//! Redis: every key and every script of the waiting room.
+//!
+//! Per event, under the configured prefix and one hash tag (so an event's keys stay
+//! together on one Redis Cluster slot and a script may touch them all):
+//!
+//! - `<prefix>:wr:{<event>}:settings` hash: the organizer's settings, the shuffle seed
+//!   and its hash, whether the sale has opened.
+//! - `…:counters` hash: arrival sequence numbers, admission clock and fractional
+//!   carry, totals, the measured-rate state.
+//! - `…:queue` sorted set: waiting fans by arrival (score = sequence number; the
+//!   shuffled pre-queue has negative scores so it goes first).
+//! - `…:prequeue` sorted set: fans who joined before opening, until the shuffle.
+//! - `…:seen` hash: fan → last poll (ms), for skipping abandoned fans.
+//! - `…:admitted` sorted set: fan → admission expiry (ms); its live size is "active".
+//!
+//! `<prefix>:wr:events` is the set of configured events the admitter walks.
+//!
+//! All times are Redis server time (`TIME` inside scripts), so replicas with skewed
+//! clocks still agree on elapsed time and abandonment.
+
+use std::sync::{Arc, LazyLock};
+
+use chrono::{DateTime, TimeZone, Utc};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script};
+use uuid::Uuid;
+
+use crate::domain::fan::FanId;
+use crate::domain::settings::{EventState, Settings, WaitroomEvent};
+use crate::error::{Error, Result};
+
+static LOCATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/locate.lua")));
+static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/admit.lua")));
+static OPEN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/open.lua")));
+static PUT_SETTINGS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/put_settings.lua")));
+static SET_STATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/set_state.lua")));
+static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/stats.lua")));
+static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/leave.lua")));
+
+/// Most fans one admission step examines, so a run of abandoned fans cannot block
+/// Redis for long; the rest are handled by the next step.
+const MAX_SCAN_PER_STEP: u64 = 10_000;
+/// After every admitter was down, at most this much elapsed time is made up at once.
+const MAX_CATCH_UP_MS: u64 = 1_000;
+/// Time constant of the measured admission rate: it follows changes within ~10 s.
+const RATE_TAU_MS: u64 = 10_000;
+
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+}
+
+/// Where a fan stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Placement {
+    /// Joined before opening; the place is drawn at opening time.
+    PreQueue,
+    /// In line; 1 is next.
+    Waiting {
+        position: u64,
+    },
+    Admitted {
+        expires_at: DateTime<Utc>,
+    },
+}
+
+/// The answer to a join or a poll.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub placement: Placement,
+    /// This call put the fan in line (a repeated join does not).
+    pub joined: bool,
+    pub queue_length: u64,
+    pub state: EventState,
+    pub admit_rate: f64,
+    pub measured_rate: Option<f64>,
+    pub opens_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocateOutcome {
+    UnknownEvent,
+    /// A new join on a closed event.
+    Closed,
+    /// Polled, but the fan is not in line (left, skipped as abandoned, or their
+    /// admission expired).
+    NotFound,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Stats {
+    pub state: EventState,
+    pub queue_length: u64,
+    pub active: u64,
+    pub admitted_total: u64,
+    pub skipped_total: u64,
+    pub measured_rate: Option<f64>,
+    /// When an admitter last stepped this event: a stale value means no admitter runs.
+    pub last_admission_step_at: Option<DateTime<Utc>>,
+}
+
+/// What one admission step did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Admitted fans, in queue order.
+    pub admitted: Vec<String>,
+    /// Abandoned fans dropped without using an admission.
+    pub skipped: u64,
+    pub queue_length: u64,
+    pub active: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepOutcome {
+    Stepped(Step),
+    /// Paused, closed or not yet open.
+    Idle,
+    UnknownEvent,
+    /// The opening time has come: shuffle the pre-queue before admitting anyone.
+    OpeningDue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenOutcome {
+    Opened,
+    AlreadyOpen,
+    TooEarly,
+    /// The pre-queue changed while the order was computed; compute it again.
+    PreQueueChanged,
+}
+
+impl Store {
+    pub fn new(conn: ConnectionManager, key_prefix: &str) -> Self {
+        Self { conn, prefix: key_prefix.into() }
+    }
+
+    fn key(&self, event_id: Uuid, name: &str) -> String {
+        format!("{}:wr:{{{event_id}}}:{name}", self.prefix)
+    }
+
+    /// The keys every per-event script takes, in the order the scripts expect.
+    fn keys(&self, event_id: Uuid) -> [String; 6] {
+        ["settings", "counters", "queue", "prequeue", "seen", "admitted"].map(|name| self.key(event_id, name))
+    }
+
+    fn events_key(&self) -> String {
+        format!("{}:wr:events", self.prefix)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self, settings, seed), fields(%event_id))]
+    pub async fn put_settings(&self, event_id: Uuid, settings: &Settings, seed: &str, seed_sha256: &str) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let outcome: String = PUT_SETTINGS
+            .key(self.key(event_id, "settings"))
+            .arg(settings.state.as_str())
+            .arg(settings.admit_rate.to_string())
+            .arg(settings.max_active)
+            .arg(u64::from(settings.token_lifetime_secs) * 1000)
+            .arg(settings.opens_at.map_or(0, |t| t.timestamp_millis()))
+            .arg(seed)
+            .arg(seed_sha256)
+            .invoke_async(&mut conn)
+            .await?;
+        if outcome == "already_open" {
+            return Err(Error::AlreadyOpen);
+        }
+        // Outside the script: the index is not under the event's hash tag.
+        let _: () = conn.sadd(self.events_key(), event_id.to_string()).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip(self), fields(%event_id))]
+    pub async fn event(&self, event_id: Uuid) -> Result<Option<WaitroomEvent>> {
+        let mut conn = self.conn.clone();
+        let fields: std::collections::HashMap<String, String> = conn.hgetall(self.key(event_id, "settings")).await?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
+        let corrupt = || Error::Corrupt(format!("settings of event {event_id}"));
+        let opened = field("opened") == "1";
+        let settings = Settings {
+            admit_rate: field("rate").parse().map_err(|_| corrupt())?,
+            max_active: field("max_active").parse().map_err(|_| corrupt())?,
+            token_lifetime_secs: (field("lifetime_ms").parse::<u64>().map_err(|_| corrupt())? / 1000)
+                .try_into()
+                .map_err(|_| corrupt())?,
+            opens_at: millis(field("opens_at_ms").parse().map_err(|_| corrupt())?),
+            state: EventState::parse(field("state")).ok_or_else(corrupt)?,
+        };
+        Ok(Some(WaitroomEvent {
+            settings,
+            seed_sha256: field("seed_sha256").to_owned(),
+            seed: opened.then(|| field("seed").to_owned()),
+            opened_at: field("opened_at_ms").parse().ok().and_then(millis),
+        }))
+    }
+
+    /// Sets the state of an existing event; `false` when the event is unknown.
+    #[tracing::instrument(skip(self), fields(%event_id))]
+    pub async fn set_state(&self, event_id: Uuid, state: EventState) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let found: i64 =
+            SET_STATE.key(self.key(event_id, "settings")).arg(state.as_str()).invoke_async(&mut conn).await?;
+        Ok(found == 1)
+    }
+
+    /// Joins (`join = true`) or polls a fan; both refresh the fan's last-seen time.
+    #[tracing::instrument(skip(self), fields(%event_id, %fan))]
+    pub async fn locate(
+        &self,
+        event_id: Uuid,
+        fan: &FanId,
+        join: bool,
+    ) -> Result<std::result::Result<Located, LocateOutcome>> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = LOCATE
+            .key(&self.keys(event_id))
+            .arg(fan.as_str())
+            .arg(if join { "join" } else { "poll" })
+            .invoke_async(&mut conn)
+            .await?;
+        let corrupt = || Error::Corrupt(format!("locate reply {reply:?}"));
+        let placement = match reply.first().map(String::as_str) {
+            Some("unknown_event") => return Ok(Err(LocateOutcome::UnknownEvent)),
+            Some("closed") => return Ok(Err(LocateOutcome::Closed)),
+            Some("not_found") => return Ok(Err(LocateOutcome::NotFound)),
+            Some("pre_queue") => Placement::PreQueue,
+            Some("waiting") => Placement::Waiting { position: num(&reply, 2).ok_or_else(corrupt)? as u64 },
+            Some("admitted") => Placement::Admitted {
+                expires_at: millis(num(&reply, 4).ok_or_else(corrupt)? as i64).ok_or_else(corrupt)?,
+            },
+            _ => return Err(corrupt()),
+        };
+        Ok(Ok(Located {
+            placement,
+            joined: reply.get(1).map(String::as_str) == Some("1"),
+            queue_length: num(&reply, 3).ok_or_else(corrupt)? as u64,
+            state: reply.get(5).and_then(|s| EventState::parse(s)).ok_or_else(corrupt)?,
+            admit_rate: num(&reply, 6).ok_or_else(corrupt)?,
+            measured_rate: measured_rate(num(&reply, 7), num(&reply, 8)),
+            opens_at: millis(num(&reply, 9).ok_or_else(corrupt)? as i64),
+        }))
+    }
+
+    /// Removes a fan from the event; `None` when the event is unknown, else whether
+    /// the fan held a place.
+    #[tracing::instrument(skip(self), fields(%event_id, %fan))]
+    pub async fn leave(&self, event_id: Uuid, fan: &FanId) -> Result<Option<bool>> {
+        let mut conn = self.conn.clone();
+        let removed: i64 = LEAVE.key(&self.keys(event_id)).arg(fan.as_str()).invoke_async(&mut conn).await?;
+        Ok((removed >= 0).then_some(removed > 0))
+    }
+
+    #[tracing::instrument(skip(self), fields(%event_id))]
+    pub async fn stats(&self, event_id: Uuid) -> Result<Option<Stats>> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<String> = STATS.key(&self.keys(event_id)).invoke_async(&mut conn).await?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        let corrupt = || Error::Corrupt(format!("stats reply {reply:?}"));
+        let count = |i| num(&reply, i).map(|n| n as u64).ok_or_else(corrupt);
+        Ok(Some(Stats {
+            state: EventState::parse(&reply[0]).ok_or_else(corrupt)?,
+            queue_length: count(1)?,
+            active: count(2)?,
+            admitted_total: count(3)?,
+            skipped_total: count(4)?,
+            measured_rate: measured_rate(num(&reply, 5), num(&reply, 6)),
+            last_admission_step_at: millis(count(7)? as i64),
+        }))
+    }
+
+    /// Every event with waiting-room settings.
+    pub async fn events(&self) -> Result<Vec<Uuid>> {
+        let mut conn = self.conn.clone();
+        let members: Vec<String> = conn.smembers(self.events_key()).await?;
+        Ok(members.iter().filter_map(|m| m.parse().ok()).collect())
+    }
+
+    /// One atomic admission step for `event_id` (see `scripts/admit.lua`).
+    #[tracing::instrument(level = "debug", skip(self), fields(%event_id))]
+    pub async fn admit_step(&self, event_id: Uuid, abandon_after_ms: u64) -> Result<StepOutcome> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<redis::Value> = ADMIT
+            .key(&self.keys(event_id))
+            .arg(abandon_after_ms)
+            .arg(MAX_CATCH_UP_MS)
+            .arg(MAX_SCAN_PER_STEP)
+            .arg(RATE_TAU_MS)
+            .invoke_async(&mut conn)
+            .await?;
+        let corrupt = || Error::Corrupt(format!("admit reply {reply:?}"));
+        let int = |i: usize| reply.get(i).and_then(|v| redis::from_redis_value_ref::<i64>(v).ok()).ok_or_else(corrupt);
+        match int(0)? {
+            -1 => return Ok(StepOutcome::UnknownEvent),
+            -2 => return Ok(StepOutcome::OpeningDue),
+            0 => return Ok(StepOutcome::Idle),
+            _ => {}
+        }
+        let admitted = reply[5..]
+            .iter()
+            .map(|v| redis::from_redis_value_ref::<String>(v).map_err(|_| corrupt()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(StepOutcome::Stepped(Step {
+            admitted,
+            skipped: int(2)? as u64,
+            queue_length: int(3)?.max(0) as u64,
+            active: int(4)? as u64,
+        }))
+    }
+
+    /// The pre-queue fan ids, in no meaningful order.
+    pub async fn prequeue(&self, event_id: Uuid) -> Result<Vec<String>> {
+        let mut conn = self.conn.clone();
+        Ok(conn.zrange(self.key(event_id, "prequeue"), 0, -1).await?)
+    }
+
+    /// The shuffle seed, which only the opening step may read before opening.
+    pub async fn seed(&self, event_id: Uuid) -> Result<Option<String>> {
+        let mut conn = self.conn.clone();
+        Ok(conn.hget(self.key(event_id, "settings"), "seed").await?)
+    }
+
+    /// Places the pre-queue, in `order`, ahead of everyone else and marks the sale open.
+    #[tracing::instrument(skip(self, order), fields(%event_id, prequeue = order.len()))]
+    pub async fn open(&self, event_id: Uuid, order: &[String]) -> Result<OpenOutcome> {
+        let mut conn = self.conn.clone();
+        let mut invocation = OPEN.prepare_invoke();
+        for key in self.keys(event_id) {
+            invocation.key(key);
+        }
+        for fan in order {
+            invocation.arg(fan);
+        }
+        let outcome: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(match outcome {
+            1 => OpenOutcome::Opened,
+            0 => OpenOutcome::AlreadyOpen,
+            -1 => OpenOutcome::TooEarly,
+            _ => OpenOutcome::PreQueueChanged,
+        })
+    }
+}
+
+fn num(reply: &[String], index: usize) -> Option<f64> {
+    reply.get(index)?.parse().ok()
+}
+
+/// Zero means "not set" in the stored millisecond fields.
+fn millis(ms: i64) -> Option<DateTime<Utc>> {
+    (ms > 0).then(|| Utc.timestamp_millis_opt(ms).single()).flatten()
+}
+
+/// Admissions per second from the script's weighted average and its weight; `None`
+/// until there is at least a moment of observation to go on.
+fn measured_rate(ewma: Option<f64>, weight: Option<f64>) -> Option<f64> {
+    match (ewma, weight) {
+        (Some(ewma), Some(weight)) if weight > 0.01 => Some(ewma / weight),
+        _ => None,
+    }
+}

@@ -1,0 +1,96 @@
+-- One admission step for one event; any number of replicas may call it at any time.
+--
+-- Owed admissions = carry + elapsed * rate, where elapsed runs from the previous step
+-- of ANY replica (counters.last_ms), so the total over all replicas follows the rate
+-- exactly; the fractional part is carried to the next step. Admissions that cannot
+-- be used (queue empty, max-active reached) are dropped rather than saved up, so a
+-- sale never bursts above its rate. Abandoned fans are popped and dropped without
+-- using an admission.
+--
+-- KEYS: settings, counters, queue, prequeue, seen, admitted
+-- ARGV[1]: abandon_after_ms; ARGV[2]: max catch-up ms (caps a burst after every
+-- admitter was down); ARGV[3]: most fans examined per step; ARGV[4]: rate
+-- measurement time constant in ms.
+-- Returns {code, admitted_count, skipped, queue_length, active, fan...} with code
+-- 1 (stepped), 0 (nothing to do: paused, closed or before opening),
+-- -1 (unknown event), -2 (opening time reached: shuffle the pre-queue first).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local s = redis.call('HMGET', KEYS[1], 'state', 'rate', 'max_active', 'lifetime_ms', 'opens_at_ms', 'opened')
+if not s[1] then
+  return {-1, 0, 0, 0, 0}
+end
+local c = redis.call('HMGET', KEYS[2], 'last_ms', 'carry', 'ewma', 'ewma_w')
+local last = tonumber(c[1]) or now
+local dt = math.max(now - last, 0)
+redis.call('HSET', KEYS[2], 'last_ms', last + dt)
+
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+local active = redis.call('ZCARD', KEYS[6])
+local waiting = redis.call('ZCARD', KEYS[3])
+if s[6] ~= '1' then
+  local code = 0
+  if s[1] ~= 'closed' and now >= tonumber(s[5]) then
+    code = -2
+  end
+  return {code, 0, 0, waiting + redis.call('ZCARD', KEYS[4]), active}
+end
+if s[1] ~= 'running' then
+  return {0, 0, 0, waiting, active}
+end
+
+dt = math.min(dt, tonumber(ARGV[2]))
+local owed_f = (tonumber(c[2]) or 0) + dt * tonumber(s[2]) / 1000
+local owed = math.floor(owed_f)
+local carry = owed_f - owed
+local k = math.min(owed, math.max(tonumber(s[3]) - active, 0))
+
+local abandon_ms, scan_limit = tonumber(ARGV[1]), tonumber(ARGV[3])
+local expiry = now + tonumber(s[4])
+local admitted, skipped, scanned = {}, 0, 0
+while #admitted < k and scanned < scan_limit do
+  local popped = redis.call('ZPOPMIN', KEYS[3], math.min(k - #admitted, scan_limit - scanned))
+  if #popped == 0 then
+    break
+  end
+  for i = 1, #popped, 2 do
+    local fan = popped[i]
+    scanned = scanned + 1
+    local seen = tonumber(redis.call('HGET', KEYS[5], fan))
+    redis.call('HDEL', KEYS[5], fan)
+    if seen and now - seen <= abandon_ms then
+      redis.call('ZADD', KEYS[6], expiry, fan)
+      admitted[#admitted + 1] = fan
+    else
+      skipped = skipped + 1
+    end
+  end
+end
+local n = #admitted
+if n < k and scanned >= scan_limit and redis.call('ZCARD', KEYS[3]) > 0 then
+  -- Stopped by the scan limit among ghosts, not by a lack of fans: still owed.
+  carry = carry + (k - n)
+end
+redis.call('HSET', KEYS[2], 'carry', string.format('%.17g', carry))
+if n > 0 then
+  redis.call('HINCRBY', KEYS[2], 'admitted_total', n)
+end
+if skipped > 0 then
+  redis.call('HINCRBY', KEYS[2], 'skipped_total', skipped)
+end
+if waiting > 0 then
+  -- Exponentially weighted admissions per second, measured only while fans wait, so
+  -- an idle spell does not make the next fan's ETA look endless. The weight corrects
+  -- the estimate's bias during the first seconds.
+  local tau = tonumber(ARGV[4])
+  local decay = math.exp(-dt / tau)
+  local ewma = (tonumber(c[3]) or 0) * decay + n * 1000 / tau
+  local weight = (tonumber(c[4]) or 0) * decay + (1 - decay)
+  redis.call('HSET', KEYS[2], 'ewma', string.format('%.17g', ewma), 'ewma_w', string.format('%.17g', weight))
+end
+
+local reply = {1, n, skipped, waiting - scanned, active + n}
+for i = 1, n do
+  reply[#reply + 1] = admitted[i]
+end
+return reply

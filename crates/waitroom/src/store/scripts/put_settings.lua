@@ -1,0 +1,16 @@
+-- Creates or updates an event's waiting-room settings. The shuffle seed is drawn
+-- once, with the first settings, and never replaced: its hash may already be public.
+--
+-- KEYS: settings
+-- ARGV: state, rate, max_active, lifetime_ms, opens_at_ms, seed, seed_sha256
+-- Returns 'ok', or 'already_open' when the opening time is changed after opening.
+local cur = redis.call('HMGET', KEYS[1], 'opened', 'opens_at_ms')
+if cur[1] == '1' and cur[2] ~= ARGV[5] then
+  return 'already_open'
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'rate', ARGV[2], 'max_active', ARGV[3],
+  'lifetime_ms', ARGV[4], 'opens_at_ms', ARGV[5])
+redis.call('HSETNX', KEYS[1], 'seed', ARGV[6])
+redis.call('HSETNX', KEYS[1], 'seed_sha256', ARGV[7])
+redis.call('HSETNX', KEYS[1], 'opened', '0')
+return 'ok'

@@ -1,0 +1,184 @@
+use std::time::Duration;
+
+use access_token::keys::PublicKey;
+use access_token::{KeyPair, TokenSigner};
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use reqwest::{Response, StatusCode};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use waitroom::{Admitter, Application, RateLimit, WaitroomConfig};
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+pub const KID: &str = "waitroom-test";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub admitter: Admitter,
+    pub public_keys: Vec<PublicKey>,
+    pub redis: ConnectionManager,
+    pub prefix: String,
+    shutdown: CancellationToken,
+}
+
+pub fn test_config() -> WaitroomConfig {
+    WaitroomConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_api_key: SecretString::from(ADMIN_KEY),
+        ticket_secret: SecretString::from("test-ticket-secret-0123456789abcdef"),
+        abandon_after_secs: 60,
+        admitter_tick_ms: 50,
+        join_limit_per_address: RateLimit { per_second: 100_000, burst: 100_000 },
+        join_limit_per_fan: RateLimit { per_second: 1_000, burst: 1_000 },
+        client_ip_header: None,
+        shutdown_grace_secs: 1,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Serves a waiting room on port 0 under a fresh key prefix. No admitter runs unless
+/// the test starts one, so each test decides when admission happens.
+pub async fn spawn_app_with(customize: impl FnOnce(&mut WaitroomConfig)) -> TestApp {
+    let mut config = test_config();
+    customize(&mut config);
+    config.validate().expect("test config is valid");
+    let prefix = format!("test-wr-{}", Uuid::new_v4().simple());
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let redis = ConnectionManager::new(client).await.expect("redis at 127.0.0.1:6379");
+    let pair = KeyPair::generate(KID).unwrap();
+    let public_keys = vec![pair.public_key()];
+    let app = Application::build(&config, redis.clone(), &prefix, TokenSigner::new(&pair), &public_keys).await.unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let admitter = app.admitter();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run(shutdown.clone()));
+    TestApp { base, http: reqwest::Client::new(), admitter, public_keys, redis, prefix, shutdown }
+}
+
+impl TestApp {
+    /// Configures a new event's waiting room and returns its id.
+    pub async fn new_event(&self, settings: Value) -> Uuid {
+        let event_id = Uuid::new_v4();
+        let response = self.put_settings(event_id, &settings).await;
+        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+        event_id
+    }
+
+    pub async fn put_settings(&self, event_id: Uuid, settings: &Value) -> Response {
+        self.http
+            .put(format!("{}/v1/admin/events/{event_id}/waitroom", self.base))
+            .bearer_auth(ADMIN_KEY)
+            .json(settings)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_post(&self, event_id: Uuid, action: &str) -> Response {
+        self.http
+            .post(format!("{}/v1/admin/events/{event_id}/waitroom/{action}", self.base))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn stats(&self, event_id: Uuid) -> Value {
+        let response = self
+            .http
+            .get(format!("{}/v1/admin/events/{event_id}/waitroom/stats", self.base))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    pub async fn public_event(&self, event_id: Uuid) -> Value {
+        let response = self.http.get(format!("{}/v1/events/{event_id}/waitroom", self.base)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    pub async fn join(&self, event_id: Uuid, fan_id: Option<&str>) -> Response {
+        let request = self.http.post(format!("{}/v1/events/{event_id}/queue", self.base));
+        let request = match fan_id {
+            Some(fan_id) => request.json(&json!({ "fan_id": fan_id })),
+            None => request,
+        };
+        request.send().await.unwrap()
+    }
+
+    /// Joins and returns the answer, which must be a success.
+    pub async fn join_ok(&self, event_id: Uuid, fan_id: &str) -> Value {
+        let response = self.join(event_id, Some(fan_id)).await;
+        assert!(response.status().is_success(), "join {fan_id}: {}", response.status());
+        response.json().await.unwrap()
+    }
+
+    pub async fn poll(&self, event_id: Uuid, ticket: &str) -> Response {
+        self.http.get(format!("{}/v1/events/{event_id}/queue/{ticket}", self.base)).send().await.unwrap()
+    }
+
+    pub async fn poll_ok(&self, event_id: Uuid, ticket: &str) -> Value {
+        let response = self.poll(event_id, ticket).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+
+    pub async fn leave(&self, event_id: Uuid, ticket: &str) -> Response {
+        self.http.delete(format!("{}/v1/events/{event_id}/queue/{ticket}", self.base)).send().await.unwrap()
+    }
+
+    /// Steps the admitter every 20 ms until `want` fans were admitted or `max_steps`
+    /// steps passed; returns the admitted fans in admission order.
+    pub async fn admit(&self, event_id: Uuid, want: usize, max_steps: usize) -> Vec<String> {
+        let mut admitted = Vec::new();
+        for _ in 0..max_steps {
+            admitted.extend(self.admitter.step(event_id).await.unwrap().admitted);
+            if admitted.len() >= want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        admitted
+    }
+
+    /// Removes every key of this test's prefix.
+    pub async fn cleanup(mut self) {
+        let pattern = format!("{}:*", self.prefix);
+        let keys: Vec<String> = {
+            let mut iter: redis::AsyncIter<String> = self.redis.scan_match(&pattern).await.unwrap();
+            let mut keys = Vec::new();
+            while let Some(key) = futures::StreamExt::next(&mut iter).await {
+                keys.push(key.unwrap());
+            }
+            keys
+        };
+        if !keys.is_empty() {
+            let _: () = self.redis.del(keys).await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn settings(admit_rate: f64, max_active: u32) -> Value {
+    json!({ "admit_rate": admit_rate, "max_active": max_active, "token_lifetime_secs": 600 })
+}
+
+pub async fn error_code(response: Response) -> String {
+    let body: Value = response.json().await.unwrap();
+    body["error"]["code"].as_str().unwrap_or_default().to_owned()
+}
