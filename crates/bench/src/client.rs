@@ -67,23 +67,30 @@ impl Gateway {
     }
 
     pub async fn book(&self, event_id: Uuid, token: &str, request: &Value) -> anyhow::Result<Outcome> {
-        let response = self
-            .http
-            .post(format!("{}/v1/events/{event_id}/bookings", self.base))
-            .bearer_auth(token)
-            .json(request)
-            .send()
-            .await?;
-        let status = response.status().as_u16();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let code =
-            body["error"]["code"].as_str().unwrap_or(if status == 201 { "created" } else { "unknown" }).to_owned();
-        Ok(Outcome { status, code, body })
+        let url = format!("{}/v1/events/{event_id}/bookings", self.base);
+        outcome(self.http.post(url).bearer_auth(token).json(request).send().await?).await
+    }
+
+    pub async fn hold(&self, event_id: Uuid, token: &str, request: &Value) -> anyhow::Result<Outcome> {
+        let url = format!("{}/v1/events/{event_id}/holds", self.base);
+        outcome(self.http.post(url).bearer_auth(token).json(request).send().await?).await
+    }
+
+    pub async fn release(&self, event_id: Uuid, token: &str, hold_id: &str) -> anyhow::Result<Outcome> {
+        let url = format!("{}/v1/events/{event_id}/holds/{hold_id}", self.base);
+        outcome(self.http.delete(url).bearer_auth(token).send().await?).await
     }
 
     pub async fn section_counts(&self, event_id: Uuid) -> anyhow::Result<Value> {
         Ok(self.http.get(format!("{}/v1/events/{event_id}", self.base)).send().await?.json().await?)
     }
+}
+
+async fn outcome(response: reqwest::Response) -> anyhow::Result<Outcome> {
+    let status = response.status().as_u16();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let code = body["error"]["code"].as_str().unwrap_or(if status < 300 { "created" } else { "unknown" }).to_owned();
+    Ok(Outcome { status, code, body })
 }
 
 /// An event body with one section.

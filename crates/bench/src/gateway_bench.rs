@@ -1,7 +1,6 @@
 //! Booking throughput through the real gateway, scenario by scenario, beside the
 //! pgbench ceiling for comparable SQL measured in the same run.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,17 +17,20 @@ use crate::Target;
 
 /// Places per benchmark event: more than any run can sell.
 const PLACES: u32 = 100_000;
-/// How many of the next unsold seats contended clients all aim at.
-const HOT_WINDOW: u64 = 32;
+/// How many seats contended clients all aim at.
+const HOT_SEATS: u64 = 32;
 
-#[derive(Debug, Clone, Copy)]
-enum Scenario {
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Scenario {
     /// Every client books its own seats: no two requests want the same row.
+    #[value(name = "distinct")]
     DistinctChosenSeats,
-    /// Every client picks one of the next 32 unsold seats, like fans all clicking the
-    /// front row.
+    /// Every client holds one of the same 32 seats and, when it gets it, releases it
+    /// again: fans all clicking the front row, most of them changing their minds.
+    #[value(name = "contended")]
     ContendedChosenSeats,
     /// Every client books one place in the same general-admission section.
+    #[value(name = "hot-ga")]
     HotGeneralAdmission,
 }
 
@@ -63,6 +65,7 @@ impl Scenario {
 pub async fn run(
     target: &Target,
     database_url: &str,
+    scenarios: &[Scenario],
     client_counts: &[usize],
     duration: Duration,
 ) -> anyhow::Result<()> {
@@ -79,7 +82,7 @@ pub async fn run(
         "scenario", "clients", "booked/s", "p50 ms", "p99 ms", "rejected", "ceiling/s", "ratio"
     );
     let mut events = Vec::new();
-    for scenario in [Scenario::DistinctChosenSeats, Scenario::ContendedChosenSeats, Scenario::HotGeneralAdmission] {
+    for &scenario in scenarios {
         for &clients in client_counts {
             let (event_id, sections) =
                 gateway.create_event(one_section_event(scenario.name(), scenario.section())).await?;
@@ -121,10 +124,9 @@ async fn ours(
 ) -> anyhow::Result<Report> {
     let tokens: Arc<Vec<String>> =
         Arc::new((0..clients).map(|c| gateway.token(&format!("bench-{c}"), event_id)).collect());
-    let sold = Arc::new(AtomicU64::new(0));
     let gateway = gateway.clone();
     closed_loop(clients, duration, move |client, iteration| {
-        let (gateway, tokens, sold) = (gateway.clone(), tokens.clone(), sold.clone());
+        let (gateway, tokens) = (gateway.clone(), tokens.clone());
         async move {
             let request = match scenario {
                 Scenario::DistinctChosenSeats => {
@@ -132,17 +134,17 @@ async fn ours(
                     json!({ "seats": [seat.to_string()] })
                 }
                 Scenario::ContendedChosenSeats => {
-                    let next = sold.load(Ordering::Relaxed) + 1;
-                    let seat = rand::thread_rng().gen_range(next..next + HOT_WINDOW);
-                    json!({ "seats": [seat.to_string()] })
+                    let seat = rand::thread_rng().gen_range(1..=HOT_SEATS);
+                    let request = json!({ "seats": [seat.to_string()] });
+                    let outcome = gateway.hold(event_id, &tokens[client], &request).await?;
+                    if let Some(hold_id) = outcome.body["id"].as_str() {
+                        gateway.release(event_id, &tokens[client], hold_id).await?;
+                    }
+                    return Ok(outcome);
                 }
                 Scenario::HotGeneralAdmission => json!({ "section_id": section_id, "quantity": 1 }),
             };
-            let outcome = gateway.book(event_id, &tokens[client], &request).await?;
-            if outcome.status == 201 {
-                sold.fetch_add(1, Ordering::Relaxed);
-            }
-            Ok(outcome)
+            gateway.book(event_id, &tokens[client], &request).await
         }
     })
     .await

@@ -50,6 +50,9 @@ enum Command {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Scenarios to run: distinct, contended, hot-ga.
+        #[arg(long, value_delimiter = ',', default_value = "distinct,contended,hot-ga")]
+        scenarios: Vec<gateway_bench::Scenario>,
     },
     /// Ten fans race for five places; print who won.
     Race {
@@ -65,8 +68,9 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Gateway { target, database_url, clients, seconds } => {
-            gateway_bench::run(&target, &database_url, &clients, std::time::Duration::from_secs(seconds)).await
+        Command::Gateway { target, database_url, clients, seconds, scenarios } => {
+            let duration = std::time::Duration::from_secs(seconds);
+            gateway_bench::run(&target, &database_url, &scenarios, &clients, duration).await
         }
         Command::Race { target, places, fans } => race::run(&target, places, fans).await,
     }

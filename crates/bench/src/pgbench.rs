@@ -24,7 +24,7 @@ impl Ceiling {
     pub fn describe(self) -> &'static str {
         match self {
             Self::DistinctSeatsNowait => "pgbench: distinct seat FOR UPDATE NOWAIT + UPDATE",
-            Self::HotSeatsNowait => "pgbench: 32 hot seats FOR UPDATE NOWAIT + UPDATE",
+            Self::HotSeatsNowait => "pgbench: one of 32 hot seats FOR UPDATE NOWAIT + UPDATE, busy = rejected",
             Self::HotRowAtomicUpdate => "pgbench: one hot row, atomic UPDATE + INSERT",
         }
     }
@@ -87,7 +87,8 @@ pub async fn measure(
     std::fs::write(&script, ceiling.script())?;
     let before = hot_seat_successes(pool).await?;
     let output = Command::new("pgbench")
-        .args(["-n", "-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
+        // Prepared statements, as the gateway's driver uses: the best PostgreSQL can do.
+        .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
         .args(["-T", &duration.as_secs().to_string(), "-D", &format!("clients={clients}")])
         .arg("-f")
         .arg(&script)

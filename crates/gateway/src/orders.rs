@@ -14,10 +14,11 @@ use crate::domain::Invalid;
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::model::{BookingView, HoldView, OrderSeat};
-use crate::store::bookings::{self, PricedSeats};
+use crate::store::bookings;
 use crate::store::events::EventRules;
-use crate::store::idempotency::{self, Prior};
-use crate::store::{holds, inventory};
+use crate::store::holds;
+use crate::store::idempotency::{self, Prior, Target};
+use crate::store::inventory::{self, LockedSeat, SeatKeys, Written};
 
 /// The body of "hold seats" and "book seats": either chosen seats or a section and a quantity.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,7 +29,8 @@ pub struct SeatRequest {
     pub quantity: Option<i64>,
 }
 
-/// A created hold or booking, or the stored answer to an earlier identical request.
+/// A created hold or booking; `replayed` when it was created by an earlier request
+/// with the same `Idempotency-Key`.
 pub struct Created {
     pub body: serde_json::Value,
     pub replayed: bool,
@@ -55,70 +57,116 @@ enum Kind {
 async fn create(state: &AppState, fan: &Fan, request: &SeatRequest, key: Option<&str>, kind: Kind) -> Result<Created> {
     let rules = state.event_rules(fan.event_id).await?;
     let selection = Selection::parse(request.seats.clone(), request.section_id, request.quantity, rules.max_per_order)?;
-    let mut tx = state.pool.begin().await?;
-    if let Some(key) = key {
-        match idempotency::claim(&mut tx, fan, key, &fingerprint(kind, request)).await? {
-            Prior::None => {}
-            Prior::Replay(body) => return Ok(Created { body, replayed: true }),
-            Prior::Mismatch => return Err(Error::IdempotencyKeyReused),
+    let id = Uuid::now_v7();
+    let written = match (&selection, key) {
+        (Selection::Chosen(labels), None) => {
+            // The common case: one statement locks, checks and writes, with no
+            // transaction around it to pay for.
+            let mut conn = state.pool.acquire().await?;
+            write(&mut conn, fan, kind, id, SeatKeys::Labels(labels), &rules).await?
         }
-    }
-    let seats = take(&mut tx, state, &rules, &selection).await?;
-    let prices: Vec<i64> = seats.iter().map(|s| rules.sections[&s.section_id].price_minor).collect();
-    let ids: Vec<i64> = seats.iter().map(|s| s.seat_id).collect();
-    let total = rules.price(prices.iter().sum());
-    let body = match kind {
-        Kind::Hold => {
-            let hold_id = Uuid::now_v7();
-            let expires_at =
-                holds::insert(&mut tx, fan, hold_id, &ids, total.amount_minor, rules.hold_ttl_seconds).await?;
-            let view =
-                HoldView { id: hold_id, event_id: fan.event_id, status: "active".into(), expires_at, seats, total };
-            to_json(&view)
-        }
-        Kind::Book => {
-            let booking_id = Uuid::now_v7();
-            let created_at =
-                bookings::insert(&mut tx, fan, booking_id, None, PricedSeats { ids: &ids, prices: &prices }).await?;
-            to_json(&BookingView {
-                id: booking_id,
-                event_id: fan.event_id,
-                hold_id: None,
-                status: "confirmed".into(),
-                created_at,
-                cancelled_at: None,
-                seats,
-                total,
-            })
+        _ => {
+            let mut tx = state.pool.begin().await?;
+            if let Some(key) = key {
+                match idempotency::claim(&mut tx, fan, key, &fingerprint(kind, request)).await? {
+                    Prior::None => {}
+                    Prior::Replay(target) => return replay(state, fan, target).await,
+                    Prior::Mismatch => return Err(Error::IdempotencyKeyReused),
+                }
+            }
+            let written = match &selection {
+                Selection::Chosen(labels) => write(&mut tx, fan, kind, id, SeatKeys::Labels(labels), &rules).await?,
+                Selection::Section { section_id, quantity } => {
+                    let ids: Vec<i64> =
+                        take(&mut tx, state, &rules, *section_id, *quantity).await?.iter().map(|s| s.seat_id).collect();
+                    write(&mut tx, fan, kind, id, SeatKeys::Ids(&ids), &rules).await?
+                }
+            };
+            if let Some(key) = key {
+                let target = match kind {
+                    Kind::Hold => Target::Hold(id),
+                    Kind::Book => Target::Booking(id),
+                };
+                idempotency::save(&mut tx, fan, key, target).await?;
+            }
+            tx.commit().await?;
+            written
         }
     };
-    if let Some(key) = key {
-        idempotency::save(&mut tx, fan, key, 201, &body).await?;
-    }
-    tx.commit().await?;
-    Ok(Created { body, replayed: false })
+    Ok(Created { body: written, replayed: false })
 }
 
+/// Writes the hold or booking over `seats` and answers with its view, or with why
+/// the seats could not be taken (nothing is written then).
+async fn write(
+    conn: &mut PgConnection,
+    fan: &Fan,
+    kind: Kind,
+    id: Uuid,
+    seats: SeatKeys<'_>,
+    rules: &EventRules,
+) -> Result<serde_json::Value> {
+    let written = match kind {
+        Kind::Hold => holds::write(conn, fan, id, seats, rules.hold_ttl_seconds).await?,
+        Kind::Book => bookings::write(conn, fan, id, None, seats).await?,
+    };
+    let (seats, at) = match written {
+        Written::Done { seats, at } => (seats, at),
+        Written::Refused(locked) => return Err(refusal(seats, &locked)),
+    };
+    let total = rules.price(seats.iter().map(|s| s.price_minor).sum());
+    let seats = seats.into_iter().map(LockedSeat::into_order_seat).collect();
+    Ok(match kind {
+        Kind::Hold => {
+            to_json(&HoldView { id, event_id: fan.event_id, status: "active".into(), expires_at: at, seats, total })
+        }
+        Kind::Book => to_json(&BookingView {
+            id,
+            event_id: fan.event_id,
+            hold_id: None,
+            status: "confirmed".into(),
+            created_at: at,
+            cancelled_at: None,
+            seats,
+            total,
+        }),
+    })
+}
+
+/// Why an order statement refused: a named seat does not exist, or one is taken.
+fn refusal(requested: SeatKeys<'_>, locked: &[LockedSeat]) -> Error {
+    if let SeatKeys::Labels(labels) = requested {
+        if let Some(missing) = labels.iter().find(|l| !locked.iter().any(|s| s.label.as_deref() == Some(l.as_str()))) {
+            return Invalid::new("unknown_seat", format!("this event has no seat {missing}")).into();
+        }
+    }
+    let taken = locked.iter().find(|s| !s.takeable).and_then(|s| s.label.clone());
+    Error::SeatUnavailable(taken.unwrap_or_else(|| "in this order".into()))
+}
+
+async fn replay(state: &AppState, fan: &Fan, target: Target) -> Result<Created> {
+    let body = match target {
+        Target::Hold(id) => to_json(&get_hold(state, fan, id).await?),
+        Target::Booking(id) => to_json(&bookings::find(&state.pool, fan, id).await?.ok_or(Error::NotFound("booking"))?),
+    };
+    Ok(Created { body, replayed: true })
+}
+
+/// Finds and locks `quantity` free places of a section, inside the caller's transaction.
 async fn take(
     conn: &mut PgConnection,
     state: &AppState,
     rules: &EventRules,
-    selection: &Selection,
+    section_id: Uuid,
+    quantity: u32,
 ) -> Result<Vec<OrderSeat>> {
-    match selection {
-        Selection::Chosen(labels) => inventory::lock_chosen(conn, rules.id, labels).await,
-        Selection::Section { section_id, quantity } => {
-            let section = rules
-                .sections
-                .get(section_id)
-                .ok_or_else(|| Invalid::new("unknown_section", format!("this event has no section {section_id}")))?;
-            match section.kind {
-                SectionKind::GeneralAdmission => inventory::take_next(conn, *section_id, *quantity).await,
-                SectionKind::Reserved => {
-                    inventory::take_best(conn, *section_id, *quantity, state.best_available_attempts).await
-                }
-            }
-        }
+    let section = rules
+        .sections
+        .get(&section_id)
+        .ok_or_else(|| Invalid::new("unknown_section", format!("this event has no section {section_id}")))?;
+    match section.kind {
+        SectionKind::GeneralAdmission => inventory::take_next(conn, section_id, quantity).await,
+        SectionKind::Reserved => inventory::take_best(conn, section_id, quantity, state.best_available_attempts).await,
     }
 }
 
@@ -143,15 +191,13 @@ async fn confirm_in_tx(state: &AppState, fan: &Fan, hold_id: Uuid) -> Result<(bo
         _ if hold.expired => return Err(Error::HoldExpired),
         _ => {}
     }
-    let held = bookings::lock_held_seats(&mut tx, hold_id).await?;
-    if held.len() != hold.quantity as usize {
-        return Err(Error::HoldExpired);
-    }
-    let ids: Vec<i64> = held.iter().map(|(seat, _)| seat.seat_id).collect();
-    let prices: Vec<i64> = held.iter().map(|(_, price)| *price).collect();
+    let ids: Vec<i64> = holds::seats(&mut *tx, hold_id).await?.iter().map(|s| s.seat_id).collect();
     let booking_id = Uuid::now_v7();
-    let created_at =
-        bookings::insert(&mut tx, fan, booking_id, Some(hold_id), PricedSeats { ids: &ids, prices: &prices }).await?;
+    let (seats, created_at) =
+        match bookings::write(&mut tx, fan, booking_id, Some(hold_id), SeatKeys::Ids(&ids)).await? {
+            Written::Done { seats, at } => (seats, at),
+            Written::Refused(_) => return Err(Error::HoldExpired),
+        };
     holds::end(&mut tx, hold_id, "confirmed").await?;
     tx.commit().await?;
     let rules = state.event_rules(fan.event_id).await?;
@@ -164,7 +210,7 @@ async fn confirm_in_tx(state: &AppState, fan: &Fan, hold_id: Uuid) -> Result<(bo
             status: "confirmed".into(),
             created_at,
             cancelled_at: None,
-            seats: held.into_iter().map(|(seat, _)| seat).collect(),
+            seats: seats.into_iter().map(LockedSeat::into_order_seat).collect(),
             total: rules.price(hold.total_minor),
         },
     ))

@@ -7,63 +7,46 @@ use uuid::Uuid;
 use crate::auth::Fan;
 use crate::error::Result;
 use crate::model::{AdminBookedSeat, AdminBookingView, BookingView, NamedRef, OrderSeat, Price};
+use crate::store::inventory::{self, SeatKeys, Written};
 
-/// A new booking's seats: ids with the price each was sold at.
-pub struct PricedSeats<'a> {
-    pub ids: &'a [i64],
-    pub prices: &'a [i64],
-}
-
-/// Books seats the caller has locked, in one statement; returns the booking time.
-pub async fn insert(
+/// Locks the seats and books them, in one statement (see [`inventory::lock_cte`]);
+/// refused as a whole if any seat is missing or taken. `hold_id` is the hold being
+/// confirmed: its own seats count as takeable.
+pub async fn write(
     conn: &mut PgConnection,
     fan: &Fan,
     booking_id: Uuid,
     hold_id: Option<Uuid>,
-    seats: PricedSeats<'_>,
-) -> Result<DateTime<Utc>> {
-    Ok(sqlx::query_scalar(
-        "WITH booking AS (
-             INSERT INTO bookings (id, event_id, fan_id, hold_id, quantity, total_minor)
-             VALUES ($1, $2, $3, $4, cardinality($5::bigint[]), (SELECT sum(p)::bigint FROM unnest($6::bigint[]) p))
-             RETURNING created_at
-         ), items AS (
-             INSERT INTO booking_seats (booking_id, seat_id, price_minor)
-             SELECT $1, * FROM unnest($5::bigint[], $6::bigint[])
-         ), booked AS (
-             UPDATE seats SET state = 'booked', booking_id = $1, hold_id = NULL, held_until = NULL
-             WHERE id = ANY($5)
-         )
-         SELECT created_at FROM booking",
-    )
-    .bind(booking_id)
-    .bind(fan.event_id)
-    .bind(&fan.fan_id)
-    .bind(hold_id)
-    .bind(seats.ids)
-    .bind(seats.prices)
-    .fetch_one(conn)
-    .await?)
-}
-
-/// The seats a hold still owns, locked, with their section prices. Fewer than the
-/// hold's quantity means expiry let another fan take some.
-pub async fn lock_held_seats(conn: &mut PgConnection, hold_id: Uuid) -> Result<Vec<(OrderSeat, i64)>> {
-    let rows = sqlx::query(
-        "SELECT s.id, s.section_id, s.label, sec.price_minor
-         FROM seats s JOIN sections sec ON sec.id = s.section_id
-         WHERE s.hold_id = $1 AND s.state = 'held' ORDER BY s.id FOR UPDATE OF s",
-    )
-    .bind(hold_id)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let seat = OrderSeat { seat_id: r.get("id"), section_id: r.get("section_id"), label: r.get("label") };
-            (seat, r.get("price_minor"))
-        })
-        .collect())
+    seats: SeatKeys<'_>,
+) -> Result<Written> {
+    macro_rules! statement {
+        ($keys:tt) => {
+            concat!(
+                "WITH ",
+                inventory::lock_cte!($keys),
+                ", booking AS (
+                     INSERT INTO bookings (id, event_id, fan_id, hold_id, quantity, total_minor)
+                     SELECT $2, $1, $3, $4, cardinality($5), total FROM verdict WHERE ok
+                     RETURNING created_at
+                 ), items AS (
+                     INSERT INTO booking_seats (booking_id, seat_id, price_minor)
+                     SELECT $2, seat_id, price_minor FROM locked WHERE EXISTS (SELECT 1 FROM booking)
+                 ), booked AS (
+                     UPDATE seats SET state = 'booked', booking_id = $2, hold_id = NULL, held_until = NULL
+                     WHERE id IN (SELECT seat_id FROM locked) AND EXISTS (SELECT 1 FROM booking)
+                 )
+                 SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked"
+            )
+        };
+    }
+    let sql = match (seats, hold_id) {
+        (SeatKeys::Labels(_), _) => statement!(labels),
+        (SeatKeys::Ids(_), None) => statement!(ids),
+        (SeatKeys::Ids(_), Some(_)) => statement!(own_hold),
+    };
+    let query = sqlx::query_as(sql).bind(fan.event_id).bind(booking_id).bind(&fan.fan_id).bind(hold_id);
+    let rows = inventory::bind_keys(query, seats).fetch_all(conn).await?;
+    Ok(Written::from_rows(rows))
 }
 
 #[derive(sqlx::FromRow)]
@@ -168,7 +151,8 @@ pub async fn lock_status(conn: &mut PgConnection, fan: &Fan, booking_id: Uuid) -
 pub async fn cancel(conn: &mut PgConnection, booking_id: Uuid) -> Result<()> {
     sqlx::query(
         "WITH freed AS (
-             UPDATE seats SET state = 'available', booking_id = NULL WHERE booking_id = $1
+             UPDATE seats SET state = 'available', booking_id = NULL
+             WHERE id IN (SELECT seat_id FROM booking_seats WHERE booking_id = $1) AND booking_id = $1
          ), items AS (
              UPDATE booking_seats SET live = false WHERE booking_id = $1
          )
@@ -187,7 +171,7 @@ pub async fn list_all(pool: &PgPool, event_id: Option<Uuid>, limit: i64, offset:
                 b.cancelled_at, b.total_minor, e.currency::text AS currency
          FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE $1::uuid IS NULL OR b.event_id = $1
-         ORDER BY b.created_at DESC, b.id LIMIT $2 OFFSET $3",
+         ORDER BY b.id DESC LIMIT $2 OFFSET $3",
     )
     .bind(event_id)
     .bind(limit)

@@ -5,6 +5,7 @@ use uuid::Uuid;
 use crate::auth::Fan;
 use crate::error::Result;
 use crate::model::OrderSeat;
+use crate::store::inventory::{self, SeatKeys, Written};
 
 /// A hold row as read (and locked) by confirm and release.
 #[derive(Debug, sqlx::FromRow)]
@@ -18,35 +19,42 @@ pub struct HoldRow {
     pub total_minor: i64,
 }
 
-/// Writes a hold over seats the caller has locked; returns when it expires.
-pub async fn insert(
+/// Locks the seats and writes a hold over them, in one statement (see
+/// [`inventory::lock_cte`]); refused as a whole if any seat is missing or taken.
+pub async fn write(
     conn: &mut PgConnection,
     fan: &Fan,
     hold_id: Uuid,
-    seat_ids: &[i64],
-    total_minor: i64,
+    seats: SeatKeys<'_>,
     ttl_seconds: i32,
-) -> Result<DateTime<Utc>> {
-    Ok(sqlx::query_scalar(
-        "WITH hold AS (
-             INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at)
-             VALUES ($1, $2, $3, cardinality($4::bigint[]), $5, now() + make_interval(secs => $6))
-             RETURNING expires_at
-         ), members AS (
-             INSERT INTO hold_seats (hold_id, seat_id) SELECT $1, unnest($4::bigint[])
-         )
-         UPDATE seats SET state = 'held', hold_id = $1, held_until = hold.expires_at, booking_id = NULL
-         FROM hold WHERE seats.id = ANY($4)
-         RETURNING hold.expires_at",
-    )
-    .bind(hold_id)
-    .bind(fan.event_id)
-    .bind(&fan.fan_id)
-    .bind(seat_ids)
-    .bind(total_minor)
-    .bind(f64::from(ttl_seconds))
-    .fetch_one(conn)
-    .await?)
+) -> Result<Written> {
+    macro_rules! statement {
+        ($keys:tt) => {
+            concat!(
+                "WITH ",
+                inventory::lock_cte!($keys),
+                ", hold AS (
+                     INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at)
+                     SELECT $2, $1, $3, cardinality($5), total, now() + make_interval(secs => $6)
+                     FROM verdict WHERE ok
+                     RETURNING expires_at
+                 ), members AS (
+                     INSERT INTO hold_seats (hold_id, seat_id) SELECT $2, seat_id FROM locked WHERE EXISTS (SELECT 1 FROM hold)
+                 ), held AS (
+                     UPDATE seats SET state = 'held', hold_id = $2, held_until = hold.expires_at, booking_id = NULL
+                     FROM hold WHERE seats.id IN (SELECT seat_id FROM locked)
+                 )
+                 SELECT locked.*, (SELECT expires_at FROM hold) AS at FROM locked"
+            )
+        };
+    }
+    let sql = match seats {
+        SeatKeys::Labels(_) => statement!(labels),
+        SeatKeys::Ids(_) => statement!(ids),
+    };
+    let query = sqlx::query_as(sql).bind(fan.event_id).bind(hold_id).bind(&fan.fan_id).bind(None::<Uuid>);
+    let rows = inventory::bind_keys(query, seats).bind(f64::from(ttl_seconds)).fetch_all(conn).await?;
+    Ok(Written::from_rows(rows))
 }
 
 const HOLD_COLUMNS: &str =
@@ -89,7 +97,7 @@ pub async fn end(conn: &mut PgConnection, hold_id: Uuid, status: &'static str) -
     sqlx::query(
         "WITH freed AS (
              UPDATE seats SET state = 'available', hold_id = NULL, held_until = NULL
-             WHERE hold_id = $1 AND state = 'held'
+             WHERE id IN (SELECT seat_id FROM hold_seats WHERE hold_id = $1) AND hold_id = $1
          )
          UPDATE holds SET status = $2::hold_status, ended_at = now() WHERE id = $1",
     )
@@ -110,7 +118,8 @@ pub async fn release_expired(pool: &PgPool, batch: i64) -> Result<u64> {
              ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
          ), freed AS (
              UPDATE seats SET state = 'available', hold_id = NULL, held_until = NULL
-             WHERE hold_id IN (SELECT id FROM expired) AND state = 'held'
+             WHERE id IN (SELECT seat_id FROM hold_seats WHERE hold_id IN (SELECT id FROM expired))
+               AND hold_id IN (SELECT id FROM expired)
          )
          UPDATE holds SET status = 'expired', ended_at = now()
          WHERE id IN (SELECT id FROM expired) RETURNING id",

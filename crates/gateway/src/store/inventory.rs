@@ -1,41 +1,127 @@
 //! Taking seats: the locking at the heart of "never oversell".
 //!
-//! Every function here runs inside the caller's transaction and returns seats whose
-//! rows it has locked and found takeable: available, or held by a hold that has
-//! expired. The caller then writes its hold or booking over them and commits.
+//! Chosen seats are locked and written by one statement (see [`lock_cte`], used by
+//! `holds::write` and `bookings::write`). The any-N paths first find and lock free
+//! seats here, inside the caller's transaction, then write them the same way by id.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::best_available::{self, Candidate};
-use crate::domain::Invalid;
 use crate::error::{Error, Result};
 use crate::model::OrderSeat;
 
-/// Locks exactly these seats, all or none, failing fast: a row another transaction
-/// has locked is `seat_contended` at once (NOWAIT), a row that is taken is
-/// `seat_unavailable`. Rows are locked in id order, so two orders for overlapping
-/// seats never deadlock.
-pub async fn lock_chosen(conn: &mut PgConnection, event_id: Uuid, labels: &[String]) -> Result<Vec<OrderSeat>> {
-    let rows: Vec<(i64, Uuid, Option<String>, bool)> = sqlx::query_as(
-        "SELECT id, section_id, label,
-                state = 'available' OR (state = 'held' AND held_until <= now()) AS takeable
-         FROM seats WHERE event_id = $1 AND label = ANY($2)
-         ORDER BY id FOR UPDATE NOWAIT",
-    )
-    .bind(event_id)
-    .bind(labels)
-    .fetch_all(&mut *conn)
-    .await?;
-    if rows.len() < labels.len() {
-        let missing = labels.iter().find(|l| !rows.iter().any(|r| r.2.as_deref() == Some(l.as_str())));
-        let label = missing.map(String::as_str).unwrap_or_default();
-        return Err(Invalid::new("unknown_seat", format!("this event has no seat {label}")).into());
+/// The seats an order names: labels the fan chose, or ids the caller already locked
+/// (any-N paths, a hold being confirmed).
+#[derive(Debug, Clone, Copy)]
+pub enum SeatKeys<'a> {
+    Labels(&'a [String]),
+    Ids(&'a [i64]),
+}
+
+impl SeatKeys<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Labels(labels) => labels.len(),
+            Self::Ids(ids) => ids.len(),
+        }
     }
-    if let Some((_, _, label, _)) = rows.iter().find(|r| !r.3) {
-        return Err(Error::SeatUnavailable(label.clone().unwrap_or_default()));
+}
+
+/// A seat an order statement locked, with whether it could be taken.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LockedSeat {
+    pub seat_id: i64,
+    pub section_id: Uuid,
+    pub label: Option<String>,
+    pub price_minor: i64,
+    pub takeable: bool,
+}
+
+impl LockedSeat {
+    pub fn into_order_seat(self) -> OrderSeat {
+        OrderSeat { seat_id: self.seat_id, section_id: self.section_id, label: self.label }
     }
-    Ok(rows.into_iter().map(|(seat_id, section_id, label, _)| OrderSeat { seat_id, section_id, label }).collect())
+}
+
+/// What an order statement did: wrote the order at `at`, or refused and wrote nothing.
+pub enum Written {
+    Done { seats: Vec<LockedSeat>, at: DateTime<Utc> },
+    Refused(Vec<LockedSeat>),
+}
+
+/// A row of an order statement's answer: a locked seat, and when the order was
+/// written (NULL when it was refused).
+#[derive(sqlx::FromRow)]
+pub(crate) struct WrittenRow {
+    #[sqlx(flatten)]
+    seat: LockedSeat,
+    at: Option<DateTime<Utc>>,
+}
+
+impl Written {
+    pub(crate) fn from_rows(rows: Vec<WrittenRow>) -> Self {
+        match rows.first().and_then(|row| row.at) {
+            Some(at) => Self::Done { seats: rows.into_iter().map(|row| row.seat).collect(), at },
+            None => Self::Refused(rows.into_iter().map(|row| row.seat).collect()),
+        }
+    }
+}
+
+/// The first CTE of every order statement (`lock_cte!(labels)` or `lock_cte!(ids)`):
+/// lock the named seats in id order, so two orders for overlapping seats never
+/// deadlock, failing at once (NOWAIT, SQLSTATE 55P03) if another transaction holds
+/// one. `verdict` says whether all were found and takeable: available, held by a hold
+/// that has expired, or held by `$4` (the hold being confirmed). The statements that
+/// follow write only when `verdict.ok`, so an order is taken whole or not at all, in
+/// one statement.
+///
+/// Parameters: $1 event, $4 confirming hold (or NULL), $5 labels or ids.
+macro_rules! lock_cte {
+    (labels) => {
+        $crate::store::inventory::lock_cte!(@ "s.label = ANY($5::text[])", "NOWAIT")
+    };
+    (ids) => {
+        $crate::store::inventory::lock_cte!(@ "s.id = ANY($5::bigint[])", "NOWAIT")
+    };
+    // A fan confirming their own hold waits for a lock instead: only a rival order's
+    // short NOWAIT attempt can hold it, and that attempt never waits in turn.
+    (own_hold) => {
+        $crate::store::inventory::lock_cte!(@ "s.id = ANY($5::bigint[])", "")
+    };
+    (@ $filter:literal, $wait:literal) => {
+        concat!(
+            "locked AS (
+                 SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
+                        s.state = 'available'
+                        OR (s.state = 'held' AND (s.held_until <= now() OR coalesce(s.hold_id = $4::uuid, false))) AS takeable
+                 FROM seats s JOIN sections sec ON sec.id = s.section_id
+                 WHERE s.event_id = $1 AND ",
+            $filter,
+            "
+                 ORDER BY s.id FOR UPDATE OF s ",
+            $wait,
+            "
+             ), verdict AS (
+                 SELECT count(*) = cardinality($5) AND coalesce(bool_and(takeable), false) AS ok,
+                        coalesce(sum(price_minor), 0)::bigint AS total
+                 FROM locked
+             )"
+        )
+    };
+}
+pub(crate) use lock_cte;
+
+/// Binds the seat keys as the next parameter (`$5` in [`lock_cte`]).
+pub(crate) fn bind_keys<'q, O>(
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    keys: SeatKeys<'q>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+    match keys {
+        SeatKeys::Labels(labels) => query.bind(labels),
+        SeatKeys::Ids(ids) => query.bind(ids),
+    }
 }
 
 /// Takes the next `quantity` free places of a general-admission section.
