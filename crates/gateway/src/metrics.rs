@@ -6,8 +6,6 @@ pub const ORDERS: &str = "boxoffice_gateway_orders_total";
 pub const LOCK_CONTENTION: &str = "boxoffice_gateway_lock_contention_total";
 /// Access tokens refused, by reason.
 pub const TOKEN_REJECTIONS: &str = "boxoffice_gateway_token_rejections_total";
-/// Holds released because they expired, by the sweep.
-pub const HOLDS_EXPIRED: &str = "boxoffice_holds_expired_total";
 
 /// Records how an order attempt (`hold`, `book`, `confirm`) ended.
 pub fn order_outcome(kind: &'static str, outcome: &'static str) {
@@ -19,8 +17,4 @@ pub fn order_outcome(kind: &'static str, outcome: &'static str) {
 
 pub fn token_rejected(reason: &'static str) {
     metrics::counter!(TOKEN_REJECTIONS, "reason" => reason).increment(1);
-}
-
-pub fn holds_expired(count: u64) {
-    metrics::counter!(HOLDS_EXPIRED).increment(count);
 }

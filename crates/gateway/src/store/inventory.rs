@@ -20,15 +20,6 @@ pub enum SeatKeys<'a> {
     Ids(&'a [i64]),
 }
 
-impl SeatKeys<'_> {
-    pub fn len(&self) -> usize {
-        match self {
-            Self::Labels(labels) => labels.len(),
-            Self::Ids(ids) => ids.len(),
-        }
-    }
-}
-
 /// A seat an order statement locked, with whether it could be taken.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LockedSeat {
