@@ -25,17 +25,26 @@ pub async fn waitroom(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub async fn scheduler(settings: &Settings) -> anyhow::Result<()> {
+    let scheduler = scheduler::Scheduler::start(&settings.scheduler, database(settings).await?).await?;
+    scheduler.run(shutdown_on_signal()).await?;
+    Ok(())
+}
+
 /// Every service in one process, stopping together: for local use and demos.
 pub async fn all(settings: &Settings) -> anyhow::Result<()> {
     let gateway = build_gateway(settings).await?;
     let waitroom = build_waitroom(settings).await?;
+    let scheduler = scheduler::Scheduler::start(&settings.scheduler, database(settings).await?).await?;
     let shutdown = shutdown_on_signal();
     let admitter = tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
-    let (gateway, waitroom) = tokio::join!(gateway.run(shutdown.clone()), waitroom.run(shutdown.clone()));
+    let (gateway, waitroom, scheduler) =
+        tokio::join!(gateway.run(shutdown.clone()), waitroom.run(shutdown.clone()), scheduler.run(shutdown.clone()));
     shutdown.cancel();
     admitter.await?;
     gateway?;
     waitroom?;
+    scheduler?;
     Ok(())
 }
 

@@ -25,13 +25,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the waiting room and its admitter together with the gateway, in one process
-    /// (for local use and demos).
+    /// Run the waiting room, the gateway and the scheduler in one process (for local use
+    /// and demos).
     All,
     /// Run the booking gateway (events, holds, bookings).
     Gateway,
     /// Run the waiting room (queues, admission, access tokens) with its admitter.
     Waitroom,
+    /// Run the scheduler (releases expired holds, purges old idempotency keys).
+    Scheduler,
     /// Apply pending database migrations, then exit.
     Migrate,
     /// Write a new access-token key pair (<kid>.private.pem, <kid>.public.pem).
@@ -79,6 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::All => commands::all(&settings).await,
         Command::Gateway => commands::gateway(&settings).await,
         Command::Waitroom => commands::waitroom(&settings).await,
+        Command::Scheduler => commands::scheduler(&settings).await,
         Command::Migrate => commands::migrate(&settings).await,
         Command::Keygen { kid, out, force } => {
             commands::keygen(&kid, out.as_deref().unwrap_or(&settings.tokens.keys_dir), force)

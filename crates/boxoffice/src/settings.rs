@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use gateway::GatewayConfig;
+use scheduler::SchedulerConfig;
 use serde::Deserialize;
 use service_kit::postgres::PostgresConfig;
 use service_kit::redis_conn::RedisConfig;
@@ -22,6 +23,7 @@ pub struct Settings {
     pub tokens: TokenKeys,
     pub gateway: GatewayConfig,
     pub waitroom: WaitroomConfig,
+    pub scheduler: SchedulerConfig,
 }
 
 /// Where the access-token keys live.
@@ -67,6 +69,7 @@ impl Settings {
         self.redis.validate()?;
         self.gateway.validate()?;
         self.waitroom.validate()?;
+        self.scheduler.validate()?;
         if self.tokens.signing_kid.is_empty() {
             return Err("tokens.signing_kid must not be empty".into());
         }

@@ -12,7 +12,11 @@ use uuid::Uuid;
 
 use crate::config::GatewayConfig;
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 use crate::store::events::{self, EventRules};
+
+/// How often the rate limiter forgets clients that have gone quiet.
+const LIMITER_SWEEP: Duration = Duration::from_secs(60);
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -21,6 +25,7 @@ pub struct AppState {
     pub verifier: Arc<TokenVerifier>,
     pub admin_api_key: SecretString,
     pub best_available_attempts: usize,
+    pub limits: Arc<Limits>,
     /// Events never change once created, so their rules are read once per replica.
     event_rules: moka::future::Cache<Uuid, Arc<EventRules>>,
 }
@@ -32,6 +37,7 @@ impl AppState {
             verifier: Arc::new(verifier),
             admin_api_key: config.admin_api_key.clone(),
             best_available_attempts: config.best_available_attempts,
+            limits: Arc::new(Limits::new(config)),
             event_rules: moka::future::Cache::new(10_000),
         }
     }
@@ -50,14 +56,17 @@ impl AppState {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: Arc<Limits>,
     grace: Duration,
 }
 
 impl Application {
     pub async fn build(config: &GatewayConfig, pool: PgPool, verifier: TokenVerifier) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
-        let router = crate::routes::router(AppState::new(config, pool, verifier));
-        Ok(Self { listener, router, grace: Duration::from_secs(config.shutdown_grace_secs) })
+        let state = AppState::new(config, pool, verifier);
+        let limits = state.limits.clone();
+        let router = crate::routes::router(state);
+        Ok(Self { listener, router, limits, grace: Duration::from_secs(config.shutdown_grace_secs) })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -66,6 +75,17 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let limits = self.limits;
+        let stop_sweeping = shutdown.clone();
+        tokio::spawn(async move {
+            let mut sweeps = tokio::time::interval(LIMITER_SWEEP);
+            loop {
+                tokio::select! {
+                    () = stop_sweeping.cancelled() => break,
+                    _ = sweeps.tick() => limits.forget_idle(),
+                }
+            }
+        });
         service_kit::serve("gateway", self.listener, self.router, shutdown, self.grace).await
     }
 }

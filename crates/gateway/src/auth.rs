@@ -48,6 +48,7 @@ impl FromRequestParts<AppState> for Fan {
             metrics::token_rejected(e.reason());
             Error::BadToken(e)
         })?;
+        state.limits.check_fan(&claims.sub)?;
         let event_id = path_event_id(parts, state).await?;
         if claims.evt != event_id {
             metrics::token_rejected("other_event");

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use service_kit::rate_limit::RateLimit;
 
 /// The `[gateway]` section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -16,6 +17,13 @@ pub struct GatewayConfig {
     pub best_available_attempts: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Everything this replica accepts, so a flood is refused before it reaches the
+    /// database pool.
+    pub limit_global: RateLimit,
+    /// Per client address.
+    pub limit_per_address: RateLimit,
+    /// Per fan (access-token subject), across addresses.
+    pub limit_per_fan: RateLimit,
 }
 
 impl GatewayConfig {
@@ -29,6 +37,9 @@ impl GatewayConfig {
         if !(1..=20).contains(&self.best_available_attempts) {
             return Err("gateway.best_available_attempts must be 1-20".into());
         }
+        self.limit_global.validate("gateway.limit_global")?;
+        self.limit_per_address.validate("gateway.limit_per_address")?;
+        self.limit_per_fan.validate("gateway.limit_per_fan")?;
         Ok(())
     }
 }

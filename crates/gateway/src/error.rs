@@ -37,6 +37,8 @@ pub enum Error {
     HoldExpired,
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
+    #[error("too many requests; retry after {} s", .0.as_secs().max(1))]
+    RateLimited(std::time::Duration),
     #[error("the service is overloaded or its database is unreachable; try again shortly")]
     Unavailable,
     #[error("internal error")]
@@ -62,6 +64,7 @@ impl Error {
             Self::HoldNotActive(_) => (StatusCode::CONFLICT, "hold_not_active"),
             Self::HoldExpired => (StatusCode::GONE, "hold_expired"),
             Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -124,8 +127,12 @@ impl From<QueryRejection> for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        if let Self::Internal(source) = &self {
-            tracing::error!(error = %source, "request failed");
+        match &self {
+            Self::Internal(source) => tracing::error!(error = %source, "request failed"),
+            Self::RateLimited(wait) => {
+                return service_kit::error_body::too_many_requests(wait.as_secs_f64().ceil() as u64, self.to_string())
+            }
+            _ => {}
         }
         service_kit::error_response(status, code, self.to_string())
     }

@@ -6,6 +6,7 @@
 //! - [`domain`]: rules with no I/O: valid events, what a fan may ask, best available.
 //! - [`store`]: SQL, including the seat locking in [`store::inventory`].
 //! - [`auth`]: the organizer (admin key) and the fan (access token) as extractors.
+//! - [`limits`]: rate limits per replica, client address and fan.
 //! - [`error`]: every failure and its status and code.
 //!
 //! The database schema and its invariants are in `migrations/` at the workspace root.
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod orders;

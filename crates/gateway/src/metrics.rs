@@ -4,6 +4,8 @@
 pub const ORDERS: &str = "boxoffice_gateway_orders_total";
 /// Chosen-seat requests refused because another transaction held a seat's row lock.
 pub const LOCK_CONTENTION: &str = "boxoffice_gateway_lock_contention_total";
+/// Requests refused by a rate limit, by limit (`global`, `address`, `fan`).
+pub const RATE_LIMITED: &str = "boxoffice_gateway_rate_limited_total";
 /// Access tokens refused, by reason.
 pub const TOKEN_REJECTIONS: &str = "boxoffice_gateway_token_rejections_total";
 
@@ -17,4 +19,8 @@ pub fn order_outcome(kind: &'static str, outcome: &'static str) {
 
 pub fn token_rejected(reason: &'static str) {
     metrics::counter!(TOKEN_REJECTIONS, "reason" => reason).increment(1);
+}
+
+pub fn rate_limited(limit: &'static str) {
+    metrics::counter!(RATE_LIMITED, "limit" => limit).increment(1);
 }

@@ -4,11 +4,13 @@
 //! - [`serve`]: runs a router until the shared shutdown token fires, then drains.
 //! - [`health`]: `/healthz` (alive) and `/readyz` (dependencies reachable).
 //! - [`postgres`] / [`redis_conn`]: connection settings and pools.
+//! - [`rate_limit`]: governor token buckets, per key or global.
 //! - [`telemetry`]: tracing set-up, pretty or JSON.
 
 pub mod error_body;
 pub mod health;
 pub mod postgres;
+pub mod rate_limit;
 pub mod redis_conn;
 pub mod serve;
 pub mod telemetry;

@@ -29,12 +29,7 @@ pub struct WaitroomConfig {
     pub shutdown_grace_secs: u64,
 }
 
-/// A token bucket: `per_second` sustained, up to `burst` at once.
-#[derive(Debug, Clone, Copy, Deserialize)]
-pub struct RateLimit {
-    pub per_second: u32,
-    pub burst: u32,
-}
+pub use service_kit::rate_limit::RateLimit;
 
 impl WaitroomConfig {
     pub fn validate(&self) -> Result<(), String> {
@@ -50,13 +45,8 @@ impl WaitroomConfig {
         if !(10..=1_000).contains(&self.admitter_tick_ms) {
             return Err("waitroom.admitter_tick_ms must be 10-1000".into());
         }
-        for (name, limit) in
-            [("join_limit_per_address", self.join_limit_per_address), ("join_limit_per_fan", self.join_limit_per_fan)]
-        {
-            if limit.per_second == 0 || limit.burst == 0 {
-                return Err(format!("waitroom.{name}.per_second and .burst must be at least 1"));
-            }
-        }
+        self.join_limit_per_address.validate("waitroom.join_limit_per_address")?;
+        self.join_limit_per_fan.validate("waitroom.join_limit_per_fan")?;
         if let Some(header) = &self.client_ip_header {
             HeaderName::try_from(header.as_str())
                 .map_err(|_| format!("waitroom.client_ip_header {header:?} is not a header name"))?;

@@ -76,3 +76,12 @@ pub async fn save(conn: &mut PgConnection, fan: &Fan, key: &str, target: Target)
     .await?;
     Ok(())
 }
+
+/// Deletes keys older than `retention_hours`: retries come within minutes, not days.
+pub async fn purge_older_than(pool: &sqlx::PgPool, retention_hours: i32) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)")
+        .bind(retention_hours)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use gateway::{Application, GatewayConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use service_kit::rate_limit::RateLimit;
 use sqlx::PgPool;
 use test_support::{TestDatabase, TestKeys};
 use tokio_util::sync::CancellationToken;
@@ -30,15 +31,25 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with_pool_size(max_connections: u32) -> TestApp {
+    spawn_app_with(max_connections, |_| {}).await
+}
+
+/// The app with test settings, changed by `adjust` first.
+pub async fn spawn_app_with(max_connections: u32, adjust: impl FnOnce(&mut GatewayConfig)) -> TestApp {
     let db = TestDatabase::new(&gateway::MIGRATOR, max_connections).await.expect("test database");
     let keys = TestKeys::new();
-    let config = GatewayConfig {
+    let unlimited = RateLimit { per_second: 1_000_000, burst: 1_000_000 };
+    let mut config = GatewayConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         admin_api_key: ADMIN_KEY.into(),
         token_leeway_secs: 0,
         best_available_attempts: 3,
         shutdown_grace_secs: 1,
+        limit_global: unlimited,
+        limit_per_address: unlimited,
+        limit_per_fan: unlimited,
     };
+    adjust(&mut config);
     let app = Application::build(&config, db.pool.clone(), keys.verifier()).await.expect("gateway binds");
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();

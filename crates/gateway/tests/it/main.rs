@@ -8,5 +8,6 @@ mod events;
 mod helpers;
 mod holds;
 mod idempotency;
+mod limits;
 mod races;
 mod tokens;

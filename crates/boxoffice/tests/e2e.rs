@@ -1,0 +1,217 @@
+//! The whole system as users run it: the `boxoffice` binary in its own process, real
+//! PostgreSQL and Redis, real HTTP.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use access_token::{AccessClaims, KeyPair, TokenSigner};
+use serde_json::{json, Value};
+use test_support::{redis_prefix, unix_now, TestDatabase};
+
+const ADMIN: &str = "e2e-admin-key-0123456789";
+
+/// `boxoffice all` on free ports, against its own database and Redis prefix.
+struct System {
+    child: Child,
+    gateway: String,
+    waitroom: String,
+    signer: TokenSigner,
+    http: reqwest::Client,
+    _keys: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl System {
+    async fn start() -> System {
+        let db = TestDatabase::new(&gateway::MIGRATOR, 2).await.unwrap();
+        let keys = TempDir(std::env::temp_dir().join(format!("bo-e2e-{}", redis_prefix())));
+        let pair = KeyPair::generate("e2e").unwrap();
+        pair.write_to_dir(&keys.0).unwrap();
+        let (gateway_port, waitroom_port) = (free_port(), free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
+            .arg("all")
+            .env("BOXOFFICE__DATABASE__URL", &db.url)
+            .env("BOXOFFICE__REDIS__URL", test_support::redis_url())
+            .env("BOXOFFICE__REDIS__KEY_PREFIX", redis_prefix())
+            .env("BOXOFFICE__TOKENS__KEYS_DIR", &keys.0)
+            .env("BOXOFFICE__TOKENS__SIGNING_KID", "e2e")
+            .env("BOXOFFICE__GATEWAY__LISTEN", format!("127.0.0.1:{gateway_port}"))
+            .env("BOXOFFICE__GATEWAY__ADMIN_API_KEY", ADMIN)
+            .env("BOXOFFICE__WAITROOM__LISTEN", format!("127.0.0.1:{waitroom_port}"))
+            .env("BOXOFFICE__WAITROOM__ADMIN_API_KEY", ADMIN)
+            .env("BOXOFFICE__LOG__FORMAT", "json")
+            .env("BOXOFFICE__LOG__LEVEL", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the boxoffice binary starts");
+        let system = System {
+            child,
+            gateway: format!("http://127.0.0.1:{gateway_port}"),
+            waitroom: format!("http://127.0.0.1:{waitroom_port}"),
+            signer: TokenSigner::new(&pair),
+            http: reqwest::Client::new(),
+            _keys: keys,
+        };
+        for base in [&system.gateway, &system.waitroom] {
+            system.wait_ready(base).await;
+        }
+        system
+    }
+
+    async fn wait_ready(&self, base: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.http.get(format!("{base}/readyz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{base} did not become ready");
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, url);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fan_goes_from_the_queue_to_a_confirmed_booking() {
+    use reqwest::Method;
+    let system = System::start().await;
+    let (status, event) = system
+        .call(
+            Method::POST,
+            format!("{}/v1/events", system.gateway),
+            Some(ADMIN),
+            Some(json!({ "name": "E2E", "sections": [{ "name": "Stalls", "kind": "reserved",
+                "price": { "amount_minor": 5000, "currency": "EUR" }, "rows": [{ "label": "A", "seats": 10 }] }] })),
+        )
+        .await;
+    assert_eq!(status, 201, "{event}");
+    let event_id = event["id"].as_str().unwrap().to_owned();
+    let (status, settings) = system
+        .call(
+            Method::PUT,
+            format!("{}/v1/admin/events/{event_id}/waitroom", system.waitroom),
+            Some(ADMIN),
+            Some(json!({ "admit_rate": 20.0, "max_active": 100, "token_lifetime_secs": 300 })),
+        )
+        .await;
+    assert_eq!(status, 200, "{settings}");
+
+    let (status, joined) = system
+        .call(
+            Method::POST,
+            format!("{}/v1/events/{event_id}/queue", system.waitroom),
+            None,
+            Some(json!({ "fan_id": "e2e-fan" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{joined}");
+    let ticket = joined["ticket"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let token = loop {
+        let (_, polled) = system
+            .call(Method::GET, format!("{}/v1/events/{event_id}/queue/{ticket}", system.waitroom), None, None)
+            .await;
+        if let Some(token) = polled["access_token"].as_str() {
+            break token.to_owned();
+        }
+        assert!(Instant::now() < deadline, "never admitted: {polled}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let holds = format!("{}/v1/events/{event_id}/holds", system.gateway);
+    let (status, refused) = system.call(Method::POST, holds.clone(), None, Some(json!({ "seats": ["A-1"] }))).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (401, Some("missing_token")));
+    let expired = system.signer.sign(&AccessClaims::new("e2e-fan", event_id.parse().unwrap(), unix_now() - 900, 300));
+    let (status, refused) =
+        system.call(Method::POST, holds.clone(), Some(&expired), Some(json!({ "seats": ["A-1"] }))).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (401, Some("token_expired")));
+
+    let (status, hold) =
+        system.call(Method::POST, holds.clone(), Some(&token), Some(json!({ "seats": ["A-1", "A-2"] }))).await;
+    assert_eq!(status, 201, "{hold}");
+    let hold_id = hold["id"].as_str().unwrap();
+    let (status, booking) = system.call(Method::POST, format!("{holds}/{hold_id}/confirm"), Some(&token), None).await;
+    assert_eq!(status, 201, "{booking}");
+    let (status, mine) =
+        system.call(Method::GET, format!("{}/v1/events/{event_id}/bookings", system.gateway), Some(&token), None).await;
+    assert_eq!(status, 200);
+    assert_eq!(mine["bookings"][0]["id"], booking["id"]);
+    assert_eq!(mine["bookings"][0]["seats"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_in_flight_at_sigterm_complete_and_the_process_exits_cleanly() {
+    use reqwest::Method;
+    let mut system = System::start().await;
+    // Creating an event of 100,000 seats takes a second or more: long enough to be in
+    // flight when the signal arrives.
+    let create = system.call(
+        Method::POST,
+        format!("{}/v1/events", system.gateway),
+        Some(ADMIN),
+        Some(json!({ "name": "Big", "sections": [{ "name": "Floor", "kind": "general_admission",
+            "price": { "amount_minor": 100, "currency": "EUR" }, "capacity": 100000 }] })),
+    );
+    let terminate = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        system.terminate();
+    };
+    let ((status, event), ()) = tokio::join!(create, terminate);
+    assert_eq!(status, 201, "the in-flight request completed: {event}");
+    assert_eq!(event["sections"][0]["remaining"], 100_000, "nothing half-written");
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = system.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the process did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "exit status {exit:?}");
+    assert!(system.http.get(format!("{}/healthz", system.gateway)).send().await.is_err(), "no longer accepting");
+}
