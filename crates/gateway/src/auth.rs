@@ -1,10 +1,7 @@
 //! Who is calling: the organizer (admin API key) or an admitted fan (access token).
 
 use axum::extract::{FromRequestParts, RawPathParams};
-use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use secrecy::ExposeSecret;
-use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::app::AppState;
@@ -18,13 +15,7 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let presented = bearer(parts).ok_or(Error::NotAdmin)?;
-        let expected = state.admin_api_key.expose_secret().as_bytes();
-        if bool::from(presented.as_bytes().ct_eq(expected)) {
-            Ok(Admin)
-        } else {
-            Err(Error::NotAdmin)
-        }
+        service_kit::auth::is_admin(parts, &state.admin_api_key).then_some(Admin).ok_or(Error::NotAdmin)
     }
 }
 
@@ -40,7 +31,7 @@ impl FromRequestParts<AppState> for Fan {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = bearer(parts).ok_or_else(|| {
+        let token = service_kit::auth::bearer(parts).ok_or_else(|| {
             metrics::token_rejected("missing");
             Error::MissingToken
         })?;
@@ -65,10 +56,4 @@ async fn path_event_id(parts: &mut Parts, state: &AppState) -> Result<Uuid, Erro
         .find_map(|(name, value)| (name == "event_id").then_some(value))
         .ok_or_else(|| Error::BadRequest("this route has no event in its path".into()))?;
     raw.parse().map_err(|_| Error::BadRequest(format!("{raw:?} is not an event id (a UUID)")))
-}
-
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }

@@ -1,5 +1,6 @@
 //! What every boxoffice service shares, so each service crate holds only its own rules.
 //!
+//! - [`auth`]: bearer tokens and the admin API key.
 //! - [`error_body`]: the one JSON error envelope, `{"error":{"code","message"}}`.
 //! - [`serve`]: runs a router until the shared shutdown token fires, then drains.
 //! - [`health`]: `/healthz` (alive) and `/readyz` (dependencies reachable).
@@ -7,6 +8,7 @@
 //! - [`rate_limit`]: governor token buckets, per key or global.
 //! - [`telemetry`]: tracing set-up, pretty or JSON.
 
+pub mod auth;
 pub mod error_body;
 pub mod health;
 pub mod postgres;
