@@ -58,6 +58,7 @@ impl System {
             .env("BOXOFFICE__GATEWAY__ADMIN_API_KEY", ADMIN)
             .env("BOXOFFICE__WAITROOM__LISTEN", format!("127.0.0.1:{waitroom_port}"))
             .env("BOXOFFICE__WAITROOM__ADMIN_API_KEY", ADMIN)
+            .env("BOXOFFICE__SCHEDULER__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("BOXOFFICE__LOG__FORMAT", "json")
             .env("BOXOFFICE__LOG__LEVEL", "warn")
             .stdout(Stdio::null())

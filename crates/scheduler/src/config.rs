@@ -1,8 +1,12 @@
+use std::net::SocketAddr;
+
 use serde::Deserialize;
 
 /// The `[scheduler]` section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SchedulerConfig {
+    /// Where `/healthz` and `/readyz` answer, for the orchestrator's probes.
+    pub listen: SocketAddr,
     /// Expired holds count as free the moment they expire; the sweep only tidies
     /// their rows, so this can be seconds, not milliseconds.
     pub release_expired_holds_every_secs: u64,

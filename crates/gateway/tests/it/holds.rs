@@ -117,6 +117,8 @@ async fn confirming_an_expired_hold_is_410_and_books_nothing() {
     let (available,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM seats WHERE state = 'available'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(available, 5);
+    let after_sweep = app.book(&event, "next-fan", json!({ "section_id": event.sections[0], "quantity": 5 })).await;
+    assert_eq!(after_sweep.status, StatusCode::CREATED, "seats freed by the sweep sell at once");
 }
 
 #[tokio::test]

@@ -98,13 +98,16 @@ async fn the_running_scheduler_sweeps_on_its_interval_and_stops_on_shutdown() {
     let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
     expired_holds(&db.pool, 50).await;
     let config = SchedulerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
         release_expired_holds_every_secs: 1,
         release_batch: 20,
         purge_idempotency_keys_every_secs: 3600,
         idempotency_key_retention_hours: 24,
     };
     let shutdown = CancellationToken::new();
-    let running = tokio::spawn(Scheduler::start(&config, db.pool.clone()).await.unwrap().run(shutdown.clone()));
+    let scheduler = Scheduler::start(&config, db.pool.clone()).await.unwrap();
+    let health = scheduler.health_addr().unwrap();
+    let running = tokio::spawn(scheduler.run(shutdown.clone()));
     let mut swept = false;
     for _ in 0..50 {
         if counts(&db.pool).await == (50, 0, 50) {
@@ -114,6 +117,8 @@ async fn the_running_scheduler_sweeps_on_its_interval_and_stops_on_shutdown() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(swept, "the scheduler did not release the expired holds: {:?}", counts(&db.pool).await);
+    let ready = reqwest::get(format!("http://{health}/readyz")).await.unwrap();
+    assert_eq!(ready.status(), 200);
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), running).await.expect("scheduler stops").unwrap().unwrap();
 }
