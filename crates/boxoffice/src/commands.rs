@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::settings::Settings;
 
 pub async fn gateway(settings: &Settings) -> anyhow::Result<()> {
-    let gateway = build_gateway(settings).await?;
+    let gateway = build_gateway(settings, database(settings).await?).await?;
     gateway.run(shutdown_on_signal()).await?;
     Ok(())
 }
@@ -33,9 +33,10 @@ pub async fn scheduler(settings: &Settings) -> anyhow::Result<()> {
 
 /// Every service in one process, stopping together: for local use and demos.
 pub async fn all(settings: &Settings) -> anyhow::Result<()> {
-    let gateway = build_gateway(settings).await?;
+    let pool = database(settings).await?;
+    let gateway = build_gateway(settings, pool.clone()).await?;
     let waitroom = build_waitroom(settings).await?;
-    let scheduler = scheduler::Scheduler::start(&settings.scheduler, database(settings).await?).await?;
+    let scheduler = scheduler::Scheduler::start(&settings.scheduler, pool).await?;
     let shutdown = shutdown_on_signal();
     let admitter = tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
     let (gateway, waitroom, scheduler) =
@@ -48,8 +49,7 @@ pub async fn all(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn build_gateway(settings: &Settings) -> anyhow::Result<gateway::Application> {
-    let pool = database(settings).await?;
+async fn build_gateway(settings: &Settings, pool: PgPool) -> anyhow::Result<gateway::Application> {
     let public_keys = access_token::keys::read_public_keys(&settings.tokens.keys_dir)
         .context("the gateway needs the waiting room's public keys (run `boxoffice keygen`)")?;
     let verifier = TokenVerifier::new(&public_keys, settings.gateway.token_leeway_secs);
