@@ -25,10 +25,7 @@ pub struct Outcome {
 
 impl Gateway {
     pub fn connect(target: &Target, connections: usize) -> anyhow::Result<Self> {
-        let host = target.gateway.split("://").nth(1).unwrap_or_default();
-        if !(host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]")) {
-            bail!("load is only ever sent to this machine; {} is not a loopback address", target.gateway);
-        }
+        ensure_loopback(&target.gateway)?;
         let pair = KeyPair::read_private(&target.signing_key)
             .with_context(|| format!("reading the signing key {}", target.signing_key.display()))?;
         let http =
@@ -84,6 +81,22 @@ impl Gateway {
     pub async fn section_counts(&self, event_id: Uuid) -> anyhow::Result<Value> {
         Ok(self.http.get(format!("{}/v1/events/{event_id}", self.base)).send().await?.json().await?)
     }
+}
+
+/// Refuses any URL that is not on this machine: load is only ever sent to loopback.
+pub fn ensure_loopback(url: &str) -> anyhow::Result<()> {
+    let authority = url.split("://").nth(1).unwrap_or_default().split('/').next().unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    // `[::1]:6379` keeps its brackets until here; `127.0.0.1:6379` loses its port.
+    let host = match host_port.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        bail!("load is only ever sent to this machine; {url} is not a loopback address");
+    }
+    Ok(())
 }
 
 async fn outcome(response: reqwest::Response) -> anyhow::Result<Outcome> {

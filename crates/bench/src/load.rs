@@ -10,6 +10,7 @@ use hdrhistogram::Histogram;
 use crate::client::Outcome;
 
 pub struct Report {
+    /// Attempts answered with a 2xx status.
     pub successes: u64,
     pub attempts: u64,
     pub outcomes: BTreeMap<String, u64>,
@@ -49,15 +50,16 @@ where
             tokio::spawn(async move {
                 let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
                 let mut outcomes: BTreeMap<String, u64> = BTreeMap::new();
-                let mut iteration = 0;
+                let (mut iteration, mut successes) = (0, 0);
                 while Instant::now() < deadline {
                     let sent = Instant::now();
                     let outcome = attempt(client, iteration).await?;
                     latency.saturating_record(sent.elapsed().as_micros() as u64);
+                    successes += u64::from((200..300).contains(&outcome.status));
                     *outcomes.entry(outcome.code).or_default() += 1;
                     iteration += 1;
                 }
-                anyhow::Ok((latency, outcomes))
+                anyhow::Ok((latency, outcomes, successes))
             })
         })
         .collect();
@@ -69,7 +71,8 @@ where
         elapsed: Duration::ZERO,
     };
     for task in tasks {
-        let (latency, outcomes) = task.await??;
+        let (latency, outcomes, successes) = task.await??;
+        report.successes += successes;
         report.latency.add(&latency)?;
         for (code, n) in outcomes {
             *report.outcomes.entry(code).or_default() += n;
@@ -77,6 +80,5 @@ where
     }
     report.elapsed = started.elapsed();
     report.attempts = report.outcomes.values().sum();
-    report.successes = report.outcomes.get("created").copied().unwrap_or(0);
     Ok(report)
 }

@@ -3,12 +3,19 @@
 //! - `gateway`: booking throughput and latency per scenario and client count, next to
 //!   the PostgreSQL ceiling for comparable SQL measured by pgbench in the same run.
 //! - `race`: the classic oversell race, printed for people to watch.
+//! - `waitroom`: joins and polls through the waiting room with a million fans in
+//!   line, next to redis-benchmark ceilings for the same Redis commands in the same run.
 
 mod client;
 mod gateway_bench;
+mod http1;
 mod load;
 mod pgbench;
 mod race;
+mod redis_ceiling;
+mod redis_queue;
+mod waitroom_bench;
+mod waitroom_client;
 
 use std::path::PathBuf;
 
@@ -35,6 +42,24 @@ pub struct Target {
     signing_key: PathBuf,
 }
 
+/// Where the waiting room under test is, and the Redis it keeps its queues in.
+#[derive(clap::Args, Clone)]
+pub struct WaitroomTarget {
+    /// The waiting room's base URL; must be on this machine.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    waitroom: String,
+    /// The organizer's admin API key for the waiting room.
+    #[arg(long, env = "BOXOFFICE__WAITROOM__ADMIN_API_KEY", default_value = "dev-admin-key-change-me")]
+    admin_key: String,
+    /// The waiting room's Redis; must be on this machine.
+    #[arg(long, env = "BOXOFFICE__REDIS__URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// The waiting room's key prefix: one made for this run (`bench-…`), since
+    /// everything under it is deleted afterwards.
+    #[arg(long, env = "BOXOFFICE__REDIS__KEY_PREFIX")]
+    key_prefix: String,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Measure booking throughput and latency against pgbench ceilings.
@@ -53,6 +78,26 @@ enum Command {
         /// Scenarios to run: distinct, contended, hot-ga.
         #[arg(long, value_delimiter = ',', default_value = "distinct,contended,hot-ga")]
         scenarios: Vec<gateway_bench::Scenario>,
+    },
+    /// Measure joins and polls with a deep queue against redis-benchmark ceilings.
+    Waitroom {
+        #[command(flatten)]
+        target: WaitroomTarget,
+        /// Fans already in line before anything is measured.
+        #[arg(long, default_value_t = 1_000_000)]
+        fans: u64,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Seconds per HTTP measurement.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Distinct deep-in-line fans the pollers poll.
+        #[arg(long, default_value_t = 1_000)]
+        tickets: usize,
+        /// Requests per redis-benchmark run.
+        #[arg(long, default_value_t = 200_000)]
+        ceiling_requests: u64,
     },
     /// Ten fans race for five places; print who won.
     Race {
@@ -73,5 +118,10 @@ async fn main() -> anyhow::Result<()> {
             gateway_bench::run(&target, &database_url, &scenarios, &clients, duration).await
         }
         Command::Race { target, places, fans } => race::run(&target, places, fans).await,
+        Command::Waitroom { target, fans, clients, seconds, tickets, ceiling_requests } => {
+            let duration = std::time::Duration::from_secs(seconds);
+            let options = waitroom_bench::Options { fans, clients, duration, tickets, ceiling_requests };
+            waitroom_bench::run(&target, &options).await
+        }
     }
 }
