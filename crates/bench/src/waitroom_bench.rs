@@ -1,0 +1,313 @@
+//! Joins and polls through a running waiting room with a million fans already in
+//! line, beside redis-benchmark ceilings for the same Redis commands in the same run.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{ensure, Context};
+use futures::{StreamExt, TryStreamExt};
+use redis::aio::MultiplexedConnection;
+use uuid::Uuid;
+
+use crate::client::ensure_loopback;
+use crate::load::{closed_loop, Report};
+use crate::redis_ceiling::{self, Ceiling, RedisBenchmark};
+use crate::redis_queue::{self, prefilled_fan, EventKeys, Prefill, PREFILLED_FAN_PREFIX};
+use crate::waitroom_client::{self, Ticket, Waitroom};
+use crate::WaitroomTarget;
+
+/// The service's own join/poll script, so the ceiling runs exactly what a join runs.
+const LOCATE_LUA: &str = include_str!("../../waitroom/src/store/scripts/locate.lua");
+/// Fans redis-benchmark joins: never a pre-filled fan, nor each other (mostly: the
+/// keyspace is large, so a repeated draw is rare).
+const CEILING_ZADD_FAN_PREFIX: &str = "00000000-0000-4000-8001-";
+const CEILING_JOIN_FAN_PREFIX: &str = "00000000-0000-4000-8002-";
+const NEW_FAN_KEYSPACE: u64 = 1_000_000_000;
+
+/// Targets from issue 3.
+const JOIN_SHARE_OF_ZADD: f64 = 0.30;
+const POLL_P99_MS: f64 = 10.0;
+
+pub struct Options {
+    pub fans: u64,
+    pub clients: usize,
+    pub duration: Duration,
+    /// Distinct deep-in-line fans whose tickets the pollers cycle through.
+    pub tickets: usize,
+    pub ceiling_requests: u64,
+}
+
+pub async fn run(target: &WaitroomTarget, options: &Options) -> anyhow::Result<()> {
+    ensure_disposable(&target.key_prefix)?;
+    ensure_loopback(&target.redis_url)?;
+    ensure!(options.fans >= 2 * options.tickets as u64, "--fans must be at least twice --tickets");
+    let redis = redis::Client::open(target.redis_url.as_str())?;
+    let mut conn = redis.get_multiplexed_async_connection().await.context("connecting to Redis")?;
+    let measured = measure(target, options, &redis, &mut conn).await;
+    // Whatever happened, the million fans do not stay behind.
+    let cleaned = redis_queue::remove_prefix(&mut conn, &target.key_prefix).await;
+    if let Ok(removed) = &cleaned {
+        println!("cleanup: unlinked {removed} keys under {}:*", target.key_prefix);
+    }
+    measured?;
+    cleaned.map(drop)
+}
+
+/// Everything under the prefix is deleted at the end, so it must be one made for
+/// this run, never the prefix of real data.
+fn ensure_disposable(prefix: &str) -> anyhow::Result<()> {
+    let plain = prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ensure!(
+        prefix.starts_with("bench-") && plain,
+        "the key prefix {prefix:?} must start with \"bench-\" and be letters, digits, '-' or '_': \
+         everything under it is deleted after the run"
+    );
+    Ok(())
+}
+
+async fn measure(
+    target: &WaitroomTarget,
+    options: &Options,
+    redis: &redis::Client,
+    conn: &mut MultiplexedConnection,
+) -> anyhow::Result<()> {
+    let waitroom = Waitroom::connect(&target.waitroom, &target.admin_key, options.clients)?;
+    let event_id = Uuid::new_v4();
+    let keys = EventKeys::new(&target.key_prefix, event_id);
+    waitroom.configure_paused(event_id).await?;
+    println!(
+        "boxoffice waitroom benchmark: {} at {}, Redis prefix {}, event {event_id} (paused: nobody leaves the line)",
+        target.waitroom, target.redis_url, target.key_prefix
+    );
+
+    let prefill = redis_queue::prefill(conn, &keys, options.fans).await?;
+    let memory = MemoryPerFan::new(&prefill, options.fans);
+    println!(
+        "setup (not measured): {} fans queued directly in Redis in {:.1} s, pipelined ZADD + HSET as locate.lua writes a join",
+        options.fans,
+        prefill.elapsed.as_secs_f64()
+    );
+    println!(
+        "redis memory per queued fan: {:.0} B = queue sorted set {:.0} B + last-seen hash {:.0} B \
+         (MEMORY USAGE, all elements); server used_memory grew {:.0} B per fan",
+        memory.total(),
+        memory.queue,
+        memory.seen,
+        memory.used_memory_growth
+    );
+
+    let tickets = deep_tickets(&waitroom, event_id, options).await?;
+    let joins = measure_joins(&waitroom, event_id, options).await?;
+    let queued = redis_queue::queue_length(conn, &keys).await?;
+    let polls = measure_polls(&waitroom, event_id, tickets, options).await?;
+    let ceilings = measure_ceilings(redis, conn, &keys, options).await?;
+
+    print_table(options.clients, &joins, &polls, &ceilings);
+    let met = print_targets(&joins, &polls, queued, &ceilings, &memory);
+    ensure!(met, "targets not met");
+    Ok(())
+}
+
+/// Redis bytes per queued fan, from one pre-fill.
+struct MemoryPerFan {
+    queue: f64,
+    seen: f64,
+    used_memory_growth: f64,
+}
+
+impl MemoryPerFan {
+    fn new(prefill: &Prefill, fans: u64) -> Self {
+        let per_fan = |bytes: f64| bytes / fans as f64;
+        Self {
+            queue: per_fan(prefill.queue_bytes as f64),
+            seen: per_fan(prefill.seen_bytes as f64),
+            used_memory_growth: per_fan(prefill.used_memory_growth as f64),
+        }
+    }
+
+    fn total(&self) -> f64 {
+        self.queue + self.seen
+    }
+}
+
+fn print_table(clients: usize, joins: &Report, polls: &Report, ceilings: &Ceilings) {
+    println!();
+    println!("{:<54} {:>7} {:>9} {:>7} {:>7} {:>7}", "", "clients", "req/s", "p50 ms", "p99 ms", "failed");
+    for (label, report) in [
+        ("waitroom  join: POST …/queue, new fan (HTTP)", joins),
+        ("waitroom  poll: GET …/queue/{ticket}, deep fan (HTTP)", polls),
+    ] {
+        println!(
+            "{label:<54} {clients:>7} {:>9.0} {:>7.2} {:>7.2} {:>6.1}%",
+            report.successes_per_sec(),
+            report.percentile_ms(0.50),
+            report.percentile_ms(0.99),
+            report.rejected_percent()
+        );
+    }
+    for (label, ceiling) in ceilings.rows() {
+        println!(
+            "{:<54} {:>7} {:>9.0} {:>7.2} {:>7.2}",
+            format!("redis-benchmark  {label}"),
+            redis_ceiling::CLIENTS,
+            ceiling.per_sec,
+            ceiling.p50_ms,
+            ceiling.p99_ms
+        );
+    }
+    for (what, report) in [("join", joins), ("poll", polls)] {
+        let other: Vec<String> = report
+            .outcomes
+            .iter()
+            .filter(|(code, _)| *code != "waiting")
+            .map(|(code, n)| format!("{code}={n}"))
+            .collect();
+        if !other.is_empty() {
+            println!("{what} answers other than waiting: {}", other.join(", "));
+        }
+    }
+    let (join_rate, poll_rate) = (joins.successes_per_sec(), polls.successes_per_sec());
+    println!();
+    println!("ratios, waitroom over redis-benchmark in this run:");
+    println!("  join / ZADD NX             {:.2}x", join_rate / ceilings.zadd.per_sec);
+    println!("  join / EVALSHA locate join {:.2}x", join_rate / ceilings.locate_join.per_sec);
+    println!("  poll / ZRANK               {:.2}x", poll_rate / ceilings.zrank.per_sec);
+    println!("  poll / EVALSHA locate poll {:.2}x", poll_rate / ceilings.locate_poll.per_sec);
+}
+
+/// Prints each target of issue 3 with PASS or FAIL; `true` when all are met.
+fn print_targets(joins: &Report, polls: &Report, queued: u64, ceilings: &Ceilings, memory: &MemoryPerFan) -> bool {
+    let join_rate = joins.successes_per_sec();
+    let join_share = join_rate / ceilings.zadd.per_sec;
+    let poll_p99 = polls.percentile_ms(0.99);
+    let (joins_pass, polls_pass) = (join_share >= JOIN_SHARE_OF_ZADD, poll_p99 < POLL_P99_MS);
+    let verdict = |pass: bool| if pass { "PASS" } else { "FAIL" };
+    println!();
+    println!("targets (issue 3):");
+    println!(
+        "  joins/s >= {:.0}% of redis-benchmark ZADD (50 clients, no pipelining): {join_rate:.0}/s = {:.0}% of {:.0}/s  {}",
+        JOIN_SHARE_OF_ZADD * 100.0,
+        join_share * 100.0,
+        ceilings.zadd.per_sec,
+        verdict(joins_pass)
+    );
+    println!("  poll p99 < {POLL_P99_MS} ms with {queued} fans queued: {poll_p99:.2} ms  {}", verdict(polls_pass));
+    println!("  redis memory per queued fan: {:.0} B  (reported)", memory.total());
+    joins_pass && polls_pass
+}
+
+/// Tickets of fans spread over the back half of the line, fetched by joining again
+/// (idempotent: the place does not change). Setup, not measured.
+async fn deep_tickets(waitroom: &Waitroom, event_id: Uuid, options: &Options) -> anyhow::Result<Vec<String>> {
+    let (half, count) = (options.fans / 2, options.tickets as u64);
+    let tickets: Vec<Ticket> = futures::stream::iter((0..count).map(|k| half + k * half / count))
+        .map(|index| async move { waitroom.ticket_of(event_id, &prefilled_fan(index)).await })
+        .buffer_unordered(options.clients)
+        .try_collect()
+        .await?;
+    let positions = tickets.iter().map(|t| t.position);
+    let (first, last) = (positions.clone().min().unwrap_or(0), positions.max().unwrap_or(0));
+    println!("pollers cycle through {} tickets of fans at positions {first}..={last}", tickets.len());
+    Ok(tickets.into_iter().map(|t| t.ticket).collect())
+}
+
+/// Every request is a new fan with an id of their own, as a client that brings one.
+async fn measure_joins(waitroom: &Waitroom, event_id: Uuid, options: &Options) -> anyhow::Result<Report> {
+    let connections = Arc::new(waitroom.connections(options.clients).await?);
+    closed_loop(options.clients, options.duration, move |client, _| {
+        let connections = connections.clone();
+        async move {
+            let fan_id = Uuid::new_v4().to_string();
+            waitroom_client::join(&mut *connections[client].lock().await, event_id, &fan_id).await
+        }
+    })
+    .await
+}
+
+async fn measure_polls(
+    waitroom: &Waitroom,
+    event_id: Uuid,
+    tickets: Vec<String>,
+    options: &Options,
+) -> anyhow::Result<Report> {
+    let connections = Arc::new(waitroom.connections(options.clients).await?);
+    let (tickets, clients) = (Arc::new(tickets), options.clients);
+    closed_loop(clients, options.duration, move |client, iteration| {
+        let (connections, tickets) = (connections.clone(), tickets.clone());
+        async move {
+            let ticket = &tickets[(client + iteration as usize * clients) % tickets.len()];
+            waitroom_client::poll(&mut *connections[client].lock().await, event_id, ticket).await
+        }
+    })
+    .await
+}
+
+struct Ceilings {
+    zadd: Ceiling,
+    locate_join: Ceiling,
+    zrank: Ceiling,
+    locate_poll: Ceiling,
+}
+
+impl Ceilings {
+    fn rows(&self) -> [(&'static str, &Ceiling); 4] {
+        [
+            ("ZADD NX queue, new fan", &self.zadd),
+            ("EVALSHA locate.lua join, new fan", &self.locate_join),
+            ("ZRANK queue, waiting fan", &self.zrank),
+            ("EVALSHA locate.lua poll, waiting fan", &self.locate_poll),
+        ]
+    }
+}
+
+/// What a join and a poll cost Redis alone, on the same keys the service used.
+async fn measure_ceilings(
+    redis: &redis::Client,
+    conn: &mut MultiplexedConnection,
+    keys: &EventKeys,
+    options: &Options,
+) -> anyhow::Result<Ceilings> {
+    let bench = RedisBenchmark::new(redis, options.ceiling_requests)?;
+    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(LOCATE_LUA).query_async(conn).await?;
+    let locate = |fan_prefix: &str, mode: &str| {
+        let mut command = vec!["EVALSHA".to_owned(), sha.clone(), "6".to_owned()];
+        command.extend(keys.script_keys());
+        command.extend([format!("{fan_prefix}__rand_int__"), mode.to_owned()]);
+        command
+    };
+    let queue = keys.key("queue");
+    let waiting_fan = format!("{PREFILLED_FAN_PREFIX}__rand_int__");
+    // A score above every real arrival puts these fans at the back, as a join does.
+    let zadd =
+        ["ZADD", &queue, "NX", "1__rand_int__", &format!("{CEILING_ZADD_FAN_PREFIX}__rand_int__")].map(str::to_owned);
+    let zrank = ["ZRANK", &queue, &waiting_fan].map(str::to_owned);
+    let (locate_join, locate_poll) = (locate(CEILING_JOIN_FAN_PREFIX, "join"), locate(PREFILLED_FAN_PREFIX, "poll"));
+    for command in [&zadd[..], &zrank[..], &locate_join, &locate_poll] {
+        check_once(conn, command).await?;
+    }
+    Ok(Ceilings {
+        zadd: bench.measure(NEW_FAN_KEYSPACE, zadd.to_vec()).await?,
+        locate_join: bench.measure(NEW_FAN_KEYSPACE, locate_join).await?,
+        zrank: bench.measure(options.fans, zrank.to_vec()).await?,
+        locate_poll: bench.measure(options.fans, locate_poll).await?,
+    })
+}
+
+/// Runs a ceiling command once with `__rand_int__` as redis-benchmark expands it, so
+/// a typo fails here instead of being timed, and a poll that finds nobody (which
+/// would be cheaper than a real one) is caught.
+async fn check_once(conn: &mut MultiplexedConnection, command: &[String]) -> anyhow::Result<()> {
+    let args: Vec<String> = command.iter().map(|a| a.replace("__rand_int__", &format!("{:012}", 0))).collect();
+    let reply: redis::Value = redis::cmd(&args[0])
+        .arg(&args[1..])
+        .query_async(conn)
+        .await
+        .with_context(|| format!("the ceiling command {} fails", command.join(" ")))?;
+    let text = format!("{reply:?}");
+    ensure!(
+        !matches!(reply, redis::Value::Nil) && !text.contains("not_found"),
+        "the ceiling command {} finds no fan: {text}",
+        command.join(" ")
+    );
+    Ok(())
+}
