@@ -77,6 +77,7 @@ async fn main() -> std::process::ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(cli.config.as_deref())?;
     service_kit::telemetry::init(&settings.log);
+    service_kit::metrics::install();
     match cli.command {
         Command::All => commands::all(&settings).await,
         Command::Gateway => commands::gateway(&settings).await,

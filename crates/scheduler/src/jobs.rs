@@ -26,6 +26,19 @@ pub async fn purge_idempotency_keys(pool: &PgPool, retention_hours: i32) -> Resu
     Ok(purged)
 }
 
+/// The oversell watchdog: re-reads the inventory invariants and exports what it finds.
+/// Read-only, so every replica may run it; each exports the same figures. Returns the
+/// number of violations.
+pub async fn check_invariants(pool: &PgPool, after_start_hours: i32) -> Result<u64, gateway::Error> {
+    let violations = gateway::store::invariants::check(pool, after_start_hours).await?;
+    metrics::invariants_checked(&violations);
+    let total: i64 = violations.by_invariant().iter().map(|(_, n)| n).sum();
+    if total > 0 {
+        tracing::error!(?violations, "inventory invariants broken: seats may be oversold");
+    }
+    Ok(total as u64)
+}
+
 /// Logs a job's outcome; a failed run is retried at the next tick.
 pub fn log(job: &'static str, outcome: Result<u64, gateway::Error>) {
     match outcome {

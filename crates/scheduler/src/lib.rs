@@ -14,6 +14,7 @@ pub mod config;
 pub mod jobs;
 pub mod metrics;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -40,35 +41,51 @@ pub struct Scheduler {
     pool: PgPool,
 }
 
+/// Registers jobs that run every so often on the pool, logging each run's outcome.
+struct RepeatedJob<'a> {
+    jobs: &'a JobScheduler,
+    pool: &'a PgPool,
+}
+
+impl RepeatedJob<'_> {
+    async fn add<F, Fut>(&self, name: &'static str, every: Duration, run: F) -> Result<(), JobSchedulerError>
+    where
+        F: Fn(PgPool) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<u64, gateway::Error>> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let job = Job::new_repeated_async(every, move |_, _| {
+            let (pool, run) = (pool.clone(), run.clone());
+            Box::pin(async move { jobs::log(name, run(pool).await) })
+        })?;
+        self.jobs.add(job).await.map(drop)
+    }
+}
+
 impl Scheduler {
     /// Registers every job and starts them.
     pub async fn start(config: &SchedulerConfig, pool: PgPool) -> Result<Self, Error> {
         let health = TcpListener::bind(config.listen).await?;
         let jobs = JobScheduler::new().await?;
-        let batch = config.release_batch;
-        let holds_pool = pool.clone();
-        jobs.add(Job::new_repeated_async(
-            Duration::from_secs(config.release_expired_holds_every_secs),
-            move |_, _| {
-                let pool = holds_pool.clone();
-                Box::pin(
-                    async move { jobs::log("release_expired_holds", jobs::release_expired_holds(&pool, batch).await) },
-                )
-            },
-        )?)
-        .await?;
-        let retention = config.idempotency_key_retention_hours;
-        let keys_pool = pool.clone();
-        jobs.add(Job::new_repeated_async(
-            Duration::from_secs(config.purge_idempotency_keys_every_secs),
-            move |_, _| {
-                let pool = keys_pool.clone();
-                Box::pin(async move {
-                    jobs::log("purge_idempotency_keys", jobs::purge_idempotency_keys(&pool, retention).await)
-                })
-            },
-        )?)
-        .await?;
+        let (batch, retention, after_start) =
+            (config.release_batch, config.idempotency_key_retention_hours, config.check_invariants_after_start_hours);
+        let every = Duration::from_secs;
+        let repeat = RepeatedJob { jobs: &jobs, pool: &pool };
+        repeat
+            .add("release_expired_holds", every(config.release_expired_holds_every_secs), move |pool| async move {
+                jobs::release_expired_holds(&pool, batch).await
+            })
+            .await?;
+        repeat
+            .add("purge_idempotency_keys", every(config.purge_idempotency_keys_every_secs), move |pool| async move {
+                jobs::purge_idempotency_keys(&pool, retention).await
+            })
+            .await?;
+        repeat
+            .add("check_invariants", every(config.check_invariants_every_secs), move |pool| async move {
+                jobs::check_invariants(&pool, after_start).await
+            })
+            .await?;
         jobs.start().await?;
         Ok(Self { jobs, health, pool })
     }
@@ -79,7 +96,8 @@ impl Scheduler {
 
     /// Runs until `shutdown` is cancelled, then stops the jobs.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
-        let probes = health::router(vec![("postgres", health::postgres_check(self.pool.clone()))]);
+        let probes = health::router(vec![("postgres", health::postgres_check(self.pool.clone()))])
+            .merge(service_kit::metrics::router(Some(self.pool)));
         service_kit::serve("scheduler", self.health, probes, shutdown, Duration::from_secs(1)).await?;
         self.jobs.shutdown().await?;
         Ok(())

@@ -6,3 +6,18 @@ pub const HOLDS_RELEASED: &str = "boxoffice_scheduler_holds_released_total";
 pub const IDEMPOTENCY_KEYS_PURGED: &str = "boxoffice_scheduler_idempotency_keys_purged_total";
 /// Job runs that failed, by job.
 pub const JOB_FAILURES: &str = "boxoffice_scheduler_job_failures_total";
+/// Seats sold twice or free to sell while sold, from the last watchdog run; must be 0.
+pub const OVERSOLD_SEATS: &str = "boxoffice_oversold_seats";
+/// Rows breaking an inventory invariant, by invariant, from the last watchdog run; must be 0.
+pub const INVARIANT_VIOLATIONS: &str = "boxoffice_invariant_violations";
+/// When the watchdog last finished a check (Unix seconds): a stale value means nobody checks.
+pub const WATCHDOG_LAST_RUN: &str = "boxoffice_watchdog_last_run_timestamp_seconds";
+
+pub fn invariants_checked(violations: &gateway::store::invariants::Violations) {
+    metrics::gauge!(OVERSOLD_SEATS).set(violations.oversold_seats as f64);
+    for (invariant, count) in violations.by_invariant() {
+        metrics::gauge!(INVARIANT_VIOLATIONS, "invariant" => invariant).set(count as f64);
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    metrics::gauge!(WATCHDOG_LAST_RUN).set(now.as_secs_f64());
+}

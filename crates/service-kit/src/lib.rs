@@ -4,6 +4,8 @@
 //! - [`error_body`]: the one JSON error envelope, `{"error":{"code","message"}}`.
 //! - [`serve`]: runs a router until the shared shutdown token fires, then drains.
 //! - [`health`]: `/healthz` (alive) and `/readyz` (dependencies reachable).
+//! - [`metrics`]: `/metrics` for Prometheus, request spans and latency, pool and
+//!   process metrics.
 //! - [`postgres`] / [`redis_conn`]: connection settings and pools.
 //! - [`rate_limit`]: governor token buckets, per key or global.
 //! - [`telemetry`]: tracing set-up, pretty or JSON.
@@ -11,6 +13,7 @@
 pub mod auth;
 pub mod error_body;
 pub mod health;
+pub mod metrics;
 pub mod postgres;
 pub mod rate_limit;
 pub mod redis_conn;

@@ -49,6 +49,38 @@ impl TestDatabase {
     }
 }
 
+/// Writes an event with one general-admission section of `places` places straight to
+/// the database, for tests of what runs beside the gateway (sweeps, the watchdog).
+/// Returns the event's id.
+pub async fn general_admission_event(pool: &PgPool, places: i32) -> anyhow::Result<Uuid> {
+    let (event, section) = (Uuid::now_v7(), Uuid::now_v7());
+    sqlx::query(
+        "INSERT INTO events (id, name, currency, max_per_order, hold_ttl_seconds) VALUES ($1, 'Test', 'EUR', 10, 60)",
+    )
+    .bind(event)
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO sections (id, event_id, position, name, kind, price_minor, capacity)
+         VALUES ($1, $2, 0, 'Floor', 'general_admission', 100, $3)",
+    )
+    .bind(section)
+    .bind(event)
+    .bind(places)
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "INSERT INTO seats (event_id, section_id, row_rank, seat_number, sort_key)
+         SELECT $1, $2, 0, g, g FROM generate_series(1, $3) g",
+    )
+    .bind(event)
+    .bind(section)
+    .bind(places)
+    .execute(pool)
+    .await?;
+    Ok(event)
+}
+
 /// A signing key and the matching verifier, as the waiting room and gateway would hold.
 pub struct TestKeys {
     pub pair: KeyPair,

@@ -47,10 +47,14 @@ impl Admitter {
         }
         match outcome {
             StepOutcome::Stepped(step) => {
-                crate::metrics::admission_step(event_id, step.admitted.len(), step.skipped, step.queue_length);
+                crate::metrics::admission_step(event_id, &step);
                 Ok(step)
             }
-            StepOutcome::Idle | StepOutcome::UnknownEvent | StepOutcome::OpeningDue => Ok(Step::default()),
+            StepOutcome::Idle { queue_length, active } => {
+                crate::metrics::idle_step(event_id, queue_length, active);
+                Ok(Step::default())
+            }
+            StepOutcome::UnknownEvent | StepOutcome::OpeningDue => Ok(Step::default()),
         }
     }
 

@@ -1,6 +1,10 @@
 //! Every metric the waiting room records, named in one place.
 
+use std::time::Duration;
+
 use uuid::Uuid;
+
+use crate::store::Step;
 
 /// Joins that put a fan in line (repeated joins of a waiting fan are not counted).
 pub const JOINS: &str = "boxoffice_waitroom_joins_total";
@@ -10,8 +14,17 @@ pub const ADMISSIONS: &str = "boxoffice_waitroom_admissions_total";
 pub const SKIPPED: &str = "boxoffice_waitroom_abandoned_skipped_total";
 /// Access tokens signed (every poll of an admitted fan signs one).
 pub const TOKENS_ISSUED: &str = "boxoffice_waitroom_tokens_issued_total";
-/// Fans waiting (pre-queue included), by event, as of the last admission step.
+/// Fans waiting (pre-queue included), by event, as of this replica's last admission
+/// step; every replica reports the same line, so aggregate with `max by (event)`.
 pub const QUEUE_LENGTH: &str = "boxoffice_waitroom_queue_length";
+/// Admitted fans whose admission has not expired, by event (counts under `max_active`).
+pub const ACTIVE: &str = "boxoffice_waitroom_active";
+/// The admission rate in force, by event: the organizer's rate while running, 0 while
+/// paused, closed or before opening (so "queue waiting, rate > 0, nobody admitted" is a
+/// stall).
+pub const ADMIT_RATE: &str = "boxoffice_waitroom_admit_rate";
+/// Each Redis script call of the waiting room, by command.
+pub const REDIS_COMMAND_DURATION: &str = "boxoffice_redis_command_duration_seconds";
 /// Join requests refused by the rate limiter, by key (`address` or `fan`).
 pub const RATE_LIMITED: &str = "boxoffice_waitroom_rate_limited_total";
 /// Admission steps that failed (Redis unreachable or a script error).
@@ -21,11 +34,27 @@ pub fn joined(pre_queue: bool) {
     metrics::counter!(JOINS, "queue" => if pre_queue { "pre_queue" } else { "queue" }).increment(1);
 }
 
-pub fn admission_step(event_id: Uuid, admitted: usize, skipped: u64, queue_length: u64) {
+pub fn admission_step(event_id: Uuid, step: &Step) {
     let event = event_id.to_string();
-    metrics::counter!(ADMISSIONS, "event" => event.clone()).increment(admitted as u64);
-    metrics::counter!(SKIPPED, "event" => event.clone()).increment(skipped);
-    metrics::gauge!(QUEUE_LENGTH, "event" => event).set(queue_length as f64);
+    metrics::counter!(ADMISSIONS, "event" => event.clone()).increment(step.admitted.len() as u64);
+    metrics::counter!(SKIPPED, "event" => event.clone()).increment(step.skipped);
+    metrics::gauge!(ADMIT_RATE, "event" => event).set(step.admit_rate);
+    line_gauges(event_id, step.queue_length, step.active);
+}
+
+pub fn idle_step(event_id: Uuid, queue_length: u64, active: u64) {
+    metrics::gauge!(ADMIT_RATE, "event" => event_id.to_string()).set(0.0);
+    line_gauges(event_id, queue_length, active);
+}
+
+fn line_gauges(event_id: Uuid, queue_length: u64, active: u64) {
+    let event = event_id.to_string();
+    metrics::gauge!(QUEUE_LENGTH, "event" => event.clone()).set(queue_length as f64);
+    metrics::gauge!(ACTIVE, "event" => event).set(active as f64);
+}
+
+pub fn redis_command(command: &'static str, took: Duration) {
+    metrics::histogram!(REDIS_COMMAND_DURATION, "command" => command).record(took);
 }
 
 pub fn token_issued() {

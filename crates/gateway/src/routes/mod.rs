@@ -7,27 +7,25 @@ mod holds;
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
-use tower_http::trace::TraceLayer;
+use service_kit::{health, metrics};
 
 use crate::app::AppState;
 use crate::error::Error;
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
         .merge(events::router())
         .merge(holds::router())
         .merge(bookings::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .with_state(state.clone())
-        .merge(service_kit::health::router(vec![("postgres", service_kit::health::postgres_check(state.pool))]))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
-            tracing::info_span!("request", method = %request.method(), route)
-        }))
+        .merge(health::router(vec![("postgres", health::postgres_check(state.pool.clone()))]))
+        .merge(metrics::router(Some(state.pool)));
+    metrics::instrument(api, "gateway")
 }
 
 /// Refuses a request over the replica's or the client's limit before it is routed.

@@ -5,4 +5,5 @@ pub mod bookings;
 pub mod events;
 pub mod holds;
 pub mod idempotency;
+pub mod invariants;
 pub mod inventory;

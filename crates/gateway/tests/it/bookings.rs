@@ -52,3 +52,25 @@ async fn a_fan_sees_only_their_own_bookings() {
     assert_eq!(cancel.status, StatusCode::NOT_FOUND);
     assert_eq!(app.assert_inventory_consistent(&event).await, 2);
 }
+
+/// Counters are shared by every test in this process, so this checks what only grows.
+#[tokio::test]
+async fn metrics_count_order_outcomes_and_label_requests_by_route_template() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(1).await;
+    assert_eq!(app.book(&event, "fan", json!({ "seats": ["1"] })).await.status, StatusCode::CREATED);
+    assert_eq!(app.book(&event, "other", json!({ "seats": ["1"] })).await.code(), "seat_unavailable");
+
+    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |series: &str| {
+        text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok()).unwrap_or(0.0)
+    };
+    assert!(value(r#"boxoffice_gateway_orders_total{kind="book",outcome="success"}"#) >= 1.0, "{text}");
+    assert!(value(r#"boxoffice_gateway_orders_total{kind="book",outcome="seat_unavailable"}"#) >= 1.0);
+    assert!(text.contains(
+        r#"boxoffice_http_request_duration_seconds_count{service="gateway",method="POST",route="/v1/events/{event_id}/bookings",status="409"}"#
+    ));
+    assert!(!text.contains(&format!("route=\"{}", event.path(""))), "no raw paths as labels");
+    assert!(value(r#"boxoffice_db_pool_max_connections"#) >= 1.0);
+    assert!(text.contains(r#"boxoffice_db_pool_connections{state="in_use"}"#));
+}

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use gateway::store::invariants::Violations;
 use rand::{Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -129,6 +130,8 @@ async fn a_storm_of_mixed_orders_sells_every_place_exactly_once() {
         .await
         .unwrap();
     assert_eq!(distinct, 500);
+    let violations = gateway::store::invariants::check(&app.pool, 24).await.unwrap();
+    assert_eq!(violations, Violations::default(), "the oversell watchdog disagrees with the checks above");
 }
 
 /// One random order; returns the places it won and its outcome.

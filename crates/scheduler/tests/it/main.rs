@@ -12,35 +12,7 @@ use uuid::Uuid;
 /// minute ago (written straight to the database: the state a crashed fleet of clients
 /// leaves behind).
 async fn expired_holds(pool: &PgPool, n: i32) -> Uuid {
-    let event = Uuid::now_v7();
-    let section = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO events (id, name, currency, max_per_order, hold_ttl_seconds) VALUES ($1, 'Sweep', 'EUR', 10, 60)",
-    )
-    .bind(event)
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO sections (id, event_id, position, name, kind, price_minor, capacity)
-         VALUES ($1, $2, 0, 'Floor', 'general_admission', 100, $3)",
-    )
-    .bind(section)
-    .bind(event)
-    .bind(n)
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO seats (event_id, section_id, row_rank, seat_number, sort_key)
-         SELECT $1, $2, 0, g, g FROM generate_series(1, $3) g",
-    )
-    .bind(event)
-    .bind(section)
-    .bind(n)
-    .execute(pool)
-    .await
-    .unwrap();
+    let event = test_support::general_admission_event(pool, n).await.unwrap();
     sqlx::query(
         "WITH seat AS (SELECT id, gen_random_uuid() AS hold_id FROM seats WHERE event_id = $1),
               hold AS (INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at)
@@ -103,6 +75,8 @@ async fn the_running_scheduler_sweeps_on_its_interval_and_stops_on_shutdown() {
         release_batch: 20,
         purge_idempotency_keys_every_secs: 3600,
         idempotency_key_retention_hours: 24,
+        check_invariants_every_secs: 3600,
+        check_invariants_after_start_hours: 24,
     };
     let shutdown = CancellationToken::new();
     let scheduler = Scheduler::start(&config, db.pool.clone()).await.unwrap();

@@ -7,11 +7,9 @@ mod queue;
 
 use std::sync::Arc;
 
-use axum::extract::MatchedPath;
-use axum::http::Request;
 use axum::Router;
-use service_kit::health::ReadinessCheck;
-use tower_http::trace::TraceLayer;
+use service_kit::health::{self, ReadinessCheck};
+use service_kit::metrics;
 
 use crate::app::AppState;
 use crate::error::Error;
@@ -19,18 +17,16 @@ use crate::store::Store;
 
 pub fn router(state: AppState) -> Router {
     let redis = redis_check(state.store.clone());
-    Router::new()
+    let api = Router::new()
         .merge(queue::router())
         .merge(admin::router())
         .merge(public::router())
         .with_state(state)
-        .merge(service_kit::health::router(vec![("redis", redis)]))
+        .merge(health::router(vec![("redis", redis)]))
+        .merge(metrics::router(None))
         // Unknown paths answer the same JSON envelope as everything else.
-        .fallback(|| async { Error::NotFound("route") })
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("unmatched");
-            tracing::info_span!("request", method = %request.method(), route)
-        }))
+        .fallback(|| async { Error::NotFound("route") });
+    metrics::instrument(api, "waitroom")
 }
 
 fn redis_check(store: Store) -> ReadinessCheck {

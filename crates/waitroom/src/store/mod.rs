@@ -18,7 +18,9 @@
 //! All times are Redis server time (`TIME` inside scripts), so replicas with skewed
 //! clocks still agree on elapsed time and abandonment.
 
+use std::future::Future;
 use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use chrono::{DateTime, TimeZone, Utc};
 use redis::aio::ConnectionManager;
@@ -101,7 +103,7 @@ pub struct Stats {
 }
 
 /// What one admission step did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Step {
     /// Admitted fans, in queue order.
     pub admitted: Vec<String>,
@@ -109,13 +111,18 @@ pub struct Step {
     pub skipped: u64,
     pub queue_length: u64,
     pub active: u64,
+    /// The organizer's rate, in force because the event is running.
+    pub admit_rate: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
     Stepped(Step),
-    /// Paused, closed or not yet open.
-    Idle,
+    /// Paused, closed or not yet open: nobody was admitted.
+    Idle {
+        queue_length: u64,
+        active: u64,
+    },
     UnknownEvent,
     /// The opening time has come: shuffle the pre-queue before admitting anyone.
     OpeningDue,
@@ -157,17 +164,16 @@ impl Store {
     #[tracing::instrument(skip(self, settings, seed), fields(%event_id))]
     pub async fn put_settings(&self, event_id: Uuid, settings: &Settings, seed: &str, seed_sha256: &str) -> Result<()> {
         let mut conn = self.conn.clone();
-        let outcome: String = PUT_SETTINGS
-            .key(self.key(event_id, "settings"))
+        let mut invocation = PUT_SETTINGS.key(self.key(event_id, "settings"));
+        invocation
             .arg(settings.state.as_str())
             .arg(settings.admit_rate.to_string())
             .arg(settings.max_active)
             .arg(u64::from(settings.token_lifetime_secs) * 1000)
             .arg(settings.opens_at.map_or(0, |t| t.timestamp_millis()))
             .arg(seed)
-            .arg(seed_sha256)
-            .invoke_async(&mut conn)
-            .await?;
+            .arg(seed_sha256);
+        let outcome: String = timed("put_settings", invocation.invoke_async(&mut conn)).await?;
         if outcome == "already_open" {
             return Err(Error::AlreadyOpen);
         }
@@ -207,8 +213,9 @@ impl Store {
     #[tracing::instrument(skip(self), fields(%event_id))]
     pub async fn set_state(&self, event_id: Uuid, state: EventState) -> Result<bool> {
         let mut conn = self.conn.clone();
-        let found: i64 =
-            SET_STATE.key(self.key(event_id, "settings")).arg(state.as_str()).invoke_async(&mut conn).await?;
+        let mut invocation = SET_STATE.key(self.key(event_id, "settings"));
+        invocation.arg(state.as_str());
+        let found: i64 = timed("set_state", invocation.invoke_async(&mut conn)).await?;
         Ok(found == 1)
     }
 
@@ -221,12 +228,10 @@ impl Store {
         join: bool,
     ) -> Result<std::result::Result<Located, LocateOutcome>> {
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = LOCATE
-            .key(&self.keys(event_id))
-            .arg(fan.as_str())
-            .arg(if join { "join" } else { "poll" })
-            .invoke_async(&mut conn)
-            .await?;
+        let mode = if join { "join" } else { "poll" };
+        let mut invocation = LOCATE.key(&self.keys(event_id));
+        invocation.arg(fan.as_str()).arg(mode);
+        let reply: Vec<String> = timed(mode, invocation.invoke_async(&mut conn)).await?;
         let corrupt = || Error::Corrupt(format!("locate reply {reply:?}"));
         let placement = match reply.first().map(String::as_str) {
             Some("unknown_event") => return Ok(Err(LocateOutcome::UnknownEvent)),
@@ -255,14 +260,16 @@ impl Store {
     #[tracing::instrument(skip(self), fields(%event_id, %fan))]
     pub async fn leave(&self, event_id: Uuid, fan: &FanId) -> Result<Option<bool>> {
         let mut conn = self.conn.clone();
-        let removed: i64 = LEAVE.key(&self.keys(event_id)).arg(fan.as_str()).invoke_async(&mut conn).await?;
+        let mut invocation = LEAVE.key(&self.keys(event_id));
+        invocation.arg(fan.as_str());
+        let removed: i64 = timed("leave", invocation.invoke_async(&mut conn)).await?;
         Ok((removed >= 0).then_some(removed > 0))
     }
 
     #[tracing::instrument(skip(self), fields(%event_id))]
     pub async fn stats(&self, event_id: Uuid) -> Result<Option<Stats>> {
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = STATS.key(&self.keys(event_id)).invoke_async(&mut conn).await?;
+        let reply: Vec<String> = timed("stats", STATS.key(&self.keys(event_id)).invoke_async(&mut conn)).await?;
         if reply.is_empty() {
             return Ok(None);
         }
@@ -290,31 +297,33 @@ impl Store {
     #[tracing::instrument(level = "debug", skip(self), fields(%event_id))]
     pub async fn admit_step(&self, event_id: Uuid, abandon_after_ms: u64) -> Result<StepOutcome> {
         let mut conn = self.conn.clone();
-        let reply: Vec<redis::Value> = ADMIT
-            .key(&self.keys(event_id))
-            .arg(abandon_after_ms)
-            .arg(MAX_CATCH_UP_MS)
-            .arg(MAX_SCAN_PER_STEP)
-            .arg(RATE_TAU_MS)
-            .invoke_async(&mut conn)
-            .await?;
+        let mut invocation = ADMIT.key(&self.keys(event_id));
+        invocation.arg(abandon_after_ms).arg(MAX_CATCH_UP_MS).arg(MAX_SCAN_PER_STEP).arg(RATE_TAU_MS);
+        let reply: Vec<redis::Value> = timed("admit", invocation.invoke_async(&mut conn)).await?;
         let corrupt = || Error::Corrupt(format!("admit reply {reply:?}"));
         let int = |i: usize| reply.get(i).and_then(|v| redis::from_redis_value_ref::<i64>(v).ok()).ok_or_else(corrupt);
+        let count = |i: usize| int(i).map(|n| n.max(0) as u64);
         match int(0)? {
             -1 => return Ok(StepOutcome::UnknownEvent),
             -2 => return Ok(StepOutcome::OpeningDue),
-            0 => return Ok(StepOutcome::Idle),
+            0 => return Ok(StepOutcome::Idle { queue_length: count(3)?, active: count(4)? }),
             _ => {}
         }
-        let admitted = reply[5..]
+        let admit_rate = reply
+            .get(5)
+            .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
+            .and_then(|rate| rate.parse().ok())
+            .ok_or_else(corrupt)?;
+        let admitted = reply[6..]
             .iter()
             .map(|v| redis::from_redis_value_ref::<String>(v).map_err(|_| corrupt()))
             .collect::<Result<Vec<_>>>()?;
         Ok(StepOutcome::Stepped(Step {
             admitted,
-            skipped: int(2)? as u64,
-            queue_length: int(3)?.max(0) as u64,
-            active: int(4)? as u64,
+            skipped: count(2)?,
+            queue_length: count(3)?,
+            active: count(4)?,
+            admit_rate,
         }))
     }
 
@@ -341,7 +350,7 @@ impl Store {
         for fan in order {
             invocation.arg(fan);
         }
-        let outcome: i64 = invocation.invoke_async(&mut conn).await?;
+        let outcome: i64 = timed("open", invocation.invoke_async(&mut conn)).await?;
         Ok(match outcome {
             1 => OpenOutcome::Opened,
             0 => OpenOutcome::AlreadyOpen,
@@ -349,6 +358,14 @@ impl Store {
             _ => OpenOutcome::PreQueueChanged,
         })
     }
+}
+
+/// Runs one script call, recording its round trip for the Redis latency histogram.
+async fn timed<T>(command: &'static str, call: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
+    let started = Instant::now();
+    let result = call.await;
+    crate::metrics::redis_command(command, started.elapsed());
+    result
 }
 
 fn num(reply: &[String], index: usize) -> Option<f64> {

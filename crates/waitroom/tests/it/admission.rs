@@ -172,3 +172,42 @@ async fn a_fractional_rate_carries_its_remainder_between_steps() {
     assert!(admitted >= 4, "the fractions added up to whole admissions: {admitted}");
     app.cleanup().await;
 }
+
+/// What an operator's dashboard reads for one event, in the Prometheus text format.
+/// Series are per event (and the recorder per process), so other tests cannot disturb it.
+#[tokio::test]
+async fn metrics_show_the_line_the_admissions_and_the_route_templates() {
+    let app = spawn_app().await;
+    let event = app.new_event(settings(1000.0, 3)).await;
+    for fan in ["m-1", "m-2", "m-3", "m-4", "m-5"] {
+        app.join_ok(event, fan).await;
+    }
+    assert_eq!(app.admit(event, 3, 50).await.len(), 3);
+    app.admit(event, 0, 1).await;
+
+    let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let series = |name: &str| {
+        let prefix = format!("{name}{{event=\"{event}\"}} ");
+        text.lines().find_map(|line| line.strip_prefix(&prefix)?.parse::<f64>().ok())
+    };
+    assert_eq!(series("boxoffice_waitroom_admissions_total"), Some(3.0), "{text}");
+    assert_eq!(series("boxoffice_waitroom_queue_length"), Some(2.0));
+    assert_eq!(series("boxoffice_waitroom_active"), Some(3.0));
+    assert_eq!(series("boxoffice_waitroom_admit_rate"), Some(1000.0));
+    assert!(
+        text.contains(r#"method="POST",route="/v1/events/{event_id}/queue",status="201""#),
+        "joins are labelled by route template: {text}"
+    );
+    assert!(!text.contains(&format!("/v1/events/{event}/")), "no raw paths as labels");
+    assert!(text.contains(r#"boxoffice_redis_command_duration_seconds_bucket{command="join""#));
+    assert!(text.contains("process_resident_memory_bytes"));
+
+    app.admin_post(event, "pause").await;
+    app.admit(event, 0, 1).await;
+    let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    assert!(
+        text.contains(&format!("boxoffice_waitroom_admit_rate{{event=\"{event}\"}} 0\n")),
+        "a paused event admits at rate 0: {text}"
+    );
+    app.cleanup().await;
+}

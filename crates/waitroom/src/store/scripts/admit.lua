@@ -11,9 +11,10 @@
 -- ARGV[1]: abandon_after_ms; ARGV[2]: max catch-up ms (caps a burst after every
 -- admitter was down); ARGV[3]: most fans examined per step; ARGV[4]: rate
 -- measurement time constant in ms.
--- Returns {code, admitted_count, skipped, queue_length, active, fan...} with code
+-- Returns {code, admitted_count, skipped, queue_length, active, rate, fan...} with code
 -- 1 (stepped), 0 (nothing to do: paused, closed or before opening),
--- -1 (unknown event), -2 (opening time reached: shuffle the pre-queue first).
+-- -1 (unknown event), -2 (opening time reached: shuffle the pre-queue first); rate
+-- and the fans only with code 1.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local s = redis.call('HMGET', KEYS[1], 'state', 'rate', 'max_active', 'lifetime_ms', 'opens_at_ms', 'opened')
@@ -89,7 +90,7 @@ if waiting > 0 then
   redis.call('HSET', KEYS[2], 'ewma', string.format('%.17g', ewma), 'ewma_w', string.format('%.17g', weight))
 end
 
-local reply = {1, n, skipped, waiting - scanned, active + n}
+local reply = {1, n, skipped, waiting - scanned, active + n, s[2]}
 for i = 1, n do
   reply[#reply + 1] = admitted[i]
 end

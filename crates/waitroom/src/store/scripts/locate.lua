@@ -15,9 +15,18 @@ if not s[1] then
 end
 local c = redis.call('HMGET', KEYS[2], 'ewma', 'ewma_w')
 local fan, join = ARGV[1], ARGV[2] == 'join'
+-- Opening empties the pre-queue for good, so an open sale never needs to look at it.
+local opened = s[4] == '1'
 
-local function reply(status, joined, position, expiry)
-  local length = redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4])
+local function prequeue_length()
+  if opened then
+    return 0
+  end
+  return redis.call('ZCARD', KEYS[4])
+end
+
+local function reply(status, joined, position, expiry, queue_length)
+  local length = (queue_length or redis.call('ZCARD', KEYS[3])) + prequeue_length()
   return {status, joined, position, length, expiry, s[1], s[2], c[1] or '0', c[2] or '0', s[3]}
 end
 
@@ -25,12 +34,12 @@ local expiry = redis.call('ZSCORE', KEYS[6], fan)
 if expiry and tonumber(expiry) > now then
   return reply('admitted', 0, 0, expiry)
 end
-if redis.call('ZSCORE', KEYS[4], fan) then
+if not opened and redis.call('ZSCORE', KEYS[4], fan) then
   redis.call('HSET', KEYS[5], fan, now)
   return reply('pre_queue', 0, 0, 0)
 end
 
-local joined = 0
+local joined, queue_length = 0, nil
 local rank = redis.call('ZRANK', KEYS[3], fan)
 if rank then
   redis.call('HSET', KEYS[5], fan, now)
@@ -46,19 +55,18 @@ else
     redis.call('ZREM', KEYS[6], fan)
   end
   redis.call('HSET', KEYS[5], fan, now)
-  if s[4] ~= '1' and now < tonumber(s[3]) then
+  if not opened and now < tonumber(s[3]) then
     redis.call('ZADD', KEYS[4], redis.call('HINCRBY', KEYS[2], 'preseq', 1), fan)
     return reply('pre_queue', 1, 0, 0)
   end
-  -- Arrival order is a counter, not a clock, so two replicas can never tie.
+  -- Arrival order is a counter, not a clock, so two replicas can never tie, and the
+  -- newest arrival has the highest score: last in line (pre-queue scores are negative).
   redis.call('ZADD', KEYS[3], redis.call('HINCRBY', KEYS[2], 'seq', 1), fan)
-  rank = redis.call('ZRANK', KEYS[3], fan)
+  queue_length = redis.call('ZCARD', KEYS[3])
+  rank = queue_length - 1
   joined = 1
 end
 
-local position = rank + 1
-if s[4] ~= '1' then
-  -- Past the opening time but not yet shuffled: the pre-queue still goes first.
-  position = position + redis.call('ZCARD', KEYS[4])
-end
-return reply('waiting', joined, position, 0)
+-- Past the opening time but not yet shuffled, the pre-queue still goes first.
+local position = rank + 1 + prequeue_length()
+return reply('waiting', joined, position, 0, queue_length)

@@ -1,0 +1,95 @@
+//! The invariants that make overselling impossible, re-read from the rows as they are.
+//!
+//! The schema enforces them on every write the gateway makes; reading them back catches
+//! what went around the schema: a hand-run `UPDATE`, a dropped index, a partial restore.
+//! Per-order references have no foreign keys (see the migration), so this is also where
+//! a dangling one shows up.
+
+use sqlx::PgPool;
+
+use crate::error::Result;
+
+/// What one check found; every count must be 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Violations {
+    /// Seats of live bookings that the seat row does not record as that booking's: each
+    /// is a seat sold twice, or free to be sold again while sold.
+    pub oversold_seats: i64,
+    /// Seats in more than one live booking.
+    pub seats_in_two_bookings: i64,
+    /// Sections whose live bookings and unexpired holds claim more places than capacity.
+    pub sections_over_capacity: i64,
+    /// Seats marked booked without a live booking that claims them (lost to sale).
+    pub booked_seats_without_booking: i64,
+    /// Seats marked held without an active hold that claims them.
+    pub held_seats_without_hold: i64,
+    /// Bookings whose quantity differs from their live seats (0 for cancelled ones).
+    pub bookings_with_wrong_quantity: i64,
+    /// Sections whose seat rows do not number their capacity, so "remaining" is wrong.
+    pub sections_with_wrong_seat_count: i64,
+}
+
+impl Violations {
+    /// Each invariant by its metric label, oversell included.
+    pub fn by_invariant(&self) -> [(&'static str, i64); 7] {
+        [
+            ("oversold_seat", self.oversold_seats),
+            ("seat_in_two_bookings", self.seats_in_two_bookings),
+            ("section_over_capacity", self.sections_over_capacity),
+            ("booked_seat_without_booking", self.booked_seats_without_booking),
+            ("held_seat_without_hold", self.held_seats_without_hold),
+            ("booking_quantity_mismatch", self.bookings_with_wrong_quantity),
+            ("section_seat_count_mismatch", self.sections_with_wrong_seat_count),
+        ]
+    }
+}
+
+/// Checks every event that has not started, or started less than `after_start_hours`
+/// ago, in one statement: one snapshot, so an order committing meanwhile is seen
+/// either whole or not at all.
+pub async fn check(pool: &PgPool, after_start_hours: i32) -> Result<Violations> {
+    let violations = sqlx::query_as(
+        "WITH scope AS (
+             SELECT id FROM events WHERE starts_at IS NULL OR starts_at > now() - make_interval(hours => $1)
+         ), claims AS (
+             SELECT bs.seat_id, bs.booking_id
+             FROM booking_seats bs JOIN bookings b ON b.id = bs.booking_id
+             WHERE bs.live AND b.event_id IN (SELECT id FROM scope)
+         ), scoped_seats AS (
+             SELECT id, section_id, state, hold_id, booking_id FROM seats WHERE event_id IN (SELECT id FROM scope)
+         ), taken AS (
+             SELECT st.section_id FROM claims c JOIN seats st ON st.id = c.seat_id
+             UNION ALL
+             SELECT st.section_id
+             FROM holds h JOIN hold_seats hs ON hs.hold_id = h.id JOIN seats st ON st.id = hs.seat_id
+             WHERE h.status = 'active' AND h.expires_at > now() AND h.event_id IN (SELECT id FROM scope)
+         )
+         SELECT
+             (SELECT count(*) FROM claims c LEFT JOIN seats st ON st.id = c.seat_id
+              WHERE st.id IS NULL OR st.state <> 'booked' OR st.booking_id <> c.booking_id) AS oversold_seats,
+             (SELECT count(*) FROM (SELECT seat_id FROM claims GROUP BY seat_id HAVING count(*) > 1) twice)
+                 AS seats_in_two_bookings,
+             (SELECT count(*) FROM (
+                  SELECT t.section_id FROM taken t JOIN sections s ON s.id = t.section_id
+                  GROUP BY t.section_id, s.capacity HAVING count(*) > s.capacity) crowded)
+                 AS sections_over_capacity,
+             (SELECT count(*) FROM scoped_seats st WHERE st.state = 'booked' AND NOT EXISTS (
+                  SELECT 1 FROM claims c WHERE c.seat_id = st.id AND c.booking_id = st.booking_id))
+                 AS booked_seats_without_booking,
+             (SELECT count(*) FROM scoped_seats st WHERE st.state = 'held' AND NOT EXISTS (
+                  SELECT 1 FROM holds h JOIN hold_seats hs ON hs.hold_id = h.id
+                  WHERE h.id = st.hold_id AND hs.seat_id = st.id AND h.status = 'active'))
+                 AS held_seats_without_hold,
+             (SELECT count(*) FROM bookings b WHERE b.event_id IN (SELECT id FROM scope)
+                  AND CASE WHEN b.status = 'confirmed' THEN b.quantity ELSE 0 END
+                      <> (SELECT count(*) FROM booking_seats bs WHERE bs.booking_id = b.id AND bs.live))
+                 AS bookings_with_wrong_quantity,
+             (SELECT count(*) FROM sections s WHERE s.event_id IN (SELECT id FROM scope)
+                  AND s.capacity <> (SELECT count(*) FROM scoped_seats st WHERE st.section_id = s.id))
+                 AS sections_with_wrong_seat_count",
+    )
+    .bind(after_start_hours)
+    .fetch_one(pool)
+    .await?;
+    Ok(violations)
+}
