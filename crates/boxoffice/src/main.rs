@@ -9,6 +9,11 @@ use clap::{Parser, Subcommand};
 
 use settings::Settings;
 
+/// A request allocates many small buffers; under glibc malloc a queue join spent about a
+/// quarter of its CPU time in the allocator (perf, `scripts/bench-waitroom`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// boxoffice: a virtual waiting room and booking gateway that sells every seat once.
 ///
 /// Configuration comes from config/default.toml (built in), then --config FILE, then
