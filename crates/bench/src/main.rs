@@ -91,9 +91,9 @@ enum Command {
         /// Fans already in line before anything is measured.
         #[arg(long, default_value_t = 1_000_000)]
         fans: u64,
-        /// Concurrent HTTP clients.
-        #[arg(long, default_value_t = 64)]
-        clients: usize,
+        /// Concurrent HTTP clients; each count is measured in turn.
+        #[arg(long, value_delimiter = ',', default_value = "16,64")]
+        clients: Vec<usize>,
         /// Seconds per HTTP measurement.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
