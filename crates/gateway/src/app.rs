@@ -63,6 +63,8 @@ pub struct Application {
 impl Application {
     pub async fn build(config: &GatewayConfig, pool: PgPool, verifier: TokenVerifier) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
+        service_kit::metrics::watch_pool(&pool);
+        crate::metrics::register();
         let state = AppState::new(config, pool, verifier);
         let limits = state.limits.clone();
         let router = crate::routes::router(state);

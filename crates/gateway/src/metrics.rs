@@ -9,6 +9,26 @@ pub const RATE_LIMITED: &str = "boxoffice_gateway_rate_limited_total";
 /// Access tokens refused, by reason.
 pub const TOKEN_REJECTIONS: &str = "boxoffice_gateway_token_rejections_total";
 
+/// Creates the counters a dashboard plots at 0, so their first increment shows in
+/// `rate()` and an idle panel reads 0 rather than "no data".
+pub fn register() {
+    for kind in ["hold", "book"] {
+        for outcome in ["success", "seat_unavailable", "seat_contended", "sold_out"] {
+            metrics::counter!(ORDERS, "kind" => kind, "outcome" => outcome).increment(0);
+        }
+        metrics::counter!(LOCK_CONTENTION, "kind" => kind).increment(0);
+    }
+    for outcome in ["success", "hold_expired"] {
+        metrics::counter!(ORDERS, "kind" => "confirm", "outcome" => outcome).increment(0);
+    }
+    for limit in ["global", "address", "fan"] {
+        metrics::counter!(RATE_LIMITED, "limit" => limit).increment(0);
+    }
+    for reason in ["missing", "expired", "bad_signature", "other_event"] {
+        metrics::counter!(TOKEN_REJECTIONS, "reason" => reason).increment(0);
+    }
+}
+
 /// Records how an order attempt (`hold`, `book`, `confirm`) ended.
 pub fn order_outcome(kind: &'static str, outcome: &'static str) {
     metrics::counter!(ORDERS, "kind" => kind, "outcome" => outcome).increment(1);

@@ -45,7 +45,7 @@ pub fn log(job: &'static str, outcome: Result<u64, gateway::Error>) {
         Ok(0) => {}
         Ok(n) => tracing::info!(job, rows = n, "job done"),
         Err(e) => {
-            ::metrics::counter!(metrics::JOB_FAILURES, "job" => job).increment(1);
+            ::metrics::counter!(metrics::JOB_FAILURES, "task" => job).increment(1);
             tracing::warn!(job, error = %e, "job failed; retrying at the next tick");
         }
     }

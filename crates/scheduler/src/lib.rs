@@ -66,6 +66,8 @@ impl Scheduler {
     /// Registers every job and starts them.
     pub async fn start(config: &SchedulerConfig, pool: PgPool) -> Result<Self, Error> {
         let health = TcpListener::bind(config.listen).await?;
+        service_kit::metrics::watch_pool(&pool);
+        metrics::register();
         let jobs = JobScheduler::new().await?;
         let (batch, retention, after_start) =
             (config.release_batch, config.idempotency_key_retention_hours, config.check_invariants_after_start_hours);
@@ -97,7 +99,7 @@ impl Scheduler {
     /// Runs until `shutdown` is cancelled, then stops the jobs.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
         let probes = health::router(vec![("postgres", health::postgres_check(self.pool.clone()))])
-            .merge(service_kit::metrics::router(Some(self.pool)));
+            .merge(service_kit::metrics::router());
         service_kit::serve("scheduler", self.health, probes, shutdown, Duration::from_secs(1)).await?;
         self.jobs.shutdown().await?;
         Ok(())

@@ -4,7 +4,7 @@
 pub const HOLDS_RELEASED: &str = "boxoffice_scheduler_holds_released_total";
 /// Idempotency keys deleted after their retention.
 pub const IDEMPOTENCY_KEYS_PURGED: &str = "boxoffice_scheduler_idempotency_keys_purged_total";
-/// Job runs that failed, by job.
+/// Job runs that failed, by `task` (not `job`: Prometheus sets that label itself).
 pub const JOB_FAILURES: &str = "boxoffice_scheduler_job_failures_total";
 /// Seats sold twice or free to sell while sold, from the last watchdog run; must be 0.
 pub const OVERSOLD_SEATS: &str = "boxoffice_oversold_seats";
@@ -12,6 +12,18 @@ pub const OVERSOLD_SEATS: &str = "boxoffice_oversold_seats";
 pub const INVARIANT_VIOLATIONS: &str = "boxoffice_invariant_violations";
 /// When the watchdog last finished a check (Unix seconds): a stale value means nobody checks.
 pub const WATCHDOG_LAST_RUN: &str = "boxoffice_watchdog_last_run_timestamp_seconds";
+
+/// The job names, as the `task` label of [`JOB_FAILURES`].
+pub const TASKS: [&str; 3] = ["release_expired_holds", "purge_idempotency_keys", "check_invariants"];
+
+/// Creates the counters at 0, so their first increment shows in `rate()`.
+pub fn register() {
+    metrics::counter!(HOLDS_RELEASED).increment(0);
+    metrics::counter!(IDEMPOTENCY_KEYS_PURGED).increment(0);
+    for task in TASKS {
+        metrics::counter!(JOB_FAILURES, "task" => task).increment(0);
+    }
+}
 
 pub fn invariants_checked(violations: &gateway::store::invariants::Violations) {
     metrics::gauge!(OVERSOLD_SEATS).set(violations.oversold_seats as f64);

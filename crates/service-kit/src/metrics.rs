@@ -3,7 +3,7 @@
 //!
 //! Each service crate names its own metrics in its `metrics.rs`; the README lists them all.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
@@ -16,7 +16,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use tower_http::trace::TraceLayer;
 
-/// Every HTTP request, by service, method, route template and status.
+/// Every HTTP request, by component (`gateway`, `waitroom`), method, route template and
+/// status. Not `service` or `job`: Prometheus and its Kubernetes discovery set those.
 pub const HTTP_REQUEST_DURATION: &str = "boxoffice_http_request_duration_seconds";
 /// Database pool connections, by state (`idle`, `in_use`).
 pub const DB_POOL_CONNECTIONS: &str = "boxoffice_db_pool_connections";
@@ -36,6 +37,8 @@ struct Exporter {
 }
 
 static EXPORTER: OnceLock<Exporter> = OnceLock::new();
+/// The process's database pool, read at scrape time by whichever service is scraped.
+static POOL: Mutex<Option<PgPool>> = Mutex::new(None);
 
 /// Installs the process-wide recorder. Call it first thing in `main`: anything recorded
 /// before it is lost. Later calls (several services in one process, tests) are no-ops.
@@ -67,22 +70,24 @@ fn exporter() -> &'static Exporter {
     })
 }
 
-/// `GET /metrics` in the Prometheus text format. With a `pool`, its connection counts
-/// are read at scrape time.
-pub fn router(pool: Option<PgPool>) -> Router {
-    install();
-    Router::new().route(
-        "/metrics",
-        get(move || {
-            let pool = pool.clone();
-            async move { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], render(pool.as_ref())).into_response() }
-        }),
-    )
+/// Reports `pool` as the process's database pool in every `/metrics` answer, whichever
+/// service serves it (in `boxoffice all` they share one pool). One pool per process: a
+/// later call replaces the earlier pool.
+pub fn watch_pool(pool: &PgPool) {
+    *POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(pool.clone());
 }
 
-fn render(pool: Option<&PgPool>) -> String {
+/// `GET /metrics` in the Prometheus text format.
+pub fn router() -> Router {
+    install();
+    Router::new()
+        .route("/metrics", get(|| async { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], render()).into_response() }))
+}
+
+fn render() -> String {
     let exporter = exporter();
     exporter.process.collect();
+    let pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
     if let Some(pool) = pool {
         let (open, idle) = (pool.size(), pool.num_idle() as u32);
         metrics::gauge!(DB_POOL_CONNECTIONS, "state" => "idle").set(idle);
@@ -95,21 +100,21 @@ fn render(pool: Option<&PgPool>) -> String {
 /// Wraps every route of `router` in a `request` tracing span and the request-duration
 /// histogram. Labels use the route template (`/v1/events/{event_id}`), never the raw
 /// path, so ids cannot blow up the number of series.
-pub fn instrument(router: Router, service: &'static str) -> Router {
-    router.layer(middleware::from_fn(move |request: Request, next: Next| record_request(service, request, next))).layer(
-        TraceLayer::new_for_http().make_span_with(
+pub fn instrument(router: Router, component: &'static str) -> Router {
+    router
+        .layer(middleware::from_fn(move |request: Request, next: Next| record_request(component, request, next)))
+        .layer(TraceLayer::new_for_http().make_span_with(
             |request: &Request| tracing::info_span!("request", method = %request.method(), route = route_of(request)),
-        ),
-    )
+        ))
 }
 
-async fn record_request(service: &'static str, request: Request, next: Next) -> Response {
+async fn record_request(component: &'static str, request: Request, next: Next) -> Response {
     let (method, route) = (request.method().as_str().to_owned(), route_of(&request).to_owned());
     let started = Instant::now();
     let response = next.run(request).await;
     metrics::histogram!(
         HTTP_REQUEST_DURATION,
-        "service" => service,
+        "component" => component,
         "method" => method,
         "route" => route,
         "status" => response.status().as_str().to_owned()

@@ -50,8 +50,8 @@ impl Admitter {
                 crate::metrics::admission_step(event_id, &step);
                 Ok(step)
             }
-            StepOutcome::Idle { queue_length, active } => {
-                crate::metrics::idle_step(event_id, queue_length, active);
+            StepOutcome::Idle(room) => {
+                crate::metrics::room(event_id, &room);
                 Ok(Step::default())
             }
             StepOutcome::UnknownEvent | StepOutcome::OpeningDue => Ok(Step::default()),

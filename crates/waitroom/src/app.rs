@@ -54,6 +54,7 @@ impl Application {
         public_keys: &[PublicKey],
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
+        crate::metrics::register();
         let store = Store::new(redis.clone(), key_prefix);
         let limiter = Arc::new(JoinLimiter::new(config.join_limit_per_address, config.join_limit_per_fan));
         let state = AppState {

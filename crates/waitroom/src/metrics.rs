@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::store::Step;
+use crate::store::{Room, Step};
 
 /// Joins that put a fan in line (repeated joins of a waiting fan are not counted).
 pub const JOINS: &str = "boxoffice_waitroom_joins_total";
@@ -19,6 +19,8 @@ pub const TOKENS_ISSUED: &str = "boxoffice_waitroom_tokens_issued_total";
 pub const QUEUE_LENGTH: &str = "boxoffice_waitroom_queue_length";
 /// Admitted fans whose admission has not expired, by event (counts under `max_active`).
 pub const ACTIVE: &str = "boxoffice_waitroom_active";
+/// The organizer's cap on active fans, by event.
+pub const MAX_ACTIVE: &str = "boxoffice_waitroom_max_active";
 /// The admission rate in force, by event: the organizer's rate while running, 0 while
 /// paused, closed or before opening (so "queue waiting, rate > 0, nobody admitted" is a
 /// stall).
@@ -30,6 +32,19 @@ pub const RATE_LIMITED: &str = "boxoffice_waitroom_rate_limited_total";
 /// Admission steps that failed (Redis unreachable or a script error).
 pub const ADMITTER_ERRORS: &str = "boxoffice_waitroom_admitter_errors_total";
 
+/// Creates the event-independent counters at 0, so their first increment shows in
+/// `rate()` and an idle panel reads 0 rather than "no data".
+pub fn register() {
+    for queue in ["queue", "pre_queue"] {
+        metrics::counter!(JOINS, "queue" => queue).increment(0);
+    }
+    for key in ["address", "fan"] {
+        metrics::counter!(RATE_LIMITED, "key" => key).increment(0);
+    }
+    metrics::counter!(TOKENS_ISSUED).increment(0);
+    metrics::counter!(ADMITTER_ERRORS).increment(0);
+}
+
 pub fn joined(pre_queue: bool) {
     metrics::counter!(JOINS, "queue" => if pre_queue { "pre_queue" } else { "queue" }).increment(1);
 }
@@ -37,20 +52,17 @@ pub fn joined(pre_queue: bool) {
 pub fn admission_step(event_id: Uuid, step: &Step) {
     let event = event_id.to_string();
     metrics::counter!(ADMISSIONS, "event" => event.clone()).increment(step.admitted.len() as u64);
-    metrics::counter!(SKIPPED, "event" => event.clone()).increment(step.skipped);
-    metrics::gauge!(ADMIT_RATE, "event" => event).set(step.admit_rate);
-    line_gauges(event_id, step.queue_length, step.active);
+    metrics::counter!(SKIPPED, "event" => event).increment(step.skipped);
+    room(event_id, &step.room);
 }
 
-pub fn idle_step(event_id: Uuid, queue_length: u64, active: u64) {
-    metrics::gauge!(ADMIT_RATE, "event" => event_id.to_string()).set(0.0);
-    line_gauges(event_id, queue_length, active);
-}
-
-fn line_gauges(event_id: Uuid, queue_length: u64, active: u64) {
+/// The gauges of an event's line and room, from any admission step.
+pub fn room(event_id: Uuid, room: &Room) {
     let event = event_id.to_string();
-    metrics::gauge!(QUEUE_LENGTH, "event" => event.clone()).set(queue_length as f64);
-    metrics::gauge!(ACTIVE, "event" => event).set(active as f64);
+    metrics::gauge!(QUEUE_LENGTH, "event" => event.clone()).set(room.queue_length as f64);
+    metrics::gauge!(ACTIVE, "event" => event.clone()).set(room.active as f64);
+    metrics::gauge!(MAX_ACTIVE, "event" => event.clone()).set(room.max_active as f64);
+    metrics::gauge!(ADMIT_RATE, "event" => event).set(room.admit_rate);
 }
 
 pub fn redis_command(command: &'static str, took: Duration) {

@@ -23,8 +23,8 @@ pub fn router(state: AppState) -> Router {
         .merge(bookings::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .with_state(state.clone())
-        .merge(health::router(vec![("postgres", health::postgres_check(state.pool.clone()))]))
-        .merge(metrics::router(Some(state.pool)));
+        .merge(health::router(vec![("postgres", health::postgres_check(state.pool))]))
+        .merge(metrics::router());
     metrics::instrument(api, "gateway")
 }
 

@@ -68,7 +68,7 @@ async fn metrics_count_order_outcomes_and_label_requests_by_route_template() {
     assert!(value(r#"boxoffice_gateway_orders_total{kind="book",outcome="success"}"#) >= 1.0, "{text}");
     assert!(value(r#"boxoffice_gateway_orders_total{kind="book",outcome="seat_unavailable"}"#) >= 1.0);
     assert!(text.contains(
-        r#"boxoffice_http_request_duration_seconds_count{service="gateway",method="POST",route="/v1/events/{event_id}/bookings",status="409"}"#
+        r#"boxoffice_http_request_duration_seconds_count{component="gateway",method="POST",route="/v1/events/{event_id}/bookings",status="409"}"#
     ));
     assert!(!text.contains(&format!("route=\"{}", event.path(""))), "no raw paths as labels");
     assert!(value(r#"boxoffice_db_pool_max_connections"#) >= 1.0);

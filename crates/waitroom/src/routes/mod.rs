@@ -23,7 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(public::router())
         .with_state(state)
         .merge(health::router(vec![("redis", redis)]))
-        .merge(metrics::router(None))
+        .merge(metrics::router())
         // Unknown paths answer the same JSON envelope as everything else.
         .fallback(|| async { Error::NotFound("route") });
     metrics::instrument(api, "waitroom")

@@ -102,6 +102,17 @@ pub struct Stats {
     pub last_admission_step_at: Option<DateTime<Utc>>,
 }
 
+/// An event's line and room as an admission step left them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Room {
+    pub queue_length: u64,
+    /// Admitted fans whose admission has not expired.
+    pub active: u64,
+    pub max_active: u64,
+    /// The organizer's rate while the event is running, else 0.
+    pub admit_rate: f64,
+}
+
 /// What one admission step did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Step {
@@ -109,20 +120,14 @@ pub struct Step {
     pub admitted: Vec<String>,
     /// Abandoned fans dropped without using an admission.
     pub skipped: u64,
-    pub queue_length: u64,
-    pub active: u64,
-    /// The organizer's rate, in force because the event is running.
-    pub admit_rate: f64,
+    pub room: Room,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
     Stepped(Step),
     /// Paused, closed or not yet open: nobody was admitted.
-    Idle {
-        queue_length: u64,
-        active: u64,
-    },
+    Idle(Room),
     UnknownEvent,
     /// The opening time has come: shuffle the pre-queue before admitting anyone.
     OpeningDue,
@@ -303,28 +308,26 @@ impl Store {
         let corrupt = || Error::Corrupt(format!("admit reply {reply:?}"));
         let int = |i: usize| reply.get(i).and_then(|v| redis::from_redis_value_ref::<i64>(v).ok()).ok_or_else(corrupt);
         let count = |i: usize| int(i).map(|n| n.max(0) as u64);
-        match int(0)? {
+        let code = int(0)?;
+        match code {
             -1 => return Ok(StepOutcome::UnknownEvent),
             -2 => return Ok(StepOutcome::OpeningDue),
-            0 => return Ok(StepOutcome::Idle { queue_length: count(3)?, active: count(4)? }),
             _ => {}
         }
         let admit_rate = reply
-            .get(5)
+            .get(6)
             .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
             .and_then(|rate| rate.parse().ok())
             .ok_or_else(corrupt)?;
-        let admitted = reply[6..]
+        let room = Room { queue_length: count(3)?, active: count(4)?, max_active: count(5)?, admit_rate };
+        if code == 0 {
+            return Ok(StepOutcome::Idle(room));
+        }
+        let admitted = reply[7..]
             .iter()
             .map(|v| redis::from_redis_value_ref::<String>(v).map_err(|_| corrupt()))
             .collect::<Result<Vec<_>>>()?;
-        Ok(StepOutcome::Stepped(Step {
-            admitted,
-            skipped: count(2)?,
-            queue_length: count(3)?,
-            active: count(4)?,
-            admit_rate,
-        }))
+        Ok(StepOutcome::Stepped(Step { admitted, skipped: count(2)?, room }))
     }
 
     /// The pre-queue fan ids, in no meaningful order.

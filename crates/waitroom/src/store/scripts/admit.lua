@@ -11,10 +11,10 @@
 -- ARGV[1]: abandon_after_ms; ARGV[2]: max catch-up ms (caps a burst after every
 -- admitter was down); ARGV[3]: most fans examined per step; ARGV[4]: rate
 -- measurement time constant in ms.
--- Returns {code, admitted_count, skipped, queue_length, active, rate, fan...} with code
--- 1 (stepped), 0 (nothing to do: paused, closed or before opening),
--- -1 (unknown event), -2 (opening time reached: shuffle the pre-queue first); rate
--- and the fans only with code 1.
+-- Returns {code, admitted_count, skipped, queue_length, active, max_active, rate,
+-- fan...} with code 1 (stepped), 0 (nothing to do: paused, closed or before opening),
+-- -1 (unknown event), -2 (opening time reached: shuffle the pre-queue first). rate is
+-- the rate in force (0 unless running); code -1 carries only the first five.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local s = redis.call('HMGET', KEYS[1], 'state', 'rate', 'max_active', 'lifetime_ms', 'opens_at_ms', 'opened')
@@ -34,10 +34,10 @@ if s[6] ~= '1' then
   if s[1] ~= 'closed' and now >= tonumber(s[5]) then
     code = -2
   end
-  return {code, 0, 0, waiting + redis.call('ZCARD', KEYS[4]), active}
+  return {code, 0, 0, waiting + redis.call('ZCARD', KEYS[4]), active, s[3], '0'}
 end
 if s[1] ~= 'running' then
-  return {0, 0, 0, waiting, active}
+  return {0, 0, 0, waiting, active, s[3], '0'}
 end
 
 dt = math.min(dt, tonumber(ARGV[2]))
@@ -90,7 +90,7 @@ if waiting > 0 then
   redis.call('HSET', KEYS[2], 'ewma', string.format('%.17g', ewma), 'ewma_w', string.format('%.17g', weight))
 end
 
-local reply = {1, n, skipped, waiting - scanned, active + n, s[2]}
+local reply = {1, n, skipped, waiting - scanned, active + n, s[3], s[2]}
 for i = 1, n do
   reply[#reply + 1] = admitted[i]
 end
