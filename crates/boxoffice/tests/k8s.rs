@@ -15,7 +15,10 @@ const SERVICES: [&str; 3] = ["waitroom", "gateway", "scheduler"];
 /// Secrets the production overlay leaves to the operator (its kustomization.yaml shows
 /// how to create them), with the keys the pods read from them.
 const EXTERNAL_SECRETS: [(&str, &[&str]); 2] = [
-    ("boxoffice-secrets", &["database-url", "gateway-admin-api-key", "waitroom-admin-api-key", "ticket-secret"]),
+    (
+        "boxoffice-secrets",
+        &["database-url", "gateway-admin-api-key", "waitroom-admin-api-key", "ticket-secret", "fan-id-secret"],
+    ),
     ("boxoffice-signing-keys", &["k1.private.pem", "k1.public.pem"]),
 ];
 

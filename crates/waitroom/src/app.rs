@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admitter::Admitter;
 use crate::config::WaitroomConfig;
 use crate::domain::ticket::TicketKey;
+use crate::domain::vouched::FanIdVouching;
 use crate::limits::JoinLimiter;
 use crate::queue::Queue;
 use crate::store::Store;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub limiter: Arc<JoinLimiter>,
     pub admin_api_key: SecretString,
     pub client_ip_header: Option<HeaderName>,
+    /// Present when client-chosen fan ids must carry the organizer's signature.
+    pub fan_id_vouching: Option<FanIdVouching>,
     /// Built once: the keys only change with a restart.
     pub jwks: Arc<Value>,
 }
@@ -63,6 +66,7 @@ impl Application {
             limiter: limiter.clone(),
             admin_api_key: config.admin_api_key.clone(),
             client_ip_header: config.client_ip_header.as_deref().and_then(|h| HeaderName::try_from(h).ok()),
+            fan_id_vouching: config.fan_id_secret.clone().map(FanIdVouching::new),
             jwks: Arc::new(json!({ "keys": public_keys.iter().map(PublicKey::jwk).collect::<Vec<_>>() })),
         };
         Ok(Self {

@@ -25,6 +25,12 @@ pub struct WaitroomConfig {
     /// proxy would put every fan under one limit.
     #[serde(default)]
     pub client_ip_header: Option<String>,
+    /// When set, a fan id chosen by the client is accepted only with the organizer's
+    /// signature (`fan_id_signature`, see `domain/vouched.rs`), so nobody can join as
+    /// someone else. Unset, client ids are taken as given: only behind a front that
+    /// authenticates fans itself.
+    #[serde(default)]
+    pub fan_id_secret: Option<SecretString>,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
 }
@@ -38,6 +44,9 @@ impl WaitroomConfig {
         }
         if self.ticket_secret.expose_secret().len() < 32 {
             return Err("waitroom.ticket_secret must be at least 32 characters".into());
+        }
+        if self.fan_id_secret.as_ref().is_some_and(|s| s.expose_secret().len() < 32) {
+            return Err("waitroom.fan_id_secret must be at least 32 characters".into());
         }
         if self.abandon_after_secs == 0 {
             return Err("waitroom.abandon_after_secs must be at least 1".into());
@@ -69,6 +78,7 @@ mod tests {
             join_limit_per_address: RateLimit { per_second: 20, burst: 40 },
             join_limit_per_fan: RateLimit { per_second: 1, burst: 5 },
             client_ip_header: None,
+            fan_id_secret: None,
             shutdown_grace_secs: 10,
         }
     }
@@ -81,5 +91,6 @@ mod tests {
         let zero = RateLimit { per_second: 0, burst: 1 };
         assert!(WaitroomConfig { join_limit_per_fan: zero, ..config() }.validate().is_err());
         assert!(WaitroomConfig { client_ip_header: Some("bad header".into()), ..config() }.validate().is_err());
+        assert!(WaitroomConfig { fan_id_secret: Some(SecretString::from("short")), ..config() }.validate().is_err());
     }
 }

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::domain::ticket::TicketError;
+use crate::domain::vouched::VouchError;
 use crate::domain::Invalid;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +23,8 @@ pub enum Error {
     NotFound(&'static str),
     #[error("this queue ticket is malformed")]
     MalformedTicket,
+    #[error("{0}")]
+    FanIdNotVouched(#[from] VouchError),
     #[error("this event's waiting room is closed")]
     EventClosed,
     #[error("the sale has opened; its opening time can no longer change")]
@@ -47,6 +50,7 @@ impl Error {
             Self::NotAdmin => (StatusCode::UNAUTHORIZED, "admin_key_required"),
             Self::NotFound(what) => (StatusCode::NOT_FOUND, not_found_code(what)),
             Self::MalformedTicket => (StatusCode::BAD_REQUEST, "malformed_ticket"),
+            Self::FanIdNotVouched(_) => (StatusCode::FORBIDDEN, "fan_id_not_vouched"),
             Self::EventClosed => (StatusCode::CONFLICT, "event_closed"),
             Self::AlreadyOpen => (StatusCode::CONFLICT, "already_open"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

@@ -1,5 +1,5 @@
 //! The waiting room's rules, free of HTTP and Redis: who a fan is, what a ticket
-//! proves, what settings an organizer may choose, how the pre-queue is shuffled, and
+//! proves, when a fan's own id is vouched for, what settings an organizer may choose, how the pre-queue is shuffled, and
 //! how long a fan should expect to wait.
 
 pub mod eta;
@@ -7,6 +7,7 @@ pub mod fan;
 pub mod settings;
 pub mod shuffle;
 pub mod ticket;
+pub mod vouched;
 
 /// A rule broken by the caller's input: answered 422 with this code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]

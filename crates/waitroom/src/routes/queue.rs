@@ -24,6 +24,8 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 struct JoinBody {
     fan_id: Option<String>,
+    /// The organizer's signature on `fan_id`, required when vouching is configured.
+    fan_id_signature: Option<String>,
 }
 
 /// The body is optional: a fan without an id of their own sends nothing.
@@ -41,7 +43,11 @@ async fn join(
     ClientAddress(address): ClientAddress,
     body: Bytes,
 ) -> Result<(StatusCode, Json<FanView>)> {
-    let fan = parse_join_body(&body)?.fan_id.map(|raw| FanId::parse(&raw)).transpose()?;
+    let body = parse_join_body(&body)?;
+    let fan = body.fan_id.map(|raw| FanId::parse(&raw)).transpose()?;
+    if let (Some(fan), Some(vouching)) = (&fan, &state.fan_id_vouching) {
+        vouching.verify(event_id, fan, body.fan_id_signature.as_deref())?;
+    }
     state.limiter.check(address, fan.as_ref()).map_err(Error::RateLimited)?;
     let (view, joined) = state.queue.join(event_id, fan.unwrap_or_else(FanId::issue)).await?;
     let status = if joined { StatusCode::CREATED } else { StatusCode::OK };

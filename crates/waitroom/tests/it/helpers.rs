@@ -34,6 +34,7 @@ pub fn test_config() -> WaitroomConfig {
         join_limit_per_address: RateLimit { per_second: 100_000, burst: 100_000 },
         join_limit_per_fan: RateLimit { per_second: 1_000, burst: 1_000 },
         client_ip_header: None,
+        fan_id_secret: None,
         shutdown_grace_secs: 1,
     }
 }

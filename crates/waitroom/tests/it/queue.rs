@@ -215,3 +215,40 @@ async fn organizer_endpoints_require_the_admin_key_and_valid_settings() {
     assert_eq!(view["seed_sha256"].as_str().unwrap().len(), 64);
     app.cleanup().await;
 }
+
+/// With a fan-id secret, nobody can join under a fan's own id without the organizer's
+/// signature for that fan and that event: their place and token cannot be taken.
+#[tokio::test]
+async fn with_a_fan_id_secret_only_vouched_client_ids_may_join() {
+    const SECRET: &str = "the-organizers-fan-id-secret-0123456789";
+    let app = spawn_app_with(|c| c.fan_id_secret = Some(SECRET.into())).await;
+    let (event, other_event) = (app.new_event(settings(1.0, 10)).await, app.new_event(settings(1.0, 10)).await);
+    let sign = |event: Uuid, fan: &str| {
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+        hmac::Mac::update(&mut mac, format!("boxoffice-fan-id-v1:{event}:{fan}").as_bytes());
+        hex::encode(hmac::Mac::finalize(mac).into_bytes())
+    };
+    let join = |fan: &str, signature: Option<String>| {
+        let body = json!({ "fan_id": fan, "fan_id_signature": signature });
+        app.http.post(format!("{}/v1/events/{event}/queue", app.base)).json(&body).send()
+    };
+
+    for (attempt, signature) in [
+        ("unsigned", None),
+        ("signed for another fan", Some(sign(event, "mallory"))),
+        ("signed for another event", Some(sign(other_event, "alice"))),
+        ("garbage", Some("zz".to_owned())),
+    ] {
+        let refused = join("alice", signature).await.unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{attempt}");
+        assert_eq!(error_code(refused).await, "fan_id_not_vouched", "{attempt}");
+    }
+    assert_eq!(app.stats(event).await["queue_length"], 0, "refused joins changed nothing");
+
+    let vouched = join("alice", Some(sign(event, "alice"))).await.unwrap();
+    assert_eq!(vouched.status(), StatusCode::CREATED);
+    let issued = app.join(event, None).await;
+    assert_eq!(issued.status(), StatusCode::CREATED, "fans without an id of their own get one issued");
+    assert_eq!(app.stats(event).await["queue_length"], 2);
+    app.cleanup().await;
+}
