@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{DecodingKey, Validation};
@@ -40,11 +41,21 @@ impl TokenError {
     }
 }
 
+/// Tokens whose signature was checked, remembered per replica. A fan sends the same
+/// token with each request, and an Ed25519 verification was about a quarter of the
+/// gateway's CPU per booking (perf, `scripts/bench-gateway`).
+const VERIFIED_TOKENS: u64 = 100_000;
+/// No token outlives this in the cache, whatever its own lifetime.
+const VERIFIED_TOKEN_TTL: Duration = Duration::from_secs(600);
+
 /// Verifies access tokens against a set of public keys chosen by `kid` (the gateway's side).
 #[derive(Clone)]
 pub struct TokenVerifier {
     keys: HashMap<String, DecodingKey>,
     validation: Validation,
+    /// Keyed by the whole token: any change to its header, claims or signature is a
+    /// different key and is verified in full. Expiry is checked again on every hit.
+    verified: moka::sync::Cache<String, AccessClaims>,
 }
 
 impl TokenVerifier {
@@ -64,10 +75,35 @@ impl TokenVerifier {
         validation.set_issuer(&[crate::ISSUER]);
         validation.set_audience(&[crate::AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss", "aud"]);
-        Self { keys, validation }
+        let verified =
+            moka::sync::Cache::builder().max_capacity(VERIFIED_TOKENS).time_to_live(VERIFIED_TOKEN_TTL).build();
+        Self { keys, validation, verified }
     }
 
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        if let Some(claims) = self.verified.get(token) {
+            return self.still_valid(claims);
+        }
+        let claims = self.verify_signature(token)?;
+        self.verified.insert(token.to_owned(), claims.clone());
+        Ok(claims)
+    }
+
+    /// The time checks of a full verification, for a token whose signature and claims
+    /// were verified before.
+    fn still_valid(&self, claims: AccessClaims) -> Result<AccessClaims, TokenError> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        let leeway = self.validation.leeway as i64;
+        if claims.exp < now - leeway {
+            return Err(TokenError::Expired);
+        }
+        if claims.nbf > now + leeway {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
+    }
+
+    fn verify_signature(&self, token: &str) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != crate::ALGORITHM {
             return Err(TokenError::WrongAlgorithm);

@@ -105,6 +105,26 @@ fn a_tampered_payload_is_rejected() {
     assert_eq!(k.verifier.verify(&parts.join(".")), Err(TokenError::BadSignature));
 }
 
+/// Verified tokens are remembered; the memory must never accept what a full check would not.
+#[test]
+fn a_remembered_token_still_expires_and_its_tampered_copies_are_still_refused() {
+    let k = keys();
+    let claims = AccessClaims::new("fan-1", Uuid::new_v4(), now(), 1);
+    let token = k.signer.sign(&claims);
+    assert_eq!(k.verifier.verify(&token).unwrap(), claims);
+    assert_eq!(k.verifier.verify(&token).unwrap(), claims, "a second use of the same token");
+
+    let (header, rest) = token.split_once('.').unwrap();
+    let signature = rest.split_once('.').unwrap().1;
+    let forged = AccessClaims { sub: "mallory".into(), ..claims.clone() };
+    let tampered = format!("{header}.{}.{signature}", b64(&serde_json::to_vec(&forged).unwrap()));
+    assert_eq!(k.verifier.verify(&tampered), Err(TokenError::BadSignature), "same signature, other claims");
+
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(k.verifier.verify(&token), Err(TokenError::Expired), "remembered, but expired");
+    assert_eq!(k.verifier.clone().verify(&token), Err(TokenError::Expired), "clones share the memory");
+}
+
 #[test]
 fn a_token_from_another_issuer_is_rejected() {
     let k = keys();
