@@ -1,10 +1,11 @@
 //! What each subcommand does: build the services from settings and run them until
 //! SIGTERM or Ctrl-C.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
@@ -130,4 +131,98 @@ fn shutdown_on_signal() -> CancellationToken {
         cancel.cancel();
     });
     token
+}
+
+/// `boxoffice loadtest`: the scenario from a file and/or flags (flags win).
+#[derive(clap::Args)]
+pub struct LoadtestArgs {
+    /// A scenario file (see crates/simulator/scenarios/).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
+    /// Waiting-room base URLs, used in turn (repeat or comma-separate for replicas).
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8080")]
+    waitroom: Vec<String>,
+    /// Gateway base URLs, used in turn.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8081")]
+    gateway: Vec<String>,
+    #[arg(long)]
+    fans: Option<u32>,
+    /// Reserved seating as ROWSxSEATS, e.g. 10x20.
+    #[arg(long, value_parser = parse_rows)]
+    rows: Option<(u32, u32)>,
+    /// General-admission places.
+    #[arg(long)]
+    general_admission: Option<u32>,
+    /// all-at-once, ramp or pre-queue.
+    #[arg(long)]
+    arrival: Option<String>,
+    #[arg(long)]
+    admit_rate: Option<f64>,
+    #[arg(long)]
+    max_seconds: Option<u64>,
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn parse_rows(raw: &str) -> Result<(u32, u32), String> {
+    let (rows, seats) = raw.split_once('x').ok_or("expected ROWSxSEATS, e.g. 10x20")?;
+    Ok((rows.parse().map_err(|e| format!("{e}"))?, seats.parse().map_err(|e| format!("{e}"))?))
+}
+
+impl LoadtestArgs {
+    fn scenario(&self) -> anyhow::Result<simulator::Scenario> {
+        let mut scenario = match &self.scenario {
+            Some(path) => simulator::Scenario::from_file(path)?,
+            None => simulator::Scenario::default(),
+        };
+        if let Some(fans) = self.fans {
+            scenario.fans = fans;
+        }
+        if let Some((rows, seats)) = self.rows {
+            (scenario.rows, scenario.seats_per_row) = (rows, seats);
+        }
+        if let Some(places) = self.general_admission {
+            scenario.general_admission = places;
+        }
+        if let Some(arrival) = &self.arrival {
+            scenario.arrival = serde_json::from_value(serde_json::Value::String(arrival.clone()))
+                .map_err(|_| anyhow::anyhow!("--arrival must be all-at-once, ramp or pre-queue"))?;
+        }
+        if let Some(rate) = self.admit_rate {
+            scenario.admit_rate = rate;
+        }
+        if let Some(seconds) = self.max_seconds {
+            scenario.max_seconds = seconds;
+        }
+        if let Some(concurrency) = self.concurrency {
+            scenario.concurrency = concurrency;
+        }
+        scenario.validate()?;
+        Ok(scenario)
+    }
+}
+
+pub async fn loadtest(settings: &Settings, args: LoadtestArgs) -> anyhow::Result<()> {
+    let scenario = args.scenario()?;
+    let targets = simulator::Targets {
+        waitrooms: args.waitroom.clone(),
+        gateways: args.gateway.clone(),
+        waitroom_admin_key: settings.waitroom.admin_api_key.expose_secret().to_owned(),
+        gateway_admin_key: settings.gateway.admin_api_key.expose_secret().to_owned(),
+        database_url: settings.database.url.expose_secret().to_owned(),
+    };
+    let report = simulator::run(&scenario, targets, !args.quiet).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    anyhow::ensure!(report.broken.is_empty(), "the sale broke: {}", report.broken.join("; "));
+    Ok(())
 }

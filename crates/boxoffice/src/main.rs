@@ -53,6 +53,10 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Rehearse a flash sale against running services: a crowd of fans queues, gets
+    /// admitted and books; then the database is checked for oversell. Exits non-zero
+    /// if anything was sold twice, oversold, or answered 5xx. Loopback only.
+    Loadtest(commands::LoadtestArgs),
     /// Print an access token signed with the local key, for trying the gateway without
     /// the waiting room (development only).
     Token {
@@ -93,5 +97,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::keygen(&kid, out.as_deref().unwrap_or(&settings.tokens.keys_dir), force)
         }
         Command::Token { event, fan, ttl } => commands::token(&settings, event, &fan, ttl),
+        Command::Loadtest(args) => commands::loadtest(&settings, args).await,
     }
 }

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 use crate::error::Result;
 
 /// What one check found; every count must be 0.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct Violations {
     /// Seats of live bookings that the seat row does not record as that booking's: each
     /// is a seat sold twice, or free to be sold again while sold.

@@ -1,0 +1,252 @@
+//! The HTTP calls a fan and an organizer make, each timed and counted by endpoint.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use reqwest::Method;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::scenario::Scenario;
+use crate::targets::Replicas;
+
+/// One answer: its status, and the body (`Null` when it was not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The error code, or `ok` for a success.
+    pub fn code(&self) -> &str {
+        if self.ok() {
+            return "ok";
+        }
+        self.body["error"]["code"].as_str().unwrap_or("no_error_code")
+    }
+
+    pub fn text(&self, field: &str) -> Option<&str> {
+        self.body[field].as_str()
+    }
+}
+
+/// The event as the gateway created it.
+#[derive(Debug, Clone, Copy)]
+pub struct Event {
+    pub id: Uuid,
+    pub reserved: Option<Uuid>,
+    pub general_admission: Option<Uuid>,
+}
+
+/// Latency and outcomes per endpoint, shared by every fan.
+#[derive(Default)]
+pub struct Traffic {
+    latency: Mutex<BTreeMap<&'static str, Histogram<u64>>>,
+    outcomes: Mutex<BTreeMap<(&'static str, String), u64>>,
+    requests: AtomicU64,
+    server_errors: AtomicU64,
+}
+
+impl Traffic {
+    fn record(&self, endpoint: &'static str, took: Duration, answer: Option<&Answer>) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let code = answer.map_or("transport_error".to_owned(), |a| a.code().to_owned());
+        if answer.is_none_or(|a| a.status >= 500) {
+            self.server_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        let mut latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        latency
+            .entry(endpoint)
+            .or_insert_with(|| Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds"))
+            .saturating_record(micros);
+        *self.outcomes.lock().unwrap_or_else(|e| e.into_inner()).entry((endpoint, code)).or_default() += 1;
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Answers with a 5xx status, and requests that got no answer at all.
+    pub fn server_errors(&self) -> u64 {
+        self.server_errors.load(Ordering::Relaxed)
+    }
+
+    pub fn latency(&self) -> BTreeMap<&'static str, Histogram<u64>> {
+        self.latency.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn outcomes(&self) -> BTreeMap<(&'static str, String), u64> {
+        self.outcomes.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The organizer's keys for each service.
+pub struct AdminKeys {
+    pub waitroom: String,
+    pub gateway: String,
+}
+
+pub struct Api {
+    http: reqwest::Client,
+    /// Bounds requests in flight, hence sockets: fans waiting in line cost a task, not
+    /// a connection.
+    in_flight: tokio::sync::Semaphore,
+    waitrooms: Replicas,
+    gateways: Replicas,
+    admin_keys: AdminKeys,
+    pub traffic: Traffic,
+}
+
+impl Api {
+    pub fn new(
+        waitrooms: Replicas,
+        gateways: Replicas,
+        admin_keys: AdminKeys,
+        connections: usize,
+    ) -> Result<Self, Error> {
+        let http =
+            reqwest::Client::builder().pool_max_idle_per_host(connections).timeout(Duration::from_secs(30)).build()?;
+        let in_flight = tokio::sync::Semaphore::new(connections);
+        Ok(Self { http, in_flight, waitrooms, gateways, admin_keys, traffic: Traffic::default() })
+    }
+
+    pub fn replicas(&self) -> (usize, usize) {
+        (self.waitrooms.count(), self.gateways.count())
+    }
+
+    async fn call(
+        &self,
+        endpoint: &'static str,
+        method: Method,
+        url: String,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> Result<Answer, Error> {
+        let mut request = self.http.request(method, url);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        // Waiting for a free connection is the simulator's queue, not the service's time.
+        let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
+        let started = Instant::now();
+        let answer = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body = response.json().await.unwrap_or(Value::Null);
+                Answer { status, body }
+            }
+            Err(e) => {
+                self.traffic.record(endpoint, started.elapsed(), None);
+                return Err(e.into());
+            }
+        };
+        self.traffic.record(endpoint, started.elapsed(), Some(&answer));
+        Ok(answer)
+    }
+
+    /// Creates the event on the gateway: one reserved section and/or one GA floor.
+    pub async fn create_event(&self, scenario: &Scenario) -> Result<Event, Error> {
+        let price = json!({ "amount_minor": 5000, "currency": "EUR" });
+        let mut sections = Vec::new();
+        if scenario.reserved_capacity() > 0 {
+            let rows: Vec<Value> = (0..scenario.rows)
+                .map(|r| json!({ "label": format!("R{r}"), "seats": scenario.seats_per_row }))
+                .collect();
+            sections.push(json!({ "name": "Stalls", "kind": "reserved", "price": price, "rows": rows }));
+        }
+        if scenario.general_admission > 0 {
+            sections.push(json!({ "name": "Floor", "kind": "general_admission", "price": price,
+                                  "capacity": scenario.general_admission }));
+        }
+        let body = json!({ "name": "Rehearsal", "max_per_order": scenario.quantity.max(1),
+                           "hold_ttl_seconds": scenario.hold_ttl_secs, "sections": sections });
+        let url = format!("{}/v1/events", self.gateways.first());
+        let answer = self.call("create_event", Method::POST, url, Some(&self.admin_keys.gateway), Some(body)).await?;
+        if answer.status != 201 {
+            return Err(Error::Setup(format!("creating the event: {} {}", answer.status, answer.body)));
+        }
+        let id = uuid_of(&answer.body["id"])?;
+        let section = |kind: &str| {
+            answer.body["sections"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|s| s["kind"] == kind)
+                .map(|s| uuid_of(&s["id"]))
+        };
+        Ok(Event {
+            id,
+            reserved: section("reserved").transpose()?,
+            general_admission: section("general_admission").transpose()?,
+        })
+    }
+
+    /// Opens the event's waiting room (at `opens_at`, or at once).
+    pub async fn open_waitroom(
+        &self,
+        event: Uuid,
+        scenario: &Scenario,
+        opens_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), Error> {
+        let body = json!({ "admit_rate": scenario.admit_rate, "max_active": scenario.max_active,
+                           "token_lifetime_secs": scenario.token_lifetime_secs, "opens_at": opens_at });
+        let url = format!("{}/v1/admin/events/{event}/waitroom", self.waitrooms.first());
+        let answer = self.call("open_waitroom", Method::PUT, url, Some(&self.admin_keys.waitroom), Some(body)).await?;
+        if !answer.ok() {
+            return Err(Error::Setup(format!("opening the waiting room: {} {}", answer.status, answer.body)));
+        }
+        Ok(())
+    }
+
+    pub async fn join(&self, event: Uuid) -> Result<Answer, Error> {
+        let url = format!("{}/v1/events/{event}/queue", self.waitrooms.next());
+        self.call("join", Method::POST, url, None, None).await
+    }
+
+    pub async fn poll(&self, event: Uuid, ticket: &str) -> Result<Answer, Error> {
+        let url = format!("{}/v1/events/{event}/queue/{ticket}", self.waitrooms.next());
+        self.call("poll", Method::GET, url, None, None).await
+    }
+
+    pub async fn seat_map(&self, event: Uuid) -> Result<Answer, Error> {
+        let url = format!("{}/v1/events/{event}/seats", self.gateways.next());
+        self.call("seat_map", Method::GET, url, None, None).await
+    }
+
+    pub async fn hold(&self, event: Uuid, token: &str, order: Value) -> Result<Answer, Error> {
+        let url = format!("{}/v1/events/{event}/holds", self.gateways.next());
+        self.call("hold", Method::POST, url, Some(token), Some(order)).await
+    }
+
+    pub async fn confirm(&self, event: Uuid, token: &str, hold: &str) -> Result<Answer, Error> {
+        let url = format!("{}/v1/events/{event}/holds/{hold}/confirm", self.gateways.next());
+        self.call("confirm", Method::POST, url, Some(token), None).await
+    }
+
+    pub async fn book(&self, event: Uuid, token: &str, order: Value) -> Result<Answer, Error> {
+        let url = format!("{}/v1/events/{event}/bookings", self.gateways.next());
+        self.call("book", Method::POST, url, Some(token), Some(order)).await
+    }
+
+    pub async fn cancel(&self, event: Uuid, token: &str, booking: &str) -> Result<Answer, Error> {
+        let url = format!("{}/v1/events/{event}/bookings/{booking}/cancel", self.gateways.next());
+        self.call("cancel", Method::POST, url, Some(token), None).await
+    }
+}
+
+fn uuid_of(value: &Value) -> Result<Uuid, Error> {
+    value.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| Error::Setup(format!("expected an id, got {value}")))
+}

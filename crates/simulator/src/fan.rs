@@ -1,0 +1,213 @@
+//! One fan's evening: join the line, poll until admitted, shop by plan.
+
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+use serde_json::{json, Value};
+
+use crate::api::{Answer, Api, Event};
+use crate::error::Error;
+use crate::scenario::{Plan, Scenario};
+
+/// How a fan's evening ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    Booked,
+    /// Booked, then cancelled on purpose.
+    Cancelled,
+    /// Held places and walked away on purpose.
+    AbandonedHold,
+    SoldOut,
+    /// Refused every attempt (contention, seats taken).
+    GaveUp,
+    /// Still waiting when the rehearsal's time ran out.
+    NotAdmitted,
+    /// Dropped from the line (skipped as abandoned, or the event closed).
+    LostPlace,
+    /// An answer the plan did not expect; counted in the errors.
+    Failed,
+}
+
+/// What the report needs of one fan.
+#[derive(Debug, Clone)]
+pub struct FanRecord {
+    pub plan: Plan,
+    pub joined: bool,
+    pub pre_queue: bool,
+    /// When the join was answered, since the rehearsal began.
+    pub joined_after: Duration,
+    /// When a poll first saw the fan admitted, since the rehearsal began.
+    pub admitted_after: Option<Duration>,
+    pub ending: Ending,
+    pub seats: u32,
+}
+
+impl FanRecord {
+    /// A fan whose requests got no answer (the error is in the traffic counts).
+    pub fn failed(plan: Plan) -> Self {
+        Self {
+            plan,
+            joined: false,
+            pre_queue: false,
+            joined_after: Duration::ZERO,
+            admitted_after: None,
+            ending: Ending::Failed,
+            seats: 0,
+        }
+    }
+}
+
+pub struct Fan<'a> {
+    pub api: &'a Api,
+    pub scenario: &'a Scenario,
+    pub event: Event,
+    pub plan: Plan,
+    pub started: Instant,
+    pub deadline: Instant,
+}
+
+impl Fan<'_> {
+    pub async fn run(self) -> Result<FanRecord, Error> {
+        let joined = self.api.join(self.event.id).await?;
+        let mut record = FanRecord {
+            plan: self.plan,
+            joined: joined.ok(),
+            pre_queue: joined.text("status") == Some("pre_queue"),
+            joined_after: self.started.elapsed(),
+            admitted_after: None,
+            ending: Ending::Failed,
+            seats: 0,
+        };
+        let Some(ticket) = joined.text("ticket").filter(|_| joined.ok()) else {
+            return Ok(record);
+        };
+        let Some(token) = self.wait_for_admission(ticket, &mut record).await? else {
+            return Ok(record);
+        };
+        self.think().await;
+        (record.ending, record.seats) = self.shop(&token).await?;
+        Ok(record)
+    }
+
+    /// Polls as a browser tab would; `None` when the fan never got in.
+    async fn wait_for_admission(&self, ticket: &str, record: &mut FanRecord) -> Result<Option<String>, Error> {
+        loop {
+            if Instant::now() >= self.deadline {
+                record.ending = Ending::NotAdmitted;
+                return Ok(None);
+            }
+            let polled = self.api.poll(self.event.id, ticket).await?;
+            if let Some(token) = polled.text("access_token") {
+                record.admitted_after = Some(self.started.elapsed());
+                return Ok(Some(token.to_owned()));
+            }
+            if !polled.ok() {
+                record.ending = if polled.status == 404 { Ending::LostPlace } else { Ending::Failed };
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(self.scenario.poll_interval_ms)).await;
+        }
+    }
+
+    async fn shop(&self, token: &str) -> Result<(Ending, u32), Error> {
+        let quantity = self.scenario.quantity;
+        let any_section = self.event.general_admission.or(self.event.reserved);
+        let by_quantity = |section: Option<uuid::Uuid>| json!({ "section_id": section, "quantity": quantity });
+        match self.plan {
+            Plan::ChosenSeats => self.hold_and_confirm(token, None).await,
+            Plan::BestAvailable => self.hold_and_confirm(token, Some(by_quantity(self.event.reserved))).await,
+            Plan::GeneralAdmission => self
+                .attempt(|| async {
+                    self.api.book(self.event.id, token, by_quantity(self.event.general_admission)).await
+                })
+                .await
+                .map(|outcome| outcome.map_or_else(|ending| (ending, 0), |_| (Ending::Booked, quantity))),
+            Plan::AbandonHold => {
+                let held = self
+                    .attempt(|| async { self.api.hold(self.event.id, token, by_quantity(any_section)).await })
+                    .await?;
+                Ok(held.map_or_else(|ending| (ending, 0), |_| (Ending::AbandonedHold, 0)))
+            }
+            Plan::Cancel => {
+                let booked = self
+                    .attempt(|| async { self.api.book(self.event.id, token, by_quantity(any_section)).await })
+                    .await?;
+                let booking = match booked {
+                    Ok(booking) => booking,
+                    Err(ending) => return Ok((ending, 0)),
+                };
+                self.think().await;
+                let id = booking.text("id").unwrap_or_default().to_owned();
+                let cancelled = self.api.cancel(self.event.id, token, &id).await?;
+                Ok((if cancelled.ok() { Ending::Cancelled } else { Ending::Failed }, 0))
+            }
+        }
+    }
+
+    /// Holds `order`, or seats picked from the seat map when there is none (picked
+    /// again after someone else was faster), then confirms after thinking.
+    async fn hold_and_confirm(&self, token: &str, order: Option<Value>) -> Result<(Ending, u32), Error> {
+        let held = self
+            .attempt(|| async {
+                let request = match &order {
+                    Some(order) => order.clone(),
+                    None => match self.pick_seats().await? {
+                        Some(labels) => json!({ "seats": labels }),
+                        None => return Ok(Answer { status: 409, body: json!({ "error": { "code": "sold_out" } }) }),
+                    },
+                };
+                self.api.hold(self.event.id, token, request).await
+            })
+            .await?;
+        let hold = match held {
+            Ok(hold) => hold,
+            Err(ending) => return Ok((ending, 0)),
+        };
+        self.think().await;
+        let id = hold.text("id").unwrap_or_default().to_owned();
+        let confirmed = self.api.confirm(self.event.id, token, &id).await?;
+        Ok(if confirmed.ok() { (Ending::Booked, self.scenario.quantity) } else { (Ending::Failed, 0) })
+    }
+
+    /// `quantity` free seats from the seat map, at random; `None` when too few are left.
+    async fn pick_seats(&self) -> Result<Option<Vec<String>>, Error> {
+        let map = self.api.seat_map(self.event.id).await?;
+        let mut free: Vec<String> = map.body["seats"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|seat| seat["status"] == "available")
+            .filter_map(|seat| seat["label"].as_str().map(str::to_owned))
+            .collect();
+        if free.len() < self.scenario.quantity as usize {
+            return Ok(None);
+        }
+        free.shuffle(&mut rand::thread_rng());
+        free.truncate(self.scenario.quantity as usize);
+        Ok(Some(free))
+    }
+
+    /// Tries an order up to `attempts` times while it is refused for contention or
+    /// taken seats; `Err(ending)` when the fan ends without it.
+    async fn attempt<F, Fut>(&self, order: F) -> Result<Result<Answer, Ending>, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Answer, Error>>,
+    {
+        for _ in 0..self.scenario.attempts.max(1) {
+            let answer = order().await?;
+            match answer.code() {
+                "ok" => return Ok(Ok(answer)),
+                "sold_out" => return Ok(Err(Ending::SoldOut)),
+                "seat_contended" | "seat_unavailable" | "rate_limited" => self.think().await,
+                _ => return Ok(Err(Ending::Failed)),
+            }
+        }
+        Ok(Err(Ending::GaveUp))
+    }
+
+    async fn think(&self) {
+        tokio::time::sleep(Duration::from_millis(self.scenario.think_ms)).await;
+    }
+}

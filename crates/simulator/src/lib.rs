@@ -1,0 +1,95 @@
+//! Rehearse a flash sale: a crowd of simulated fans goes through running waiting rooms
+//! and gateways over HTTP, then the database is asked what was sold.
+//!
+//! - [`scenario`]: the event, the crowd, the arrival curve and the fans' behaviour.
+//! - [`api`]: the calls, timed and counted per endpoint; [`targets`]: replicas in turn.
+//! - [`fan`]: one fan's journey; [`invariants`]: the database's verdict;
+//!   [`report`]: the table and the JSON.
+//!
+//! `boxoffice loadtest` is the command; `scripts/rehearse` runs it against several
+//! replicas of each service.
+
+pub mod api;
+pub mod error;
+pub mod fan;
+pub mod invariants;
+pub mod report;
+pub mod scenario;
+pub mod targets;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub use error::Error;
+pub use report::Report;
+pub use scenario::Scenario;
+
+use crate::api::{AdminKeys, Api};
+use crate::fan::{Fan, FanRecord};
+use crate::scenario::Arrival;
+use crate::targets::Replicas;
+
+/// Where to send the crowd and where to check the result.
+pub struct Targets {
+    pub waitrooms: Vec<String>,
+    pub gateways: Vec<String>,
+    pub waitroom_admin_key: String,
+    pub gateway_admin_key: String,
+    pub database_url: String,
+}
+
+/// Plays `scenario` and reports. The report says whether the sale was sound
+/// ([`Report::broken`]); errors are for a rehearsal that could not run at all.
+pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Result<Report, Error> {
+    scenario.validate()?;
+    let api = Arc::new(Api::new(
+        Replicas::new(targets.waitrooms)?,
+        Replicas::new(targets.gateways)?,
+        AdminKeys { waitroom: targets.waitroom_admin_key, gateway: targets.gateway_admin_key },
+        scenario.connections,
+    )?);
+    let event = api.create_event(scenario).await?;
+    let opens_at = (scenario.arrival == Arrival::PreQueue)
+        .then(|| chrono::Utc::now() + Duration::from_secs_f64(scenario.arrival_secs + 1.0));
+    api.open_waitroom(event.id, scenario, opens_at).await?;
+
+    let bar = progress_bar(scenario.fans, progress);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(scenario.max_seconds);
+    let spacing = match scenario.arrival {
+        Arrival::AllAtOnce => Duration::ZERO,
+        Arrival::Ramp | Arrival::PreQueue => Duration::from_secs_f64(scenario.arrival_secs / f64::from(scenario.fans)),
+    };
+    let records: Vec<FanRecord> = futures::stream::iter(0..scenario.fans)
+        .map(|index| {
+            let (api, bar) = (api.clone(), bar.clone());
+            async move {
+                tokio::time::sleep_until((started + spacing * index).into()).await;
+                let fan = Fan { api: &api, scenario, event, plan: scenario.plan_of(index), started, deadline };
+                let record = fan.run().await.unwrap_or_else(|_| FanRecord::failed(scenario.plan_of(index)));
+                bar.inc(1);
+                record
+            }
+        })
+        .buffer_unordered(scenario.concurrency)
+        .collect()
+        .await;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    let database = invariants::check(&targets.database_url, event.id).await?;
+    Ok(Report::new(scenario, &records, &api.traffic, database, api.replicas(), elapsed))
+}
+
+fn progress_bar(fans: u32, visible: bool) -> ProgressBar {
+    let target = if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+    let bar = ProgressBar::with_draw_target(Some(u64::from(fans)), target);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {pos}/{len} fans done")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}

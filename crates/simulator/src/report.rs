@@ -1,0 +1,243 @@
+//! What happened, for people (a table) and machines (`--json`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::api::Traffic;
+use crate::fan::{Ending, FanRecord};
+use crate::invariants::DatabaseCheck;
+use crate::scenario::Scenario;
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub fans: usize,
+    pub joined: usize,
+    pub pre_queue: usize,
+    pub admitted: usize,
+    pub endings: BTreeMap<Ending, usize>,
+    /// Places in the bookings fans kept (booked and not cancelled), as the fans saw them.
+    pub seats_booked_by_fans: u64,
+    pub database: DatabaseCheck,
+    pub fairness: Fairness,
+    pub admission_rate: AdmissionRate,
+    pub latency_ms: BTreeMap<String, Percentiles>,
+    /// By endpoint, then answer code (`ok` for successes).
+    pub answers: BTreeMap<String, BTreeMap<String, u64>>,
+    pub requests: u64,
+    pub requests_per_sec: f64,
+    pub server_errors: u64,
+    pub elapsed_secs: f64,
+    pub replicas: Replicas,
+    /// Empty when the sale was sound; otherwise what broke. Non-empty exits non-zero.
+    pub broken: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Replicas {
+    pub waitroom: usize,
+    pub gateway: usize,
+}
+
+/// Did fans get in in the order they came?
+#[derive(Debug, Serialize)]
+pub struct Fairness {
+    /// Fans let in clearly before someone who joined clearly earlier: joined more than
+    /// a second later, seen admitted more than a poll interval and a second sooner (a
+    /// slow answer must not look like an overtake). FIFO means 0.
+    pub overtakes: usize,
+    /// Of consecutive pre-queue fans (by join time), the share admitted in join order:
+    /// about 0.5 when the opening shuffle works, 1.0 if it did not shuffle.
+    pub pre_queue_order_kept: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AdmissionRate {
+    pub configured: f64,
+    /// Admissions per second between the first and the last admission fans saw.
+    pub achieved: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Percentiles {
+    pub count: u64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
+
+/// Joins closer than this, and admissions closer than this plus a poll interval, are
+/// not told apart when judging order.
+const JOIN_BLUR: Duration = Duration::from_secs(1);
+
+impl Report {
+    pub fn new(
+        scenario: &Scenario,
+        records: &[FanRecord],
+        traffic: &Traffic,
+        database: DatabaseCheck,
+        replicas: (usize, usize),
+        elapsed: Duration,
+    ) -> Self {
+        let mut endings = BTreeMap::new();
+        for record in records {
+            *endings.entry(record.ending).or_insert(0) += 1;
+        }
+        let admitted: Vec<&FanRecord> = records.iter().filter(|r| r.admitted_after.is_some()).collect();
+        let latency_ms = traffic
+            .latency()
+            .into_iter()
+            .map(|(endpoint, h)| {
+                let ms = |q| h.value_at_quantile(q) as f64 / 1000.0;
+                (endpoint.to_owned(), Percentiles { count: h.len(), p50: ms(0.50), p95: ms(0.95), p99: ms(0.99) })
+            })
+            .collect();
+        let mut answers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        for ((endpoint, code), n) in traffic.outcomes() {
+            answers.entry(endpoint.to_owned()).or_default().insert(code, n);
+        }
+        let mut report = Self {
+            fans: scenario.fans as usize,
+            joined: records.iter().filter(|r| r.joined).count(),
+            pre_queue: records.iter().filter(|r| r.pre_queue).count(),
+            admitted: admitted.len(),
+            endings,
+            seats_booked_by_fans: records.iter().map(|r| u64::from(r.seats)).sum(),
+            database,
+            fairness: Fairness {
+                overtakes: overtakes(records, Duration::from_millis(scenario.poll_interval_ms)),
+                pre_queue_order_kept: pre_queue_order_kept(records),
+            },
+            admission_rate: AdmissionRate { configured: scenario.admit_rate, achieved: achieved_rate(&admitted) },
+            latency_ms,
+            answers,
+            requests: traffic.requests(),
+            requests_per_sec: traffic.requests() as f64 / elapsed.as_secs_f64().max(1e-9),
+            server_errors: traffic.server_errors(),
+            elapsed_secs: elapsed.as_secs_f64(),
+            replicas: Replicas { waitroom: replicas.0, gateway: replicas.1 },
+            broken: Vec::new(),
+        };
+        report.broken = report.find_broken();
+        report
+    }
+
+    fn find_broken(&self) -> Vec<String> {
+        let db = &self.database;
+        let mut broken = Vec::new();
+        if db.violations.oversold_seats > 0 {
+            broken.push(format!("{} seats oversold", db.violations.oversold_seats));
+        }
+        if db.violations.seats_in_two_bookings > 0 {
+            broken.push(format!("{} seats in two live bookings", db.violations.seats_in_two_bookings));
+        }
+        if db.seats_sold > db.capacity {
+            broken.push(format!("{} places sold of {}", db.seats_sold, db.capacity));
+        }
+        let other: i64 = db.violations.by_invariant().iter().skip(2).map(|(_, n)| n).sum();
+        if other > 0 {
+            broken.push(format!("{other} inventory invariant violations: {:?}", db.violations));
+        }
+        if self.server_errors > 0 {
+            broken.push(format!("{} requests answered 5xx or not at all", self.server_errors));
+        }
+        broken
+    }
+}
+
+/// Counts fans admitted clearly before someone who joined clearly before them.
+fn overtakes(records: &[FanRecord], poll_interval: Duration) -> usize {
+    let mut fans: Vec<(Duration, Duration)> =
+        records.iter().filter(|r| !r.pre_queue).filter_map(|r| Some((r.joined_after, r.admitted_after?))).collect();
+    fans.sort();
+    let (mut earlier, mut latest_admission_of_earlier) = (0, Duration::ZERO);
+    let mut count = 0;
+    for &(joined, admitted) in &fans {
+        while earlier < fans.len() && fans[earlier].0 + JOIN_BLUR < joined {
+            latest_admission_of_earlier = latest_admission_of_earlier.max(fans[earlier].1);
+            earlier += 1;
+        }
+        if admitted + poll_interval + JOIN_BLUR < latest_admission_of_earlier {
+            count += 1;
+        }
+    }
+    count
+}
+
+fn pre_queue_order_kept(records: &[FanRecord]) -> Option<f64> {
+    let mut fans: Vec<(Duration, Duration)> =
+        records.iter().filter(|r| r.pre_queue).filter_map(|r| Some((r.joined_after, r.admitted_after?))).collect();
+    if fans.len() < 2 {
+        return None;
+    }
+    fans.sort();
+    let kept = fans.windows(2).filter(|pair| pair[0].1 <= pair[1].1).count();
+    Some(kept as f64 / (fans.len() - 1) as f64)
+}
+
+fn achieved_rate(admitted: &[&FanRecord]) -> Option<f64> {
+    let times: Vec<Duration> = admitted.iter().filter_map(|r| r.admitted_after).collect();
+    let (first, last) = (times.iter().min()?, times.iter().max()?);
+    let span = (*last - *first).as_secs_f64();
+    (span > 0.0).then(|| (times.len() - 1) as f64 / span)
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let db = &self.database;
+        writeln!(
+            f,
+            "flash-sale rehearsal: {} waiting room(s), {} gateway(s), {:.1} s",
+            self.replicas.waitroom, self.replicas.gateway, self.elapsed_secs
+        )?;
+        writeln!(
+            f,
+            "  fans {:>8}   joined {:>8}   pre-queue {:>8}   admitted {:>8}",
+            self.fans, self.joined, self.pre_queue, self.admitted
+        )?;
+        let endings: Vec<String> = self.endings.iter().map(|(e, n)| format!("{e:?} {n}")).collect();
+        writeln!(f, "  endings: {}", endings.join(", "))?;
+        writeln!(
+            f,
+            "  database: {} of {} places sold, {} confirmed bookings (fans hold {} places)",
+            db.seats_sold, db.capacity, db.bookings, self.seats_booked_by_fans
+        )?;
+        writeln!(
+            f,
+            "  oversold {}   seats in two bookings {}   other invariant violations {}",
+            db.violations.oversold_seats,
+            db.violations.seats_in_two_bookings,
+            db.violations.by_invariant().iter().skip(2).map(|(_, n)| n).sum::<i64>()
+        )?;
+        let kept = self.fairness.pre_queue_order_kept.map_or("-".to_owned(), |k| format!("{:.2}", k));
+        writeln!(f, "  fairness: {} overtakes after opening; pre-queue admitted in join order for {kept} of consecutive pairs (0.5 = shuffled)", self.fairness.overtakes)?;
+        let achieved = self.admission_rate.achieved.map_or("-".to_owned(), |r| format!("{r:.1}"));
+        writeln!(f, "  admission rate: {achieved}/s achieved, {}/s configured", self.admission_rate.configured)?;
+        writeln!(
+            f,
+            "  {} requests, {:.0}/s, {} answered 5xx or not at all",
+            self.requests, self.requests_per_sec, self.server_errors
+        )?;
+        writeln!(f, "  {:<14} {:>8} {:>9} {:>9} {:>9}  answers", "endpoint", "requests", "p50 ms", "p95 ms", "p99 ms")?;
+        for (endpoint, p) in &self.latency_ms {
+            let answers: Vec<String> =
+                self.answers.get(endpoint).into_iter().flatten().map(|(code, n)| format!("{code} {n}")).collect();
+            writeln!(
+                f,
+                "  {endpoint:<14} {:>8} {:>9.2} {:>9.2} {:>9.2}  {}",
+                p.count,
+                p.p50,
+                p.p95,
+                p.p99,
+                answers.join(", ")
+            )?;
+        }
+        if self.broken.is_empty() {
+            writeln!(f, "  sound: nothing oversold, nothing sold twice, no server errors")
+        } else {
+            writeln!(f, "  BROKEN: {}", self.broken.join("; "))
+        }
+    }
+}
