@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use access_token::TokenVerifier;
+use axum::body::Bytes;
 use axum::Router;
 use secrecy::SecretString;
 use sqlx::PgPool;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// Events never change once created, so their rules are read once per replica.
     event_rules: moka::future::Cache<Uuid, Arc<EventRules>>,
+    /// Serialized seat maps, briefly (`seat_map_max_age_ms`); `None` reads every time.
+    seat_maps: Option<moka::future::Cache<Uuid, Bytes>>,
 }
 
 impl AppState {
@@ -39,6 +42,12 @@ impl AppState {
             best_available_attempts: config.best_available_attempts,
             limits: Arc::new(Limits::new(config)),
             event_rules: moka::future::Cache::new(10_000),
+            seat_maps: (config.seat_map_max_age_ms > 0).then(|| {
+                moka::future::Cache::builder()
+                    .max_capacity(1_000)
+                    .time_to_live(Duration::from_millis(config.seat_map_max_age_ms))
+                    .build()
+            }),
         }
     }
 
@@ -49,6 +58,26 @@ impl AppState {
         let rules = events::rules(&self.pool, event_id).await?.ok_or(Error::NotFound("event"))?;
         self.event_rules.insert(event_id, rules.clone()).await;
         Ok(rules)
+    }
+
+    /// The event's seat map as a JSON body. Concurrent requests for an expired copy
+    /// wait for one read instead of each walking every seat.
+    pub async fn seat_map_json(&self, event_id: Uuid) -> Result<Bytes> {
+        let Some(cache) = &self.seat_maps else {
+            return self.read_seat_map(event_id).await;
+        };
+        match cache.try_get_with(event_id, self.read_seat_map(event_id)).await {
+            Ok(json) => Ok(json),
+            // The shared error cannot be moved out; read again for this request's own.
+            Err(_) => self.read_seat_map(event_id).await,
+        }
+    }
+
+    async fn read_seat_map(&self, event_id: Uuid) -> Result<Bytes> {
+        self.event_rules(event_id).await?;
+        let seats = events::seat_map(&self.pool, event_id).await?;
+        let body = serde_json::json!({ "event_id": event_id, "seats": seats });
+        Ok(Bytes::from(body.to_string()))
     }
 }
 

@@ -17,6 +17,10 @@ pub struct GatewayConfig {
     pub best_available_attempts: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// The public seat map is served from a per-replica copy at most this old (0: read
+    /// every time). Thousands of fans reload it during a sale and each read walks every
+    /// seat; a seat taken meanwhile is refused as `seat_unavailable` at hold time.
+    pub seat_map_max_age_ms: u64,
     /// Everything this replica accepts, so a flood is refused before it reaches the
     /// database pool.
     pub limit_global: RateLimit,

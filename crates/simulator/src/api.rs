@@ -54,14 +54,18 @@ pub struct Traffic {
     outcomes: Mutex<BTreeMap<(&'static str, String), u64>>,
     requests: AtomicU64,
     server_errors: AtomicU64,
+    shed: AtomicU64,
 }
 
 impl Traffic {
     fn record(&self, endpoint: &'static str, took: Duration, answer: Option<&Answer>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let code = answer.map_or("transport_error".to_owned(), |a| a.code().to_owned());
-        if answer.is_none_or(|a| a.status >= 500) {
-            self.server_errors.fetch_add(1, Ordering::Relaxed);
+        match answer.map(|a| a.status) {
+            // Overload answered as designed: "try again shortly".
+            Some(503) => _ = self.shed.fetch_add(1, Ordering::Relaxed),
+            Some(status) if status < 500 => {}
+            _ => _ = self.server_errors.fetch_add(1, Ordering::Relaxed),
         }
         let micros = took.as_micros().min(u128::from(u64::MAX)) as u64;
         let mut latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
@@ -76,9 +80,14 @@ impl Traffic {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// Answers with a 5xx status, and requests that got no answer at all.
+    /// Answers with a 5xx status other than 503, and requests that got no answer.
     pub fn server_errors(&self) -> u64 {
         self.server_errors.load(Ordering::Relaxed)
+    }
+
+    /// `503 unavailable`: the service shed load (no database connection in time).
+    pub fn shed(&self) -> u64 {
+        self.shed.load(Ordering::Relaxed)
     }
 
     pub fn latency(&self) -> BTreeMap<&'static str, Histogram<u64>> {

@@ -200,7 +200,7 @@ impl Fan<'_> {
             match answer.code() {
                 "ok" => return Ok(Ok(answer)),
                 "sold_out" => return Ok(Err(Ending::SoldOut)),
-                "seat_contended" | "seat_unavailable" | "rate_limited" => self.think().await,
+                "seat_contended" | "seat_unavailable" | "rate_limited" | "unavailable" => self.think().await,
                 _ => return Ok(Err(Ending::Failed)),
             }
         }

@@ -29,6 +29,8 @@ pub struct Report {
     pub requests: u64,
     pub requests_per_sec: f64,
     pub server_errors: u64,
+    /// `503 unavailable` answers: load shed as designed, retried by fans.
+    pub shed: u64,
     pub elapsed_secs: f64,
     pub replicas: Replicas,
     /// Empty when the sale was sound; otherwise what broke. Non-empty exits non-zero.
@@ -116,6 +118,7 @@ impl Report {
             requests: traffic.requests(),
             requests_per_sec: traffic.requests() as f64 / elapsed.as_secs_f64().max(1e-9),
             server_errors: traffic.server_errors(),
+            shed: traffic.shed(),
             elapsed_secs: elapsed.as_secs_f64(),
             replicas: Replicas { waitroom: replicas.0, gateway: replicas.1 },
             broken: Vec::new(),
@@ -141,7 +144,7 @@ impl Report {
             broken.push(format!("{other} inventory invariant violations: {:?}", db.violations));
         }
         if self.server_errors > 0 {
-            broken.push(format!("{} requests answered 5xx or not at all", self.server_errors));
+            broken.push(format!("{} requests answered 500 or not at all", self.server_errors));
         }
         broken
     }
@@ -217,8 +220,8 @@ impl fmt::Display for Report {
         writeln!(f, "  admission rate: {achieved}/s achieved, {}/s configured", self.admission_rate.configured)?;
         writeln!(
             f,
-            "  {} requests, {:.0}/s, {} answered 5xx or not at all",
-            self.requests, self.requests_per_sec, self.server_errors
+            "  {} requests, {:.0}/s, {} shed with 503 (retried), {} answered 500 or not at all",
+            self.requests, self.requests_per_sec, self.shed, self.server_errors
         )?;
         writeln!(f, "  {:<14} {:>8} {:>9} {:>9} {:>9}  answers", "endpoint", "requests", "p50 ms", "p95 ms", "p99 ms")?;
         for (endpoint, p) in &self.latency_ms {

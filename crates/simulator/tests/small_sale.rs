@@ -39,6 +39,7 @@ async fn start_services() -> Services {
         token_leeway_secs: 0,
         best_available_attempts: 3,
         shutdown_grace_secs: 1,
+        seat_map_max_age_ms: 1000,
         limit_global: UNLIMITED,
         limit_per_address: UNLIMITED,
         limit_per_fan: UNLIMITED,

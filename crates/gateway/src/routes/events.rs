@@ -1,5 +1,7 @@
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
@@ -12,7 +14,7 @@ use crate::auth::Admin;
 use crate::domain::event::{Layout, NewEvent, NewSection, Row};
 use crate::domain::Invalid;
 use crate::error::{Error, Result};
-use crate::model::{EventDetails, EventSummary, SeatView};
+use crate::model::{EventDetails, EventSummary};
 use crate::store::events;
 
 pub fn router() -> Router<AppState> {
@@ -126,8 +128,6 @@ async fn details(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> R
     Ok(Json(events::details(&state.pool, event_id).await?.ok_or(Error::NotFound("event"))?))
 }
 
-async fn seat_map(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<serde_json::Value>> {
-    state.event_rules(event_id).await?;
-    let seats: Vec<SeatView> = events::seat_map(&state.pool, event_id).await?;
-    Ok(Json(json!({ "event_id": event_id, "seats": seats })))
+async fn seat_map(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<impl IntoResponse> {
+    Ok(([(CONTENT_TYPE, "application/json")], state.seat_map_json(event_id).await?))
 }

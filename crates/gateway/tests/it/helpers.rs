@@ -45,6 +45,8 @@ pub async fn spawn_app_with(max_connections: u32, adjust: impl FnOnce(&mut Gatew
         token_leeway_secs: 0,
         best_available_attempts: 3,
         shutdown_grace_secs: 1,
+        // Tests read the seat map right after changing it.
+        seat_map_max_age_ms: 0,
         limit_global: unlimited,
         limit_per_address: unlimited,
         limit_per_fan: unlimited,
