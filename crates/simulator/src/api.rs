@@ -47,6 +47,14 @@ pub struct Event {
     pub general_admission: Option<Uuid>,
 }
 
+/// The waiting room's own counts at one moment of the rehearsal.
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionSample {
+    pub at: Duration,
+    pub admitted_total: u64,
+    pub queue_length: u64,
+}
+
 /// Latency and outcomes per endpoint, shared by every fan.
 #[derive(Default)]
 pub struct Traffic {
@@ -218,6 +226,15 @@ impl Api {
             return Err(Error::Setup(format!("opening the waiting room: {} {}", answer.status, answer.body)));
         }
         Ok(())
+    }
+
+    /// The organizer's live stats; not counted as fan traffic.
+    pub async fn admission_sample(&self, event: Uuid, at: Duration) -> Result<AdmissionSample, Error> {
+        let url = format!("{}/v1/admin/events/{event}/waitroom/stats", self.waitrooms.first());
+        let stats: Value =
+            self.http.get(url).bearer_auth(&self.admin_keys.waitroom).send().await?.error_for_status()?.json().await?;
+        let count = |field: &str| stats[field].as_u64().unwrap_or(0);
+        Ok(AdmissionSample { at, admitted_total: count("admitted_total"), queue_length: count("queue_length") })
     }
 
     pub async fn join(&self, event: Uuid) -> Result<Answer, Error> {

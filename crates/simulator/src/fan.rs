@@ -35,9 +35,12 @@ pub struct FanRecord {
     pub plan: Plan,
     pub joined: bool,
     pub pre_queue: bool,
-    /// When the join was answered, since the rehearsal began.
-    pub joined_after: Duration,
-    /// When a poll first saw the fan admitted, since the rehearsal began.
+    /// Times since the rehearsal began: the join sent and answered, the last poll sent
+    /// that still found the fan waiting, and the poll answered that found them admitted.
+    /// The true moments lie between these, which is what fairness is judged on.
+    pub join_sent: Duration,
+    pub join_answered: Duration,
+    pub last_waiting_poll_sent: Option<Duration>,
     pub admitted_after: Option<Duration>,
     pub ending: Ending,
     pub seats: u32,
@@ -50,7 +53,9 @@ impl FanRecord {
             plan,
             joined: false,
             pre_queue: false,
-            joined_after: Duration::ZERO,
+            join_sent: Duration::ZERO,
+            join_answered: Duration::ZERO,
+            last_waiting_poll_sent: None,
             admitted_after: None,
             ending: Ending::Failed,
             seats: 0,
@@ -69,12 +74,15 @@ pub struct Fan<'a> {
 
 impl Fan<'_> {
     pub async fn run(self) -> Result<FanRecord, Error> {
+        let join_sent = self.started.elapsed();
         let joined = self.api.join(self.event.id).await?;
         let mut record = FanRecord {
             plan: self.plan,
             joined: joined.ok(),
             pre_queue: joined.text("status") == Some("pre_queue"),
-            joined_after: self.started.elapsed(),
+            join_sent,
+            join_answered: self.started.elapsed(),
+            last_waiting_poll_sent: None,
             admitted_after: None,
             ending: Ending::Failed,
             seats: 0,
@@ -97,7 +105,11 @@ impl Fan<'_> {
                 record.ending = Ending::NotAdmitted;
                 return Ok(None);
             }
+            let sent = self.started.elapsed();
             let polled = self.api.poll(self.event.id, ticket).await?;
+            if polled.text("status") == Some("waiting") {
+                record.last_waiting_poll_sent = Some(sent);
+            }
             if let Some(token) = polled.text("access_token") {
                 record.admitted_after = Some(self.started.elapsed());
                 return Ok(Some(token.to_owned()));

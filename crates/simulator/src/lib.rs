@@ -22,12 +22,14 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::Notify;
+use uuid::Uuid;
 
 pub use error::Error;
 pub use report::Report;
 pub use scenario::Scenario;
 
-use crate::api::{AdminKeys, Api};
+use crate::api::{AdminKeys, AdmissionSample, Api};
 use crate::fan::{Fan, FanRecord};
 use crate::scenario::Arrival;
 use crate::targets::Replicas;
@@ -63,6 +65,8 @@ pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Resul
         Arrival::AllAtOnce => Duration::ZERO,
         Arrival::Ramp | Arrival::PreQueue => Duration::from_secs_f64(scenario.arrival_secs / f64::from(scenario.fans)),
     };
+    let sale_over = Arc::new(Notify::new());
+    let sampler = tokio::spawn(sample_admissions(api.clone(), event.id, started, sale_over.clone()));
     let records: Vec<FanRecord> = futures::stream::iter(0..scenario.fans)
         .map(|index| {
             let (api, bar) = (api.clone(), bar.clone());
@@ -79,8 +83,32 @@ pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Resul
         .await;
     bar.finish_and_clear();
     let elapsed = started.elapsed();
+    sale_over.notify_one();
+    let samples = sampler.await.unwrap_or_default();
     let database = invariants::check(&targets.database_url, event.id).await?;
-    Ok(Report::new(scenario, &records, &api.traffic, database, api.replicas(), elapsed))
+    Ok(Report::new(scenario, &records, &api.traffic, &samples, database, api.replicas(), elapsed))
+}
+
+/// The waiting room's admitted count twice a second, until the sale is over: the
+/// achieved rate by its own count, not by when fans happened to poll.
+async fn sample_admissions(
+    api: Arc<Api>,
+    event: Uuid,
+    started: Instant,
+    sale_over: Arc<Notify>,
+) -> Vec<AdmissionSample> {
+    let mut samples = Vec::new();
+    let mut ticks = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            () = sale_over.notified() => return samples,
+            _ = ticks.tick() => {
+                if let Ok(sample) = api.admission_sample(event, started.elapsed()).await {
+                    samples.push(sample);
+                }
+            }
+        }
+    }
 }
 
 fn progress_bar(fans: u32, visible: bool) -> ProgressBar {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::api::Traffic;
+use crate::api::{AdmissionSample, Traffic};
 use crate::fan::{Ending, FanRecord};
 use crate::invariants::DatabaseCheck;
 use crate::scenario::Scenario;
@@ -46,9 +46,8 @@ pub struct Replicas {
 /// Did fans get in in the order they came?
 #[derive(Debug, Serialize)]
 pub struct Fairness {
-    /// Fans let in clearly before someone who joined clearly earlier: joined more than
-    /// a second later, seen admitted more than a poll interval and a second sooner (a
-    /// slow answer must not look like an overtake). FIFO means 0.
+    /// Fans certainly admitted ahead of someone who joined before them (see
+    /// `overtakes`). FIFO means 0.
     pub overtakes: usize,
     /// Of consecutive pre-queue fans (by join time), the share admitted in join order:
     /// about 0.5 when the opening shuffle works, 1.0 if it did not shuffle.
@@ -58,7 +57,8 @@ pub struct Fairness {
 #[derive(Debug, Serialize)]
 pub struct AdmissionRate {
     pub configured: f64,
-    /// Admissions per second between the first and the last admission fans saw.
+    /// Admissions per second by the waiting room's own count (sampled twice a second)
+    /// while fans were still in line.
     pub achieved: Option<f64>,
 }
 
@@ -70,15 +70,12 @@ pub struct Percentiles {
     pub p99: f64,
 }
 
-/// Joins closer than this, and admissions closer than this plus a poll interval, are
-/// not told apart when judging order.
-const JOIN_BLUR: Duration = Duration::from_secs(1);
-
 impl Report {
     pub fn new(
         scenario: &Scenario,
         records: &[FanRecord],
         traffic: &Traffic,
+        samples: &[AdmissionSample],
         database: DatabaseCheck,
         replicas: (usize, usize),
         elapsed: Duration,
@@ -87,7 +84,6 @@ impl Report {
         for record in records {
             *endings.entry(record.ending).or_insert(0) += 1;
         }
-        let admitted: Vec<&FanRecord> = records.iter().filter(|r| r.admitted_after.is_some()).collect();
         let latency_ms = traffic
             .latency()
             .into_iter()
@@ -104,15 +100,12 @@ impl Report {
             fans: scenario.fans as usize,
             joined: records.iter().filter(|r| r.joined).count(),
             pre_queue: records.iter().filter(|r| r.pre_queue).count(),
-            admitted: admitted.len(),
+            admitted: records.iter().filter(|r| r.admitted_after.is_some()).count(),
             endings,
             seats_booked_by_fans: records.iter().map(|r| u64::from(r.seats)).sum(),
             database,
-            fairness: Fairness {
-                overtakes: overtakes(records, Duration::from_millis(scenario.poll_interval_ms)),
-                pre_queue_order_kept: pre_queue_order_kept(records),
-            },
-            admission_rate: AdmissionRate { configured: scenario.admit_rate, achieved: achieved_rate(&admitted) },
+            fairness: Fairness { overtakes: overtakes(records), pre_queue_order_kept: pre_queue_order_kept(records) },
+            admission_rate: AdmissionRate { configured: scenario.admit_rate, achieved: achieved_rate(samples) },
             latency_ms,
             answers,
             requests: traffic.requests(),
@@ -150,19 +143,24 @@ impl Report {
     }
 }
 
-/// Counts fans admitted clearly before someone who joined clearly before them.
-fn overtakes(records: &[FanRecord], poll_interval: Duration) -> usize {
-    let mut fans: Vec<(Duration, Duration)> =
-        records.iter().filter(|r| !r.pre_queue).filter_map(|r| Some((r.joined_after, r.admitted_after?))).collect();
-    fans.sort();
-    let (mut earlier, mut latest_admission_of_earlier) = (0, Duration::ZERO);
-    let mut count = 0;
-    for &(joined, admitted) in &fans {
-        while earlier < fans.len() && fans[earlier].0 + JOIN_BLUR < joined {
-            latest_admission_of_earlier = latest_admission_of_earlier.max(fans[earlier].1);
-            earlier += 1;
+/// Counts fans certainly let in ahead of someone who joined before them: B's join was
+/// sent after A's join was answered, yet B was seen admitted before A sent a poll that
+/// still found A waiting. Exact whatever the network and polling delays; FIFO means 0.
+fn overtakes(records: &[FanRecord]) -> usize {
+    let after_opening = || records.iter().filter(|r| r.joined && !r.pre_queue);
+    let mut ahead: Vec<(Duration, Duration)> =
+        after_opening().filter_map(|r| Some((r.join_answered, r.last_waiting_poll_sent?))).collect();
+    let mut behind: Vec<(Duration, Duration)> =
+        after_opening().filter_map(|r| Some((r.join_sent, r.admitted_after?))).collect();
+    ahead.sort();
+    behind.sort();
+    let (mut next, mut latest_wait, mut count) = (0, None, 0);
+    for (join_sent, admitted) in behind {
+        while next < ahead.len() && ahead[next].0 < join_sent {
+            latest_wait = latest_wait.max(Some(ahead[next].1));
+            next += 1;
         }
-        if admitted + poll_interval + JOIN_BLUR < latest_admission_of_earlier {
+        if latest_wait.is_some_and(|still_waiting| admitted < still_waiting) {
             count += 1;
         }
     }
@@ -171,7 +169,7 @@ fn overtakes(records: &[FanRecord], poll_interval: Duration) -> usize {
 
 fn pre_queue_order_kept(records: &[FanRecord]) -> Option<f64> {
     let mut fans: Vec<(Duration, Duration)> =
-        records.iter().filter(|r| r.pre_queue).filter_map(|r| Some((r.joined_after, r.admitted_after?))).collect();
+        records.iter().filter(|r| r.pre_queue).filter_map(|r| Some((r.join_answered, r.admitted_after?))).collect();
     if fans.len() < 2 {
         return None;
     }
@@ -180,11 +178,12 @@ fn pre_queue_order_kept(records: &[FanRecord]) -> Option<f64> {
     Some(kept as f64 / (fans.len() - 1) as f64)
 }
 
-fn achieved_rate(admitted: &[&FanRecord]) -> Option<f64> {
-    let times: Vec<Duration> = admitted.iter().filter_map(|r| r.admitted_after).collect();
-    let (first, last) = (times.iter().min()?, times.iter().max()?);
-    let span = (*last - *first).as_secs_f64();
-    (span > 0.0).then(|| (times.len() - 1) as f64 / span)
+/// Admissions per second by the waiting room's own count, while fans were waiting:
+/// from the first sample with an admission to the last with someone still in line.
+fn achieved_rate(samples: &[AdmissionSample]) -> Option<f64> {
+    let first = samples.iter().find(|s| s.admitted_total > 0)?;
+    let last = samples.iter().rev().find(|s| s.queue_length > 0 && s.at > first.at)?;
+    Some((last.admitted_total - first.admitted_total) as f64 / (last.at - first.at).as_secs_f64())
 }
 
 impl fmt::Display for Report {

@@ -81,12 +81,11 @@ async fn start_services() -> Services {
 async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database() {
     let services = start_services().await;
     let scenario = Scenario {
-        fans: 300,
+        fans: 450,
         rows: 5,
         seats_per_row: 20,
         general_admission: 100,
-        arrival: Arrival::Ramp,
-        arrival_secs: 2.0,
+        arrival: Arrival::AllAtOnce,
         admit_rate: 150.0,
         think_ms: 50,
         poll_interval_ms: 200,
@@ -108,10 +107,12 @@ async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database(
     assert!(db.seats_sold <= db.capacity, "{report}");
     assert_eq!(db.violations, Default::default(), "{report}");
     let count = |ending| report.endings.get(&ending).copied().unwrap_or(0);
-    assert_eq!(report.endings.values().sum::<usize>(), 300, "every fan is accounted for: {report}");
-    assert_eq!(report.joined, 300);
+    assert_eq!(report.endings.values().sum::<usize>(), 450, "every fan is accounted for: {report}");
+    assert_eq!(report.joined, 450);
     assert_eq!(db.bookings as usize, count(Ending::Booked), "bookings in the database = fans who booked: {report}");
     assert_eq!(db.seats_sold as u64, report.seats_booked_by_fans, "places sold = places fans hold: {report}");
     assert!(count(Ending::Booked) > 0 && count(Ending::SoldOut) > 0, "the crowd outnumbers the places: {report}");
     assert_eq!(report.fairness.overtakes, 0, "admitted in arrival order: {report}");
+    let achieved = report.admission_rate.achieved.expect("fans waited in line for three seconds");
+    assert!((achieved - 150.0).abs() < 30.0, "admitted at {achieved}/s, configured 150/s: {report}");
 }
