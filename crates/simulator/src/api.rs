@@ -247,6 +247,11 @@ impl Api {
         self.call("poll", Method::GET, url, None, None).await
     }
 
+    pub async fn leave(&self, event: Uuid, ticket: &str) -> Result<Answer, Error> {
+        let url = format!("{}/v1/events/{event}/queue/{ticket}", self.waitrooms.next());
+        self.call("leave", Method::DELETE, url, None, None).await
+    }
+
     pub async fn seat_map(&self, event: Uuid) -> Result<Answer, Error> {
         let url = format!("{}/v1/events/{event}/seats", self.gateways.next());
         self.call("seat_map", Method::GET, url, None, None).await

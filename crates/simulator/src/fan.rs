@@ -95,6 +95,9 @@ impl Fan<'_> {
         };
         self.think().await;
         (record.ending, record.seats) = self.shop(&token).await?;
+        // Done shopping: give the place in the room to the next fan, as a checkout page
+        // that tells the waiting room would.
+        self.api.leave(self.event.id, ticket).await?;
         Ok(record)
     }
 

@@ -178,12 +178,20 @@ fn pre_queue_order_kept(records: &[FanRecord]) -> Option<f64> {
     Some(kept as f64 / (fans.len() - 1) as f64)
 }
 
-/// Admissions per second by the waiting room's own count, while fans were waiting:
-/// from the first sample with an admission to the last with someone still in line.
+/// Admissions per second by the waiting room's own count, over the stretches when it
+/// could admit: between samples with fans in line at both ends and more admitted at the
+/// second. Stretches where the room was full or the line ran dry do not count.
 fn achieved_rate(samples: &[AdmissionSample]) -> Option<f64> {
-    let first = samples.iter().find(|s| s.admitted_total > 0)?;
-    let last = samples.iter().rev().find(|s| s.queue_length > 0 && s.at > first.at)?;
-    Some((last.admitted_total - first.admitted_total) as f64 / (last.at - first.at).as_secs_f64())
+    let (mut admitted, mut seconds) = (0, 0.0);
+    for pair in samples.windows(2) {
+        let (before, after) = (pair[0], pair[1]);
+        let line_throughout = before.queue_length > 0 && after.queue_length > 0;
+        if before.admitted_total > 0 && line_throughout && after.admitted_total > before.admitted_total {
+            admitted += after.admitted_total - before.admitted_total;
+            seconds += (after.at - before.at).as_secs_f64();
+        }
+    }
+    (seconds > 0.0).then(|| admitted as f64 / seconds)
 }
 
 impl fmt::Display for Report {
