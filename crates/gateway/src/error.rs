@@ -1,7 +1,6 @@
 //! Every way a gateway request can fail, and the one place each becomes a status and
 //! an `{"error":{"code","message"}}` body.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -103,24 +102,6 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => Self::Unavailable,
             _ => Self::Internal(e),
         }
-    }
-}
-
-impl From<JsonRejection> for Error {
-    fn from(rejection: JsonRejection) -> Self {
-        Self::BadRequest(format!("invalid JSON body: {}", rejection.body_text()))
-    }
-}
-
-impl From<PathRejection> for Error {
-    fn from(rejection: PathRejection) -> Self {
-        Self::BadRequest(format!("invalid path: {}", rejection.body_text()))
-    }
-}
-
-impl From<QueryRejection> for Error {
-    fn from(rejection: QueryRejection) -> Self {
-        Self::BadRequest(format!("invalid query: {}", rejection.body_text()))
     }
 }
 

@@ -2,6 +2,8 @@
 //!
 //! - [`auth`]: bearer tokens and the admin API key.
 //! - [`error_body`]: the one JSON error envelope, `{"error":{"code","message"}}`.
+//! - [`extract`]: `Json`, `Path` and `Query` whose rejections use that envelope.
+//! - [`invalid`]: a broken input rule, as services' domain modules report it.
 //! - [`serve`]: runs a router until the shared shutdown token fires, then drains.
 //! - [`health`]: `/healthz` (alive) and `/readyz` (dependencies reachable).
 //! - [`metrics`]: `/metrics` for Prometheus, request spans and latency, pool and
@@ -12,7 +14,9 @@
 
 pub mod auth;
 pub mod error_body;
+pub mod extract;
 pub mod health;
+pub mod invalid;
 pub mod metrics;
 pub mod postgres;
 pub mod rate_limit;
@@ -21,4 +25,5 @@ pub mod serve;
 pub mod telemetry;
 
 pub use error_body::error_response;
+pub use invalid::Invalid;
 pub use serve::serve;

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -99,18 +98,6 @@ impl From<redis::RedisError> for Error {
         } else {
             Self::Redis(e)
         }
-    }
-}
-
-impl From<JsonRejection> for Error {
-    fn from(rejection: JsonRejection) -> Self {
-        Self::BadRequest(format!("invalid JSON body: {}", rejection.body_text()))
-    }
-}
-
-impl From<PathRejection> for Error {
-    fn from(rejection: PathRejection) -> Self {
-        Self::BadRequest(format!("invalid path: {}", rejection.body_text()))
     }
 }
 

@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::extract::{IdempotencyKey, Json, Path, Query};
+use service_kit::extract::{Json, Path, Query};
+
+use super::extract::IdempotencyKey;
 use crate::app::AppState;
 use crate::auth::{Admin, Fan};
 use crate::error::{Error, Result};

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::extract::{Json, Path};
+use service_kit::extract::{Json, Path};
+
 use crate::app::AppState;
 use crate::auth::Admin;
 use crate::domain::event::{Layout, NewEvent, NewSection, Row};

@@ -1,29 +1,11 @@
-//! Axum's extractors with their rejections turned into our JSON errors.
+//! The gateway's own extractors; `Json`, `Path` and `Query` come from
+//! [`service_kit::extract`].
 
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::error::Error;
-
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(Error))]
-pub struct Json<T>(pub T);
-
-impl<T: serde::Serialize> IntoResponse for Json<T> {
-    fn into_response(self) -> Response {
-        axum::Json(self.0).into_response()
-    }
-}
-
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(Error))]
-pub struct Path<T>(pub T);
-
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(Error))]
-pub struct Query<T>(pub T);
 
 /// The optional `Idempotency-Key` header: 1-255 visible ASCII characters.
 pub struct IdempotencyKey(pub Option<String>);

@@ -5,7 +5,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use uuid::Uuid;
 
-use super::extract::{IdempotencyKey, Json, Path};
+use service_kit::extract::{Json, Path};
+
+use super::extract::IdempotencyKey;
 use crate::app::AppState;
 use crate::auth::Fan;
 use crate::error::Result;

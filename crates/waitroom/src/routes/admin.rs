@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::extract::{Json, Path};
+use service_kit::extract::{Json, Path};
+
 use crate::app::AppState;
 use crate::auth::Admin;
 use crate::domain::settings::{EventState, Settings};

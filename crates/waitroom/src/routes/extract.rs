@@ -1,28 +1,13 @@
-//! Axum's extractors with their rejections turned into our JSON errors, and the
-//! client's address for rate limiting.
+//! The waiting room's own extractor: the client's address, for rate limiting. `Json`
+//! and `Path` come from [`service_kit::extract`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::error::Error;
-
-#[derive(FromRequest)]
-#[from_request(via(axum::Json), rejection(Error))]
-pub struct Json<T>(pub T);
-
-impl<T: serde::Serialize> IntoResponse for Json<T> {
-    fn into_response(self) -> Response {
-        axum::Json(self.0).into_response()
-    }
-}
-
-#[derive(FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(Error))]
-pub struct Path<T>(pub T);
 
 /// Who is calling, for the per-address join limit: the trusted proxy's header when
 /// configured and parseable, else the TCP peer.

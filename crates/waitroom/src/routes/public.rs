@@ -6,7 +6,8 @@ use axum::Router;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::extract::{Json, Path};
+use service_kit::extract::{Json, Path};
+
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::model::PublicEventView;

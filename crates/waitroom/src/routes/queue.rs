@@ -8,7 +8,9 @@ use axum::Router;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::extract::{ClientAddress, Json, Path};
+use service_kit::extract::{Json, Path};
+
+use super::extract::ClientAddress;
 use crate::app::AppState;
 use crate::domain::fan::FanId;
 use crate::error::{Error, Result};

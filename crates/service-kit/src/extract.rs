@@ -1,0 +1,117 @@
+//! Axum's extractors with their rejections answered in the JSON error envelope: a body,
+//! path or query that cannot be read gets `400 bad_request` saying why, before any
+//! handler runs.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::error_response;
+
+/// Why a request could not be read.
+#[derive(Debug)]
+pub struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        error_response(StatusCode::BAD_REQUEST, "bad_request", self.0)
+    }
+}
+
+impl From<JsonRejection> for BadRequest {
+    fn from(rejection: JsonRejection) -> Self {
+        Self(format!("invalid JSON body: {}", rejection.body_text()))
+    }
+}
+
+impl From<PathRejection> for BadRequest {
+    fn from(rejection: PathRejection) -> Self {
+        Self(format!("invalid path: {}", rejection.body_text()))
+    }
+}
+
+impl From<QueryRejection> for BadRequest {
+    fn from(rejection: QueryRejection) -> Self {
+        Self(format!("invalid query: {}", rejection.body_text()))
+    }
+}
+
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(BadRequest))]
+pub struct Json<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(BadRequest))]
+pub struct Path<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(BadRequest))]
+pub struct Query<T>(pub T);
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{to_bytes, Body};
+    use axum::http::{header, Request};
+    use axum::routing::{get, post};
+    use axum::Router;
+    use serde::Deserialize;
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Page {
+        limit: u32,
+    }
+
+    fn router() -> Router {
+        Router::new().route("/echo", post(|Json(body): Json<Value>| async move { Json(body) })).route(
+            "/items/{id}",
+            get(|Path(id): Path<u32>, Query(page): Query<Page>| async move { Json((id, page.limit)) }),
+        )
+    }
+
+    async fn call(request: Request<Body>) -> (StatusCode, Value) {
+        let response = router().oneshot(request).await.expect("the router is infallible");
+        let status = response.status();
+        let body = to_bytes(response.into_body(), 64 * 1024).await.expect("an in-memory body");
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    }
+
+    fn json_post(body: &'static str) -> Request<Body> {
+        Request::post("/echo").header(header::CONTENT_TYPE, "application/json").body(Body::from(body)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn readable_requests_reach_the_handler() {
+        assert_eq!(call(json_post(r#"{"a":1}"#)).await, (StatusCode::OK, serde_json::json!({ "a": 1 })));
+        let page = Request::get("/items/7?limit=3").body(Body::empty()).unwrap();
+        assert_eq!(call(page).await, (StatusCode::OK, serde_json::json!([7, 3])));
+    }
+
+    #[tokio::test]
+    async fn unreadable_requests_get_the_error_envelope() {
+        let cases = [
+            (json_post(r#"{"a":"#), "invalid JSON body"),
+            (Request::post("/echo").body(Body::from(r#"{"a":1}"#)).unwrap(), "invalid JSON body"),
+            (Request::get("/items/seven?limit=3").body(Body::empty()).unwrap(), "invalid path"),
+            (Request::get("/items/7?limit=many").body(Body::empty()).unwrap(), "invalid query"),
+        ];
+        for (request, reason) in cases {
+            let uri = request.uri().clone();
+            let (status, body) = call(request).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+            assert_eq!(body["error"]["code"], "bad_request", "{uri}");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.starts_with(reason), "{uri}: {message}");
+        }
+    }
+}
