@@ -183,3 +183,9 @@ pub async fn error_code(response: Response) -> String {
     let body: Value = response.json().await.unwrap();
     body["error"]["code"].as_str().unwrap_or_default().to_owned()
 }
+
+/// Encodes as tickets and tokens do, for tests that forge them.
+pub fn base64_url(bytes: impl AsRef<[u8]>) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}

@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{error_code, settings, spawn_app, spawn_app_with, ADMIN_KEY};
+use crate::helpers::{base64_url, error_code, settings, spawn_app, spawn_app_with, ADMIN_KEY};
 
 #[tokio::test]
 async fn double_join_keeps_one_place_and_one_ticket() {
@@ -105,11 +105,6 @@ async fn forged_and_malformed_tickets_are_rejected_with_json_errors() {
 
     assert_eq!(app.poll_ok(event, ticket).await["position"], 1, "the real ticket still works");
     app.cleanup().await;
-}
-
-fn base64_url(s: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
 
 #[tokio::test]
