@@ -40,8 +40,8 @@ impl EventKeys {
     }
 
     /// The keys every per-event script takes, in the order the scripts expect.
-    pub fn script_keys(&self) -> [String; 6] {
-        ["settings", "counters", "queue", "prequeue", "seen", "admitted"].map(|name| self.key(name))
+    pub fn script_keys(&self) -> [String; 5] {
+        ["settings", "counters", "queue", "seen", "admitted"].map(|name| self.key(name))
     }
 }
 

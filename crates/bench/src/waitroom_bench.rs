@@ -318,8 +318,9 @@ async fn measure_ceilings(
     let bench = RedisBenchmark::new(redis, options.ceiling_requests)?;
     let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(LOCATE_LUA).query_async(conn).await?;
     let locate = |fan_prefix: &str, mode: &str| {
-        let mut command = vec!["EVALSHA".to_owned(), sha.clone(), "6".to_owned()];
-        command.extend(keys.script_keys());
+        let script_keys = keys.script_keys();
+        let mut command = vec!["EVALSHA".to_owned(), sha.clone(), script_keys.len().to_string()];
+        command.extend(script_keys);
         command.extend([format!("{fan_prefix}__rand_int__"), mode.to_owned()]);
         command
     };

@@ -14,9 +14,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::WaitroomConfig;
-use crate::domain::shuffle;
 use crate::error::Result;
-use crate::store::{OpenOutcome, Step, StepOutcome, Store};
+use crate::store::{Step, StepOutcome, Store};
 
 /// Events stepped at once by one replica; bounds its Redis connections' queue.
 const CONCURRENT_EVENTS: usize = 16;
@@ -37,15 +36,9 @@ impl Admitter {
         }
     }
 
-    /// One admission step for one event. When the opening time has come, the
-    /// pre-queue is shuffled into line first.
+    /// One admission step for one event; at the opening time it also opens the sale.
     pub async fn step(&self, event_id: Uuid) -> Result<Step> {
-        let mut outcome = self.store.admit_step(event_id, self.abandon_after_ms).await?;
-        if outcome == StepOutcome::OpeningDue {
-            self.open(event_id).await?;
-            outcome = self.store.admit_step(event_id, self.abandon_after_ms).await?;
-        }
-        match outcome {
+        match self.store.admit_step(event_id, self.abandon_after_ms).await? {
             StepOutcome::Stepped(step) => {
                 crate::metrics::admission_step(event_id, &step);
                 Ok(step)
@@ -54,26 +47,8 @@ impl Admitter {
                 crate::metrics::room(event_id, &room);
                 Ok(Step::default())
             }
-            StepOutcome::UnknownEvent | StepOutcome::OpeningDue => Ok(Step::default()),
+            StepOutcome::UnknownEvent => Ok(Step::default()),
         }
-    }
-
-    /// Shuffles the pre-queue with the event's seed (see [`shuffle`]) and opens the
-    /// sale. Several replicas may race here; the script lets exactly one win.
-    async fn open(&self, event_id: Uuid) -> Result<()> {
-        let Some(seed) = self.store.seed(event_id).await? else {
-            return Ok(());
-        };
-        let prequeue = self.store.prequeue(event_id).await?;
-        let order = shuffle::order(&seed, &prequeue);
-        match self.store.open(event_id, &order).await? {
-            OpenOutcome::Opened => tracing::info!(%event_id, prequeue = order.len(), "sale opened, pre-queue shuffled"),
-            OpenOutcome::PreQueueChanged => {
-                tracing::debug!(%event_id, "pre-queue changed during the shuffle; retrying")
-            }
-            OpenOutcome::AlreadyOpen | OpenOutcome::TooEarly => {}
-        }
-        Ok(())
     }
 
     async fn step_all(&self) {

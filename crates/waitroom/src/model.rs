@@ -14,7 +14,7 @@ pub struct FanView {
     /// Present on join: what the fan polls and leaves with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket: Option<String>,
-    /// `pre_queue` (joined before opening; place drawn at opening), `waiting` or `admitted`.
+    /// `pre_queue` (joined before opening; place told once the sale opens), `waiting` or `admitted`.
     pub status: &'static str,
     /// 1 is next; absent in the pre-queue and once admitted.
     pub position: Option<u64>,

@@ -1,25 +1,37 @@
 //! The auditable pre-queue shuffle.
 //!
-//! Fans who join before the sale opens are put in a random order at opening time, so
-//! arriving early (or a bot at 09:59:59.999) gains nothing. The order is a
-//! deterministic function of a secret seed and the pre-queue fan ids, committed to in
-//! advance, so anyone can check the waiting room did not favour anybody:
+//! Fans who join before the sale opens are put in a random order, so arriving early
+//! (or a bot at 09:59:59.999) gains nothing. The order is a deterministic function of
+//! a secret seed and the pre-queue fan ids, committed to in advance, so anyone can
+//! check the waiting room did not favour anybody:
 //!
 //! 1. When the organizer first configures the event, the waiting room draws a seed:
 //!    32 random bytes, written as 64 lowercase hex characters.
 //! 2. Before opening it publishes only `seed_sha256 = hex(SHA-256(seed))`, hashing the
 //!    64-character hex text (`printf %s "$SEED" | sha256sum`).
 //! 3. After opening it publishes the seed itself. Anyone can check it against the
-//!    commitment and recompute the order: for every pre-queue fan id compute
-//!    `hex(SHA-256(seed ":" fan_id))` (`printf %s "$SEED:$FAN" | sha256sum`) and sort
-//!    the fans by that hex string ascending (ties, which SHA-256 makes practically
-//!    impossible, by fan id). Position 1 is the first after sorting.
+//!    commitment and recompute the order: every pre-queue fan's draw is the first 13
+//!    hex characters of `hex(SHA-1(seed ":" fan_id))` (`printf %s "$SEED:$FAN" |
+//!    sha1sum | cut -c1-13`); fans are sorted by draw ascending, equal draws by fan id
+//!    (bytewise). Position 1 is the first after sorting.
 //!
 //! The order does not depend on when or in which order fans joined, and nobody can
 //! predict it before opening without the seed, which the commitment pins down.
+//!
+//! Why these choices: the draw is computed inside the join's Redis script, where each
+//! fan takes their place at once (opening a sale then moves nobody, however large the
+//! pre-queue), and SHA-1 is the hash Redis scripts have. Its known weakness, crafted
+//! collisions, needs the hashed prefix to be known; here it is the secret seed, so a
+//! bot still cannot choose an id that draws early. 13 hex digits are 52 bits: a
+//! sorted-set score holds them exactly, and Redis breaks equal scores by member bytes,
+//! which is the tie rule above.
 
 use rand::RngCore;
+use sha1::Sha1;
 use sha2::{Digest, Sha256};
+
+/// Hex digits of the hash that make a draw.
+const DRAW_HEX_DIGITS: usize = 13;
 
 /// A fresh seed, as the hex text that is hashed and later published.
 pub fn new_seed() -> String {
@@ -33,17 +45,18 @@ pub fn commitment(seed: &str) -> String {
     hex::encode(Sha256::digest(seed.as_bytes()))
 }
 
+/// A pre-queue fan's draw, as hex text: lower goes first.
+pub fn draw(seed: &str, fan_id: &str) -> String {
+    let mut digest = hex::encode(Sha1::digest(format!("{seed}:{fan_id}").as_bytes()));
+    digest.truncate(DRAW_HEX_DIGITS);
+    digest
+}
+
 /// The pre-queue in its shuffled order, first in line first.
 pub fn order<S: AsRef<str>>(seed: &str, fan_ids: &[S]) -> Vec<String> {
-    let mut keyed: Vec<(String, &str)> = fan_ids
-        .iter()
-        .map(|fan| {
-            let fan = fan.as_ref();
-            (hex::encode(Sha256::digest(format!("{seed}:{fan}").as_bytes())), fan)
-        })
-        .collect();
-    keyed.sort_unstable();
-    keyed.into_iter().map(|(_, fan)| fan.to_owned()).collect()
+    let mut drawn: Vec<(String, &str)> = fan_ids.iter().map(|fan| (draw(seed, fan.as_ref()), fan.as_ref())).collect();
+    drawn.sort_unstable();
+    drawn.into_iter().map(|(_, fan)| fan.to_owned()).collect()
 }
 
 #[cfg(test)]
@@ -74,7 +87,8 @@ mod tests {
 
     #[test]
     fn the_order_matches_the_documented_recipe() {
-        // printf %s 'seed:a' | sha256sum -> 3055…; printf %s 'seed:b' | sha256sum -> e362…
-        assert_eq!(order("seed", &["b", "a"]), ["a", "b"]);
+        // printf %s 'seed:a' | sha1sum -> 6b9d771fcc5eb…; printf %s 'seed:b' | sha1sum -> 182ecc242c85f…
+        assert_eq!(draw("seed", "a"), "6b9d771fcc5eb");
+        assert_eq!(order("seed", &["a", "b"]), ["b", "a"]);
     }
 }

@@ -7,9 +7,10 @@
 //!   and its hash, whether the sale has opened.
 //! - `…:counters` hash: arrival sequence numbers, admission clock and fractional
 //!   carry, totals, the measured-rate state.
-//! - `…:queue` sorted set: waiting fans by arrival (score = sequence number; the
-//!   shuffled pre-queue has negative scores so it goes first).
-//! - `…:prequeue` sorted set: fans who joined before opening, until the shuffle.
+//! - `…:queue` sorted set: waiting fans. Arrivals after the opening time score their
+//!   arrival sequence number (1, 2, …); fans who join before it score their shuffle
+//!   draw minus 2^52, a negative number, so the pre-queue stands ahead of everyone
+//!   in shuffled order from the start and opening the sale moves nobody.
 //! - `…:seen` hash: fan → last poll (ms), for skipping abandoned fans.
 //! - `…:admitted` sorted set: fan → admission expiry (ms); its live size is "active".
 //!
@@ -33,7 +34,6 @@ use crate::error::{Error, Result};
 
 static LOCATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/locate.lua")));
 static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/admit.lua")));
-static OPEN: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/open.lua")));
 static PUT_SETTINGS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/put_settings.lua")));
 static SET_STATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/set_state.lua")));
 static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/stats.lua")));
@@ -56,7 +56,7 @@ pub struct Store {
 /// Where a fan stands.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Placement {
-    /// Joined before opening; the place is drawn at opening time.
+    /// Joined before opening; the place is drawn but not told until the sale opens.
     PreQueue,
     /// In line; 1 is next.
     Waiting {
@@ -129,17 +129,6 @@ pub enum StepOutcome {
     /// Paused, closed or not yet open: nobody was admitted.
     Idle(Room),
     UnknownEvent,
-    /// The opening time has come: shuffle the pre-queue before admitting anyone.
-    OpeningDue,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenOutcome {
-    Opened,
-    AlreadyOpen,
-    TooEarly,
-    /// The pre-queue changed while the order was computed; compute it again.
-    PreQueueChanged,
 }
 
 impl Store {
@@ -152,8 +141,8 @@ impl Store {
     }
 
     /// The keys every per-event script takes, in the order the scripts expect.
-    fn keys(&self, event_id: Uuid) -> [String; 6] {
-        ["settings", "counters", "queue", "prequeue", "seen", "admitted"].map(|name| self.key(event_id, name))
+    fn keys(&self, event_id: Uuid) -> [String; 5] {
+        ["settings", "counters", "queue", "seen", "admitted"].map(|name| self.key(event_id, name))
     }
 
     fn events_key(&self) -> String {
@@ -309,10 +298,8 @@ impl Store {
         let int = |i: usize| reply.get(i).and_then(|v| redis::from_redis_value_ref::<i64>(v).ok()).ok_or_else(corrupt);
         let count = |i: usize| int(i).map(|n| n.max(0) as u64);
         let code = int(0)?;
-        match code {
-            -1 => return Ok(StepOutcome::UnknownEvent),
-            -2 => return Ok(StepOutcome::OpeningDue),
-            _ => {}
+        if code == -1 {
+            return Ok(StepOutcome::UnknownEvent);
         }
         let admit_rate = reply
             .get(6)
@@ -328,38 +315,6 @@ impl Store {
             .map(|v| redis::from_redis_value_ref::<String>(v).map_err(|_| corrupt()))
             .collect::<Result<Vec<_>>>()?;
         Ok(StepOutcome::Stepped(Step { admitted, skipped: count(2)?, room }))
-    }
-
-    /// The pre-queue fan ids, in no meaningful order.
-    pub async fn prequeue(&self, event_id: Uuid) -> Result<Vec<String>> {
-        let mut conn = self.conn.clone();
-        Ok(conn.zrange(self.key(event_id, "prequeue"), 0, -1).await?)
-    }
-
-    /// The shuffle seed, which only the opening step may read before opening.
-    pub async fn seed(&self, event_id: Uuid) -> Result<Option<String>> {
-        let mut conn = self.conn.clone();
-        Ok(conn.hget(self.key(event_id, "settings"), "seed").await?)
-    }
-
-    /// Places the pre-queue, in `order`, ahead of everyone else and marks the sale open.
-    #[tracing::instrument(skip(self, order), fields(%event_id, prequeue = order.len()))]
-    pub async fn open(&self, event_id: Uuid, order: &[String]) -> Result<OpenOutcome> {
-        let mut conn = self.conn.clone();
-        let mut invocation = OPEN.prepare_invoke();
-        for key in self.keys(event_id) {
-            invocation.key(key);
-        }
-        for fan in order {
-            invocation.arg(fan);
-        }
-        let outcome: i64 = timed("open", invocation.invoke_async(&mut conn)).await?;
-        Ok(match outcome {
-            1 => OpenOutcome::Opened,
-            0 => OpenOutcome::AlreadyOpen,
-            -1 => OpenOutcome::TooEarly,
-            _ => OpenOutcome::PreQueueChanged,
-        })
     }
 }
 

@@ -22,7 +22,7 @@ async fn the_pre_queue_is_shuffled_by_the_published_seed_and_precedes_later_arri
     assert_eq!(before["seed"], Value::Null, "the seed is secret before opening");
     let commitment = before["seed_sha256"].as_str().unwrap().to_owned();
 
-    let early: Vec<String> = (0..200).map(|i| format!("early-{i:03}")).collect();
+    let mut early: Vec<String> = (0..201).map(|i| format!("early-{i:03}")).collect();
     let mut tickets = Vec::new();
     for fan in &early {
         let joined = app.join_ok(event, fan).await;
@@ -30,6 +30,12 @@ async fn the_pre_queue_is_shuffled_by_the_published_seed_and_precedes_later_arri
         assert_eq!(joined["position"], Value::Null);
         tickets.push(joined["ticket"].as_str().unwrap().to_owned());
     }
+    let rejoined = app.join_ok(event, &early[7]).await;
+    assert_eq!(rejoined["status"], "pre_queue", "a second join changes nothing");
+    assert_eq!(app.stats(event).await["queue_length"], 201);
+    let quitter = tickets.remove(200);
+    assert_eq!(app.leave(event, &quitter).await.status(), 204);
+    early.pop();
     assert_eq!(app.admitter.step(event).await.unwrap().admitted.len(), 0);
     assert!(Utc::now() < opens_at, "the test joined everyone before opening");
 

@@ -5,16 +5,17 @@
 -- exactly; the fractional part is carried to the next step. Admissions that cannot
 -- be used (queue empty, max-active reached) are dropped rather than saved up, so a
 -- sale never bursts above its rate. Abandoned fans are popped and dropped without
--- using an admission.
+-- using an admission. At the opening time the step opens the sale: the pre-queue is
+-- already in line in shuffled order (see locate.lua), so opening is only a flag.
 --
--- KEYS: settings, counters, queue, prequeue, seen, admitted
+-- KEYS: settings, counters, queue, seen, admitted
 -- ARGV[1]: abandon_after_ms; ARGV[2]: max catch-up ms (caps a burst after every
 -- admitter was down); ARGV[3]: most fans examined per step; ARGV[4]: rate
 -- measurement time constant in ms.
 -- Returns {code, admitted_count, skipped, queue_length, active, max_active, rate,
--- fan...} with code 1 (stepped), 0 (nothing to do: paused, closed or before opening),
--- -1 (unknown event), -2 (opening time reached: shuffle the pre-queue first). rate is
--- the rate in force (0 unless running); code -1 carries only the first five.
+-- fan...} with code 1 (stepped), 0 (nothing to do: paused, closed or before opening)
+-- or -1 (unknown event). rate is the rate in force (0 unless running); code -1
+-- carries only the first five.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local s = redis.call('HMGET', KEYS[1], 'state', 'rate', 'max_active', 'lifetime_ms', 'opens_at_ms', 'opened')
@@ -26,15 +27,14 @@ local last = tonumber(c[1]) or now
 local dt = math.max(now - last, 0)
 redis.call('HSET', KEYS[2], 'last_ms', last + dt)
 
-redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
-local active = redis.call('ZCARD', KEYS[6])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+local active = redis.call('ZCARD', KEYS[5])
 local waiting = redis.call('ZCARD', KEYS[3])
 if s[6] ~= '1' then
-  local code = 0
-  if s[1] ~= 'closed' and now >= tonumber(s[5]) then
-    code = -2
+  if s[1] == 'closed' or now < tonumber(s[5]) then
+    return {0, 0, 0, waiting, active, s[3], '0'}
   end
-  return {code, 0, 0, waiting + redis.call('ZCARD', KEYS[4]), active, s[3], '0'}
+  redis.call('HSET', KEYS[1], 'opened', '1', 'opened_at_ms', now)
 end
 if s[1] ~= 'running' then
   return {0, 0, 0, waiting, active, s[3], '0'}
@@ -57,10 +57,10 @@ while #admitted < k and scanned < scan_limit do
   for i = 1, #popped, 2 do
     local fan = popped[i]
     scanned = scanned + 1
-    local seen = tonumber(redis.call('HGET', KEYS[5], fan))
-    redis.call('HDEL', KEYS[5], fan)
+    local seen = tonumber(redis.call('HGET', KEYS[4], fan))
+    redis.call('HDEL', KEYS[4], fan)
     if seen and now - seen <= abandon_ms then
-      redis.call('ZADD', KEYS[6], expiry, fan)
+      redis.call('ZADD', KEYS[5], expiry, fan)
       admitted[#admitted + 1] = fan
     else
       skipped = skipped + 1

@@ -1,6 +1,6 @@
 -- Live figures for one event, read at one instant.
 --
--- KEYS: settings, counters, queue, prequeue, seen, admitted
+-- KEYS: settings, counters, queue, seen, admitted
 -- Returns {} for an unknown event, else {state, queue_length, active,
 --          admitted_total, skipped_total, ewma, ewma_weight, last_step_ms}.
 local t = redis.call('TIME')
@@ -12,7 +12,7 @@ end
 local c = redis.call('HMGET', KEYS[2], 'admitted_total', 'skipped_total', 'ewma', 'ewma_w', 'last_ms')
 return {
   state,
-  redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]),
-  redis.call('ZCOUNT', KEYS[6], '(' .. now, '+inf'),
+  redis.call('ZCARD', KEYS[3]),
+  redis.call('ZCOUNT', KEYS[5], '(' .. now, '+inf'),
   c[1] or '0', c[2] or '0', c[3] or '0', c[4] or '0', c[5] or '0',
 }
