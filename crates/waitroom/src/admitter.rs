@@ -38,14 +38,20 @@ impl Admitter {
 
     /// One admission step for one event; at the opening time it also opens the sale.
     pub async fn step(&self, event_id: Uuid) -> Result<Step> {
-        match self.store.admit_step(event_id, self.abandon_after_ms).await? {
+        let outcome = self.store.admit_step(event_id, self.abandon_after_ms).await?;
+        if let StepOutcome::Stepped(Step { room, .. }) | StepOutcome::Idle(room) = &outcome {
+            if room.sale_opened {
+                tracing::info!(%event_id, queue_length = room.queue_length, "sale opened");
+            }
+        }
+        match outcome {
             StepOutcome::Stepped(step) => {
                 crate::metrics::admission_step(event_id, &step);
                 Ok(step)
             }
             StepOutcome::Idle(room) => {
                 crate::metrics::room(event_id, &room);
-                Ok(Step::default())
+                Ok(Step { room, ..Step::default() })
             }
             StepOutcome::UnknownEvent => Ok(Step::default()),
         }

@@ -111,6 +111,8 @@ pub struct Room {
     pub max_active: u64,
     /// The organizer's rate while the event is running, else 0.
     pub admit_rate: f64,
+    /// This step opened the sale: the pre-queue's places count from now on.
+    pub sale_opened: bool,
 }
 
 /// What one admission step did.
@@ -306,7 +308,13 @@ impl Store {
             .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
             .and_then(|rate| rate.parse().ok())
             .ok_or_else(corrupt)?;
-        let room = Room { queue_length: count(3)?, active: count(4)?, max_active: count(5)?, admit_rate };
+        let room = Room {
+            queue_length: count(3)?,
+            active: count(4)?,
+            max_active: count(5)?,
+            admit_rate,
+            sale_opened: int(1)? == 1,
+        };
         if code == 0 {
             return Ok(StepOutcome::Idle(room));
         }

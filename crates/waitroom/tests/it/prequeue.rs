@@ -36,7 +36,9 @@ async fn the_pre_queue_is_shuffled_by_the_published_seed_and_precedes_later_arri
     let quitter = tickets.remove(200);
     assert_eq!(app.leave(event, &quitter).await.status(), 204);
     early.pop();
-    assert_eq!(app.admitter.step(event).await.unwrap().admitted.len(), 0);
+    let before_opening = app.admitter.step(event).await.unwrap();
+    assert_eq!(before_opening.admitted.len(), 0);
+    assert!(!before_opening.room.sale_opened);
     assert!(Utc::now() < opens_at, "the test joined everyone before opening");
 
     let wait = (opens_at - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(100);
@@ -47,7 +49,10 @@ async fn the_pre_queue_is_shuffled_by_the_published_seed_and_precedes_later_arri
         assert_eq!(joined["status"], "waiting");
         tickets.push(joined["ticket"].as_str().unwrap().to_owned());
     }
-    app.admitter.step(event).await.unwrap();
+    let opening = app.admitter.step(event).await.unwrap();
+    assert!(opening.room.sale_opened, "the first step after the opening time opens the sale");
+    assert_eq!(opening.room.queue_length, 220, "opening moved nobody out of line");
+    assert!(!app.admitter.step(event).await.unwrap().room.sale_opened, "and only once");
 
     let mut by_position = vec![String::new(); early.len() + late.len()];
     for ticket in &tickets {

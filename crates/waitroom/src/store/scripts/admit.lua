@@ -12,8 +12,8 @@
 -- ARGV[1]: abandon_after_ms; ARGV[2]: max catch-up ms (caps a burst after every
 -- admitter was down); ARGV[3]: most fans examined per step; ARGV[4]: rate
 -- measurement time constant in ms.
--- Returns {code, admitted_count, skipped, queue_length, active, max_active, rate,
--- fan...} with code 1 (stepped), 0 (nothing to do: paused, closed or before opening)
+-- Returns {code, opened_now, skipped, queue_length, active, max_active, rate, fan...}
+-- with opened_now 1 when this step opened the sale, and code 1 (stepped), 0 (nothing to do: paused, closed or before opening)
 -- or -1 (unknown event). rate is the rate in force (0 unless running); code -1
 -- carries only the first five.
 local t = redis.call('TIME')
@@ -30,14 +30,16 @@ redis.call('HSET', KEYS[2], 'last_ms', last + dt)
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local active = redis.call('ZCARD', KEYS[5])
 local waiting = redis.call('ZCARD', KEYS[3])
+local opened_now = 0
 if s[6] ~= '1' then
   if s[1] == 'closed' or now < tonumber(s[5]) then
     return {0, 0, 0, waiting, active, s[3], '0'}
   end
   redis.call('HSET', KEYS[1], 'opened', '1', 'opened_at_ms', now)
+  opened_now = 1
 end
 if s[1] ~= 'running' then
-  return {0, 0, 0, waiting, active, s[3], '0'}
+  return {0, opened_now, 0, waiting, active, s[3], '0'}
 end
 
 dt = math.min(dt, tonumber(ARGV[2]))
@@ -90,7 +92,7 @@ if waiting > 0 then
   redis.call('HSET', KEYS[2], 'ewma', string.format('%.17g', ewma), 'ewma_w', string.format('%.17g', weight))
 end
 
-local reply = {1, n, skipped, waiting - scanned, active + n, s[3], s[2]}
+local reply = {1, opened_now, skipped, waiting - scanned, active + n, s[3], s[2]}
 for i = 1, n do
   reply[#reply + 1] = admitted[i]
 end
