@@ -7,3 +7,6 @@ pub mod holds;
 pub mod idempotency;
 pub mod invariants;
 pub mod inventory;
+mod transaction;
+
+pub use transaction::in_transaction;
