@@ -59,6 +59,8 @@ pub struct AdmissionSample {
 #[derive(Default)]
 pub struct Traffic {
     latency: Mutex<BTreeMap<&'static str, Histogram<u64>>>,
+    /// Time requests spent waiting for one of the simulator's connections.
+    slot_wait: Mutex<Option<Histogram<u64>>>,
     outcomes: Mutex<BTreeMap<(&'static str, String), u64>>,
     requests: AtomicU64,
     server_errors: AtomicU64,
@@ -75,12 +77,8 @@ impl Traffic {
             Some(status) if status < 500 => {}
             _ => _ = self.server_errors.fetch_add(1, Ordering::Relaxed),
         }
-        let micros = took.as_micros().min(u128::from(u64::MAX)) as u64;
         let mut latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        latency
-            .entry(endpoint)
-            .or_insert_with(|| Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds"))
-            .saturating_record(micros);
+        latency.entry(endpoint).or_insert_with(new_histogram).saturating_record(micros(took));
         *self.outcomes.lock().unwrap_or_else(|e| e.into_inner()).entry((endpoint, code)).or_default() += 1;
     }
 
@@ -98,13 +96,32 @@ impl Traffic {
         self.shed.load(Ordering::Relaxed)
     }
 
+    fn record_slot_wait(&self, waited: Duration) {
+        let mut slot_wait = self.slot_wait.lock().unwrap_or_else(|e| e.into_inner());
+        slot_wait.get_or_insert_with(new_histogram).saturating_record(micros(waited));
+    }
+
     pub fn latency(&self) -> BTreeMap<&'static str, Histogram<u64>> {
         self.latency.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// How long requests queued in the simulator before being sent.
+    pub fn slot_wait(&self) -> Histogram<u64> {
+        self.slot_wait.lock().unwrap_or_else(|e| e.into_inner()).clone().unwrap_or_else(new_histogram)
     }
 
     pub fn outcomes(&self) -> BTreeMap<(&'static str, String), u64> {
         self.outcomes.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// Microsecond resolution up to ten minutes.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+fn micros(took: Duration) -> u64 {
+    took.as_micros().min(u128::from(u64::MAX)) as u64
 }
 
 /// The organizer's keys for each service.
@@ -156,8 +173,11 @@ impl Api {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        // Waiting for a free connection is the simulator's queue, not the service's time.
+        // Waiting for a free connection is the simulator's queue, not the service's
+        // time: measured apart, so the report can say when the crowd outran the machine.
+        let queued = Instant::now();
         let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
+        self.traffic.record_slot_wait(queued.elapsed());
         let started = Instant::now();
         let answer = match request.send().await {
             Ok(response) => {

@@ -121,7 +121,8 @@ impl Fan<'_> {
                 record.ending = if polled.status == 404 { Ending::LostPlace } else { Ending::Failed };
                 return Ok(None);
             }
-            tokio::time::sleep(Duration::from_millis(self.scenario.poll_interval_ms)).await;
+            let asked = Duration::from_secs(polled.body["poll_after_secs"].as_u64().unwrap_or(0));
+            tokio::time::sleep(asked.max(Duration::from_millis(self.scenario.poll_interval_ms))).await;
         }
     }
 

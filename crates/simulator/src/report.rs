@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::api::{AdmissionSample, Traffic};
@@ -24,6 +25,10 @@ pub struct Report {
     pub fairness: Fairness,
     pub admission_rate: AdmissionRate,
     pub latency_ms: BTreeMap<String, Percentiles>,
+    /// How long requests waited for one of the simulator's connections before being
+    /// sent; not part of `latency_ms`. Long waits mean the crowd outran this machine:
+    /// fans then saw the endpoint latency plus this.
+    pub connection_wait_ms: Percentiles,
     /// By endpoint, then answer code (`ok` for successes).
     pub answers: BTreeMap<String, BTreeMap<String, u64>>,
     pub requests: u64,
@@ -70,6 +75,14 @@ pub struct Percentiles {
     pub p99: f64,
 }
 
+impl Percentiles {
+    /// Milliseconds from a histogram of microseconds.
+    fn of(h: &Histogram<u64>) -> Self {
+        let ms = |q| h.value_at_quantile(q) as f64 / 1000.0;
+        Self { count: h.len(), p50: ms(0.50), p95: ms(0.95), p99: ms(0.99) }
+    }
+}
+
 impl Report {
     pub fn new(
         scenario: &Scenario,
@@ -84,14 +97,8 @@ impl Report {
         for record in records {
             *endings.entry(record.ending).or_insert(0) += 1;
         }
-        let latency_ms = traffic
-            .latency()
-            .into_iter()
-            .map(|(endpoint, h)| {
-                let ms = |q| h.value_at_quantile(q) as f64 / 1000.0;
-                (endpoint.to_owned(), Percentiles { count: h.len(), p50: ms(0.50), p95: ms(0.95), p99: ms(0.99) })
-            })
-            .collect();
+        let latency_ms =
+            traffic.latency().iter().map(|(endpoint, h)| ((*endpoint).to_owned(), Percentiles::of(h))).collect();
         let mut answers: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
         for ((endpoint, code), n) in traffic.outcomes() {
             answers.entry(endpoint.to_owned()).or_default().insert(code, n);
@@ -107,6 +114,7 @@ impl Report {
             fairness: Fairness { overtakes: overtakes(records), pre_queue_order_kept: pre_queue_order_kept(records) },
             admission_rate: AdmissionRate { configured: scenario.admit_rate, achieved: achieved_rate(samples) },
             latency_ms,
+            connection_wait_ms: Percentiles::of(&traffic.slot_wait()),
             answers,
             requests: traffic.requests(),
             requests_per_sec: traffic.requests() as f64 / elapsed.as_secs_f64().max(1e-9),
@@ -229,6 +237,12 @@ impl fmt::Display for Report {
             f,
             "  {} requests, {:.0}/s, {} shed with 503 (retried), {} answered 500 or not at all",
             self.requests, self.requests_per_sec, self.shed, self.server_errors
+        )?;
+        let wait = &self.connection_wait_ms;
+        writeln!(
+            f,
+            "  waited for a simulator connection: p50 {:.2} / p95 {:.2} / p99 {:.2} ms (not in the table below)",
+            wait.p50, wait.p95, wait.p99
         )?;
         writeln!(f, "  {:<14} {:>8} {:>9} {:>9} {:>9}  answers", "endpoint", "requests", "p50 ms", "p95 ms", "p99 ms")?;
         for (endpoint, p) in &self.latency_ms {

@@ -29,6 +29,8 @@ pub struct Scenario {
     pub behaviour: Behaviour,
     /// A fan pauses this long between steps (choosing, paying).
     pub think_ms: u64,
+    /// The shortest pause between a fan's polls; fans wait longer when the waiting
+    /// room's answer asks them to (`poll_after_secs`), as its clients should.
     pub poll_interval_ms: u64,
     /// A fan gives up after this many refused attempts at seats.
     pub attempts: u32,

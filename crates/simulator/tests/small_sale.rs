@@ -113,6 +113,9 @@ async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database(
     assert_eq!(db.seats_sold as u64, report.seats_booked_by_fans, "places sold = places fans hold: {report}");
     assert!(count(Ending::Booked) > 0 && count(Ending::SoldOut) > 0, "the crowd outnumbers the places: {report}");
     assert_eq!(report.fairness.overtakes, 0, "admitted in arrival order: {report}");
+    let sent: u64 = report.latency_ms.values().map(|p| p.count).sum();
+    assert_eq!(sent, report.requests, "every request is in the latency table: {report}");
+    assert_eq!(report.connection_wait_ms.count, report.requests, "and waited (if at all) once: {report}");
     let achieved = report.admission_rate.achieved.expect("fans waited in line for three seconds");
     assert!((achieved - 150.0).abs() < 30.0, "admitted at {achieved}/s, configured 150/s: {report}");
 }

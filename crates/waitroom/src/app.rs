@@ -61,7 +61,12 @@ impl Application {
         let store = Store::new(redis.clone(), key_prefix);
         let limiter = Arc::new(JoinLimiter::new(config.join_limit_per_address, config.join_limit_per_fan));
         let state = AppState {
-            queue: Queue::new(store.clone(), TicketKey::new(config.ticket_secret.clone()), signer),
+            queue: Queue::new(
+                store.clone(),
+                TicketKey::new(config.ticket_secret.clone()),
+                signer,
+                config.abandon_after_secs,
+            ),
             store,
             limiter: limiter.clone(),
             admin_api_key: config.admin_api_key.clone(),

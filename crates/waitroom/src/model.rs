@@ -21,6 +21,10 @@ pub struct FanView {
     pub queue_length: u64,
     /// Absent when nobody can say (paused, closed, pre-queue, admitted).
     pub eta_seconds: Option<u64>,
+    /// Seconds to wait before polling again: short near the front, up to a third of
+    /// the abandonment timeout far back. Absent once admitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_after_secs: Option<u64>,
     pub event_state: EventState,
     pub opens_at: Option<DateTime<Utc>>,
     /// Present once admitted: the token the booking gateway accepts.

@@ -7,9 +7,9 @@ use access_token::{AccessClaims, TokenSigner};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::domain::eta;
 use crate::domain::fan::FanId;
 use crate::domain::ticket::TicketKey;
+use crate::domain::{eta, poll};
 use crate::error::{Error, Result};
 use crate::model::FanView;
 use crate::store::{LocateOutcome, Located, Placement, Store};
@@ -19,11 +19,13 @@ pub struct Queue {
     store: Store,
     tickets: TicketKey,
     signer: Arc<TokenSigner>,
+    /// Bounds the poll interval fans are given, so following it keeps their place.
+    abandon_after_secs: u64,
 }
 
 impl Queue {
-    pub fn new(store: Store, tickets: TicketKey, signer: TokenSigner) -> Self {
-        Self { store, tickets, signer: Arc::new(signer) }
+    pub fn new(store: Store, tickets: TicketKey, signer: TokenSigner, abandon_after_secs: u64) -> Self {
+        Self { store, tickets, signer: Arc::new(signer), abandon_after_secs }
     }
 
     /// Puts `fan` in line (or answers where they already are); `true` when this call
@@ -69,17 +71,23 @@ impl Queue {
             position: None,
             queue_length: located.queue_length,
             eta_seconds: None,
+            poll_after_secs: None,
             event_state: located.state,
             opens_at: located.opens_at,
             access_token: None,
             access_token_expires_at: None,
         };
         match located.placement {
-            Placement::PreQueue => view.status = "pre_queue",
+            Placement::PreQueue => {
+                view.status = "pre_queue";
+                let until_opening = located.opens_at.map(|at| (at - Utc::now()).num_seconds().max(0) as u64);
+                view.poll_after_secs = Some(poll::after_secs(until_opening, self.abandon_after_secs));
+            }
             Placement::Waiting { position } => {
                 view.position = Some(position);
                 view.eta_seconds =
                     eta::estimate_secs(position, located.state, located.measured_rate, located.admit_rate);
+                view.poll_after_secs = Some(poll::after_secs(view.eta_seconds, self.abandon_after_secs));
             }
             Placement::Admitted { expires_at } => {
                 let (token, expires_at) = self.sign(event_id, fan, expires_at);

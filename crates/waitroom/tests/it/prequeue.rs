@@ -28,6 +28,7 @@ async fn the_pre_queue_is_shuffled_by_the_published_seed_and_precedes_later_arri
         let joined = app.join_ok(event, fan).await;
         assert_eq!(joined["status"], "pre_queue", "{fan} joined before opening");
         assert_eq!(joined["position"], Value::Null);
+        assert_eq!(joined["poll_after_secs"], 2, "the sale opens within seconds: poll often");
         tickets.push(joined["ticket"].as_str().unwrap().to_owned());
     }
     let rejoined = app.join_ok(event, &early[7]).await;

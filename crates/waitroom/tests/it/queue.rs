@@ -26,6 +26,27 @@ async fn double_join_keeps_one_place_and_one_ticket() {
 }
 
 #[tokio::test]
+async fn fans_far_back_are_asked_to_poll_less_often_than_the_front() {
+    let app = spawn_app().await;
+    let event = app.new_event(settings(1.0, 10)).await;
+    let mut answers = Vec::new();
+    for i in 0..100 {
+        answers.push(app.join_ok(event, &format!("fan-{i:03}")).await);
+    }
+    let poll_after = |i: usize| answers[i]["poll_after_secs"].as_u64().expect("a waiting fan is told when to poll");
+    // One admission a second, abandonment after 60 s (the test config).
+    assert_eq!(poll_after(0), 2, "the front polls often");
+    assert_eq!(poll_after(39), 10, "40 s from the front: a quarter of that");
+    assert_eq!(poll_after(99), 20, "the back: a third of the abandonment timeout, no more");
+
+    assert_eq!(app.admit(event, 1, 50).await, ["fan-000"]);
+    let admitted = app.poll_ok(event, answers[0]["ticket"].as_str().unwrap()).await;
+    assert_eq!(admitted["status"], "admitted");
+    assert_eq!(admitted.get("poll_after_secs"), None, "nothing left to poll for");
+    app.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_fan_without_an_id_is_issued_one() {
     let app = spawn_app().await;
     let event = app.new_event(settings(1.0, 10)).await;
