@@ -18,7 +18,6 @@ use crate::store::bookings;
 use crate::store::events::EventRules;
 use crate::store::holds;
 use crate::store::idempotency::{self, Prior, Target};
-use crate::store::in_transaction;
 use crate::store::inventory::{self, LockedSeat, SeatKeys, Written};
 
 /// The body of "hold seats" and "book seats": either chosen seats or a section and a quantity.
@@ -59,39 +58,42 @@ async fn create(state: &AppState, fan: &Fan, request: &SeatRequest, key: Option<
     let rules = state.event_rules(fan.event_id).await?;
     let selection = Selection::parse(request.seats.clone(), request.section_id, request.quantity, rules.max_per_order)?;
     let id = Uuid::now_v7();
-    if let (Selection::Chosen(labels), None) = (&selection, key) {
-        // The common case: one statement locks, checks and writes, with no
-        // transaction around it to pay for.
-        let mut conn = state.pool.acquire().await?;
-        let written = write(&mut conn, fan, kind, id, SeatKeys::Labels(labels), &rules).await?;
-        return Ok(Created { body: written, replayed: false });
-    }
-    in_transaction(&state.pool, async |tx| {
-        if let Some(key) = key {
-            match idempotency::claim(tx, fan, key, &fingerprint(kind, request)).await? {
-                Prior::None => {}
-                Prior::Replay(target) => return replay(state, fan, target).await,
-                Prior::Mismatch => return Err(Error::IdempotencyKeyReused),
-            }
+    let written = match (&selection, key) {
+        (Selection::Chosen(labels), None) => {
+            // The common case: one statement locks, checks and writes, with no
+            // transaction around it to pay for.
+            let mut conn = state.pool.acquire().await?;
+            write(&mut conn, fan, kind, id, SeatKeys::Labels(labels), &rules).await?
         }
-        let written = match &selection {
-            Selection::Chosen(labels) => write(tx, fan, kind, id, SeatKeys::Labels(labels), &rules).await?,
-            Selection::Section { section_id, quantity } => {
-                let ids: Vec<i64> =
-                    take(tx, state, &rules, *section_id, *quantity).await?.iter().map(|s| s.seat_id).collect();
-                write(tx, fan, kind, id, SeatKeys::Ids(&ids), &rules).await?
+        _ => {
+            let mut tx = state.pool.begin().await?;
+            if let Some(key) = key {
+                match idempotency::claim(&mut tx, fan, key, &fingerprint(kind, request)).await? {
+                    Prior::None => {}
+                    Prior::Replay(target) => return replay(state, fan, target).await,
+                    Prior::Mismatch => return Err(Error::IdempotencyKeyReused),
+                }
             }
-        };
-        if let Some(key) = key {
-            let target = match kind {
-                Kind::Hold => Target::Hold(id),
-                Kind::Book => Target::Booking(id),
+            let written = match &selection {
+                Selection::Chosen(labels) => write(&mut tx, fan, kind, id, SeatKeys::Labels(labels), &rules).await?,
+                Selection::Section { section_id, quantity } => {
+                    let ids: Vec<i64> =
+                        take(&mut tx, state, &rules, *section_id, *quantity).await?.iter().map(|s| s.seat_id).collect();
+                    write(&mut tx, fan, kind, id, SeatKeys::Ids(&ids), &rules).await?
+                }
             };
-            idempotency::save(tx, fan, key, target).await?;
+            if let Some(key) = key {
+                let target = match kind {
+                    Kind::Hold => Target::Hold(id),
+                    Kind::Book => Target::Booking(id),
+                };
+                idempotency::save(&mut tx, fan, key, target).await?;
+            }
+            tx.commit().await?;
+            written
         }
-        Ok(Created { body: written, replayed: false })
-    })
-    .await
+    };
+    Ok(Created { body: written, replayed: false })
 }
 
 /// Writes the hold or booking over `seats` and answers with its view, or with why
@@ -177,55 +179,53 @@ pub async fn confirm(state: &AppState, fan: &Fan, hold_id: Uuid) -> Result<(bool
 }
 
 async fn confirm_in_tx(state: &AppState, fan: &Fan, hold_id: Uuid) -> Result<(bool, BookingView)> {
-    let rules = state.event_rules(fan.event_id).await?;
-    in_transaction(&state.pool, async |tx| {
-        let hold = holds::lock(tx, fan, hold_id).await?.ok_or(Error::NotFound("hold"))?;
-        match hold.status.as_str() {
-            "confirmed" => {
-                let booking = bookings::find_by_hold(tx, hold_id).await?.ok_or(Error::NotFound("booking"))?;
-                return Ok((false, booking));
-            }
-            "released" => return Err(Error::HoldNotActive("released")),
-            "expired" => return Err(Error::HoldExpired),
-            _ if hold.expired => return Err(Error::HoldExpired),
-            _ => {}
+    let mut tx = state.pool.begin().await?;
+    let hold = holds::lock(&mut tx, fan, hold_id).await?.ok_or(Error::NotFound("hold"))?;
+    match hold.status.as_str() {
+        "confirmed" => {
+            let booking = bookings::find_by_hold(&mut tx, hold_id).await?.ok_or(Error::NotFound("booking"))?;
+            return Ok((false, booking));
         }
-        let ids: Vec<i64> = holds::seats(&mut *tx, hold_id).await?.iter().map(|s| s.seat_id).collect();
-        let booking_id = Uuid::now_v7();
-        let (seats, created_at) = match bookings::write(tx, fan, booking_id, Some(hold_id), SeatKeys::Ids(&ids)).await?
-        {
+        "released" => return Err(Error::HoldNotActive("released")),
+        "expired" => return Err(Error::HoldExpired),
+        _ if hold.expired => return Err(Error::HoldExpired),
+        _ => {}
+    }
+    let ids: Vec<i64> = holds::seats(&mut *tx, hold_id).await?.iter().map(|s| s.seat_id).collect();
+    let booking_id = Uuid::now_v7();
+    let (seats, created_at) =
+        match bookings::write(&mut tx, fan, booking_id, Some(hold_id), SeatKeys::Ids(&ids)).await? {
             Written::Done { seats, at } => (seats, at),
             Written::Refused(_) => return Err(Error::HoldExpired),
         };
-        holds::end(tx, hold_id, "confirmed").await?;
-        Ok((
-            true,
-            BookingView {
-                id: booking_id,
-                event_id: fan.event_id,
-                hold_id: Some(hold_id),
-                status: "confirmed".into(),
-                created_at,
-                cancelled_at: None,
-                seats: seats.into_iter().map(LockedSeat::into_order_seat).collect(),
-                total: rules.price(hold.total_minor),
-            },
-        ))
-    })
-    .await
+    holds::end(&mut tx, hold_id, "confirmed").await?;
+    tx.commit().await?;
+    let rules = state.event_rules(fan.event_id).await?;
+    Ok((
+        true,
+        BookingView {
+            id: booking_id,
+            event_id: fan.event_id,
+            hold_id: Some(hold_id),
+            status: "confirmed".into(),
+            created_at,
+            cancelled_at: None,
+            seats: seats.into_iter().map(LockedSeat::into_order_seat).collect(),
+            total: rules.price(hold.total_minor),
+        },
+    ))
 }
 
 /// Gives a hold's seats back. Releasing a hold that already ended is a no-op.
 pub async fn release(state: &AppState, fan: &Fan, hold_id: Uuid) -> Result<HoldView> {
-    in_transaction(&state.pool, async |tx| {
-        let hold = holds::lock(tx, fan, hold_id).await?.ok_or(Error::NotFound("hold"))?;
-        match hold.status.as_str() {
-            "confirmed" => Err(Error::HoldNotActive("confirmed")),
-            "active" => holds::end(tx, hold_id, if hold.expired { "expired" } else { "released" }).await,
-            _ => Ok(()),
-        }
-    })
-    .await?;
+    let mut tx = state.pool.begin().await?;
+    let hold = holds::lock(&mut tx, fan, hold_id).await?.ok_or(Error::NotFound("hold"))?;
+    match hold.status.as_str() {
+        "confirmed" => return Err(Error::HoldNotActive("confirmed")),
+        "active" => holds::end(&mut tx, hold_id, if hold.expired { "expired" } else { "released" }).await?,
+        _ => {}
+    }
+    tx.commit().await?;
     get_hold(state, fan, hold_id).await
 }
 
@@ -247,14 +247,12 @@ pub async fn get_hold(state: &AppState, fan: &Fan, hold_id: Uuid) -> Result<Hold
 /// Cancels a booking; its seats are on sale again when this returns. Cancelling a
 /// cancelled booking is a no-op.
 pub async fn cancel(state: &AppState, fan: &Fan, booking_id: Uuid) -> Result<BookingView> {
-    in_transaction(&state.pool, async |tx| {
-        let status = bookings::lock_status(tx, fan, booking_id).await?.ok_or(Error::NotFound("booking"))?;
-        if status != "cancelled" {
-            bookings::cancel(tx, booking_id).await?;
-        }
-        Ok(())
-    })
-    .await?;
+    let mut tx = state.pool.begin().await?;
+    let status = bookings::lock_status(&mut tx, fan, booking_id).await?.ok_or(Error::NotFound("booking"))?;
+    if status != "cancelled" {
+        bookings::cancel(&mut tx, booking_id).await?;
+    }
+    tx.commit().await?;
     bookings::find(&state.pool, fan, booking_id).await?.ok_or(Error::NotFound("booking"))
 }
 

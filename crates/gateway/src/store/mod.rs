@@ -7,6 +7,3 @@ pub mod holds;
 pub mod idempotency;
 pub mod invariants;
 pub mod inventory;
-mod transaction;
-
-pub use transaction::in_transaction;

@@ -95,50 +95,6 @@ async fn a_sold_out_section_answers_sold_out() {
 }
 
 #[tokio::test]
-async fn a_refused_order_frees_its_locks_before_it_answers() {
-    // The refused order locks the last place, finds too few and gives up; the retry
-    // straight after must find that place free, whichever pooled connection it gets.
-    let app = spawn_app().await;
-    let event = app.ga_event(1).await;
-    let section = event.sections[0];
-    for attempt in 0..40 {
-        let refused = app.hold(&event, "greedy", json!({ "section_id": section, "quantity": 2 })).await;
-        assert_eq!(refused.code(), "sold_out", "attempt {attempt}");
-        let hold = app.hold(&event, "modest", json!({ "section_id": section, "quantity": 1 })).await;
-        assert_eq!(hold.status, StatusCode::CREATED, "attempt {attempt}: {}", hold.body);
-        let hold_path = event.path(&format!("/holds/{}", hold.body["id"].as_str().unwrap()));
-        let released = app.send(Method::DELETE, &hold_path, Some(&app.token("modest", &event)), None).await;
-        assert_eq!(released.status, StatusCode::OK, "attempt {attempt}: {}", released.body);
-    }
-    assert_eq!(app.assert_inventory_consistent(&event).await, 0);
-}
-
-#[tokio::test]
-async fn a_failed_transaction_has_released_its_row_locks_when_it_returns() {
-    let app = spawn_app().await;
-    app.ga_event(1).await;
-    let failed = gateway::store::in_transaction(&app.pool, async |tx| {
-        sqlx::query("SELECT id FROM seats FOR UPDATE").execute(&mut *tx).await?;
-        Err::<(), _>(gateway::error::Error::SeatContended)
-    })
-    .await;
-    assert!(matches!(failed, Err(gateway::error::Error::SeatContended)), "the work's own error comes back");
-    // Checked from another thread while this one blocks, so nothing left for this
-    // test's runtime to do (such as finishing a dropped transaction) can help.
-    let options = app.pool.connect_options().as_ref().clone();
-    let locked = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(async move {
-            let mut conn = sqlx::PgConnection::connect_with(&options).await?;
-            sqlx::query("SELECT id FROM seats FOR UPDATE NOWAIT").execute(&mut conn).await.map(drop)
-        })
-    })
-    .join()
-    .unwrap();
-    assert!(locked.is_ok(), "the seat row is still locked: {locked:?}");
-}
-
-#[tokio::test]
 async fn a_seat_whose_row_is_locked_is_contended_not_taken_and_fails_fast() {
     let app = spawn_app().await;
     let event = app.numbered_event(3).await;
