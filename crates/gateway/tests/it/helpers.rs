@@ -156,6 +156,20 @@ impl TestApp {
         self.send(Method::POST, &event.path("/bookings"), Some(&token), Some(request))
     }
 
+    /// Books as a client of the API should: `seat_contended` means another order holds
+    /// a row lock right now, so try again shortly. A refused order's locks last until
+    /// its rollback reaches the database, which can be a moment after its reply.
+    pub async fn book_retrying_contention(&self, event: &Event, fan: &str, request: Value) -> Reply {
+        for _ in 0..50 {
+            let reply = self.book(event, fan, request.clone()).await;
+            if reply.code() != "seat_contended" {
+                return reply;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.book(event, fan, request).await
+    }
+
     pub fn hold(&self, event: &Event, fan: &str, request: Value) -> impl Future<Output = Reply> + 'static {
         let token = self.token(fan, event);
         self.send(Method::POST, &event.path("/holds"), Some(&token), Some(request))
