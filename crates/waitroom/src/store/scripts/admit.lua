@@ -13,9 +13,9 @@
 -- admitter was down); ARGV[3]: most fans examined per step; ARGV[4]: rate
 -- measurement time constant in ms.
 -- Returns {code, opened_now, skipped, queue_length, active, max_active, rate, fan...}
--- with opened_now 1 when this step opened the sale, and code 1 (stepped), 0 (nothing to do: paused, closed or before opening)
--- or -1 (unknown event). rate is the rate in force (0 unless running); code -1
--- carries only the first five.
+-- with opened_now 1 when this step opened the sale, and code 1 (stepped), 0 (nothing
+-- to do: paused, closed or before opening) or -1 (unknown event). rate is the rate in
+-- force (0 unless running); code -1 carries only the first five.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local s = redis.call('HMGET', KEYS[1], 'state', 'rate', 'max_active', 'lifetime_ms', 'opens_at_ms', 'opened')
