@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use sqlx::PgPool;
+use service_kit::postgres::Database;
+use sqlx::{ConnectOptions, Connection};
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::Settings;
@@ -27,17 +28,17 @@ pub async fn waitroom(settings: &Settings) -> anyhow::Result<()> {
 }
 
 pub async fn scheduler(settings: &Settings) -> anyhow::Result<()> {
-    let scheduler = scheduler::Scheduler::start(&settings.scheduler, database(settings).await?).await?;
+    let scheduler = scheduler::Scheduler::start(&settings.scheduler, database(settings).await?.pool().clone()).await?;
     scheduler.run(shutdown_on_signal()).await?;
     Ok(())
 }
 
 /// Every service in one process, stopping together: for local use and demos.
 pub async fn all(settings: &Settings) -> anyhow::Result<()> {
-    let pool = database(settings).await?;
-    let gateway = build_gateway(settings, pool.clone()).await?;
+    let db = database(settings).await?;
+    let gateway = build_gateway(settings, db.clone()).await?;
     let waitroom = build_waitroom(settings).await?;
-    let scheduler = scheduler::Scheduler::start(&settings.scheduler, pool).await?;
+    let scheduler = scheduler::Scheduler::start(&settings.scheduler, db.pool().clone()).await?;
     let shutdown = shutdown_on_signal();
     let admitter = tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
     let (gateway, waitroom, scheduler) =
@@ -50,11 +51,11 @@ pub async fn all(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn build_gateway(settings: &Settings, pool: PgPool) -> anyhow::Result<gateway::Application> {
+async fn build_gateway(settings: &Settings, db: Database) -> anyhow::Result<gateway::Application> {
     let public_keys = access_token::keys::read_public_keys(&settings.tokens.keys_dir)
         .context("the gateway needs the waiting room's public keys (run `boxoffice keygen`)")?;
     let verifier = TokenVerifier::new(&public_keys, settings.gateway.token_leeway_secs);
-    gateway::Application::build(&settings.gateway, pool, verifier)
+    gateway::Application::build(&settings.gateway, db, verifier)
         .await
         .with_context(|| format!("gateway cannot listen on {}", settings.gateway.listen))
 }
@@ -77,9 +78,17 @@ async fn build_waitroom(settings: &Settings) -> anyhow::Result<waitroom::Applica
 }
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let pool = settings.database.pool()?;
-    gateway::MIGRATOR.run(&pool).await.context("applying migrations")?;
+    apply_migrations(settings).await?;
     tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// On a connection of its own, without the services' statement timeout.
+async fn apply_migrations(settings: &Settings) -> anyhow::Result<()> {
+    let mut conn =
+        settings.database.migration_connect_options()?.connect().await.context("connecting to PostgreSQL")?;
+    gateway::MIGRATOR.run(&mut conn).await.context("applying migrations")?;
+    conn.close().await?;
     Ok(())
 }
 
@@ -100,12 +109,11 @@ pub fn token(settings: &Settings, event: uuid::Uuid, fan: &str, ttl: i64) -> any
     Ok(())
 }
 
-async fn database(settings: &Settings) -> anyhow::Result<PgPool> {
-    let pool = settings.database.pool()?;
+async fn database(settings: &Settings) -> anyhow::Result<Database> {
     if settings.database.migrate_on_start {
-        gateway::MIGRATOR.run(&pool).await.context("applying migrations at start-up")?;
+        apply_migrations(settings).await.context("at start-up")?;
     }
-    Ok(pool)
+    Ok(settings.database.database()?)
 }
 
 /// Cancelled on SIGTERM or Ctrl-C: every service stops accepting and drains.

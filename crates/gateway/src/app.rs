@@ -6,7 +6,7 @@ use access_token::TokenVerifier;
 use axum::body::Bytes;
 use axum::Router;
 use secrecy::SecretString;
-use sqlx::PgPool;
+use service_kit::postgres::Database;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -22,7 +22,7 @@ const LIMITER_SWEEP: Duration = Duration::from_secs(60);
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    pub db: Database,
     pub verifier: Arc<TokenVerifier>,
     pub admin_api_key: SecretString,
     pub best_available_attempts: usize,
@@ -34,9 +34,9 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: &GatewayConfig, pool: PgPool, verifier: TokenVerifier) -> Self {
+    pub fn new(config: &GatewayConfig, db: Database, verifier: TokenVerifier) -> Self {
         Self {
-            pool,
+            db,
             verifier: Arc::new(verifier),
             admin_api_key: config.admin_api_key.clone(),
             best_available_attempts: config.best_available_attempts,
@@ -55,7 +55,8 @@ impl AppState {
         if let Some(rules) = self.event_rules.get(&event_id).await {
             return Ok(rules);
         }
-        let rules = events::rules(&self.pool, event_id).await?.ok_or(Error::NotFound("event"))?;
+        let rules =
+            self.db.read(move |conn| Box::pin(events::rules(conn, event_id))).await?.ok_or(Error::NotFound("event"))?;
         self.event_rules.insert(event_id, rules.clone()).await;
         Ok(rules)
     }
@@ -75,7 +76,7 @@ impl AppState {
 
     async fn read_seat_map(&self, event_id: Uuid) -> Result<Bytes> {
         self.event_rules(event_id).await?;
-        let seats = events::seat_map(&self.pool, event_id).await?;
+        let seats = self.db.read(move |conn| Box::pin(events::seat_map(conn, event_id))).await?;
         let body = serde_json::json!({ "event_id": event_id, "seats": seats });
         Ok(Bytes::from(body.to_string()))
     }
@@ -90,11 +91,11 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(config: &GatewayConfig, pool: PgPool, verifier: TokenVerifier) -> std::io::Result<Self> {
+    pub async fn build(config: &GatewayConfig, db: Database, verifier: TokenVerifier) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
-        service_kit::metrics::watch_pool(&pool);
+        service_kit::metrics::watch_pool(db.pool());
         crate::metrics::register();
-        let state = AppState::new(config, pool, verifier);
+        let state = AppState::new(config, db, verifier);
         let limits = state.limits.clone();
         let router = crate::routes::router(state);
         Ok(Self { listener, router, limits, grace: Duration::from_secs(config.shutdown_grace_secs) })

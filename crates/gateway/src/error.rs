@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use access_token::TokenError;
+use service_kit::postgres::{self, Fault, WorkError};
 
 use crate::domain::Invalid;
 
@@ -38,8 +39,19 @@ pub enum Error {
     IdempotencyKeyReused,
     #[error("too many requests; retry after {} s", .0.as_secs().max(1))]
     RateLimited(std::time::Duration),
-    #[error("the service is overloaded or its database is unreachable; try again shortly")]
+    #[error("the service is overloaded or its database is unreachable; nothing was changed; try again shortly")]
     Unavailable,
+    /// The connection to the database broke; [`service_kit::postgres::Database`] turns
+    /// this into `Unavailable` or `OutcomeUnknown` by when it happened.
+    #[error("the database connection was lost; try again shortly")]
+    ConnectionLost,
+    #[error(
+        "the database did not confirm in time: this request may or may not have taken effect; \
+         retry with the same Idempotency-Key to learn which, or list your bookings"
+    )]
+    OutcomeUnknown,
+    #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
+    RequestInProgress,
     #[error("internal error")]
     Internal(#[source] sqlx::Error),
 }
@@ -64,7 +76,9 @@ impl Error {
             Self::HoldExpired => (StatusCode::GONE, "hold_expired"),
             Self::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Unavailable | Self::ConnectionLost => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::OutcomeUnknown => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
+            Self::RequestInProgress => (StatusCode::CONFLICT, "request_in_progress"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -78,10 +92,24 @@ impl Error {
 fn not_found_code(what: &str) -> &'static str {
     match what {
         "event" => "event_not_found",
-        "section" => "section_not_found",
         "hold" => "hold_not_found",
         "booking" => "booking_not_found",
         _ => "not_found",
+    }
+}
+
+impl From<Fault> for Error {
+    fn from(fault: Fault) -> Self {
+        match fault {
+            Fault::Unavailable => Self::Unavailable,
+            Fault::OutcomeUnknown => Self::OutcomeUnknown,
+        }
+    }
+}
+
+impl WorkError for Error {
+    fn is_connection_lost(&self) -> bool {
+        matches!(self, Self::ConnectionLost)
     }
 }
 
@@ -94,12 +122,15 @@ impl From<Invalid> for Error {
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         const LOCK_NOT_AVAILABLE: &str = "55P03";
+        // statement_timeout fired: the statement, and its transaction, were rolled back.
+        const QUERY_CANCELED: &str = "57014";
         match &e {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Self::SeatContended,
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => Self::Unavailable,
             sqlx::Error::Database(db) if db.constraint() == Some("booking_seats_one_live_booking_per_seat") => {
                 Self::SeatUnavailable("in this order".into())
             }
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) => Self::Unavailable,
+            _ if postgres::is_connection_lost(&e) => Self::ConnectionLost,
             _ => Self::Internal(e),
         }
     }

@@ -2,7 +2,8 @@
 //! holds and bookings on it, each guarded by an access token from the waiting room.
 //!
 //! - [`routes`]: HTTP only: extract, call, map.
-//! - [`orders`]: the fan's use cases, one transaction each.
+//! - [`orders`]: the fan's use cases, and [`catalog`] the organizer's and the public's:
+//!   one unit of cancel-safe, deadline-bounded database work each.
 //! - [`domain`]: rules with no I/O: valid events, what a fan may ask, best available.
 //! - [`store`]: SQL, including the seat locking in [`store::inventory`].
 //! - [`auth`]: the organizer (admin key) and the fan (access token) as extractors.
@@ -13,6 +14,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod domain;
 pub mod error;

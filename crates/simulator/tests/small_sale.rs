@@ -44,7 +44,7 @@ async fn start_services() -> Services {
         limit_per_address: UNLIMITED,
         limit_per_fan: UNLIMITED,
     };
-    let gateway = gateway::Application::build(&gateway_config, db.pool.clone(), keys.verifier()).await.unwrap();
+    let gateway = gateway::Application::build(&gateway_config, db.service_database(16), keys.verifier()).await.unwrap();
     let gateway_url = format!("http://{}", gateway.local_addr());
     tokio::spawn(gateway.run(shutdown.clone()));
 

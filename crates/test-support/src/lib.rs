@@ -5,6 +5,7 @@
 //! named `bo_test_*`; `scripts/test` drops the leftovers of earlier runs.
 
 use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};
+use service_kit::postgres::{Database, PostgresConfig};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -27,6 +28,21 @@ pub fn redis_prefix() -> String {
     format!("bo_test_{}", Uuid::new_v4().simple())
 }
 
+/// How a service connects to `url`: the timeouts of `config/default.toml`, a pool of
+/// `max_connections`.
+pub fn postgres_config(url: &str, max_connections: u32) -> PostgresConfig {
+    PostgresConfig {
+        url: url.to_owned().into(),
+        max_connections,
+        acquire_timeout_ms: 2000,
+        migrate_on_start: false,
+        statement_timeout_ms: 2000,
+        lock_timeout_ms: 1000,
+        idle_in_transaction_timeout_ms: 5000,
+        work_deadline_ms: 3000,
+    }
+}
+
 /// A freshly created database with every migration applied.
 pub struct TestDatabase {
     pub name: String,
@@ -46,6 +62,11 @@ impl TestDatabase {
         let pool = PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
         migrator.run(&pool).await?;
         Ok(Self { name, url, pool })
+    }
+
+    /// The database as a service reaches it (see [`postgres_config`]).
+    pub fn service_database(&self, max_connections: u32) -> Database {
+        postgres_config(&self.url, max_connections).database().expect("a valid test database URL")
     }
 }
 

@@ -11,10 +11,10 @@ use service_kit::extract::{Json, Path, Query};
 use super::extract::IdempotencyKey;
 use crate::app::AppState;
 use crate::auth::{Admin, Fan};
+use crate::catalog;
 use crate::error::{Error, Result};
 use crate::model::BookingView;
 use crate::orders::{self, SeatRequest};
-use crate::store::bookings;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,8 +35,7 @@ async fn book(
 }
 
 async fn list_mine(State(state): State<AppState>, fan: Fan) -> Result<Json<serde_json::Value>> {
-    let bookings = bookings::list_for_fan(&state.pool, &fan).await?;
-    Ok(Json(json!({ "bookings": bookings })))
+    Ok(Json(json!({ "bookings": orders::my_bookings(&state, &fan).await? })))
 }
 
 async fn show(
@@ -44,7 +43,7 @@ async fn show(
     fan: Fan,
     Path((_, booking_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<BookingView>> {
-    Ok(Json(bookings::find(&state.pool, &fan, booking_id).await?.ok_or(Error::NotFound("booking"))?))
+    Ok(Json(orders::get_booking(&state, &fan, booking_id).await?))
 }
 
 async fn cancel(
@@ -77,6 +76,6 @@ async fn list_all(
     if !(1..=1000).contains(&q.limit) || q.offset < 0 {
         return Err(Error::BadRequest("limit must be 1-1000 and offset at least 0".into()));
     }
-    let bookings = bookings::list_all(&state.pool, q.event_id, q.limit, q.offset).await?;
+    let bookings = catalog::all_bookings(&state, q.event_id, q.limit, q.offset).await?;
     Ok(Json(json!({ "bookings": bookings, "limit": q.limit, "offset": q.offset })))
 }

@@ -12,11 +12,11 @@ use service_kit::extract::{Json, Path};
 
 use crate::app::AppState;
 use crate::auth::Admin;
+use crate::catalog;
 use crate::domain::event::{Layout, NewEvent, NewSection, Row};
 use crate::domain::Invalid;
-use crate::error::{Error, Result};
-use crate::model::{EventDetails, EventSummary};
-use crate::store::events;
+use crate::error::Result;
+use crate::model::EventDetails;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -114,19 +114,15 @@ async fn create(
     State(state): State<AppState>,
     Json(body): Json<CreateEvent>,
 ) -> Result<(StatusCode, Json<EventDetails>)> {
-    let event = body.into_domain()?;
-    let id = events::insert(&state.pool, &event).await?;
-    let details = events::details(&state.pool, id).await?.ok_or(Error::NotFound("event"))?;
-    Ok((StatusCode::CREATED, Json(details)))
+    Ok((StatusCode::CREATED, Json(catalog::create_event(&state, body.into_domain()?).await?)))
 }
 
 async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<serde_json::Value>> {
-    let events: Vec<EventSummary> = events::list(&state.pool).await?;
-    Ok(Json(json!({ "events": events })))
+    Ok(Json(json!({ "events": catalog::list_events(&state).await? })))
 }
 
 async fn details(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<EventDetails>> {
-    Ok(Json(events::details(&state.pool, event_id).await?.ok_or(Error::NotFound("event"))?))
+    Ok(Json(catalog::event_details(&state, event_id).await?))
 }
 
 async fn seat_map(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<impl IntoResponse> {

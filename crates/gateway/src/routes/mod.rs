@@ -23,7 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(bookings::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .with_state(state.clone())
-        .merge(health::router(vec![("postgres", health::postgres_check(state.pool))]))
+        .merge(health::router(vec![("postgres", health::postgres_check(state.db.pool().clone()))]))
         .merge(metrics::router());
     metrics::instrument(api, "gateway")
 }

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool, Row};
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::auth::Fan;
@@ -64,11 +64,7 @@ struct BookingRow {
 const BOOKING_COLUMNS: &str = "b.id, b.event_id, b.hold_id, b.status::text AS status, b.created_at, b.cancelled_at,
      b.total_minor, e.currency::text AS currency";
 
-pub async fn find(
-    executor: impl sqlx::PgExecutor<'_> + Copy,
-    fan: &Fan,
-    booking_id: Uuid,
-) -> Result<Option<BookingView>> {
+pub async fn find(conn: &mut PgConnection, fan: &Fan, booking_id: Uuid) -> Result<Option<BookingView>> {
     let row: Option<BookingRow> = sqlx::query_as(&format!(
         "SELECT {BOOKING_COLUMNS} FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE b.id = $1 AND b.event_id = $2 AND b.fan_id = $3"
@@ -76,9 +72,9 @@ pub async fn find(
     .bind(booking_id)
     .bind(fan.event_id)
     .bind(&fan.fan_id)
-    .fetch_optional(executor)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(with_seats(executor, row.into_iter().collect()).await?.pop())
+    Ok(with_seats(conn, row.into_iter().collect()).await?.pop())
 }
 
 pub async fn find_by_hold(conn: &mut PgConnection, hold_id: Uuid) -> Result<Option<BookingView>> {
@@ -91,19 +87,19 @@ pub async fn find_by_hold(conn: &mut PgConnection, hold_id: Uuid) -> Result<Opti
     Ok(with_seats(&mut *conn, row.into_iter().collect()).await?.pop())
 }
 
-pub async fn list_for_fan(pool: &PgPool, fan: &Fan) -> Result<Vec<BookingView>> {
+pub async fn list_for_fan(conn: &mut PgConnection, fan: &Fan) -> Result<Vec<BookingView>> {
     let rows: Vec<BookingRow> = sqlx::query_as(&format!(
         "SELECT {BOOKING_COLUMNS} FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE b.event_id = $1 AND b.fan_id = $2 ORDER BY b.created_at"
     ))
     .bind(fan.event_id)
     .bind(&fan.fan_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
-    with_seats(pool, rows).await
+    with_seats(conn, rows).await
 }
 
-async fn with_seats(executor: impl sqlx::PgExecutor<'_>, rows: Vec<BookingRow>) -> Result<Vec<BookingView>> {
+async fn with_seats(conn: &mut PgConnection, rows: Vec<BookingRow>) -> Result<Vec<BookingView>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -114,7 +110,7 @@ async fn with_seats(executor: impl sqlx::PgExecutor<'_>, rows: Vec<BookingRow>) 
          WHERE bs.booking_id = ANY($1) ORDER BY s.sort_key",
     )
     .bind(&ids)
-    .fetch_all(executor)
+    .fetch_all(conn)
     .await?;
     for r in seat_rows {
         let seat = OrderSeat { seat_id: r.get("id"), section_id: r.get("section_id"), label: r.get("label") };
@@ -165,7 +161,12 @@ pub async fn cancel(conn: &mut PgConnection, booking_id: Uuid) -> Result<()> {
 }
 
 /// Every booking (optionally of one event), newest first, for the organizer.
-pub async fn list_all(pool: &PgPool, event_id: Option<Uuid>, limit: i64, offset: i64) -> Result<Vec<AdminBookingView>> {
+pub async fn list_all(
+    conn: &mut PgConnection,
+    event_id: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<AdminBookingView>> {
     let rows = sqlx::query(
         "SELECT b.id, b.fan_id, b.event_id, e.name AS event_name, b.status::text AS status, b.created_at,
                 b.cancelled_at, b.total_minor, e.currency::text AS currency
@@ -176,7 +177,7 @@ pub async fn list_all(pool: &PgPool, event_id: Option<Uuid>, limit: i64, offset:
     .bind(event_id)
     .bind(limit)
     .bind(offset)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.get("id")).collect();
     let mut seats: HashMap<Uuid, Vec<AdminBookedSeat>> = HashMap::new();
@@ -186,7 +187,7 @@ pub async fn list_all(pool: &PgPool, event_id: Option<Uuid>, limit: i64, offset:
          WHERE bs.booking_id = ANY($1) ORDER BY s.sort_key",
     )
     .bind(&ids)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     for r in seat_rows {
         seats.entry(r.get("booking_id")).or_default().push(AdminBookedSeat {

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::domain::event::{NewEvent, SectionKind};
@@ -30,10 +30,9 @@ impl EventRules {
     }
 }
 
-/// Writes the event, its sections and every seat row in one transaction.
-pub async fn insert(pool: &PgPool, event: &NewEvent) -> Result<Uuid> {
+/// Writes the event, its sections and every seat row, inside the caller's transaction.
+pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     let event_id = Uuid::now_v7();
-    let mut tx = pool.begin().await?;
     sqlx::query(
         "INSERT INTO events (id, name, starts_at, currency, max_per_order, hold_ttl_seconds)
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -44,7 +43,7 @@ pub async fn insert(pool: &PgPool, event: &NewEvent) -> Result<Uuid> {
     .bind(&event.currency)
     .bind(event.max_per_order as i32)
     .bind(event.hold_ttl_seconds as i32)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
     for (position, section) in event.sections.iter().enumerate() {
         let section_id = Uuid::now_v7();
@@ -59,7 +58,7 @@ pub async fn insert(pool: &PgPool, event: &NewEvent) -> Result<Uuid> {
         .bind(section.kind().as_str())
         .bind(section.price_minor)
         .bind(section.capacity() as i32)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         let seats = section.seats();
         sqlx::query(
@@ -73,34 +72,33 @@ pub async fn insert(pool: &PgPool, event: &NewEvent) -> Result<Uuid> {
         .bind(seats.iter().map(|s| s.row_rank).collect::<Vec<_>>())
         .bind(seats.iter().map(|s| s.seat_number).collect::<Vec<_>>())
         .bind(seats.iter().map(|s| s.sort_key).collect::<Vec<_>>())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
-    tx.commit().await?;
     Ok(event_id)
 }
 
-pub async fn list(pool: &PgPool) -> Result<Vec<EventSummary>> {
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<EventSummary>> {
     Ok(sqlx::query_as(
         "SELECT e.id, e.name, e.starts_at, e.currency, e.created_at,
                 (SELECT coalesce(sum(capacity), 0)::bigint FROM sections s WHERE s.event_id = e.id) AS capacity
          FROM events e ORDER BY e.created_at DESC LIMIT 1000",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }
 
-pub async fn rules(pool: &PgPool, event_id: Uuid) -> Result<Option<Arc<EventRules>>> {
+pub async fn rules(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<Arc<EventRules>>> {
     let Some(event) = sqlx::query("SELECT currency, max_per_order, hold_ttl_seconds FROM events WHERE id = $1")
         .bind(event_id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?
     else {
         return Ok(None);
     };
     let sections = sqlx::query("SELECT id, kind::text AS kind, price_minor FROM sections WHERE event_id = $1")
         .bind(event_id)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?
         .into_iter()
         .map(|row| {
@@ -118,11 +116,11 @@ pub async fn rules(pool: &PgPool, event_id: Uuid) -> Result<Option<Arc<EventRule
 }
 
 /// The event with each section's live counts, counted from the seat rows.
-pub async fn details(pool: &PgPool, event_id: Uuid) -> Result<Option<EventDetails>> {
+pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<EventDetails>> {
     let Some(event) =
         sqlx::query("SELECT name, starts_at, currency, max_per_order, hold_ttl_seconds FROM events WHERE id = $1")
             .bind(event_id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?
     else {
         return Ok(None);
@@ -135,7 +133,7 @@ pub async fn details(pool: &PgPool, event_id: Uuid) -> Result<Option<EventDetail
          WHERE s.event_id = $1 ORDER BY s.position",
     )
     .bind(event_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?
     .into_iter()
     .map(|row| SectionView {
@@ -160,13 +158,13 @@ pub async fn details(pool: &PgPool, event_id: Uuid) -> Result<Option<EventDetail
 }
 
 /// Every reserved seat of the event with its live status.
-pub async fn seat_map(pool: &PgPool, event_id: Uuid) -> Result<Vec<SeatView>> {
+pub async fn seat_map(conn: &mut PgConnection, event_id: Uuid) -> Result<Vec<SeatView>> {
     Ok(sqlx::query_as(
         "SELECT id, label, section_id, row_label AS row, seat_number AS number,
                 CASE WHEN state = 'held' AND held_until <= now() THEN 'available' ELSE state::text END AS status
          FROM seats WHERE event_id = $1 AND label IS NOT NULL ORDER BY section_id, sort_key",
     )
     .bind(event_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?)
 }

@@ -72,23 +72,23 @@ pub async fn lock(conn: &mut PgConnection, fan: &Fan, hold_id: Uuid) -> Result<O
     .await?)
 }
 
-pub async fn find(pool: &PgPool, fan: &Fan, hold_id: Uuid) -> Result<Option<HoldRow>> {
+pub async fn find(conn: &mut PgConnection, fan: &Fan, hold_id: Uuid) -> Result<Option<HoldRow>> {
     Ok(sqlx::query_as(&format!("SELECT {HOLD_COLUMNS} FROM holds WHERE id = $1 AND event_id = $2 AND fan_id = $3"))
         .bind(hold_id)
         .bind(fan.event_id)
         .bind(&fan.fan_id)
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await?)
 }
 
 /// The seats a hold was created with.
-pub async fn seats(executor: impl sqlx::PgExecutor<'_>, hold_id: Uuid) -> Result<Vec<OrderSeat>> {
+pub async fn seats(conn: &mut PgConnection, hold_id: Uuid) -> Result<Vec<OrderSeat>> {
     Ok(sqlx::query_as(
         "SELECT s.id AS seat_id, s.section_id, s.label
          FROM hold_seats h JOIN seats s ON s.id = h.seat_id WHERE h.hold_id = $1 ORDER BY s.sort_key",
     )
     .bind(hold_id)
-    .fetch_all(executor)
+    .fetch_all(conn)
     .await?)
 }
 

@@ -52,7 +52,9 @@ pub async fn spawn_app_with(max_connections: u32, adjust: impl FnOnce(&mut Gatew
         limit_per_fan: unlimited,
     };
     adjust(&mut config);
-    let app = Application::build(&config, db.pool.clone(), keys.verifier()).await.expect("gateway binds");
+    let app = Application::build(&config, db.service_database(max_connections), keys.verifier())
+        .await
+        .expect("gateway binds");
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
