@@ -3,6 +3,14 @@
 //! Each test gets its own database (created fresh and migrated) and its own Redis key
 //! prefix, so tests run in parallel without seeing each other. The databases are
 //! named `bo_test_*`; `scripts/test` drops the leftovers of earlier runs.
+//!
+//! - [`chaos`]: a TCP proxy that injects network faults between a service and
+//!   PostgreSQL or Redis (partitions, dropped connections, latency, a pause at a chosen
+//!   PostgreSQL message).
+//! - [`redis_server`]: a `redis-server` of the test's own, to stop, restart or flush.
+
+pub mod chaos;
+pub mod redis_server;
 
 use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};
 use service_kit::postgres::{Database, PostgresConfig};
