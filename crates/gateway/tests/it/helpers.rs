@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use gateway::{Application, GatewayConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use service_kit::postgres::Database;
 use service_kit::rate_limit::RateLimit;
-use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, PgPool};
+use test_support::chaos::ChaosProxy;
 use test_support::{TestDatabase, TestKeys};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -14,10 +17,14 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The test's own connections, straight to the database (never through a proxy).
     pub pool: PgPool,
+    /// The gateway's connections.
+    pub db: Database,
     pub keys: TestKeys,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Drop for TestApp {
@@ -37,6 +44,24 @@ pub async fn spawn_app_with_pool_size(max_connections: u32) -> TestApp {
 /// The app with test settings, changed by `adjust` first.
 pub async fn spawn_app_with(max_connections: u32, adjust: impl FnOnce(&mut GatewayConfig)) -> TestApp {
     let db = TestDatabase::new(&gateway::MIGRATOR, max_connections).await.expect("test database");
+    let database = db.service_database(max_connections);
+    start(db.pool, database, adjust).await
+}
+
+/// The app reaching its database through a [`ChaosProxy`], with a pool of
+/// `max_connections`; the test's own `pool` connects directly.
+pub async fn spawn_app_through_proxy(max_connections: u32) -> (TestApp, ChaosProxy) {
+    let db = TestDatabase::new(&gateway::MIGRATOR, 4).await.expect("test database");
+    let direct: PgConnectOptions = db.url.parse().expect("a test database URL");
+    let proxy = ChaosProxy::start(format!("{}:{}", direct.get_host(), direct.get_port()).parse().unwrap())
+        .await
+        .expect("chaos proxy");
+    let proxied = direct.host("127.0.0.1").port(proxy.addr().port()).to_url_lossy().to_string();
+    let database = test_support::postgres_config(&proxied, max_connections).database().unwrap();
+    (start(db.pool, database, |_| {}).await, proxy)
+}
+
+async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut GatewayConfig)) -> TestApp {
     let keys = TestKeys::new();
     let unlimited = RateLimit { per_second: 1_000_000, burst: 1_000_000 };
     let mut config = GatewayConfig {
@@ -52,14 +77,12 @@ pub async fn spawn_app_with(max_connections: u32, adjust: impl FnOnce(&mut Gatew
         limit_per_fan: unlimited,
     };
     adjust(&mut config);
-    let app = Application::build(&config, db.service_database(max_connections), keys.verifier())
-        .await
-        .expect("gateway binds");
+    let app = Application::build(&config, database.clone(), keys.verifier()).await.expect("gateway binds");
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();
-    tokio::spawn(app.run(shutdown.clone()));
+    let server = Some(tokio::spawn(app.run(shutdown.clone())));
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
-    TestApp { addr, pool: db.pool, keys, http, shutdown }
+    TestApp { addr, pool, db: database, keys, http, shutdown, server }
 }
 
 /// An answer: status and JSON body (`Null` when the body is empty or not JSON).
@@ -77,6 +100,15 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Stops the gateway as SIGTERM would, then closes its connections.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("the server task ends").expect("the server stops cleanly");
+        }
+        self.db.pool().close().await;
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -5,6 +5,7 @@ mod admin;
 mod bookings;
 mod errors;
 mod events;
+mod faults;
 mod helpers;
 mod holds;
 mod idempotency;
