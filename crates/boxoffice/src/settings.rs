@@ -70,6 +70,11 @@ impl Settings {
         self.gateway.validate()?;
         self.waitroom.validate()?;
         self.scheduler.validate()?;
+        if self.gateway.http.request_timeout() <= self.database.longest_work() {
+            return Err("gateway.http.request_timeout_ms must be longer than database.acquire_timeout_ms + \
+                 database.work_deadline_ms, so database work answers first"
+                .into());
+        }
         if self.tokens.signing_kid.is_empty() {
             return Err("tokens.signing_kid must not be empty".into());
         }
@@ -121,6 +126,9 @@ mod tests {
             ("BOXOFFICE__DATABASE__MAX_CONNECTIONS", "0", "database.max_connections"),
             ("BOXOFFICE__DATABASE__URL", "mysql://nope", "database.url"),
             ("BOXOFFICE__GATEWAY__ADMIN_API_KEY", "short", "gateway.admin_api_key"),
+            ("BOXOFFICE__DATABASE__WORK_DEADLINE_MS", "1000", "database.work_deadline_ms"),
+            ("BOXOFFICE__GATEWAY__HTTP__REQUEST_TIMEOUT_MS", "4000", "gateway.http.request_timeout_ms"),
+            ("BOXOFFICE__WAITROOM__HTTP__HEADER_READ_TIMEOUT_MS", "0", "waitroom.http.header_read_timeout_ms"),
         ];
         for (key, value, named) in cases {
             let error = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err();

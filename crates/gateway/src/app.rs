@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::Router;
 use secrecy::SecretString;
 use service_kit::postgres::Database;
+use service_kit::serve::HttpConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -27,6 +28,7 @@ pub struct AppState {
     pub admin_api_key: SecretString,
     pub best_available_attempts: usize,
     pub limits: Arc<Limits>,
+    pub create_event_timeout: Duration,
     /// Events never change once created, so their rules are read once per replica.
     event_rules: moka::future::Cache<Uuid, Arc<EventRules>>,
     /// Serialized seat maps, briefly (`seat_map_max_age_ms`); `None` reads every time.
@@ -41,6 +43,7 @@ impl AppState {
             admin_api_key: config.admin_api_key.clone(),
             best_available_attempts: config.best_available_attempts,
             limits: Arc::new(Limits::new(config)),
+            create_event_timeout: Duration::from_millis(config.create_event_timeout_ms),
             event_rules: moka::future::Cache::new(10_000),
             seat_maps: (config.seat_map_max_age_ms > 0).then(|| {
                 moka::future::Cache::builder()
@@ -88,6 +91,7 @@ pub struct Application {
     router: Router,
     limits: Arc<Limits>,
     grace: Duration,
+    http: HttpConfig,
 }
 
 impl Application {
@@ -98,7 +102,7 @@ impl Application {
         let state = AppState::new(config, db, verifier);
         let limits = state.limits.clone();
         let router = crate::routes::router(state);
-        Ok(Self { listener, router, limits, grace: Duration::from_secs(config.shutdown_grace_secs) })
+        Ok(Self { listener, router, limits, grace: Duration::from_secs(config.shutdown_grace_secs), http: config.http })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -118,6 +122,6 @@ impl Application {
                 }
             }
         });
-        service_kit::serve("gateway", self.listener, self.router, shutdown, self.grace).await
+        service_kit::serve("gateway", self.listener, self.router, shutdown, self.grace, &self.http).await
     }
 }

@@ -11,12 +11,16 @@ use crate::model::{AdminBookingView, EventDetails, EventSummary};
 use crate::store::{bookings, events};
 
 /// Writes the event, its sections and every seat in one transaction, and answers with
-/// its details as committed.
+/// its details as committed. A large event takes seconds: it gets a deadline and a
+/// statement timeout of its own.
 pub async fn create_event(state: &AppState, event: NewEvent) -> Result<EventDetails> {
+    let timeout = state.create_event_timeout;
     state
         .db
+        .with_deadline(timeout)
         .transaction(move |tx| {
             Box::pin(async move {
+                events::allow_statements_to_run(tx, timeout).await?;
                 let id = events::insert(tx, &event).await?;
                 events::details(tx, id).await?.ok_or(Error::NotFound("event"))
             })

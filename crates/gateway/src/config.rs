@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use service_kit::rate_limit::RateLimit;
+use service_kit::serve::HttpConfig;
 
 /// The `[gateway]` section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -21,6 +22,9 @@ pub struct GatewayConfig {
     /// every time). Thousands of fans reload it during a sale and each read walks every
     /// seat; a seat taken meanwhile is refused as `seat_unavailable` at hold time.
     pub seat_map_max_age_ms: u64,
+    /// Creating an event writes a row per seat (100,000 seats take seconds), so it may
+    /// run this long instead of `database.work_deadline_ms`.
+    pub create_event_timeout_ms: u64,
     /// Everything this replica accepts, so a flood is refused before it reaches the
     /// database pool.
     pub limit_global: RateLimit,
@@ -28,6 +32,8 @@ pub struct GatewayConfig {
     pub limit_per_address: RateLimit,
     /// Per fan (access-token subject), across addresses.
     pub limit_per_fan: RateLimit,
+    /// How long clients may take (`[gateway.http]`).
+    pub http: HttpConfig,
 }
 
 impl GatewayConfig {
@@ -44,6 +50,13 @@ impl GatewayConfig {
         self.limit_global.validate("gateway.limit_global")?;
         self.limit_per_address.validate("gateway.limit_per_address")?;
         self.limit_per_fan.validate("gateway.limit_per_fan")?;
+        self.http.validate("gateway")?;
+        if self.create_event_timeout_ms == 0 || self.create_event_timeout_ms >= self.http.request_timeout_ms {
+            return Err(
+                "gateway.create_event_timeout_ms must be at least 1 and shorter than gateway.http.request_timeout_ms"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }

@@ -1,6 +1,7 @@
 use std::net::SocketAddr;
 
 use serde::Deserialize;
+use service_kit::serve::HttpConfig;
 
 /// The `[scheduler]` section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -20,6 +21,8 @@ pub struct SchedulerConfig {
     /// The watchdog checks an event until this long after it starts, so its cost
     /// follows the events on sale, not the whole history.
     pub check_invariants_after_start_hours: i32,
+    /// How long probe clients may take (`[scheduler.http]`).
+    pub http: HttpConfig,
 }
 
 impl SchedulerConfig {
@@ -29,6 +32,7 @@ impl SchedulerConfig {
             self.purge_idempotency_keys_every_secs,
             self.check_invariants_every_secs,
         ];
+        self.http.validate("scheduler")?;
         if intervals.contains(&0) {
             return Err("scheduler intervals must be at least 1 second".into());
         }

@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use service_kit::health;
+use service_kit::serve::HttpConfig;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
@@ -39,6 +40,7 @@ pub struct Scheduler {
     jobs: JobScheduler,
     health: TcpListener,
     pool: PgPool,
+    http: HttpConfig,
 }
 
 /// Registers jobs that run every so often on the pool, logging each run's outcome.
@@ -89,7 +91,7 @@ impl Scheduler {
             })
             .await?;
         jobs.start().await?;
-        Ok(Self { jobs, health, pool })
+        Ok(Self { jobs, health, pool, http: config.http })
     }
 
     pub fn health_addr(&self) -> std::io::Result<SocketAddr> {
@@ -100,7 +102,7 @@ impl Scheduler {
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
         let probes = health::router(vec![("postgres", health::postgres_check(self.pool.clone()))])
             .merge(service_kit::metrics::router());
-        service_kit::serve("scheduler", self.health, probes, shutdown, Duration::from_secs(1)).await?;
+        service_kit::serve("scheduler", self.health, probes, shutdown, Duration::from_secs(1), &self.http).await?;
         self.jobs.shutdown().await?;
         Ok(())
     }

@@ -91,6 +91,7 @@ async fn the_watchdog_gauges_read_zero_until_an_invariant_is_broken_behind_the_a
         idempotency_key_retention_hours: 24,
         check_invariants_every_secs: 1,
         check_invariants_after_start_hours: 24,
+        http: test_support::http_config(),
     };
     let scheduler = Scheduler::start(&config, db.pool.clone()).await.unwrap();
     let metrics = scheduler.health_addr().unwrap();

@@ -1,6 +1,6 @@
 //! Axum's extractors with their rejections answered in the JSON error envelope: a body,
 //! path or query that cannot be read gets `400 bad_request` saying why, before any
-//! handler runs.
+//! handler runs (`408 request_timeout` for a body that arrives too slowly).
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
@@ -11,29 +11,47 @@ use crate::error_response;
 
 /// Why a request could not be read.
 #[derive(Debug)]
-pub struct BadRequest(String);
+pub enum BadRequest {
+    Malformed(String),
+    /// The body did not arrive within `http.body_read_timeout_ms`.
+    BodyTooSlow,
+}
 
 impl IntoResponse for BadRequest {
     fn into_response(self) -> Response {
-        error_response(StatusCode::BAD_REQUEST, "bad_request", self.0)
+        match self {
+            Self::Malformed(message) => error_response(StatusCode::BAD_REQUEST, "bad_request", message),
+            Self::BodyTooSlow => error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request body did not arrive in time",
+            ),
+        }
     }
 }
 
 impl From<JsonRejection> for BadRequest {
     fn from(rejection: JsonRejection) -> Self {
-        Self(format!("invalid JSON body: {}", rejection.body_text()))
+        let mut cause: Option<&dyn std::error::Error> = Some(&rejection);
+        while let Some(error) = cause {
+            if error.is::<tower_http::timeout::TimeoutError>() {
+                return Self::BodyTooSlow;
+            }
+            cause = error.source();
+        }
+        Self::Malformed(format!("invalid JSON body: {}", rejection.body_text()))
     }
 }
 
 impl From<PathRejection> for BadRequest {
     fn from(rejection: PathRejection) -> Self {
-        Self(format!("invalid path: {}", rejection.body_text()))
+        Self::Malformed(format!("invalid path: {}", rejection.body_text()))
     }
 }
 
 impl From<QueryRejection> for BadRequest {
     fn from(rejection: QueryRejection) -> Self {
-        Self(format!("invalid query: {}", rejection.body_text()))
+        Self::Malformed(format!("invalid query: {}", rejection.body_text()))
     }
 }
 

@@ -191,6 +191,12 @@ impl Database {
         &self.pool
     }
 
+    /// The same pool with another deadline, for work known to take longer than the
+    /// rest (its statements need a matching `SET LOCAL statement_timeout`).
+    pub fn with_deadline(&self, deadline: Duration) -> Self {
+        Self { pool: self.pool.clone(), deadline }
+    }
+
     /// Work that only reads.
     pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
     where

@@ -39,7 +39,9 @@ async fn start_services() -> Services {
         token_leeway_secs: 0,
         best_available_attempts: 3,
         shutdown_grace_secs: 1,
+        http: test_support::http_config(),
         seat_map_max_age_ms: 1000,
+        create_event_timeout_ms: 6000,
         limit_global: UNLIMITED,
         limit_per_address: UNLIMITED,
         limit_per_fan: UNLIMITED,
@@ -59,6 +61,7 @@ async fn start_services() -> Services {
         client_ip_header: None,
         fan_id_secret: None,
         shutdown_grace_secs: 1,
+        http: test_support::http_config(),
     };
     let redis = ConnectionManager::new(redis::Client::open(test_support::redis_url()).unwrap()).await.unwrap();
     let waitroom = waitroom::Application::build(

@@ -14,6 +14,7 @@ pub mod redis_server;
 
 use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};
 use service_kit::postgres::{Database, PostgresConfig};
+use service_kit::serve::HttpConfig;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -49,6 +50,11 @@ pub fn postgres_config(url: &str, max_connections: u32) -> PostgresConfig {
         idle_in_transaction_timeout_ms: 5000,
         work_deadline_ms: 3000,
     }
+}
+
+/// The client timeouts of `config/default.toml`, for services built in tests.
+pub fn http_config() -> HttpConfig {
+    HttpConfig { header_read_timeout_ms: 5000, body_read_timeout_ms: 5000, request_timeout_ms: 8000 }
 }
 
 /// A freshly created database with every migration applied.

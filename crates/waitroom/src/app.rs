@@ -9,6 +9,7 @@ use axum::Router;
 use redis::aio::ConnectionManager;
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use service_kit::serve::HttpConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +45,7 @@ pub struct Application {
     limiter: Arc<JoinLimiter>,
     admitter: Admitter,
     grace: Duration,
+    http: HttpConfig,
 }
 
 impl Application {
@@ -80,6 +82,7 @@ impl Application {
             limiter,
             admitter: Admitter::new(redis, key_prefix, config),
             grace: Duration::from_secs(config.shutdown_grace_secs),
+            http: config.http,
         })
     }
 
@@ -105,6 +108,6 @@ impl Application {
                 }
             }
         });
-        service_kit::serve("waitroom", self.listener, self.router, shutdown, self.grace).await
+        service_kit::serve("waitroom", self.listener, self.router, shutdown, self.grace, &self.http).await
     }
 }

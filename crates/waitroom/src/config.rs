@@ -33,15 +33,19 @@ pub struct WaitroomConfig {
     pub fan_id_secret: Option<SecretString>,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// How long clients may take (`[waitroom.http]`).
+    pub http: HttpConfig,
 }
 
 pub use service_kit::rate_limit::RateLimit;
+use service_kit::serve::HttpConfig;
 
 impl WaitroomConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.admin_api_key.expose_secret().len() < 16 {
             return Err("waitroom.admin_api_key must be at least 16 characters".into());
         }
+        self.http.validate("waitroom")?;
         if self.ticket_secret.expose_secret().len() < 32 {
             return Err("waitroom.ticket_secret must be at least 32 characters".into());
         }
@@ -80,6 +84,7 @@ mod tests {
             client_ip_header: None,
             fan_id_secret: None,
             shutdown_grace_secs: 10,
+            http: HttpConfig { header_read_timeout_ms: 5000, body_read_timeout_ms: 5000, request_timeout_ms: 5000 },
         }
     }
 

@@ -30,6 +30,16 @@ impl EventRules {
     }
 }
 
+/// Lets this transaction's statements run up to `limit` instead of the connection's
+/// `statement_timeout`.
+pub async fn allow_statements_to_run(conn: &mut PgConnection, limit: std::time::Duration) -> Result<()> {
+    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+        .bind(format!("{}ms", limit.as_millis()))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Writes the event, its sections and every seat row, inside the caller's transaction.
 pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     let event_id = Uuid::now_v7();

@@ -2,7 +2,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::auth::Fan;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// What a request with an `Idempotency-Key` created.
 #[derive(Debug, Clone, Copy)]
@@ -24,8 +24,9 @@ pub enum Prior {
 /// Claims `key` for this request inside the caller's transaction.
 ///
 /// The insert takes the key's unique-index entry: a concurrent retry with the same key
-/// waits here until this transaction ends, then sees either what it created or, if it
-/// rolled back, a free key. Only successful requests commit, so a failed attempt
+/// waits here until this transaction ends (at most `lock_timeout`, then
+/// `request_in_progress`), then sees either what it created or, if it rolled back, a
+/// free key. Only successful requests commit, so a failed attempt
 /// leaves the key free for a retry.
 pub async fn claim(conn: &mut PgConnection, fan: &Fan, key: &str, request_hash: &[u8]) -> Result<Prior> {
     let inserted = sqlx::query(
@@ -37,7 +38,12 @@ pub async fn claim(conn: &mut PgConnection, fan: &Fan, key: &str, request_hash: 
     .bind(key)
     .bind(request_hash)
     .execute(&mut *conn)
-    .await?
+    .await
+    .map_err(|e| match e {
+        // lock_timeout passed while an earlier attempt with this key was still running.
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => Error::RequestInProgress,
+        e => e.into(),
+    })?
     .rows_affected();
     if inserted == 1 {
         return Ok(Prior::None);

@@ -403,3 +403,35 @@ async fn a_begin_cancelled_before_its_answer_never_poisons_the_pool() {
     assert_eq!(visible, 1, "a statement after the cancelled BEGIN ran inside its transaction, uncommitted");
     assert_no_backend_left_in_transaction(&app).await;
 }
+
+/// A retry that arrives while the first attempt with its key is stuck mid-transaction
+/// waits for it at most `lock_timeout`, then is told the request is still in progress;
+/// once the first attempt finishes, a retry replays it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retry_during_a_stuck_first_attempt_is_told_it_is_in_progress() {
+    let (app, proxy) = spawn_app_through_proxy(2).await;
+    let event = app.ga_event(10).await;
+    let ga = json!({ "section_id": event.sections[0], "quantity": 1 });
+    assert_eq!(app.send(Method::GET, &event.path("/seats"), None, None).await.status, StatusCode::OK);
+    proxy.pause_after(PgMatch::query_starts_with("SELECT id AS seat_id"));
+    let first = tokio::spawn({
+        let (http, app_url, token, body) =
+            (app.http.clone(), app.url(&event.path("/bookings")), app.token("fan", &event), ga.clone());
+        async move {
+            let response =
+                http.post(app_url).bearer_auth(token).header("Idempotency-Key", "k").json(&body).send().await;
+            response.unwrap().status()
+        }
+    });
+    while proxy.pause_hits() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let retry = book_with_key(&app.http, &app, &event, "fan".into(), "k".into(), ga.clone()).await;
+    assert_eq!((retry.status, retry.code()), (Some(StatusCode::CONFLICT), "request_in_progress"), "{}", retry.body);
+    proxy.resume();
+    assert_eq!(first.await.unwrap(), StatusCode::CREATED);
+    let replay = book_with_key(&app.http, &app, &event, "fan".into(), "k".into(), ga.clone()).await;
+    assert_eq!(replay.status, Some(StatusCode::CREATED));
+    assert_eq!(committed_bookings(&app, &event, "fan").await.len(), 1);
+    assert_eq!(assert_invariants(&app, &event).await, 1);
+}

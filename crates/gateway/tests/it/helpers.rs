@@ -51,6 +51,13 @@ pub async fn spawn_app_with(max_connections: u32, adjust: impl FnOnce(&mut Gatew
 /// The app reaching its database through a [`ChaosProxy`], with a pool of
 /// `max_connections`; the test's own `pool` connects directly.
 pub async fn spawn_app_through_proxy(max_connections: u32) -> (TestApp, ChaosProxy) {
+    spawn_app_through_proxy_with(max_connections, |_| {}).await
+}
+
+pub async fn spawn_app_through_proxy_with(
+    max_connections: u32,
+    adjust: impl FnOnce(&mut GatewayConfig),
+) -> (TestApp, ChaosProxy) {
     let db = TestDatabase::new(&gateway::MIGRATOR, 4).await.expect("test database");
     let direct: PgConnectOptions = db.url.parse().expect("a test database URL");
     let proxy = ChaosProxy::start(format!("{}:{}", direct.get_host(), direct.get_port()).parse().unwrap())
@@ -58,7 +65,7 @@ pub async fn spawn_app_through_proxy(max_connections: u32) -> (TestApp, ChaosPro
         .expect("chaos proxy");
     let proxied = direct.host("127.0.0.1").port(proxy.addr().port()).to_url_lossy().to_string();
     let database = test_support::postgres_config(&proxied, max_connections).database().unwrap();
-    (start(db.pool, database, |_| {}).await, proxy)
+    (start(db.pool, database, adjust).await, proxy)
 }
 
 async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut GatewayConfig)) -> TestApp {
@@ -70,8 +77,10 @@ async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut Gatewa
         token_leeway_secs: 0,
         best_available_attempts: 3,
         shutdown_grace_secs: 1,
+        http: test_support::http_config(),
         // Tests read the seat map right after changing it.
         seat_map_max_age_ms: 0,
+        create_event_timeout_ms: 6000,
         limit_global: unlimited,
         limit_per_address: unlimited,
         limit_per_fan: unlimited,

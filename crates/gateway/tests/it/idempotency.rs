@@ -109,3 +109,35 @@ async fn a_malformed_key_is_400() {
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(app.assert_inventory_consistent(&event).await, 0);
 }
+
+/// A retry storm from one fan: every attempt with the key holds one connection at most
+/// (the replay is read through the claim's own transaction), so 50 of them on a pool of
+/// 4 all answer, none with 503, and one order is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_attempts_with_one_key_on_a_pool_of_four_make_one_order_and_no_503() {
+    let app = crate::helpers::spawn_app_with_pool_size(4).await;
+    let event = app.ga_event(100).await;
+    let token = app.token("fan", &event);
+    let body = json!({ "section_id": event.sections[0], "quantity": 2 });
+    let replies = futures::future::join_all((0..50).map(|_| {
+        app.send_with(
+            Method::POST,
+            &event.path("/bookings"),
+            Some(&token),
+            Some(body.clone()),
+            &[("Idempotency-Key", "storm")],
+        )
+    }))
+    .await;
+    let ids: std::collections::HashSet<_> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+            r.body["id"].clone()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    let replayed = replies.iter().filter(|r| r.headers.get("idempotent-replayed").is_some()).count();
+    assert_eq!(replayed, 49);
+    assert_eq!(app.assert_inventory_consistent(&event).await, 2);
+}

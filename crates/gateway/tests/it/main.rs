@@ -11,4 +11,5 @@ mod holds;
 mod idempotency;
 mod limits;
 mod races;
+mod slow_clients;
 mod tokens;

@@ -77,6 +77,7 @@ async fn the_running_scheduler_sweeps_on_its_interval_and_stops_on_shutdown() {
         idempotency_key_retention_hours: 24,
         check_invariants_every_secs: 3600,
         check_invariants_after_start_hours: 24,
+        http: test_support::http_config(),
     };
     let shutdown = CancellationToken::new();
     let scheduler = Scheduler::start(&config, db.pool.clone()).await.unwrap();

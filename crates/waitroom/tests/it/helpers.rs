@@ -36,6 +36,7 @@ pub fn test_config() -> WaitroomConfig {
         client_ip_header: None,
         fan_id_secret: None,
         shutdown_grace_secs: 1,
+        http: test_support::http_config(),
     }
 }
 
