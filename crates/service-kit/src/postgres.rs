@@ -235,7 +235,7 @@ impl Database {
                 false => E::from(e),
             })?;
             let may_have_committed = AtomicBool::new(false);
-            let outcome = tokio::time::timeout(deadline, attempt(&mut *conn, commit, work, &may_have_committed)).await;
+            let outcome = tokio::time::timeout(deadline, attempt(&mut conn, commit, work, &may_have_committed)).await;
             let may_have_committed = may_have_committed.load(Ordering::SeqCst);
             let (result, reusable) = match outcome {
                 Ok(Ok(value)) => (Ok(value), true),
@@ -277,7 +277,7 @@ async fn attempt<T, E: WorkError>(
         }
         Commit::AtTheEnd => {
             let mut tx = conn.begin().await?;
-            let value = work(&mut *tx).await?;
+            let value = work(&mut tx).await?;
             may_have_committed.store(true, Ordering::SeqCst);
             tx.commit().await?;
             Ok(value)
