@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 
+use gateway::store::invariants::Scope;
 use serde::Deserialize;
 use service_kit::serve::HttpConfig;
 
@@ -16,11 +17,22 @@ pub struct SchedulerConfig {
     pub purge_idempotency_keys_every_secs: u64,
     /// How long a retry with the same `Idempotency-Key` still finds the first answer.
     pub idempotency_key_retention_hours: i32,
-    /// How often the oversell watchdog re-reads the inventory invariants.
+    /// Keys deleted per statement; the purge loops until a batch comes back short, so
+    /// however many keys piled up, no statement locks or writes more than this.
+    pub purge_batch: i64,
+    /// How often the oversell watchdog re-reads the inventory invariants. A run that
+    /// finds the previous one still going skips (each job runs once at a time per replica).
     pub check_invariants_every_secs: u64,
     /// The watchdog checks an event until this long after it starts, so its cost
     /// follows the events on sale, not the whole history.
     pub check_invariants_after_start_hours: i32,
+    /// The watchdog checks an event without a start date until this many days after it
+    /// was created: nothing else says when its sale is over (the schema has no sale
+    /// state yet), and checking it forever made every run scan all its seats.
+    pub check_invariants_undated_days: i32,
+    /// How long one watchdog run's statements may take: checking a large event during
+    /// its sale takes seconds, more than the services' `database.statement_timeout_ms`.
+    pub check_invariants_timeout_secs: u64,
     /// How long probe clients may take (`[scheduler.http]`).
     pub http: HttpConfig,
 }
@@ -42,9 +54,67 @@ impl SchedulerConfig {
         if self.idempotency_key_retention_hours < 1 {
             return Err("scheduler.idempotency_key_retention_hours must be at least 1".into());
         }
+        if !(1..=10_000).contains(&self.purge_batch) {
+            return Err("scheduler.purge_batch must be 1-10000".into());
+        }
         if self.check_invariants_after_start_hours < 0 {
             return Err("scheduler.check_invariants_after_start_hours must not be negative".into());
         }
+        if self.check_invariants_undated_days < 1 {
+            return Err("scheduler.check_invariants_undated_days must be at least 1".into());
+        }
+        if self.check_invariants_timeout_secs == 0 {
+            return Err("scheduler.check_invariants_timeout_secs must be at least 1".into());
+        }
         Ok(())
+    }
+
+    /// The events each watchdog run checks.
+    pub fn invariant_scope(&self) -> Scope {
+        Scope {
+            after_start_hours: self.check_invariants_after_start_hours,
+            undated_days: self.check_invariants_undated_days,
+            time_limit: std::time::Duration::from_secs(self.check_invariants_timeout_secs),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> SchedulerConfig {
+        SchedulerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            release_expired_holds_every_secs: 5,
+            release_batch: 500,
+            purge_idempotency_keys_every_secs: 3600,
+            idempotency_key_retention_hours: 24,
+            purge_batch: 5000,
+            check_invariants_every_secs: 30,
+            check_invariants_after_start_hours: 24,
+            check_invariants_undated_days: 7,
+            check_invariants_timeout_secs: 60,
+            http: HttpConfig { header_read_timeout_ms: 5000, body_read_timeout_ms: 5000, request_timeout_ms: 5000 },
+        }
+    }
+
+    #[test]
+    fn bounds_are_checked_naming_the_key() {
+        assert_eq!(config().validate(), Ok(()));
+        assert_eq!(config().invariant_scope(), Scope::default());
+        type Change = fn(&mut SchedulerConfig);
+        let wrong: [(Change, &str); 4] = [
+            (|c| c.purge_batch = 0, "scheduler.purge_batch"),
+            (|c| c.purge_batch = 10_001, "scheduler.purge_batch"),
+            (|c| c.check_invariants_undated_days = 0, "scheduler.check_invariants_undated_days"),
+            (|c| c.check_invariants_undated_days = -1, "scheduler.check_invariants_undated_days"),
+        ];
+        for (change, key) in wrong {
+            let mut c = config();
+            change(&mut c);
+            let error = c.validate().unwrap_err();
+            assert!(error.starts_with(key), "{error}");
+        }
     }
 }

@@ -1,6 +1,10 @@
-//! The jobs, as plain functions: the [`crate::Scheduler`] calls them on a timer, tests
-//! call them directly.
+//! The jobs, as plain functions: the [`crate::Scheduler`] calls them on a timer, each
+//! behind its [`Exclusive`] guard; tests call them directly.
 
+use std::future::Future;
+use std::sync::Arc;
+
+use gateway::store::invariants::Scope;
 use sqlx::PgPool;
 
 use crate::metrics;
@@ -19,18 +23,39 @@ pub async fn release_expired_holds(pool: &PgPool, batch: i64) -> Result<u64, gat
     }
 }
 
-/// Deletes idempotency keys older than the retention.
-pub async fn purge_idempotency_keys(pool: &PgPool, retention_hours: i32) -> Result<u64, gateway::Error> {
-    let purged = gateway::store::idempotency::purge_older_than(pool, retention_hours).await?;
-    ::metrics::counter!(metrics::IDEMPOTENCY_KEYS_PURGED).increment(purged);
-    Ok(purged)
+/// What a job that works in batches did: rows in all, and the statements it took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Batches {
+    pub rows: u64,
+    pub statements: u32,
 }
 
-/// The oversell watchdog: re-reads the inventory invariants and exports what it finds.
-/// Read-only, so every replica may run it; each exports the same figures. Returns the
-/// number of violations.
-pub async fn check_invariants(pool: &PgPool, after_start_hours: i32) -> Result<u64, gateway::Error> {
-    let violations = gateway::store::invariants::check(pool, after_start_hours).await?;
+/// Deletes idempotency keys older than the retention, at most `batch` per statement
+/// (each its own transaction), until a batch comes back short. Keys another replica is
+/// deleting are left to it.
+pub async fn purge_idempotency_keys(
+    pool: &PgPool,
+    retention_hours: i32,
+    batch: i64,
+) -> Result<Batches, gateway::Error> {
+    let mut done = Batches::default();
+    loop {
+        let n = gateway::store::idempotency::purge_older_than(pool, retention_hours, batch).await?;
+        done.rows += n;
+        done.statements += 1;
+        ::metrics::counter!(metrics::IDEMPOTENCY_KEYS_PURGED).increment(n);
+        if n < batch as u64 {
+            return Ok(done);
+        }
+    }
+}
+
+/// The oversell watchdog: re-reads the inventory invariants of the events in `scope`
+/// and exports what it finds, with the time it finished. Read-only, so every replica
+/// may run it; each exports the same figures. Returns the number of violations. A
+/// failed check exports nothing, so the last-run timestamp goes stale.
+pub async fn check_invariants(pool: &PgPool, scope: Scope) -> Result<u64, gateway::Error> {
+    let violations = gateway::store::invariants::check(pool, scope).await?;
     metrics::invariants_checked(&violations);
     let total: i64 = violations.by_invariant().iter().map(|(_, n)| n).sum();
     if total > 0 {
@@ -48,5 +73,51 @@ pub fn log(job: &'static str, outcome: Result<u64, gateway::Error>) {
             ::metrics::counter!(metrics::JOB_FAILURES, "task" => job).increment(1);
             tracing::warn!(job, error = %e, "job failed; retrying at the next tick");
         }
+    }
+}
+
+/// One run at a time of a job within this process.
+///
+/// tokio-cron-scheduler starts a repeated job at every tick, even while its previous
+/// run is still going: runs stuck behind a slow or hung statement would pile up, each
+/// holding a pool connection and repeating the same work. A run that finds the
+/// previous one still going skips instead: it logs, counts
+/// `boxoffice_scheduler_job_skipped_total{task}` and does nothing else (so the
+/// watchdog's last-run timestamp stays as it was, and goes stale if the runs hang).
+/// Replicas do not coordinate through it: each runs its own jobs.
+#[derive(Debug, Clone)]
+pub struct Exclusive {
+    task: &'static str,
+    running: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// What one tick of an [`Exclusive`] job did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Run<T> {
+    /// The job ran and returned this.
+    Ran(T),
+    /// The previous run was still going; this one did nothing.
+    Skipped,
+}
+
+impl Exclusive {
+    /// A guard for the job named `task` (its metric label).
+    pub fn new(task: &'static str) -> Self {
+        Self { task, running: Arc::default() }
+    }
+
+    /// Runs `job` unless another run through this guard (or a clone of it) is still
+    /// going; then skips at once, without waiting for it.
+    pub async fn run<F, Fut>(&self, job: F) -> Run<Fut::Output>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future,
+    {
+        let Ok(_running) = self.running.try_lock() else {
+            ::metrics::counter!(metrics::JOB_SKIPPED, "task" => self.task).increment(1);
+            tracing::info!(job = self.task, "the previous run is still going; skipping this tick");
+            return Run::Skipped;
+        };
+        Run::Ran(job().await)
     }
 }

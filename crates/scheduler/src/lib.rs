@@ -6,9 +6,13 @@
 //!
 //! Every job is written to run on several replicas at once: work is claimed row by row
 //! with `FOR UPDATE SKIP LOCKED`, so replicas share it instead of repeating it or
-//! waiting for each other. Waiting-room admissions need no job here: each admission
-//! step drops admissions past their lifetime in the same atomic script that counts the
-//! room under `max_active`.
+//! waiting for each other (the watchdog only reads, so every replica runs it). Within a
+//! replica, each job runs once at a time ([`jobs::Exclusive`]): a tick that finds the
+//! previous run still going is skipped. Each run is bounded: sweeps and purges work in
+//! batches of one statement each, and the watchdog reads only the events on sale.
+//!
+//! Waiting-room admissions need no job here: each admission step drops admissions past
+//! their lifetime in the same atomic script that counts the room under `max_active`.
 
 pub mod config;
 pub mod jobs;
@@ -43,7 +47,8 @@ pub struct Scheduler {
     http: HttpConfig,
 }
 
-/// Registers jobs that run every so often on the pool, logging each run's outcome.
+/// Registers jobs that run every so often on the pool, one run at a time, logging each
+/// run's outcome.
 struct RepeatedJob<'a> {
     jobs: &'a JobScheduler,
     pool: &'a PgPool,
@@ -56,9 +61,14 @@ impl RepeatedJob<'_> {
         Fut: Future<Output = Result<u64, gateway::Error>> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let exclusive = jobs::Exclusive::new(name);
         let job = Job::new_repeated_async(every, move |_, _| {
-            let (pool, run) = (pool.clone(), run.clone());
-            Box::pin(async move { jobs::log(name, run(pool).await) })
+            let (pool, run, exclusive) = (pool.clone(), run.clone(), exclusive.clone());
+            Box::pin(async move {
+                if let jobs::Run::Ran(outcome) = exclusive.run(|| run(pool)).await {
+                    jobs::log(name, outcome);
+                }
+            })
         })?;
         self.jobs.add(job).await.map(drop)
     }
@@ -69,10 +79,17 @@ impl Scheduler {
     pub async fn start(config: &SchedulerConfig, pool: PgPool) -> Result<Self, Error> {
         let health = TcpListener::bind(config.listen).await?;
         service_kit::metrics::watch_pool(&pool);
+        // The recorder first (a no-op if `main` installed it), or the counters created
+        // at 0 below would be lost.
+        service_kit::metrics::install();
         metrics::register();
         let jobs = JobScheduler::new().await?;
-        let (batch, retention, after_start) =
-            (config.release_batch, config.idempotency_key_retention_hours, config.check_invariants_after_start_hours);
+        let (batch, retention, purge_batch, scope) = (
+            config.release_batch,
+            config.idempotency_key_retention_hours,
+            config.purge_batch,
+            config.invariant_scope(),
+        );
         let every = Duration::from_secs;
         let repeat = RepeatedJob { jobs: &jobs, pool: &pool };
         repeat
@@ -82,12 +99,12 @@ impl Scheduler {
             .await?;
         repeat
             .add("purge_idempotency_keys", every(config.purge_idempotency_keys_every_secs), move |pool| async move {
-                jobs::purge_idempotency_keys(&pool, retention).await
+                jobs::purge_idempotency_keys(&pool, retention, purge_batch).await.map(|done| done.rows)
             })
             .await?;
         repeat
             .add("check_invariants", every(config.check_invariants_every_secs), move |pool| async move {
-                jobs::check_invariants(&pool, after_start).await
+                jobs::check_invariants(&pool, scope).await
             })
             .await?;
         jobs.start().await?;

@@ -6,14 +6,18 @@ pub const HOLDS_RELEASED: &str = "boxoffice_scheduler_holds_released_total";
 pub const IDEMPOTENCY_KEYS_PURGED: &str = "boxoffice_scheduler_idempotency_keys_purged_total";
 /// Job runs that failed, by `task` (not `job`: Prometheus sets that label itself).
 pub const JOB_FAILURES: &str = "boxoffice_scheduler_job_failures_total";
+/// Ticks at which a job did not run because its previous run in this replica was still
+/// going, by `task`. Rising steadily means a run takes longer than its interval, or hangs.
+pub const JOB_SKIPPED: &str = "boxoffice_scheduler_job_skipped_total";
 /// Seats sold twice or free to sell while sold, from the last watchdog run; must be 0.
 pub const OVERSOLD_SEATS: &str = "boxoffice_oversold_seats";
 /// Rows breaking an inventory invariant, by invariant, from the last watchdog run; must be 0.
 pub const INVARIANT_VIOLATIONS: &str = "boxoffice_invariant_violations";
 /// When the watchdog last finished a check (Unix seconds): a stale value means nobody checks.
+/// Only a completed check sets it; a skipped or failed run leaves it as it was.
 pub const WATCHDOG_LAST_RUN: &str = "boxoffice_watchdog_last_run_timestamp_seconds";
 
-/// The job names, as the `task` label of [`JOB_FAILURES`].
+/// The job names, as the `task` label of [`JOB_FAILURES`] and [`JOB_SKIPPED`].
 pub const TASKS: [&str; 3] = ["release_expired_holds", "purge_idempotency_keys", "check_invariants"];
 
 /// Creates the counters at 0, so their first increment shows in `rate()`.
@@ -22,6 +26,7 @@ pub fn register() {
     metrics::counter!(IDEMPOTENCY_KEYS_PURGED).increment(0);
     for task in TASKS {
         metrics::counter!(JOB_FAILURES, "task" => task).increment(0);
+        metrics::counter!(JOB_SKIPPED, "task" => task).increment(0);
     }
 }
 

@@ -89,8 +89,11 @@ async fn the_watchdog_gauges_read_zero_until_an_invariant_is_broken_behind_the_a
         release_batch: 100,
         purge_idempotency_keys_every_secs: 3600,
         idempotency_key_retention_hours: 24,
+        purge_batch: 5000,
         check_invariants_every_secs: 1,
         check_invariants_after_start_hours: 24,
+        check_invariants_undated_days: 7,
+        check_invariants_timeout_secs: 60,
         http: test_support::http_config(),
     };
     let scheduler = Scheduler::start(&config, db.pool.clone()).await.unwrap();
@@ -103,6 +106,8 @@ async fn the_watchdog_gauges_read_zero_until_an_invariant_is_broken_behind_the_a
         wait_for(metrics, &format!("boxoffice_invariant_violations{{invariant=\"{invariant}\"}}"), 0.0).await;
     }
     assert!(scrape(metrics, "boxoffice_watchdog_last_run_timestamp_seconds").await.unwrap() > 1.7e9);
+    // Created at 0 before any run (this job does not tick during the test).
+    wait_for(metrics, "boxoffice_scheduler_job_skipped_total{task=\"purge_idempotency_keys\"}", 0.0).await;
 
     // A hand-run "fix" frees a sold seat: the booking still holds it, the inventory
     // would sell it again.
@@ -128,6 +133,19 @@ async fn the_watchdog_gauges_read_zero_until_an_invariant_is_broken_behind_the_a
         .unwrap();
     wait_for(metrics, "boxoffice_invariant_violations{invariant=\"booked_seat_without_booking\"}", 1.0).await;
     wait_for(metrics, "boxoffice_invariant_violations{invariant=\"booking_quantity_mismatch\"}", 1.0).await;
+
+    // A watchdog that cannot read leaves its last-run timestamp as it was, so it goes
+    // stale and BoxofficeWatchdogStale fires instead of the old figures being trusted.
+    let failures = "boxoffice_scheduler_job_failures_total{task=\"check_invariants\"}";
+    let failed_before = scrape(metrics, failures).await.unwrap();
+    sqlx::query("ALTER TABLE booking_seats RENAME TO booking_seats_gone").execute(&db.pool).await.unwrap();
+    // After one failed run none of the earlier, successful ones is still going (runs
+    // do not overlap), so the timestamp read now is the last one.
+    wait_for(metrics, failures, failed_before + 1.0).await;
+    let last_run = scrape(metrics, "boxoffice_watchdog_last_run_timestamp_seconds").await.unwrap();
+    wait_for(metrics, failures, failed_before + 3.0).await;
+    assert_eq!(scrape(metrics, "boxoffice_watchdog_last_run_timestamp_seconds").await, Some(last_run));
+    assert_eq!(scrape(metrics, "boxoffice_oversold_seats").await, Some(2.0), "the last successful run's figure");
 
     shutdown.cancel();
     running.await.unwrap().unwrap();

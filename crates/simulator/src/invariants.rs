@@ -18,9 +18,10 @@ pub struct DatabaseCheck {
     pub violations: Violations,
 }
 
-/// Events that started more than this long ago are not re-checked by the watchdog's
-/// query; a rehearsal's event has no start time, so it is always in scope.
-const AFTER_START_HOURS: i32 = 24;
+/// The watchdog's default scope: a rehearsal's event has no start time and was created
+/// moments ago, so it is in scope.
+const SCOPE: invariants::Scope =
+    invariants::Scope { after_start_hours: 24, undated_days: 7, time_limit: std::time::Duration::from_secs(60) };
 
 pub async fn check(database_url: &str, event: Uuid) -> Result<DatabaseCheck, Error> {
     let pool = PgPoolOptions::new().max_connections(1).connect(database_url).await?;
@@ -33,7 +34,7 @@ pub async fn check(database_url: &str, event: Uuid) -> Result<DatabaseCheck, Err
     .bind(event)
     .fetch_one(&pool)
     .await?;
-    let violations = invariants::check(&pool, AFTER_START_HOURS).await?;
+    let violations = invariants::check(&pool, SCOPE).await?;
     pool.close().await;
     Ok(DatabaseCheck { capacity, seats_sold, bookings, violations })
 }

@@ -83,11 +83,20 @@ pub async fn save(conn: &mut PgConnection, fan: &Fan, key: &str, target: Target)
     Ok(())
 }
 
-/// Deletes keys older than `retention_hours`: retries come within minutes, not days.
-pub async fn purge_older_than(pool: &sqlx::PgPool, retention_hours: i32) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)")
-        .bind(retention_hours)
-        .execute(pool)
-        .await?
-        .rows_affected())
+/// Deletes at most `batch` keys older than `retention_hours`, oldest first, in one
+/// statement; returns how many. Retries come within minutes, not days. The caller loops
+/// until a batch comes back short, so no single statement locks or writes more than
+/// `batch` rows however many keys have piled up. Keys another purge has locked are
+/// skipped, so replicas share the work instead of queueing on each other's rows.
+pub async fn purge_older_than(pool: &sqlx::PgPool, retention_hours: i32, batch: i64) -> Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
+             SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)
+             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    )
+    .bind(retention_hours)
+    .bind(batch)
+    .execute(pool)
+    .await?
+    .rows_affected())
 }

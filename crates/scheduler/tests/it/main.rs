@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use scheduler::{jobs, Scheduler, SchedulerConfig};
+use gateway::store::invariants::{self, Scope, Violations};
+use scheduler::jobs::{self, Batches, Exclusive, Run};
+use scheduler::{Scheduler, SchedulerConfig};
 use sqlx::PgPool;
 use test_support::TestDatabase;
 use tokio_util::sync::CancellationToken;
@@ -75,8 +77,11 @@ async fn the_running_scheduler_sweeps_on_its_interval_and_stops_on_shutdown() {
         release_batch: 20,
         purge_idempotency_keys_every_secs: 3600,
         idempotency_key_retention_hours: 24,
+        purge_batch: 5000,
         check_invariants_every_secs: 3600,
         check_invariants_after_start_hours: 24,
+        check_invariants_undated_days: 7,
+        check_invariants_timeout_secs: 60,
         http: test_support::http_config(),
     };
     let shutdown = CancellationToken::new();
@@ -109,7 +114,213 @@ async fn old_idempotency_keys_are_purged_and_recent_ones_kept() {
     .execute(&db.pool)
     .await
     .unwrap();
-    assert_eq!(jobs::purge_idempotency_keys(&db.pool, 24).await.unwrap(), 1);
+    assert_eq!(jobs::purge_idempotency_keys(&db.pool, 24, 5000).await.unwrap(), Batches { rows: 1, statements: 1 });
     let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys").fetch_all(&db.pool).await.unwrap();
     assert_eq!(keys, ["new"]);
+}
+
+/// `n` idempotency keys created `age` ago (an SQL interval), named `{prefix}-1`…
+async fn keys(pool: &PgPool, prefix: &str, n: i32, age: &str) {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (event_id, fan_id, key, request_hash, created_at)
+         SELECT gen_random_uuid(), 'fan', $1 || '-' || g, '\\x00', now() - $3::interval - g * interval '1 second'
+         FROM generate_series(1, $2) g",
+    )
+    .bind(prefix)
+    .bind(n)
+    .bind(age)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn key_names(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT key FROM idempotency_keys ORDER BY key").fetch_all(pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_purge_deletes_exactly_the_old_keys_one_bounded_statement_at_a_time() {
+    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    keys(&db.pool, "old", 12, "2 days").await;
+    keys(&db.pool, "new", 3, "1 hour").await;
+
+    // One statement deletes at most a batch, oldest first.
+    let (old_before,): (i64,) = sqlx::query_as("SELECT count(*) FROM idempotency_keys WHERE key LIKE 'old-%'")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(old_before, 12);
+    assert_eq!(gateway::store::idempotency::purge_older_than(&db.pool, 24, 5).await.unwrap(), 5);
+    let oldest_left: Vec<String> =
+        sqlx::query_scalar("SELECT key FROM idempotency_keys WHERE key LIKE 'old-%' ORDER BY created_at LIMIT 1")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(oldest_left, ["old-7"], "the five oldest (old-12 … old-8) go first");
+
+    // The job loops: 5 + 2 of the 7 left, the short batch ends it.
+    assert_eq!(jobs::purge_idempotency_keys(&db.pool, 24, 5).await.unwrap(), Batches { rows: 7, statements: 2 });
+    assert_eq!(key_names(&db.pool).await, ["new-1", "new-2", "new-3"]);
+
+    // 12 old keys in batches of 5: 5, 5, 2.
+    keys(&db.pool, "old", 12, "3 days").await;
+    assert_eq!(jobs::purge_idempotency_keys(&db.pool, 24, 5).await.unwrap(), Batches { rows: 12, statements: 3 });
+    assert_eq!(key_names(&db.pool).await, ["new-1", "new-2", "new-3"]);
+
+    // A multiple of the batch takes one more statement, which finds nothing: 5, 5, 0.
+    keys(&db.pool, "old", 10, "3 days").await;
+    assert_eq!(jobs::purge_idempotency_keys(&db.pool, 24, 5).await.unwrap(), Batches { rows: 10, statements: 3 });
+    assert_eq!(jobs::purge_idempotency_keys(&db.pool, 24, 5).await.unwrap(), Batches { rows: 0, statements: 1 });
+    assert_eq!(key_names(&db.pool).await, ["new-1", "new-2", "new-3"]);
+}
+
+/// Books the first `n` seats of `event`, one booking each, without recording the
+/// bookings on the seat rows: `n` oversold seats the watchdog must count, if it looks.
+async fn oversell(pool: &PgPool, event: Uuid, n: i64) {
+    sqlx::query(
+        "WITH seat AS (SELECT id, gen_random_uuid() AS booking FROM seats WHERE event_id = $1 ORDER BY id LIMIT $2),
+              booked AS (INSERT INTO bookings (id, event_id, fan_id, quantity, total_minor)
+                         SELECT booking, $1, 'fan-' || id, 1, 100 FROM seat)
+         INSERT INTO booking_seats (booking_id, seat_id, price_minor) SELECT booking, id, 100 FROM seat",
+    )
+    .bind(event)
+    .bind(n)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+/// An event of 32 places with `oversold` (at most 32) oversold seats, created `created`
+/// ago and starting at `starts` from now (SQL intervals; `None`: undated).
+async fn event(pool: &PgPool, created: &str, starts: Option<&str>, oversold: i64) -> Uuid {
+    let event = test_support::general_admission_event(pool, 32).await.unwrap();
+    sqlx::query("UPDATE events SET created_at = now() - $2::interval, starts_at = now() + $3::interval WHERE id = $1")
+        .bind(event)
+        .bind(created)
+        .bind(starts)
+        .execute(pool)
+        .await
+        .unwrap();
+    oversell(pool, event, oversold).await;
+    event
+}
+
+#[tokio::test]
+async fn the_watchdog_checks_events_on_sale_and_undated_events_for_a_week_only() {
+    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    // Each event has its own power of two of oversold seats, so the total says exactly
+    // which events were checked.
+    event(&db.pool, "1 minute", None, 1).await; // undated, fresh: in scope
+    event(&db.pool, "6 days", None, 2).await; // undated, within the week: in scope
+    event(&db.pool, "8 days", None, 4).await; // undated, created long ago: out
+    event(&db.pool, "30 days", Some("1 day"), 8).await; // starts tomorrow: in scope
+    event(&db.pool, "30 days", Some("-1 hour"), 16).await; // started an hour ago: in scope
+    event(&db.pool, "30 days", Some("-25 hours"), 32).await; // started more than a day ago: out
+
+    let scope = Scope { after_start_hours: 24, undated_days: 7, ..Scope::default() };
+    let expected = Violations { oversold_seats: 1 + 2 + 8 + 16, ..Violations::default() };
+    assert_eq!(invariants::check(&db.pool, scope).await.unwrap(), expected);
+    assert_eq!(jobs::check_invariants(&db.pool, scope).await.unwrap(), 27);
+
+    // The windows are the configuration's: widen them and the old events come back.
+    let everything = Scope { after_start_hours: 48, undated_days: 9, ..Scope::default() };
+    assert_eq!(invariants::check(&db.pool, everything).await.unwrap().oversold_seats, 63);
+    let fresh_only = Scope { after_start_hours: 0, undated_days: 1, ..Scope::default() };
+    assert_eq!(invariants::check(&db.pool, fresh_only).await.unwrap().oversold_seats, 1 + 8);
+}
+
+#[tokio::test]
+async fn the_watchdog_reads_its_scope_and_the_events_in_it_through_indexes() {
+    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    let undated = event(&db.pool, "1 minute", None, 1).await;
+    let dated = event(&db.pool, "1 day", Some("1 day"), 0).await;
+    let mut tx = db.pool.begin().await.unwrap();
+    // With sequential scans priced out, a plan shows which indexes a statement can use.
+    sqlx::query("SET LOCAL enable_seqscan = off").execute(&mut *tx).await.unwrap();
+    let explain = |lines: Vec<String>| lines.join("\n");
+    let scope = explain(
+        sqlx::query_scalar(&format!("EXPLAIN {}", invariants::SCOPE))
+            .bind(24)
+            .bind(7)
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap(),
+    );
+    for index in ["events_starting", "events_undated_by_creation"] {
+        assert!(scope.contains(index), "{index} unused:\n{scope}");
+    }
+    assert!(!scope.contains("Seq Scan"), "{scope}");
+    let check = explain(
+        sqlx::query_scalar(&format!("EXPLAIN {}", invariants::STATEMENT))
+            .bind(vec![undated, dated])
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap(),
+    );
+    assert!(!check.contains("Seq Scan"), "every table is entered by index:\n{check}");
+}
+
+#[tokio::test]
+async fn a_run_that_finds_the_previous_one_still_going_skips_and_is_counted() {
+    let db = TestDatabase::new(&gateway::MIGRATOR, 2).await.unwrap();
+    // A scheduler of its own, for its /metrics; its jobs do not tick during the test.
+    let config = SchedulerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        release_expired_holds_every_secs: 3600,
+        release_batch: 100,
+        purge_idempotency_keys_every_secs: 3600,
+        idempotency_key_retention_hours: 24,
+        purge_batch: 5000,
+        check_invariants_every_secs: 3600,
+        check_invariants_after_start_hours: 24,
+        check_invariants_undated_days: 7,
+        check_invariants_timeout_secs: 60,
+        http: test_support::http_config(),
+    };
+    let scheduler = Scheduler::start(&config, db.pool.clone()).await.unwrap();
+    let metrics = scheduler.health_addr().unwrap();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(scheduler.run(shutdown.clone()));
+    // The task label is this test's own, so no other test's skips can be counted here.
+    let skipped = "boxoffice_scheduler_job_skipped_total{task=\"overlap_test\"}";
+    assert_eq!(scrape(metrics, skipped).await, None);
+
+    let guard = Exclusive::new("overlap_test");
+    let (entered, is_inside) = tokio::sync::oneshot::channel();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let first = tokio::spawn({
+        let guard = guard.clone();
+        async move {
+            guard
+                .run(|| async move {
+                    entered.send(()).unwrap();
+                    released.await.unwrap();
+                    1
+                })
+                .await
+        }
+    });
+    is_inside.await.unwrap();
+    // The first run is inside its job and stays there until released: the second skips
+    // at once, without waiting, and its job never starts.
+    assert_eq!(guard.run(|| async { 2 }).await, Run::Skipped);
+    assert_eq!(guard.clone().run(|| async { 3 }).await, Run::Skipped);
+    assert_eq!(scrape(metrics, skipped).await, Some(2.0));
+
+    release.send(()).unwrap();
+    assert_eq!(first.await.unwrap(), Run::Ran(1));
+    // Once it has finished, the next tick runs.
+    assert_eq!(guard.run(|| async { 4 }).await, Run::Ran(4));
+    assert_eq!(scrape(metrics, skipped).await, Some(2.0));
+    // Another job's guard is its own.
+    assert_eq!(Exclusive::new("overlap_test_other").run(|| async { 5 }).await, Run::Ran(5));
+
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+}
+
+/// The value of the series `series` (name and labels, as exported) in `/metrics`.
+async fn scrape(metrics: std::net::SocketAddr, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{metrics}/metrics")).await.ok()?.text().await.ok()?;
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
