@@ -365,6 +365,8 @@ async fn a_partition_during_a_storm_answers_in_bounded_time_and_recovers() {
         recovered.is_some_and(|after| after < Duration::from_secs(3)),
         "no recovery after the partition: {by_outcome:?}"
     );
+    let slowest = seen.iter().map(|(_, s)| s.took).max().unwrap_or_default();
+    println!("partition storm: {by_outcome:?}; slowest answer {slowest:?}; first booking {recovered:?} after healing");
 
     let mut booked = 0;
     for (_, s) in &seen {
