@@ -33,23 +33,8 @@ async fn concurrent_retries_with_one_key_book_once() {
     let event = app.ga_event(50).await;
     let token = app.token("fan", &event);
     let body = json!({ "section_id": event.sections[0], "quantity": 1 });
-    let replies = futures::future::join_all((0..10).map(|_| {
-        app.send_with(
-            Method::POST,
-            &event.path("/holds"),
-            Some(&token),
-            Some(body.clone()),
-            &[("Idempotency-Key", "k")],
-        )
-    }))
-    .await;
-    let ids: std::collections::HashSet<_> = replies
-        .iter()
-        .map(|r| {
-            assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-            r.body["id"].clone()
-        })
-        .collect();
+    let replies = attempts_with_one_key(&app, &event, "/holds", &token, &body, 10).await;
+    let ids = created_ids(&replies);
     assert_eq!(ids.len(), 1);
     let (holds,): (i64,) = sqlx::query_as("SELECT count(*) FROM holds").fetch_one(&app.pool).await.unwrap();
     assert_eq!(holds, 1);
@@ -119,25 +104,35 @@ async fn fifty_concurrent_attempts_with_one_key_on_a_pool_of_four_make_one_order
     let event = app.ga_event(100).await;
     let token = app.token("fan", &event);
     let body = json!({ "section_id": event.sections[0], "quantity": 2 });
-    let replies = futures::future::join_all((0..50).map(|_| {
-        app.send_with(
-            Method::POST,
-            &event.path("/bookings"),
-            Some(&token),
-            Some(body.clone()),
-            &[("Idempotency-Key", "storm")],
-        )
-    }))
-    .await;
-    let ids: std::collections::HashSet<_> = replies
+    let replies = attempts_with_one_key(&app, &event, "/bookings", &token, &body, 50).await;
+    let ids = created_ids(&replies);
+    assert_eq!(ids.len(), 1);
+    let replayed = replies.iter().filter(|r| r.headers.get("idempotent-replayed").is_some()).count();
+    assert_eq!(replayed, 49);
+    assert_eq!(app.assert_inventory_consistent(&event).await, 2);
+}
+
+/// `n` concurrent attempts of the same request with one `Idempotency-Key`.
+async fn attempts_with_one_key(
+    app: &crate::helpers::TestApp,
+    event: &crate::helpers::Event,
+    path: &str,
+    token: &str,
+    body: &serde_json::Value,
+    n: usize,
+) -> Vec<crate::helpers::Reply> {
+    let attempt =
+        || app.send_with(Method::POST, &event.path(path), Some(token), Some(body.clone()), &[("Idempotency-Key", "k")]);
+    futures::future::join_all((0..n).map(|_| attempt())).await
+}
+
+/// The ids of what the replies created; every reply must be `201`.
+fn created_ids(replies: &[crate::helpers::Reply]) -> std::collections::HashSet<serde_json::Value> {
+    replies
         .iter()
         .map(|r| {
             assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
             r.body["id"].clone()
         })
-        .collect();
-    assert_eq!(ids.len(), 1);
-    let replayed = replies.iter().filter(|r| r.headers.get("idempotent-replayed").is_some()).count();
-    assert_eq!(replayed, 49);
-    assert_eq!(app.assert_inventory_consistent(&event).await, 2);
+        .collect()
 }
