@@ -60,9 +60,12 @@ async fn build_gateway(settings: &Settings, db: Database) -> anyhow::Result<gate
         .with_context(|| format!("gateway cannot listen on {}", settings.gateway.listen))
 }
 
+/// Starts whether or not Redis is up: the connection manager connects on first use
+/// (see `service_kit::redis_conn`), so until Redis answers the waiting room serves
+/// `/healthz`, reports `/readyz` 503 naming redis and answers `503 unavailable`, then
+/// serves without a restart once it does.
 async fn build_waitroom(settings: &Settings) -> anyhow::Result<waitroom::Application> {
-    let client = settings.redis.client()?;
-    let redis = redis::aio::ConnectionManager::new(client).await.context("connecting to Redis")?;
+    let redis = settings.redis.connection_manager().context("redis.url")?;
     let signing = KeyPair::read_private(&settings.tokens.signing_key_path())
         .context("the waiting room needs a signing key (run `boxoffice keygen`)")?;
     let public_keys = access_token::keys::read_public_keys(&settings.tokens.keys_dir)?;

@@ -109,6 +109,18 @@ mod tests {
     }
 
     #[test]
+    fn redis_timeouts_have_defaults_and_environment_overrides() {
+        let defaults = Settings::load_with_env(None, env(&[])).unwrap();
+        assert_eq!((defaults.redis.command_timeout_ms, defaults.redis.connect_timeout_ms), (500, 1000));
+        let settings = Settings::load_with_env(
+            None,
+            env(&[("BOXOFFICE__REDIS__COMMAND_TIMEOUT_MS", "250"), ("BOXOFFICE__REDIS__CONNECT_TIMEOUT_MS", "2000")]),
+        )
+        .unwrap();
+        assert_eq!((settings.redis.command_timeout_ms, settings.redis.connect_timeout_ms), (250, 2000));
+    }
+
+    #[test]
     fn a_file_overrides_defaults_and_the_environment_overrides_the_file() {
         let file = std::env::temp_dir().join(format!("boxoffice-settings-{}.toml", std::process::id()));
         std::fs::write(&file, "[gateway]\nlisten = \"127.0.0.1:7000\"\nbest_available_attempts = 5\n").unwrap();
@@ -129,6 +141,8 @@ mod tests {
             ("BOXOFFICE__DATABASE__WORK_DEADLINE_MS", "1000", "database.work_deadline_ms"),
             ("BOXOFFICE__GATEWAY__HTTP__REQUEST_TIMEOUT_MS", "4000", "gateway.http.request_timeout_ms"),
             ("BOXOFFICE__WAITROOM__HTTP__HEADER_READ_TIMEOUT_MS", "0", "waitroom.http.header_read_timeout_ms"),
+            ("BOXOFFICE__REDIS__COMMAND_TIMEOUT_MS", "0", "redis.command_timeout_ms"),
+            ("BOXOFFICE__REDIS__CONNECT_TIMEOUT_MS", "600000", "redis.connect_timeout_ms"),
         ];
         for (key, value, named) in cases {
             let error = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err();

@@ -14,6 +14,7 @@ pub mod redis_server;
 
 use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};
 use service_kit::postgres::{Database, PostgresConfig};
+use service_kit::redis_conn::RedisConfig;
 use service_kit::serve::HttpConfig;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -30,6 +31,17 @@ pub fn admin_database_url() -> String {
 /// `BOXOFFICE_TEST_REDIS_URL`, by default the local server.
 pub fn redis_url() -> String {
     std::env::var("BOXOFFICE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// How a service connects to the Redis at `url`: the timeouts of `config/default.toml`
+/// and a key prefix no other test uses.
+pub fn redis_config(url: &str) -> RedisConfig {
+    RedisConfig {
+        url: url.to_owned().into(),
+        key_prefix: redis_prefix(),
+        command_timeout_ms: 500,
+        connect_timeout_ms: 1000,
+    }
 }
 
 /// A Redis key prefix no other test uses.

@@ -50,7 +50,10 @@ pub struct Application {
 
 impl Application {
     /// `public_keys` are published at `/.well-known/jwks.json`: the signer's key and
-    /// any older keys whose tokens may still be live.
+    /// any older keys whose tokens may still be live. `redis` need not be connected
+    /// (`RedisConfig::connection_manager` builds it lazily): until Redis answers, the
+    /// waiting room serves `/healthz`, reports `/readyz` 503 and answers `503
+    /// unavailable`.
     pub async fn build(
         config: &WaitroomConfig,
         redis: ConnectionManager,

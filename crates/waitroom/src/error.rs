@@ -30,8 +30,10 @@ pub enum Error {
     AlreadyOpen,
     #[error("too many join requests; retry after {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
+    /// Redis is down, unreachable, slower than `redis.command_timeout_ms`, or not
+    /// serving yet (see `redis_unavailable`).
     #[error("the waiting room cannot reach its store; try again shortly")]
-    Unavailable,
+    Unavailable(#[source] redis::RedisError),
     #[error("internal error")]
     Redis(#[source] redis::RedisError),
     /// Redis answered something our own scripts never write.
@@ -53,7 +55,7 @@ impl Error {
             Self::EventClosed => (StatusCode::CONFLICT, "event_closed"),
             Self::AlreadyOpen => (StatusCode::CONFLICT, "already_open"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Redis(_) | Self::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -92,19 +94,36 @@ impl From<TicketError> for Error {
 
 impl From<redis::RedisError> for Error {
     fn from(e: redis::RedisError) -> Self {
-        if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout() {
-            tracing::warn!(error = %e, "redis unreachable");
-            Self::Unavailable
+        if redis_unavailable(&e) {
+            Self::Unavailable(e)
         } else {
             Self::Redis(e)
         }
     }
 }
 
+/// Redis cannot serve right now, and nothing about the request is wrong: it is down,
+/// unreachable, slower than the command timeout (all I/O errors, timeouts included),
+/// or says so itself: still loading its data after a restart (`LOADING`), a failover
+/// under way (`MASTERDOWN`, `TRYAGAIN`, `CLUSTERDOWN`, `READONLY` from a demoted
+/// primary), or blocked by a long script (`BUSY`). The fan gets `503 unavailable` and
+/// retries; anything else is a bug of ours and a 500.
+fn redis_unavailable(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, RetryMethod, ServerErrorKind};
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(e.retry_method(), RetryMethod::WaitAndRetry)
+        || matches!(e.kind(), ErrorKind::Server(ServerErrorKind::ReadOnly))
+        || e.code() == Some("BUSY")
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match &self {
             Self::Redis(source) => tracing::error!(error = %source, "request failed"),
+            Self::Unavailable(source) => tracing::warn!(error = %source, "redis unavailable"),
             Self::Corrupt(what) => tracing::error!(what, "unexpected data in redis"),
             Self::RateLimited(wait) => {
                 return service_kit::error_body::too_many_requests(wait.as_secs_f64().ceil() as u64, self.to_string());
@@ -113,5 +132,61 @@ impl IntoResponse for Error {
         }
         let (status, code) = self.status_and_code();
         service_kit::error_response(status, code, self.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The error Redis would answer with `line` (`-CODE detail`).
+    fn server_error(line: &str) -> redis::RedisError {
+        match redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap() {
+            redis::Value::ServerError(e) => e.into(),
+            other => panic!("not an error reply: {other:?}"),
+        }
+    }
+
+    fn status_and_code(e: redis::RedisError) -> (StatusCode, &'static str) {
+        Error::from(e).status_and_code()
+    }
+
+    const UNAVAILABLE: (StatusCode, &str) = (StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+
+    #[test]
+    fn redis_down_unreachable_or_slow_is_503_unavailable() {
+        for kind in [
+            std::io::ErrorKind::TimedOut,
+            std::io::ErrorKind::ConnectionRefused,
+            std::io::ErrorKind::ConnectionReset,
+            std::io::ErrorKind::BrokenPipe,
+            std::io::ErrorKind::UnexpectedEof,
+        ] {
+            assert_eq!(status_and_code(std::io::Error::from(kind).into()), UNAVAILABLE, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn redis_saying_it_cannot_serve_yet_is_503_unavailable() {
+        for line in [
+            "LOADING Redis is loading the dataset in memory",
+            "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+            "CLUSTERDOWN The cluster is down",
+            "READONLY You can't write against a read only replica.",
+        ] {
+            assert_eq!(status_and_code(server_error(line)), UNAVAILABLE, "{line}");
+        }
+    }
+
+    #[test]
+    fn other_redis_errors_are_ours_and_500() {
+        for line in [
+            "ERR user_script:1: Script attempted to access nonexistent global variable",
+            "WRONGTYPE Operation against a key holding the wrong kind of value",
+        ] {
+            assert_eq!(status_and_code(server_error(line)), (StatusCode::INTERNAL_SERVER_ERROR, "internal"), "{line}");
+        }
     }
 }

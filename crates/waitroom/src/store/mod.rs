@@ -151,10 +151,9 @@ impl Store {
         format!("{}:wr:events", self.prefix)
     }
 
-    pub async fn ping(&self) -> Result<()> {
-        let mut conn = self.conn.clone();
-        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
-        Ok(())
+    /// The connection every call goes through, for the readiness check.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
     }
 
     #[tracing::instrument(skip(self, settings, seed), fields(%event_id))]

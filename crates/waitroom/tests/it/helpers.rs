@@ -7,6 +7,7 @@ use redis::AsyncCommands;
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use service_kit::redis_conn::RedisConfig;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use waitroom::{Admitter, Application, RateLimit, WaitroomConfig};
@@ -47,12 +48,19 @@ pub async fn spawn_app() -> TestApp {
 /// Serves a waiting room on port 0 under a fresh key prefix. No admitter runs unless
 /// the test starts one, so each test decides when admission happens.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut WaitroomConfig)) -> TestApp {
+    spawn_app_on(&test_support::redis_config(&test_support::redis_url()), customize).await
+}
+
+/// Serves a waiting room on port 0 against the Redis of `redis` (its URL, timeouts and
+/// key prefix), built as `boxoffice waitroom` builds it: without waiting for Redis,
+/// which need not be running yet.
+pub async fn spawn_app_on(redis: &RedisConfig, customize: impl FnOnce(&mut WaitroomConfig)) -> TestApp {
     let mut config = test_config();
     customize(&mut config);
     config.validate().expect("test config is valid");
-    let prefix = format!("test-wr-{}", Uuid::new_v4().simple());
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
-    let redis = ConnectionManager::new(client).await.expect("redis at 127.0.0.1:6379");
+    redis.validate().expect("test Redis config is valid");
+    let prefix = redis.key_prefix.clone();
+    let redis = redis.connection_manager().expect("a lazy connection manager");
     let pair = KeyPair::generate(KID).unwrap();
     let public_keys = vec![pair.public_key()];
     let app = Application::build(&config, redis.clone(), &prefix, TokenSigner::new(&pair), &public_keys).await.unwrap();
