@@ -10,6 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
+use tracing::Instrument;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct PostgresConfig {
@@ -228,28 +229,9 @@ impl Database {
     }
 
     async fn run<T: Send + 'static, E: WorkError>(&self, commit: Commit, work: Work<T, E>) -> Result<T, E> {
-        let (pool, deadline) = (self.pool.clone(), self.deadline);
-        let task = tokio::spawn(async move {
-            let mut conn = pool.acquire().await.map_err(|e| match is_connection_lost(&e) {
-                true => E::from(Fault::Unavailable),
-                false => E::from(e),
-            })?;
-            let may_have_committed = AtomicBool::new(false);
-            let outcome = tokio::time::timeout(deadline, attempt(&mut conn, commit, work, &may_have_committed)).await;
-            let may_have_committed = may_have_committed.load(Ordering::SeqCst);
-            let (result, reusable) = match outcome {
-                Ok(Ok(value)) => (Ok(value), true),
-                Ok(Err(e)) if e.is_connection_lost() => (Err(unknown_if(may_have_committed)), false),
-                Ok(Err(e)) => (Err(e), true),
-                Err(_elapsed) => (Err(unknown_if(may_have_committed)), false),
-            };
-            if !reusable {
-                // Detached, the connection is closed when dropped here instead of going
-                // back to the pool; the server rolls back whatever it had not committed.
-                drop(conn.detach());
-            }
-            result
-        });
+        // In a task of its own, so a caller that goes away cannot cut it short; its logs
+        // stay inside the caller's span.
+        let task = tokio::spawn(run_on_pool(self.pool.clone(), self.deadline, commit, work).in_current_span());
         match task.await {
             Ok(result) => result,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
@@ -257,6 +239,35 @@ impl Database {
             Err(_) => Err(E::from(Fault::OutcomeUnknown)),
         }
     }
+}
+
+/// Acquires a connection, runs the work on it within `deadline`, and closes the
+/// connection instead of returning it when the deadline passed or the connection broke.
+async fn run_on_pool<T, E: WorkError>(
+    pool: PgPool,
+    deadline: Duration,
+    commit: Commit,
+    work: Work<T, E>,
+) -> Result<T, E> {
+    let mut conn = pool.acquire().await.map_err(|e| match is_connection_lost(&e) {
+        true => E::from(Fault::Unavailable),
+        false => E::from(e),
+    })?;
+    let may_have_committed = AtomicBool::new(false);
+    let outcome = tokio::time::timeout(deadline, attempt(&mut conn, commit, work, &may_have_committed)).await;
+    let may_have_committed = may_have_committed.load(Ordering::SeqCst);
+    let (result, reusable) = match outcome {
+        Ok(Ok(value)) => (Ok(value), true),
+        Ok(Err(e)) if e.is_connection_lost() => (Err(unknown_if(may_have_committed)), false),
+        Ok(Err(e)) => (Err(e), true),
+        Err(_elapsed) => (Err(unknown_if(may_have_committed)), false),
+    };
+    if !reusable {
+        // Detached, the connection is closed when dropped here instead of going back to
+        // the pool; the server rolls back whatever it had not committed.
+        drop(conn.detach());
+    }
+    result
 }
 
 fn unknown_if<E: From<Fault>>(may_have_committed: bool) -> E {
