@@ -3,6 +3,7 @@
 
 mod admission;
 mod helpers;
+mod latency;
 mod outage;
 mod prequeue;
 mod queue;
