@@ -29,5 +29,6 @@ pub use app::{AppState, Application};
 pub use config::GatewayConfig;
 pub use error::Error;
 
-/// The migrations of the boxoffice schema.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+/// The one migrator of the boxoffice schema, which lives in the `schema` crate (D1).
+/// Re-exported because the gateway's, scheduler's and binary's tests name it here.
+pub use schema::MIGRATOR;
