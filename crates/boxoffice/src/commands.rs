@@ -2,11 +2,12 @@
 //! SIGTERM or Ctrl-C.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};
 use anyhow::Context;
 use secrecy::ExposeSecret;
-use service_kit::postgres::Database;
+use service_kit::postgres::{Database, PostgresConfig};
 use sqlx::{ConnectOptions, Connection};
 use tokio_util::sync::CancellationToken;
 
@@ -22,7 +23,14 @@ pub async fn waitroom(settings: &Settings) -> anyhow::Result<()> {
     let waitroom = build_waitroom(settings).await?;
     let shutdown = shutdown_on_signal();
     let admitter = tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
-    waitroom.run(shutdown).await?;
+    // Beside serving, not spawned: the migrator's future is not `Send`.
+    let migrate = async {
+        if settings.database.migrate_on_start {
+            migrate_when_reachable(settings, &shutdown).await;
+        }
+    };
+    let (served, ()) = tokio::join!(waitroom.run(shutdown.clone()), migrate);
+    served?;
     admitter.await?;
     Ok(())
 }
@@ -60,12 +68,18 @@ async fn build_gateway(settings: &Settings, db: Database) -> anyhow::Result<gate
         .with_context(|| format!("gateway cannot listen on {}", settings.gateway.listen))
 }
 
-/// Starts whether or not Redis is up: the connection manager connects on first use
-/// (see `service_kit::redis_conn`), so until Redis answers the waiting room serves
-/// `/healthz`, reports `/readyz` 503 naming redis and answers `503 unavailable`, then
-/// serves without a restart once it does.
+/// Starts whether or not Redis and PostgreSQL are up: both connect on first use (see
+/// `service_kit::redis_conn`, `PostgresConfig::database`), so until Redis answers the
+/// waiting room serves `/healthz`, reports `/readyz` 503 naming redis and answers `503
+/// unavailable`, and until PostgreSQL has answered once `/readyz` names postgres; then
+/// it serves without a restart. Its pool is its own, of
+/// `waitroom.database_max_connections`.
 async fn build_waitroom(settings: &Settings) -> anyhow::Result<waitroom::Application> {
     let redis = settings.redis.connection_manager().context("redis.url")?;
+    let database =
+        PostgresConfig { max_connections: settings.waitroom.database_max_connections, ..settings.database.clone() }
+            .database()
+            .context("database.url")?;
     let signing = KeyPair::read_private(&settings.tokens.signing_key_path())
         .context("the waiting room needs a signing key (run `boxoffice keygen`)")?;
     let public_keys = access_token::keys::read_public_keys(&settings.tokens.keys_dir)?;
@@ -73,6 +87,7 @@ async fn build_waitroom(settings: &Settings) -> anyhow::Result<waitroom::Applica
         &settings.waitroom,
         redis,
         &settings.redis.key_prefix,
+        database,
         TokenSigner::new(&signing),
         &public_keys,
     )
@@ -90,9 +105,41 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 async fn apply_migrations(settings: &Settings) -> anyhow::Result<()> {
     let mut conn =
         settings.database.migration_connect_options()?.connect().await.context("connecting to PostgreSQL")?;
-    gateway::MIGRATOR.run(&mut conn).await.context("applying migrations")?;
+    schema::MIGRATOR.run(&mut conn).await.context("applying migrations")?;
     conn.close().await?;
     Ok(())
+}
+
+/// How long `boxoffice waitroom` waits between attempts to apply the migrations.
+const MIGRATE_RETRY: Duration = Duration::from_secs(2);
+/// One attempt's bound: a partitioned PostgreSQL would otherwise hold it forever.
+const MIGRATE_ATTEMPT: Duration = Duration::from_secs(30);
+
+/// `boxoffice waitroom` must start while PostgreSQL is down (fans' joins and polls do
+/// not need it), so with `database.migrate_on_start` it applies the migrations in the
+/// background as soon as PostgreSQL answers; `/readyz` names postgres until its tables
+/// exist. Several replicas may try at once: the migrator serialises them with an
+/// advisory lock.
+async fn migrate_when_reachable(settings: &Settings, shutdown: &CancellationToken) {
+    let mut failures = 0u64;
+    loop {
+        let attempt = tokio::time::timeout(MIGRATE_ATTEMPT, apply_migrations(settings)).await;
+        match attempt.unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {MIGRATE_ATTEMPT:?}"))) {
+            Ok(()) => {
+                tracing::info!(failures, "migrations applied");
+                return;
+            }
+            Err(e) if failures == 0 => {
+                tracing::warn!(error = format!("{e:#}"), "cannot apply migrations yet; retrying")
+            }
+            Err(_) => {}
+        }
+        failures += 1;
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(MIGRATE_RETRY) => {}
+        }
+    }
 }
 
 pub fn keygen(kid: &str, dir: &Path, force: bool) -> anyhow::Result<()> {

@@ -143,6 +143,7 @@ mod tests {
             ("BOXOFFICE__WAITROOM__HTTP__HEADER_READ_TIMEOUT_MS", "0", "waitroom.http.header_read_timeout_ms"),
             ("BOXOFFICE__REDIS__COMMAND_TIMEOUT_MS", "0", "redis.command_timeout_ms"),
             ("BOXOFFICE__REDIS__CONNECT_TIMEOUT_MS", "600000", "redis.connect_timeout_ms"),
+            ("BOXOFFICE__WAITROOM__DATABASE_MAX_CONNECTIONS", "0", "waitroom.database_max_connections"),
         ];
         for (key, value, named) in cases {
             let error = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err();

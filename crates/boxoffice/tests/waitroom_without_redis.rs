@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use access_token::KeyPair;
 use serde_json::{json, Value};
-use test_support::redis_prefix;
 use test_support::redis_server::RedisServer;
+use test_support::{redis_prefix, TestDatabase};
 
 const ADMIN: &str = "waitroom-admin-key-0123456789";
 
@@ -34,6 +34,7 @@ async fn get(http: &reqwest::Client, url: String) -> Option<(u16, Value)> {
 
 #[tokio::test]
 async fn boxoffice_waitroom_starts_while_redis_is_down_and_serves_once_it_is_up() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 1).await.unwrap();
     let mut redis = RedisServer::start().await.unwrap();
     redis.stop(); // its port is known; nothing listens on it
     let keys = std::env::temp_dir().join(format!("bo-waitroom-{}", redis_prefix()));
@@ -42,6 +43,7 @@ async fn boxoffice_waitroom_starts_while_redis_is_down_and_serves_once_it_is_up(
     let base = format!("http://127.0.0.1:{port}");
     let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
         .arg("waitroom")
+        .env("BOXOFFICE__DATABASE__URL", &db.url)
         .env("BOXOFFICE__REDIS__URL", redis.url())
         .env("BOXOFFICE__REDIS__KEY_PREFIX", redis_prefix())
         .env("BOXOFFICE__TOKENS__KEYS_DIR", &keys)

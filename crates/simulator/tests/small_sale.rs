@@ -60,6 +60,7 @@ async fn start_services() -> Services {
         join_limit_per_fan: UNLIMITED,
         client_ip_header: None,
         fan_id_secret: None,
+        database_max_connections: 4,
         shutdown_grace_secs: 1,
         http: test_support::http_config(),
     };
@@ -68,6 +69,7 @@ async fn start_services() -> Services {
         &waitroom_config,
         redis,
         &redis_prefix(),
+        db.service_database(4),
         TokenSigner::new(&keys.pair),
         &[keys.pair.public_key()],
     )

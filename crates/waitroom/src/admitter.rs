@@ -4,17 +4,28 @@
 //! Running it on several replicas at once is safe and intended: each step is one
 //! atomic script that owes admissions for the time since the previous step of any
 //! replica, so replicas add availability, not admissions.
+//!
+//! It walks the events PostgreSQL knows as well as Redis' own index, so it notices an
+//! event Redis lost (index and all) and rebuilds it ([`crate::restore`]), in the
+//! background: no tick waits on PostgreSQL. Every admission is handed to the
+//! [`Recorder`](crate::recorder::Recorder), which writes them to PostgreSQL on its own
+//! task.
 
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use redis::aio::ConnectionManager;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::WaitroomConfig;
+use crate::domain::poll;
+use crate::domain::settings::EventState;
 use crate::error::{Error, Result};
+use crate::ledger::Admission;
+use crate::restore::Restorer;
 use crate::store::{Step, StepOutcome, Store};
 
 /// Events stepped at once by one replica; bounds its Redis connections' queue.
@@ -23,22 +34,38 @@ const CONCURRENT_EVENTS: usize = 16;
 #[derive(Clone)]
 pub struct Admitter {
     store: Store,
+    restorer: Arc<Restorer>,
     abandon_after_ms: u64,
+    pause_after_restore_ms: u64,
     tick: Duration,
 }
 
 impl Admitter {
-    pub fn new(redis: ConnectionManager, key_prefix: &str, config: &WaitroomConfig) -> Self {
+    pub fn new(store: Store, restorer: Arc<Restorer>, config: &WaitroomConfig) -> Self {
         Self {
-            store: Store::new(redis, key_prefix),
+            store,
+            restorer,
             abandon_after_ms: config.abandon_after_secs * 1000,
+            pause_after_restore_ms: poll::restore_pause_ms(config.abandon_after_secs),
             tick: Duration::from_millis(config.admitter_tick_ms),
         }
     }
 
+    /// Writes the admissions not yet recorded in PostgreSQL now (the admitter's own
+    /// task does this by itself, see [`run_admitter`]); how many it wrote.
+    pub async fn record_admissions(&self) -> Result<usize> {
+        self.restorer.recorder().flush().await
+    }
+
+    /// Admissions not yet recorded in PostgreSQL.
+    pub fn unrecorded_admissions(&self) -> usize {
+        self.restorer.recorder().pending()
+    }
+
     /// One admission step for one event; at the opening time it also opens the sale.
+    /// The admitted fans are queued for recording in PostgreSQL.
     pub async fn step(&self, event_id: Uuid) -> Result<Step> {
-        let outcome = self.store.admit_step(event_id, self.abandon_after_ms).await?;
+        let outcome = self.store.admit_step(event_id, self.abandon_after_ms, self.pause_after_restore_ms).await?;
         if let StepOutcome::Stepped(Step { room, .. }) | StepOutcome::Idle(room) = &outcome {
             if room.sale_opened {
                 tracing::info!(%event_id, queue_length = room.queue_length, "sale opened");
@@ -47,19 +74,44 @@ impl Admitter {
         match outcome {
             StepOutcome::Stepped(step) => {
                 crate::metrics::admission_step(event_id, &step);
+                self.restorer.recorder().push(step.admitted.iter().zip(&step.scores).map(|(fan, &score)| Admission {
+                    event_id,
+                    fan_id: fan.clone(),
+                    score,
+                    admitted_at_ms: step.admitted_at_ms,
+                    expires_at_ms: step.expires_at_ms,
+                }));
                 Ok(step)
             }
             StepOutcome::Idle(room) => {
                 crate::metrics::room(event_id, &room);
                 Ok(Step { room, ..Step::default() })
             }
-            StepOutcome::UnknownEvent => Ok(Step::default()),
+            StepOutcome::UnknownEvent => {
+                // Redis lost the event (or never had it: PostgreSQL recorded settings
+                // whose Redis write failed). Rebuilt in the background; admission
+                // resumes on a later tick, after the pause.
+                if self.restorer.directory_now().is_some_and(|events| events.contains_key(&event_id)) {
+                    self.restorer.rebuild_in_background(event_id);
+                }
+                Ok(Step::default())
+            }
         }
+    }
+
+    /// The events to step: Redis' index, and every event PostgreSQL knows that is not
+    /// closed (as last read: this never waits on PostgreSQL).
+    async fn events(&self) -> Result<Vec<Uuid>> {
+        let mut events: HashSet<Uuid> = self.store.events().await?.into_iter().collect();
+        if let Some(known) = self.restorer.directory_now() {
+            events.extend(known.iter().filter(|(_, &state)| state != EventState::Closed).map(|(&id, _)| id));
+        }
+        Ok(events.into_iter().collect())
     }
 
     /// Steps every event once; the failures, if any, and the first of them.
     async fn step_all(&self) -> Result<(), (u64, Error)> {
-        let events = match self.store.events().await {
+        let events = match self.events().await {
             Ok(events) => events,
             Err(e) => {
                 crate::metrics::admitter_error();
@@ -134,10 +186,17 @@ impl FailureLog {
     }
 }
 
-/// Steps every event each tick until `shutdown` is cancelled. It keeps ticking while
-/// Redis is down (each tick fails fast, within the Redis timeouts) and resumes
-/// admitting as soon as Redis answers again.
+/// Steps every event each tick until `shutdown` is cancelled, and records the
+/// admissions in PostgreSQL on a task of its own. It keeps ticking while Redis is down
+/// (each tick fails fast, within the Redis timeouts) and resumes admitting as soon as
+/// Redis answers again; it keeps admitting while PostgreSQL is down, and records the
+/// admissions once PostgreSQL is back.
 pub async fn run_admitter(admitter: Admitter, shutdown: CancellationToken) {
+    let recorder = admitter.restorer.recorder().clone();
+    let recording = tokio::spawn({
+        let (tick, shutdown) = (admitter.tick, shutdown.clone());
+        async move { recorder.run(tick, shutdown).await }
+    });
     let mut ticks = tokio::time::interval(admitter.tick);
     // After a slow Redis round, carry on at the normal pace rather than catching up
     // with a burst of steps: the script owes admissions by elapsed time anyway.
@@ -149,6 +208,9 @@ pub async fn run_admitter(admitter: Admitter, shutdown: CancellationToken) {
             () = shutdown.cancelled() => break,
             _ = ticks.tick() => failures.record(admitter.step_all().await),
         }
+    }
+    if let Err(e) = recording.await {
+        tracing::error!(error = %e, "the admission recorder panicked");
     }
     tracing::info!("admitter stopped");
 }

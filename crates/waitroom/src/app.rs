@@ -9,6 +9,7 @@ use axum::Router;
 use redis::aio::ConnectionManager;
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use service_kit::postgres::Database;
 use service_kit::serve::HttpConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -17,8 +18,11 @@ use crate::admitter::Admitter;
 use crate::config::WaitroomConfig;
 use crate::domain::ticket::TicketKey;
 use crate::domain::vouched::FanIdVouching;
+use crate::ledger::Ledger;
 use crate::limits::JoinLimiter;
 use crate::queue::Queue;
+use crate::recorder::Recorder;
+use crate::restore::Restorer;
 use crate::store::Store;
 
 /// How often the join limiter forgets clients that have gone quiet.
@@ -28,6 +32,8 @@ const LIMITER_SWEEP: Duration = Duration::from_secs(60);
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// PostgreSQL's record, and rebuilding what Redis lost from it.
+    pub restorer: Arc<Restorer>,
     pub queue: Queue,
     pub limiter: Arc<JoinLimiter>,
     pub admin_api_key: SecretString,
@@ -50,29 +56,37 @@ pub struct Application {
 
 impl Application {
     /// `public_keys` are published at `/.well-known/jwks.json`: the signer's key and
-    /// any older keys whose tokens may still be live. `redis` need not be connected
-    /// (`RedisConfig::connection_manager` builds it lazily): until Redis answers, the
-    /// waiting room serves `/healthz`, reports `/readyz` 503 and answers `503
-    /// unavailable`.
+    /// any older keys whose tokens may still be live. Neither `redis` nor `database`
+    /// need be connected (`RedisConfig::connection_manager` and
+    /// `PostgresConfig::database` connect lazily): until Redis answers, the waiting
+    /// room serves `/healthz`, reports `/readyz` 503 and answers `503 unavailable`;
+    /// until PostgreSQL has answered once, `/readyz` is 503 too (see
+    /// `routes::postgres_reached`).
     pub async fn build(
         config: &WaitroomConfig,
         redis: ConnectionManager,
         key_prefix: &str,
+        database: Database,
         signer: TokenSigner,
         public_keys: &[PublicKey],
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
         crate::metrics::register();
-        let store = Store::new(redis.clone(), key_prefix);
+        let store = Store::new(redis, key_prefix);
+        let ledger = Ledger::new(database);
+        let restorer = Arc::new(Restorer::new(store.clone(), ledger.clone(), Arc::new(Recorder::new(ledger))));
         let limiter = Arc::new(JoinLimiter::new(config.join_limit_per_address, config.join_limit_per_fan));
+        let admitter = Admitter::new(store.clone(), restorer.clone(), config);
         let state = AppState {
             queue: Queue::new(
                 store.clone(),
+                restorer.clone(),
                 TicketKey::new(config.ticket_secret.clone()),
                 signer,
                 config.abandon_after_secs,
             ),
             store,
+            restorer,
             limiter: limiter.clone(),
             admin_api_key: config.admin_api_key.clone(),
             client_ip_header: config.client_ip_header.as_deref().and_then(|h| HeaderName::try_from(h).ok()),
@@ -83,7 +97,7 @@ impl Application {
             listener,
             router: crate::routes::router(state),
             limiter,
-            admitter: Admitter::new(redis, key_prefix, config),
+            admitter,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             http: config.http,
         })
@@ -93,7 +107,8 @@ impl Application {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// An admitter on the same Redis and settings, to run with [`crate::run_admitter`].
+    /// An admitter on the same Redis, database and settings, to run with
+    /// [`crate::run_admitter`].
     pub fn admitter(&self) -> Admitter {
         self.admitter.clone()
     }

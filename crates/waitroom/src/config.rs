@@ -14,6 +14,9 @@ pub struct WaitroomConfig {
     /// invalidates all outstanding tickets (fans re-join and keep their place).
     pub ticket_secret: SecretString,
     /// A waiting fan who has not polled for this long is skipped when their turn comes.
+    /// It also sets how long admission pauses after Redis lost the queue (a third of
+    /// it, the longest poll interval a fan is given, plus 2 s) and how long after that a
+    /// fan's ticket can still put them back in their place (all of it).
     pub abandon_after_secs: u64,
     /// How often each replica's admitter steps every event. The rate does not depend
     /// on it (owed admissions follow elapsed time); it sets how smooth admission is.
@@ -31,6 +34,10 @@ pub struct WaitroomConfig {
     /// authenticates fans itself.
     #[serde(default)]
     pub fan_id_secret: Option<SecretString>,
+    /// The waiting room's own PostgreSQL pool (the rest of `[database]` applies): the
+    /// organizer's writes, the admission records, rebuilds after a wipe. Small, since
+    /// fans' requests never use it, and every replica holds one.
+    pub database_max_connections: u32,
     /// Seconds in-flight requests get to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
     /// How long clients may take (`[waitroom.http]`).
@@ -54,6 +61,9 @@ impl WaitroomConfig {
         }
         if self.abandon_after_secs == 0 {
             return Err("waitroom.abandon_after_secs must be at least 1".into());
+        }
+        if self.database_max_connections == 0 {
+            return Err("waitroom.database_max_connections must be at least 1".into());
         }
         if !(10..=1_000).contains(&self.admitter_tick_ms) {
             return Err("waitroom.admitter_tick_ms must be 10-1000".into());
@@ -83,6 +93,7 @@ mod tests {
             join_limit_per_fan: RateLimit { per_second: 1, burst: 5 },
             client_ip_header: None,
             fan_id_secret: None,
+            database_max_connections: 4,
             shutdown_grace_secs: 10,
             http: HttpConfig { header_read_timeout_ms: 5000, body_read_timeout_ms: 5000, request_timeout_ms: 5000 },
         }
@@ -97,5 +108,6 @@ mod tests {
         assert!(WaitroomConfig { join_limit_per_fan: zero, ..config() }.validate().is_err());
         assert!(WaitroomConfig { client_ip_header: Some("bad header".into()), ..config() }.validate().is_err());
         assert!(WaitroomConfig { fan_id_secret: Some(SecretString::from("short")), ..config() }.validate().is_err());
+        assert!(WaitroomConfig { database_max_connections: 0, ..config() }.validate().is_err());
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use service_kit::postgres::{self, Fault, WorkError};
 
 use crate::domain::ticket::TicketError;
 use crate::domain::vouched::VouchError;
@@ -28,6 +29,14 @@ pub enum Error {
     EventClosed,
     #[error("the sale has opened; its opening time can no longer change")]
     AlreadyOpen,
+    /// Redis lost the event's queue (a wipe) and this ticket cannot say where the fan
+    /// stood: a ticket of the previous format, or one issued after the queue was
+    /// rebuilt for a fan no longer in it.
+    #[error(
+        "this event's queue was reset after a failure and your place could not be restored from this ticket; \
+         join the queue again"
+    )]
+    QueueReset,
     #[error("too many join requests; retry after {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
     /// Redis is down, unreachable, slower than `redis.command_timeout_ms`, or not
@@ -36,6 +45,18 @@ pub enum Error {
     Unavailable(#[source] redis::RedisError),
     #[error("internal error")]
     Redis(#[source] redis::RedisError),
+    /// PostgreSQL unreachable, or no connection free in time: nothing was written.
+    #[error("the waiting room cannot reach its database; nothing was changed; try again shortly")]
+    DatabaseUnavailable,
+    /// The database did not confirm a write in time; it may or may not have happened.
+    #[error("the database did not confirm in time: this change may or may not have been made; retry it")]
+    OutcomeUnknown,
+    /// The connection to PostgreSQL broke; [`service_kit::postgres::Database`] turns it
+    /// into `DatabaseUnavailable` or `OutcomeUnknown` by when it happened.
+    #[error("the database connection was lost; try again shortly")]
+    DatabaseConnectionLost,
+    #[error("internal error")]
+    Database(#[source] sqlx::Error),
     /// Redis answered something our own scripts never write.
     #[error("internal error")]
     Corrupt(String),
@@ -54,9 +75,13 @@ impl Error {
             Self::FanIdNotVouched(_) => (StatusCode::FORBIDDEN, "fan_id_not_vouched"),
             Self::EventClosed => (StatusCode::CONFLICT, "event_closed"),
             Self::AlreadyOpen => (StatusCode::CONFLICT, "already_open"),
+            Self::QueueReset => (StatusCode::CONFLICT, "queue_reset"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Self::Redis(_) | Self::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Unavailable(_) | Self::DatabaseUnavailable | Self::DatabaseConnectionLost => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            Self::OutcomeUnknown => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
+            Self::Redis(_) | Self::Database(_) | Self::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 
@@ -102,6 +127,33 @@ impl From<redis::RedisError> for Error {
     }
 }
 
+impl From<Fault> for Error {
+    fn from(fault: Fault) -> Self {
+        match fault {
+            Fault::Unavailable => Self::DatabaseUnavailable,
+            Fault::OutcomeUnknown => Self::OutcomeUnknown,
+        }
+    }
+}
+
+impl WorkError for Error {
+    fn is_connection_lost(&self) -> bool {
+        matches!(self, Self::DatabaseConnectionLost)
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        // statement_timeout fired: the statement, and its transaction, were rolled back.
+        const QUERY_CANCELED: &str = "57014";
+        match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => Self::DatabaseUnavailable,
+            _ if postgres::is_connection_lost(&e) => Self::DatabaseConnectionLost,
+            _ => Self::Database(e),
+        }
+    }
+}
+
 /// Redis cannot serve right now, and nothing about the request is wrong: it is down,
 /// unreachable, slower than the command timeout (all I/O errors, timeouts included),
 /// or says so itself: still loading its data after a restart (`LOADING`), a failover
@@ -123,6 +175,10 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match &self {
             Self::Redis(source) => tracing::error!(error = %source, "request failed"),
+            Self::Database(source) => tracing::error!(error = %source, "request failed"),
+            Self::DatabaseUnavailable | Self::OutcomeUnknown | Self::DatabaseConnectionLost => {
+                tracing::warn!(error = %self, "database unavailable")
+            }
             Self::Unavailable(source) => tracing::warn!(error = %source, "redis unavailable"),
             Self::Corrupt(what) => tracing::error!(what, "unexpected data in redis"),
             Self::RateLimited(wait) => {

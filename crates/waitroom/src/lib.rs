@@ -1,6 +1,7 @@
 //! The virtual waiting room: fans queue per event in Redis and are let in at the
 //! organizer's rate, however many replicas run, with an access token the booking
-//! gateway verifies.
+//! gateway verifies. What a Redis wipe must not lose (settings, the shuffle seed,
+//! every admission) is kept in PostgreSQL, and each fan's place in their signed ticket.
 //!
 //! - [`routes`]: HTTP only: extract, call, map.
 //! - [`queue`]: the fan's use cases (join, poll, leave) and token signing.
@@ -8,6 +9,9 @@
 //! - [`domain`]: rules with no I/O: fan ids, tickets, settings, the auditable
 //!   pre-queue shuffle, ETA.
 //! - [`store`]: Redis keys and Lua scripts; all the atomicity lives there.
+//! - [`ledger`]: PostgreSQL, the source of truth for settings, seeds and admissions.
+//! - [`recorder`]: writes admissions to PostgreSQL in batches, off the admission path.
+//! - [`restore`]: notices an event Redis lost and rebuilds it from PostgreSQL.
 //! - [`limits`]: per-address and per-fan join limits.
 //! - [`auth`]: the organizer (admin key) as an extractor.
 //! - [`error`]: every failure and its status and code.
@@ -19,10 +23,13 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod ledger;
 pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod queue;
+pub mod recorder;
+pub mod restore;
 pub mod routes;
 pub mod store;
 

@@ -31,6 +31,18 @@ pub const REDIS_COMMAND_DURATION: &str = "boxoffice_redis_command_duration_secon
 pub const RATE_LIMITED: &str = "boxoffice_waitroom_rate_limited_total";
 /// Admission steps that failed (Redis unreachable or a script error).
 pub const ADMITTER_ERRORS: &str = "boxoffice_waitroom_admitter_errors_total";
+/// Admissions admitted but not yet recorded in PostgreSQL, in this replica.
+pub const RECORDS_PENDING: &str = "boxoffice_waitroom_admission_records_pending";
+/// Writes of admission records that failed (kept and retried).
+pub const RECORD_FAILURES: &str = "boxoffice_waitroom_admission_record_failures_total";
+/// Admission records dropped unwritten because the buffer was full.
+pub const RECORDS_DROPPED: &str = "boxoffice_waitroom_admission_records_dropped_total";
+/// Events whose Redis state this replica rebuilt from PostgreSQL after Redis lost it.
+pub const REBUILDS: &str = "boxoffice_waitroom_rebuilds_total";
+/// Fans put back at the place their ticket named, after a wipe.
+pub const PLACES_RESTORED: &str = "boxoffice_waitroom_places_restored_total";
+/// Polls answered `409 queue_reset`: after a wipe, a ticket that could not restore.
+pub const QUEUE_RESETS: &str = "boxoffice_waitroom_queue_resets_total";
 
 /// Creates the event-independent counters at 0, so their first increment shows in
 /// `rate()` and an idle panel reads 0 rather than "no data".
@@ -43,6 +55,11 @@ pub fn register() {
     }
     metrics::counter!(TOKENS_ISSUED).increment(0);
     metrics::counter!(ADMITTER_ERRORS).increment(0);
+    metrics::gauge!(RECORDS_PENDING).set(0.0);
+    metrics::counter!(RECORD_FAILURES).increment(0);
+    metrics::counter!(RECORDS_DROPPED).increment(0);
+    metrics::counter!(PLACES_RESTORED).increment(0);
+    metrics::counter!(QUEUE_RESETS).increment(0);
 }
 
 pub fn joined(pre_queue: bool) {
@@ -79,4 +96,28 @@ pub fn rate_limited(key: &'static str) {
 
 pub fn admitter_error() {
     metrics::counter!(ADMITTER_ERRORS).increment(1);
+}
+
+pub fn admission_records_pending(pending: usize) {
+    metrics::gauge!(RECORDS_PENDING).set(pending as f64);
+}
+
+pub fn admission_record_failed() {
+    metrics::counter!(RECORD_FAILURES).increment(1);
+}
+
+pub fn admission_records_dropped(dropped: u64) {
+    metrics::counter!(RECORDS_DROPPED).increment(dropped);
+}
+
+pub fn rebuilt(event_id: Uuid) {
+    metrics::counter!(REBUILDS, "event" => event_id.to_string()).increment(1);
+}
+
+pub fn place_restored() {
+    metrics::counter!(PLACES_RESTORED).increment(1);
+}
+
+pub fn queue_reset() {
+    metrics::counter!(QUEUE_RESETS).increment(1);
 }

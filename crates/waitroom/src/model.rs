@@ -11,9 +11,10 @@ use crate::domain::settings::{EventState, WaitroomEvent};
 pub struct FanView {
     pub event_id: Uuid,
     pub fan_id: String,
-    /// Present on join: what the fan polls and leaves with.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ticket: Option<String>,
+    /// What the fan polls and leaves with. Every answer carries a fresh one, which
+    /// says where the fan stands now: keep the latest. If the waiting room loses its
+    /// queue (a Redis failure), polling with it puts the fan back in their place.
+    pub ticket: String,
     /// `pre_queue` (joined before opening; place told once the sale opens), `waiting` or `admitted`.
     pub status: &'static str,
     /// 1 is next; absent in the pre-queue and once admitted.

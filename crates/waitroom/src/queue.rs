@@ -1,5 +1,9 @@
-//! The fan's use cases: join, poll, leave. Each is one Redis script call; admitted
-//! fans get a freshly signed access token.
+//! The fan's use cases: join, poll, leave. Each is one Redis script call; every answer
+//! carries a fresh queue ticket, and admitted fans get a freshly signed access token.
+//!
+//! After Redis lost an event (a wipe), the first request that meets it rebuilds it from
+//! PostgreSQL ([`Restorer`]), and each fan's next poll puts them back at the place
+//! their ticket names: see [`Queue::poll`].
 
 use std::sync::Arc;
 
@@ -8,15 +12,17 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::domain::fan::FanId;
-use crate::domain::ticket::TicketKey;
+use crate::domain::ticket::{Issued, Place, Ticket, TicketKey};
 use crate::domain::{eta, poll};
 use crate::error::{Error, Result};
 use crate::model::FanView;
-use crate::store::{LocateOutcome, Located, Placement, Store};
+use crate::restore::Restorer;
+use crate::store::{LocateMode, LocateOutcome, Located, Placement, RestorePlace, Store};
 
 #[derive(Clone)]
 pub struct Queue {
     store: Store,
+    restorer: Arc<Restorer>,
     tickets: TicketKey,
     signer: Arc<TokenSigner>,
     /// Bounds the poll interval fans are given, so following it keeps their place.
@@ -24,49 +30,132 @@ pub struct Queue {
 }
 
 impl Queue {
-    pub fn new(store: Store, tickets: TicketKey, signer: TokenSigner, abandon_after_secs: u64) -> Self {
-        Self { store, tickets, signer: Arc::new(signer), abandon_after_secs }
+    pub fn new(
+        store: Store,
+        restorer: Arc<Restorer>,
+        tickets: TicketKey,
+        signer: TokenSigner,
+        abandon_after_secs: u64,
+    ) -> Self {
+        Self { store, restorer, tickets, signer: Arc::new(signer), abandon_after_secs }
     }
 
     /// Puts `fan` in line (or answers where they already are); `true` when this call
     /// created their place.
     pub async fn join(&self, event_id: Uuid, fan: FanId) -> Result<(FanView, bool)> {
-        let located = match self.store.locate(event_id, &fan, true).await? {
+        let located = match self.locate(event_id, &fan, LocateMode::Join).await? {
             Ok(located) => located,
             Err(LocateOutcome::Closed) => return Err(Error::EventClosed),
-            Err(LocateOutcome::UnknownEvent | LocateOutcome::NotFound) => return Err(Error::NotFound("event")),
+            Err(LocateOutcome::UnknownEvent | LocateOutcome::NotFound { .. }) => return Err(Error::NotFound("event")),
         };
         if located.joined {
             crate::metrics::joined(located.placement == Placement::PreQueue);
         }
         let joined = located.joined;
-        let ticket = self.tickets.issue(event_id, &fan);
-        Ok((self.view(event_id, &fan, Some(ticket), located), joined))
+        Ok((self.view(event_id, &fan, located), joined))
     }
 
+    /// Where the ticket's fan stands. If Redis lost the event's queue and the fan with
+    /// it, a ticket issued before the rebuild puts them back at the place it names —
+    /// unless that place was already used (an admission recorded since the ticket was
+    /// issued) or the fan stayed away longer than the abandonment timeout after the
+    /// rebuild. A ticket that cannot restore is answered `409 queue_reset`.
     pub async fn poll(&self, event_id: Uuid, ticket: &str) -> Result<FanView> {
-        let fan = self.tickets.verify(event_id, ticket)?;
-        match self.store.locate(event_id, &fan, false).await? {
-            Ok(located) => Ok(self.view(event_id, &fan, None, located)),
+        let ticket = self.tickets.verify(event_id, ticket)?;
+        match self.locate(event_id, &ticket.fan, LocateMode::Poll).await? {
+            Ok(located) => Ok(self.view(event_id, &ticket.fan, located)),
             Err(LocateOutcome::UnknownEvent) => Err(Error::NotFound("event")),
-            Err(LocateOutcome::NotFound | LocateOutcome::Closed) => Err(Error::NotFound("fan")),
+            Err(LocateOutcome::NotFound { restored_at_ms: Some(restored_at_ms), now_ms }) => {
+                self.restore_place(event_id, ticket, restored_at_ms, now_ms).await
+            }
+            Err(LocateOutcome::NotFound { restored_at_ms: None, .. } | LocateOutcome::Closed) => {
+                Err(Error::NotFound("fan"))
+            }
+        }
+    }
+
+    async fn restore_place(&self, event_id: Uuid, ticket: Ticket, restored_at_ms: i64, now_ms: i64) -> Result<FanView> {
+        let window_ms = self.restore_window_ms();
+        let restorable = ticket.issued.and_then(|issued| {
+            let place = match issued.place {
+                Place::Score(score) => RestorePlace::Score(score),
+                Place::PreQueue => RestorePlace::PreQueue,
+                Place::None => return None,
+            };
+            let in_time = issued.at_ms < restored_at_ms && now_ms <= restored_at_ms + window_ms as i64;
+            in_time.then_some((place, issued.at_ms))
+        });
+        let Some((place, issued_at_ms)) = restorable else {
+            crate::metrics::queue_reset();
+            return Err(Error::QueueReset);
+        };
+        if self.restorer.ledger().admitted_since(event_id, &ticket.fan, issued_at_ms).await? {
+            // The place this ticket names was used: the fan's admission is over.
+            return Err(Error::NotFound("fan"));
+        }
+        let mode = LocateMode::Restore { place, issued_at_ms, window_ms };
+        match self.store.locate(event_id, &ticket.fan, mode).await? {
+            Ok(located) => {
+                if located.restored {
+                    crate::metrics::place_restored();
+                }
+                Ok(self.view(event_id, &ticket.fan, located))
+            }
+            Err(LocateOutcome::UnknownEvent) => Err(Error::NotFound("event")),
+            Err(_) => {
+                crate::metrics::queue_reset();
+                Err(Error::QueueReset)
+            }
         }
     }
 
     pub async fn leave(&self, event_id: Uuid, ticket: &str) -> Result<()> {
-        let fan = self.tickets.verify(event_id, ticket)?;
-        match self.store.leave(event_id, &fan).await? {
+        let fan = self.tickets.verify(event_id, ticket)?.fan;
+        let mut left = self.store.leave(event_id, &fan).await?;
+        if left.is_none() && self.restorer.rebuild_if_known(event_id).await? {
+            left = self.store.leave(event_id, &fan).await?;
+        }
+        match left {
             None => Err(Error::NotFound("event")),
             Some(false) => Err(Error::NotFound("fan")),
             Some(true) => Ok(()),
         }
     }
 
-    fn view(&self, event_id: Uuid, fan: &FanId, ticket: Option<String>, located: Located) -> FanView {
+    /// Locates the fan; if Redis does not know the event but PostgreSQL does, rebuilds
+    /// the event and tries again.
+    async fn locate(
+        &self,
+        event_id: Uuid,
+        fan: &FanId,
+        mode: LocateMode,
+    ) -> Result<std::result::Result<Located, LocateOutcome>> {
+        match self.store.locate(event_id, fan, mode).await? {
+            Err(LocateOutcome::UnknownEvent) if self.restorer.rebuild_if_known(event_id).await? => {
+                self.store.locate(event_id, fan, mode).await
+            }
+            outcome => Ok(outcome),
+        }
+    }
+
+    /// How long after a rebuild a ticket may still restore its fan's place: as long
+    /// as a fan may stay silent without being skipped as gone, and never shorter than
+    /// the admission pause.
+    fn restore_window_ms(&self) -> u64 {
+        (self.abandon_after_secs * 1000).max(poll::restore_pause_ms(self.abandon_after_secs))
+    }
+
+    fn view(&self, event_id: Uuid, fan: &FanId, located: Located) -> FanView {
+        let place = match located.placement {
+            Placement::PreQueue => Place::PreQueue,
+            Placement::Waiting { .. } => located.score.map_or(Place::None, Place::Score),
+            Placement::Admitted { .. } => Place::None,
+        };
+        let issued = Issued { place, epoch: located.epoch, at_ms: located.now_ms };
         let mut view = FanView {
             event_id,
             fan_id: fan.to_string(),
-            ticket,
+            ticket: self.tickets.issue(event_id, fan, issued),
             status: "waiting",
             position: None,
             queue_length: located.queue_length,
@@ -85,8 +174,13 @@ impl Queue {
             }
             Placement::Waiting { position } => {
                 view.position = Some(position);
+                // Admission pauses after a rebuild; the wait includes what is left of it.
+                let paused_ms = located.restored_at_ms.map_or(0, |at| {
+                    (at + poll::restore_pause_ms(self.abandon_after_secs) as i64 - located.now_ms).max(0) as u64
+                });
                 view.eta_seconds =
-                    eta::estimate_secs(position, located.state, located.measured_rate, located.admit_rate);
+                    eta::estimate_secs(position, located.state, located.measured_rate, located.admit_rate)
+                        .map(|secs| secs + paused_ms.div_ceil(1000));
                 view.poll_after_secs = Some(poll::after_secs(view.eta_seconds, self.abandon_after_secs));
             }
             Placement::Admitted { expires_at } => {

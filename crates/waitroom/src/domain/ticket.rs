@@ -1,9 +1,33 @@
-//! Queue tickets: what a fan presents to poll and to leave.
+//! Queue tickets: what a fan presents to poll and to leave, and what puts them back in
+//! their place if Redis loses the queue.
 //!
-//! A ticket is `base64url(fan_id) "." base64url(HMAC-SHA256(secret, context))` where
-//! the context binds the ticket to one event, so a ticket can neither be made up nor
-//! replayed on another event's queue. The fan id travels inside the ticket, so polling
-//! needs no lookup table; the MAC is what makes it tamper-evident.
+//! **Version 2** (issued now): `"v2." base64url(payload) "." base64url(tag)` where
+//! `tag = HMAC-SHA256(secret, "boxoffice-waitroom-ticket-v2" || payload)` and the
+//! payload is, big-endian:
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 1 | version, `2` |
+//! | 16 | event id |
+//! | 1 | place kind: `0` none (admitted), `1` queue score, `2` pre-queue |
+//! | 8 | queue score (i64; 0 unless kind 1): the fan's arrival number, `epoch << 40 + n` |
+//! | 8 | epoch of the event's Redis state that issued the ticket |
+//! | 8 | issue time, ms since the epoch, by Redis' clock |
+//! | rest | fan id (1-64 bytes of the fan-id alphabet) |
+//!
+//! A pre-queue fan's ticket carries no score: their place is their shuffle draw, which
+//! is recomputed from the seed and their id, and which must not leak before the sale
+//! opens. Every join and poll answer carries a fresh ticket, so a fan who keeps polling
+//! always holds one that says where they stood a moment ago.
+//!
+//! **Version 1** (issued before): `base64url(fan_id) "." base64url(HMAC-SHA256(secret,
+//! "boxoffice-waitroom-ticket-v1" || event id || len(fan) || fan))`. Still accepted for
+//! polls and leaves for one release; it names no place, so after a wipe it cannot put
+//! its fan back.
+//!
+//! The context strings keep the two formats (and any other use of the secret) apart:
+//! a v1 tag can never verify as a v2 one. The fan id travels inside the ticket, so
+//! polling needs no lookup table; the MAC is what makes it tamper-evident.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -16,9 +40,11 @@ use super::fan::FanId;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// Separates ticket MACs from any other use of the same secret, and lets a future
-/// format change invalidate old tickets cleanly.
-const CONTEXT: &[u8] = b"boxoffice-waitroom-ticket-v1";
+const CONTEXT_V1: &[u8] = b"boxoffice-waitroom-ticket-v1";
+const CONTEXT_V2: &[u8] = b"boxoffice-waitroom-ticket-v2";
+const PREFIX_V2: &str = "v2.";
+/// Version, event, kind, score, epoch, issue time: everything before the fan id.
+const HEADER_LEN: usize = 1 + 16 + 1 + 8 + 8 + 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum TicketError {
@@ -26,6 +52,34 @@ pub enum TicketError {
     Malformed,
     #[error("the ticket was not issued for this event's queue")]
     Forged,
+}
+
+/// Where the fan stood when the ticket was issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// Admitted (or nowhere): nothing to put back.
+    None,
+    /// In line with this queue score.
+    Score(i64),
+    /// In the pre-queue: the place is the fan's shuffle draw.
+    PreQueue,
+}
+
+/// What a verified ticket says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub fan: FanId,
+    /// `None` for a v1 ticket, which says nothing but the fan.
+    pub issued: Option<Issued>,
+}
+
+/// What a v2 ticket adds: where the fan stood, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Issued {
+    pub place: Place,
+    pub epoch: u64,
+    /// Redis server time, ms.
+    pub at_ms: i64,
 }
 
 /// Issues and checks tickets with the service's secret.
@@ -39,13 +93,63 @@ impl TicketKey {
         Self { secret }
     }
 
-    pub fn issue(&self, event_id: Uuid, fan: &FanId) -> String {
-        let tag = self.mac(event_id, fan).finalize().into_bytes();
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(fan.as_str()), URL_SAFE_NO_PAD.encode(tag))
+    /// A v2 ticket for `fan` on `event_id`.
+    pub fn issue(&self, event_id: Uuid, fan: &FanId, issued: Issued) -> String {
+        let mut payload = Vec::with_capacity(HEADER_LEN + fan.as_str().len());
+        payload.push(2);
+        payload.extend_from_slice(event_id.as_bytes());
+        let (kind, score) = match issued.place {
+            Place::None => (0, 0),
+            Place::Score(score) => (1, score),
+            Place::PreQueue => (2, 0),
+        };
+        payload.push(kind);
+        payload.extend_from_slice(&score.to_be_bytes());
+        payload.extend_from_slice(&issued.epoch.to_be_bytes());
+        payload.extend_from_slice(&issued.at_ms.to_be_bytes());
+        payload.extend_from_slice(fan.as_str().as_bytes());
+        let tag = self.mac_v2(&payload).finalize().into_bytes();
+        format!("{PREFIX_V2}{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag))
     }
 
-    /// The fan a ticket was issued to, if it was issued by us for `event_id`.
-    pub fn verify(&self, event_id: Uuid, ticket: &str) -> Result<FanId, TicketError> {
+    /// What a ticket says, if it was issued by us for `event_id`; either version.
+    pub fn verify(&self, event_id: Uuid, ticket: &str) -> Result<Ticket, TicketError> {
+        match ticket.strip_prefix(PREFIX_V2) {
+            Some(rest) => self.verify_v2(event_id, rest),
+            None => self.verify_v1(event_id, ticket).map(|fan| Ticket { fan, issued: None }),
+        }
+    }
+
+    fn verify_v2(&self, event_id: Uuid, rest: &str) -> Result<Ticket, TicketError> {
+        let (payload_part, tag_part) = rest.split_once('.').ok_or(TicketError::Malformed)?;
+        let payload = URL_SAFE_NO_PAD.decode(payload_part).map_err(|_| TicketError::Malformed)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag_part).map_err(|_| TicketError::Malformed)?;
+        if payload.len() <= HEADER_LEN || payload[0] != 2 {
+            return Err(TicketError::Malformed);
+        }
+        // Constant-time comparison: timing tells nothing about a guessed tag. The tag
+        // is checked before any field is trusted.
+        self.mac_v2(&payload).verify_slice(&tag).map_err(|_| TicketError::Forged)?;
+        let field = |at: usize| -> [u8; 8] { payload[at..at + 8].try_into().expect("8 bytes") };
+        if payload[1..17] != *event_id.as_bytes() {
+            return Err(TicketError::Forged);
+        }
+        let score = i64::from_be_bytes(field(18));
+        let place = match payload[17] {
+            0 => Place::None,
+            1 => Place::Score(score),
+            2 => Place::PreQueue,
+            _ => return Err(TicketError::Malformed),
+        };
+        let fan = std::str::from_utf8(&payload[HEADER_LEN..])
+            .ok()
+            .and_then(|raw| FanId::parse(raw).ok())
+            .ok_or(TicketError::Malformed)?;
+        let issued = Issued { place, epoch: u64::from_be_bytes(field(26)), at_ms: i64::from_be_bytes(field(34)) };
+        Ok(Ticket { fan, issued: Some(issued) })
+    }
+
+    fn verify_v1(&self, event_id: Uuid, ticket: &str) -> Result<FanId, TicketError> {
         let (fan_part, tag_part) = ticket.split_once('.').ok_or(TicketError::Malformed)?;
         let fan_bytes = URL_SAFE_NO_PAD.decode(fan_part).map_err(|_| TicketError::Malformed)?;
         let tag = URL_SAFE_NO_PAD.decode(tag_part).map_err(|_| TicketError::Malformed)?;
@@ -53,17 +157,34 @@ impl TicketKey {
             .ok()
             .and_then(|raw| FanId::parse(raw).ok())
             .ok_or(TicketError::Malformed)?;
-        // `verify_slice` compares in constant time, so response timing leaks nothing
-        // about how much of a guessed tag was right.
-        self.mac(event_id, &fan).verify_slice(&tag).map_err(|_| TicketError::Forged)?;
+        self.mac_v1(event_id, &fan).verify_slice(&tag).map_err(|_| TicketError::Forged)?;
         Ok(fan)
     }
 
-    fn mac(&self, event_id: Uuid, fan: &FanId) -> HmacSha256 {
-        let mut mac = HmacSha256::new_from_slice(self.secret.expose_secret().as_bytes())
-            .expect("HMAC accepts keys of any length");
+    /// A v1 ticket, as the previous release issued them: for tests of the transition.
+    #[doc(hidden)]
+    pub fn issue_v1(&self, event_id: Uuid, fan: &FanId) -> String {
+        let tag = self.mac_v1(event_id, fan).finalize().into_bytes();
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(fan.as_str()), URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    fn hmac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(self.secret.expose_secret().as_bytes()).expect("HMAC accepts keys of any length")
+    }
+
+    fn mac_v2(&self, payload: &[u8]) -> HmacSha256 {
+        // The payload is fixed-width up to the fan id, which runs to the end: no two
+        // tickets produce the same input.
+        let mut mac = self.hmac();
+        mac.update(CONTEXT_V2);
+        mac.update(payload);
+        mac
+    }
+
+    fn mac_v1(&self, event_id: Uuid, fan: &FanId) -> HmacSha256 {
         // Length-prefixed fields: no two (event, fan) pairs produce the same input.
-        mac.update(CONTEXT);
+        let mut mac = self.hmac();
+        mac.update(CONTEXT_V1);
         mac.update(event_id.as_bytes());
         mac.update(&(fan.as_str().len() as u64).to_be_bytes());
         mac.update(fan.as_str().as_bytes());
@@ -79,30 +200,70 @@ mod tests {
         TicketKey::new(SecretString::from(secret))
     }
 
-    #[test]
-    fn a_ticket_names_its_fan_on_its_event_only() {
-        let (event, other_event) = (Uuid::new_v4(), Uuid::new_v4());
-        let fan = FanId::parse("fan-1").unwrap();
-        let ticket = key("s3cret-s3cret-s3cret").issue(event, &fan);
-        assert_eq!(key("s3cret-s3cret-s3cret").verify(event, &ticket), Ok(fan));
-        assert_eq!(key("s3cret-s3cret-s3cret").verify(other_event, &ticket), Err(TicketError::Forged));
-        assert_eq!(key("another-secret-value").verify(event, &ticket), Err(TicketError::Forged));
+    fn issued(place: Place) -> Issued {
+        Issued { place, epoch: 3, at_ms: 1_765_000_000_123 }
     }
 
     #[test]
-    fn swapping_the_fan_inside_a_ticket_is_detected() {
+    fn a_ticket_carries_its_fan_place_epoch_and_issue_time_on_its_event_only() {
+        let (event, other_event) = (Uuid::new_v4(), Uuid::new_v4());
+        let fan = FanId::parse("fan-1").unwrap();
+        let k = key("s3cret-s3cret-s3cret");
+        for place in [Place::None, Place::Score((3 << 40) + 17), Place::Score(-4_503_599_627_370_000), Place::PreQueue]
+        {
+            let ticket = k.issue(event, &fan, issued(place));
+            assert!(ticket.starts_with("v2."), "{ticket}");
+            assert_eq!(k.verify(event, &ticket), Ok(Ticket { fan: fan.clone(), issued: Some(issued(place)) }));
+            assert_eq!(k.verify(other_event, &ticket), Err(TicketError::Forged));
+            assert_eq!(key("another-secret-value").verify(event, &ticket), Err(TicketError::Forged));
+        }
+    }
+
+    #[test]
+    fn changing_any_byte_of_the_payload_is_detected() {
         let event = Uuid::new_v4();
         let k = key("s3cret-s3cret-s3cret");
-        let ticket = k.issue(event, &FanId::parse("alice").unwrap());
-        let (_, tag) = ticket.split_once('.').unwrap();
+        let ticket = k.issue(event, &FanId::parse("alice").unwrap(), issued(Place::Score(42)));
+        let (payload, tag) = ticket.strip_prefix("v2.").unwrap().split_once('.').unwrap();
+        let payload = URL_SAFE_NO_PAD.decode(payload).unwrap();
+        for i in 1..payload.len() {
+            let mut changed = payload.clone();
+            changed[i] ^= 1;
+            let forged = format!("v2.{}.{tag}", URL_SAFE_NO_PAD.encode(&changed));
+            assert_eq!(k.verify(event, &forged), Err(TicketError::Forged), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn v1_tickets_are_still_accepted_and_name_only_their_fan() {
+        let event = Uuid::new_v4();
+        let k = key("s3cret-s3cret-s3cret");
+        let fan = FanId::parse("alice").unwrap();
+        let v1 = k.issue_v1(event, &fan);
+        assert_eq!(k.verify(event, &v1), Ok(Ticket { fan: fan.clone(), issued: None }));
+        assert_eq!(k.verify(Uuid::new_v4(), &v1), Err(TicketError::Forged));
+        // Another fan's id under alice's v1 tag.
+        let (_, tag) = v1.split_once('.').unwrap();
         let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode("mallory"));
         assert_eq!(k.verify(event, &forged), Err(TicketError::Forged));
     }
 
     #[test]
+    fn a_v1_tag_cannot_pass_as_a_v2_ticket() {
+        // Domain separation: the same secret, event and fan under the other context.
+        let event = Uuid::new_v4();
+        let k = key("s3cret-s3cret-s3cret");
+        let fan = FanId::parse("alice").unwrap();
+        let v2 = k.issue(event, &fan, issued(Place::Score(1)));
+        let (payload, _) = v2.strip_prefix("v2.").unwrap().split_once('.').unwrap();
+        let (_, v1_tag) = k.issue_v1(event, &fan).split_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
+        assert_eq!(k.verify(event, &format!("v2.{payload}.{v1_tag}")), Err(TicketError::Forged));
+    }
+
+    #[test]
     fn garbage_is_malformed_not_a_panic() {
         let k = key("s3cret-s3cret-s3cret");
-        for bad in ["", ".", "abc", "!!!.???", "YQ.", ".YQ", "IA.YQ"] {
+        for bad in ["", ".", "abc", "!!!.???", "YQ.", ".YQ", "IA.YQ", "v2.", "v2..", "v2.AA.AA", "v2.!!.??"] {
             assert!(k.verify(Uuid::nil(), bad).is_err(), "{bad:?}");
         }
     }

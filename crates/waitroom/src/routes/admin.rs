@@ -15,7 +15,7 @@ use crate::domain::settings::{EventState, Settings};
 use crate::domain::shuffle;
 use crate::error::{Error, Result};
 use crate::model::SettingsView;
-use crate::store::Stats;
+use crate::store::{PutOutcome, Stats};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -36,6 +36,9 @@ struct SettingsBody {
     state: Option<EventState>,
 }
 
+/// PostgreSQL first (the source of truth: it keeps the event's seed, or records the new
+/// one), then Redis with what PostgreSQL recorded. If Redis lost the event meanwhile, it
+/// is rebuilt from PostgreSQL rather than started afresh.
 #[tracing::instrument(skip_all, fields(%event_id))]
 async fn put_settings(
     _: Admin,
@@ -51,9 +54,20 @@ async fn put_settings(
         state: body.state.unwrap_or(EventState::Running),
     };
     settings.validate()?;
-    // Used only if this is the event's first configuration; an existing seed stays.
-    let seed = shuffle::new_seed();
-    state.store.put_settings(event_id, &settings, &seed, &shuffle::commitment(&seed)).await?;
+    // Used only if PostgreSQL has no seed for the event yet: the one Redis holds for an
+    // event configured before PostgreSQL kept seeds (its hash may be public), else a
+    // new one.
+    let seed = state.store.seed(event_id).await?.unwrap_or_else(shuffle::new_seed);
+    let (event, existing) = state.restorer.ledger().put_settings(event_id, &settings, seed).await?;
+    let outcome =
+        state.store.put_settings(event_id, &settings, &event.seed, &event.seed_sha256, event.epoch, existing).await?;
+    match outcome {
+        PutOutcome::Written => {}
+        PutOutcome::AlreadyOpen => return Err(Error::AlreadyOpen),
+        PutOutcome::Lost => {
+            state.restorer.rebuild(event_id).await?;
+        }
+    }
     current(&state, event_id).await
 }
 
@@ -62,7 +76,11 @@ async fn settings(_: Admin, State(state): State<AppState>, Path(event_id): Path<
 }
 
 async fn stats(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<Stats>> {
-    Ok(Json(state.store.stats(event_id).await?.ok_or(Error::NotFound("event"))?))
+    let mut stats = state.store.stats(event_id).await?;
+    if stats.is_none() && state.restorer.rebuild_if_known(event_id).await? {
+        stats = state.store.stats(event_id).await?;
+    }
+    Ok(Json(stats.ok_or(Error::NotFound("event"))?))
 }
 
 #[tracing::instrument(skip_all, fields(%event_id))]
@@ -75,14 +93,22 @@ async fn resume(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uu
     set_state(&state, event_id, EventState::Running).await
 }
 
+/// PostgreSQL first, then Redis. An event PostgreSQL does not know but Redis does was
+/// configured before PostgreSQL kept settings: Redis alone is updated, until the
+/// organizer's next PUT records it.
 async fn set_state(state: &AppState, event_id: Uuid, new_state: EventState) -> Result<Json<SettingsView>> {
+    let recorded = state.restorer.ledger().set_state(event_id, new_state).await?;
     if !state.store.set_state(event_id, new_state).await? {
-        return Err(Error::NotFound("event"));
+        if recorded.is_none() {
+            return Err(Error::NotFound("event"));
+        }
+        // Redis lost the event: rebuilt with the state just recorded.
+        state.restorer.rebuild(event_id).await?;
     }
     current(state, event_id).await
 }
 
 async fn current(state: &AppState, event_id: Uuid) -> Result<Json<SettingsView>> {
-    let event = state.store.event(event_id).await?.ok_or(Error::NotFound("event"))?;
+    let event = state.restorer.event(event_id).await?.ok_or(Error::NotFound("event"))?;
     Ok(Json(SettingsView::new(event_id, event)))
 }

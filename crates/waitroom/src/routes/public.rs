@@ -20,7 +20,9 @@ async fn jwks(State(state): State<AppState>) -> Json<Value> {
     Json(state.jwks.as_ref().clone())
 }
 
+/// From Redis, or from PostgreSQL while Redis has lost the event or is unreachable: the
+/// commitment stays readable whatever happened to Redis.
 async fn event(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<PublicEventView>> {
-    let event = state.store.event(event_id).await?.ok_or(Error::NotFound("event"))?;
+    let event = state.restorer.event(event_id).await?.ok_or(Error::NotFound("event"))?;
     Ok(Json(PublicEventView::new(event_id, event)))
 }

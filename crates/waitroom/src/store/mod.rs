@@ -4,13 +4,14 @@
 //! together on one Redis Cluster slot and a script may touch them all):
 //!
 //! - `<prefix>:wr:{<event>}:settings` hash: the organizer's settings, the shuffle seed
-//!   and its hash, whether the sale has opened.
+//!   and its hash (copies of PostgreSQL's, see [`crate::ledger`]), whether the sale has
+//!   opened, the epoch, and when the event was last rebuilt after a wipe.
 //! - `…:counters` hash: arrival sequence numbers, admission clock and fractional
 //!   carry, totals, the measured-rate state.
 //! - `…:queue` sorted set: waiting fans. Arrivals after the opening time score their
-//!   arrival sequence number (1, 2, …); fans who join before it score their shuffle
-//!   draw minus 2^52, a negative number, so the pre-queue stands ahead of everyone
-//!   in shuffled order from the start and opening the sale moves nobody.
+//!   arrival sequence number (`epoch << 40` + 1, 2, …); fans who join before it score
+//!   their shuffle draw minus 2^52, a negative number, so the pre-queue stands ahead
+//!   of everyone in shuffled order from the start and opening the sale moves nobody.
 //! - `…:seen` hash: fan → last poll (ms), for skipping abandoned fans.
 //! - `…:admitted` sorted set: fan → admission expiry (ms); its live size is "active".
 //!
@@ -18,6 +19,10 @@
 //!
 //! All times are Redis server time (`TIME` inside scripts), so replicas with skewed
 //! clocks still agree on elapsed time and abandonment.
+//!
+//! Redis may lose all of this (a restart without persistence, a `FLUSHALL`, an
+//! asynchronous failover). `restore.lua` rebuilds an event from PostgreSQL, and
+//! `locate.lua` puts each fan back at the place their ticket names as they poll.
 
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
@@ -38,6 +43,7 @@ static PUT_SETTINGS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str
 static SET_STATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/set_state.lua")));
 static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/stats.lua")));
 static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/leave.lua")));
+static RESTORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/restore.lua")));
 
 /// Most fans one admission step examines, so a run of abandoned fans cannot block
 /// Redis for long; the rest are handled by the next step.
@@ -46,6 +52,11 @@ const MAX_SCAN_PER_STEP: u64 = 10_000;
 const MAX_CATCH_UP_MS: u64 = 1_000;
 /// Time constant of the measured admission rate: it follows changes within ~10 s.
 const RATE_TAU_MS: u64 = 10_000;
+/// Live admissions per call when rebuilding an event's admitted set: each call is one
+/// short Redis command, never one long enough to hold everyone else up.
+const RESTORE_CHUNK: usize = 5_000;
+/// Arrival scores of epoch `e` start at `e << EPOCH_SHIFT`.
+pub const EPOCH_SHIFT: u32 = 40;
 
 #[derive(Clone)]
 pub struct Store {
@@ -73,6 +84,15 @@ pub struct Located {
     pub placement: Placement,
     /// This call put the fan in line (a repeated join does not).
     pub joined: bool,
+    /// This call put the fan back at the place their ticket named, after a wipe.
+    pub restored: bool,
+    /// The fan's queue score while waiting (after opening, pre-queue fans included).
+    pub score: Option<i64>,
+    /// Redis' clock when it answered, ms: the ticket's issue time.
+    pub now_ms: i64,
+    pub epoch: u64,
+    /// When the event was last rebuilt from PostgreSQL, ms.
+    pub restored_at_ms: Option<i64>,
     pub queue_length: u64,
     pub state: EventState,
     pub admit_rate: f64,
@@ -85,9 +105,60 @@ pub enum LocateOutcome {
     UnknownEvent,
     /// A new join on a closed event.
     Closed,
-    /// Polled, but the fan is not in line (left, skipped as abandoned, or their
-    /// admission expired).
-    NotFound,
+    /// Polled, but the fan is not in line (left, skipped as abandoned, their admission
+    /// expired, or Redis lost their place). `restored_at_ms`: when the event was last
+    /// rebuilt after a wipe; `now_ms`: Redis' clock.
+    NotFound {
+        restored_at_ms: Option<i64>,
+        now_ms: i64,
+    },
+}
+
+/// What a locate call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocateMode {
+    Join,
+    Poll,
+    /// A poll that, if the fan is not found, puts them back at `place` (see
+    /// `scripts/locate.lua` for when it may).
+    Restore {
+        place: RestorePlace,
+        issued_at_ms: i64,
+        /// How long after the rebuild a ticket may still restore its place.
+        window_ms: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestorePlace {
+    Score(i64),
+    /// The fan's shuffle draw, recomputed from the seed.
+    PreQueue,
+}
+
+/// What a settings write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Written,
+    /// The opening time cannot change once the sale has opened.
+    AlreadyOpen,
+    /// PostgreSQL had the event but Redis lost it: rebuild it instead.
+    Lost,
+}
+
+/// What PostgreSQL holds for rebuilding an event's Redis state.
+#[derive(Debug, Clone)]
+pub struct Rebuild {
+    pub settings: Settings,
+    pub seed: String,
+    pub seed_sha256: String,
+    /// Already bumped for this rebuild.
+    pub epoch: u64,
+    pub created_at: DateTime<Utc>,
+    /// Admissions recorded so far.
+    pub admitted_total: u64,
+    /// Fans whose admission has not expired, with its expiry.
+    pub live: Vec<(String, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -100,6 +171,9 @@ pub struct Stats {
     pub measured_rate: Option<f64>,
     /// When an admitter last stepped this event: a stale value means no admitter runs.
     pub last_admission_step_at: Option<DateTime<Utc>>,
+    /// When the event's state was last rebuilt from PostgreSQL after Redis lost it;
+    /// admission pauses for a while after it.
+    pub restored_at: Option<DateTime<Utc>>,
 }
 
 /// An event's line and room as an admission step left them.
@@ -120,6 +194,11 @@ pub struct Room {
 pub struct Step {
     /// Admitted fans, in queue order.
     pub admitted: Vec<String>,
+    /// The queue score each admitted fan was admitted from, in the same order.
+    pub scores: Vec<i64>,
+    /// When they were admitted, and when their admission expires (Redis time, ms).
+    pub admitted_at_ms: i64,
+    pub expires_at_ms: i64,
     /// Abandoned fans dropped without using an admission.
     pub skipped: u64,
     pub room: Room,
@@ -156,8 +235,18 @@ impl Store {
         self.conn.clone()
     }
 
+    /// Writes the settings PostgreSQL has just recorded (`existing`: it had the event
+    /// before this write).
     #[tracing::instrument(skip(self, settings, seed), fields(%event_id))]
-    pub async fn put_settings(&self, event_id: Uuid, settings: &Settings, seed: &str, seed_sha256: &str) -> Result<()> {
+    pub async fn put_settings(
+        &self,
+        event_id: Uuid,
+        settings: &Settings,
+        seed: &str,
+        seed_sha256: &str,
+        epoch: u64,
+        existing: bool,
+    ) -> Result<PutOutcome> {
         let mut conn = self.conn.clone();
         let mut invocation = PUT_SETTINGS.key(self.key(event_id, "settings"));
         invocation
@@ -167,14 +256,81 @@ impl Store {
             .arg(u64::from(settings.token_lifetime_secs) * 1000)
             .arg(settings.opens_at.map_or(0, |t| t.timestamp_millis()))
             .arg(seed)
-            .arg(seed_sha256);
+            .arg(seed_sha256)
+            .arg(epoch)
+            .arg(if existing { "1" } else { "0" });
         let outcome: String = timed("put_settings", invocation.invoke_async(&mut conn)).await?;
-        if outcome == "already_open" {
-            return Err(Error::AlreadyOpen);
+        match outcome.as_str() {
+            "already_open" => return Ok(PutOutcome::AlreadyOpen),
+            "unknown_event" => return Ok(PutOutcome::Lost),
+            _ => {}
         }
-        // Outside the script: the index is not under the event's hash tag.
+        self.index(event_id).await?;
+        Ok(PutOutcome::Written)
+    }
+
+    /// Adds the event to the index the admitter walks. Outside the scripts: the index
+    /// is not under the event's hash tag.
+    async fn index(&self, event_id: Uuid) -> Result<()> {
+        let mut conn = self.conn.clone();
         let _: () = conn.sadd(self.events_key(), event_id.to_string()).await?;
         Ok(())
+    }
+
+    /// The seed Redis holds for an event, if any: an event configured before its
+    /// settings lived in PostgreSQL keeps the seed whose hash was published.
+    pub async fn seed(&self, event_id: Uuid) -> Result<Option<String>> {
+        let mut conn = self.conn.clone();
+        Ok(conn.hget(self.key(event_id, "settings"), "seed").await?)
+    }
+
+    /// Whether Redis has the event's settings.
+    pub async fn exists(&self, event_id: Uuid) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        Ok(conn.exists(self.key(event_id, "settings")).await?)
+    }
+
+    /// Rebuilds a lost event from PostgreSQL's record (see `scripts/restore.lua`);
+    /// `false` when Redis had it after all (another replica rebuilt it first).
+    #[tracing::instrument(skip(self, rebuild), fields(%event_id, epoch = rebuild.epoch))]
+    pub async fn restore(&self, event_id: Uuid, rebuild: &Rebuild) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let s = &rebuild.settings;
+        let mut invocation = RESTORE.key(&self.keys(event_id));
+        invocation
+            .arg(s.state.as_str())
+            .arg(s.admit_rate.to_string())
+            .arg(s.max_active)
+            .arg(u64::from(s.token_lifetime_secs) * 1000)
+            .arg(s.opens_at.map_or(0, |t| t.timestamp_millis()))
+            .arg(&rebuild.seed)
+            .arg(&rebuild.seed_sha256)
+            .arg(rebuild.epoch)
+            .arg(rebuild.epoch << EPOCH_SHIFT)
+            .arg(rebuild.admitted_total)
+            .arg(rebuild.created_at.timestamp_millis());
+        let mut chunks = rebuild.live.chunks(RESTORE_CHUNK);
+        for (fan, expires_at) in chunks.next().unwrap_or_default() {
+            invocation.arg(fan).arg(expires_at.timestamp_millis());
+        }
+        let rebuilt: i64 = timed("restore", invocation.invoke_async(&mut conn)).await?;
+        if rebuilt == 0 {
+            return Ok(false);
+        }
+        // Admission stays paused for a while after the rebuild, so the rest of a large
+        // admitted set can follow in short commands of their own.
+        for chunk in chunks {
+            let members: Vec<(i64, &str)> =
+                chunk.iter().map(|(fan, expires_at)| (expires_at.timestamp_millis(), fan.as_str())).collect();
+            let _: () = redis::cmd("ZADD")
+                .arg(self.key(event_id, "admitted"))
+                .arg("GT")
+                .arg(members)
+                .query_async(&mut conn)
+                .await?;
+        }
+        self.index(event_id).await?;
+        Ok(true)
     }
 
     #[tracing::instrument(skip(self), fields(%event_id))]
@@ -214,39 +370,65 @@ impl Store {
         Ok(found == 1)
     }
 
-    /// Joins (`join = true`) or polls a fan; both refresh the fan's last-seen time.
+    /// Joins, polls or restores a fan (see [`LocateMode`]); each refreshes the fan's
+    /// last-seen time.
     #[tracing::instrument(skip(self), fields(%event_id, %fan))]
     pub async fn locate(
         &self,
         event_id: Uuid,
         fan: &FanId,
-        join: bool,
+        mode: LocateMode,
     ) -> Result<std::result::Result<Located, LocateOutcome>> {
         let mut conn = self.conn.clone();
-        let mode = if join { "join" } else { "poll" };
         let mut invocation = LOCATE.key(&self.keys(event_id));
-        invocation.arg(fan.as_str()).arg(mode);
-        let reply: Vec<String> = timed(mode, invocation.invoke_async(&mut conn)).await?;
+        invocation.arg(fan.as_str());
+        let command = match mode {
+            LocateMode::Join => {
+                invocation.arg("join");
+                "join"
+            }
+            LocateMode::Poll => {
+                invocation.arg("poll");
+                "poll"
+            }
+            LocateMode::Restore { place, issued_at_ms, window_ms } => {
+                let place = match place {
+                    RestorePlace::Score(score) => score.to_string(),
+                    RestorePlace::PreQueue => "pre".to_owned(),
+                };
+                invocation.arg("restore").arg(place).arg(issued_at_ms).arg(window_ms);
+                "restore_place"
+            }
+        };
+        let reply: Vec<String> = timed(command, invocation.invoke_async(&mut conn)).await?;
         let corrupt = || Error::Corrupt(format!("locate reply {reply:?}"));
+        let int = |i: usize| num(&reply, i).map(|n| n as i64).ok_or_else(corrupt);
         let placement = match reply.first().map(String::as_str) {
             Some("unknown_event") => return Ok(Err(LocateOutcome::UnknownEvent)),
             Some("closed") => return Ok(Err(LocateOutcome::Closed)),
-            Some("not_found") => return Ok(Err(LocateOutcome::NotFound)),
+            Some("not_found") => {
+                let restored_at_ms = Some(int(13)?).filter(|&ms| ms > 0);
+                return Ok(Err(LocateOutcome::NotFound { restored_at_ms, now_ms: int(11)? }));
+            }
             Some("pre_queue") => Placement::PreQueue,
-            Some("waiting") => Placement::Waiting { position: num(&reply, 2).ok_or_else(corrupt)? as u64 },
-            Some("admitted") => Placement::Admitted {
-                expires_at: millis(num(&reply, 4).ok_or_else(corrupt)? as i64).ok_or_else(corrupt)?,
-            },
+            Some("waiting") => Placement::Waiting { position: int(2)? as u64 },
+            Some("admitted") => Placement::Admitted { expires_at: millis(int(4)?).ok_or_else(corrupt)? },
             _ => return Err(corrupt()),
         };
+        let joined = reply.get(1).map(String::as_str);
         Ok(Ok(Located {
             placement,
-            joined: reply.get(1).map(String::as_str) == Some("1"),
-            queue_length: num(&reply, 3).ok_or_else(corrupt)? as u64,
+            joined: joined == Some("1"),
+            restored: joined == Some("2"),
+            score: reply.get(10).filter(|s| !s.is_empty()).map(|_| int(10)).transpose()?,
+            now_ms: int(11)?,
+            epoch: int(12)? as u64,
+            restored_at_ms: Some(int(13)?).filter(|&ms| ms > 0),
+            queue_length: int(3)? as u64,
             state: reply.get(5).and_then(|s| EventState::parse(s)).ok_or_else(corrupt)?,
             admit_rate: num(&reply, 6).ok_or_else(corrupt)?,
             measured_rate: measured_rate(num(&reply, 7), num(&reply, 8)),
-            opens_at: millis(num(&reply, 9).ok_or_else(corrupt)? as i64),
+            opens_at: millis(int(9)?),
         }))
     }
 
@@ -278,22 +460,34 @@ impl Store {
             skipped_total: count(4)?,
             measured_rate: measured_rate(num(&reply, 5), num(&reply, 6)),
             last_admission_step_at: millis(count(7)? as i64),
+            restored_at: millis(count(8)? as i64),
         }))
     }
 
-    /// Every event with waiting-room settings.
+    /// Every event with waiting-room settings in Redis.
     pub async fn events(&self) -> Result<Vec<Uuid>> {
         let mut conn = self.conn.clone();
         let members: Vec<String> = conn.smembers(self.events_key()).await?;
         Ok(members.iter().filter_map(|m| m.parse().ok()).collect())
     }
 
-    /// One atomic admission step for `event_id` (see `scripts/admit.lua`).
+    /// One atomic admission step for `event_id` (see `scripts/admit.lua`); nobody is
+    /// admitted within `pause_after_restore_ms` of a rebuild.
     #[tracing::instrument(level = "debug", skip(self), fields(%event_id))]
-    pub async fn admit_step(&self, event_id: Uuid, abandon_after_ms: u64) -> Result<StepOutcome> {
+    pub async fn admit_step(
+        &self,
+        event_id: Uuid,
+        abandon_after_ms: u64,
+        pause_after_restore_ms: u64,
+    ) -> Result<StepOutcome> {
         let mut conn = self.conn.clone();
         let mut invocation = ADMIT.key(&self.keys(event_id));
-        invocation.arg(abandon_after_ms).arg(MAX_CATCH_UP_MS).arg(MAX_SCAN_PER_STEP).arg(RATE_TAU_MS);
+        invocation
+            .arg(abandon_after_ms)
+            .arg(MAX_CATCH_UP_MS)
+            .arg(MAX_SCAN_PER_STEP)
+            .arg(RATE_TAU_MS)
+            .arg(pause_after_restore_ms);
         let reply: Vec<redis::Value> = timed("admit", invocation.invoke_async(&mut conn)).await?;
         let corrupt = || Error::Corrupt(format!("admit reply {reply:?}"));
         let int = |i: usize| reply.get(i).and_then(|v| redis::from_redis_value_ref::<i64>(v).ok()).ok_or_else(corrupt);
@@ -317,11 +511,26 @@ impl Store {
         if code == 0 {
             return Ok(StepOutcome::Idle(room));
         }
-        let admitted = reply[7..]
-            .iter()
-            .map(|v| redis::from_redis_value_ref::<String>(v).map_err(|_| corrupt()))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(StepOutcome::Stepped(Step { admitted, skipped: count(2)?, room }))
+        let pairs = reply.get(9..).ok_or_else(corrupt)?;
+        if pairs.len() % 2 != 0 {
+            return Err(corrupt());
+        }
+        let text = |v: &redis::Value| redis::from_redis_value_ref::<String>(v).map_err(|_| corrupt());
+        let (mut admitted, mut scores) = (Vec::with_capacity(pairs.len() / 2), Vec::with_capacity(pairs.len() / 2));
+        for pair in pairs.chunks_exact(2) {
+            admitted.push(text(&pair[0])?);
+            // Scores come back as Redis formats doubles; every queue score is an
+            // integer well inside 2^53, so the conversion is exact.
+            scores.push(text(&pair[1])?.parse::<f64>().map_err(|_| corrupt())? as i64);
+        }
+        Ok(StepOutcome::Stepped(Step {
+            admitted,
+            scores,
+            admitted_at_ms: int(7)?,
+            expires_at_ms: int(8)?,
+            skipped: count(2)?,
+            room,
+        }))
     }
 }
 

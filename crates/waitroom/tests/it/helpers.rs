@@ -1,3 +1,4 @@
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use access_token::keys::PublicKey;
@@ -7,7 +8,9 @@ use redis::AsyncCommands;
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use service_kit::postgres::PostgresConfig;
 use service_kit::redis_conn::RedisConfig;
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use waitroom::{Admitter, Application, RateLimit, WaitroomConfig};
@@ -22,7 +25,32 @@ pub struct TestApp {
     pub public_keys: Vec<PublicKey>,
     pub redis: ConnectionManager,
     pub prefix: String,
+    /// The test database, reached directly (not through any proxy the app may use),
+    /// for checking what the waiting room recorded.
+    pub db: PgPool,
     shutdown: CancellationToken,
+}
+
+/// One database for this test binary, created and migrated on first use: every event
+/// has an id of its own, so tests never see each other's rows. Only its URL is kept, as
+/// each test's pools belong to that test's runtime.
+pub fn database_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        std::thread::spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                test_support::TestDatabase::new(&schema::MIGRATOR, 1).await.expect("a test database").url
+            })
+        })
+        .join()
+        .expect("the test database was created")
+    })
+}
+
+/// The waiting room's database settings in tests: the timeouts of `config/default.toml`.
+pub fn database_config() -> PostgresConfig {
+    test_support::postgres_config(database_url(), 4)
 }
 
 pub fn test_config() -> WaitroomConfig {
@@ -36,6 +64,7 @@ pub fn test_config() -> WaitroomConfig {
         join_limit_per_fan: RateLimit { per_second: 1_000, burst: 1_000 },
         client_ip_header: None,
         fan_id_secret: None,
+        database_max_connections: 4,
         shutdown_grace_secs: 1,
         http: test_support::http_config(),
     }
@@ -55,6 +84,16 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut WaitroomConfig)) -> Test
 /// key prefix), built as `boxoffice waitroom` builds it: without waiting for Redis,
 /// which need not be running yet.
 pub async fn spawn_app_on(redis: &RedisConfig, customize: impl FnOnce(&mut WaitroomConfig)) -> TestApp {
+    spawn_app_on_both(redis, &database_config(), customize).await
+}
+
+/// As [`spawn_app_on`], with the waiting room's database reached through `database`
+/// (which need not be reachable yet either).
+pub async fn spawn_app_on_both(
+    redis: &RedisConfig,
+    database: &PostgresConfig,
+    customize: impl FnOnce(&mut WaitroomConfig),
+) -> TestApp {
     let mut config = test_config();
     customize(&mut config);
     config.validate().expect("test config is valid");
@@ -63,12 +102,22 @@ pub async fn spawn_app_on(redis: &RedisConfig, customize: impl FnOnce(&mut Waitr
     let redis = redis.connection_manager().expect("a lazy connection manager");
     let pair = KeyPair::generate(KID).unwrap();
     let public_keys = vec![pair.public_key()];
-    let app = Application::build(&config, redis.clone(), &prefix, TokenSigner::new(&pair), &public_keys).await.unwrap();
+    let app = Application::build(
+        &config,
+        redis.clone(),
+        &prefix,
+        database.database().expect("a valid database URL"),
+        TokenSigner::new(&pair),
+        &public_keys,
+    )
+    .await
+    .unwrap();
     let base = format!("http://{}", app.local_addr());
     let admitter = app.admitter();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
-    TestApp { base, http: reqwest::Client::new(), admitter, public_keys, redis, prefix, shutdown }
+    let db = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_lazy(database_url()).unwrap();
+    TestApp { base, http: reqwest::Client::new(), admitter, public_keys, redis, prefix, db, shutdown }
 }
 
 impl TestApp {
@@ -197,4 +246,9 @@ pub async fn error_code(response: Response) -> String {
 pub fn base64_url(bytes: impl AsRef<[u8]>) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn base64_decode(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text).unwrap()
 }

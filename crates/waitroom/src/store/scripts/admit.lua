@@ -8,17 +8,24 @@
 -- using an admission. At the opening time the step opens the sale: the pre-queue is
 -- already in line in shuffled order (see locate.lua), so opening is only a flag.
 --
+-- After the event's state was rebuilt from PostgreSQL (settings.restored_at_ms, see
+-- restore.lua) the step admits nobody for ARGV[5] ms, so fans whose places Redis lost
+-- come back (their next poll puts them back) before anyone behind them is admitted.
+--
 -- KEYS: settings, counters, queue, seen, admitted
 -- ARGV[1]: abandon_after_ms; ARGV[2]: max catch-up ms (caps a burst after every
 -- admitter was down); ARGV[3]: most fans examined per step; ARGV[4]: rate
--- measurement time constant in ms.
--- Returns {code, opened_now, skipped, queue_length, active, max_active, rate, fan...}
--- with opened_now 1 when this step opened the sale, and code 1 (stepped), 0 (nothing
--- to do: paused, closed or before opening) or -1 (unknown event). rate is the rate in
--- force (0 unless running); code -1 carries only the first five.
+-- measurement time constant in ms; ARGV[5]: pause after a rebuild, ms.
+-- Returns {code, opened_now, skipped, queue_length, active, max_active, rate, now_ms,
+-- expiry_ms, fan, score, fan, score, ...} with opened_now 1 when this step opened the
+-- sale, and code 1 (stepped), 0 (nothing to do: paused, closed, before opening or
+-- just rebuilt) or -1 (unknown event). rate is the rate in force (0 unless running);
+-- code 0 carries only the first seven, code -1 the first five. Each admitted fan comes
+-- with the queue score they were admitted from, for the admission record.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local s = redis.call('HMGET', KEYS[1], 'state', 'rate', 'max_active', 'lifetime_ms', 'opens_at_ms', 'opened')
+local s = redis.call('HMGET', KEYS[1], 'state', 'rate', 'max_active', 'lifetime_ms', 'opens_at_ms', 'opened',
+  'restored_at_ms')
 if not s[1] then
   return {-1, 0, 0, 0, 0}
 end
@@ -38,7 +45,7 @@ if s[6] ~= '1' then
   redis.call('HSET', KEYS[1], 'opened', '1', 'opened_at_ms', now)
   opened_now = 1
 end
-if s[1] ~= 'running' then
+if s[1] ~= 'running' or (s[7] and now < tonumber(s[7]) + tonumber(ARGV[5])) then
   return {0, opened_now, 0, waiting, active, s[3], '0'}
 end
 
@@ -50,9 +57,10 @@ local k = math.min(owed, math.max(tonumber(s[3]) - active, 0))
 
 local abandon_ms, scan_limit = tonumber(ARGV[1]), tonumber(ARGV[3])
 local expiry = now + tonumber(s[4])
-local admitted, skipped, scanned = {}, 0, 0
-while #admitted < k and scanned < scan_limit do
-  local popped = redis.call('ZPOPMIN', KEYS[3], math.min(k - #admitted, scan_limit - scanned))
+-- admitted: fan, score pairs for the n fans admitted.
+local admitted, n, skipped, scanned = {}, 0, 0, 0
+while n < k and scanned < scan_limit do
+  local popped = redis.call('ZPOPMIN', KEYS[3], math.min(k - n, scan_limit - scanned))
   if #popped == 0 then
     break
   end
@@ -64,12 +72,13 @@ while #admitted < k and scanned < scan_limit do
     if seen and now - seen <= abandon_ms then
       redis.call('ZADD', KEYS[5], expiry, fan)
       admitted[#admitted + 1] = fan
+      admitted[#admitted + 1] = popped[i + 1]
+      n = n + 1
     else
       skipped = skipped + 1
     end
   end
 end
-local n = #admitted
 if n < k and scanned >= scan_limit and redis.call('ZCARD', KEYS[3]) > 0 then
   -- Stopped by the scan limit among ghosts, not by a lack of fans: still owed.
   carry = carry + (k - n)
@@ -92,8 +101,8 @@ if waiting > 0 then
   redis.call('HSET', KEYS[2], 'ewma', string.format('%.17g', ewma), 'ewma_w', string.format('%.17g', weight))
 end
 
-local reply = {1, opened_now, skipped, waiting - scanned, active + n, s[3], s[2]}
-for i = 1, n do
+local reply = {1, opened_now, skipped, waiting - scanned, active + n, s[3], s[2], now, expiry}
+for i = 1, #admitted do
   reply[#reply + 1] = admitted[i]
 end
 return reply

@@ -1,0 +1,327 @@
+//! PostgreSQL: the waiting room's durable record, the source of truth for what a Redis
+//! wipe must not change or forget (`migrations/*_waitroom_durable.sql`):
+//!
+//! - `waitroom_events`: each event's settings, its shuffle seed and commitment, and the
+//!   epoch its Redis state was last rebuilt in;
+//! - `waitroom_admissions`: every admission, written in batches by the admitter
+//!   ([`crate::recorder`]).
+//!
+//! Each function is one unit of cancel-safe, deadline-bounded work
+//! ([`service_kit::postgres::Database`]). Fans' joins and polls never come here, except
+//! the first poll of each fan after a wipe; the organizer's writes and the admitter's
+//! records do.
+
+use chrono::{DateTime, TimeZone, Utc};
+use service_kit::postgres::Database;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::domain::fan::FanId;
+use crate::domain::settings::{EventState, Settings, WaitroomEvent};
+use crate::domain::shuffle;
+use crate::error::{Error, Result};
+use crate::store::Rebuild;
+
+#[derive(Clone)]
+pub struct Ledger {
+    db: Database,
+}
+
+/// An event as PostgreSQL records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerEvent {
+    pub settings: Settings,
+    pub seed: String,
+    pub seed_sha256: String,
+    pub epoch: u64,
+    pub created_at: DateTime<Utc>,
+}
+
+impl LedgerEvent {
+    /// Whether the sale counts as opened at `now`: its opening time has passed (or it
+    /// had none). A rebuild marks the sale opened by this rule, so the seed is published
+    /// after a wipe exactly when it would have been without one.
+    pub fn opened_by(&self, now: DateTime<Utc>) -> bool {
+        self.settings.opens_at.is_none_or(|at| at <= now)
+    }
+
+    /// The event as the API shows it when only PostgreSQL can be read (Redis down, or
+    /// not yet rebuilt): the seed once the opening time has passed.
+    pub fn view(self, now: DateTime<Utc>) -> WaitroomEvent {
+        let opened = self.opened_by(now);
+        WaitroomEvent {
+            opened_at: opened.then(|| self.settings.opens_at.unwrap_or(self.created_at)),
+            seed: opened.then_some(self.seed),
+            seed_sha256: self.seed_sha256,
+            settings: self.settings,
+        }
+    }
+}
+
+/// One admission, as the admitter records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admission {
+    pub event_id: Uuid,
+    pub fan_id: String,
+    /// The queue score the fan was admitted from.
+    pub score: i64,
+    /// Redis time, ms.
+    pub admitted_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+/// The columns of `waitroom_events` every query below returns, in this order.
+const EVENT_COLUMNS: &str = "state::text AS state, admit_rate, max_active, token_lifetime_secs, opens_at, seed, \
+                             seed_sha256, epoch, created_at";
+
+impl Ledger {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Records the organizer's settings in one transaction: creates the event with
+    /// `new_seed` (and its commitment), or updates it keeping the seed it has. Changing
+    /// the opening time once it has passed is refused ([`Error::AlreadyOpen`]). Returns
+    /// the event as recorded and whether it existed before.
+    #[tracing::instrument(skip(self, settings, new_seed), fields(%event_id))]
+    pub async fn put_settings(
+        &self,
+        event_id: Uuid,
+        settings: &Settings,
+        new_seed: String,
+    ) -> Result<(LedgerEvent, bool)> {
+        let settings = settings.clone();
+        self.db
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    // Locks the row, so two organizers' writes cannot interleave the check
+                    // and the update.
+                    let refused: Option<bool> = sqlx::query_scalar(
+                        "SELECT (opens_at IS NULL OR opens_at <= now()) AND opens_at IS DISTINCT FROM $2
+                         FROM waitroom_events WHERE event_id = $1 FOR UPDATE",
+                    )
+                    .bind(event_id)
+                    .bind(settings.opens_at)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if refused == Some(true) {
+                        return Err(Error::AlreadyOpen);
+                    }
+                    let commitment = shuffle::commitment(&new_seed);
+                    let row = sqlx::query(&format!(
+                        "INSERT INTO waitroom_events
+                             (event_id, state, admit_rate, max_active, token_lifetime_secs, opens_at, seed, seed_sha256)
+                         VALUES ($1, $2::waitroom_state, $3, $4, $5, $6, $7, $8)
+                         ON CONFLICT (event_id) DO UPDATE SET
+                             state = EXCLUDED.state, admit_rate = EXCLUDED.admit_rate,
+                             max_active = EXCLUDED.max_active, token_lifetime_secs = EXCLUDED.token_lifetime_secs,
+                             opens_at = EXCLUDED.opens_at, updated_at = now()
+                         RETURNING {EVENT_COLUMNS}"
+                    ))
+                    .bind(event_id)
+                    .bind(settings.state.as_str())
+                    .bind(settings.admit_rate)
+                    .bind(settings.max_active as i32)
+                    .bind(settings.token_lifetime_secs as i32)
+                    .bind(settings.opens_at)
+                    .bind(&new_seed)
+                    .bind(&commitment)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    Ok((event_from_row(&row)?, refused.is_some()))
+                })
+            })
+            .await
+    }
+
+    /// Sets an event's state; `None` when PostgreSQL does not know the event.
+    #[tracing::instrument(skip(self), fields(%event_id))]
+    pub async fn set_state(&self, event_id: Uuid, state: EventState) -> Result<Option<LedgerEvent>> {
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(&format!(
+                        "UPDATE waitroom_events SET state = $2::waitroom_state, updated_at = now()
+                         WHERE event_id = $1 RETURNING {EVENT_COLUMNS}"
+                    ))
+                    .bind(event_id)
+                    .bind(state.as_str())
+                    .fetch_optional(conn)
+                    .await?;
+                    row.as_ref().map(event_from_row).transpose()
+                })
+            })
+            .await
+    }
+
+    #[tracing::instrument(skip(self), fields(%event_id))]
+    pub async fn event(&self, event_id: Uuid) -> Result<Option<LedgerEvent>> {
+        self.db
+            .read(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM waitroom_events WHERE event_id = $1"))
+                        .bind(event_id)
+                        .fetch_optional(conn)
+                        .await?;
+                    row.as_ref().map(event_from_row).transpose()
+                })
+            })
+            .await
+    }
+
+    /// Every event the waiting room was configured for, with its state.
+    pub async fn events(&self) -> Result<Vec<(Uuid, EventState)>> {
+        self.db
+            .read(move |conn| {
+                Box::pin(async move {
+                    let rows = sqlx::query("SELECT event_id, state::text AS state FROM waitroom_events")
+                        .fetch_all(conn)
+                        .await?;
+                    rows.iter()
+                        .map(|row| {
+                            let state: String = row.try_get("state")?;
+                            let state = EventState::parse(&state).ok_or_else(|| Error::Corrupt(state.clone()))?;
+                            Ok((row.try_get("event_id")?, state))
+                        })
+                        .collect()
+                })
+            })
+            .await
+    }
+
+    /// Starts a rebuild of an event Redis lost: bumps its epoch (so new arrivals sort
+    /// after every ticket issued before) and reads what the rebuild needs, in one
+    /// transaction. `None` when PostgreSQL does not know the event.
+    #[tracing::instrument(skip(self), fields(%event_id))]
+    pub async fn begin_rebuild(&self, event_id: Uuid) -> Result<Option<Rebuild>> {
+        self.db
+            .transaction(move |conn| {
+                Box::pin(async move {
+                    let Some(row) = sqlx::query(&format!(
+                        "UPDATE waitroom_events SET epoch = epoch + 1, updated_at = now()
+                         WHERE event_id = $1 RETURNING {EVENT_COLUMNS}"
+                    ))
+                    .bind(event_id)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    else {
+                        return Ok(None);
+                    };
+                    let event = event_from_row(&row)?;
+                    // A fan admitted twice (expired, joined again) counts once, with the
+                    // later expiry.
+                    let live: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+                        "SELECT fan_id, max(expires_at) FROM waitroom_admissions
+                         WHERE event_id = $1 AND expires_at > now() GROUP BY fan_id",
+                    )
+                    .bind(event_id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let admitted_total: i64 =
+                        sqlx::query_scalar("SELECT count(*) FROM waitroom_admissions WHERE event_id = $1")
+                            .bind(event_id)
+                            .fetch_one(&mut *conn)
+                            .await?;
+                    Ok(Some(Rebuild {
+                        settings: event.settings,
+                        seed: event.seed,
+                        seed_sha256: event.seed_sha256,
+                        epoch: event.epoch,
+                        created_at: event.created_at,
+                        admitted_total: admitted_total as u64,
+                        live,
+                    }))
+                })
+            })
+            .await
+    }
+
+    /// Records admissions in one statement; an admission already recorded (a retry
+    /// after an unknown outcome) is skipped.
+    pub async fn record(&self, admissions: Vec<Admission>) -> Result<u64> {
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    let n = admissions.len();
+                    let (mut events, mut fans, mut scores, mut at, mut until) = (
+                        Vec::with_capacity(n),
+                        Vec::with_capacity(n),
+                        Vec::with_capacity(n),
+                        Vec::with_capacity(n),
+                        Vec::with_capacity(n),
+                    );
+                    for a in admissions {
+                        events.push(a.event_id);
+                        fans.push(a.fan_id);
+                        scores.push(a.score);
+                        at.push(timestamp(a.admitted_at_ms));
+                        until.push(timestamp(a.expires_at_ms));
+                    }
+                    let done = sqlx::query(
+                        "INSERT INTO waitroom_admissions (event_id, fan_id, join_score, admitted_at, expires_at)
+                         SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(events)
+                    .bind(fans)
+                    .bind(scores)
+                    .bind(at)
+                    .bind(until)
+                    .execute(conn)
+                    .await?;
+                    Ok(done.rows_affected())
+                })
+            })
+            .await
+    }
+
+    /// Whether `fan` was admitted to `event_id` at or after `since_ms` (Redis time): a
+    /// ticket issued before such an admission names a place already used.
+    pub async fn admitted_since(&self, event_id: Uuid, fan: &FanId, since_ms: i64) -> Result<bool> {
+        let fan = fan.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                Box::pin(async move {
+                    Ok(sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM waitroom_admissions
+                                        WHERE event_id = $1 AND fan_id = $2 AND admitted_at >= $3)",
+                    )
+                    .bind(event_id)
+                    .bind(fan)
+                    .bind(timestamp(since_ms))
+                    .fetch_one(conn)
+                    .await?)
+                })
+            })
+            .await
+    }
+}
+
+fn timestamp(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<LedgerEvent> {
+    let state: String = row.try_get("state")?;
+    let corrupt = || Error::Corrupt(format!("waitroom_events row with state {state:?}"));
+    let max_active: i32 = row.try_get("max_active")?;
+    let lifetime: i32 = row.try_get("token_lifetime_secs")?;
+    let epoch: i64 = row.try_get("epoch")?;
+    Ok(LedgerEvent {
+        settings: Settings {
+            admit_rate: row.try_get("admit_rate")?,
+            max_active: max_active.try_into().map_err(|_| corrupt())?,
+            token_lifetime_secs: lifetime.try_into().map_err(|_| corrupt())?,
+            opens_at: row.try_get("opens_at")?,
+            state: EventState::parse(&state).ok_or_else(corrupt)?,
+        },
+        seed: row.try_get("seed")?,
+        seed_sha256: row.try_get("seed_sha256")?,
+        epoch: epoch.try_into().map_err(|_| corrupt())?,
+        created_at: row.try_get("created_at")?,
+    })
+}
