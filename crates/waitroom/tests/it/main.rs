@@ -1,7 +1,9 @@
 //! Integration tests against the real Redis at 127.0.0.1:6379, each test under its
-//! own key prefix; the outage tests run a `redis-server` of their own.
+//! own key prefix, and one PostgreSQL database for the binary; the outage and
+//! durability tests run a `redis-server` of their own where they stop or wipe it.
 
 mod admission;
+mod durability;
 mod helpers;
 mod latency;
 mod outage;
