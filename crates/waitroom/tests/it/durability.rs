@@ -487,58 +487,69 @@ async fn the_waiting_room_starts_while_postgres_is_down_and_is_ready_once_it_rea
 }
 
 /// The cost of recording admissions, printed (D9: tests time nothing; this one only
-/// measures). The admission path pays the script and a push into the recorder's buffer;
-/// the batched INSERT runs on the recorder's own task. Run with
+/// measures). Each step admits exactly `per_step` fans (that many join before it). The
+/// admission path pays the script and a push into the recorder's buffer; the batched
+/// INSERT runs on the recorder's own task, timed here on its own. Rounds alternate
+/// without and with recording. Run with
 /// `cargo test -p waitroom --test it -- --ignored --nocapture admission_step_cost`.
 #[tokio::test]
 #[ignore]
 async fn admission_step_cost_with_and_without_recording() {
-    const STEPS: usize = 300;
+    const STEPS: usize = 200;
     let redis = redis_config(&test_support::redis_url());
     let app = spawn_app_on(&redis, |_| {}).await;
     let store = waitroom::store::Store::new(app.redis.clone(), &app.prefix);
-    for round in 1..=3 {
-        for recording in [false, true] {
-            // A fresh event each time, its queue filled straight through the store.
-            let settings = json!({ "admit_rate": 100000.0, "max_active": 10000000, "token_lifetime_secs": 600 });
-            let event = app.new_event(settings).await;
-            app.admin_post(event, "pause").await;
-            for i in 0..STEPS * 40 {
-                let fan = FanId::parse(&format!("fan-{i:06}")).unwrap();
-                store.locate(event, &fan, waitroom::store::LocateMode::Join).await.unwrap().unwrap();
-            }
-            app.admin_post(event, "resume").await;
-            let (mut step_time, mut insert_time, mut admitted, mut inserts) = (Duration::ZERO, Duration::ZERO, 0, 0);
-            for _ in 0..STEPS {
-                // At 100,000/s, 0.2 ms between steps owes about 20 fans.
-                tokio::time::sleep(Duration::from_micros(200)).await;
-                let t = Instant::now();
-                let n = if recording {
-                    app.admitter.step(event).await.unwrap().admitted.len()
-                } else {
-                    match store.admit_step(event, 60_000, 22_000).await.unwrap() {
-                        waitroom::store::StepOutcome::Stepped(step) => step.admitted.len(),
-                        _ => 0,
+    let percentile = |times: &mut Vec<Duration>, p: f64| {
+        times.sort();
+        times.get(((times.len() - 1) as f64 * p) as usize).map_or(0.0, |d| d.as_micros() as f64)
+    };
+    for per_step in [20, 100] {
+        for round in 1..=3 {
+            for recording in [false, true] {
+                let settings = json!({ "admit_rate": 100000.0, "max_active": 10000000, "token_lifetime_secs": 600 });
+                let event = app.new_event(settings).await;
+                store.admit_step(event, 60_000, 22_000).await.unwrap(); // starts the admission clock
+                let (mut steps, mut inserts) = (Vec::new(), Vec::new());
+                for i in 0..STEPS {
+                    for j in 0..per_step {
+                        let fan = FanId::parse(&format!("fan-{i:04}-{j:03}")).unwrap();
+                        store.locate(event, &fan, waitroom::store::LocateMode::Join).await.unwrap().unwrap();
                     }
-                };
-                step_time += t.elapsed();
-                admitted += n;
-                if recording && n > 0 {
+                    // Owes far more than per_step by now: the step admits the whole line.
+                    tokio::time::sleep(Duration::from_millis(2)).await;
                     let t = Instant::now();
-                    assert_eq!(app.admitter.record_admissions().await.unwrap(), n);
-                    insert_time += t.elapsed();
-                    inserts += 1;
+                    let n = if recording {
+                        app.admitter.step(event).await.unwrap().admitted.len()
+                    } else {
+                        match store.admit_step(event, 60_000, 22_000).await.unwrap() {
+                            waitroom::store::StepOutcome::Stepped(step) => step.admitted.len(),
+                            _ => 0,
+                        }
+                    };
+                    steps.push(t.elapsed());
+                    assert_eq!(n, per_step);
+                    if recording {
+                        let t = Instant::now();
+                        assert_eq!(app.admitter.record_admissions().await.unwrap(), n);
+                        inserts.push(t.elapsed());
+                    }
                 }
+                let insert = if recording {
+                    format!(
+                        "; INSERT of the step's {per_step} p50 {:>5.0} µs p99 {:>5.0} µs (recorder's task)",
+                        percentile(&mut inserts.clone(), 0.5),
+                        percentile(&mut inserts, 0.99)
+                    )
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{per_step:>3} fans/step round {round} recording={recording:<5}: admission step p50 {:>5.0} µs \
+                     p99 {:>5.0} µs{insert}",
+                    percentile(&mut steps.clone(), 0.5),
+                    percentile(&mut steps, 0.99),
+                );
             }
-            let per_step = |d: Duration, n: usize| d.as_micros() as f64 / n.max(1) as f64;
-            println!(
-                "round {round} recording={recording:<5} {STEPS} steps, {:.1} fans/step: admission step {:>5.0} µs; \
-                 batched INSERT {:>5.0} µs per step's batch ({:.1} µs per fan, on the recorder's task)",
-                admitted as f64 / STEPS as f64,
-                per_step(step_time, STEPS),
-                per_step(insert_time, inserts),
-                insert_time.as_micros() as f64 / admitted.max(1) as f64,
-            );
         }
     }
     app.cleanup().await;
