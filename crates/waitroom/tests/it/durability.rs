@@ -2,7 +2,7 @@
 //! persistence) or PostgreSQL is away: settings and seeds kept in PostgreSQL, every
 //! admission recorded there, fans put back in their places by their tickets, admission
 //! paused while they come back. Each test that wipes Redis runs a `redis-server` of its
-//! own; the database is this binary's shared test database (events have their own ids).
+//! own, and every test a database of its own.
 //!
 //! Assertions are exact where the waiting room's own timestamps can decide (Redis time,
 //! recorded in PostgreSQL); wall-clock waits only have generous upper bounds.
@@ -396,10 +396,10 @@ async fn redis_wiped_and_restarted_mid_queue_every_polling_fan_keeps_their_place
 /// failed writes are counted, and once the partition heals every admission is written.
 #[tokio::test]
 async fn every_admission_is_recorded_and_admission_goes_on_while_postgres_is_unreachable() {
-    let upstream: PgConnectOptions = database_url().parse().unwrap();
+    let redis = redis_config(&test_support::redis_url());
+    let upstream: PgConnectOptions = database_url(&redis.key_prefix).await.parse().unwrap();
     let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await.unwrap();
     let via_proxy = upstream.host("127.0.0.1").port(proxy.addr().port()).to_url_lossy().to_string();
-    let redis = redis_config(&test_support::redis_url());
     let app =
         spawn_app_on_both(&redis, &test_support::postgres_config(&via_proxy, 4), |c| c.admitter_tick_ms = 20).await;
     let event = app.new_event(json!({ "admit_rate": 25.0, "max_active": 1000, "token_lifetime_secs": 600 })).await;
@@ -451,11 +451,11 @@ async fn every_admission_is_recorded_and_admission_goes_on_while_postgres_is_unr
 /// requests do not need PostgreSQL.
 #[tokio::test]
 async fn the_waiting_room_starts_while_postgres_is_down_and_is_ready_once_it_reached_it() {
-    let upstream: PgConnectOptions = database_url().parse().unwrap();
+    let redis = redis_config(&test_support::redis_url());
+    let upstream: PgConnectOptions = database_url(&redis.key_prefix).await.parse().unwrap();
     let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await.unwrap();
     proxy.refuse(true);
     let via_proxy = upstream.host("127.0.0.1").port(proxy.addr().port()).to_url_lossy().to_string();
-    let redis = redis_config(&test_support::redis_url());
     let app = spawn_app_on_both(&redis, &test_support::postgres_config(&via_proxy, 4), |_| {}).await;
     let readyz = || async {
         let response = app.http.get(format!("{}/readyz", app.base)).send().await.unwrap();

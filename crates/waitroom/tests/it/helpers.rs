@@ -1,4 +1,5 @@
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use access_token::keys::PublicKey;
@@ -31,26 +32,24 @@ pub struct TestApp {
     shutdown: CancellationToken,
 }
 
-/// One database for this test binary, created and migrated on first use: every event
-/// has an id of its own, so tests never see each other's rows. Only its URL is kept, as
+/// The database of the waiting-room deployment whose Redis keys live under `prefix`,
+/// created and migrated on first use: replicas of one deployment (one prefix) share it,
+/// and no other test's admitter sees its events. (With one database for every test,
+/// each test's admitters walked every test's events and rebuilt them in their own
+/// Redis, as two deployments sharing one database would.) Only its URL is kept, as
 /// each test's pools belong to that test's runtime.
-pub fn database_url() -> &'static str {
-    static URL: OnceLock<String> = OnceLock::new();
-    URL.get_or_init(|| {
-        std::thread::spawn(|| {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                test_support::TestDatabase::new(&schema::MIGRATOR, 1).await.expect("a test database").url
-            })
-        })
-        .join()
-        .expect("the test database was created")
-    })
+pub async fn database_url(prefix: &str) -> String {
+    static URLS: Mutex<BTreeMap<String, String>> = Mutex::new(BTreeMap::new());
+    if let Some(url) = URLS.lock().unwrap().get(prefix) {
+        return url.clone();
+    }
+    let url = test_support::TestDatabase::new(&schema::MIGRATOR, 1).await.expect("a test database").url;
+    URLS.lock().unwrap().entry(prefix.to_owned()).or_insert(url).clone()
 }
 
 /// The waiting room's database settings in tests: the timeouts of `config/default.toml`.
-pub fn database_config() -> PostgresConfig {
-    test_support::postgres_config(database_url(), 4)
+pub async fn database_config(prefix: &str) -> PostgresConfig {
+    test_support::postgres_config(&database_url(prefix).await, 4)
 }
 
 pub fn test_config() -> WaitroomConfig {
@@ -84,7 +83,7 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut WaitroomConfig)) -> Test
 /// key prefix), built as `boxoffice waitroom` builds it: without waiting for Redis,
 /// which need not be running yet.
 pub async fn spawn_app_on(redis: &RedisConfig, customize: impl FnOnce(&mut WaitroomConfig)) -> TestApp {
-    spawn_app_on_both(redis, &database_config(), customize).await
+    spawn_app_on_both(redis, &database_config(&redis.key_prefix).await, customize).await
 }
 
 /// As [`spawn_app_on`], with the waiting room's database reached through `database`
@@ -116,7 +115,8 @@ pub async fn spawn_app_on_both(
     let admitter = app.admitter();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
-    let db = sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_lazy(database_url()).unwrap();
+    let db =
+        sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_lazy(&database_url(&prefix).await).unwrap();
     TestApp { base, http: reqwest::Client::new(), admitter, public_keys, redis, prefix, db, shutdown }
 }
 
