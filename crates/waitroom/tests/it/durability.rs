@@ -304,6 +304,7 @@ async fn redis_wiped_and_restarted_mid_queue_every_polling_fan_keeps_their_place
     let wiped_at = Instant::now();
     server.flushall().await.unwrap();
     server.restart().await.unwrap();
+    let redis_back = Instant::now();
 
     // Every waiting fan's next poll puts them back, in their original order.
     eventually("every waiting fan answered again after the wipe", || async {
@@ -311,6 +312,7 @@ async fn redis_wiped_and_restarted_mid_queue_every_polling_fan_keeps_their_place
         waiting.iter().all(|fan| crowd[fan].answered_at.is_some_and(|at| at > wiped_at)).then_some(())
     })
     .await;
+    let all_back = redis_back.elapsed();
     let stats = app.stats(event).await;
     let restored_at = millis(&stats["restored_at"]);
     assert_eq!(stats["active"], MAX_ACTIVE, "the admitted set is rebuilt: max_active still holds");
@@ -382,6 +384,13 @@ async fn redis_wiped_and_restarted_mid_queue_every_polling_fan_keeps_their_place
     let last = after_wipe.last().unwrap().2;
     let rate = (after_wipe.len() - 1) as f64 / (last - first).as_seconds_f64();
     assert!((RATE * 0.5..=RATE * 1.5).contains(&rate), "admitted at {rate:.1}/s after the pause");
+    println!(
+        "redis wipe: Redis restarted in {:?}; all {} waiting fans back in place {all_back:?} after it answered; \
+         first admission {} ms after the rebuild (pause {PAUSE_MS} ms); then {rate:.2}/s (configured {RATE})",
+        redis_back - wiped_at,
+        waiting.len(),
+        first.timestamp_millis() - restored_at,
+    );
     let stats = app.stats(event).await;
     assert_eq!(stats["admitted_total"], everyone, "Redis' count agrees with PostgreSQL's rows");
     let crowd = crowd.lock().unwrap().clone();
@@ -414,6 +423,7 @@ async fn every_admission_is_recorded_and_admission_goes_on_while_postgres_is_unr
 
     let failures = metric(&app, "boxoffice_waitroom_admission_record_failures_total").await;
     proxy.freeze();
+    let frozen_at = Instant::now();
     let admitted_at_freeze = app.stats(event).await["admitted_total"].as_u64().unwrap();
     let joined = app.join(event, Some("during-the-partition")).await;
     assert_eq!(joined.status(), StatusCode::CREATED, "fans do not need PostgreSQL");
@@ -427,7 +437,21 @@ async fn every_admission_is_recorded_and_admission_goes_on_while_postgres_is_unr
     let stats = app.stats(event).await;
     assert!((recorded(&app.db, event).await.len() as u64) < stats["admitted_total"].as_u64().unwrap());
 
+    let admitted_at_thaw = stats["admitted_total"].as_u64().unwrap() as usize;
+    let pending_at_thaw = app.admitter.unrecorded_admissions();
     proxy.thaw();
+    let thawed_at = Instant::now();
+    eventually("the backlog recorded after the partition", || async {
+        (recorded(&app.db, event).await.len() >= admitted_at_thaw).then_some(())
+    })
+    .await;
+    println!(
+        "postgres partition: {} admitted during {:?} without PostgreSQL ({pending_at_thaw} records waiting); \
+         the backlog written {:?} after it healed",
+        admitted_at_thaw as u64 - admitted_at_freeze,
+        thawed_at - frozen_at,
+        thawed_at.elapsed(),
+    );
     let everyone = fans.len() + 1;
     eventually("every admission recorded after the partition", || async {
         let admitted = app.stats(event).await["admitted_total"].as_u64().unwrap() as usize;
