@@ -49,7 +49,13 @@ pub struct Restorer {
     rebuilding: tokio::sync::Mutex<()>,
     /// Events the admitter is rebuilding in the background.
     in_flight: Mutex<HashSet<Uuid>>,
+    /// When a rebuild last failed: for [`REBUILD_BACKOFF`] after, requests that need one
+    /// are told `503` at once instead of each waiting out PostgreSQL in turn.
+    failed_at: Mutex<Option<Instant>>,
 }
+
+/// See [`Restorer::failed_at`]; the admitter retries on its next tick after it anyway.
+const REBUILD_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The events PostgreSQL knows, as last read.
 #[derive(Clone)]
@@ -70,6 +76,7 @@ impl Restorer {
             refresh_spawned: AtomicBool::new(false),
             rebuilding: tokio::sync::Mutex::new(()),
             in_flight: Mutex::default(),
+            failed_at: Mutex::default(),
         }
     }
 
@@ -150,6 +157,16 @@ impl Restorer {
         if self.store.exists(event_id).await? {
             return Ok(true);
         }
+        let failed_at = *self.failed_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if failed_at.is_some_and(|at| at.elapsed() < REBUILD_BACKOFF) {
+            return Err(Error::DatabaseUnavailable);
+        }
+        let outcome = self.rebuild_now(event_id).await;
+        *self.failed_at.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = outcome.is_err().then(Instant::now);
+        outcome
+    }
+
+    async fn rebuild_now(&self, event_id: Uuid) -> Result<bool> {
         // Admissions this process made but has not recorded yet must count towards
         // the rebuilt admitted set; if PostgreSQL cannot take them, it cannot serve
         // the rebuild either.

@@ -5,6 +5,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use service_kit::extract::{Json, Path};
@@ -54,6 +55,21 @@ async fn put_settings(
         state: body.state.unwrap_or(EventState::Running),
     };
     settings.validate()?;
+    to_the_end(write_settings(state.clone(), event_id, settings)).await?;
+    current(&state, event_id).await
+}
+
+/// Runs both writes of an organizer's change in a task of its own, so an organizer who
+/// hangs up between them cannot leave PostgreSQL changed and Redis not.
+async fn to_the_end(work: impl std::future::Future<Output = Result<()>> + Send + 'static) -> Result<()> {
+    match tokio::spawn(work.in_current_span()).await {
+        Ok(result) => result,
+        Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+        Err(_) => Err(Error::OutcomeUnknown),
+    }
+}
+
+async fn write_settings(state: AppState, event_id: Uuid, settings: Settings) -> Result<()> {
     // Used only if PostgreSQL has no seed for the event yet: the one Redis holds for an
     // event configured before PostgreSQL kept seeds (its hash may be public), else a
     // new one.
@@ -62,13 +78,10 @@ async fn put_settings(
     let outcome =
         state.store.put_settings(event_id, &settings, &event.seed, &event.seed_sha256, event.epoch, existing).await?;
     match outcome {
-        PutOutcome::Written => {}
-        PutOutcome::AlreadyOpen => return Err(Error::AlreadyOpen),
-        PutOutcome::Lost => {
-            state.restorer.rebuild(event_id).await?;
-        }
+        PutOutcome::Written => Ok(()),
+        PutOutcome::AlreadyOpen => Err(Error::AlreadyOpen),
+        PutOutcome::Lost => state.restorer.rebuild(event_id).await.map(drop),
     }
-    current(&state, event_id).await
 }
 
 async fn settings(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<SettingsView>> {
@@ -93,18 +106,23 @@ async fn resume(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uu
     set_state(&state, event_id, EventState::Running).await
 }
 
-/// PostgreSQL first, then Redis. An event PostgreSQL does not know but Redis does was
-/// configured before PostgreSQL kept settings: Redis alone is updated, until the
-/// organizer's next PUT records it.
+/// PostgreSQL first, then Redis, in a task of its own. An event PostgreSQL does not
+/// know but Redis does was configured before PostgreSQL kept settings: Redis alone is
+/// updated, until the organizer's next PUT records it.
 async fn set_state(state: &AppState, event_id: Uuid, new_state: EventState) -> Result<Json<SettingsView>> {
-    let recorded = state.restorer.ledger().set_state(event_id, new_state).await?;
-    if !state.store.set_state(event_id, new_state).await? {
-        if recorded.is_none() {
-            return Err(Error::NotFound("event"));
+    let writer = state.clone();
+    to_the_end(async move {
+        let recorded = writer.restorer.ledger().set_state(event_id, new_state).await?;
+        if !writer.store.set_state(event_id, new_state).await? {
+            if recorded.is_none() {
+                return Err(Error::NotFound("event"));
+            }
+            // Redis lost the event: rebuilt with the state just recorded.
+            writer.restorer.rebuild(event_id).await?;
         }
-        // Redis lost the event: rebuilt with the state just recorded.
-        state.restorer.rebuild(event_id).await?;
-    }
+        Ok(())
+    })
+    .await?;
     current(state, event_id).await
 }
 
