@@ -2,7 +2,7 @@
 //! path or query that cannot be read gets `400 bad_request` saying why, before any
 //! handler runs (`408 request_timeout` for a body that arrives too slowly).
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -32,15 +32,32 @@ impl IntoResponse for BadRequest {
 
 impl From<JsonRejection> for BadRequest {
     fn from(rejection: JsonRejection) -> Self {
-        let mut cause: Option<&dyn std::error::Error> = Some(&rejection);
-        while let Some(error) = cause {
-            if error.is::<tower_http::timeout::TimeoutError>() {
-                return Self::BodyTooSlow;
-            }
-            cause = error.source();
+        if body_timed_out(&rejection) {
+            return Self::BodyTooSlow;
         }
         Self::Malformed(format!("invalid JSON body: {}", rejection.body_text()))
     }
+}
+
+impl From<BytesRejection> for BadRequest {
+    fn from(rejection: BytesRejection) -> Self {
+        if body_timed_out(&rejection) {
+            return Self::BodyTooSlow;
+        }
+        Self::Malformed(format!("unreadable body: {}", rejection.body_text()))
+    }
+}
+
+/// Whether reading the body failed because it arrived too slowly.
+fn body_timed_out(rejection: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 impl From<PathRejection> for BadRequest {
@@ -62,6 +79,17 @@ pub struct Json<T>(pub T);
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// The raw body, for endpoints whose body is optional.
+pub struct Body(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = BadRequest;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, BadRequest> {
+        Ok(Self(axum::body::Bytes::from_request(request, state).await?))
     }
 }
 

@@ -1,6 +1,5 @@
 //! The fan's endpoints: join, poll, leave.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
@@ -8,7 +7,7 @@ use axum::Router;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use service_kit::extract::{Json, Path};
+use service_kit::extract::{Body, Json, Path};
 
 use super::extract::ClientAddress;
 use crate::app::AppState;
@@ -43,7 +42,7 @@ async fn join(
     State(state): State<AppState>,
     Path(event_id): Path<Uuid>,
     ClientAddress(address): ClientAddress,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<FanView>)> {
     let body = parse_join_body(&body)?;
     let fan = body.fan_id.map(|raw| FanId::parse(&raw)).transpose()?;

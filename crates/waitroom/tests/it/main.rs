@@ -9,4 +9,5 @@ mod latency;
 mod outage;
 mod prequeue;
 mod queue;
+mod slow_clients;
 mod tokens;
