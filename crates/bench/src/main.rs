@@ -6,6 +6,7 @@
 //! - `waitroom`: joins and polls through the waiting room with a million fans in
 //!   line, next to redis-benchmark ceilings for the same Redis commands in the same run.
 
+mod chaos_proxy;
 mod client;
 mod gateway_bench;
 mod http1;
@@ -113,6 +114,16 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         fans: usize,
     },
+    /// A fault-injecting TCP proxy for scripts: forwards `--listen` to `--upstream`
+    /// and obeys `freeze`, `thaw` and `drop`, one per line on stdin.
+    ChaosProxy {
+        /// Where to listen; loopback only.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// Where to forward, e.g. PostgreSQL at 127.0.0.1:5432.
+        #[arg(long)]
+        upstream: std::net::SocketAddr,
+    },
 }
 
 #[tokio::main]
@@ -123,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
             gateway_bench::run(&target, &database_url, &scenarios, &clients, duration).await
         }
         Command::Race { target, places, fans } => race::run(&target, places, fans).await,
+        Command::ChaosProxy { listen, upstream } => chaos_proxy::run(listen, upstream).await,
         Command::Waitroom { target, fans, clients, seconds, tickets, ceiling_requests } => {
             let duration = std::time::Duration::from_secs(seconds);
             let options = waitroom_bench::Options { fans, clients, duration, tickets, ceiling_requests };

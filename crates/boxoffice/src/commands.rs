@@ -226,6 +226,10 @@ pub struct LoadtestArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Faults injected during the sale (`NAME START END` lines, Unix seconds), read
+    /// when it is over: the report gives each one's recovery (scripts/rehearse --chaos).
+    #[arg(long)]
+    faults_file: Option<PathBuf>,
 }
 
 fn parse_rows(raw: &str) -> Result<(u32, u32), String> {
@@ -274,6 +278,7 @@ pub async fn loadtest(settings: &Settings, args: LoadtestArgs) -> anyhow::Result
         waitroom_admin_key: settings.waitroom.admin_api_key.expose_secret().to_owned(),
         gateway_admin_key: settings.gateway.admin_api_key.expose_secret().to_owned(),
         database_url: settings.database.url.expose_secret().to_owned(),
+        faults_file: args.faults_file.clone(),
     };
     let report = simulator::run(&scenario, targets, !args.quiet).await?;
     if args.json {

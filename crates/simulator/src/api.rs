@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -64,18 +64,72 @@ pub struct Traffic {
     outcomes: Mutex<BTreeMap<(&'static str, String), u64>>,
     requests: AtomicU64,
     server_errors: AtomicU64,
+    unanswered: AtomicU64,
+    refused: AtomicU64,
     shed: AtomicU64,
+    /// When the rehearsal began, for [`Traffic::answers_over_time`].
+    origin: OnceLock<Instant>,
+    /// Every fan request: when it was answered (ms since `origin`), the endpoint and the
+    /// status (0 for no answer).
+    timeline: Mutex<Vec<(u32, &'static str, u16)>>,
+}
+
+/// The timeline's status for a connection refused (then sent to the next replica).
+pub const REFUSED: u16 = 1;
+
+/// One request in the timeline.
+#[derive(Debug, Clone, Copy)]
+pub struct Answered {
+    pub at_ms: u32,
+    pub endpoint: &'static str,
+    /// 0 when no answer came (connection reset, timeout); [`REFUSED`] when the
+    /// replica refused the connection and the request went to the next one.
+    pub status: u16,
+}
+
+impl Answered {
+    /// Which service answered: `waitroom` or `gateway`.
+    pub fn service(&self) -> &'static str {
+        match self.endpoint {
+            "join" | "poll" | "leave" | "open_waitroom" => "waitroom",
+            _ => "gateway",
+        }
+    }
+
+    /// A 5xx or no answer at all: what a fault looks like to a fan.
+    pub fn failed(&self) -> bool {
+        self.status == 0 || self.status >= 500
+    }
 }
 
 impl Traffic {
+    /// Starts the clock of the timeline; requests before it count at 0.
+    pub fn start_clock(&self, at: Instant) {
+        let _ = self.origin.set(at);
+    }
+
+    fn timeline_push(&self, endpoint: &'static str, status: u16) {
+        let at = self.origin.get().map_or(Duration::ZERO, Instant::elapsed);
+        let at_ms = at.as_millis().min(u128::from(u32::MAX)) as u32;
+        self.timeline.lock().unwrap_or_else(|e| e.into_inner()).push((at_ms, endpoint, status));
+    }
+
+    /// Every request, in no particular order.
+    pub fn timeline(&self) -> Vec<Answered> {
+        let timeline = self.timeline.lock().unwrap_or_else(|e| e.into_inner());
+        timeline.iter().map(|&(at_ms, endpoint, status)| Answered { at_ms, endpoint, status }).collect()
+    }
+
     fn record(&self, endpoint: &'static str, took: Duration, answer: Option<&Answer>) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        self.timeline_push(endpoint, answer.map_or(0, |a| a.status));
         let code = answer.map_or("transport_error".to_owned(), |a| a.code().to_owned());
         match answer.map(|a| a.status) {
             // Overload answered as designed: "try again shortly".
             Some(503) => _ = self.shed.fetch_add(1, Ordering::Relaxed),
             Some(status) if status < 500 => {}
-            _ => _ = self.server_errors.fetch_add(1, Ordering::Relaxed),
+            Some(_) => _ = self.server_errors.fetch_add(1, Ordering::Relaxed),
+            None => _ = self.unanswered.fetch_add(1, Ordering::Relaxed),
         }
         let mut latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
         latency.entry(endpoint).or_insert_with(new_histogram).saturating_record(micros(took));
@@ -86,9 +140,19 @@ impl Traffic {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// Answers with a 5xx status other than 503, and requests that got no answer.
+    /// Answers with a 5xx status other than 503.
     pub fn server_errors(&self) -> u64 {
         self.server_errors.load(Ordering::Relaxed)
+    }
+
+    /// Requests that got no answer (reset, timeout), refused connections not counted.
+    pub fn unanswered(&self) -> u64 {
+        self.unanswered.load(Ordering::Relaxed)
+    }
+
+    /// Connections a replica refused (down): the request went to the next replica.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// `503 unavailable`: the service shed load (no database connection in time).
@@ -122,6 +186,15 @@ fn new_histogram() -> Histogram<u64> {
 
 fn micros(took: Duration) -> u64 {
     took.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+/// Which replica a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Always the first: the organizer's calls.
+    First,
+    /// The next in turn, skipping those that refuse connections: the fans' calls.
+    Next,
 }
 
 /// The organizer's keys for each service.
@@ -158,40 +231,55 @@ impl Api {
         (self.waitrooms.count(), self.gateways.count())
     }
 
+    /// Sends to the next replica of `service`. A replica that refuses the connection
+    /// (down, restarting) is skipped for the next one, as a load balancer would: the
+    /// request never reached it, so sending it elsewhere is safe. The refusal is still
+    /// counted as a request that got no answer.
     async fn call(
         &self,
         endpoint: &'static str,
         method: Method,
-        url: String,
+        service: (&Replicas, Pick),
+        path: &str,
         bearer: Option<&str>,
         body: Option<Value>,
     ) -> Result<Answer, Error> {
-        let mut request = self.http.request(method, url);
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
         // Waiting for a free connection is the simulator's queue, not the service's
         // time: measured apart, so the report can say when the crowd outran the machine.
         let queued = Instant::now();
         let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
         self.traffic.record_slot_wait(queued.elapsed());
-        let started = Instant::now();
-        let answer = match request.send().await {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let body = response.json().await.unwrap_or(Value::Null);
-                Answer { status, body }
+        let (replicas, pick) = service;
+        let mut tries = if pick == Pick::First { 1 } else { replicas.count() };
+        loop {
+            let base = if pick == Pick::First { replicas.first() } else { replicas.next() };
+            let mut request = self.http.request(method.clone(), format!("{base}{path}"));
+            if let Some(token) = bearer {
+                request = request.bearer_auth(token);
             }
-            Err(e) => {
-                self.traffic.record(endpoint, started.elapsed(), None);
-                return Err(e.into());
+            if let Some(body) = &body {
+                request = request.json(body);
             }
-        };
-        self.traffic.record(endpoint, started.elapsed(), Some(&answer));
-        Ok(answer)
+            let started = Instant::now();
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body = response.json().await.unwrap_or(Value::Null);
+                    let answer = Answer { status, body };
+                    self.traffic.record(endpoint, started.elapsed(), Some(&answer));
+                    return Ok(answer);
+                }
+                Err(e) => {
+                    tries -= 1;
+                    if !e.is_connect() || tries == 0 {
+                        self.traffic.record(endpoint, started.elapsed(), None);
+                        return Err(e.into());
+                    }
+                    self.traffic.refused.fetch_add(1, Ordering::Relaxed);
+                    self.traffic.timeline_push(endpoint, REFUSED);
+                }
+            }
+        }
     }
 
     /// Creates the event on the gateway: one reserved section and/or one GA floor.
@@ -210,8 +298,8 @@ impl Api {
         }
         let body = json!({ "name": "Rehearsal", "max_per_order": scenario.quantity.max(1),
                            "hold_ttl_seconds": scenario.hold_ttl_secs, "sections": sections });
-        let url = format!("{}/v1/events", self.gateways.first());
-        let answer = self.call("create_event", Method::POST, url, Some(&self.admin_keys.gateway), Some(body)).await?;
+        let (gateway, key) = ((&self.gateways, Pick::First), Some(self.admin_keys.gateway.as_str()));
+        let answer = self.call("create_event", Method::POST, gateway, "/v1/events", key, Some(body)).await?;
         if answer.status != 201 {
             return Err(Error::Setup(format!("creating the event: {} {}", answer.status, answer.body)));
         }
@@ -240,8 +328,9 @@ impl Api {
     ) -> Result<(), Error> {
         let body = json!({ "admit_rate": scenario.admit_rate, "max_active": scenario.max_active,
                            "token_lifetime_secs": scenario.token_lifetime_secs, "opens_at": opens_at });
-        let url = format!("{}/v1/admin/events/{event}/waitroom", self.waitrooms.first());
-        let answer = self.call("open_waitroom", Method::PUT, url, Some(&self.admin_keys.waitroom), Some(body)).await?;
+        let path = format!("/v1/admin/events/{event}/waitroom");
+        let (waitroom, key) = ((&self.waitrooms, Pick::First), Some(self.admin_keys.waitroom.as_str()));
+        let answer = self.call("open_waitroom", Method::PUT, waitroom, &path, key, Some(body)).await?;
         if !answer.ok() {
             return Err(Error::Setup(format!("opening the waiting room: {} {}", answer.status, answer.body)));
         }
@@ -258,43 +347,43 @@ impl Api {
     }
 
     pub async fn join(&self, event: Uuid) -> Result<Answer, Error> {
-        let url = format!("{}/v1/events/{event}/queue", self.waitrooms.next());
-        self.call("join", Method::POST, url, None, None).await
+        let path = format!("/v1/events/{event}/queue");
+        self.call("join", Method::POST, (&self.waitrooms, Pick::Next), &path, None, None).await
     }
 
     pub async fn poll(&self, event: Uuid, ticket: &str) -> Result<Answer, Error> {
-        let url = format!("{}/v1/events/{event}/queue/{ticket}", self.waitrooms.next());
-        self.call("poll", Method::GET, url, None, None).await
+        let path = format!("/v1/events/{event}/queue/{ticket}");
+        self.call("poll", Method::GET, (&self.waitrooms, Pick::Next), &path, None, None).await
     }
 
     pub async fn leave(&self, event: Uuid, ticket: &str) -> Result<Answer, Error> {
-        let url = format!("{}/v1/events/{event}/queue/{ticket}", self.waitrooms.next());
-        self.call("leave", Method::DELETE, url, None, None).await
+        let path = format!("/v1/events/{event}/queue/{ticket}");
+        self.call("leave", Method::DELETE, (&self.waitrooms, Pick::Next), &path, None, None).await
     }
 
     pub async fn seat_map(&self, event: Uuid) -> Result<Answer, Error> {
-        let url = format!("{}/v1/events/{event}/seats", self.gateways.next());
-        self.call("seat_map", Method::GET, url, None, None).await
+        let path = format!("/v1/events/{event}/seats");
+        self.call("seat_map", Method::GET, (&self.gateways, Pick::Next), &path, None, None).await
     }
 
     pub async fn hold(&self, event: Uuid, token: &str, order: Value) -> Result<Answer, Error> {
-        let url = format!("{}/v1/events/{event}/holds", self.gateways.next());
-        self.call("hold", Method::POST, url, Some(token), Some(order)).await
+        let path = format!("/v1/events/{event}/holds");
+        self.call("hold", Method::POST, (&self.gateways, Pick::Next), &path, Some(token), Some(order)).await
     }
 
     pub async fn confirm(&self, event: Uuid, token: &str, hold: &str) -> Result<Answer, Error> {
-        let url = format!("{}/v1/events/{event}/holds/{hold}/confirm", self.gateways.next());
-        self.call("confirm", Method::POST, url, Some(token), None).await
+        let path = format!("/v1/events/{event}/holds/{hold}/confirm");
+        self.call("confirm", Method::POST, (&self.gateways, Pick::Next), &path, Some(token), None).await
     }
 
     pub async fn book(&self, event: Uuid, token: &str, order: Value) -> Result<Answer, Error> {
-        let url = format!("{}/v1/events/{event}/bookings", self.gateways.next());
-        self.call("book", Method::POST, url, Some(token), Some(order)).await
+        let path = format!("/v1/events/{event}/bookings");
+        self.call("book", Method::POST, (&self.gateways, Pick::Next), &path, Some(token), Some(order)).await
     }
 
     pub async fn cancel(&self, event: Uuid, token: &str, booking: &str) -> Result<Answer, Error> {
-        let url = format!("{}/v1/events/{event}/bookings/{booking}/cancel", self.gateways.next());
-        self.call("cancel", Method::POST, url, Some(token), None).await
+        let path = format!("/v1/events/{event}/bookings/{booking}/cancel");
+        self.call("cancel", Method::POST, (&self.gateways, Pick::Next), &path, Some(token), None).await
     }
 }
 

@@ -44,6 +44,26 @@ pub struct FanRecord {
     pub admitted_after: Option<Duration>,
     pub ending: Ending,
     pub seats: u32,
+    /// The booking the fan was told about (a 2xx with its id), and what became of it.
+    pub told: Option<ToldBooking>,
+}
+
+/// A booking a fan was told about: it must be in the database, in the state the fan
+/// last heard of.
+#[derive(Debug, Clone, Copy)]
+pub struct ToldBooking {
+    pub id: uuid::Uuid,
+    /// Told it was cancelled (a 2xx to the cancel).
+    pub cancelled: bool,
+    /// Asked to cancel without a 2xx: either state is honest.
+    pub cancel_unanswered: bool,
+}
+
+impl ToldBooking {
+    fn of(answer: &Answer) -> Option<Self> {
+        let id = answer.text("id")?.parse().ok()?;
+        Some(Self { id, cancelled: false, cancel_unanswered: false })
+    }
 }
 
 impl FanRecord {
@@ -59,6 +79,7 @@ impl FanRecord {
             admitted_after: None,
             ending: Ending::Failed,
             seats: 0,
+            told: None,
         }
     }
 }
@@ -73,32 +94,40 @@ pub struct Fan<'a> {
 }
 
 impl Fan<'_> {
-    pub async fn run(self) -> Result<FanRecord, Error> {
-        let join_sent = self.started.elapsed();
-        let joined = self.api.join(self.event.id).await?;
-        let mut record = FanRecord {
-            plan: self.plan,
-            joined: joined.ok(),
-            pre_queue: joined.text("status") == Some("pre_queue"),
-            join_sent,
-            join_answered: self.started.elapsed(),
-            last_waiting_poll_sent: None,
-            admitted_after: None,
-            ending: Ending::Failed,
-            seats: 0,
-        };
+    /// The fan's evening. A request that got no answer ends it as `Failed` (the error
+    /// is in the traffic counts), keeping what the fan was told before.
+    pub async fn run(self) -> FanRecord {
+        let mut record = FanRecord::failed(self.plan);
+        if self.journey(&mut record).await.is_err() {
+            (record.ending, record.seats) = (Ending::Failed, 0);
+        }
+        record
+    }
+
+    async fn journey(&self, record: &mut FanRecord) -> Result<(), Error> {
+        record.join_sent = self.started.elapsed();
+        // `503` is "try again shortly" (a replica without Redis for a moment): a
+        // browser retries it, until the rehearsal's time runs out.
+        let mut joined = self.api.join(self.event.id).await?;
+        while joined.status == 503 && Instant::now() < self.deadline {
+            tokio::time::sleep(Duration::from_millis(self.scenario.poll_interval_ms)).await;
+            joined = self.api.join(self.event.id).await?;
+        }
+        record.joined = joined.ok();
+        record.pre_queue = joined.text("status") == Some("pre_queue");
+        record.join_answered = self.started.elapsed();
         let Some(ticket) = joined.text("ticket").filter(|_| joined.ok()) else {
-            return Ok(record);
+            return Ok(());
         };
-        let Some(token) = self.wait_for_admission(ticket, &mut record).await? else {
-            return Ok(record);
+        let Some(token) = self.wait_for_admission(ticket, record).await? else {
+            return Ok(());
         };
         self.think().await;
-        (record.ending, record.seats) = self.shop(&token).await?;
+        (record.ending, record.seats) = self.shop(&token, &mut record.told).await?;
         // Done shopping: give the place in the room to the next fan, as a checkout page
         // that tells the waiting room would.
         self.api.leave(self.event.id, ticket).await?;
-        Ok(record)
+        Ok(())
     }
 
     /// Polls as a browser tab would; `None` when the fan never got in.
@@ -117,6 +146,10 @@ impl Fan<'_> {
                 record.admitted_after = Some(self.started.elapsed());
                 return Ok(Some(token.to_owned()));
             }
+            if polled.status == 503 {
+                tokio::time::sleep(Duration::from_millis(self.scenario.poll_interval_ms)).await;
+                continue;
+            }
             if !polled.ok() {
                 record.ending = if polled.status == 404 { Ending::LostPlace } else { Ending::Failed };
                 return Ok(None);
@@ -126,19 +159,27 @@ impl Fan<'_> {
         }
     }
 
-    async fn shop(&self, token: &str) -> Result<(Ending, u32), Error> {
+    async fn shop(&self, token: &str, told: &mut Option<ToldBooking>) -> Result<(Ending, u32), Error> {
         let quantity = self.scenario.quantity;
         let any_section = self.event.general_admission.or(self.event.reserved);
         let by_quantity = |section: Option<uuid::Uuid>| json!({ "section_id": section, "quantity": quantity });
         match self.plan {
-            Plan::ChosenSeats => self.hold_and_confirm(token, None).await,
-            Plan::BestAvailable => self.hold_and_confirm(token, Some(by_quantity(self.event.reserved))).await,
+            Plan::ChosenSeats => self.hold_and_confirm(token, None, told).await,
+            Plan::BestAvailable => self.hold_and_confirm(token, Some(by_quantity(self.event.reserved)), told).await,
             Plan::GeneralAdmission => self
                 .attempt(|| async {
                     self.api.book(self.event.id, token, by_quantity(self.event.general_admission)).await
                 })
                 .await
-                .map(|outcome| outcome.map_or_else(|ending| (ending, 0), |_| (Ending::Booked, quantity))),
+                .map(|outcome| {
+                    outcome.map_or_else(
+                        |ending| (ending, 0),
+                        |booking| {
+                            *told = ToldBooking::of(&booking);
+                            (Ending::Booked, quantity)
+                        },
+                    )
+                }),
             Plan::AbandonHold => {
                 let held = self
                     .attempt(|| async { self.api.hold(self.event.id, token, by_quantity(any_section)).await })
@@ -153,17 +194,27 @@ impl Fan<'_> {
                     Ok(booking) => booking,
                     Err(ending) => return Ok((ending, 0)),
                 };
+                *told = ToldBooking::of(&booking);
                 self.think().await;
                 let id = booking.text("id").unwrap_or_default().to_owned();
-                let cancelled = self.api.cancel(self.event.id, token, &id).await?;
-                Ok((if cancelled.ok() { Ending::Cancelled } else { Ending::Failed }, 0))
+                let cancelled = self.api.cancel(self.event.id, token, &id).await;
+                let ok = cancelled.as_ref().is_ok_and(Answer::ok);
+                if let Some(told) = told {
+                    (told.cancelled, told.cancel_unanswered) = (ok, !ok);
+                }
+                Ok((if cancelled?.ok() { Ending::Cancelled } else { Ending::Failed }, 0))
             }
         }
     }
 
     /// Holds `order`, or seats picked from the seat map when there is none (picked
     /// again after someone else was faster), then confirms after thinking.
-    async fn hold_and_confirm(&self, token: &str, order: Option<Value>) -> Result<(Ending, u32), Error> {
+    async fn hold_and_confirm(
+        &self,
+        token: &str,
+        order: Option<Value>,
+        told: &mut Option<ToldBooking>,
+    ) -> Result<(Ending, u32), Error> {
         let held = self
             .attempt(|| async {
                 let request = match &order {
@@ -183,6 +234,9 @@ impl Fan<'_> {
         self.think().await;
         let id = hold.text("id").unwrap_or_default().to_owned();
         let confirmed = self.api.confirm(self.event.id, token, &id).await?;
+        if confirmed.ok() {
+            *told = ToldBooking::of(&confirmed);
+        }
         Ok(if confirmed.ok() { (Ending::Booked, self.scenario.quantity) } else { (Ending::Failed, 0) })
     }
 

@@ -6,6 +6,7 @@ use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
 use crate::error::Error;
+use crate::fan::ToldBooking;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DatabaseCheck {
@@ -16,6 +17,19 @@ pub struct DatabaseCheck {
     pub bookings: i64,
     /// The oversell watchdog's invariants, all of which must be 0.
     pub violations: Violations,
+    pub told: ToldCheck,
+}
+
+/// Bookings fans were told about (a 2xx with a booking id), looked up in the database.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ToldCheck {
+    pub told: usize,
+    /// Found, in the state the fan was last told (or either, when a cancel got no answer).
+    pub found: usize,
+    /// Ids not in the database at all.
+    pub missing: Vec<Uuid>,
+    /// Ids in the database in another state than the fan was told.
+    pub wrong_state: Vec<Uuid>,
 }
 
 /// The watchdog's default scope: a rehearsal's event has no start time and was created
@@ -23,7 +37,7 @@ pub struct DatabaseCheck {
 const SCOPE: invariants::Scope =
     invariants::Scope { after_start_hours: 24, undated_days: 7, time_limit: std::time::Duration::from_secs(60) };
 
-pub async fn check(database_url: &str, event: Uuid) -> Result<DatabaseCheck, Error> {
+pub async fn check(database_url: &str, event: Uuid, told: &[ToldBooking]) -> Result<DatabaseCheck, Error> {
     let pool = PgPoolOptions::new().max_connections(1).connect(database_url).await?;
     let (capacity, seats_sold, bookings): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT coalesce(sum(capacity), 0)::bigint FROM sections WHERE event_id = $1),
@@ -35,6 +49,24 @@ pub async fn check(database_url: &str, event: Uuid) -> Result<DatabaseCheck, Err
     .fetch_one(&pool)
     .await?;
     let violations = invariants::check(&pool, SCOPE).await?;
+    let ids: Vec<Uuid> = told.iter().map(|t| t.id).collect();
+    let rows: Vec<(Uuid, String)> =
+        sqlx::query_as("SELECT id, status::text FROM bookings WHERE event_id = $1 AND id = ANY($2)")
+            .bind(event)
+            .bind(&ids)
+            .fetch_all(&pool)
+            .await?;
     pool.close().await;
-    Ok(DatabaseCheck { capacity, seats_sold, bookings, violations })
+    let states: std::collections::HashMap<Uuid, String> = rows.into_iter().collect();
+    let mut check = ToldCheck { told: told.len(), ..ToldCheck::default() };
+    for booking in told {
+        match states.get(&booking.id).map(String::as_str) {
+            None => check.missing.push(booking.id),
+            Some(_) if booking.cancel_unanswered => check.found += 1,
+            Some("cancelled") if booking.cancelled => check.found += 1,
+            Some("confirmed") if !booking.cancelled => check.found += 1,
+            Some(_) => check.wrong_state.push(booking.id),
+        }
+    }
+    Ok(DatabaseCheck { capacity, seats_sold, bookings, violations, told: check })
 }

@@ -41,6 +41,10 @@ pub struct Targets {
     pub waitroom_admin_key: String,
     pub gateway_admin_key: String,
     pub database_url: String,
+    /// A file of the faults injected during the sale, read when it is over: one per
+    /// line, `NAME START END` in Unix seconds. The report then gives each fault's
+    /// recovery, and requests that got no answer are expected rather than broken.
+    pub faults_file: Option<std::path::PathBuf>,
 }
 
 /// Plays `scenario` and reports. The report says whether the sale was sound
@@ -60,6 +64,8 @@ pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Resul
 
     let bar = progress_bar(scenario.fans, progress);
     let started = Instant::now();
+    let started_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    api.traffic.start_clock(started);
     let deadline = started + Duration::from_secs(scenario.max_seconds);
     let spacing = match scenario.arrival {
         Arrival::AllAtOnce => Duration::ZERO,
@@ -73,7 +79,7 @@ pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Resul
             async move {
                 tokio::time::sleep_until((started + spacing * index).into()).await;
                 let fan = Fan { api: &api, scenario, event, plan: scenario.plan_of(index), started, deadline };
-                let record = fan.run().await.unwrap_or_else(|_| FanRecord::failed(scenario.plan_of(index)));
+                let record = fan.run().await;
                 bar.inc(1);
                 record
             }
@@ -85,8 +91,15 @@ pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Resul
     let elapsed = started.elapsed();
     sale_over.notify_one();
     let samples = sampler.await.unwrap_or_default();
-    let database = invariants::check(&targets.database_url, event.id).await?;
-    Ok(Report::new(scenario, &records, &api.traffic, &samples, database, api.replicas(), elapsed))
+    let told: Vec<_> = records.iter().filter_map(|r| r.told).collect();
+    let database = invariants::check(&targets.database_url, event.id, &told).await?;
+    let faults = match &targets.faults_file {
+        Some(path) => report::read_faults(path, started_unix)?,
+        None => Vec::new(),
+    };
+    let mut report = Report::new(scenario, &records, &api.traffic, &samples, database, api.replicas(), elapsed);
+    report.add_chaos(&api.traffic.timeline(), faults, targets.faults_file.is_some());
+    Ok(report)
 }
 
 /// The waiting room's admitted count twice a second, until the sale is over: the

@@ -7,7 +7,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::api::{AdmissionSample, Traffic};
+use crate::api::{AdmissionSample, Answered, Traffic};
+use crate::error::Error;
 use crate::fan::{Ending, FanRecord};
 use crate::invariants::DatabaseCheck;
 use crate::scenario::Scenario;
@@ -33,13 +34,140 @@ pub struct Report {
     pub answers: BTreeMap<String, BTreeMap<String, u64>>,
     pub requests: u64,
     pub requests_per_sec: f64,
+    /// Answers with a 5xx status other than 503.
     pub server_errors: u64,
+    /// Requests that got no answer (connection reset, timeout).
+    pub unanswered: u64,
+    /// Connections a replica refused (it was down): sent to the next replica instead.
+    pub refused: u64,
     /// `503 unavailable` answers: load shed as designed, retried by fans.
     pub shed: u64,
+    /// Answers per second of the sale, by service then status (`none`: no answer;
+    /// `refused`: a replica refused the connection, the request went to the next).
+    pub timeline: Vec<Second>,
+    /// By service: stretches of failed answers (5xx or none), runs less than a second
+    /// apart merged, in seconds since the start.
+    pub failure_stretches: BTreeMap<&'static str, Vec<Stretch>>,
+    /// The faults injected (from `--faults-file`) and how each service came through.
+    pub faults: Vec<FaultOutcome>,
     pub elapsed_secs: f64,
     pub replicas: Replicas,
     /// Empty when the sale was sound; otherwise what broke. Non-empty exits non-zero.
     pub broken: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Second {
+    pub second: u32,
+    pub gateway: BTreeMap<String, u64>,
+    pub waitroom: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Stretch {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub failed: u64,
+}
+
+/// A fault injected during the sale, in seconds since the start.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fault {
+    pub name: String,
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FaultOutcome {
+    #[serde(flatten)]
+    pub fault: Fault,
+    pub services: BTreeMap<&'static str, Recovery>,
+}
+
+/// One service through one fault, over its window: from the fault's start to the next
+/// fault's start (or the end of the sale).
+#[derive(Debug, Serialize)]
+pub struct Recovery {
+    /// Answers that failed (5xx or none) in the window; 503s among them.
+    pub failed: u64,
+    pub shed_503: u64,
+    /// The last failed answer in the window, in seconds after the fault ended (negative:
+    /// failures stopped before it ended).
+    pub last_failure_after_end_s: Option<f64>,
+    /// Seconds from the fault's end to the first 2xx after the window's last failure (or
+    /// after the end, when nothing failed after it): how long fans waited for service.
+    pub recovery_s: Option<f64>,
+}
+
+/// Reads `NAME START END` lines (Unix seconds) into faults relative to `started`.
+pub fn read_faults(path: &std::path::Path, started: Duration) -> Result<Vec<Fault>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Setup(format!("{}: {e}", path.display())))?;
+    let origin = started.as_secs_f64();
+    let mut faults = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let secs = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+        let (Some(name), Some(start), Some(end)) = (fields.first(), secs(1), secs(2)) else {
+            return Err(Error::Setup(format!("{}: expected NAME START END, got {line:?}", path.display())));
+        };
+        faults.push(Fault { name: (*name).to_owned(), start_s: start - origin, end_s: end - origin });
+    }
+    faults.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    Ok(faults)
+}
+
+fn timeline(answers: &[Answered]) -> Vec<Second> {
+    let mut seconds: BTreeMap<u32, Second> = BTreeMap::new();
+    for a in answers {
+        let second = a.at_ms / 1000;
+        let entry = seconds.entry(second).or_insert_with(|| Second {
+            second,
+            gateway: BTreeMap::new(),
+            waitroom: BTreeMap::new(),
+        });
+        let by_status = if a.service() == "gateway" { &mut entry.gateway } else { &mut entry.waitroom };
+        let status = match a.status {
+            0 => "none".to_owned(),
+            crate::api::REFUSED => "refused".to_owned(),
+            status => status.to_string(),
+        };
+        *by_status.entry(status).or_default() += 1;
+    }
+    seconds.into_values().collect()
+}
+
+/// `answers` sorted by time.
+fn failure_stretches(answers: &[Answered], service: &str) -> Vec<Stretch> {
+    let mut stretches: Vec<Stretch> = Vec::new();
+    for a in answers.iter().filter(|a| a.service() == service && a.failed()) {
+        let at = f64::from(a.at_ms) / 1000.0;
+        match stretches.last_mut() {
+            Some(last) if at - last.end_s < 1.0 => {
+                last.end_s = at;
+                last.failed += 1;
+            }
+            _ => stretches.push(Stretch { start_s: at, end_s: at, failed: 1 }),
+        }
+    }
+    stretches
+}
+
+/// `answers` sorted by time.
+fn recovery(answers: &[Answered], service: &str, fault: &Fault, window_end: f64) -> Recovery {
+    let at = |a: &Answered| f64::from(a.at_ms) / 1000.0;
+    let in_window: Vec<&Answered> =
+        answers.iter().filter(|a| a.service() == service && at(a) >= fault.start_s && at(a) < window_end).collect();
+    let failures: Vec<&&Answered> = in_window.iter().filter(|a| a.failed()).collect();
+    let last_failure = failures.last().map(|a| at(a));
+    let from = last_failure.map_or(fault.end_s, |last| last.max(fault.end_s));
+    let first_ok = in_window.iter().find(|a| (200..300).contains(&a.status) && at(a) > from).map(|a| at(a));
+    Recovery {
+        failed: failures.len() as u64,
+        shed_503: failures.iter().filter(|a| a.status == 503).count() as u64,
+        last_failure_after_end_s: last_failure.map(|last| last - fault.end_s),
+        recovery_s: first_ok.map(|ok| (ok - fault.end_s).max(0.0)),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -119,16 +247,55 @@ impl Report {
             requests: traffic.requests(),
             requests_per_sec: traffic.requests() as f64 / elapsed.as_secs_f64().max(1e-9),
             server_errors: traffic.server_errors(),
+            unanswered: traffic.unanswered(),
+            refused: traffic.refused(),
             shed: traffic.shed(),
+            timeline: Vec::new(),
+            failure_stretches: BTreeMap::new(),
+            faults: Vec::new(),
             elapsed_secs: elapsed.as_secs_f64(),
             replicas: Replicas { waitroom: replicas.0, gateway: replicas.1 },
             broken: Vec::new(),
         };
-        report.broken = report.find_broken();
+        report.broken = report.find_broken(false);
         report
     }
 
-    fn find_broken(&self) -> Vec<String> {
+    /// Adds the timeline and, for a sale with faults injected, each fault's recovery;
+    /// with faults, requests that got no answer are expected, not broken.
+    pub fn add_chaos(&mut self, answers: &[Answered], faults: Vec<Fault>, chaos: bool) {
+        let mut answers = answers.to_vec();
+        answers.sort_by_key(|a| a.at_ms);
+        self.timeline = timeline(&answers);
+        for service in ["gateway", "waitroom"] {
+            self.failure_stretches.insert(service, failure_stretches(&answers, service));
+        }
+        let ends: Vec<f64> =
+            faults.iter().skip(1).map(|f| f.start_s).chain(std::iter::once(self.elapsed_secs + 1.0)).collect();
+        self.faults = faults
+            .into_iter()
+            .zip(ends)
+            .map(|(fault, window_end)| {
+                let services = ["gateway", "waitroom"]
+                    .into_iter()
+                    .map(|service| (service, recovery(&answers, service, &fault, window_end)))
+                    .collect();
+                FaultOutcome { fault, services }
+            })
+            .collect();
+        self.broken = self.find_broken(chaos);
+    }
+
+    /// The longest stretch of failed answers of a service, in seconds.
+    pub fn longest_failure_stretch(&self, service: &str) -> Option<Stretch> {
+        self.failure_stretches
+            .get(service)?
+            .iter()
+            .copied()
+            .max_by(|a, b| (a.end_s - a.start_s).total_cmp(&(b.end_s - b.start_s)))
+    }
+
+    fn find_broken(&self, chaos: bool) -> Vec<String> {
         let db = &self.database;
         let mut broken = Vec::new();
         if db.violations.oversold_seats > 0 {
@@ -145,7 +312,26 @@ impl Report {
             broken.push(format!("{other} inventory invariant violations: {:?}", db.violations));
         }
         if self.server_errors > 0 {
-            broken.push(format!("{} requests answered 500 or not at all", self.server_errors));
+            broken.push(format!("{} requests answered 500", self.server_errors));
+        }
+        if self.unanswered > 0 && !chaos {
+            broken.push(format!("{} requests not answered at all", self.unanswered));
+        }
+        let told = &db.told;
+        if !told.missing.is_empty() {
+            broken.push(format!(
+                "{} of {} bookings fans were told about are not in the database: {:?}",
+                told.missing.len(),
+                told.told,
+                told.missing
+            ));
+        }
+        if !told.wrong_state.is_empty() {
+            broken.push(format!(
+                "{} bookings fans were told about are in another state than they were told: {:?}",
+                told.wrong_state.len(),
+                told.wrong_state
+            ));
         }
         broken
     }
@@ -235,8 +421,16 @@ impl fmt::Display for Report {
         writeln!(f, "  admission rate: {achieved}/s achieved, {}/s configured", self.admission_rate.configured)?;
         writeln!(
             f,
-            "  {} requests, {:.0}/s, {} shed with 503 (retried), {} answered 500 or not at all",
-            self.requests, self.requests_per_sec, self.shed, self.server_errors
+            "  told bookings: {} of {} found in the database as the fans were told ({} missing, {} in another state)",
+            db.told.found,
+            db.told.told,
+            db.told.missing.len(),
+            db.told.wrong_state.len()
+        )?;
+        writeln!(
+            f,
+            "  {} requests, {:.0}/s, {} shed with 503 (retried), {} answered 500, {} not answered, {} refused (sent to the next replica)",
+            self.requests, self.requests_per_sec, self.shed, self.server_errors, self.unanswered, self.refused
         )?;
         let wait = &self.connection_wait_ms;
         writeln!(
@@ -258,10 +452,112 @@ impl fmt::Display for Report {
                 answers.join(", ")
             )?;
         }
+        self.fmt_chaos(f)?;
         if self.broken.is_empty() {
-            writeln!(f, "  sound: nothing oversold, nothing sold twice, no server errors")
+            writeln!(f, "  sound: nothing oversold, nothing sold twice, no server errors, every told booking there")
         } else {
             writeln!(f, "  BROKEN: {}", self.broken.join("; "))
         }
+    }
+}
+
+impl Report {
+    /// The faults, their recoveries and the answers per second; only when faults were
+    /// injected, so an ordinary rehearsal's report stays short.
+    fn fmt_chaos(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.faults.is_empty() {
+            return Ok(());
+        }
+        for service in ["gateway", "waitroom"] {
+            let stretches = self.failure_stretches.get(service).map_or(0, Vec::len);
+            match self.longest_failure_stretch(service) {
+                Some(s) => writeln!(
+                    f,
+                    "  {service}: {stretches} stretch(es) of failed answers (5xx or none); longest {:.1} s ({:.1}-{:.1} s, {} failed)",
+                    s.end_s - s.start_s,
+                    s.start_s,
+                    s.end_s,
+                    s.failed
+                )?,
+                None => writeln!(f, "  {service}: no failed answers (5xx or none)")?,
+            }
+        }
+        writeln!(
+            f,
+            "  faults (seconds since the start; recovery = fault end to the first 2xx after the last failure):"
+        )?;
+        for outcome in &self.faults {
+            let fault = &outcome.fault;
+            let services: Vec<String> = outcome
+                .services
+                .iter()
+                .map(|(service, r)| {
+                    let recovery = r.recovery_s.map_or("never".to_owned(), |s| format!("{s:.2} s"));
+                    let last = r.last_failure_after_end_s.map_or("-".to_owned(), |s| format!("{s:+.2} s"));
+                    format!(
+                        "{service}: {} failed ({} 503), last failure {last}, recovery {recovery}",
+                        r.failed, r.shed_503
+                    )
+                })
+                .collect();
+            writeln!(f, "    {:<16} {:>6.1}-{:<6.1} {}", fault.name, fault.start_s, fault.end_s, services.join("; "))?;
+        }
+        writeln!(f, "  answers per second (status x count; none = no answer):")?;
+        let fault_at = |second: u32| {
+            self.faults
+                .iter()
+                .filter(|o| o.fault.start_s.floor() as u32 <= second && second <= o.fault.end_s.floor() as u32)
+                .map(|o| o.fault.name.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let codes = |by_status: &BTreeMap<String, u64>| {
+            by_status.iter().map(|(status, n)| format!("{status}x{n}")).collect::<Vec<_>>().join(" ")
+        };
+        for second in &self.timeline {
+            writeln!(
+                f,
+                "    {:>4}s  gw {:<40} wr {:<30} {}",
+                second.second,
+                codes(&second.gateway),
+                codes(&second.waitroom),
+                fault_at(second.second)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(at_ms: u32, endpoint: &'static str, status: u16) -> Answered {
+        Answered { at_ms, endpoint, status }
+    }
+
+    #[test]
+    fn failures_close_together_make_one_stretch_and_recovery_waits_for_the_first_2xx_after_the_last() {
+        let answers = vec![
+            answered(1_000, "book", 201),
+            answered(10_000, "book", 503),
+            answered(10_500, "hold", 0),
+            answered(11_200, "book", 503),
+            answered(11_300, "poll", 200),
+            answered(14_500, "book", 503),
+            answered(14_700, "book", 409),
+            answered(15_250, "book", 201),
+        ];
+        let stretches = failure_stretches(&answers, "gateway");
+        assert_eq!(stretches.len(), 2);
+        assert_eq!((stretches[0].start_s, stretches[0].end_s, stretches[0].failed), (10.0, 11.2, 3));
+        let fault = Fault { name: "pg".into(), start_s: 10.0, end_s: 14.0 };
+        let gateway = recovery(&answers, "gateway", &fault, 30.0);
+        assert_eq!((gateway.failed, gateway.shed_503), (4, 3));
+        assert_eq!(gateway.last_failure_after_end_s, Some(0.5));
+        assert!((gateway.recovery_s.unwrap() - 1.25).abs() < 1e-9);
+        let waitroom = recovery(&answers, "waitroom", &fault, 30.0);
+        assert_eq!((waitroom.failed, waitroom.last_failure_after_end_s), (0, None));
+        assert_eq!(waitroom.recovery_s, None, "no 2xx of the waiting room after the fault ended");
     }
 }

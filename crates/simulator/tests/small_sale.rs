@@ -103,6 +103,7 @@ async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database(
         waitroom_admin_key: ADMIN_KEY.into(),
         gateway_admin_key: ADMIN_KEY.into(),
         database_url: services.database_url.clone(),
+        faults_file: None,
     };
     let report = simulator::run(&scenario, targets, false).await.unwrap();
 

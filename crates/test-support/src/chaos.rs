@@ -61,7 +61,12 @@ pub struct ChaosProxy {
 impl ChaosProxy {
     /// Listens on `127.0.0.1:0` and forwards each accepted connection to `upstream`.
     pub async fn start(upstream: SocketAddr) -> anyhow::Result<ChaosProxy> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), upstream).await
+    }
+
+    /// Listens on `listen` (a fixed port, for a script) and forwards to `upstream`.
+    pub async fn start_on(listen: SocketAddr, upstream: SocketAddr) -> anyhow::Result<ChaosProxy> {
+        let listener = TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             faults: watch::Sender::new(Faults::default()),
