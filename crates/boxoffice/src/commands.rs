@@ -36,7 +36,7 @@ pub async fn waitroom(settings: &Settings) -> anyhow::Result<()> {
 }
 
 pub async fn scheduler(settings: &Settings) -> anyhow::Result<()> {
-    let scheduler = scheduler::Scheduler::start(&settings.scheduler, database(settings).await?.pool().clone()).await?;
+    let scheduler = scheduler::Scheduler::start(&settings.scheduler, database(settings).await?).await?;
     scheduler.run(shutdown_on_signal()).await?;
     Ok(())
 }
@@ -46,7 +46,7 @@ pub async fn all(settings: &Settings) -> anyhow::Result<()> {
     let db = database(settings).await?;
     let gateway = build_gateway(settings, db.clone()).await?;
     let waitroom = build_waitroom(settings).await?;
-    let scheduler = scheduler::Scheduler::start(&settings.scheduler, db.pool().clone()).await?;
+    let scheduler = scheduler::Scheduler::start(&settings.scheduler, db.clone()).await?;
     let shutdown = shutdown_on_signal();
     let admitter = tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
     let (gateway, waitroom, scheduler) =

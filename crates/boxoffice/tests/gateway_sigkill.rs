@@ -515,7 +515,8 @@ async fn a_gateway_killed_mid_storm_and_restarted_loses_no_answered_booking_and_
     let unknown: Vec<&Uuid> = all.iter().filter(|id| !known.contains(id)).collect();
     assert!(unknown.is_empty(), "bookings no client was told about and no retry found: {unknown:?}");
     assert_eq!(all.len(), known.len());
-    let violations = gateway::store::invariants::check(pool, Default::default()).await.unwrap();
+    let violations =
+        gateway::store::invariants::check(&mut pool.begin().await.unwrap(), Default::default()).await.unwrap();
     assert_eq!(violations, Default::default(), "the watchdog finds violations");
     let checks = [
         (

@@ -3,18 +3,27 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use gateway::store::invariants::Scope;
-use sqlx::PgPool;
+use service_kit::postgres::Database;
 
 use crate::metrics;
 
+/// How much longer than its statement timeout a watchdog run may wait for an answer.
+const WATCHDOG_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
 /// Ends every expired hold and frees its seats, batch by batch, until none is left
 /// that another replica is not already handling. Returns how many this call ended.
-pub async fn release_expired_holds(pool: &PgPool, batch: i64) -> Result<u64, gateway::Error> {
+///
+/// Like every job here, each statement runs through [`Database`]: in a task of its
+/// own and within the services' client-side deadline, so a partition from PostgreSQL
+/// fails the run in seconds instead of hanging it (and its tick's successors) until
+/// the network returns.
+pub async fn release_expired_holds(db: &Database, batch: i64) -> Result<u64, gateway::Error> {
     let mut released = 0;
     loop {
-        let n = gateway::store::holds::release_expired(pool, batch).await?;
+        let n = db.write(move |conn| Box::pin(gateway::store::holds::release_expired(conn, batch))).await?;
         released += n;
         ::metrics::counter!(metrics::HOLDS_RELEASED).increment(n);
         if n < batch as u64 {
@@ -34,13 +43,15 @@ pub struct Batches {
 /// (each its own transaction), until a batch comes back short. Keys another replica is
 /// deleting are left to it.
 pub async fn purge_idempotency_keys(
-    pool: &PgPool,
+    db: &Database,
     retention_hours: i32,
     batch: i64,
 ) -> Result<Batches, gateway::Error> {
     let mut done = Batches::default();
     loop {
-        let n = gateway::store::idempotency::purge_older_than(pool, retention_hours, batch).await?;
+        let n = db
+            .write(move |conn| Box::pin(gateway::store::idempotency::purge_older_than(conn, retention_hours, batch)))
+            .await?;
         done.rows += n;
         done.statements += 1;
         ::metrics::counter!(metrics::IDEMPOTENCY_KEYS_PURGED).increment(n);
@@ -54,8 +65,16 @@ pub async fn purge_idempotency_keys(
 /// and exports what it finds, with the time it finished. Read-only, so every replica
 /// may run it; each exports the same figures. Returns the number of violations. A
 /// failed check exports nothing, so the last-run timestamp goes stale.
-pub async fn check_invariants(pool: &PgPool, scope: Scope) -> Result<u64, gateway::Error> {
-    let violations = gateway::store::invariants::check(pool, scope).await?;
+///
+/// Its statements may run for `scope.time_limit` (set per transaction, longer than the
+/// services' statement timeout); the client-side deadline allows that and a little more,
+/// so the server's timeout, which rolls back cleanly, fires first when it can.
+pub async fn check_invariants(db: &Database, scope: Scope) -> Result<u64, gateway::Error> {
+    let deadline = scope.time_limit + WATCHDOG_DEADLINE_MARGIN;
+    let violations = db
+        .with_deadline(deadline)
+        .transaction(move |tx| Box::pin(gateway::store::invariants::check(tx, scope)))
+        .await?;
     metrics::invariants_checked(&violations);
     let total: i64 = violations.by_invariant().iter().map(|(_, n)| n).sum();
     if total > 0 {

@@ -9,7 +9,9 @@
 //! waiting for each other (the watchdog only reads, so every replica runs it). Within a
 //! replica, each job runs once at a time ([`jobs::Exclusive`]): a tick that finds the
 //! previous run still going is skipped. Each run is bounded: sweeps and purges work in
-//! batches of one statement each, and the watchdog reads only the events on sale.
+//! batches of one statement each, the watchdog reads only the events on sale, and every
+//! statement runs through [`service_kit::postgres::Database`] within a client-side
+//! deadline, so a partition from PostgreSQL fails a run in seconds instead of hanging it.
 //!
 //! Waiting-room admissions need no job here: each admission step drops admissions past
 //! their lifetime in the same atomic script that counts the room under `max_active`.
@@ -23,8 +25,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use service_kit::health;
+use service_kit::postgres::Database;
 use service_kit::serve::HttpConfig;
-use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 use tokio_util::sync::CancellationToken;
@@ -43,29 +45,29 @@ pub enum Error {
 pub struct Scheduler {
     jobs: JobScheduler,
     health: TcpListener,
-    pool: PgPool,
+    db: Database,
     http: HttpConfig,
 }
 
-/// Registers jobs that run every so often on the pool, one run at a time, logging each
-/// run's outcome.
+/// Registers jobs that run every so often on the database, one run at a time, logging
+/// each run's outcome.
 struct RepeatedJob<'a> {
     jobs: &'a JobScheduler,
-    pool: &'a PgPool,
+    db: &'a Database,
 }
 
 impl RepeatedJob<'_> {
     async fn add<F, Fut>(&self, name: &'static str, every: Duration, run: F) -> Result<(), JobSchedulerError>
     where
-        F: Fn(PgPool) -> Fut + Clone + Send + Sync + 'static,
+        F: Fn(Database) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<u64, gateway::Error>> + Send + 'static,
     {
-        let pool = self.pool.clone();
+        let db = self.db.clone();
         let exclusive = jobs::Exclusive::new(name);
         let job = Job::new_repeated_async(every, move |_, _| {
-            let (pool, run, exclusive) = (pool.clone(), run.clone(), exclusive.clone());
+            let (db, run, exclusive) = (db.clone(), run.clone(), exclusive.clone());
             Box::pin(async move {
-                if let jobs::Run::Ran(outcome) = exclusive.run(|| run(pool)).await {
+                if let jobs::Run::Ran(outcome) = exclusive.run(|| run(db)).await {
                     jobs::log(name, outcome);
                 }
             })
@@ -76,9 +78,9 @@ impl RepeatedJob<'_> {
 
 impl Scheduler {
     /// Registers every job and starts them.
-    pub async fn start(config: &SchedulerConfig, pool: PgPool) -> Result<Self, Error> {
+    pub async fn start(config: &SchedulerConfig, db: Database) -> Result<Self, Error> {
         let health = TcpListener::bind(config.listen).await?;
-        service_kit::metrics::watch_pool(&pool);
+        service_kit::metrics::watch_pool(db.pool());
         // The recorder first (a no-op if `main` installed it), or the counters created
         // at 0 below would be lost.
         service_kit::metrics::install();
@@ -91,24 +93,24 @@ impl Scheduler {
             config.invariant_scope(),
         );
         let every = Duration::from_secs;
-        let repeat = RepeatedJob { jobs: &jobs, pool: &pool };
+        let repeat = RepeatedJob { jobs: &jobs, db: &db };
         repeat
-            .add("release_expired_holds", every(config.release_expired_holds_every_secs), move |pool| async move {
-                jobs::release_expired_holds(&pool, batch).await
+            .add("release_expired_holds", every(config.release_expired_holds_every_secs), move |db| async move {
+                jobs::release_expired_holds(&db, batch).await
             })
             .await?;
         repeat
-            .add("purge_idempotency_keys", every(config.purge_idempotency_keys_every_secs), move |pool| async move {
-                jobs::purge_idempotency_keys(&pool, retention, purge_batch).await.map(|done| done.rows)
+            .add("purge_idempotency_keys", every(config.purge_idempotency_keys_every_secs), move |db| async move {
+                jobs::purge_idempotency_keys(&db, retention, purge_batch).await.map(|done| done.rows)
             })
             .await?;
         repeat
-            .add("check_invariants", every(config.check_invariants_every_secs), move |pool| async move {
-                jobs::check_invariants(&pool, scope).await
+            .add("check_invariants", every(config.check_invariants_every_secs), move |db| async move {
+                jobs::check_invariants(&db, scope).await
             })
             .await?;
         jobs.start().await?;
-        Ok(Self { jobs, health, pool, http: config.http })
+        Ok(Self { jobs, health, db, http: config.http })
     }
 
     pub fn health_addr(&self) -> std::io::Result<SocketAddr> {
@@ -117,7 +119,7 @@ impl Scheduler {
 
     /// Runs until `shutdown` is cancelled, then stops the jobs.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
-        let probes = health::router(vec![("postgres", health::postgres_check(self.pool.clone()))])
+        let probes = health::router(vec![("postgres", health::postgres_check(self.db.pool().clone()))])
             .merge(service_kit::metrics::router());
         service_kit::serve("scheduler", self.health, probes, shutdown, Duration::from_secs(1), &self.http).await?;
         self.jobs.shutdown().await?;

@@ -96,7 +96,7 @@ async fn the_watchdog_gauges_read_zero_until_an_invariant_is_broken_behind_the_a
         check_invariants_timeout_secs: 60,
         http: test_support::http_config(),
     };
-    let scheduler = Scheduler::start(&config, db.pool.clone()).await.unwrap();
+    let scheduler = Scheduler::start(&config, db.service_database(4)).await.unwrap();
     let metrics = scheduler.health_addr().unwrap();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(scheduler.run(shutdown.clone()));

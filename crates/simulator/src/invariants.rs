@@ -48,7 +48,7 @@ pub async fn check(database_url: &str, event: Uuid, told: &[ToldBooking]) -> Res
     .bind(event)
     .fetch_one(&pool)
     .await?;
-    let violations = invariants::check(&pool, SCOPE).await?;
+    let violations = invariants::check(&mut *pool.begin().await?, SCOPE).await?;
     let ids: Vec<Uuid> = told.iter().map(|t| t.id).collect();
     let rows: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT id, status::text FROM bookings WHERE event_id = $1 AND id = ANY($2)")

@@ -13,6 +13,7 @@ pub mod chaos;
 pub mod redis_server;
 
 use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};
+use chaos::ChaosProxy;
 use service_kit::postgres::{Database, PostgresConfig};
 use service_kit::redis_conn::RedisConfig;
 use service_kit::serve::HttpConfig;
@@ -93,6 +94,15 @@ impl TestDatabase {
     /// The database as a service reaches it (see [`postgres_config`]).
     pub fn service_database(&self, max_connections: u32) -> Database {
         postgres_config(&self.url, max_connections).database().expect("a valid test database URL")
+    }
+
+    /// A [`ChaosProxy`] in front of this database, and the URL that reaches the
+    /// database through it.
+    pub async fn behind_proxy(&self) -> anyhow::Result<(ChaosProxy, String)> {
+        let direct: PgConnectOptions = self.url.parse()?;
+        let proxy = ChaosProxy::start(format!("{}:{}", direct.get_host(), direct.get_port()).parse()?).await?;
+        let proxied = direct.host("127.0.0.1").port(proxy.addr().port()).to_url_lossy().to_string();
+        Ok((proxy, proxied))
     }
 }
 

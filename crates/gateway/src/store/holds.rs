@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::auth::Fan;
@@ -111,7 +111,7 @@ pub async fn end(conn: &mut PgConnection, hold_id: Uuid, status: &'static str) -
 /// Ends up to `batch` expired holds and frees their seats. Holds locked by another
 /// sweeper (or a fan confirming) are skipped, so any number of schedulers can run
 /// this at once without releasing a hold twice or waiting on each other.
-pub async fn release_expired(pool: &PgPool, batch: i64) -> Result<u64> {
+pub async fn release_expired(conn: &mut PgConnection, batch: i64) -> Result<u64> {
     let released: Vec<Uuid> = sqlx::query_scalar(
         "WITH expired AS (
              SELECT id FROM holds WHERE status = 'active' AND expires_at <= now()
@@ -125,7 +125,7 @@ pub async fn release_expired(pool: &PgPool, batch: i64) -> Result<u64> {
          WHERE id IN (SELECT id FROM expired) RETURNING id",
     )
     .bind(batch)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(released.len() as u64)
 }

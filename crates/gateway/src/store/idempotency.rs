@@ -88,7 +88,7 @@ pub async fn save(conn: &mut PgConnection, fan: &Fan, key: &str, target: Target)
 /// until a batch comes back short, so no single statement locks or writes more than
 /// `batch` rows however many keys have piled up. Keys another purge has locked are
 /// skipped, so replicas share the work instead of queueing on each other's rows.
-pub async fn purge_older_than(pool: &sqlx::PgPool, retention_hours: i32, batch: i64) -> Result<u64> {
+pub async fn purge_older_than(conn: &mut PgConnection, retention_hours: i32, batch: i64) -> Result<u64> {
     Ok(sqlx::query(
         "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
              SELECT ctid FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)
@@ -96,7 +96,7 @@ pub async fn purge_older_than(pool: &sqlx::PgPool, retention_hours: i32, batch: 
     )
     .bind(retention_hours)
     .bind(batch)
-    .execute(pool)
+    .execute(conn)
     .await?
     .rows_affected())
 }

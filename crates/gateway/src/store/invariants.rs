@@ -5,7 +5,7 @@
 //! Per-order references have no foreign keys (see the migration), so this is also where
 //! a dangling one shows up.
 
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -124,15 +124,12 @@ pub const STATEMENT: &str = "WITH claims AS (
 /// is planned for them each time (not cached), so a run costs what the events in scope
 /// hold, whatever the history holds. An event created between the two statements is
 /// checked at the next run.
-pub async fn check(pool: &PgPool, scope: Scope) -> Result<Violations> {
-    let mut tx = pool.begin().await?;
-    crate::store::events::allow_statements_to_run(&mut tx, scope.time_limit).await?;
+pub async fn check(tx: &mut PgConnection, scope: Scope) -> Result<Violations> {
+    crate::store::events::allow_statements_to_run(&mut *tx, scope.time_limit).await?;
     let events: Vec<Uuid> =
         sqlx::query_scalar(SCOPE).bind(scope.after_start_hours).bind(scope.undated_days).fetch_all(&mut *tx).await?;
     if events.is_empty() {
         return Ok(Violations::default());
     }
-    let violations = sqlx::query_as(STATEMENT).bind(&events).persistent(false).fetch_one(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(violations)
+    Ok(sqlx::query_as(STATEMENT).bind(&events).persistent(false).fetch_one(&mut *tx).await?)
 }

@@ -97,7 +97,8 @@ async fn assert_no_seat_locked(app: &TestApp, event: &Event) {
 
 /// The watchdog's invariants, and the test's own, read straight from the database.
 async fn assert_invariants(app: &TestApp, event: &Event) -> i64 {
-    let violations = gateway::store::invariants::check(&app.pool, Default::default()).await.unwrap();
+    let violations =
+        gateway::store::invariants::check(&mut app.pool.begin().await.unwrap(), Default::default()).await.unwrap();
     assert_eq!(violations, Default::default(), "the watchdog finds violations");
     app.assert_inventory_consistent(event).await
 }

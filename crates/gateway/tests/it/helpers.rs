@@ -6,8 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use service_kit::postgres::Database;
 use service_kit::rate_limit::RateLimit;
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::PgPool;
 use test_support::chaos::ChaosProxy;
 use test_support::{TestDatabase, TestKeys};
 use tokio_util::sync::CancellationToken;
@@ -59,11 +58,7 @@ pub async fn spawn_app_through_proxy_with(
     adjust: impl FnOnce(&mut GatewayConfig),
 ) -> (TestApp, ChaosProxy) {
     let db = TestDatabase::new(&gateway::MIGRATOR, 4).await.expect("test database");
-    let direct: PgConnectOptions = db.url.parse().expect("a test database URL");
-    let proxy = ChaosProxy::start(format!("{}:{}", direct.get_host(), direct.get_port()).parse().unwrap())
-        .await
-        .expect("chaos proxy");
-    let proxied = direct.host("127.0.0.1").port(proxy.addr().port()).to_url_lossy().to_string();
+    let (proxy, proxied) = db.behind_proxy().await.expect("chaos proxy");
     let database = test_support::postgres_config(&proxied, max_connections).database().unwrap();
     (start(db.pool, database, adjust).await, proxy)
 }

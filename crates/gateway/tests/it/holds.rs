@@ -111,9 +111,13 @@ async fn confirming_an_expired_hold_is_410_and_books_nothing() {
     assert_eq!(late.status, StatusCode::GONE);
     assert_eq!(app.assert_inventory_consistent(&event).await, 0);
 
-    let released = gateway::store::holds::release_expired(&app.pool, 100).await.unwrap();
+    let released = gateway::store::holds::release_expired(&mut app.pool.acquire().await.unwrap(), 100).await.unwrap();
     assert_eq!(released, 1);
-    assert_eq!(gateway::store::holds::release_expired(&app.pool, 100).await.unwrap(), 0, "released once only");
+    assert_eq!(
+        gateway::store::holds::release_expired(&mut app.pool.acquire().await.unwrap(), 100).await.unwrap(),
+        0,
+        "released once only"
+    );
     let (available,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM seats WHERE state = 'available'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(available, 5);

@@ -130,7 +130,8 @@ async fn a_storm_of_mixed_orders_sells_every_place_exactly_once() {
         .await
         .unwrap();
     assert_eq!(distinct, 500);
-    let violations = gateway::store::invariants::check(&app.pool, Default::default()).await.unwrap();
+    let violations =
+        gateway::store::invariants::check(&mut app.pool.begin().await.unwrap(), Default::default()).await.unwrap();
     assert_eq!(violations, Violations::default(), "the oversell watchdog disagrees with the checks above");
 }
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use gateway::store::invariants::{self, Scope, Violations};
 use scheduler::jobs::{self, Batches, Exclusive, Run};
 use scheduler::{Scheduler, SchedulerConfig};
+use service_kit::postgres::Database;
 use sqlx::PgPool;
 use test_support::TestDatabase;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +31,17 @@ async fn expired_holds(pool: &PgPool, n: i32) -> Uuid {
     event
 }
 
+/// How the scheduler reaches the database: through [`Database`], as in production.
+fn service(db: &TestDatabase) -> Database {
+    db.service_database(4)
+}
+
+/// One watchdog check in a transaction of its own.
+async fn check(db: &TestDatabase, scope: Scope) -> Violations {
+    let mut tx = db.pool.begin().await.unwrap();
+    invariants::check(&mut tx, scope).await.unwrap()
+}
+
 async fn counts(pool: &PgPool) -> (i64, i64, i64) {
     sqlx::query_as(
         "SELECT (SELECT count(*) FROM holds WHERE status = 'expired'),
@@ -45,11 +57,13 @@ async fn counts(pool: &PgPool) -> (i64, i64, i64) {
 async fn two_sweepers_at_once_release_every_expired_hold_exactly_once() {
     let db = TestDatabase::new(&gateway::MIGRATOR, 10).await.unwrap();
     expired_holds(&db.pool, 5_000).await;
-    let (a, b) = tokio::join!(jobs::release_expired_holds(&db.pool, 100), jobs::release_expired_holds(&db.pool, 100));
+    // Two schedulers: a pool each.
+    let (one, other) = (service(&db), service(&db));
+    let (a, b) = tokio::join!(jobs::release_expired_holds(&one, 100), jobs::release_expired_holds(&other, 100));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a + b, 5_000, "released {a} + {b}: a hold was released twice or not at all");
     assert_eq!(counts(&db.pool).await, (5_000, 0, 5_000));
-    assert_eq!(jobs::release_expired_holds(&db.pool, 100).await.unwrap(), 0);
+    assert_eq!(jobs::release_expired_holds(&service(&db), 100).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -62,7 +76,7 @@ async fn live_holds_are_left_alone() {
     .execute(&db.pool)
     .await
     .unwrap();
-    assert_eq!(jobs::release_expired_holds(&db.pool, 4).await.unwrap(), 7);
+    assert_eq!(jobs::release_expired_holds(&service(&db), 4).await.unwrap(), 7);
     let (expired, active, _) = counts(&db.pool).await;
     assert_eq!((expired, active), (7, 3));
 }
@@ -73,7 +87,7 @@ async fn the_running_scheduler_sweeps_on_its_interval_and_stops_on_shutdown() {
     expired_holds(&db.pool, 50).await;
     let config = SchedulerConfig { release_expired_holds_every_secs: 1, release_batch: 20, ..quiet_config() };
     let shutdown = CancellationToken::new();
-    let scheduler = Scheduler::start(&config, db.pool.clone()).await.unwrap();
+    let scheduler = Scheduler::start(&config, service(&db)).await.unwrap();
     let health = scheduler.health_addr().unwrap();
     let running = tokio::spawn(scheduler.run(shutdown.clone()));
     let mut swept = false;
@@ -102,7 +116,10 @@ async fn old_idempotency_keys_are_purged_and_recent_ones_kept() {
     .execute(&db.pool)
     .await
     .unwrap();
-    assert_eq!(jobs::purge_idempotency_keys(&db.pool, 24, 5000).await.unwrap(), Batches { rows: 1, statements: 1 });
+    assert_eq!(
+        jobs::purge_idempotency_keys(&service(&db), 24, 5000).await.unwrap(),
+        Batches { rows: 1, statements: 1 }
+    );
     let keys: Vec<String> = sqlx::query_scalar("SELECT key FROM idempotency_keys").fetch_all(&db.pool).await.unwrap();
     assert_eq!(keys, ["new"]);
 }
@@ -138,7 +155,10 @@ async fn the_purge_deletes_exactly_the_old_keys_one_bounded_statement_at_a_time(
         .await
         .unwrap();
     assert_eq!(old_before, 12);
-    assert_eq!(gateway::store::idempotency::purge_older_than(&db.pool, 24, 5).await.unwrap(), 5);
+    assert_eq!(
+        gateway::store::idempotency::purge_older_than(&mut db.pool.acquire().await.unwrap(), 24, 5).await.unwrap(),
+        5
+    );
     let oldest_left: Vec<String> =
         sqlx::query_scalar("SELECT key FROM idempotency_keys WHERE key LIKE 'old-%' ORDER BY created_at LIMIT 1")
             .fetch_all(&db.pool)
@@ -147,18 +167,18 @@ async fn the_purge_deletes_exactly_the_old_keys_one_bounded_statement_at_a_time(
     assert_eq!(oldest_left, ["old-7"], "the five oldest (old-12 … old-8) go first");
 
     // The job loops: 5 + 2 of the 7 left, the short batch ends it.
-    assert_eq!(jobs::purge_idempotency_keys(&db.pool, 24, 5).await.unwrap(), Batches { rows: 7, statements: 2 });
+    assert_eq!(jobs::purge_idempotency_keys(&service(&db), 24, 5).await.unwrap(), Batches { rows: 7, statements: 2 });
     assert_eq!(key_names(&db.pool).await, ["new-1", "new-2", "new-3"]);
 
     // 12 old keys in batches of 5: 5, 5, 2.
     keys(&db.pool, "old", 12, "3 days").await;
-    assert_eq!(jobs::purge_idempotency_keys(&db.pool, 24, 5).await.unwrap(), Batches { rows: 12, statements: 3 });
+    assert_eq!(jobs::purge_idempotency_keys(&service(&db), 24, 5).await.unwrap(), Batches { rows: 12, statements: 3 });
     assert_eq!(key_names(&db.pool).await, ["new-1", "new-2", "new-3"]);
 
     // A multiple of the batch takes one more statement, which finds nothing: 5, 5, 0.
     keys(&db.pool, "old", 10, "3 days").await;
-    assert_eq!(jobs::purge_idempotency_keys(&db.pool, 24, 5).await.unwrap(), Batches { rows: 10, statements: 3 });
-    assert_eq!(jobs::purge_idempotency_keys(&db.pool, 24, 5).await.unwrap(), Batches { rows: 0, statements: 1 });
+    assert_eq!(jobs::purge_idempotency_keys(&service(&db), 24, 5).await.unwrap(), Batches { rows: 10, statements: 3 });
+    assert_eq!(jobs::purge_idempotency_keys(&service(&db), 24, 5).await.unwrap(), Batches { rows: 0, statements: 1 });
     assert_eq!(key_names(&db.pool).await, ["new-1", "new-2", "new-3"]);
 }
 
@@ -207,14 +227,14 @@ async fn the_watchdog_checks_events_on_sale_and_undated_events_for_a_week_only()
 
     let scope = Scope { after_start_hours: 24, undated_days: 7, ..Scope::default() };
     let expected = Violations { oversold_seats: 1 + 2 + 8 + 16, ..Violations::default() };
-    assert_eq!(invariants::check(&db.pool, scope).await.unwrap(), expected);
-    assert_eq!(jobs::check_invariants(&db.pool, scope).await.unwrap(), 27);
+    assert_eq!(check(&db, scope).await, expected);
+    assert_eq!(jobs::check_invariants(&service(&db), scope).await.unwrap(), 27);
 
     // The windows are the configuration's: widen them and the old events come back.
     let everything = Scope { after_start_hours: 48, undated_days: 9, ..Scope::default() };
-    assert_eq!(invariants::check(&db.pool, everything).await.unwrap().oversold_seats, 63);
+    assert_eq!(check(&db, everything).await.oversold_seats, 63);
     let fresh_only = Scope { after_start_hours: 0, undated_days: 1, ..Scope::default() };
-    assert_eq!(invariants::check(&db.pool, fresh_only).await.unwrap().oversold_seats, 1 + 8);
+    assert_eq!(check(&db, fresh_only).await.oversold_seats, 1 + 8);
 }
 
 #[tokio::test]
@@ -253,7 +273,7 @@ async fn a_run_that_finds_the_previous_one_still_going_skips_and_is_counted() {
     let db = TestDatabase::new(&gateway::MIGRATOR, 2).await.unwrap();
     // A scheduler of its own, for its /metrics; its jobs do not tick during the test.
     let config = quiet_config();
-    let scheduler = Scheduler::start(&config, db.pool.clone()).await.unwrap();
+    let scheduler = Scheduler::start(&config, service(&db)).await.unwrap();
     let metrics = scheduler.health_addr().unwrap();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(scheduler.run(shutdown.clone()));
@@ -316,4 +336,45 @@ fn quiet_config() -> SchedulerConfig {
         check_invariants_timeout_secs: 60,
         http: test_support::http_config(),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_partition_every_job_fails_within_its_deadline_and_the_jobs_recover() {
+    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    expired_holds(&db.pool, 10).await;
+    let (proxy, url) = db.behind_proxy().await.unwrap();
+    // The services' timeouts (work deadline 3 s); the watchdog's statements may run 1 s.
+    let service = test_support::postgres_config(&url, 2).database().unwrap();
+    let scope = Scope { time_limit: Duration::from_secs(1), ..Scope::default() };
+    // Connected before the partition, so the jobs hang on a statement, not on a connect.
+    assert_eq!(jobs::check_invariants(&service, scope).await.unwrap(), 0);
+
+    proxy.freeze();
+    let started = std::time::Instant::now();
+    let (swept, purged, checked) = tokio::join!(
+        jobs::release_expired_holds(&service, 4),
+        jobs::purge_idempotency_keys(&service, 24, 5),
+        jobs::check_invariants(&service, scope),
+    );
+    let took = started.elapsed();
+    assert!(swept.is_err() && purged.is_err() && checked.is_err(), "{swept:?} {purged:?} {checked:?}");
+    // Without a client-side deadline they would wait as long as the partition lasts.
+    assert!(took < Duration::from_secs(10), "the jobs gave up after {took:?}");
+
+    proxy.thaw();
+    // A statement held by the partition may still arrive and run; either way, once the
+    // sweep has run again every hold is whole: ended with its seat freed.
+    let mut last = None;
+    for _ in 0..50 {
+        if jobs::release_expired_holds(&service, 4).await.is_ok() {
+            last = Some(counts(&db.pool).await);
+            if last == Some((10, 0, 10)) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last, Some((10, 0, 10)));
+    assert_eq!(jobs::check_invariants(&service, scope).await.unwrap(), 0);
+    assert_eq!(jobs::purge_idempotency_keys(&service, 24, 5).await.unwrap(), Batches { rows: 0, statements: 1 });
 }
