@@ -4,7 +4,9 @@
 //!   the PostgreSQL ceiling for comparable SQL measured by pgbench in the same run.
 //! - `race`: the classic oversell race, printed for people to watch.
 //! - `waitroom`: joins and polls through the waiting room with a million fans in
-//!   line, next to redis-benchmark ceilings for the same Redis commands in the same run.
+//!   line, then polls again while the admitter lets fans in (and records each
+//!   admission in PostgreSQL), next to redis-benchmark ceilings for the same Redis
+//!   commands in the same run.
 
 mod chaos_proxy;
 mod client;
@@ -104,6 +106,9 @@ enum Command {
         /// Requests per redis-benchmark run.
         #[arg(long, default_value_t = 200_000)]
         ceiling_requests: u64,
+        /// Fans a second admitted during the last measurement (polls while admitting).
+        #[arg(long, default_value_t = 5_000.0)]
+        admit_rate: f64,
     },
     /// Ten fans race for five places; print who won.
     Race {
@@ -135,9 +140,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Race { target, places, fans } => race::run(&target, places, fans).await,
         Command::ChaosProxy { listen, upstream } => chaos_proxy::run(listen, upstream).await,
-        Command::Waitroom { target, fans, clients, seconds, tickets, ceiling_requests } => {
+        Command::Waitroom { target, fans, clients, seconds, tickets, ceiling_requests, admit_rate } => {
             let duration = std::time::Duration::from_secs(seconds);
-            let options = waitroom_bench::Options { fans, clients, duration, tickets, ceiling_requests };
+            let options = waitroom_bench::Options { fans, clients, duration, tickets, ceiling_requests, admit_rate };
             waitroom_bench::run(&target, &options).await
         }
     }

@@ -2,7 +2,7 @@
 //! line, beside redis-benchmark ceilings for the same Redis commands in the same run.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use futures::{StreamExt, TryStreamExt};
@@ -35,6 +35,8 @@ pub struct Options {
     /// Distinct deep-in-line fans whose tickets the pollers cycle through.
     pub tickets: usize,
     pub ceiling_requests: u64,
+    /// Fans a second the admitter lets in while the last poll run is repeated.
+    pub admit_rate: f64,
 }
 
 pub async fn run(target: &WaitroomTarget, options: &Options) -> anyhow::Result<()> {
@@ -104,10 +106,12 @@ async fn measure(
         let polls = measure_polls(&waitroom, event_id, &tickets, clients, options.duration).await?;
         runs.push(Run { clients, joins, polls });
     }
+    let admitting = measure_admitting(&waitroom, event_id, &tickets, most_clients, options).await?;
     let queued = redis_queue::queue_length(conn, &keys).await?;
     let ceilings = measure_ceilings(redis, conn, &keys, options).await?;
 
     print_table(&runs, &ceilings);
+    print_admitting(&admitting, &runs, &ceilings);
     let met = print_targets(&runs, queued, &ceilings, &memory);
     ensure!(met, "targets not met");
     Ok(())
@@ -288,6 +292,94 @@ async fn measure_polls(
         }
     })
     .await
+}
+
+/// The polls of the most clients again, while the admitter lets fans in: what
+/// admitting (each step an atomic script in Redis, each admission recorded in
+/// PostgreSQL by one batched insert per tick) costs the fans still waiting.
+struct Admitting {
+    clients: usize,
+    admit_rate: f64,
+    polls: Report,
+    seconds: f64,
+    /// Counted by the waiting room's metrics over the window.
+    admitted: f64,
+    steps: f64,
+    step_seconds: f64,
+    /// Admission records not yet in PostgreSQL a second after the window, and failed
+    /// writes during it.
+    records_pending: f64,
+    record_failures: f64,
+}
+
+async fn measure_admitting(
+    waitroom: &Waitroom,
+    event_id: Uuid,
+    tickets: &[String],
+    clients: usize,
+    options: &Options,
+) -> anyhow::Result<Admitting> {
+    let admissions = format!("{}{{event=\"{event_id}\"}}", waitroom::metrics::ADMISSIONS);
+    let step_sum = format!("{}_sum{{command=\"admit\"}}", waitroom::metrics::REDIS_COMMAND_DURATION);
+    let step_count = format!("{}_count{{command=\"admit\"}}", waitroom::metrics::REDIS_COMMAND_DURATION);
+    let failures = waitroom::metrics::RECORD_FAILURES;
+    let before = waitroom.metrics().await?;
+    waitroom.configure_admitting(event_id, options.admit_rate).await?;
+    let started = Instant::now();
+    let polls = measure_polls(waitroom, event_id, tickets, clients, options.duration).await?;
+    waitroom.configure_paused(event_id).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = waitroom.metrics().await?;
+    let delta = |series: &str| metric(&after, series) - metric(&before, series);
+    Ok(Admitting {
+        clients,
+        admit_rate: options.admit_rate,
+        polls,
+        seconds,
+        admitted: delta(&admissions),
+        steps: delta(&step_count),
+        step_seconds: delta(&step_sum),
+        records_pending: metric(&after, waitroom::metrics::RECORDS_PENDING),
+        record_failures: delta(failures),
+    })
+}
+
+/// The value of one series (name and labels, as exported) in Prometheus text; 0 when
+/// it has not been exported yet.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
+}
+
+fn print_admitting(admitting: &Admitting, runs: &[Run], ceilings: &Ceilings) {
+    let poll_rate = admitting.polls.successes_per_sec();
+    println!();
+    println!(
+        "while admitting {:.0} fans/s (admitted {:.0} in {:.1} s = {:.0}/s, {:.3}x the rate; {:.0} admission steps, \
+         {:.0} µs each on average in Redis):",
+        admitting.admit_rate,
+        admitting.admitted,
+        admitting.seconds,
+        admitting.admitted / admitting.seconds,
+        admitting.admitted / admitting.seconds / admitting.admit_rate,
+        admitting.steps,
+        admitting.step_seconds / admitting.steps.max(1.0) * 1e6,
+    );
+    println!(
+        "  poll at {} clients: {poll_rate:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {:.1}% failed",
+        admitting.clients,
+        admitting.polls.percentile_ms(0.50),
+        admitting.polls.percentile_ms(0.99),
+        admitting.polls.rejected_percent()
+    );
+    println!("  poll while admitting / ZRANK {:.2}x", poll_rate / ceilings.zrank.per_sec);
+    if let Some(paused) = runs.iter().find(|run| run.clients == admitting.clients) {
+        println!("  poll while admitting / poll while paused {:.2}x", poll_rate / paused.polls.successes_per_sec());
+    }
+    println!(
+        "  admission records: {:.0} not yet in PostgreSQL 1 s after the window, {:.0} failed writes",
+        admitting.records_pending, admitting.record_failures
+    );
 }
 
 struct Ceilings {

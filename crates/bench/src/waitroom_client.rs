@@ -34,12 +34,27 @@ impl Waitroom {
     /// Configures `event_id` paused: fans may join and poll, but the admitter never
     /// takes anyone out of line, so the queue stays as deep as the benchmark made it.
     pub async fn configure_paused(&self, event_id: Uuid) -> anyhow::Result<()> {
-        let body = json!({ "admit_rate": 1, "max_active": 1, "token_lifetime_secs": 60, "state": "paused" });
+        self.configure(
+            event_id,
+            json!({ "admit_rate": 1, "max_active": 1, "token_lifetime_secs": 60, "state": "paused" }),
+        )
+        .await
+    }
+
+    /// Opens `event_id` at `admit_rate` fans a second, with room for every fan it can
+    /// admit in the benchmark, so nothing but the rate holds admission back.
+    pub async fn configure_admitting(&self, event_id: Uuid, admit_rate: f64) -> anyhow::Result<()> {
+        let body =
+            json!({ "admit_rate": admit_rate, "max_active": 10_000_000, "token_lifetime_secs": 3600, "state": "open" });
+        self.configure(event_id, body).await
+    }
+
+    async fn configure(&self, event_id: Uuid, settings: Value) -> anyhow::Result<()> {
         let response = self
             .http
             .put(format!("{}/v1/admin/events/{event_id}/waitroom", self.base))
             .bearer_auth(&self.admin_key)
-            .json(&body)
+            .json(&settings)
             .send()
             .await?;
         let status = response.status();
@@ -47,6 +62,11 @@ impl Waitroom {
             bail!("configuring the waiting room failed ({status}): {}", response.text().await.unwrap_or_default());
         }
         Ok(())
+    }
+
+    /// The waiting room's Prometheus metrics, as text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self.http.get(format!("{}/metrics", self.base)).send().await?.error_for_status()?.text().await?)
     }
 
     /// Lean connections for the measured requests, one per simulated client.

@@ -23,7 +23,8 @@ pub enum Ending {
     GaveUp,
     /// Still waiting when the rehearsal's time ran out.
     NotAdmitted,
-    /// Dropped from the line (skipped as abandoned, or the event closed).
+    /// Dropped from the line (skipped as abandoned, the event closed, or the line lost
+    /// past the point a ticket can restore).
     LostPlace,
     /// An answer the plan did not expect; counted in the errors.
     Failed,
@@ -84,6 +85,12 @@ impl FanRecord {
     }
 }
 
+/// A fan let in: the access token, and the latest queue ticket (to leave with).
+struct Admitted {
+    token: String,
+    ticket: String,
+}
+
 pub struct Fan<'a> {
     pub api: &'a Api,
     pub scenario: &'a Scenario,
@@ -119,39 +126,47 @@ impl Fan<'_> {
         let Some(ticket) = joined.text("ticket").filter(|_| joined.ok()) else {
             return Ok(());
         };
-        let Some(token) = self.wait_for_admission(ticket, record).await? else {
+        let Some(Admitted { token, ticket }) = self.wait_for_admission(ticket.to_owned(), record).await? else {
             return Ok(());
         };
         self.think().await;
         (record.ending, record.seats) = self.shop(&token, &mut record.told).await?;
         // Done shopping: give the place in the room to the next fan, as a checkout page
         // that tells the waiting room would.
-        self.api.leave(self.event.id, ticket).await?;
+        self.api.leave(self.event.id, &ticket).await?;
         Ok(())
     }
 
-    /// Polls as a browser tab would; `None` when the fan never got in.
-    async fn wait_for_admission(&self, ticket: &str, record: &mut FanRecord) -> Result<Option<String>, Error> {
+    /// Polls as a browser tab would, each time with the latest ticket (every answer
+    /// carries a fresh one, so a fan in a long line never outlives a ticket's lifetime);
+    /// `None` when the fan never got in.
+    async fn wait_for_admission(&self, mut ticket: String, record: &mut FanRecord) -> Result<Option<Admitted>, Error> {
         loop {
             if Instant::now() >= self.deadline {
                 record.ending = Ending::NotAdmitted;
                 return Ok(None);
             }
             let sent = self.started.elapsed();
-            let polled = self.api.poll(self.event.id, ticket).await?;
+            let polled = self.api.poll(self.event.id, &ticket).await?;
+            if let Some(fresh) = polled.text("ticket").filter(|_| polled.ok()) {
+                ticket = fresh.to_owned();
+            }
             if polled.text("status") == Some("waiting") {
                 record.last_waiting_poll_sent = Some(sent);
             }
             if let Some(token) = polled.text("access_token") {
                 record.admitted_after = Some(self.started.elapsed());
-                return Ok(Some(token.to_owned()));
+                return Ok(Some(Admitted { token: token.to_owned(), ticket }));
             }
             if polled.status == 503 {
                 tokio::time::sleep(Duration::from_millis(self.scenario.poll_interval_ms)).await;
                 continue;
             }
             if !polled.ok() {
-                record.ending = if polled.status == 404 { Ending::LostPlace } else { Ending::Failed };
+                // 404: the ticket names no line; 409 queue_reset: the line was lost and
+                // this ticket cannot be put back in it.
+                let lost = polled.status == 404 || polled.code() == "queue_reset";
+                record.ending = if lost { Ending::LostPlace } else { Ending::Failed };
                 return Ok(None);
             }
             let asked = Duration::from_secs(polled.body["poll_after_secs"].as_u64().unwrap_or(0));
