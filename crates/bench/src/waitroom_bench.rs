@@ -44,7 +44,11 @@ pub async fn run(target: &WaitroomTarget, options: &Options) -> anyhow::Result<(
     ensure_loopback(&target.redis_url)?;
     ensure!(options.fans >= 2 * options.tickets as u64, "--fans must be at least twice --tickets");
     let redis = redis::Client::open(target.redis_url.as_str())?;
-    let mut conn = redis.get_multiplexed_async_connection().await.context("connecting to Redis")?;
+    // Setup reads every element of million-entry keys (`MEMORY USAGE … SAMPLES 0`):
+    // seconds, longer than the client's default response timeout.
+    let setup = redis::AsyncConnectionConfig::new().set_response_timeout(None);
+    let mut conn =
+        redis.get_multiplexed_async_connection_with_config(&setup).await.context("connecting to Redis")?;
     let measured = measure(target, options, &redis, &mut conn).await;
     // Whatever happened, the million fans do not stay behind.
     let cleaned = redis_queue::remove_prefix(&mut conn, &target.key_prefix).await;
@@ -106,9 +110,10 @@ async fn measure(
         let polls = measure_polls(&waitroom, event_id, &tickets, clients, options.duration).await?;
         runs.push(Run { clients, joins, polls });
     }
-    let admitting = measure_admitting(&waitroom, event_id, &tickets, most_clients, options).await?;
     let queued = redis_queue::queue_length(conn, &keys).await?;
     let ceilings = measure_ceilings(redis, conn, &keys, options).await?;
+    // Last: admitting takes fans off the front of the line the ceilings poll.
+    let admitting = measure_admitting(&waitroom, event_id, &tickets, most_clients, options).await?;
 
     print_table(&runs, &ceilings);
     print_admitting(&admitting, &runs, &ceilings);
