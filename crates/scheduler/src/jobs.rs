@@ -4,17 +4,17 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use gateway::store::invariants::Scope;
+use sales::store::invariants::Scope;
 use sqlx::PgPool;
 
 use crate::metrics;
 
 /// Ends every expired hold and frees its seats, batch by batch, until none is left
 /// that another replica is not already handling. Returns how many this call ended.
-pub async fn release_expired_holds(pool: &PgPool, batch: i64) -> Result<u64, gateway::Error> {
+pub async fn release_expired_holds(pool: &PgPool, batch: i64) -> Result<u64, sales::Error> {
     let mut released = 0;
     loop {
-        let n = gateway::store::holds::release_expired(pool, batch).await?;
+        let n = sales::store::holds::release_expired(&mut *pool.acquire().await?, batch).await?;
         released += n;
         ::metrics::counter!(metrics::HOLDS_RELEASED).increment(n);
         if n < batch as u64 {
@@ -33,14 +33,11 @@ pub struct Batches {
 /// Deletes idempotency keys older than the retention, at most `batch` per statement
 /// (each its own transaction), until a batch comes back short. Keys another replica is
 /// deleting are left to it.
-pub async fn purge_idempotency_keys(
-    pool: &PgPool,
-    retention_hours: i32,
-    batch: i64,
-) -> Result<Batches, gateway::Error> {
+pub async fn purge_idempotency_keys(pool: &PgPool, retention_hours: i32, batch: i64) -> Result<Batches, sales::Error> {
     let mut done = Batches::default();
     loop {
-        let n = gateway::store::idempotency::purge_older_than(pool, retention_hours, batch).await?;
+        let n =
+            sales::store::idempotency::purge_older_than(&mut *pool.acquire().await?, retention_hours, batch).await?;
         done.rows += n;
         done.statements += 1;
         ::metrics::counter!(metrics::IDEMPOTENCY_KEYS_PURGED).increment(n);
@@ -54,8 +51,8 @@ pub async fn purge_idempotency_keys(
 /// and exports what it finds, with the time it finished. Read-only, so every replica
 /// may run it; each exports the same figures. Returns the number of violations. A
 /// failed check exports nothing, so the last-run timestamp goes stale.
-pub async fn check_invariants(pool: &PgPool, scope: Scope) -> Result<u64, gateway::Error> {
-    let violations = gateway::store::invariants::check(pool, scope).await?;
+pub async fn check_invariants(pool: &PgPool, scope: Scope) -> Result<u64, sales::Error> {
+    let violations = sales::store::invariants::check(pool, scope).await?;
     metrics::invariants_checked(&violations);
     let total: i64 = violations.by_invariant().iter().map(|(_, n)| n).sum();
     if total > 0 {
@@ -65,7 +62,7 @@ pub async fn check_invariants(pool: &PgPool, scope: Scope) -> Result<u64, gatewa
 }
 
 /// Logs a job's outcome; a failed run is retried at the next tick.
-pub fn log(job: &'static str, outcome: Result<u64, gateway::Error>) {
+pub fn log(job: &'static str, outcome: Result<u64, sales::Error>) {
     match outcome {
         Ok(0) => {}
         Ok(n) => tracing::info!(job, rows = n, "job done"),
