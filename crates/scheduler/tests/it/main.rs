@@ -139,7 +139,7 @@ async fn the_purge_deletes_exactly_the_old_keys_one_bounded_statement_at_a_time(
         .unwrap();
     assert_eq!(old_before, 12);
     assert_eq!(
-        sales::store::idempotency::purge_older_than(&mut *db.pool.acquire().await.unwrap(), 24, 5).await.unwrap(),
+        sales::store::idempotency::purge_older_than(&mut db.pool.acquire().await.unwrap(), 24, 5).await.unwrap(),
         5
     );
     let oldest_left: Vec<String> =
