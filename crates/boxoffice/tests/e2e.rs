@@ -42,7 +42,7 @@ fn free_port() -> u16 {
 
 impl System {
     async fn start() -> System {
-        let db = TestDatabase::new(&gateway::MIGRATOR, 2).await.unwrap();
+        let db = TestDatabase::new(&schema::MIGRATOR, 2).await.unwrap();
         let keys = TempDir(std::env::temp_dir().join(format!("bo-e2e-{}", redis_prefix())));
         let pair = KeyPair::generate("e2e").unwrap();
         pair.write_to_dir(&keys.0).unwrap();

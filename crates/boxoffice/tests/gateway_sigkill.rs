@@ -332,7 +332,7 @@ struct Settled {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_killed_mid_storm_and_restarted_loses_no_answered_booking_and_leaves_nothing_half_written() {
     let started = Instant::now();
-    let db = TestDatabase::new(&gateway::MIGRATOR, 4).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 4).await.unwrap();
     let keys = TempDir(std::env::temp_dir().join(format!("bo-sigkill-{}", Uuid::new_v4().simple())));
     let pair = KeyPair::generate(KID).unwrap();
     pair.write_to_dir(&keys.0).unwrap();
@@ -516,7 +516,7 @@ async fn a_gateway_killed_mid_storm_and_restarted_loses_no_answered_booking_and_
     assert!(unknown.is_empty(), "bookings no client was told about and no retry found: {unknown:?}");
     assert_eq!(all.len(), known.len());
     let violations =
-        gateway::store::invariants::check(&mut pool.begin().await.unwrap(), Default::default()).await.unwrap();
+        sales::store::invariants::check(&mut pool.begin().await.unwrap(), Default::default()).await.unwrap();
     assert_eq!(violations, Default::default(), "the watchdog finds violations");
     let checks = [
         (

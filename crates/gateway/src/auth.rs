@@ -2,11 +2,12 @@
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
+use sales::FanScope;
 use uuid::Uuid;
 
-use crate::app::AppState;
 use crate::error::Error;
 use crate::metrics;
+use crate::state::AppState;
 
 /// The organizer, proven by the admin API key.
 pub struct Admin;
@@ -19,13 +20,11 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// An admitted fan acting on the event in the request path; every fan query is
-/// scoped by it, so a fan can only reach their own holds and bookings.
+/// An admitted fan acting on the event in the request path, proven by an access token
+/// for that event. Its [`FanScope`] goes to every use case, so a fan can only reach their
+/// own holds and bookings.
 #[derive(Debug, Clone)]
-pub struct Fan {
-    pub fan_id: String,
-    pub event_id: Uuid,
-}
+pub struct Fan(pub FanScope);
 
 impl FromRequestParts<AppState> for Fan {
     type Rejection = Error;
@@ -45,7 +44,7 @@ impl FromRequestParts<AppState> for Fan {
             metrics::token_rejected("other_event");
             return Err(Error::TokenForOtherEvent);
         }
-        Ok(Fan { fan_id: claims.sub, event_id })
+        Ok(Fan(FanScope { event_id, fan_id: claims.sub }))
     }
 }
 

@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -25,6 +26,9 @@ pub struct GatewayConfig {
     /// Creating an event writes a row per seat (100,000 seats take seconds), so it may
     /// run this long instead of `database.work_deadline_ms`.
     pub create_event_timeout_ms: u64,
+    /// How long a replica answers from its copy of an event's rules; a change the
+    /// organizer makes reaches every replica within it.
+    pub event_rules_max_age_ms: u64,
     /// Everything this replica accepts, so a flood is refused before it reaches the
     /// database pool.
     pub limit_global: RateLimit,
@@ -47,6 +51,9 @@ impl GatewayConfig {
         if !(1..=20).contains(&self.best_available_attempts) {
             return Err("gateway.best_available_attempts must be 1-20".into());
         }
+        if !(1..=300_000).contains(&self.event_rules_max_age_ms) {
+            return Err("gateway.event_rules_max_age_ms must be 1-300000".into());
+        }
         self.limit_global.validate("gateway.limit_global")?;
         self.limit_per_address.validate("gateway.limit_per_address")?;
         self.limit_per_fan.validate("gateway.limit_per_fan")?;
@@ -58,5 +65,14 @@ impl GatewayConfig {
             );
         }
         Ok(())
+    }
+
+    /// What the sale's use cases need to know of this configuration.
+    pub fn sales_settings(&self) -> sales::Settings {
+        sales::Settings {
+            best_available_attempts: self.best_available_attempts,
+            create_event_timeout: Duration::from_millis(self.create_event_timeout_ms),
+            event_rules_max_age: Duration::from_millis(self.event_rules_max_age_ms),
+        }
     }
 }

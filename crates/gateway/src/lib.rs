@@ -1,34 +1,25 @@
-//! The booking gateway: events and their seat inventory in PostgreSQL, and the fan's
-//! holds and bookings on it, each guarded by an access token from the waiting room.
+//! The booking gateway: the sale's face on the web. It checks who is calling (the
+//! organizer's admin key, or a fan's access token from the waiting room), rate-limits,
+//! and hands each request to the sale's use cases in the `sales` crate.
 //!
-//! - [`routes`]: HTTP only: extract, call, map.
-//! - [`orders`]: the fan's use cases, and [`catalog`] the organizer's and the public's:
-//!   one unit of cancel-safe, deadline-bounded database work each.
-//! - [`domain`]: rules with no I/O: valid events, what a fan may ask, best available.
-//! - [`store`]: SQL, including the seat locking in [`store::inventory`].
-//! - [`auth`]: the organizer (admin key) and the fan (access token) as extractors.
+//! - [`routes`]: HTTP only: extract, call the sale, map the result.
+//! - [`auth`]: the organizer (admin key) and the fan (access token, giving a
+//!   [`sales::FanScope`]) as extractors.
 //! - [`limits`]: rate limits per replica, client address and fan.
-//! - [`error`]: every failure and its status and code.
-//!
-//! The database schema and its invariants are in `migrations/` at the workspace root.
+//! - [`error`]: every failure, the sale's included, and its status and code.
+//! - [`state`]: what requests share; [`app`]: binding, serving and the limiter sweep.
+//! - [`config`]: the `[gateway]` settings; [`metrics`]: every metric it records.
 
 pub mod app;
 pub mod auth;
-pub mod catalog;
 pub mod config;
-pub mod domain;
 pub mod error;
 pub mod limits;
 pub mod metrics;
-pub mod model;
-pub mod orders;
 pub mod routes;
-pub mod store;
+pub mod state;
 
-pub use app::{AppState, Application};
+pub use app::Application;
 pub use config::GatewayConfig;
 pub use error::Error;
-
-/// The one migrator of the boxoffice schema, which lives in the `schema` crate (D1).
-/// Re-exported because the gateway's, scheduler's and binary's tests name it here.
-pub use schema::MIGRATOR;
+pub use state::AppState;

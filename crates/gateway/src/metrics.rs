@@ -29,8 +29,13 @@ pub fn register() {
     }
 }
 
-/// Records how an order attempt (`hold`, `book`, `confirm`) ended.
-pub fn order_outcome(kind: &'static str, outcome: &'static str) {
+/// Records how an order attempt (`hold`, `book`, `confirm`) ended: `success`, or the
+/// error's code.
+pub fn order_outcome<T>(kind: &'static str, result: &Result<T, crate::Error>) {
+    let outcome = match result {
+        Ok(_) => "success",
+        Err(e) => e.code(),
+    };
     metrics::counter!(ORDERS, "kind" => kind, "outcome" => outcome).increment(1);
     if outcome == "seat_contended" {
         metrics::counter!(LOCK_CONTENTION, "kind" => kind).increment(1);

@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 
-use gateway::store::invariants::Scope;
+use sales::store::invariants::Scope;
 use serde::Deserialize;
 use service_kit::serve::HttpConfig;
 

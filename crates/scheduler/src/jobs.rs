@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gateway::store::invariants::Scope;
+use sales::store::invariants::Scope;
 use service_kit::postgres::Database;
 
 use crate::metrics;
@@ -20,10 +20,10 @@ const WATCHDOG_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 /// own and within the services' client-side deadline, so a partition from PostgreSQL
 /// fails the run in seconds instead of hanging it (and its tick's successors) until
 /// the network returns.
-pub async fn release_expired_holds(db: &Database, batch: i64) -> Result<u64, gateway::Error> {
+pub async fn release_expired_holds(db: &Database, batch: i64) -> Result<u64, sales::Error> {
     let mut released = 0;
     loop {
-        let n = db.write(move |conn| Box::pin(gateway::store::holds::release_expired(conn, batch))).await?;
+        let n = db.write(move |conn| Box::pin(sales::store::holds::release_expired(conn, batch))).await?;
         released += n;
         ::metrics::counter!(metrics::HOLDS_RELEASED).increment(n);
         if n < batch as u64 {
@@ -46,11 +46,11 @@ pub async fn purge_idempotency_keys(
     db: &Database,
     retention_hours: i32,
     batch: i64,
-) -> Result<Batches, gateway::Error> {
+) -> Result<Batches, sales::Error> {
     let mut done = Batches::default();
     loop {
         let n = db
-            .write(move |conn| Box::pin(gateway::store::idempotency::purge_older_than(conn, retention_hours, batch)))
+            .write(move |conn| Box::pin(sales::store::idempotency::purge_older_than(conn, retention_hours, batch)))
             .await?;
         done.rows += n;
         done.statements += 1;
@@ -69,11 +69,11 @@ pub async fn purge_idempotency_keys(
 /// Its statements may run for `scope.time_limit` (set per transaction, longer than the
 /// services' statement timeout); the client-side deadline allows that and a little more,
 /// so the server's timeout, which rolls back cleanly, fires first when it can.
-pub async fn check_invariants(db: &Database, scope: Scope) -> Result<u64, gateway::Error> {
+pub async fn check_invariants(db: &Database, scope: Scope) -> Result<u64, sales::Error> {
     let deadline = scope.time_limit + WATCHDOG_DEADLINE_MARGIN;
     let violations = db
         .with_deadline(deadline)
-        .transaction(move |tx| Box::pin(gateway::store::invariants::check(tx, scope)))
+        .transaction(move |tx| Box::pin(sales::store::invariants::check(tx, scope)))
         .await?;
     metrics::invariants_checked(&violations);
     let total: i64 = violations.by_invariant().iter().map(|(_, n)| n).sum();
@@ -84,7 +84,7 @@ pub async fn check_invariants(db: &Database, scope: Scope) -> Result<u64, gatewa
 }
 
 /// Logs a job's outcome; a failed run is retried at the next tick.
-pub fn log(job: &'static str, outcome: Result<u64, gateway::Error>) {
+pub fn log(job: &'static str, outcome: Result<u64, sales::Error>) {
     match outcome {
         Ok(0) => {}
         Ok(n) => tracing::info!(job, rows = n, "job done"),

@@ -60,7 +60,7 @@ impl RepeatedJob<'_> {
     async fn add<F, Fut>(&self, name: &'static str, every: Duration, run: F) -> Result<(), JobSchedulerError>
     where
         F: Fn(Database) -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future<Output = Result<u64, gateway::Error>> + Send + 'static,
+        Fut: Future<Output = Result<u64, sales::Error>> + Send + 'static,
     {
         let db = self.db.clone();
         let exclusive = jobs::Exclusive::new(name);

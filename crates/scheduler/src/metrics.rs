@@ -30,7 +30,7 @@ pub fn register() {
     }
 }
 
-pub fn invariants_checked(violations: &gateway::store::invariants::Violations) {
+pub fn invariants_checked(violations: &sales::store::invariants::Violations) {
     metrics::gauge!(OVERSOLD_SEATS).set(violations.oversold_seats as f64);
     for (invariant, count) in violations.by_invariant() {
         metrics::gauge!(INVARIANT_VIOLATIONS, "invariant" => invariant).set(count as f64);

@@ -81,7 +81,7 @@ async fn wait_for(metrics: SocketAddr, series: &str, expected: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watchdog_gauges_read_zero_until_an_invariant_is_broken_behind_the_apps_back() {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     let sold = event_with_bookings(&db.pool, 10, 4).await;
     let config = SchedulerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),

@@ -13,5 +13,5 @@ pub enum Error {
     #[error("checking the database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("checking the database: {0}")]
-    Invariants(#[from] gateway::Error),
+    Invariants(#[from] sales::Error),
 }

@@ -1,7 +1,8 @@
 //! After the sale: what the database says was sold, and whether anything was sold twice.
 //! The simulator's own counts are not trusted for this.
 
-use gateway::store::invariants::{self, Violations};
+use sales::states::BookingStatus;
+use sales::store::invariants::{self, Violations};
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
@@ -50,21 +51,21 @@ pub async fn check(database_url: &str, event: Uuid, told: &[ToldBooking]) -> Res
     .await?;
     let violations = invariants::check(&mut *pool.begin().await?, SCOPE).await?;
     let ids: Vec<Uuid> = told.iter().map(|t| t.id).collect();
-    let rows: Vec<(Uuid, String)> =
-        sqlx::query_as("SELECT id, status::text FROM bookings WHERE event_id = $1 AND id = ANY($2)")
+    let rows: Vec<(Uuid, BookingStatus)> =
+        sqlx::query_as("SELECT id, status FROM bookings WHERE event_id = $1 AND id = ANY($2)")
             .bind(event)
             .bind(&ids)
             .fetch_all(&pool)
             .await?;
     pool.close().await;
-    let states: std::collections::HashMap<Uuid, String> = rows.into_iter().collect();
+    let states: std::collections::HashMap<Uuid, BookingStatus> = rows.into_iter().collect();
     let mut check = ToldCheck { told: told.len(), ..ToldCheck::default() };
     for booking in told {
-        match states.get(&booking.id).map(String::as_str) {
+        match states.get(&booking.id) {
             None => check.missing.push(booking.id),
             Some(_) if booking.cancel_unanswered => check.found += 1,
-            Some("cancelled") if booking.cancelled => check.found += 1,
-            Some("confirmed") if !booking.cancelled => check.found += 1,
+            Some(BookingStatus::Cancelled) if booking.cancelled => check.found += 1,
+            Some(BookingStatus::Confirmed) if !booking.cancelled => check.found += 1,
             Some(_) => check.wrong_state.push(booking.id),
         }
     }

@@ -8,13 +8,14 @@ use uuid::Uuid;
 
 use service_kit::extract::{Json, Path, Query};
 
+use sales::model::BookingView;
+use sales::orders::SeatRequest;
+
 use super::extract::IdempotencyKey;
-use crate::app::AppState;
 use crate::auth::{Admin, Fan};
-use crate::catalog;
 use crate::error::{Error, Result};
-use crate::model::BookingView;
-use crate::orders::{self, SeatRequest};
+use crate::metrics;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -25,33 +26,39 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Holds and confirms in one transaction, for events without a checkout step.
+#[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn book(
     State(state): State<AppState>,
-    fan: Fan,
+    Fan(scope): Fan,
     IdempotencyKey(key): IdempotencyKey,
     Json(request): Json<SeatRequest>,
 ) -> Result<Response> {
-    Ok(super::holds::created(orders::book(&state, &fan, &request, key.as_deref()).await?))
+    let result = state.sales.book(&scope, &request, key.as_deref()).await.map_err(Error::from);
+    metrics::order_outcome("book", &result);
+    Ok(super::holds::created(result?))
 }
 
-async fn list_mine(State(state): State<AppState>, fan: Fan) -> Result<Json<serde_json::Value>> {
-    Ok(Json(json!({ "bookings": orders::my_bookings(&state, &fan).await? })))
+#[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
+async fn list_mine(State(state): State<AppState>, Fan(scope): Fan) -> Result<Json<serde_json::Value>> {
+    Ok(Json(json!({ "bookings": state.sales.my_bookings(&scope).await? })))
 }
 
+#[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn show(
     State(state): State<AppState>,
-    fan: Fan,
+    Fan(scope): Fan,
     Path((_, booking_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<BookingView>> {
-    Ok(Json(orders::get_booking(&state, &fan, booking_id).await?))
+    Ok(Json(state.sales.get_booking(&scope, booking_id).await?))
 }
 
+#[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn cancel(
     State(state): State<AppState>,
-    fan: Fan,
+    Fan(scope): Fan,
     Path((_, booking_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<BookingView>> {
-    Ok(Json(orders::cancel(&state, &fan, booking_id).await?))
+    Ok(Json(state.sales.cancel(&scope, booking_id).await?))
 }
 
 #[derive(Deserialize)]
@@ -68,6 +75,7 @@ fn default_limit() -> i64 {
     100
 }
 
+#[tracing::instrument(skip_all)]
 async fn list_all(
     _: Admin,
     State(state): State<AppState>,
@@ -76,6 +84,6 @@ async fn list_all(
     if !(1..=1000).contains(&q.limit) || q.offset < 0 {
         return Err(Error::BadRequest("limit must be 1-1000 and offset at least 0".into()));
     }
-    let bookings = catalog::all_bookings(&state, q.event_id, q.limit, q.offset).await?;
+    let bookings = state.sales.all_bookings(q.event_id, q.limit, q.offset).await?;
     Ok(Json(json!({ "bookings": bookings, "limit": q.limit, "offset": q.offset })))
 }

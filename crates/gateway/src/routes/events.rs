@@ -10,13 +10,13 @@ use uuid::Uuid;
 
 use service_kit::extract::{Json, Path};
 
-use crate::app::AppState;
+use sales::domain::event::{Layout, NewEvent, NewSection, Row};
+use sales::domain::Invalid;
+use sales::model::EventDetails;
+
 use crate::auth::Admin;
-use crate::catalog;
-use crate::domain::event::{Layout, NewEvent, NewSection, Row};
-use crate::domain::Invalid;
 use crate::error::Result;
-use crate::model::EventDetails;
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -109,22 +109,26 @@ impl CreateEvent {
     }
 }
 
+#[tracing::instrument(skip_all)]
 async fn create(
     _: Admin,
     State(state): State<AppState>,
     Json(body): Json<CreateEvent>,
 ) -> Result<(StatusCode, Json<EventDetails>)> {
-    Ok((StatusCode::CREATED, Json(catalog::create_event(&state, body.into_domain()?).await?)))
+    Ok((StatusCode::CREATED, Json(state.sales.create_event(body.into_domain()?).await?)))
 }
 
+#[tracing::instrument(skip_all)]
 async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<serde_json::Value>> {
-    Ok(Json(json!({ "events": catalog::list_events(&state).await? })))
+    Ok(Json(json!({ "events": state.sales.list_events().await? })))
 }
 
+#[tracing::instrument(skip(state))]
 async fn details(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<EventDetails>> {
-    Ok(Json(catalog::event_details(&state, event_id).await?))
+    Ok(Json(state.sales.event_details(event_id).await?))
 }
 
+#[tracing::instrument(skip(state))]
 async fn seat_map(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<impl IntoResponse> {
     Ok(([(CONTENT_TYPE, "application/json")], state.seat_map_json(event_id).await?))
 }

@@ -4,8 +4,8 @@
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use crate::app::AppState;
 use crate::error::Error;
+use crate::state::AppState;
 
 /// The optional `Idempotency-Key` header: 1-255 visible ASCII characters.
 pub struct IdempotencyKey(pub Option<String>);

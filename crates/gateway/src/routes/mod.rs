@@ -13,8 +13,8 @@ use axum::response::Response;
 use axum::Router;
 use service_kit::{health, metrics};
 
-use crate::app::AppState;
 use crate::error::Error;
+use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -23,7 +23,7 @@ pub fn router(state: AppState) -> Router {
         .merge(bookings::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit))
         .with_state(state.clone())
-        .merge(health::router(vec![("postgres", health::postgres_check(state.db.pool().clone()))]))
+        .merge(health::router(vec![("postgres", health::postgres_check(state.sales.database().pool().clone()))]))
         .merge(metrics::router());
     metrics::instrument(api, "gateway")
 }

@@ -1,7 +1,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{spawn_app, ADMIN_KEY};
+use crate::helpers::{spawn_app, spawn_app_with, ADMIN_KEY};
 
 fn concert() -> serde_json::Value {
     json!({
@@ -112,4 +112,20 @@ async fn unknown_events_are_404_and_malformed_ids_400() {
     let malformed = app.send(Method::GET, "/v1/events/not-a-uuid", None, None).await;
     assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
     assert_eq!(malformed.code(), "bad_request");
+}
+
+#[tokio::test]
+async fn an_order_limit_changed_in_the_database_applies_within_the_rules_cache_bound() {
+    const BOUND_MS: u64 = 300;
+    let app = spawn_app_with(4, |config| config.event_rules_max_age_ms = BOUND_MS).await;
+    let event = app.numbered_event(6).await;
+    let first = app.book(&event, "fan-1", json!({ "seats": ["1", "2"] })).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+
+    sqlx::query("UPDATE events SET max_per_order = 1 WHERE id = $1").bind(event.id).execute(&app.pool).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(BOUND_MS + 200)).await;
+
+    let second = app.book(&event, "fan-2", json!({ "seats": ["3", "4"] })).await;
+    assert_eq!(second.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", second.body);
+    assert_eq!(second.code(), "order_limit_exceeded");
 }

@@ -24,6 +24,10 @@ fn service_settings() -> service_kit::postgres::PostgresConfig {
     test_support::postgres_config("postgres://unused", 1)
 }
 
+/// How the general-admission statement begins (`sales::store::inventory::TAKE_NEXT`):
+/// a pause after it stops an order mid-transaction, its seats locked.
+const TAKE_NEXT: &str = "WITH available AS";
+
 /// What one client saw: an answer, or nothing because it hung up first.
 #[derive(Debug)]
 struct Seen {
@@ -98,7 +102,7 @@ async fn assert_no_seat_locked(app: &TestApp, event: &Event) {
 /// The watchdog's invariants, and the test's own, read straight from the database.
 async fn assert_invariants(app: &TestApp, event: &Event) -> i64 {
     let violations =
-        gateway::store::invariants::check(&mut app.pool.begin().await.unwrap(), Default::default()).await.unwrap();
+        sales::store::invariants::check(&mut app.pool.begin().await.unwrap(), Default::default()).await.unwrap();
     assert_eq!(violations, Default::default(), "the watchdog finds violations");
     app.assert_inventory_consistent(event).await
 }
@@ -262,7 +266,7 @@ struct Pause {
 async fn clients_hanging_up_at_begin_mid_transaction_and_commit_leave_nothing_half_done() {
     let deadline = Duration::from_millis(service_settings().work_deadline_ms);
     let (short, long) = (Duration::from_millis(1500), deadline + Duration::from_secs(1));
-    let pauses = ["BEGIN", "SELECT id AS seat_id", "COMMIT"]
+    let pauses = ["BEGIN", TAKE_NEXT, "COMMIT"]
         .into_iter()
         .flat_map(|after| [Pause { after, hold_for: short }, Pause { after, hold_for: long }]);
     futures::future::join_all(pauses.map(hang_up_during)).await;
@@ -417,7 +421,7 @@ async fn a_retry_during_a_stuck_first_attempt_is_told_it_is_in_progress() {
     let event = app.ga_event(10).await;
     let ga = json!({ "section_id": event.sections[0], "quantity": 1 });
     assert_eq!(app.send(Method::GET, &event.path("/seats"), None, None).await.status, StatusCode::OK);
-    proxy.pause_after(PgMatch::query_starts_with("SELECT id AS seat_id"));
+    proxy.pause_after(PgMatch::query_starts_with(TAKE_NEXT));
     let first = tokio::spawn({
         let (http, app_url, token, body) =
             (app.http.clone(), app.url(&event.path("/bookings")), app.token("fan", &event), ga.clone());

@@ -42,7 +42,7 @@ pub async fn spawn_app_with_pool_size(max_connections: u32) -> TestApp {
 
 /// The app with test settings, changed by `adjust` first.
 pub async fn spawn_app_with(max_connections: u32, adjust: impl FnOnce(&mut GatewayConfig)) -> TestApp {
-    let db = TestDatabase::new(&gateway::MIGRATOR, max_connections).await.expect("test database");
+    let db = TestDatabase::new(&schema::MIGRATOR, max_connections).await.expect("test database");
     let database = db.service_database(max_connections);
     start(db.pool, database, adjust).await
 }
@@ -57,7 +57,7 @@ pub async fn spawn_app_through_proxy_with(
     max_connections: u32,
     adjust: impl FnOnce(&mut GatewayConfig),
 ) -> (TestApp, ChaosProxy) {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 4).await.expect("test database");
+    let db = TestDatabase::new(&schema::MIGRATOR, 4).await.expect("test database");
     let (proxy, proxied) = db.behind_proxy().await.expect("chaos proxy");
     let database = test_support::postgres_config(&proxied, max_connections).database().unwrap();
     (start(db.pool, database, adjust).await, proxy)
@@ -76,6 +76,7 @@ async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut Gatewa
         // Tests read the seat map right after changing it.
         seat_map_max_age_ms: 0,
         create_event_timeout_ms: 6000,
+        event_rules_max_age_ms: 5000,
         limit_global: unlimited,
         limit_per_address: unlimited,
         limit_per_fan: unlimited,
@@ -215,6 +216,23 @@ impl TestApp {
 
     pub async fn details(&self, event: &Event) -> Value {
         self.send(Method::GET, &format!("/v1/events/{}", event.id), None, None).await.body
+    }
+
+    /// Moves every active hold of the event, and its seats, a second past their expiry,
+    /// as if its time had run out: the database's clock decides expiry, so no test
+    /// waits for it.
+    pub async fn lapse_holds(&self, event: &Event) {
+        sqlx::query(
+            "WITH lapsed AS (
+                 UPDATE holds SET expires_at = now() - interval '1 second'
+                 WHERE event_id = $1 AND status = 'active'
+             )
+             UPDATE seats SET held_until = now() - interval '1 second' WHERE event_id = $1 AND state = 'held'",
+        )
+        .bind(event.id)
+        .execute(&self.pool)
+        .await
+        .unwrap();
     }
 
     /// Checks, straight in the database, every invariant that "never oversell" means,

@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -72,14 +70,14 @@ async fn an_expired_hold_frees_its_seat_for_the_next_fan_before_any_sweep() {
     let app = spawn_app().await;
     let event = app
         .create_event(json!({
-            "name": "Short holds", "hold_ttl_seconds": 1,
+            "name": "Lapsing holds",
             "sections": [{ "name": "Hall", "kind": "reserved", "price": { "amount_minor": 100, "currency": "EUR" }, "seats": 2 }]
         }))
         .await;
     let event = crate::helpers::Event::from_details(&event);
     let hold = app.hold(&event, "slow-fan", json!({ "seats": ["1"] })).await;
     assert_eq!(hold.status, StatusCode::CREATED);
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    app.lapse_holds(&event).await;
 
     assert_eq!(app.details(&event).await["sections"][0]["remaining"], 2, "an expired hold counts as remaining");
     let next = app.book(&event, "quick-fan", json!({ "seats": ["1"] })).await;
@@ -98,23 +96,23 @@ async fn confirming_an_expired_hold_is_410_and_books_nothing() {
     let app = spawn_app().await;
     let event = app
         .create_event(json!({
-            "name": "Short holds", "hold_ttl_seconds": 1,
+            "name": "Lapsing holds",
             "sections": [{ "name": "Floor", "kind": "general_admission", "price": { "amount_minor": 100, "currency": "EUR" }, "capacity": 5 }]
         }))
         .await;
     let event = crate::helpers::Event::from_details(&event);
     let hold = app.hold(&event, "fan", json!({ "section_id": event.sections[0], "quantity": 2 })).await;
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    app.lapse_holds(&event).await;
     let token = app.token("fan", &event);
     let path = event.path(&format!("/holds/{}/confirm", hold.body["id"].as_str().unwrap()));
     let late = app.send(Method::POST, &path, Some(&token), None).await;
     assert_eq!(late.status, StatusCode::GONE);
     assert_eq!(app.assert_inventory_consistent(&event).await, 0);
 
-    let released = gateway::store::holds::release_expired(&mut app.pool.acquire().await.unwrap(), 100).await.unwrap();
+    let released = sales::store::holds::release_expired(&mut app.pool.acquire().await.unwrap(), 100).await.unwrap();
     assert_eq!(released, 1);
     assert_eq!(
-        gateway::store::holds::release_expired(&mut app.pool.acquire().await.unwrap(), 100).await.unwrap(),
+        sales::store::holds::release_expired(&mut app.pool.acquire().await.unwrap(), 100).await.unwrap(),
         0,
         "released once only"
     );

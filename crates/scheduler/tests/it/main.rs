@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gateway::store::invariants::{self, Scope, Violations};
+use sales::store::invariants::{self, Scope, Violations};
 use scheduler::jobs::{self, Batches, Exclusive, Run};
 use scheduler::{Scheduler, SchedulerConfig};
 use service_kit::postgres::Database;
@@ -55,7 +55,7 @@ async fn counts(pool: &PgPool) -> (i64, i64, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_sweepers_at_once_release_every_expired_hold_exactly_once() {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 10).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 10).await.unwrap();
     expired_holds(&db.pool, 5_000).await;
     // Two schedulers: a pool each.
     let (one, other) = (service(&db), service(&db));
@@ -68,7 +68,7 @@ async fn two_sweepers_at_once_release_every_expired_hold_exactly_once() {
 
 #[tokio::test]
 async fn live_holds_are_left_alone() {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     expired_holds(&db.pool, 10).await;
     sqlx::query(
         "UPDATE holds SET expires_at = now() + interval '1 hour' WHERE fan_id IN (SELECT fan_id FROM holds LIMIT 3)",
@@ -83,7 +83,7 @@ async fn live_holds_are_left_alone() {
 
 #[tokio::test]
 async fn the_running_scheduler_sweeps_on_its_interval_and_stops_on_shutdown() {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     expired_holds(&db.pool, 50).await;
     let config = SchedulerConfig { release_expired_holds_every_secs: 1, release_batch: 20, ..quiet_config() };
     let shutdown = CancellationToken::new();
@@ -107,7 +107,7 @@ async fn the_running_scheduler_sweeps_on_its_interval_and_stops_on_shutdown() {
 
 #[tokio::test]
 async fn old_idempotency_keys_are_purged_and_recent_ones_kept() {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     sqlx::query(
         "INSERT INTO idempotency_keys (event_id, fan_id, key, request_hash, created_at) VALUES
          (gen_random_uuid(), 'a', 'old', '\\x00', now() - interval '2 days'),
@@ -145,7 +145,7 @@ async fn key_names(pool: &PgPool) -> Vec<String> {
 
 #[tokio::test]
 async fn the_purge_deletes_exactly_the_old_keys_one_bounded_statement_at_a_time() {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     keys(&db.pool, "old", 12, "2 days").await;
     keys(&db.pool, "new", 3, "1 hour").await;
 
@@ -156,7 +156,7 @@ async fn the_purge_deletes_exactly_the_old_keys_one_bounded_statement_at_a_time(
         .unwrap();
     assert_eq!(old_before, 12);
     assert_eq!(
-        gateway::store::idempotency::purge_older_than(&mut db.pool.acquire().await.unwrap(), 24, 5).await.unwrap(),
+        sales::store::idempotency::purge_older_than(&mut db.pool.acquire().await.unwrap(), 24, 5).await.unwrap(),
         5
     );
     let oldest_left: Vec<String> =
@@ -215,7 +215,7 @@ async fn event(pool: &PgPool, created: &str, starts: Option<&str>, oversold: i64
 
 #[tokio::test]
 async fn the_watchdog_checks_events_on_sale_and_undated_events_for_a_week_only() {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     // Each event has its own power of two of oversold seats, so the total says exactly
     // which events were checked.
     event(&db.pool, "1 minute", None, 1).await; // undated, fresh: in scope
@@ -239,7 +239,7 @@ async fn the_watchdog_checks_events_on_sale_and_undated_events_for_a_week_only()
 
 #[tokio::test]
 async fn the_watchdog_reads_its_scope_and_the_events_in_it_through_indexes() {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     let undated = event(&db.pool, "1 minute", None, 1).await;
     let dated = event(&db.pool, "1 day", Some("1 day"), 0).await;
     let mut tx = db.pool.begin().await.unwrap();
@@ -270,7 +270,7 @@ async fn the_watchdog_reads_its_scope_and_the_events_in_it_through_indexes() {
 
 #[tokio::test]
 async fn a_run_that_finds_the_previous_one_still_going_skips_and_is_counted() {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 2).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 2).await.unwrap();
     // A scheduler of its own, for its /metrics; its jobs do not tick during the test.
     let config = quiet_config();
     let scheduler = Scheduler::start(&config, service(&db)).await.unwrap();
@@ -340,7 +340,7 @@ fn quiet_config() -> SchedulerConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn during_a_partition_every_job_fails_within_its_deadline_and_the_jobs_recover() {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 5).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     expired_holds(&db.pool, 10).await;
     let (proxy, url) = db.behind_proxy().await.unwrap();
     // The services' timeouts (work deadline 3 s); the watchdog's statements may run 1 s.

@@ -1,8 +1,10 @@
+//! Idempotency keys: a retried order answers with what its first attempt created.
+
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::auth::Fan;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, LOCK_NOT_AVAILABLE};
+use crate::scope::FanScope;
 
 /// What a request with an `Idempotency-Key` created.
 #[derive(Debug, Clone, Copy)]
@@ -28,20 +30,21 @@ pub enum Prior {
 /// `request_in_progress`), then sees either what it created or, if it rolled back, a
 /// free key. Only successful requests commit, so a failed attempt
 /// leaves the key free for a retry.
-pub async fn claim(conn: &mut PgConnection, fan: &Fan, key: &str, request_hash: &[u8]) -> Result<Prior> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn claim(conn: &mut PgConnection, scope: &FanScope, key: &str, request_hash: &[u8]) -> Result<Prior> {
     let inserted = sqlx::query(
         "INSERT INTO idempotency_keys (event_id, fan_id, key, request_hash) VALUES ($1, $2, $3, $4)
          ON CONFLICT DO NOTHING",
     )
-    .bind(fan.event_id)
-    .bind(&fan.fan_id)
+    .bind(scope.event_id)
+    .bind(&scope.fan_id)
     .bind(key)
     .bind(request_hash)
     .execute(&mut *conn)
     .await
     .map_err(|e| match e {
         // lock_timeout passed while an earlier attempt with this key was still running.
-        sqlx::Error::Database(db) if db.code().as_deref() == Some("55P03") => Error::RequestInProgress,
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Error::RequestInProgress,
         e => e.into(),
     })?
     .rows_affected();
@@ -51,8 +54,8 @@ pub async fn claim(conn: &mut PgConnection, fan: &Fan, key: &str, request_hash: 
     let (stored_hash, hold_id, booking_id): (Vec<u8>, Option<Uuid>, Option<Uuid>) = sqlx::query_as(
         "SELECT request_hash, hold_id, booking_id FROM idempotency_keys WHERE event_id = $1 AND fan_id = $2 AND key = $3",
     )
-    .bind(fan.event_id)
-    .bind(&fan.fan_id)
+    .bind(scope.event_id)
+    .bind(&scope.fan_id)
     .bind(key)
     .fetch_one(&mut *conn)
     .await?;
@@ -65,7 +68,8 @@ pub async fn claim(conn: &mut PgConnection, fan: &Fan, key: &str, request_hash: 
 }
 
 /// Records what the request that claimed `key` created.
-pub async fn save(conn: &mut PgConnection, fan: &Fan, key: &str, target: Target) -> Result<()> {
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn save(conn: &mut PgConnection, scope: &FanScope, key: &str, target: Target) -> Result<()> {
     let (hold_id, booking_id) = match target {
         Target::Hold(id) => (Some(id), None),
         Target::Booking(id) => (None, Some(id)),
@@ -73,8 +77,8 @@ pub async fn save(conn: &mut PgConnection, fan: &Fan, key: &str, target: Target)
     sqlx::query(
         "UPDATE idempotency_keys SET hold_id = $4, booking_id = $5 WHERE event_id = $1 AND fan_id = $2 AND key = $3",
     )
-    .bind(fan.event_id)
-    .bind(&fan.fan_id)
+    .bind(scope.event_id)
+    .bind(&scope.fan_id)
     .bind(key)
     .bind(hold_id)
     .bind(booking_id)
@@ -88,6 +92,7 @@ pub async fn save(conn: &mut PgConnection, fan: &Fan, key: &str, target: Target)
 /// until a batch comes back short, so no single statement locks or writes more than
 /// `batch` rows however many keys have piled up. Keys another purge has locked are
 /// skipped, so replicas share the work instead of queueing on each other's rows.
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn purge_older_than(conn: &mut PgConnection, retention_hours: i32, batch: i64) -> Result<u64> {
     Ok(sqlx::query(
         "DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(

@@ -1,34 +1,12 @@
 //! A new event as an organizer describes it, checked and expanded into seat rows.
 
 use super::Invalid;
+use crate::states::SectionKind;
 
 pub const MAX_SEATS_PER_SECTION: u32 = 100_000;
 pub const MAX_SEATS_PER_EVENT: u32 = 200_000;
 pub const MAX_SECTIONS: usize = 100;
 pub const MAX_ROWS_PER_SECTION: usize = 1_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SectionKind {
-    Reserved,
-    GeneralAdmission,
-}
-
-impl SectionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Reserved => "reserved",
-            Self::GeneralAdmission => "general_admission",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "reserved" => Some(Self::Reserved),
-            "general_admission" => Some(Self::GeneralAdmission),
-            _ => None,
-        }
-    }
-}
 
 /// How a section's places are laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]

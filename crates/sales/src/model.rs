@@ -1,9 +1,11 @@
-//! What the gateway answers with: read models shared by the store (which fills them)
-//! and the routes (which serialise them).
+//! What the sale's reads and orders return: read models the store fills and the
+//! gateway serialises as they are.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
+
+use crate::states::{BookingStatus, HoldStatus, SeatState, SectionKind};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Price {
@@ -35,7 +37,7 @@ pub struct EventDetails {
 pub struct SectionView {
     pub id: Uuid,
     pub name: String,
-    pub kind: String,
+    pub kind: SectionKind,
     pub price: Price,
     pub capacity: i64,
     pub remaining: i64,
@@ -50,7 +52,7 @@ pub struct SeatView {
     pub section_id: Uuid,
     pub row: Option<String>,
     pub number: i32,
-    pub status: String,
+    pub status: SeatState,
 }
 
 /// A seat inside a hold or booking.
@@ -66,7 +68,7 @@ pub struct OrderSeat {
 pub struct HoldView {
     pub id: Uuid,
     pub event_id: Uuid,
-    pub status: String,
+    pub status: HoldStatus,
     pub expires_at: DateTime<Utc>,
     pub seats: Vec<OrderSeat>,
     pub total: Price,
@@ -77,7 +79,7 @@ pub struct BookingView {
     pub id: Uuid,
     pub event_id: Uuid,
     pub hold_id: Option<Uuid>,
-    pub status: String,
+    pub status: BookingStatus,
     pub created_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub seats: Vec<OrderSeat>,
@@ -90,7 +92,7 @@ pub struct AdminBookingView {
     pub id: Uuid,
     pub fan_id: String,
     pub event: NamedRef,
-    pub status: String,
+    pub status: BookingStatus,
     pub created_at: DateTime<Utc>,
     pub cancelled_at: Option<DateTime<Utc>>,
     pub seats: Vec<AdminBookedSeat>,
@@ -109,4 +111,10 @@ pub struct AdminBookedSeat {
     pub label: Option<String>,
     pub section: NamedRef,
     pub price_minor: i64,
+}
+
+impl AdminBookedSeat {
+    pub fn into_order_seat(self) -> OrderSeat {
+        OrderSeat { seat_id: self.seat_id, section_id: self.section.id, label: self.label }
+    }
 }

@@ -1,4 +1,4 @@
-//! The gateway's rules, free of HTTP and SQL: what a valid event is, what a fan may
+//! The sale's rules, free of HTTP and SQL: what a valid event is, what a fan may
 //! ask for, and which seats "best available" means.
 
 pub mod best_available;

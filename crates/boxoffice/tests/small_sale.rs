@@ -29,7 +29,7 @@ impl Drop for Services {
 }
 
 async fn start_services() -> Services {
-    let db = TestDatabase::new(&gateway::MIGRATOR, 20).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 20).await.unwrap();
     let keys = TestKeys::new();
     let shutdown = CancellationToken::new();
 
@@ -42,6 +42,7 @@ async fn start_services() -> Services {
         http: test_support::http_config(),
         seat_map_max_age_ms: 1000,
         create_event_timeout_ms: 6000,
+        event_rules_max_age_ms: 5000,
         limit_global: UNLIMITED,
         limit_per_address: UNLIMITED,
         limit_per_fan: UNLIMITED,

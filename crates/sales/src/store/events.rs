@@ -1,14 +1,16 @@
+//! Events, their sections and seats: written once at creation, then read.
+
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
-use crate::domain::event::{NewEvent, SectionKind};
+use crate::domain::event::NewEvent;
 use crate::error::Result;
 use crate::model::{EventDetails, EventSummary, Price, SeatView, SectionView};
+use crate::states::SectionKind;
 
-/// The parts of an event every order needs; immutable once the event exists, so cached.
+/// The parts of an event every order needs, cached per replica (see [`crate::rules`]).
 #[derive(Debug, Clone)]
 pub struct EventRules {
     pub id: Uuid,
@@ -41,6 +43,7 @@ pub async fn allow_statements_to_run(conn: &mut PgConnection, limit: std::time::
 }
 
 /// Writes the event, its sections and every seat row, inside the caller's transaction.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     let event_id = Uuid::now_v7();
     sqlx::query(
@@ -59,13 +62,13 @@ pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
         let section_id = Uuid::now_v7();
         sqlx::query(
             "INSERT INTO sections (id, event_id, position, name, kind, price_minor, capacity)
-             VALUES ($1, $2, $3, $4, $5::section_kind, $6, $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(section_id)
         .bind(event_id)
         .bind(position as i32)
         .bind(&section.name)
-        .bind(section.kind().as_str())
+        .bind(section.kind())
         .bind(section.price_minor)
         .bind(section.capacity() as i32)
         .execute(&mut *conn)
@@ -88,6 +91,7 @@ pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     Ok(event_id)
 }
 
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<EventSummary>> {
     Ok(sqlx::query_as(
         "SELECT e.id, e.name, e.starts_at, e.currency, e.created_at,
@@ -98,7 +102,8 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<EventSummary>> {
     .await?)
 }
 
-pub async fn rules(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<Arc<EventRules>>> {
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn rules(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<EventRules>> {
     let Some(event) = sqlx::query("SELECT currency, max_per_order, hold_ttl_seconds FROM events WHERE id = $1")
         .bind(event_id)
         .fetch_optional(&mut *conn)
@@ -106,26 +111,25 @@ pub async fn rules(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<Arc
     else {
         return Ok(None);
     };
-    let sections = sqlx::query("SELECT id, kind::text AS kind, price_minor FROM sections WHERE event_id = $1")
-        .bind(event_id)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|row| {
-            let kind = SectionKind::parse(row.get("kind")).expect("section_kind enum matches SectionKind");
-            (row.get("id"), SectionRules { kind, price_minor: row.get("price_minor") })
-        })
-        .collect();
-    Ok(Some(Arc::new(EventRules {
+    let sections =
+        sqlx::query_as::<_, (Uuid, SectionKind, i64)>("SELECT id, kind, price_minor FROM sections WHERE event_id = $1")
+            .bind(event_id)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|(id, kind, price_minor)| (id, SectionRules { kind, price_minor }))
+            .collect();
+    Ok(Some(EventRules {
         id: event_id,
         currency: event.get::<String, _>("currency"),
         max_per_order: event.get::<i32, _>("max_per_order") as u32,
         hold_ttl_seconds: event.get("hold_ttl_seconds"),
         sections,
-    })))
+    }))
 }
 
 /// The event with each section's live counts, counted from the seat rows.
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<EventDetails>> {
     let Some(event) =
         sqlx::query("SELECT name, starts_at, currency, max_per_order, hold_ttl_seconds FROM events WHERE id = $1")
@@ -137,7 +141,7 @@ pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<E
     };
     let currency: String = event.get("currency");
     let sections = sqlx::query(
-        "SELECT s.id, s.name, s.kind::text AS kind, s.price_minor, a.capacity::bigint AS capacity,
+        "SELECT s.id, s.name, s.kind, s.price_minor, a.capacity::bigint AS capacity,
                 a.remaining, a.held, a.booked
          FROM sections s JOIN section_availability a ON a.section_id = s.id
          WHERE s.event_id = $1 ORDER BY s.position",
@@ -167,11 +171,13 @@ pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<E
     }))
 }
 
-/// Every reserved seat of the event with its live status.
+/// Every reserved seat of the event with its live status: a seat whose hold has lapsed
+/// shows available, as the next order may take it.
+#[tracing::instrument(level = "debug", skip(conn))]
 pub async fn seat_map(conn: &mut PgConnection, event_id: Uuid) -> Result<Vec<SeatView>> {
     Ok(sqlx::query_as(
         "SELECT id, label, section_id, row_label AS row, seat_number AS number,
-                CASE WHEN state = 'held' AND held_until <= now() THEN 'available' ELSE state::text END AS status
+                CASE WHEN seat_hold_lapsed(state, held_until) THEN 'available'::seat_state ELSE state END AS status
          FROM seats WHERE event_id = $1 AND label IS NOT NULL ORDER BY section_id, sort_key",
     )
     .bind(event_id)

@@ -1,0 +1,61 @@
+//! What requests share: the sale's handle, the token verifier, the admin key, the rate
+//! limits and the seat-map copy. Wiring (binding, serving, sweeping) is in [`crate::app`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use access_token::TokenVerifier;
+use axum::body::Bytes;
+use sales::Sales;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::config::GatewayConfig;
+use crate::error::Result;
+use crate::limits::Limits;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub sales: Sales,
+    pub verifier: Arc<TokenVerifier>,
+    pub admin_api_key: SecretString,
+    pub limits: Arc<Limits>,
+    /// Serialized seat maps, briefly (`seat_map_max_age_ms`); `None` reads every time.
+    seat_maps: Option<moka::future::Cache<Uuid, Bytes>>,
+}
+
+impl AppState {
+    pub fn new(config: &GatewayConfig, sales: Sales, verifier: TokenVerifier) -> Self {
+        Self {
+            sales,
+            verifier: Arc::new(verifier),
+            admin_api_key: config.admin_api_key.clone(),
+            limits: Arc::new(Limits::new(config)),
+            seat_maps: (config.seat_map_max_age_ms > 0).then(|| {
+                moka::future::Cache::builder()
+                    .max_capacity(1_000)
+                    .time_to_live(Duration::from_millis(config.seat_map_max_age_ms))
+                    .build()
+            }),
+        }
+    }
+
+    /// The event's seat map as a JSON body. Concurrent requests for an expired copy
+    /// wait for one read instead of each walking every seat.
+    pub async fn seat_map_json(&self, event_id: Uuid) -> Result<Bytes> {
+        let Some(cache) = &self.seat_maps else {
+            return self.read_seat_map(event_id).await;
+        };
+        match cache.try_get_with(event_id, self.read_seat_map(event_id)).await {
+            Ok(json) => Ok(json),
+            // The shared error cannot be moved out; read again for this request's own.
+            Err(_) => self.read_seat_map(event_id).await,
+        }
+    }
+
+    async fn read_seat_map(&self, event_id: Uuid) -> Result<Bytes> {
+        let seats = self.sales.seat_map(event_id).await?;
+        let body = serde_json::json!({ "event_id": event_id, "seats": seats });
+        Ok(Bytes::from(body.to_string()))
+    }
+}

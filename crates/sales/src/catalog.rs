@@ -1,0 +1,58 @@
+//! The organizer's and the public's use cases: creating and listing events, an event's
+//! live counts and seat map, every booking. Each is one unit of work on
+//! [`service_kit::postgres::Database`], like the fan's orders.
+
+use uuid::Uuid;
+
+use crate::domain::event::NewEvent;
+use crate::error::{Error, Result, What};
+use crate::model::{AdminBookingView, EventDetails, EventSummary, SeatView};
+use crate::store::{bookings, events};
+use crate::Sales;
+
+impl Sales {
+    /// Writes the event, its sections and every seat in one transaction, and answers
+    /// with its details as committed. A large event takes seconds: it gets a deadline
+    /// and a statement timeout of its own.
+    #[tracing::instrument(skip_all, fields(kind = "create_event"))]
+    pub async fn create_event(&self, event: NewEvent) -> Result<EventDetails> {
+        let timeout = self.settings.create_event_timeout;
+        self.db
+            .with_deadline(timeout)
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    events::allow_statements_to_run(tx, timeout).await?;
+                    let id = events::insert(tx, &event).await?;
+                    events::details(tx, id).await?.ok_or(Error::NotFound(What::Event))
+                })
+            })
+            .await
+    }
+
+    #[tracing::instrument(skip_all, fields(kind = "list_events"))]
+    pub async fn list_events(&self) -> Result<Vec<EventSummary>> {
+        self.db.read(|conn| Box::pin(events::list(conn))).await
+    }
+
+    #[tracing::instrument(skip(self), fields(kind = "event_details"))]
+    pub async fn event_details(&self, event_id: Uuid) -> Result<EventDetails> {
+        self.db
+            .read(move |conn| {
+                Box::pin(async move { events::details(conn, event_id).await?.ok_or(Error::NotFound(What::Event)) })
+            })
+            .await
+    }
+
+    /// Every reserved seat of the event with its live status.
+    #[tracing::instrument(skip(self), fields(kind = "seat_map"))]
+    pub async fn seat_map(&self, event_id: Uuid) -> Result<Vec<SeatView>> {
+        self.event_rules(event_id).await?;
+        self.db.read(move |conn| Box::pin(events::seat_map(conn, event_id))).await
+    }
+
+    /// Every booking (optionally of one event), newest first.
+    #[tracing::instrument(skip(self), fields(kind = "all_bookings"))]
+    pub async fn all_bookings(&self, event_id: Option<Uuid>, limit: i64, offset: i64) -> Result<Vec<AdminBookingView>> {
+        self.db.read(move |conn| Box::pin(bookings::list_all(conn, event_id, limit, offset))).await
+    }
+}

@@ -1,0 +1,108 @@
+//! Every way a sale's use case can fail, in the sale's own terms. The gateway maps each
+//! case to an HTTP status and code; the scheduler logs them.
+
+use std::fmt;
+
+use service_kit::postgres::{self, Fault, WorkError};
+use service_kit::Invalid;
+
+use crate::states::HoldStatus;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller's input breaks a rule (answered 422 with the rule's code).
+    #[error("{}", .0.message)]
+    Invalid(Invalid),
+    #[error("{0} not found")]
+    NotFound(What),
+    /// A seat of the order is taken (its label, or "in this order").
+    #[error("seat {0} is already taken")]
+    SeatUnavailable(String),
+    /// Another transaction holds a row lock on one of the seats right now.
+    #[error("another fan is taking one of these seats right now; try again")]
+    SeatContended,
+    #[error("{0}")]
+    SoldOut(String),
+    #[error("this hold is {0} and can no longer be changed")]
+    HoldNotActive(HoldStatus),
+    #[error("this hold has expired and its seats were released")]
+    HoldExpired,
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
+    RequestInProgress,
+    #[error("the service is overloaded or its database is unreachable; nothing was changed; try again shortly")]
+    Unavailable,
+    /// The connection to the database broke; [`service_kit::postgres::Database`] turns
+    /// this into `Unavailable` or `OutcomeUnknown` by when it happened.
+    #[error("the database connection was lost; try again shortly")]
+    ConnectionLost,
+    #[error(
+        "the database did not confirm in time: this request may or may not have taken effect; \
+         retry with the same Idempotency-Key to learn which, or list your bookings"
+    )]
+    OutcomeUnknown,
+    #[error("internal error")]
+    Internal(#[source] sqlx::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What was not found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    Event,
+    Hold,
+    Booking,
+}
+
+impl fmt::Display for What {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Event => "event",
+            Self::Hold => "hold",
+            Self::Booking => "booking",
+        })
+    }
+}
+
+impl From<Fault> for Error {
+    fn from(fault: Fault) -> Self {
+        match fault {
+            Fault::Unavailable => Self::Unavailable,
+            Fault::OutcomeUnknown => Self::OutcomeUnknown,
+        }
+    }
+}
+
+impl WorkError for Error {
+    fn is_connection_lost(&self) -> bool {
+        matches!(self, Self::ConnectionLost)
+    }
+}
+
+impl From<Invalid> for Error {
+    fn from(invalid: Invalid) -> Self {
+        Self::Invalid(invalid)
+    }
+}
+
+/// `lock_not_available`: NOWAIT found a row locked, or `lock_timeout` passed.
+pub(crate) const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// Database errors by SQLSTATE and constraint name, never by message text.
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        // statement_timeout fired: the statement, and its transaction, were rolled back.
+        const QUERY_CANCELED: &str = "57014";
+        match &e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Self::SeatContended,
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => Self::Unavailable,
+            sqlx::Error::Database(db) if db.constraint() == Some("booking_seats_one_live_booking_per_seat") => {
+                Self::SeatUnavailable("in this order".into())
+            }
+            _ if postgres::is_connection_lost(&e) => Self::ConnectionLost,
+            _ => Self::Internal(e),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The sale: events and their seats, and the fans' holds and bookings on them, in
+//! PostgreSQL. It knows nothing of HTTP: the gateway is its face on the web, the
+//! scheduler runs its timed work, and both call the same use cases and store.
+//!
+//! - [`Sales`]: the handle every use case runs on: the database, the event-rules
+//!   cache and the order settings.
+//! - [`orders`]: the fan's use cases (hold, book, confirm, release, cancel, the fan's
+//!   reads), and [`catalog`] the organizer's and the public's: one unit of cancel-safe,
+//!   deadline-bounded database work each.
+//! - [`scope`]: [`FanScope`], whose rows a fan's request may touch.
+//! - [`domain`]: rules with no I/O: valid events, what a fan may ask, best available.
+//! - [`store`]: SQL, including the seat locking in [`store::inventory`] and the
+//!   watchdog's invariants in [`store::invariants`].
+//! - [`model`]: what reads and orders return; [`states`]: the database's enums.
+//! - [`rules`]: the per-replica cache of each event's rules, and how fresh it stays.
+//! - [`error`]: every way a use case fails, in the sale's terms.
+//!
+//! The database schema and its invariants are in `migrations/` at the workspace root,
+//! applied by `schema::MIGRATOR`.
+
+pub mod catalog;
+pub mod domain;
+pub mod error;
+pub mod model;
+pub mod orders;
+pub mod rules;
+pub mod scope;
+pub mod states;
+pub mod store;
+
+use std::time::Duration;
+
+use service_kit::postgres::Database;
+
+pub use error::{Error, Result, What};
+pub use scope::FanScope;
+
+/// How orders and event creation behave; the gateway fills it from its configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How many disjoint best-available choices one order tries before it answers
+    /// "seat contended".
+    pub best_available_attempts: usize,
+    /// How long creating an event may run (a row per seat takes seconds for 100,000).
+    pub create_event_timeout: Duration,
+    /// How long a replica may answer from its copy of an event's rules (see [`rules`]).
+    pub event_rules_max_age: Duration,
+}
+
+/// What the use cases need, and nothing more: the database, the event-rules cache and
+/// the order settings. Cheap to clone.
+#[derive(Clone)]
+pub struct Sales {
+    db: Database,
+    rules: rules::EventRulesCache,
+    settings: Settings,
+}
+
+impl Sales {
+    pub fn new(db: Database, settings: Settings) -> Self {
+        Self { rules: rules::EventRulesCache::new(settings.event_rules_max_age), db, settings }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+}

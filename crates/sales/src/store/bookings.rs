@@ -1,0 +1,310 @@
+//! Bookings: seats sold to a fan, until cancelled.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::model::{AdminBookedSeat, AdminBookingView, BookingView, NamedRef, Price};
+use crate::scope::FanScope;
+use crate::states::BookingStatus;
+use crate::store::inventory::{self, OrderStatement, SeatKeys, Written};
+
+/// Books the seats the fan chose by label (parameters: [`OrderStatement`]).
+const BOOK_BY_LABELS: &str = "WITH locked AS (
+         SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
+                seat_is_takeable(s.state, s.held_until) AS takeable
+         FROM seats s JOIN sections sec ON sec.id = s.section_id
+         WHERE s.event_id = $1 AND s.label = ANY($5::text[])
+         ORDER BY s.id FOR UPDATE OF s NOWAIT
+     ), verdict AS (
+         SELECT count(*) = cardinality($5::text[]) AND coalesce(bool_and(takeable), false) AS ok,
+                coalesce(sum(price_minor), 0)::bigint AS total
+         FROM locked
+     ), booking AS (
+         INSERT INTO bookings (id, event_id, fan_id, quantity, total_minor)
+         SELECT $2, $1, $3, cardinality($5::text[]), total FROM verdict WHERE ok
+         RETURNING created_at
+     ), items AS (
+         INSERT INTO booking_seats (booking_id, seat_id, price_minor)
+         SELECT $2, seat_id, price_minor FROM locked WHERE EXISTS (SELECT 1 FROM booking)
+     ), booked AS (
+         UPDATE seats SET state = 'booked', booking_id = $2, hold_id = NULL, held_until = NULL
+         WHERE id IN (SELECT seat_id FROM locked) AND EXISTS (SELECT 1 FROM booking)
+     )
+     SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked";
+
+/// Books seats an any-N path found and locked, by id (parameters: [`OrderStatement`]).
+const BOOK_BY_IDS: &str = "WITH locked AS (
+         SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
+                seat_is_takeable(s.state, s.held_until) AS takeable
+         FROM seats s JOIN sections sec ON sec.id = s.section_id
+         WHERE s.event_id = $1 AND s.id = ANY($5::bigint[])
+         ORDER BY s.id FOR UPDATE OF s NOWAIT
+     ), verdict AS (
+         SELECT count(*) = cardinality($5::bigint[]) AND coalesce(bool_and(takeable), false) AS ok,
+                coalesce(sum(price_minor), 0)::bigint AS total
+         FROM locked
+     ), booking AS (
+         INSERT INTO bookings (id, event_id, fan_id, quantity, total_minor)
+         SELECT $2, $1, $3, cardinality($5::bigint[]), total FROM verdict WHERE ok
+         RETURNING created_at
+     ), items AS (
+         INSERT INTO booking_seats (booking_id, seat_id, price_minor)
+         SELECT $2, seat_id, price_minor FROM locked WHERE EXISTS (SELECT 1 FROM booking)
+     ), booked AS (
+         UPDATE seats SET state = 'booked', booking_id = $2, hold_id = NULL, held_until = NULL
+         WHERE id IN (SELECT seat_id FROM locked) AND EXISTS (SELECT 1 FROM booking)
+     )
+     SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked";
+
+/// Books the seats of the hold `$4` the fan is confirming (parameters:
+/// [`OrderStatement`]). The hold's own seats count as takeable, and this statement waits
+/// for a seat's lock instead of NOWAIT: only a rival order's short NOWAIT attempt can
+/// hold it, and that attempt never waits in turn.
+const BOOK_HELD_SEATS: &str = "WITH locked AS (
+         SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
+                seat_is_takeable(s.state, s.held_until) OR coalesce(s.hold_id = $4, false) AS takeable
+         FROM seats s JOIN sections sec ON sec.id = s.section_id
+         WHERE s.event_id = $1 AND s.id = ANY($5::bigint[])
+         ORDER BY s.id FOR UPDATE OF s
+     ), verdict AS (
+         SELECT count(*) = cardinality($5::bigint[]) AND coalesce(bool_and(takeable), false) AS ok,
+                coalesce(sum(price_minor), 0)::bigint AS total
+         FROM locked
+     ), booking AS (
+         INSERT INTO bookings (id, event_id, fan_id, hold_id, quantity, total_minor)
+         SELECT $2, $1, $3, $4, cardinality($5::bigint[]), total FROM verdict WHERE ok
+         RETURNING created_at
+     ), items AS (
+         INSERT INTO booking_seats (booking_id, seat_id, price_minor)
+         SELECT $2, seat_id, price_minor FROM locked WHERE EXISTS (SELECT 1 FROM booking)
+     ), booked AS (
+         UPDATE seats SET state = 'booked', booking_id = $2, hold_id = NULL, held_until = NULL
+         WHERE id IN (SELECT seat_id FROM locked) AND EXISTS (SELECT 1 FROM booking)
+     )
+     SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked";
+
+/// Locks the seats and books them, in one statement; refused as a whole if any seat
+/// is missing or taken.
+#[tracing::instrument(level = "debug", skip_all, fields(%booking_id))]
+pub async fn write(
+    conn: &mut PgConnection,
+    scope: &FanScope,
+    booking_id: Uuid,
+    seats: SeatKeys<'_>,
+) -> Result<Written> {
+    let sql = match seats {
+        SeatKeys::Labels(_) => BOOK_BY_LABELS,
+        SeatKeys::Ids(_) => BOOK_BY_IDS,
+    };
+    let order = OrderStatement { sql, scope, order_id: booking_id, confirming: None, seats, hold_seconds: None };
+    inventory::write_order(conn, order).await
+}
+
+/// Books the seats `seat_ids` of the fan's hold `hold_id`, in one statement; refused
+/// as a whole if any of them is no longer the hold's and taken.
+#[tracing::instrument(level = "debug", skip_all, fields(%booking_id, %hold_id))]
+pub async fn write_held(
+    conn: &mut PgConnection,
+    scope: &FanScope,
+    booking_id: Uuid,
+    hold_id: Uuid,
+    seat_ids: &[i64],
+) -> Result<Written> {
+    let order = OrderStatement {
+        sql: BOOK_HELD_SEATS,
+        scope,
+        order_id: booking_id,
+        confirming: Some(hold_id),
+        seats: SeatKeys::Ids(seat_ids),
+        hold_seconds: None,
+    };
+    inventory::write_order(conn, order).await
+}
+
+/// A booking row with its event's name and currency; every booking read selects it.
+#[derive(sqlx::FromRow)]
+struct BookingRow {
+    id: Uuid,
+    event_id: Uuid,
+    event_name: String,
+    fan_id: String,
+    hold_id: Option<Uuid>,
+    status: BookingStatus,
+    created_at: DateTime<Utc>,
+    cancelled_at: Option<DateTime<Utc>>,
+    total_minor: i64,
+    currency: String,
+}
+
+/// A seat of a booking, as [`booked_seats`] reads it.
+#[derive(sqlx::FromRow)]
+struct BookedSeatRow {
+    booking_id: Uuid,
+    seat_id: i64,
+    label: Option<String>,
+    section_id: Uuid,
+    section_name: String,
+    price_minor: i64,
+}
+
+#[tracing::instrument(level = "debug", skip(conn, scope))]
+pub async fn find(conn: &mut PgConnection, scope: &FanScope, booking_id: Uuid) -> Result<Option<BookingView>> {
+    let row: Option<BookingRow> = sqlx::query_as(
+        "SELECT b.id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
+                b.cancelled_at, b.total_minor, e.currency::text AS currency
+         FROM bookings b JOIN events e ON e.id = b.event_id
+         WHERE b.id = $1 AND b.event_id = $2 AND b.fan_id = $3",
+    )
+    .bind(booking_id)
+    .bind(scope.event_id)
+    .bind(&scope.fan_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(fan_views(conn, row.into_iter().collect()).await?.pop())
+}
+
+/// The booking made by confirming the fan's hold `hold_id`.
+#[tracing::instrument(level = "debug", skip(conn, scope))]
+pub async fn find_by_hold(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<BookingView>> {
+    let row: Option<BookingRow> = sqlx::query_as(
+        "SELECT b.id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
+                b.cancelled_at, b.total_minor, e.currency::text AS currency
+         FROM bookings b JOIN events e ON e.id = b.event_id
+         WHERE b.hold_id = $1 AND b.event_id = $2 AND b.fan_id = $3",
+    )
+    .bind(hold_id)
+    .bind(scope.event_id)
+    .bind(&scope.fan_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(fan_views(conn, row.into_iter().collect()).await?.pop())
+}
+
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn list_for_fan(conn: &mut PgConnection, scope: &FanScope) -> Result<Vec<BookingView>> {
+    let rows: Vec<BookingRow> = sqlx::query_as(
+        "SELECT b.id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
+                b.cancelled_at, b.total_minor, e.currency::text AS currency
+         FROM bookings b JOIN events e ON e.id = b.event_id
+         WHERE b.event_id = $1 AND b.fan_id = $2 ORDER BY b.created_at",
+    )
+    .bind(scope.event_id)
+    .bind(&scope.fan_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    fan_views(conn, rows).await
+}
+
+/// Every booking (optionally of one event), newest first, for the organizer.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn list_all(
+    conn: &mut PgConnection,
+    event_id: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<AdminBookingView>> {
+    let rows: Vec<BookingRow> = sqlx::query_as(
+        "SELECT b.id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
+                b.cancelled_at, b.total_minor, e.currency::text AS currency
+         FROM bookings b JOIN events e ON e.id = b.event_id
+         WHERE $1::uuid IS NULL OR b.event_id = $1
+         ORDER BY b.id DESC LIMIT $2 OFFSET $3",
+    )
+    .bind(event_id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut seats = booked_seats(conn, &rows).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AdminBookingView {
+            id: r.id,
+            fan_id: r.fan_id,
+            event: NamedRef { id: r.event_id, name: r.event_name },
+            status: r.status,
+            created_at: r.created_at,
+            cancelled_at: r.cancelled_at,
+            seats: seats.remove(&r.id).unwrap_or_default(),
+            total: Price { amount_minor: r.total_minor, currency: r.currency },
+        })
+        .collect())
+}
+
+/// The fan's view of each booking, with its seats.
+async fn fan_views(conn: &mut PgConnection, rows: Vec<BookingRow>) -> Result<Vec<BookingView>> {
+    let mut seats = booked_seats(conn, &rows).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| BookingView {
+            id: r.id,
+            event_id: r.event_id,
+            hold_id: r.hold_id,
+            status: r.status,
+            created_at: r.created_at,
+            cancelled_at: r.cancelled_at,
+            seats: seats.remove(&r.id).unwrap_or_default().into_iter().map(AdminBookedSeat::into_order_seat).collect(),
+            total: Price { amount_minor: r.total_minor, currency: r.currency },
+        })
+        .collect())
+}
+
+/// The one seats loader: every seat of `bookings`, best first, by booking.
+async fn booked_seats(conn: &mut PgConnection, bookings: &[BookingRow]) -> Result<HashMap<Uuid, Vec<AdminBookedSeat>>> {
+    if bookings.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let ids: Vec<Uuid> = bookings.iter().map(|b| b.id).collect();
+    let rows: Vec<BookedSeatRow> = sqlx::query_as(
+        "SELECT bs.booking_id, s.id AS seat_id, s.label, sec.id AS section_id, sec.name AS section_name,
+                bs.price_minor
+         FROM booking_seats bs JOIN seats s ON s.id = bs.seat_id JOIN sections sec ON sec.id = s.section_id
+         WHERE bs.booking_id = ANY($1) ORDER BY s.sort_key",
+    )
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    let mut seats: HashMap<Uuid, Vec<AdminBookedSeat>> = HashMap::new();
+    for row in rows {
+        seats.entry(row.booking_id).or_default().push(AdminBookedSeat {
+            seat_id: row.seat_id,
+            label: row.label,
+            section: NamedRef { id: row.section_id, name: row.section_name },
+            price_minor: row.price_minor,
+        });
+    }
+    Ok(seats)
+}
+
+/// The fan's booking status, locked until the transaction ends.
+#[tracing::instrument(level = "debug", skip(conn, scope))]
+pub async fn lock_status(conn: &mut PgConnection, scope: &FanScope, booking_id: Uuid) -> Result<Option<BookingStatus>> {
+    Ok(sqlx::query_scalar("SELECT status FROM bookings WHERE id = $1 AND event_id = $2 AND fan_id = $3 FOR UPDATE")
+        .bind(booking_id)
+        .bind(scope.event_id)
+        .bind(&scope.fan_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Cancels a booking and puts its seats back on sale in the same transaction.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn cancel(conn: &mut PgConnection, booking_id: Uuid) -> Result<()> {
+    sqlx::query(
+        "WITH freed AS (
+             UPDATE seats SET state = 'available', booking_id = NULL
+             WHERE id IN (SELECT seat_id FROM booking_seats WHERE booking_id = $1) AND booking_id = $1
+         ), items AS (
+             UPDATE booking_seats SET live = false WHERE booking_id = $1
+         )
+         UPDATE bookings SET status = 'cancelled', cancelled_at = now() WHERE id = $1",
+    )
+    .bind(booking_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

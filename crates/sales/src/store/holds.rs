@@ -1,0 +1,169 @@
+//! Holds: seats set aside for a fan until a deadline, then confirmed, released or expired.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::model::OrderSeat;
+use crate::scope::FanScope;
+use crate::states::HoldStatus;
+use crate::store::inventory::{self, OrderStatement, SeatKeys, Written};
+
+/// A hold row as read (and locked) by confirm and release.
+#[derive(Debug, sqlx::FromRow)]
+pub struct HoldRow {
+    pub id: Uuid,
+    pub status: HoldStatus,
+    pub expires_at: DateTime<Utc>,
+    /// Decided by the database clock, the same clock that decides seat expiry.
+    pub expired: bool,
+    pub quantity: i32,
+    pub total_minor: i64,
+}
+
+/// Holds the seats the fan chose by label (parameters: [`OrderStatement`]).
+const HOLD_BY_LABELS: &str = "WITH locked AS (
+         SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
+                seat_is_takeable(s.state, s.held_until) AS takeable
+         FROM seats s JOIN sections sec ON sec.id = s.section_id
+         WHERE s.event_id = $1 AND s.label = ANY($5::text[])
+         ORDER BY s.id FOR UPDATE OF s NOWAIT
+     ), verdict AS (
+         SELECT count(*) = cardinality($5::text[]) AND coalesce(bool_and(takeable), false) AS ok,
+                coalesce(sum(price_minor), 0)::bigint AS total
+         FROM locked
+     ), hold AS (
+         INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at)
+         SELECT $2, $1, $3, cardinality($5::text[]), total, now() + make_interval(secs => $6)
+         FROM verdict WHERE ok
+         RETURNING expires_at
+     ), members AS (
+         INSERT INTO hold_seats (hold_id, seat_id) SELECT $2, seat_id FROM locked WHERE EXISTS (SELECT 1 FROM hold)
+     ), held AS (
+         UPDATE seats SET state = 'held', hold_id = $2, held_until = hold.expires_at, booking_id = NULL
+         FROM hold WHERE seats.id IN (SELECT seat_id FROM locked)
+     )
+     SELECT locked.*, (SELECT expires_at FROM hold) AS at FROM locked";
+
+/// Holds seats an any-N path found and locked, by id (parameters: [`OrderStatement`]).
+const HOLD_BY_IDS: &str = "WITH locked AS (
+         SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
+                seat_is_takeable(s.state, s.held_until) AS takeable
+         FROM seats s JOIN sections sec ON sec.id = s.section_id
+         WHERE s.event_id = $1 AND s.id = ANY($5::bigint[])
+         ORDER BY s.id FOR UPDATE OF s NOWAIT
+     ), verdict AS (
+         SELECT count(*) = cardinality($5::bigint[]) AND coalesce(bool_and(takeable), false) AS ok,
+                coalesce(sum(price_minor), 0)::bigint AS total
+         FROM locked
+     ), hold AS (
+         INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at)
+         SELECT $2, $1, $3, cardinality($5::bigint[]), total, now() + make_interval(secs => $6)
+         FROM verdict WHERE ok
+         RETURNING expires_at
+     ), members AS (
+         INSERT INTO hold_seats (hold_id, seat_id) SELECT $2, seat_id FROM locked WHERE EXISTS (SELECT 1 FROM hold)
+     ), held AS (
+         UPDATE seats SET state = 'held', hold_id = $2, held_until = hold.expires_at, booking_id = NULL
+         FROM hold WHERE seats.id IN (SELECT seat_id FROM locked)
+     )
+     SELECT locked.*, (SELECT expires_at FROM hold) AS at FROM locked";
+
+/// Locks the seats and writes a hold over them, in one statement; refused as a whole
+/// if any seat is missing or taken.
+#[tracing::instrument(level = "debug", skip_all, fields(%hold_id))]
+pub async fn write(
+    conn: &mut PgConnection,
+    scope: &FanScope,
+    hold_id: Uuid,
+    seats: SeatKeys<'_>,
+    ttl_seconds: i32,
+) -> Result<Written> {
+    let sql = match seats {
+        SeatKeys::Labels(_) => HOLD_BY_LABELS,
+        SeatKeys::Ids(_) => HOLD_BY_IDS,
+    };
+    let order =
+        OrderStatement { sql, scope, order_id: hold_id, confirming: None, seats, hold_seconds: Some(ttl_seconds) };
+    inventory::write_order(conn, order).await
+}
+
+/// The fan's hold, locked until the transaction ends.
+#[tracing::instrument(level = "debug", skip(conn, scope))]
+pub async fn lock(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<HoldRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, status, expires_at, expires_at <= now() AS expired, quantity, total_minor
+         FROM holds WHERE id = $1 AND event_id = $2 AND fan_id = $3 FOR UPDATE",
+    )
+    .bind(hold_id)
+    .bind(scope.event_id)
+    .bind(&scope.fan_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+#[tracing::instrument(level = "debug", skip(conn, scope))]
+pub async fn find(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<HoldRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, status, expires_at, expires_at <= now() AS expired, quantity, total_minor
+         FROM holds WHERE id = $1 AND event_id = $2 AND fan_id = $3",
+    )
+    .bind(hold_id)
+    .bind(scope.event_id)
+    .bind(&scope.fan_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// The seats a hold was created with.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn seats(conn: &mut PgConnection, hold_id: Uuid) -> Result<Vec<OrderSeat>> {
+    Ok(sqlx::query_as(
+        "SELECT s.id AS seat_id, s.section_id, s.label
+         FROM hold_seats h JOIN seats s ON s.id = h.seat_id WHERE h.hold_id = $1 ORDER BY s.sort_key",
+    )
+    .bind(hold_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Puts the seats the hold still owns back on sale and ends the hold with `status`.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn end(conn: &mut PgConnection, hold_id: Uuid, status: HoldStatus) -> Result<()> {
+    sqlx::query(
+        "WITH freed AS (
+             UPDATE seats SET state = 'available', hold_id = NULL, held_until = NULL
+             WHERE id IN (SELECT seat_id FROM hold_seats WHERE hold_id = $1) AND hold_id = $1
+         )
+         UPDATE holds SET status = $2, ended_at = now() WHERE id = $1",
+    )
+    .bind(hold_id)
+    .bind(status)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends up to `batch` expired holds and frees their seats. Holds locked by another
+/// sweeper (or a fan confirming) are skipped, so any number of schedulers can run
+/// this at once without releasing a hold twice or waiting on each other.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn release_expired(conn: &mut PgConnection, batch: i64) -> Result<u64> {
+    let released: Vec<Uuid> = sqlx::query_scalar(
+        "WITH expired AS (
+             SELECT id FROM holds WHERE status = 'active' AND expires_at <= now()
+             ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
+         ), freed AS (
+             UPDATE seats SET state = 'available', hold_id = NULL, held_until = NULL
+             WHERE id IN (SELECT seat_id FROM hold_seats WHERE hold_id IN (SELECT id FROM expired))
+               AND hold_id IN (SELECT id FROM expired)
+         )
+         UPDATE holds SET status = 'expired', ended_at = now()
+         WHERE id IN (SELECT id FROM expired) RETURNING id",
+    )
+    .bind(batch)
+    .fetch_all(conn)
+    .await?;
+    Ok(released.len() as u64)
+}

@@ -1,0 +1,16 @@
+//! SQL, and nothing else. Each function is one transaction step or one read; the
+//! orchestration of a whole use case lives in [`crate::orders`] and [`crate::catalog`].
+//! Store functions on fans' rows take a [`crate::FanScope`] and filter by it.
+//!
+//! - [`inventory`]: taking seats (the locking) and the order statements' contract.
+//! - [`holds`], [`bookings`]: their order statements, reads and endings.
+//! - [`events`]: events, sections and seat rows; the rules every order reads.
+//! - [`idempotency`]: keys that make a retried order answer as its first attempt.
+//! - [`invariants`]: the oversell watchdog's checks.
+
+pub mod bookings;
+pub mod events;
+pub mod holds;
+pub mod idempotency;
+pub mod invariants;
+pub mod inventory;

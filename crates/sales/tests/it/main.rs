@@ -1,0 +1,3 @@
+//! The sales crate against a real PostgreSQL: one test database each.
+
+mod plans;
