@@ -4,9 +4,12 @@ use std::time::Duration;
 
 use access_token::TokenVerifier;
 use axum::body::Bytes;
+use axum::extract::FromRef;
 use axum::Router;
-use secrecy::SecretString;
+use service_kit::auth::AdminKey;
+use service_kit::client_address::ClientAddressConfig;
 use service_kit::postgres::Database;
+use service_kit::rate_limit::ClientLimits;
 use service_kit::serve::HttpConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,20 +17,17 @@ use uuid::Uuid;
 
 use crate::config::GatewayConfig;
 use crate::error::{Error, Result};
-use crate::limits::Limits;
 use crate::store::events::{self, EventRules};
-
-/// How often the rate limiter forgets clients that have gone quiet.
-const LIMITER_SWEEP: Duration = Duration::from_secs(60);
 
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
     pub verifier: Arc<TokenVerifier>,
-    pub admin_api_key: SecretString,
+    pub admin_key: AdminKey,
     pub best_available_attempts: usize,
-    pub limits: Arc<Limits>,
+    pub limits: Arc<ClientLimits>,
+    pub client_address: Arc<ClientAddressConfig>,
     pub create_event_timeout: Duration,
     /// Events never change once created, so their rules are read once per replica.
     event_rules: moka::future::Cache<Uuid, Arc<EventRules>>,
@@ -40,9 +40,10 @@ impl AppState {
         Self {
             db,
             verifier: Arc::new(verifier),
-            admin_api_key: config.admin_api_key.clone(),
+            admin_key: AdminKey(config.admin_api_key.clone()),
             best_available_attempts: config.best_available_attempts,
-            limits: Arc::new(Limits::new(config)),
+            limits: Arc::new(crate::limits::limits(config)),
+            client_address: Arc::new(config.client_address.clone()),
             create_event_timeout: Duration::from_millis(config.create_event_timeout_ms),
             event_rules: moka::future::Cache::new(10_000),
             seat_maps: (config.seat_map_max_age_ms > 0).then(|| {
@@ -85,11 +86,23 @@ impl AppState {
     }
 }
 
+impl FromRef<AppState> for AdminKey {
+    fn from_ref(state: &AppState) -> Self {
+        state.admin_key.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<ClientAddressConfig> {
+    fn from_ref(state: &AppState) -> Self {
+        state.client_address.clone()
+    }
+}
+
 /// The gateway bound to its port, ready to serve. Tests build it on port 0.
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    limits: Arc<Limits>,
+    limits: Arc<ClientLimits>,
     grace: Duration,
     http: HttpConfig,
 }
@@ -111,17 +124,7 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let limits = self.limits;
-        let stop_sweeping = shutdown.clone();
-        tokio::spawn(async move {
-            let mut sweeps = tokio::time::interval(LIMITER_SWEEP);
-            loop {
-                tokio::select! {
-                    () = stop_sweeping.cancelled() => break,
-                    _ = sweeps.tick() => limits.forget_idle(),
-                }
-            }
-        });
+        self.limits.spawn_sweeper(shutdown.clone());
         service_kit::serve("gateway", self.listener, self.router, shutdown, self.grace, &self.http).await
     }
 }
