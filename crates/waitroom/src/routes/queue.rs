@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::domain::fan::FanId;
 use crate::error::{Error, Result};
 use crate::model::FanView;
+use crate::store::Arrival;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -53,8 +54,8 @@ async fn join(
     if let Some(fan) = &fan {
         state.join_limits.check_fan(fan.as_str()).map_err(Error::RateLimited)?;
     }
-    let (view, joined) = state.queue.join(event_id, fan.unwrap_or_else(FanId::issue)).await?;
-    let status = if joined { StatusCode::CREATED } else { StatusCode::OK };
+    let (view, arrival) = state.queue.join(event_id, fan.unwrap_or_else(FanId::issue)).await?;
+    let status = if arrival == Arrival::Joined { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(view)))
 }
 
