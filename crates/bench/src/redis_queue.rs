@@ -1,14 +1,14 @@
 //! The benchmark event's keys in Redis, written and read directly: the fast setup
 //! of a deep queue, what it costs in memory, and the cleanup afterwards.
 //!
-//! The key layout and what a join writes mirror `crates/waitroom/src/store/mod.rs`
-//! and its `locate.lua`; if those change, this file must follow.
+//! The keys are the waiting room's own ([`waitroom::store::keys`]); what a join writes
+//! mirrors its `locate.lua`: if that changes, [`prefill`] must follow.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
 use redis::aio::MultiplexedConnection;
-use uuid::Uuid;
+use waitroom::store::{EventKey, EventKeys};
 
 /// Pre-filled fan ids are this plus a 12-digit index: as long as the UUIDs the
 /// waiting room issues (so memory per fan is realistic), and exactly what
@@ -22,27 +22,6 @@ const CLEANUP_BATCH: usize = 1_000;
 
 pub fn prefilled_fan(index: u64) -> String {
     format!("{PREFILLED_FAN_PREFIX}{index:012}")
-}
-
-/// One event's keys under one prefix.
-pub struct EventKeys {
-    prefix: String,
-    event_id: Uuid,
-}
-
-impl EventKeys {
-    pub fn new(prefix: &str, event_id: Uuid) -> Self {
-        Self { prefix: prefix.to_owned(), event_id }
-    }
-
-    pub fn key(&self, name: &str) -> String {
-        format!("{}:wr:{{{}}}:{name}", self.prefix, self.event_id)
-    }
-
-    /// The keys every per-event script takes, in the order the scripts expect.
-    pub fn script_keys(&self) -> [String; 5] {
-        ["settings", "counters", "queue", "seen", "admitted"].map(|name| self.key(name))
-    }
 }
 
 /// What pre-filling the queue took and what the queued fans cost.
@@ -60,10 +39,10 @@ pub struct Prefill {
 /// Queues `fans` fans at positions 1..=fans exactly as `locate.lua` joins them one by
 /// one (queue score = arrival sequence, last-seen = now, `seq` counter advanced), but
 /// in pipelined batches. This is setup, not a measurement.
-pub async fn prefill(conn: &mut MultiplexedConnection, keys: &EventKeys, fans: u64) -> anyhow::Result<Prefill> {
+pub async fn prefill(conn: &mut MultiplexedConnection, keys: &EventKeys<'_>, fans: u64) -> anyhow::Result<Prefill> {
     let started = Instant::now();
     let used_before = used_memory(conn).await?;
-    let (queue, seen) = (keys.key("queue"), keys.key("seen"));
+    let (queue, seen) = (keys.key(EventKey::Queue), keys.key(EventKey::Seen));
     ensure!(redis::cmd("EXISTS").arg(&queue).query_async::<u64>(conn).await? == 0, "{queue} already exists");
     let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(conn).await?;
     let now_ms = seconds * 1000 + micros / 1000;
@@ -81,7 +60,7 @@ pub async fn prefill(conn: &mut MultiplexedConnection, keys: &EventKeys, fans: u
         redis::pipe().add_command(zadd).ignore().add_command(hset).ignore().query_async::<()>(conn).await?;
     }
     // Later joins continue the arrival sequence behind the pre-filled fans.
-    redis::cmd("HSET").arg(keys.key("counters")).arg("seq").arg(fans).query_async::<()>(conn).await?;
+    redis::cmd("HSET").arg(keys.key(EventKey::Counters)).arg("seq").arg(fans).query_async::<()>(conn).await?;
     let used_after = used_memory(conn).await?;
     Ok(Prefill {
         elapsed: started.elapsed(),
@@ -91,8 +70,8 @@ pub async fn prefill(conn: &mut MultiplexedConnection, keys: &EventKeys, fans: u
     })
 }
 
-pub async fn queue_length(conn: &mut MultiplexedConnection, keys: &EventKeys) -> anyhow::Result<u64> {
-    Ok(redis::cmd("ZCARD").arg(keys.key("queue")).query_async(conn).await?)
+pub async fn queue_length(conn: &mut MultiplexedConnection, keys: &EventKeys<'_>) -> anyhow::Result<u64> {
+    Ok(redis::cmd("ZCARD").arg(keys.key(EventKey::Queue)).query_async(conn).await?)
 }
 
 /// Unlinks every key under `prefix` (SCAN, never FLUSHALL: the server may hold other

@@ -8,16 +8,15 @@ use anyhow::{ensure, Context};
 use futures::{StreamExt, TryStreamExt};
 use redis::aio::MultiplexedConnection;
 use uuid::Uuid;
+use waitroom::store::{scripts, EventKey, EventKeys};
 
 use crate::client::ensure_loopback;
 use crate::load::{closed_loop, Report};
 use crate::redis_ceiling::{self, Ceiling, RedisBenchmark};
-use crate::redis_queue::{self, prefilled_fan, EventKeys, Prefill, PREFILLED_FAN_PREFIX};
+use crate::redis_queue::{self, prefilled_fan, Prefill, PREFILLED_FAN_PREFIX};
 use crate::waitroom_client::{self, Ticket, Waitroom};
 use crate::WaitroomTarget;
 
-/// The service's own join/poll script, so the ceiling runs exactly what a join runs.
-const LOCATE_LUA: &str = include_str!("../../waitroom/src/store/scripts/locate.lua");
 /// Fans redis-benchmark joins: never a pre-filled fan, nor each other (mostly: the
 /// keyspace is large, so a repeated draw is rare).
 const CEILING_ZADD_FAN_PREFIX: &str = "00000000-0000-4000-8001-";
@@ -409,11 +408,12 @@ impl Ceilings {
 async fn measure_ceilings(
     redis: &redis::Client,
     conn: &mut MultiplexedConnection,
-    keys: &EventKeys,
+    keys: &EventKeys<'_>,
     options: &Options,
 ) -> anyhow::Result<Ceilings> {
     let bench = RedisBenchmark::new(redis, options.ceiling_requests)?;
-    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(LOCATE_LUA).query_async(conn).await?;
+    // The service's own join/poll script, so the ceiling runs exactly what a join runs.
+    let sha: String = redis::cmd("SCRIPT").arg("LOAD").arg(scripts::LOCATE).query_async(conn).await?;
     let locate = |fan_prefix: &str, mode: &str| {
         let script_keys = keys.script_keys();
         let mut command = vec!["EVALSHA".to_owned(), sha.clone(), script_keys.len().to_string()];
@@ -421,7 +421,7 @@ async fn measure_ceilings(
         command.extend([format!("{fan_prefix}__rand_int__"), mode.to_owned()]);
         command
     };
-    let queue = keys.key("queue");
+    let queue = keys.key(EventKey::Queue);
     let waiting_fan = format!("{PREFILLED_FAN_PREFIX}__rand_int__");
     // A score above every real arrival puts these fans at the back, as a join does.
     let zadd =

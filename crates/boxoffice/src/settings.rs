@@ -121,6 +121,26 @@ mod tests {
     }
 
     #[test]
+    fn no_proxy_is_trusted_by_default_and_an_environment_variable_lists_them() {
+        let defaults = Settings::load_with_env(None, env(&[])).unwrap();
+        assert!(defaults.gateway.client_address.trusted_proxies.is_empty());
+        assert!(defaults.waitroom.client_address.trusted_proxies.is_empty());
+        let settings = Settings::load_with_env(
+            None,
+            env(&[
+                ("BOXOFFICE__WAITROOM__CLIENT_ADDRESS__TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7"),
+                ("BOXOFFICE__WAITROOM__CLIENT_ADDRESS__HEADER", "x-real-ip"),
+            ]),
+        )
+        .unwrap();
+        let proxies: Vec<String> =
+            settings.waitroom.client_address.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.7/32"]);
+        assert_eq!(settings.waitroom.client_address.header, "x-real-ip");
+        assert!(settings.gateway.client_address.trusted_proxies.is_empty());
+    }
+
+    #[test]
     fn a_file_overrides_defaults_and_the_environment_overrides_the_file() {
         let file = std::env::temp_dir().join(format!("boxoffice-settings-{}.toml", std::process::id()));
         std::fs::write(&file, "[gateway]\nlisten = \"127.0.0.1:7000\"\nbest_available_attempts = 5\n").unwrap();
@@ -144,6 +164,22 @@ mod tests {
             ("BOXOFFICE__REDIS__COMMAND_TIMEOUT_MS", "0", "redis.command_timeout_ms"),
             ("BOXOFFICE__REDIS__CONNECT_TIMEOUT_MS", "600000", "redis.connect_timeout_ms"),
             ("BOXOFFICE__WAITROOM__DATABASE_MAX_CONNECTIONS", "0", "waitroom.database_max_connections"),
+            (
+                "BOXOFFICE__GATEWAY__CLIENT_ADDRESS__TRUSTED_PROXIES",
+                "10.0.0.0/33",
+                "gateway.client_address.trusted_proxies",
+            ),
+            (
+                "BOXOFFICE__GATEWAY__CLIENT_ADDRESS__TRUSTED_PROXIES",
+                "0.0.0.0/0",
+                "gateway.client_address.trusted_proxies",
+            ),
+            (
+                "BOXOFFICE__WAITROOM__CLIENT_ADDRESS__TRUSTED_PROXIES",
+                "proxy.local",
+                "waitroom.client_address.trusted_proxies",
+            ),
+            ("BOXOFFICE__WAITROOM__CLIENT_ADDRESS__HEADER", "bad header", "waitroom.client_address.header"),
         ];
         for (key, value, named) in cases {
             let error = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err();

@@ -46,6 +46,7 @@ async fn start_services() -> Services {
         limit_global: UNLIMITED,
         limit_per_address: UNLIMITED,
         limit_per_fan: UNLIMITED,
+        client_address: service_kit::client_address::ClientAddressConfig::peer_only(),
     };
     let gateway = gateway::Application::build(&gateway_config, db.service_database(16), keys.verifier()).await.unwrap();
     let gateway_url = format!("http://{}", gateway.local_addr());
@@ -59,7 +60,7 @@ async fn start_services() -> Services {
         admitter_tick_ms: 20,
         join_limit_per_address: UNLIMITED,
         join_limit_per_fan: UNLIMITED,
-        client_ip_header: None,
+        client_address: service_kit::client_address::ClientAddressConfig::peer_only(),
         fan_id_secret: None,
         database_max_connections: 4,
         shutdown_grace_secs: 1,

@@ -8,22 +8,19 @@ use access_token::TokenVerifier;
 use axum::Router;
 use sales::Sales;
 use service_kit::postgres::Database;
+use service_kit::rate_limit::ClientLimits;
 use service_kit::serve::HttpConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
-use crate::limits::Limits;
 use crate::state::AppState;
-
-/// How often the rate limiter forgets clients that have gone quiet.
-const LIMITER_SWEEP: Duration = Duration::from_secs(60);
 
 /// The gateway bound to its port, ready to serve. Tests build it on port 0.
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    limits: Arc<Limits>,
+    limits: Arc<ClientLimits>,
     grace: Duration,
     http: HttpConfig,
 }
@@ -45,17 +42,7 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let limits = self.limits;
-        let stop_sweeping = shutdown.clone();
-        tokio::spawn(async move {
-            let mut sweeps = tokio::time::interval(LIMITER_SWEEP);
-            loop {
-                tokio::select! {
-                    () = stop_sweeping.cancelled() => break,
-                    _ = sweeps.tick() => limits.forget_idle(),
-                }
-            }
-        });
+        self.limits.spawn_sweeper(shutdown.clone());
         service_kit::serve("gateway", self.listener, self.router, shutdown, self.grace, &self.http).await
     }
 }

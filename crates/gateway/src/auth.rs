@@ -5,20 +5,11 @@ use axum::http::request::Parts;
 use sales::FanScope;
 use uuid::Uuid;
 
+pub use service_kit::auth::Admin;
+
 use crate::error::Error;
 use crate::metrics;
 use crate::state::AppState;
-
-/// The organizer, proven by the admin API key.
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        service_kit::auth::is_admin(parts, &state.admin_api_key).then_some(Admin).ok_or(Error::NotAdmin)
-    }
-}
 
 /// An admitted fan acting on the event in the request path, proven by an access token
 /// for that event. Its [`FanScope`] goes to every use case, so a fan can only reach their
@@ -38,7 +29,7 @@ impl FromRequestParts<AppState> for Fan {
             metrics::token_rejected(e.reason());
             Error::BadToken(e)
         })?;
-        state.limits.check_fan(&claims.sub)?;
+        state.limits.check_fan(&claims.sub).map_err(Error::RateLimited)?;
         let event_id = path_event_id(parts, state).await?;
         if claims.evt != event_id {
             metrics::token_rejected("other_event");

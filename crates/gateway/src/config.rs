@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use service_kit::client_address::ClientAddressConfig;
 use service_kit::rate_limit::RateLimit;
 use service_kit::serve::HttpConfig;
 
@@ -32,8 +33,10 @@ pub struct GatewayConfig {
     /// Everything this replica accepts, so a flood is refused before it reaches the
     /// database pool.
     pub limit_global: RateLimit,
-    /// Per client address.
+    /// Per client address (an IPv6 client's /64).
     pub limit_per_address: RateLimit,
+    /// Who the client is behind a proxy (`[gateway.client_address]`).
+    pub client_address: ClientAddressConfig,
     /// Per fan (access-token subject), across addresses.
     pub limit_per_fan: RateLimit,
     /// How long clients may take (`[gateway.http]`).
@@ -57,6 +60,7 @@ impl GatewayConfig {
         self.limit_global.validate("gateway.limit_global")?;
         self.limit_per_address.validate("gateway.limit_per_address")?;
         self.limit_per_fan.validate("gateway.limit_per_fan")?;
+        self.client_address.validate("gateway")?;
         self.http.validate("gateway")?;
         if self.create_event_timeout_ms == 0 || self.create_event_timeout_ms >= self.http.request_timeout_ms {
             return Err(

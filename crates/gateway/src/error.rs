@@ -18,8 +18,6 @@ pub enum Error {
     BadToken(TokenError),
     #[error("this access token was issued for another event")]
     TokenForOtherEvent,
-    #[error("the admin API key is missing or wrong")]
-    NotAdmin,
     #[error("too many requests; retry after {} s", .0.as_secs().max(1))]
     RateLimited(std::time::Duration),
     #[error(transparent)]
@@ -37,7 +35,6 @@ impl Error {
             Self::BadToken(TokenError::Expired) => (StatusCode::UNAUTHORIZED, "token_expired"),
             Self::BadToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
             Self::TokenForOtherEvent => (StatusCode::FORBIDDEN, "token_for_other_event"),
-            Self::NotAdmin => (StatusCode::UNAUTHORIZED, "admin_key_required"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Sales(sale) => match sale {
                 Sale::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.code),

@@ -4,7 +4,8 @@
 pub const ORDERS: &str = "boxoffice_gateway_orders_total";
 /// Chosen-seat requests refused because another transaction held a seat's row lock.
 pub const LOCK_CONTENTION: &str = "boxoffice_gateway_lock_contention_total";
-/// Requests refused by a rate limit, by limit (`global`, `address`, `fan`).
+/// Requests refused by a rate limit, by limit (`global`, `address`, `fan`), counted by
+/// [`service_kit::rate_limit::ClientLimits`].
 pub const RATE_LIMITED: &str = "boxoffice_gateway_rate_limited_total";
 /// Access tokens refused, by reason.
 pub const TOKEN_REJECTIONS: &str = "boxoffice_gateway_token_rejections_total";
@@ -20,9 +21,6 @@ pub fn register() {
     }
     for outcome in ["success", "hold_expired"] {
         metrics::counter!(ORDERS, "kind" => "confirm", "outcome" => outcome).increment(0);
-    }
-    for limit in ["global", "address", "fan"] {
-        metrics::counter!(RATE_LIMITED, "limit" => limit).increment(0);
     }
     for reason in ["missing", "expired", "bad_signature", "other_event"] {
         metrics::counter!(TOKEN_REJECTIONS, "reason" => reason).increment(0);
@@ -44,8 +42,4 @@ pub fn order_outcome<T>(kind: &'static str, result: &Result<T, crate::Error>) {
 
 pub fn token_rejected(reason: &'static str) {
     metrics::counter!(TOKEN_REJECTIONS, "reason" => reason).increment(1);
-}
-
-pub fn rate_limited(limit: &'static str) {
-    metrics::counter!(RATE_LIMITED, "limit" => limit).increment(1);
 }

@@ -6,20 +6,23 @@ use std::time::Duration;
 
 use access_token::TokenVerifier;
 use axum::body::Bytes;
+use axum::extract::FromRef;
 use sales::Sales;
-use secrecy::SecretString;
+use service_kit::auth::AdminKey;
+use service_kit::client_address::ClientAddressConfig;
+use service_kit::rate_limit::ClientLimits;
 use uuid::Uuid;
 
 use crate::config::GatewayConfig;
 use crate::error::Result;
-use crate::limits::Limits;
 
 #[derive(Clone)]
 pub struct AppState {
     pub sales: Sales,
     pub verifier: Arc<TokenVerifier>,
-    pub admin_api_key: SecretString,
-    pub limits: Arc<Limits>,
+    pub admin_key: AdminKey,
+    pub limits: Arc<ClientLimits>,
+    pub client_address: Arc<ClientAddressConfig>,
     /// Serialized seat maps, briefly (`seat_map_max_age_ms`); `None` reads every time.
     seat_maps: Option<moka::future::Cache<Uuid, Bytes>>,
 }
@@ -29,8 +32,9 @@ impl AppState {
         Self {
             sales,
             verifier: Arc::new(verifier),
-            admin_api_key: config.admin_api_key.clone(),
-            limits: Arc::new(Limits::new(config)),
+            admin_key: AdminKey(config.admin_api_key.clone()),
+            limits: Arc::new(crate::limits::limits(config)),
+            client_address: Arc::new(config.client_address.clone()),
             seat_maps: (config.seat_map_max_age_ms > 0).then(|| {
                 moka::future::Cache::builder()
                     .max_capacity(1_000)
@@ -57,5 +61,17 @@ impl AppState {
         let seats = self.sales.seat_map(event_id).await?;
         let body = serde_json::json!({ "event_id": event_id, "seats": seats });
         Ok(Bytes::from(body.to_string()))
+    }
+}
+
+impl FromRef<AppState> for AdminKey {
+    fn from_ref(state: &AppState) -> Self {
+        state.admin_key.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<ClientAddressConfig> {
+    fn from_ref(state: &AppState) -> Self {
+        state.client_address.clone()
     }
 }

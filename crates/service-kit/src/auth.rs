@@ -1,9 +1,14 @@
-//! Reading credentials off a request.
+//! Reading credentials off a request, and the organizer as an extractor.
 
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
+
+use crate::error_response;
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer(parts: &Parts) -> Option<&str> {
@@ -12,9 +17,40 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
-/// Whether the request carries the admin API key, compared in constant time so the
-/// answer's timing says nothing about how much of a guess was right.
-pub fn is_admin(parts: &Parts, admin_api_key: &SecretString) -> bool {
-    bearer(parts)
-        .is_some_and(|presented| bool::from(presented.as_bytes().ct_eq(admin_api_key.expose_secret().as_bytes())))
+/// The organizer's API key, as a service's state holds it (and hands it to [`Admin`]
+/// through `FromRef`).
+#[derive(Clone)]
+pub struct AdminKey(pub SecretString);
+
+impl AdminKey {
+    /// Whether the request carries this key, compared in constant time so the answer's
+    /// timing says nothing about how much of a guess was right.
+    fn presented_in(&self, parts: &Parts) -> bool {
+        bearer(parts).is_some_and(|presented| bool::from(presented.as_bytes().ct_eq(self.0.expose_secret().as_bytes())))
+    }
+}
+
+/// The organizer, proven by `Authorization: Bearer <admin_api_key>`.
+pub struct Admin;
+
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    AdminKey: FromRef<S>,
+{
+    type Rejection = NotAdmin;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, NotAdmin> {
+        AdminKey::from_ref(state).presented_in(parts).then_some(Admin).ok_or(NotAdmin)
+    }
+}
+
+/// The admin API key was missing or wrong: `401 admin_key_required`.
+#[derive(Debug)]
+pub struct NotAdmin;
+
+impl IntoResponse for NotAdmin {
+    fn into_response(self) -> Response {
+        error_response(StatusCode::UNAUTHORIZED, "admin_key_required", "the admin API key is missing or wrong")
+    }
 }

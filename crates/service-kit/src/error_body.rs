@@ -18,3 +18,25 @@ pub fn too_many_requests(retry_after_secs: u64, message: impl Into<String>) -> R
     response.headers_mut().insert(header::RETRY_AFTER, value);
     response
 }
+
+/// A `500 internal` for a failure that is ours, not the client's: logged here, once, with
+/// its cause, and answered with a generic body that leaks nothing of it.
+pub fn internal_error(error: &(dyn std::error::Error + 'static)) -> Response {
+    tracing::error!(error = %Chain(error), "request failed");
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+}
+
+/// An error with its causes, `outer: inner: innermost`.
+struct Chain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(error) = cause {
+            write!(f, ": {error}")?;
+            cause = error.source();
+        }
+        Ok(())
+    }
+}

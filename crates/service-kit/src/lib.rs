@@ -1,6 +1,8 @@
 //! What every boxoffice service shares, so each service crate holds only its own rules.
 //!
-//! - [`auth`]: bearer tokens and the admin API key.
+//! - [`auth`]: bearer tokens, and the organizer (admin API key) as an extractor.
+//! - [`client_address`]: who is calling, believing a forwarding header only from the
+//!   trusted proxies of the configuration.
 //! - [`error_body`]: the one JSON error envelope, `{"error":{"code","message"}}`.
 //! - [`extract`]: `Json`, `Path` and `Query` whose rejections use that envelope.
 //! - [`invalid`]: a broken input rule, as services' domain modules report it.
@@ -9,10 +11,14 @@
 //! - [`metrics`]: `/metrics` for Prometheus, request spans and latency, pool and
 //!   process metrics.
 //! - [`postgres`] / [`redis_conn`]: connection settings and pools.
-//! - [`rate_limit`]: governor token buckets, per key or global.
+//! - [`rate_limit`]: governor token buckets, per key or global, and the limits every
+//!   service puts on its callers (per address, per fan, per replica).
+//! - [`router`]: the skeleton of every service's router: probes, metrics, the JSON 404
+//!   and 405.
 //! - [`telemetry`]: tracing set-up, pretty or JSON.
 
 pub mod auth;
+pub mod client_address;
 pub mod error_body;
 pub mod extract;
 pub mod health;
@@ -21,9 +27,10 @@ pub mod metrics;
 pub mod postgres;
 pub mod rate_limit;
 pub mod redis_conn;
+pub mod router;
 pub mod serve;
 pub mod telemetry;
 
-pub use error_body::error_response;
+pub use error_body::{error_response, internal_error};
 pub use invalid::Invalid;
 pub use serve::serve;

@@ -5,12 +5,20 @@
 //! depends on it.
 
 use std::hash::Hash;
+use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::client_address::ClientAddress;
+
+/// How often idle buckets are forgotten.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// A token bucket: `per_second` sustained, up to `burst` at once.
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -73,9 +81,140 @@ impl GlobalLimiter {
     }
 }
 
+/// Which limit refused a request: the `limit` label of every service's rate-limited
+/// counter, so one dashboard query reads both services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    Global,
+    Address,
+    Fan,
+}
+
+impl Limit {
+    pub const LABEL: &'static str = "limit";
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Global => "global",
+            Self::Address => "address",
+            Self::Fan => "fan",
+        }
+    }
+}
+
+/// What a service limits its callers by: the client's address (its bucket: an IPv6
+/// client's /64), the fan, and optionally everything the replica accepts. Each refusal
+/// is counted in the service's `refusals` counter, labelled by [`Limit`].
+pub struct ClientLimits {
+    refusals: &'static str,
+    global: Option<GlobalLimiter>,
+    per_address: KeyedLimiter<IpAddr>,
+    per_fan: KeyedLimiter<String>,
+}
+
+impl ClientLimits {
+    pub fn new(refusals: &'static str, per_address: RateLimit, per_fan: RateLimit) -> Self {
+        let limits = Self {
+            refusals,
+            global: None,
+            per_address: KeyedLimiter::new(per_address),
+            per_fan: KeyedLimiter::new(per_fan),
+        };
+        limits.count_from_zero(Limit::Address);
+        limits.count_from_zero(Limit::Fan);
+        limits
+    }
+
+    /// Adds a ceiling on everything this replica accepts.
+    pub fn with_global(mut self, limit: RateLimit) -> Self {
+        self.global = Some(GlobalLimiter::new(limit));
+        self.count_from_zero(Limit::Global);
+        self
+    }
+
+    /// `Err(wait)` when the replica is over its ceiling (never without one).
+    pub fn check_global(&self) -> Result<(), Duration> {
+        self.global.as_ref().map_or(Ok(()), GlobalLimiter::check).inspect_err(|_| self.refused(Limit::Global))
+    }
+
+    /// `Err(wait)` when the client's bucket is empty.
+    pub fn check_address(&self, client: &ClientAddress) -> Result<(), Duration> {
+        self.per_address.check(&client.bucket()).inspect_err(|_| self.refused(Limit::Address))
+    }
+
+    /// `Err(wait)` when the fan has used up their bucket, whatever address they use.
+    pub fn check_fan(&self, fan_id: &str) -> Result<(), Duration> {
+        self.per_fan.check(&fan_id.to_owned()).inspect_err(|_| self.refused(Limit::Fan))
+    }
+
+    /// Forgets, every minute until `shutdown`, the clients whose buckets are full again.
+    pub fn spawn_sweeper(self: &Arc<Self>, shutdown: CancellationToken) {
+        let limits = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut sweeps = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    _ = sweeps.tick() => limits.forget_idle(),
+                }
+            }
+        });
+    }
+
+    fn forget_idle(&self) {
+        self.per_address.forget_idle();
+        self.per_fan.forget_idle();
+    }
+
+    fn refused(&self, limit: Limit) {
+        metrics::counter!(self.refusals, Limit::LABEL => limit.as_str()).increment(1);
+    }
+
+    /// Creates the counter at 0, so its first increment shows in `rate()` and an idle
+    /// panel reads 0 rather than "no data".
+    fn count_from_zero(&self, limit: Limit) {
+        metrics::counter!(self.refusals, Limit::LABEL => limit.as_str()).increment(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn client(address: &str) -> ClientAddress {
+        ClientAddress(address.parse().unwrap())
+    }
+
+    #[test]
+    fn one_fan_is_limited_across_addresses() {
+        let limits = ClientLimits::new(
+            "test_rate_limited_total",
+            RateLimit { per_second: 100, burst: 100 },
+            RateLimit { per_second: 1, burst: 1 },
+        );
+        assert!(limits.check_address(&client("10.0.0.1")).is_ok() && limits.check_fan("fan-1").is_ok());
+        assert!(limits.check_address(&client("10.0.0.2")).is_ok());
+        assert!(limits.check_fan("fan-1").is_err());
+        assert!(limits.check_fan("fan-2").is_ok());
+    }
+
+    #[test]
+    fn addresses_of_one_ipv6_64_share_a_bucket() {
+        let one = RateLimit { per_second: 1, burst: 1 };
+        let limits = ClientLimits::new("test_rate_limited_total", one, one);
+        assert!(limits.check_address(&client("2001:db8:0:1::1")).is_ok());
+        assert!(limits.check_address(&client("2001:db8:0:1::2")).is_err());
+        assert!(limits.check_address(&client("2001:db8:0:2::1")).is_ok());
+    }
+
+    #[test]
+    fn without_a_ceiling_the_global_check_always_passes() {
+        let one = RateLimit { per_second: 1, burst: 1 };
+        let unbounded = ClientLimits::new("test_rate_limited_total", one, one);
+        assert!((0..10).all(|_| unbounded.check_global().is_ok()));
+        let bounded = ClientLimits::new("test_rate_limited_total", one, one).with_global(one);
+        assert!(bounded.check_global().is_ok() && bounded.check_global().is_err());
+    }
 
     #[test]
     fn a_burst_is_allowed_then_refused_with_a_wait_per_key() {

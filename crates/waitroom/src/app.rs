@@ -4,12 +4,14 @@ use std::time::Duration;
 
 use access_token::keys::PublicKey;
 use access_token::TokenSigner;
-use axum::http::HeaderName;
+use axum::extract::FromRef;
 use axum::Router;
 use redis::aio::ConnectionManager;
-use secrecy::SecretString;
 use serde_json::{json, Value};
+use service_kit::auth::AdminKey;
+use service_kit::client_address::ClientAddressConfig;
 use service_kit::postgres::Database;
+use service_kit::rate_limit::ClientLimits;
 use service_kit::serve::HttpConfig;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -19,14 +21,10 @@ use crate::config::WaitroomConfig;
 use crate::domain::ticket::TicketKey;
 use crate::domain::vouched::FanIdVouching;
 use crate::ledger::Ledger;
-use crate::limits::JoinLimiter;
 use crate::queue::Queue;
 use crate::recorder::Recorder;
 use crate::restore::Restorer;
 use crate::store::Store;
-
-/// How often the join limiter forgets clients that have gone quiet.
-const LIMITER_SWEEP: Duration = Duration::from_secs(60);
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -35,20 +33,33 @@ pub struct AppState {
     /// PostgreSQL's record, and rebuilding what Redis lost from it.
     pub restorer: Arc<Restorer>,
     pub queue: Queue,
-    pub limiter: Arc<JoinLimiter>,
-    pub admin_api_key: SecretString,
-    pub client_ip_header: Option<HeaderName>,
+    /// Joins per client address and per fan.
+    pub join_limits: Arc<ClientLimits>,
+    pub admin_key: AdminKey,
+    pub client_address: Arc<ClientAddressConfig>,
     /// Present when client-chosen fan ids must carry the organizer's signature.
     pub fan_id_vouching: Option<FanIdVouching>,
     /// Built once: the keys only change with a restart.
     pub jwks: Arc<Value>,
 }
 
+impl FromRef<AppState> for AdminKey {
+    fn from_ref(state: &AppState) -> Self {
+        state.admin_key.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<ClientAddressConfig> {
+    fn from_ref(state: &AppState) -> Self {
+        state.client_address.clone()
+    }
+}
+
 /// The waiting room bound to its port, ready to serve. Tests build it on port 0.
 pub struct Application {
     listener: TcpListener,
     router: Router,
-    limiter: Arc<JoinLimiter>,
+    join_limits: Arc<ClientLimits>,
     admitter: Admitter,
     grace: Duration,
     http: HttpConfig,
@@ -75,7 +86,11 @@ impl Application {
         let store = Store::new(redis, key_prefix);
         let ledger = Ledger::new(database);
         let restorer = Arc::new(Restorer::new(store.clone(), ledger.clone(), Arc::new(Recorder::new(ledger))));
-        let limiter = Arc::new(JoinLimiter::new(config.join_limit_per_address, config.join_limit_per_fan));
+        let join_limits = Arc::new(ClientLimits::new(
+            crate::metrics::RATE_LIMITED,
+            config.join_limit_per_address,
+            config.join_limit_per_fan,
+        ));
         let admitter = Admitter::new(store.clone(), restorer.clone(), config);
         let state = AppState {
             queue: Queue::new(
@@ -87,16 +102,16 @@ impl Application {
             ),
             store,
             restorer,
-            limiter: limiter.clone(),
-            admin_api_key: config.admin_api_key.clone(),
-            client_ip_header: config.client_ip_header.as_deref().and_then(|h| HeaderName::try_from(h).ok()),
+            join_limits: join_limits.clone(),
+            admin_key: AdminKey(config.admin_api_key.clone()),
+            client_address: Arc::new(config.client_address.clone()),
             fan_id_vouching: config.fan_id_secret.clone().map(FanIdVouching::new),
             jwks: Arc::new(json!({ "keys": public_keys.iter().map(PublicKey::jwk).collect::<Vec<_>>() })),
         };
         Ok(Self {
             listener,
             router: crate::routes::router(state),
-            limiter,
+            join_limits,
             admitter,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             http: config.http,
@@ -115,17 +130,7 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
-        let limiter = self.limiter.clone();
-        let sweep_shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let mut sweeps = tokio::time::interval(LIMITER_SWEEP);
-            loop {
-                tokio::select! {
-                    () = sweep_shutdown.cancelled() => break,
-                    _ = sweeps.tick() => limiter.forget_idle(),
-                }
-            }
-        });
+        self.join_limits.spawn_sweeper(shutdown.clone());
         service_kit::serve("waitroom", self.listener, self.router, shutdown, self.grace, &self.http).await
     }
 }

@@ -1,6 +1,5 @@
 use std::net::SocketAddr;
 
-use axum::http::HeaderName;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -21,13 +20,13 @@ pub struct WaitroomConfig {
     /// How often each replica's admitter steps every event. The rate does not depend
     /// on it (owed admissions follow elapsed time); it sets how smooth admission is.
     pub admitter_tick_ms: u64,
+    /// Joins per client address (an IPv6 client's /64).
     pub join_limit_per_address: RateLimit,
     pub join_limit_per_fan: RateLimit,
-    /// A header carrying the client's address, set by a trusted reverse proxy (such
-    /// as `x-real-ip`). Without it the peer address is the client, which behind a
-    /// proxy would put every fan under one limit.
-    #[serde(default)]
-    pub client_ip_header: Option<String>,
+    /// Who the client is behind a proxy (`[waitroom.client_address]`): without a
+    /// trusted proxy, the TCP peer; behind one not configured, every fan would share the
+    /// proxy's address and its limit.
+    pub client_address: ClientAddressConfig,
     /// When set, a fan id chosen by the client is accepted only with the organizer's
     /// signature (`fan_id_signature`, see `domain/vouched.rs`), so nobody can join as
     /// someone else. Unset, client ids are taken as given: only behind a front that
@@ -44,6 +43,7 @@ pub struct WaitroomConfig {
     pub http: HttpConfig,
 }
 
+use service_kit::client_address::ClientAddressConfig;
 pub use service_kit::rate_limit::RateLimit;
 use service_kit::serve::HttpConfig;
 
@@ -70,10 +70,7 @@ impl WaitroomConfig {
         }
         self.join_limit_per_address.validate("waitroom.join_limit_per_address")?;
         self.join_limit_per_fan.validate("waitroom.join_limit_per_fan")?;
-        if let Some(header) = &self.client_ip_header {
-            HeaderName::try_from(header.as_str())
-                .map_err(|_| format!("waitroom.client_ip_header {header:?} is not a header name"))?;
-        }
+        self.client_address.validate("waitroom")?;
         Ok(())
     }
 }
@@ -91,7 +88,7 @@ mod tests {
             admitter_tick_ms: 50,
             join_limit_per_address: RateLimit { per_second: 20, burst: 40 },
             join_limit_per_fan: RateLimit { per_second: 1, burst: 5 },
-            client_ip_header: None,
+            client_address: ClientAddressConfig::peer_only(),
             fan_id_secret: None,
             database_max_connections: 4,
             shutdown_grace_secs: 10,
@@ -106,7 +103,9 @@ mod tests {
         assert!(WaitroomConfig { admin_api_key: SecretString::from("short"), ..config() }.validate().is_err());
         let zero = RateLimit { per_second: 0, burst: 1 };
         assert!(WaitroomConfig { join_limit_per_fan: zero, ..config() }.validate().is_err());
-        assert!(WaitroomConfig { client_ip_header: Some("bad header".into()), ..config() }.validate().is_err());
+        let everyone =
+            ClientAddressConfig { trusted_proxies: vec!["::/0".parse().unwrap()], ..config().client_address };
+        assert!(WaitroomConfig { client_address: everyone, ..config() }.validate().is_err());
         assert!(WaitroomConfig { fan_id_secret: Some(SecretString::from("short")), ..config() }.validate().is_err());
         assert!(WaitroomConfig { database_max_connections: 0, ..config() }.validate().is_err());
     }

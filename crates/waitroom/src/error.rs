@@ -17,8 +17,6 @@ pub enum Error {
     BadRequest(String),
     #[error("{}", .0.message)]
     Invalid(Invalid),
-    #[error("the admin API key is missing or wrong")]
-    NotAdmin,
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("this queue ticket is malformed")]
@@ -57,8 +55,8 @@ pub enum Error {
     DatabaseConnectionLost,
     #[error("internal error")]
     Database(#[source] sqlx::Error),
-    /// Redis answered something our own scripts never write.
-    #[error("internal error")]
+    /// Redis or PostgreSQL holds something our own code never writes.
+    #[error("unexpected stored data: {0}")]
     Corrupt(String),
 }
 
@@ -69,7 +67,6 @@ impl Error {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.code),
-            Self::NotAdmin => (StatusCode::UNAUTHORIZED, "admin_key_required"),
             Self::NotFound(what) => (StatusCode::NOT_FOUND, not_found_code(what)),
             Self::MalformedTicket => (StatusCode::BAD_REQUEST, "malformed_ticket"),
             Self::FanIdNotVouched(_) => (StatusCode::FORBIDDEN, "fan_id_not_vouched"),
@@ -174,13 +171,13 @@ fn redis_unavailable(e: &redis::RedisError) -> bool {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match &self {
-            Self::Redis(source) => tracing::error!(error = %source, "request failed"),
-            Self::Database(source) => tracing::error!(error = %source, "request failed"),
+            Self::Redis(source) => return service_kit::internal_error(source),
+            Self::Database(source) => return service_kit::internal_error(source),
+            Self::Corrupt(_) => return service_kit::internal_error(&self),
             Self::DatabaseUnavailable | Self::OutcomeUnknown | Self::DatabaseConnectionLost => {
                 tracing::warn!(error = %self, "database unavailable")
             }
             Self::Unavailable(source) => tracing::warn!(error = %source, "redis unavailable"),
-            Self::Corrupt(what) => tracing::error!(what, "unexpected data in redis"),
             Self::RateLimited(wait) => {
                 return service_kit::error_body::too_many_requests(wait.as_secs_f64().ceil() as u64, self.to_string());
             }

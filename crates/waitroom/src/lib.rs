@@ -12,19 +12,15 @@
 //! - [`ledger`]: PostgreSQL, the source of truth for settings, seeds and admissions.
 //! - [`recorder`]: writes admissions to PostgreSQL in batches, off the admission path.
 //! - [`restore`]: notices an event Redis lost and rebuilds it from PostgreSQL.
-//! - [`limits`]: per-address and per-fan join limits.
-//! - [`auth`]: the organizer (admin key) as an extractor.
 //! - [`error`]: every failure and its status and code.
 //! - [`metrics`]: every metric name.
 
 pub mod admitter;
 pub mod app;
-pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod ledger;
-pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod queue;

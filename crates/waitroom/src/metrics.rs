@@ -27,7 +27,8 @@ pub const MAX_ACTIVE: &str = "boxoffice_waitroom_max_active";
 pub const ADMIT_RATE: &str = "boxoffice_waitroom_admit_rate";
 /// Each Redis script call of the waiting room, by command.
 pub const REDIS_COMMAND_DURATION: &str = "boxoffice_redis_command_duration_seconds";
-/// Join requests refused by the rate limiter, by key (`address` or `fan`).
+/// Join requests refused by a rate limit, by limit (`address` or `fan`), counted by
+/// [`service_kit::rate_limit::ClientLimits`].
 pub const RATE_LIMITED: &str = "boxoffice_waitroom_rate_limited_total";
 /// Admission steps that failed (Redis unreachable or a script error).
 pub const ADMITTER_ERRORS: &str = "boxoffice_waitroom_admitter_errors_total";
@@ -49,9 +50,6 @@ pub const QUEUE_RESETS: &str = "boxoffice_waitroom_queue_resets_total";
 pub fn register() {
     for queue in ["queue", "pre_queue"] {
         metrics::counter!(JOINS, "queue" => queue).increment(0);
-    }
-    for key in ["address", "fan"] {
-        metrics::counter!(RATE_LIMITED, "key" => key).increment(0);
     }
     metrics::counter!(TOKENS_ISSUED).increment(0);
     metrics::counter!(ADMITTER_ERRORS).increment(0);
@@ -88,10 +86,6 @@ pub fn redis_command(command: &'static str, took: Duration) {
 
 pub fn token_issued() {
     metrics::counter!(TOKENS_ISSUED).increment(1);
-}
-
-pub fn rate_limited(key: &'static str) {
-    metrics::counter!(RATE_LIMITED, "key" => key).increment(1);
 }
 
 pub fn admitter_error() {

@@ -17,7 +17,7 @@ use crate::domain::{eta, poll};
 use crate::error::{Error, Result};
 use crate::model::FanView;
 use crate::restore::Restorer;
-use crate::store::{LocateMode, LocateOutcome, Located, Placement, RestorePlace, Store};
+use crate::store::{Arrival, LocateMode, Located, Location, Placement, RestorePlace, Store};
 
 #[derive(Clone)]
 pub struct Queue {
@@ -40,19 +40,18 @@ impl Queue {
         Self { store, restorer, tickets, signer: Arc::new(signer), abandon_after_secs }
     }
 
-    /// Puts `fan` in line (or answers where they already are); `true` when this call
-    /// created their place.
-    pub async fn join(&self, event_id: Uuid, fan: FanId) -> Result<(FanView, bool)> {
+    /// Puts `fan` in line (or answers where they already are, [`Arrival::AlreadyThere`]).
+    pub async fn join(&self, event_id: Uuid, fan: FanId) -> Result<(FanView, Arrival)> {
         let located = match self.locate(event_id, &fan, LocateMode::Join).await? {
-            Ok(located) => located,
-            Err(LocateOutcome::Closed) => return Err(Error::EventClosed),
-            Err(LocateOutcome::UnknownEvent | LocateOutcome::NotFound { .. }) => return Err(Error::NotFound("event")),
+            Location::Found(located) => located,
+            Location::Closed => return Err(Error::EventClosed),
+            Location::UnknownEvent | Location::NotFound { .. } => return Err(Error::NotFound("event")),
         };
-        if located.joined {
+        if located.arrival == Arrival::Joined {
             crate::metrics::joined(located.placement == Placement::PreQueue);
         }
-        let joined = located.joined;
-        Ok((self.view(event_id, &fan, located), joined))
+        let arrival = located.arrival;
+        Ok((self.view(event_id, &fan, located), arrival))
     }
 
     /// Where the ticket's fan stands. If Redis lost the event's queue and the fan with
@@ -63,14 +62,12 @@ impl Queue {
     pub async fn poll(&self, event_id: Uuid, ticket: &str) -> Result<FanView> {
         let ticket = self.tickets.verify(event_id, ticket)?;
         match self.locate(event_id, &ticket.fan, LocateMode::Poll).await? {
-            Ok(located) => Ok(self.view(event_id, &ticket.fan, located)),
-            Err(LocateOutcome::UnknownEvent) => Err(Error::NotFound("event")),
-            Err(LocateOutcome::NotFound { restored_at_ms: Some(restored_at_ms), now_ms }) => {
+            Location::Found(located) => Ok(self.view(event_id, &ticket.fan, located)),
+            Location::UnknownEvent => Err(Error::NotFound("event")),
+            Location::NotFound { restored_at_ms: Some(restored_at_ms), now_ms } => {
                 self.restore_place(event_id, ticket, restored_at_ms, now_ms).await
             }
-            Err(LocateOutcome::NotFound { restored_at_ms: None, .. } | LocateOutcome::Closed) => {
-                Err(Error::NotFound("fan"))
-            }
+            Location::NotFound { restored_at_ms: None, .. } | Location::Closed => Err(Error::NotFound("fan")),
         }
     }
 
@@ -95,14 +92,14 @@ impl Queue {
         }
         let mode = LocateMode::Restore { place, issued_at_ms, window_ms };
         match self.store.locate(event_id, &ticket.fan, mode).await? {
-            Ok(located) => {
-                if located.restored {
+            Location::Found(located) => {
+                if located.arrival == Arrival::Restored {
                     crate::metrics::place_restored();
                 }
                 Ok(self.view(event_id, &ticket.fan, located))
             }
-            Err(LocateOutcome::UnknownEvent) => Err(Error::NotFound("event")),
-            Err(_) => {
+            Location::UnknownEvent => Err(Error::NotFound("event")),
+            Location::Closed | Location::NotFound { .. } => {
                 crate::metrics::queue_reset();
                 Err(Error::QueueReset)
             }
@@ -124,17 +121,12 @@ impl Queue {
 
     /// Locates the fan; if Redis does not know the event but PostgreSQL does, rebuilds
     /// the event and tries again.
-    async fn locate(
-        &self,
-        event_id: Uuid,
-        fan: &FanId,
-        mode: LocateMode,
-    ) -> Result<std::result::Result<Located, LocateOutcome>> {
+    async fn locate(&self, event_id: Uuid, fan: &FanId, mode: LocateMode) -> Result<Location> {
         match self.store.locate(event_id, fan, mode).await? {
-            Err(LocateOutcome::UnknownEvent) if self.restorer.rebuild_if_known(event_id).await? => {
+            Location::UnknownEvent if self.restorer.rebuild_if_known(event_id).await? => {
                 self.store.locate(event_id, fan, mode).await
             }
-            outcome => Ok(outcome),
+            location => Ok(location),
         }
     }
 

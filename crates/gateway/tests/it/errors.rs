@@ -110,3 +110,16 @@ async fn a_seat_whose_row_is_locked_is_contended_not_taken_and_fails_fast() {
     assert_eq!(app.assert_inventory_consistent(&event).await, 0, "seat 1 was not taken either");
     assert_eq!(app.book(&event, "fan", json!({ "seats": ["1", "2"] })).await.status, StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn unknown_routes_and_methods_answer_the_json_error_envelope() {
+    let app = spawn_app().await;
+    let unknown = app.send(Method::GET, "/v1/nothing/here", None, None).await;
+    assert_eq!((unknown.status, unknown.code()), (StatusCode::NOT_FOUND, "not_found"));
+
+    let event = app.ga_event(1).await;
+    let wrong_method = app.send(Method::DELETE, &event.path(""), None, None).await;
+    assert_eq!((wrong_method.status, wrong_method.code()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    assert_eq!(wrong_method.headers["allow"], "GET,HEAD");
+    assert!(wrong_method.body["error"]["message"].as_str().is_some_and(|m| m.contains("DELETE")));
+}

@@ -80,6 +80,7 @@ async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut Gatewa
         limit_global: unlimited,
         limit_per_address: unlimited,
         limit_per_fan: unlimited,
+        client_address: service_kit::client_address::ClientAddressConfig::peer_only(),
     };
     adjust(&mut config);
     let app = Application::build(&config, database.clone(), keys.verifier()).await.expect("gateway binds");

@@ -2,7 +2,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 use service_kit::rate_limit::RateLimit;
 
-use crate::helpers::spawn_app_with;
+use crate::helpers::{spawn_app_with, Reply, TestApp};
 
 #[tokio::test]
 async fn a_fan_bursting_past_the_limit_gets_429_with_retry_after_and_books_nothing_more() {
@@ -35,4 +35,46 @@ async fn one_address_past_its_limit_is_refused_before_routing() {
     let refused = app.send(reqwest::Method::GET, &event.path(""), None, None).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(refused.headers.contains_key("retry-after"));
+}
+
+/// A request that passes the limits fast and touches no database: its path is no event
+/// id, so it is answered 400 once the limits let it through.
+fn cheap_request(app: &TestApp, forwarded_for: &str) -> impl std::future::Future<Output = Reply> + 'static {
+    app.send_with(reqwest::Method::GET, "/v1/events/not-an-id", None, None, &[("x-forwarded-for", forwarded_for)])
+}
+
+#[tokio::test]
+async fn a_forwarded_address_from_a_peer_that_is_not_a_trusted_proxy_is_ignored() {
+    for trusted in [vec![], vec!["192.0.2.0/24".parse().unwrap()]] {
+        let app = spawn_app_with(5, |c| {
+            c.limit_per_address = RateLimit { per_second: 1, burst: 2 };
+            c.client_address.trusted_proxies = trusted;
+        })
+        .await;
+        let mut statuses = Vec::new();
+        for client in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+            statuses.push(cheap_request(&app, client).await.status);
+        }
+        assert_eq!(statuses, [StatusCode::BAD_REQUEST, StatusCode::BAD_REQUEST, StatusCode::TOO_MANY_REQUESTS]);
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_addresses_of_one_ipv6_64_share_a_bucket() {
+    let app = spawn_app_with(5, |c| {
+        c.limit_per_address = RateLimit { per_second: 1, burst: 80 };
+        c.client_address.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap(), "::1/128".parse().unwrap()];
+    })
+    .await;
+    let within = (1..=80).map(|host| cheap_request(&app, &format!("2001:db8:1:2::{host:x}")));
+    let statuses: Vec<StatusCode> = futures::future::join_all(within).await.into_iter().map(|r| r.status).collect();
+    assert!(statuses.iter().all(|s| *s == StatusCode::BAD_REQUEST), "{statuses:?}");
+
+    let same_64 = cheap_request(&app, "2001:db8:1:2:ffff:ffff:ffff:ffff").await;
+    assert_eq!(same_64.status, StatusCode::TOO_MANY_REQUESTS, "the 81st address of the /64");
+    let other_64 = cheap_request(&app, "2001:db8:1:3::1").await;
+    assert_eq!(other_64.status, StatusCode::BAD_REQUEST, "another /64 has its own bucket");
+    // The proxy's own hop is skipped: the client is the right-most address it does not trust.
+    let through_two_proxies = cheap_request(&app, "2001:db8:1:2::1, 127.0.0.1").await;
+    assert_eq!(through_two_proxies.status, StatusCode::TOO_MANY_REQUESTS);
 }

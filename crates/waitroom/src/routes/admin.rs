@@ -8,10 +8,10 @@ use serde::Deserialize;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use service_kit::auth::Admin;
 use service_kit::extract::{Json, Path};
 
 use crate::app::AppState;
-use crate::auth::Admin;
 use crate::domain::settings::{EventState, Settings};
 use crate::domain::shuffle;
 use crate::error::{Error, Result};

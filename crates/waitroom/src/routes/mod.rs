@@ -1,7 +1,6 @@
 //! HTTP only: each handler extracts, calls one function, and maps the result.
 
 mod admin;
-mod extract;
 mod public;
 mod queue;
 
@@ -10,24 +9,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use service_kit::health::{self, ReadinessCheck};
-use service_kit::metrics;
+use service_kit::router::service_router;
 
 use crate::app::AppState;
-use crate::error::Error;
 
 pub fn router(state: AppState) -> Router {
     let redis = health::redis_check(state.store.connection());
     let postgres = postgres_reached(state.restorer.ledger().database().pool().clone());
-    let api = Router::new()
-        .merge(queue::router())
-        .merge(admin::router())
-        .merge(public::router())
-        .with_state(state)
-        .merge(health::router(vec![("redis", redis), ("postgres", postgres)]))
-        .merge(metrics::router())
-        // Unknown paths answer the same JSON envelope as everything else.
-        .fallback(|| async { Error::NotFound("route") });
-    metrics::instrument(api, "waitroom")
+    let api = Router::new().merge(queue::router()).merge(admin::router()).merge(public::router()).with_state(state);
+    service_router("waitroom", api, vec![("redis", redis), ("postgres", postgres)])
 }
 
 /// Ready once PostgreSQL has answered with the waiting room's tables, and from then on

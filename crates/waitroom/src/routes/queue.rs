@@ -7,13 +7,14 @@ use axum::Router;
 use serde::Deserialize;
 use uuid::Uuid;
 
+use service_kit::client_address::ClientAddress;
 use service_kit::extract::{Body, Json, Path};
 
-use super::extract::ClientAddress;
 use crate::app::AppState;
 use crate::domain::fan::FanId;
 use crate::error::{Error, Result};
 use crate::model::FanView;
+use crate::store::Arrival;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,7 +42,7 @@ fn parse_join_body(body: &[u8]) -> Result<JoinBody> {
 async fn join(
     State(state): State<AppState>,
     Path(event_id): Path<Uuid>,
-    ClientAddress(address): ClientAddress,
+    client: ClientAddress,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<FanView>)> {
     let body = parse_join_body(&body)?;
@@ -49,9 +50,12 @@ async fn join(
     if let (Some(fan), Some(vouching)) = (&fan, &state.fan_id_vouching) {
         vouching.verify(event_id, fan, body.fan_id_signature.as_deref())?;
     }
-    state.limiter.check(address, fan.as_ref()).map_err(Error::RateLimited)?;
-    let (view, joined) = state.queue.join(event_id, fan.unwrap_or_else(FanId::issue)).await?;
-    let status = if joined { StatusCode::CREATED } else { StatusCode::OK };
+    state.join_limits.check_address(&client).map_err(Error::RateLimited)?;
+    if let Some(fan) = &fan {
+        state.join_limits.check_fan(fan.as_str()).map_err(Error::RateLimited)?;
+    }
+    let (view, arrival) = state.queue.join(event_id, fan.unwrap_or_else(FanId::issue)).await?;
+    let status = if arrival == Arrival::Joined { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(view)))
 }
 

@@ -1,21 +1,8 @@
 //! Redis: every key and every script of the waiting room.
 //!
-//! Per event, under the configured prefix and one hash tag (so an event's keys stay
-//! together on one Redis Cluster slot and a script may touch them all):
-//!
-//! - `<prefix>:wr:{<event>}:settings` hash: the organizer's settings, the shuffle seed
-//!   and its hash (copies of PostgreSQL's, see [`crate::ledger`]), whether the sale has
-//!   opened, the epoch, and when the event was last rebuilt after a wipe.
-//! - `…:counters` hash: arrival sequence numbers, admission clock and fractional
-//!   carry, totals, the measured-rate state.
-//! - `…:queue` sorted set: waiting fans. Arrivals after the opening time score their
-//!   arrival sequence number (`epoch << 40` + 1, 2, …); fans who join before it score
-//!   their shuffle draw minus 2^52, a negative number, so the pre-queue stands ahead
-//!   of everyone in shuffled order from the start and opening the sale moves nobody.
-//! - `…:seen` hash: fan → last poll (ms), for skipping abandoned fans.
-//! - `…:admitted` sorted set: fan → admission expiry (ms); its live size is "active".
-//!
-//! `<prefix>:wr:events` is the set of configured events the admitter walks.
+//! - [`keys`]: where each event lives (public: the benchmark uses the same layout).
+//! - [`scripts`]: the Lua scripts; all the atomicity lives there.
+//! - [`replies`]: what each script answers, decoded by name.
 //!
 //! All times are Redis server time (`TIME` inside scripts), so replicas with skewed
 //! clocks still agree on elapsed time and abandonment.
@@ -24,26 +11,33 @@
 //! asynchronous failover). `restore.lua` rebuilds an event from PostgreSQL, and
 //! `locate.lua` puts each fan back at the place their ticket names as they poll.
 
+pub mod keys;
+mod replies;
+pub mod scripts;
+
 use std::future::Future;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use uuid::Uuid;
 
+pub use self::keys::{EventKey, EventKeys};
+use self::replies::millis;
+pub use self::replies::{Arrival, Located, Location, Placement, PutOutcome, Room, Stats, Step, StepOutcome};
 use crate::domain::fan::FanId;
 use crate::domain::settings::{EventState, Settings, WaitroomEvent};
 use crate::error::{Error, Result};
 
-static LOCATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/locate.lua")));
-static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/admit.lua")));
-static PUT_SETTINGS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/put_settings.lua")));
-static SET_STATE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/set_state.lua")));
-static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/stats.lua")));
-static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/leave.lua")));
-static RESTORE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("scripts/restore.lua")));
+static LOCATE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::LOCATE));
+static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::ADMIT));
+static PUT_SETTINGS: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::PUT_SETTINGS));
+static SET_STATE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::SET_STATE));
+static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::STATS));
+static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::LEAVE));
+static RESTORE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::RESTORE));
 
 /// Most fans one admission step examines, so a run of abandoned fans cannot block
 /// Redis for long; the rest are handled by the next step.
@@ -62,56 +56,6 @@ pub const EPOCH_SHIFT: u32 = 40;
 pub struct Store {
     conn: ConnectionManager,
     prefix: Arc<str>,
-}
-
-/// Where a fan stands.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Placement {
-    /// Joined before opening; the place is drawn but not told until the sale opens.
-    PreQueue,
-    /// In line; 1 is next.
-    Waiting {
-        position: u64,
-    },
-    Admitted {
-        expires_at: DateTime<Utc>,
-    },
-}
-
-/// The answer to a join or a poll.
-#[derive(Debug, Clone)]
-pub struct Located {
-    pub placement: Placement,
-    /// This call put the fan in line (a repeated join does not).
-    pub joined: bool,
-    /// This call put the fan back at the place their ticket named, after a wipe.
-    pub restored: bool,
-    /// The fan's queue score while waiting (after opening, pre-queue fans included).
-    pub score: Option<i64>,
-    /// Redis' clock when it answered, ms: the ticket's issue time.
-    pub now_ms: i64,
-    pub epoch: u64,
-    /// When the event was last rebuilt from PostgreSQL, ms.
-    pub restored_at_ms: Option<i64>,
-    pub queue_length: u64,
-    pub state: EventState,
-    pub admit_rate: f64,
-    pub measured_rate: Option<f64>,
-    pub opens_at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LocateOutcome {
-    UnknownEvent,
-    /// A new join on a closed event.
-    Closed,
-    /// Polled, but the fan is not in line (left, skipped as abandoned, their admission
-    /// expired, or Redis lost their place). `restored_at_ms`: when the event was last
-    /// rebuilt after a wipe; `now_ms`: Redis' clock.
-    NotFound {
-        restored_at_ms: Option<i64>,
-        now_ms: i64,
-    },
 }
 
 /// What a locate call does.
@@ -136,16 +80,6 @@ pub enum RestorePlace {
     PreQueue,
 }
 
-/// What a settings write found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PutOutcome {
-    Written,
-    /// The opening time cannot change once the sale has opened.
-    AlreadyOpen,
-    /// PostgreSQL had the event but Redis lost it: rebuild it instead.
-    Lost,
-}
-
 /// What PostgreSQL holds for rebuilding an event's Redis state.
 #[derive(Debug, Clone)]
 pub struct Rebuild {
@@ -161,73 +95,13 @@ pub struct Rebuild {
     pub live: Vec<(String, DateTime<Utc>)>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Stats {
-    pub state: EventState,
-    pub queue_length: u64,
-    pub active: u64,
-    pub admitted_total: u64,
-    pub skipped_total: u64,
-    pub measured_rate: Option<f64>,
-    /// When an admitter last stepped this event: a stale value means no admitter runs.
-    pub last_admission_step_at: Option<DateTime<Utc>>,
-    /// When the event's state was last rebuilt from PostgreSQL after Redis lost it;
-    /// admission pauses for a while after it.
-    pub restored_at: Option<DateTime<Utc>>,
-}
-
-/// An event's line and room as an admission step left them.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Room {
-    pub queue_length: u64,
-    /// Admitted fans whose admission has not expired.
-    pub active: u64,
-    pub max_active: u64,
-    /// The organizer's rate while the event is running, else 0.
-    pub admit_rate: f64,
-    /// This step opened the sale: the pre-queue's places count from now on.
-    pub sale_opened: bool,
-}
-
-/// What one admission step did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Step {
-    /// Admitted fans, in queue order.
-    pub admitted: Vec<String>,
-    /// The queue score each admitted fan was admitted from, in the same order.
-    pub scores: Vec<i64>,
-    /// When they were admitted, and when their admission expires (Redis time, ms).
-    pub admitted_at_ms: i64,
-    pub expires_at_ms: i64,
-    /// Abandoned fans dropped without using an admission.
-    pub skipped: u64,
-    pub room: Room,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum StepOutcome {
-    Stepped(Step),
-    /// Paused, closed or not yet open: nobody was admitted.
-    Idle(Room),
-    UnknownEvent,
-}
-
 impl Store {
     pub fn new(conn: ConnectionManager, key_prefix: &str) -> Self {
         Self { conn, prefix: key_prefix.into() }
     }
 
-    fn key(&self, event_id: Uuid, name: &str) -> String {
-        format!("{}:wr:{{{event_id}}}:{name}", self.prefix)
-    }
-
-    /// The keys every per-event script takes, in the order the scripts expect.
-    fn keys(&self, event_id: Uuid) -> [String; 5] {
-        ["settings", "counters", "queue", "seen", "admitted"].map(|name| self.key(event_id, name))
-    }
-
-    fn events_key(&self) -> String {
-        format!("{}:wr:events", self.prefix)
+    fn keys(&self, event_id: Uuid) -> EventKeys<'_> {
+        EventKeys::new(&self.prefix, event_id)
     }
 
     /// The connection every call goes through, for the readiness check.
@@ -248,7 +122,7 @@ impl Store {
         existing: bool,
     ) -> Result<PutOutcome> {
         let mut conn = self.conn.clone();
-        let mut invocation = PUT_SETTINGS.key(self.key(event_id, "settings"));
+        let mut invocation = PUT_SETTINGS.key(self.keys(event_id).key(EventKey::Settings));
         invocation
             .arg(settings.state.as_str())
             .arg(settings.admit_rate.to_string())
@@ -259,21 +133,18 @@ impl Store {
             .arg(seed_sha256)
             .arg(epoch)
             .arg(if existing { "1" } else { "0" });
-        let outcome: String = timed("put_settings", invocation.invoke_async(&mut conn)).await?;
-        match outcome.as_str() {
-            "already_open" => return Ok(PutOutcome::AlreadyOpen),
-            "unknown_event" => return Ok(PutOutcome::Lost),
-            _ => {}
+        let outcome = replies::put_outcome(timed("put_settings", invocation.invoke_async(&mut conn)).await?)?;
+        if outcome == PutOutcome::Written {
+            self.index(event_id).await?;
         }
-        self.index(event_id).await?;
-        Ok(PutOutcome::Written)
+        Ok(outcome)
     }
 
     /// Adds the event to the index the admitter walks. Outside the scripts: the index
     /// is not under the event's hash tag.
     async fn index(&self, event_id: Uuid) -> Result<()> {
         let mut conn = self.conn.clone();
-        let _: () = conn.sadd(self.events_key(), event_id.to_string()).await?;
+        let _: () = conn.sadd(keys::events_index(&self.prefix), event_id.to_string()).await?;
         Ok(())
     }
 
@@ -281,13 +152,13 @@ impl Store {
     /// settings lived in PostgreSQL keeps the seed whose hash was published.
     pub async fn seed(&self, event_id: Uuid) -> Result<Option<String>> {
         let mut conn = self.conn.clone();
-        Ok(conn.hget(self.key(event_id, "settings"), "seed").await?)
+        Ok(conn.hget(self.keys(event_id).key(EventKey::Settings), "seed").await?)
     }
 
     /// Whether Redis has the event's settings.
     pub async fn exists(&self, event_id: Uuid) -> Result<bool> {
         let mut conn = self.conn.clone();
-        Ok(conn.exists(self.key(event_id, "settings")).await?)
+        Ok(conn.exists(self.keys(event_id).key(EventKey::Settings)).await?)
     }
 
     /// Rebuilds a lost event from PostgreSQL's record (see `scripts/restore.lua`);
@@ -296,7 +167,7 @@ impl Store {
     pub async fn restore(&self, event_id: Uuid, rebuild: &Rebuild) -> Result<bool> {
         let mut conn = self.conn.clone();
         let s = &rebuild.settings;
-        let mut invocation = RESTORE.key(&self.keys(event_id));
+        let mut invocation = RESTORE.key(&self.keys(event_id).script_keys());
         invocation
             .arg(s.state.as_str())
             .arg(s.admit_rate.to_string())
@@ -313,8 +184,7 @@ impl Store {
         for (fan, expires_at) in chunks.next().unwrap_or_default() {
             invocation.arg(fan).arg(expires_at.timestamp_millis());
         }
-        let rebuilt: i64 = timed("restore", invocation.invoke_async(&mut conn)).await?;
-        if rebuilt == 0 {
+        if !replies::rebuilt(timed("restore", invocation.invoke_async(&mut conn)).await?) {
             return Ok(false);
         }
         // Admission stays paused for a while after the rebuild, so the rest of a large
@@ -323,7 +193,7 @@ impl Store {
             let members: Vec<(i64, &str)> =
                 chunk.iter().map(|(fan, expires_at)| (expires_at.timestamp_millis(), fan.as_str())).collect();
             let _: () = redis::cmd("ZADD")
-                .arg(self.key(event_id, "admitted"))
+                .arg(self.keys(event_id).key(EventKey::Admitted))
                 .arg("GT")
                 .arg(members)
                 .query_async(&mut conn)
@@ -336,7 +206,8 @@ impl Store {
     #[tracing::instrument(skip(self), fields(%event_id))]
     pub async fn event(&self, event_id: Uuid) -> Result<Option<WaitroomEvent>> {
         let mut conn = self.conn.clone();
-        let fields: std::collections::HashMap<String, String> = conn.hgetall(self.key(event_id, "settings")).await?;
+        let fields: std::collections::HashMap<String, String> =
+            conn.hgetall(self.keys(event_id).key(EventKey::Settings)).await?;
         if fields.is_empty() {
             return Ok(None);
         }
@@ -364,23 +235,17 @@ impl Store {
     #[tracing::instrument(skip(self), fields(%event_id))]
     pub async fn set_state(&self, event_id: Uuid, state: EventState) -> Result<bool> {
         let mut conn = self.conn.clone();
-        let mut invocation = SET_STATE.key(self.key(event_id, "settings"));
+        let mut invocation = SET_STATE.key(self.keys(event_id).key(EventKey::Settings));
         invocation.arg(state.as_str());
-        let found: i64 = timed("set_state", invocation.invoke_async(&mut conn)).await?;
-        Ok(found == 1)
+        Ok(replies::state_set(timed("set_state", invocation.invoke_async(&mut conn)).await?))
     }
 
     /// Joins, polls or restores a fan (see [`LocateMode`]); each refreshes the fan's
     /// last-seen time.
     #[tracing::instrument(skip(self), fields(%event_id, %fan))]
-    pub async fn locate(
-        &self,
-        event_id: Uuid,
-        fan: &FanId,
-        mode: LocateMode,
-    ) -> Result<std::result::Result<Located, LocateOutcome>> {
+    pub async fn locate(&self, event_id: Uuid, fan: &FanId, mode: LocateMode) -> Result<Location> {
         let mut conn = self.conn.clone();
-        let mut invocation = LOCATE.key(&self.keys(event_id));
+        let mut invocation = LOCATE.key(&self.keys(event_id).script_keys());
         invocation.arg(fan.as_str());
         let command = match mode {
             LocateMode::Join => {
@@ -400,36 +265,7 @@ impl Store {
                 "restore_place"
             }
         };
-        let reply: Vec<String> = timed(command, invocation.invoke_async(&mut conn)).await?;
-        let corrupt = || Error::Corrupt(format!("locate reply {reply:?}"));
-        let int = |i: usize| num(&reply, i).map(|n| n as i64).ok_or_else(corrupt);
-        let placement = match reply.first().map(String::as_str) {
-            Some("unknown_event") => return Ok(Err(LocateOutcome::UnknownEvent)),
-            Some("closed") => return Ok(Err(LocateOutcome::Closed)),
-            Some("not_found") => {
-                let restored_at_ms = Some(int(13)?).filter(|&ms| ms > 0);
-                return Ok(Err(LocateOutcome::NotFound { restored_at_ms, now_ms: int(11)? }));
-            }
-            Some("pre_queue") => Placement::PreQueue,
-            Some("waiting") => Placement::Waiting { position: int(2)? as u64 },
-            Some("admitted") => Placement::Admitted { expires_at: millis(int(4)?).ok_or_else(corrupt)? },
-            _ => return Err(corrupt()),
-        };
-        let joined = reply.get(1).map(String::as_str);
-        Ok(Ok(Located {
-            placement,
-            joined: joined == Some("1"),
-            restored: joined == Some("2"),
-            score: reply.get(10).filter(|s| !s.is_empty()).map(|_| int(10)).transpose()?,
-            now_ms: int(11)?,
-            epoch: int(12)? as u64,
-            restored_at_ms: Some(int(13)?).filter(|&ms| ms > 0),
-            queue_length: int(3)? as u64,
-            state: reply.get(5).and_then(|s| EventState::parse(s)).ok_or_else(corrupt)?,
-            admit_rate: num(&reply, 6).ok_or_else(corrupt)?,
-            measured_rate: measured_rate(num(&reply, 7), num(&reply, 8)),
-            opens_at: millis(int(9)?),
-        }))
+        replies::location(timed(command, invocation.invoke_async(&mut conn)).await?)
     }
 
     /// Removes a fan from the event; `None` when the event is unknown, else whether
@@ -437,37 +273,22 @@ impl Store {
     #[tracing::instrument(skip(self), fields(%event_id, %fan))]
     pub async fn leave(&self, event_id: Uuid, fan: &FanId) -> Result<Option<bool>> {
         let mut conn = self.conn.clone();
-        let mut invocation = LEAVE.key(&self.keys(event_id));
+        let mut invocation = LEAVE.key(&self.keys(event_id).script_keys());
         invocation.arg(fan.as_str());
-        let removed: i64 = timed("leave", invocation.invoke_async(&mut conn)).await?;
-        Ok((removed >= 0).then_some(removed > 0))
+        Ok(replies::left(timed("leave", invocation.invoke_async(&mut conn)).await?))
     }
 
     #[tracing::instrument(skip(self), fields(%event_id))]
     pub async fn stats(&self, event_id: Uuid) -> Result<Option<Stats>> {
         let mut conn = self.conn.clone();
-        let reply: Vec<String> = timed("stats", STATS.key(&self.keys(event_id)).invoke_async(&mut conn)).await?;
-        if reply.is_empty() {
-            return Ok(None);
-        }
-        let corrupt = || Error::Corrupt(format!("stats reply {reply:?}"));
-        let count = |i| num(&reply, i).map(|n| n as u64).ok_or_else(corrupt);
-        Ok(Some(Stats {
-            state: EventState::parse(&reply[0]).ok_or_else(corrupt)?,
-            queue_length: count(1)?,
-            active: count(2)?,
-            admitted_total: count(3)?,
-            skipped_total: count(4)?,
-            measured_rate: measured_rate(num(&reply, 5), num(&reply, 6)),
-            last_admission_step_at: millis(count(7)? as i64),
-            restored_at: millis(count(8)? as i64),
-        }))
+        let reply = timed("stats", STATS.key(&self.keys(event_id).script_keys()).invoke_async(&mut conn)).await?;
+        replies::stats(reply)
     }
 
     /// Every event with waiting-room settings in Redis.
     pub async fn events(&self) -> Result<Vec<Uuid>> {
         let mut conn = self.conn.clone();
-        let members: Vec<String> = conn.smembers(self.events_key()).await?;
+        let members: Vec<String> = conn.smembers(keys::events_index(&self.prefix)).await?;
         Ok(members.iter().filter_map(|m| m.parse().ok()).collect())
     }
 
@@ -481,56 +302,14 @@ impl Store {
         pause_after_restore_ms: u64,
     ) -> Result<StepOutcome> {
         let mut conn = self.conn.clone();
-        let mut invocation = ADMIT.key(&self.keys(event_id));
+        let mut invocation = ADMIT.key(&self.keys(event_id).script_keys());
         invocation
             .arg(abandon_after_ms)
             .arg(MAX_CATCH_UP_MS)
             .arg(MAX_SCAN_PER_STEP)
             .arg(RATE_TAU_MS)
             .arg(pause_after_restore_ms);
-        let reply: Vec<redis::Value> = timed("admit", invocation.invoke_async(&mut conn)).await?;
-        let corrupt = || Error::Corrupt(format!("admit reply {reply:?}"));
-        let int = |i: usize| reply.get(i).and_then(|v| redis::from_redis_value_ref::<i64>(v).ok()).ok_or_else(corrupt);
-        let count = |i: usize| int(i).map(|n| n.max(0) as u64);
-        let code = int(0)?;
-        if code == -1 {
-            return Ok(StepOutcome::UnknownEvent);
-        }
-        let admit_rate = reply
-            .get(6)
-            .and_then(|v| redis::from_redis_value_ref::<String>(v).ok())
-            .and_then(|rate| rate.parse().ok())
-            .ok_or_else(corrupt)?;
-        let room = Room {
-            queue_length: count(3)?,
-            active: count(4)?,
-            max_active: count(5)?,
-            admit_rate,
-            sale_opened: int(1)? == 1,
-        };
-        if code == 0 {
-            return Ok(StepOutcome::Idle(room));
-        }
-        let pairs = reply.get(9..).ok_or_else(corrupt)?;
-        if pairs.len() % 2 != 0 {
-            return Err(corrupt());
-        }
-        let text = |v: &redis::Value| redis::from_redis_value_ref::<String>(v).map_err(|_| corrupt());
-        let (mut admitted, mut scores) = (Vec::with_capacity(pairs.len() / 2), Vec::with_capacity(pairs.len() / 2));
-        for pair in pairs.chunks_exact(2) {
-            admitted.push(text(&pair[0])?);
-            // Scores come back as Redis formats doubles; every queue score is an
-            // integer well inside 2^53, so the conversion is exact.
-            scores.push(text(&pair[1])?.parse::<f64>().map_err(|_| corrupt())? as i64);
-        }
-        Ok(StepOutcome::Stepped(Step {
-            admitted,
-            scores,
-            admitted_at_ms: int(7)?,
-            expires_at_ms: int(8)?,
-            skipped: count(2)?,
-            room,
-        }))
+        replies::step(timed("admit", invocation.invoke_async(&mut conn)).await?)
     }
 }
 
@@ -540,22 +319,4 @@ async fn timed<T>(command: &'static str, call: impl Future<Output = redis::Redis
     let result = call.await;
     crate::metrics::redis_command(command, started.elapsed());
     result
-}
-
-fn num(reply: &[String], index: usize) -> Option<f64> {
-    reply.get(index)?.parse().ok()
-}
-
-/// Zero means "not set" in the stored millisecond fields.
-fn millis(ms: i64) -> Option<DateTime<Utc>> {
-    (ms > 0).then(|| Utc.timestamp_millis_opt(ms).single()).flatten()
-}
-
-/// Admissions per second from the script's weighted average and its weight; `None`
-/// until there is at least a moment of observation to go on.
-fn measured_rate(ewma: Option<f64>, weight: Option<f64>) -> Option<f64> {
-    match (ewma, weight) {
-        (Some(ewma), Some(weight)) if weight > 0.01 => Some(ewma / weight),
-        _ => None,
-    }
 }

@@ -537,7 +537,8 @@ async fn admission_step_cost_with_and_without_recording() {
                 for i in 0..STEPS {
                     for j in 0..per_step {
                         let fan = FanId::parse(&format!("fan-{i:04}-{j:03}")).unwrap();
-                        store.locate(event, &fan, waitroom::store::LocateMode::Join).await.unwrap().unwrap();
+                        let joined = store.locate(event, &fan, waitroom::store::LocateMode::Join).await.unwrap();
+                        assert!(matches!(joined, waitroom::store::Location::Found(_)));
                     }
                     // Owes far more than per_step by now: the step admits the whole line.
                     tokio::time::sleep(Duration::from_millis(2)).await;

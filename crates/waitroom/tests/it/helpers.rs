@@ -61,7 +61,7 @@ pub fn test_config() -> WaitroomConfig {
         admitter_tick_ms: 50,
         join_limit_per_address: RateLimit { per_second: 100_000, burst: 100_000 },
         join_limit_per_fan: RateLimit { per_second: 1_000, burst: 1_000 },
-        client_ip_header: None,
+        client_address: service_kit::client_address::ClientAddressConfig::peer_only(),
         fan_id_secret: None,
         database_max_connections: 4,
         shutdown_grace_secs: 1,

@@ -22,55 +22,58 @@
 -- just rebuilt) or -1 (unknown event). rate is the rate in force (0 unless running);
 -- code 0 carries only the first seven, code -1 the first five. Each admitted fan comes
 -- with the queue score they were admitted from, for the admission record.
+local settings_key, counters_key, queue_key, seen_key, admitted_key = unpack(KEYS)
+local abandon_ms, max_catch_up_ms, scan_limit, tau, pause_after_restore_ms =
+  tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local s = redis.call('HMGET', KEYS[1], 'state', 'rate', 'max_active', 'lifetime_ms', 'opens_at_ms', 'opened',
-  'restored_at_ms')
-if not s[1] then
+local state, rate, max_active, lifetime_ms, opens_at_ms, opened, restored_at_ms = unpack(redis.call('HMGET',
+  settings_key, 'state', 'rate', 'max_active', 'lifetime_ms', 'opens_at_ms', 'opened', 'restored_at_ms'))
+if not state then
   return {-1, 0, 0, 0, 0}
 end
-local c = redis.call('HMGET', KEYS[2], 'last_ms', 'carry', 'ewma', 'ewma_w')
-local last = tonumber(c[1]) or now
+local last_ms, prior_carry, prior_ewma, prior_weight =
+  unpack(redis.call('HMGET', counters_key, 'last_ms', 'carry', 'ewma', 'ewma_w'))
+local last = tonumber(last_ms) or now
 local dt = math.max(now - last, 0)
-redis.call('HSET', KEYS[2], 'last_ms', last + dt)
+redis.call('HSET', counters_key, 'last_ms', last + dt)
 
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
-local active = redis.call('ZCARD', KEYS[5])
-local waiting = redis.call('ZCARD', KEYS[3])
+redis.call('ZREMRANGEBYSCORE', admitted_key, '-inf', now)
+local active = redis.call('ZCARD', admitted_key)
+local waiting = redis.call('ZCARD', queue_key)
 local opened_now = 0
-if s[6] ~= '1' then
-  if s[1] == 'closed' or now < tonumber(s[5]) then
-    return {0, 0, 0, waiting, active, s[3], '0'}
+if opened ~= '1' then
+  if state == 'closed' or now < tonumber(opens_at_ms) then
+    return {0, 0, 0, waiting, active, max_active, '0'}
   end
-  redis.call('HSET', KEYS[1], 'opened', '1', 'opened_at_ms', now)
+  redis.call('HSET', settings_key, 'opened', '1', 'opened_at_ms', now)
   opened_now = 1
 end
-if s[1] ~= 'running' or (s[7] and now < tonumber(s[7]) + tonumber(ARGV[5])) then
-  return {0, opened_now, 0, waiting, active, s[3], '0'}
+if state ~= 'running' or (restored_at_ms and now < tonumber(restored_at_ms) + pause_after_restore_ms) then
+  return {0, opened_now, 0, waiting, active, max_active, '0'}
 end
 
-dt = math.min(dt, tonumber(ARGV[2]))
-local owed_f = (tonumber(c[2]) or 0) + dt * tonumber(s[2]) / 1000
+dt = math.min(dt, max_catch_up_ms)
+local owed_f = (tonumber(prior_carry) or 0) + dt * tonumber(rate) / 1000
 local owed = math.floor(owed_f)
 local carry = owed_f - owed
-local k = math.min(owed, math.max(tonumber(s[3]) - active, 0))
+local k = math.min(owed, math.max(tonumber(max_active) - active, 0))
 
-local abandon_ms, scan_limit = tonumber(ARGV[1]), tonumber(ARGV[3])
-local expiry = now + tonumber(s[4])
+local expiry = now + tonumber(lifetime_ms)
 -- admitted: fan, score pairs for the n fans admitted.
 local admitted, n, skipped, scanned = {}, 0, 0, 0
 while n < k and scanned < scan_limit do
-  local popped = redis.call('ZPOPMIN', KEYS[3], math.min(k - n, scan_limit - scanned))
+  local popped = redis.call('ZPOPMIN', queue_key, math.min(k - n, scan_limit - scanned))
   if #popped == 0 then
     break
   end
   for i = 1, #popped, 2 do
     local fan = popped[i]
     scanned = scanned + 1
-    local seen = tonumber(redis.call('HGET', KEYS[4], fan))
-    redis.call('HDEL', KEYS[4], fan)
+    local seen = tonumber(redis.call('HGET', seen_key, fan))
+    redis.call('HDEL', seen_key, fan)
     if seen and now - seen <= abandon_ms then
-      redis.call('ZADD', KEYS[5], expiry, fan)
+      redis.call('ZADD', admitted_key, expiry, fan)
       admitted[#admitted + 1] = fan
       admitted[#admitted + 1] = popped[i + 1]
       n = n + 1
@@ -79,29 +82,28 @@ while n < k and scanned < scan_limit do
     end
   end
 end
-if n < k and scanned >= scan_limit and redis.call('ZCARD', KEYS[3]) > 0 then
+if n < k and scanned >= scan_limit and redis.call('ZCARD', queue_key) > 0 then
   -- Stopped by the scan limit among ghosts, not by a lack of fans: still owed.
   carry = carry + (k - n)
 end
-redis.call('HSET', KEYS[2], 'carry', string.format('%.17g', carry))
+redis.call('HSET', counters_key, 'carry', string.format('%.17g', carry))
 if n > 0 then
-  redis.call('HINCRBY', KEYS[2], 'admitted_total', n)
+  redis.call('HINCRBY', counters_key, 'admitted_total', n)
 end
 if skipped > 0 then
-  redis.call('HINCRBY', KEYS[2], 'skipped_total', skipped)
+  redis.call('HINCRBY', counters_key, 'skipped_total', skipped)
 end
 if waiting > 0 then
   -- Exponentially weighted admissions per second, measured only while fans wait, so
   -- an idle spell does not make the next fan's ETA look endless. The weight corrects
   -- the estimate's bias during the first seconds.
-  local tau = tonumber(ARGV[4])
   local decay = math.exp(-dt / tau)
-  local ewma = (tonumber(c[3]) or 0) * decay + n * 1000 / tau
-  local weight = (tonumber(c[4]) or 0) * decay + (1 - decay)
-  redis.call('HSET', KEYS[2], 'ewma', string.format('%.17g', ewma), 'ewma_w', string.format('%.17g', weight))
+  local ewma = (tonumber(prior_ewma) or 0) * decay + n * 1000 / tau
+  local weight = (tonumber(prior_weight) or 0) * decay + (1 - decay)
+  redis.call('HSET', counters_key, 'ewma', string.format('%.17g', ewma), 'ewma_w', string.format('%.17g', weight))
 end
 
-local reply = {1, opened_now, skipped, waiting - scanned, active + n, s[3], s[2], now, expiry}
+local reply = {1, opened_now, skipped, waiting - scanned, active + n, max_active, rate, now, expiry}
 for i = 1, #admitted do
   reply[#reply + 1] = admitted[i]
 end

@@ -4,9 +4,10 @@
 -- KEYS: settings, counters, queue, seen, admitted
 -- ARGV[1]: fan id
 -- Returns -1 for an unknown event, else how many places were removed (0 or 1).
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local settings_key, _, queue_key, seen_key, admitted_key = unpack(KEYS)
+local fan = ARGV[1]
+if redis.call('EXISTS', settings_key) == 0 then
   return -1
 end
-local fan = ARGV[1]
-redis.call('HDEL', KEYS[4], fan)
-return redis.call('ZREM', KEYS[3], fan) + redis.call('ZREM', KEYS[5], fan)
+redis.call('HDEL', seen_key, fan)
+return redis.call('ZREM', queue_key, fan) + redis.call('ZREM', admitted_key, fan)

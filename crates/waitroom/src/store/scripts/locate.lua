@@ -26,75 +26,78 @@
 --          one of unknown_event (nothing else follows), closed, not_found, pre_queue,
 --          waiting, admitted; joined is 1 when this call queued the fan, 2 when it
 --          put them back; score is the fan's queue score while waiting, else ''.
+local settings_key, counters_key, queue_key, seen_key, admitted_key = unpack(KEYS)
+local fan, mode, ticket_place, ticket_issued_at_ms, restore_window_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local s = redis.call('HMGET', KEYS[1], 'state', 'rate', 'opens_at_ms', 'opened', 'epoch', 'restored_at_ms')
-if not s[1] then
+local state, rate, opens_at_ms, opened_flag, epoch, restored_at_ms =
+  unpack(redis.call('HMGET', settings_key, 'state', 'rate', 'opens_at_ms', 'opened', 'epoch', 'restored_at_ms'))
+if not state then
   return {'unknown_event'}
 end
-local c = redis.call('HMGET', KEYS[2], 'ewma', 'ewma_w')
-local fan, mode = ARGV[1], ARGV[2]
-local opened = s[4] == '1'
+local ewma, ewma_weight = unpack(redis.call('HMGET', counters_key, 'ewma', 'ewma_w'))
+local opened = opened_flag == '1'
 
 local function reply(status, joined, position, expiry, queue_length, score)
-  local length = queue_length or redis.call('ZCARD', KEYS[3])
-  return {status, joined, position, length, expiry, s[1], s[2], c[1] or '0', c[2] or '0', s[3],
-    score or '', now, s[5] or '0', s[6] or '0'}
+  local length = queue_length or redis.call('ZCARD', queue_key)
+  return {status, joined, position, length, expiry, state, rate, ewma or '0', ewma_weight or '0', opens_at_ms,
+    score or '', now, epoch or '0', restored_at_ms or '0'}
 end
 
 local function draw_score()
-  local seed = redis.call('HGET', KEYS[1], 'seed')
+  local seed = redis.call('HGET', settings_key, 'seed')
   local draw = tonumber(string.sub(redis.sha1hex(seed .. ':' .. fan), 1, 13), 16)
   return string.format('%d', draw - 4503599627370496)
 end
 
-local expiry = redis.call('ZSCORE', KEYS[5], fan)
+local expiry = redis.call('ZSCORE', admitted_key, fan)
 if expiry and tonumber(expiry) > now then
   return reply('admitted', 0, 0, expiry)
 end
-local score = redis.call('ZSCORE', KEYS[3], fan)
+local score = redis.call('ZSCORE', queue_key, fan)
 if not opened and score and tonumber(score) < 0 then
   -- Until the sale opens, a pre-queue fan's place is not told: it would reveal
   -- the draw before the seed is published.
-  redis.call('HSET', KEYS[4], fan, now)
+  redis.call('HSET', seen_key, fan, now)
   return reply('pre_queue', 0, 0, 0)
 end
 
 local joined, queue_length = 0, nil
 if score then
-  redis.call('HSET', KEYS[4], fan, now)
+  redis.call('HSET', seen_key, fan, now)
 elseif mode == 'restore' then
-  local restored_at = tonumber(s[6])
-  if expiry or not restored_at or tonumber(ARGV[4]) >= restored_at or now > restored_at + tonumber(ARGV[5]) then
+  local restored_at = tonumber(restored_at_ms)
+  if expiry or not restored_at or tonumber(ticket_issued_at_ms) >= restored_at
+    or now > restored_at + tonumber(restore_window_ms) then
     return reply('not_found', 0, 0, 0)
   end
-  local pre = ARGV[3] == 'pre'
-  score = pre and draw_score() or ARGV[3]
-  redis.call('ZADD', KEYS[3], 'NX', score, fan)
-  redis.call('HSET', KEYS[4], fan, now)
+  local pre = ticket_place == 'pre'
+  score = pre and draw_score() or ticket_place
+  redis.call('ZADD', queue_key, 'NX', score, fan)
+  redis.call('HSET', seen_key, fan, now)
   if pre and not opened then
     return reply('pre_queue', 2, 0, 0)
   end
   joined = 2
 elseif mode ~= 'join' then
   return reply('not_found', 0, 0, 0)
-elseif s[1] == 'closed' then
+elseif state == 'closed' then
   return reply('closed', 0, 0, 0)
 else
   if expiry then
     -- An expired admission: the fan starts over at the back.
-    redis.call('ZREM', KEYS[5], fan)
+    redis.call('ZREM', admitted_key, fan)
   end
-  redis.call('HSET', KEYS[4], fan, now)
-  if not opened and now < tonumber(s[3]) then
-    redis.call('ZADD', KEYS[3], draw_score(), fan)
+  redis.call('HSET', seen_key, fan, now)
+  if not opened and now < tonumber(opens_at_ms) then
+    redis.call('ZADD', queue_key, draw_score(), fan)
     return reply('pre_queue', 1, 0, 0)
   end
   -- Arrival order is a counter, not a clock, so two replicas can never tie, and the
   -- newest arrival has the highest score: last in line.
-  score = redis.call('HINCRBY', KEYS[2], 'seq', 1)
-  redis.call('ZADD', KEYS[3], score, fan)
-  queue_length = redis.call('ZCARD', KEYS[3])
+  score = redis.call('HINCRBY', counters_key, 'seq', 1)
+  redis.call('ZADD', queue_key, score, fan)
+  queue_length = redis.call('ZCARD', queue_key)
   return reply('waiting', 1, queue_length, 0, queue_length, score)
 end
-return reply('waiting', joined, redis.call('ZRANK', KEYS[3], fan) + 1, 0, queue_length, score)
+return reply('waiting', joined, redis.call('ZRANK', queue_key, fan) + 1, 0, queue_length, score)

@@ -9,17 +9,20 @@
 -- Returns 'ok'; 'already_open' when the opening time is changed after opening; or
 -- 'unknown_event' when PostgreSQL had the event but Redis has lost it: the caller
 -- rebuilds it (restore.lua) rather than starting its queue over.
-local cur = redis.call('HMGET', KEYS[1], 'opened', 'opens_at_ms', 'state')
-if not cur[3] and ARGV[9] == '1' then
+local settings_key = KEYS[1]
+local state, rate, max_active, lifetime_ms, opens_at_ms, seed, seed_sha256, epoch, existing = unpack(ARGV)
+local opened, current_opens_at_ms, current_state =
+  unpack(redis.call('HMGET', settings_key, 'opened', 'opens_at_ms', 'state'))
+if not current_state and existing == '1' then
   return 'unknown_event'
 end
-if cur[1] == '1' and cur[2] ~= ARGV[5] then
+if opened == '1' and current_opens_at_ms ~= opens_at_ms then
   return 'already_open'
 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'rate', ARGV[2], 'max_active', ARGV[3],
-  'lifetime_ms', ARGV[4], 'opens_at_ms', ARGV[5])
-redis.call('HSETNX', KEYS[1], 'seed', ARGV[6])
-redis.call('HSETNX', KEYS[1], 'seed_sha256', ARGV[7])
-redis.call('HSETNX', KEYS[1], 'epoch', ARGV[8])
-redis.call('HSETNX', KEYS[1], 'opened', '0')
+redis.call('HSET', settings_key, 'state', state, 'rate', rate, 'max_active', max_active,
+  'lifetime_ms', lifetime_ms, 'opens_at_ms', opens_at_ms)
+redis.call('HSETNX', settings_key, 'seed', seed)
+redis.call('HSETNX', settings_key, 'seed_sha256', seed_sha256)
+redis.call('HSETNX', settings_key, 'epoch', epoch)
+redis.call('HSETNX', settings_key, 'opened', '0')
 return 'ok'

@@ -21,31 +21,36 @@
 -- ARGV[10]: admissions recorded so far; ARGV[11]: opened_at_ms to record when the
 -- sale opens at once; ARGV[12..]: fan, expiry_ms pairs of live admissions.
 -- Returns 1 when this call rebuilt the event, 0 when its settings were there already.
-if redis.call('EXISTS', KEYS[1]) == 1 then
+local settings_key, counters_key, _, _, admitted_key = unpack(KEYS)
+local state, rate, max_active, lifetime_ms, opens_at_ms, seed, seed_sha256, epoch, seq_base, admitted_total,
+  opened_at_ms = unpack(ARGV, 1, 11)
+local FIRST_ADMISSION = 12
+if redis.call('EXISTS', settings_key) == 1 then
   return 0
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local opens_at = tonumber(ARGV[5])
+local opens_at = tonumber(opens_at_ms)
 local opened = now >= opens_at
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'rate', ARGV[2], 'max_active', ARGV[3],
-  'lifetime_ms', ARGV[4], 'opens_at_ms', ARGV[5], 'seed', ARGV[6], 'seed_sha256', ARGV[7],
-  'epoch', ARGV[8], 'opened', opened and '1' or '0', 'restored_at_ms', now)
+redis.call('HSET', settings_key, 'state', state, 'rate', rate, 'max_active', max_active,
+  'lifetime_ms', lifetime_ms, 'opens_at_ms', opens_at_ms, 'seed', seed, 'seed_sha256', seed_sha256,
+  'epoch', epoch, 'opened', opened and '1' or '0', 'restored_at_ms', now)
 if opened then
-  redis.call('HSET', KEYS[1], 'opened_at_ms', opens_at > 0 and opens_at or ARGV[11])
+  redis.call('HSET', settings_key, 'opened_at_ms', opens_at > 0 and opens_at or opened_at_ms)
 end
 -- Counters another key's loss may have spared are never moved backwards.
-local c = redis.call('HMGET', KEYS[2], 'seq', 'admitted_total')
-if (tonumber(c[1]) or 0) < tonumber(ARGV[9]) then
-  redis.call('HSET', KEYS[2], 'seq', ARGV[9])
+local seq, recorded_total = unpack(redis.call('HMGET', counters_key, 'seq', 'admitted_total'))
+if (tonumber(seq) or 0) < tonumber(seq_base) then
+  redis.call('HSET', counters_key, 'seq', seq_base)
 end
-if (tonumber(c[2]) or 0) < tonumber(ARGV[10]) then
-  redis.call('HSET', KEYS[2], 'admitted_total', ARGV[10])
+if (tonumber(recorded_total) or 0) < tonumber(admitted_total) then
+  redis.call('HSET', counters_key, 'admitted_total', admitted_total)
 end
-redis.call('HSET', KEYS[2], 'last_ms', now, 'carry', '0')
-for i = 12, #ARGV, 2 do
-  if tonumber(ARGV[i + 1]) > now then
-    redis.call('ZADD', KEYS[5], 'GT', ARGV[i + 1], ARGV[i])
+redis.call('HSET', counters_key, 'last_ms', now, 'carry', '0')
+for i = FIRST_ADMISSION, #ARGV, 2 do
+  local fan, expiry_ms = ARGV[i], ARGV[i + 1]
+  if tonumber(expiry_ms) > now then
+    redis.call('ZADD', admitted_key, 'GT', expiry_ms, fan)
   end
 end
 return 1

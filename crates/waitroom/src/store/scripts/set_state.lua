@@ -1,7 +1,8 @@
 -- Pauses, resumes or closes an existing event.
 -- KEYS: settings; ARGV[1]: state. Returns 0 for an unknown event, else 1.
-if redis.call('EXISTS', KEYS[1]) == 0 then
+local settings_key, state = KEYS[1], ARGV[1]
+if redis.call('EXISTS', settings_key) == 0 then
   return 0
 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1])
+redis.call('HSET', settings_key, 'state', state)
 return 1
