@@ -46,8 +46,7 @@ pub async fn run(target: &WaitroomTarget, options: &Options) -> anyhow::Result<(
     // Setup reads every element of million-entry keys (`MEMORY USAGE … SAMPLES 0`):
     // seconds, longer than the client's default response timeout.
     let setup = redis::AsyncConnectionConfig::new().set_response_timeout(None);
-    let mut conn =
-        redis.get_multiplexed_async_connection_with_config(&setup).await.context("connecting to Redis")?;
+    let mut conn = redis.get_multiplexed_async_connection_with_config(&setup).await.context("connecting to Redis")?;
     let measured = measure(target, options, &redis, &mut conn).await;
     // Whatever happened, the million fans do not stay behind.
     let cleaned = redis_queue::remove_prefix(&mut conn, &target.key_prefix).await;

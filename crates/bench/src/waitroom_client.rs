@@ -44,8 +44,7 @@ impl Waitroom {
     /// Opens `event_id` at `admit_rate` fans a second, with room for every fan it can
     /// admit in the benchmark, so nothing but the rate holds admission back.
     pub async fn configure_admitting(&self, event_id: Uuid, admit_rate: f64) -> anyhow::Result<()> {
-        let body =
-            json!({ "admit_rate": admit_rate, "max_active": 10_000_000, "token_lifetime_secs": 3600, "state": "running" });
+        let body = json!({ "admit_rate": admit_rate, "max_active": 10_000_000, "token_lifetime_secs": 3600, "state": "running" });
         self.configure(event_id, body).await
     }
 

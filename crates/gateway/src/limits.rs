@@ -7,10 +7,10 @@ use axum::response::Response;
 use service_kit::client_address::ClientAddress;
 use service_kit::rate_limit::ClientLimits;
 
-use crate::state::AppState;
 use crate::config::GatewayConfig;
 use crate::error::Error;
 use crate::metrics;
+use crate::state::AppState;
 
 /// The replica's ceiling and the per-address and per-fan buckets; the fan's is checked
 /// by the [`crate::auth::Fan`] extractor once the token names the fan.

@@ -42,11 +42,7 @@ pub struct Batches {
 /// Deletes idempotency keys older than the retention, at most `batch` per statement
 /// (each its own transaction), until a batch comes back short. Keys another replica is
 /// deleting are left to it.
-pub async fn purge_idempotency_keys(
-    db: &Database,
-    retention_hours: i32,
-    batch: i64,
-) -> Result<Batches, sales::Error> {
+pub async fn purge_idempotency_keys(db: &Database, retention_hours: i32, batch: i64) -> Result<Batches, sales::Error> {
     let mut done = Batches::default();
     loop {
         let n = db
@@ -71,10 +67,8 @@ pub async fn purge_idempotency_keys(
 /// so the server's timeout, which rolls back cleanly, fires first when it can.
 pub async fn check_invariants(db: &Database, scope: Scope) -> Result<u64, sales::Error> {
     let deadline = scope.time_limit + WATCHDOG_DEADLINE_MARGIN;
-    let violations = db
-        .with_deadline(deadline)
-        .transaction(move |tx| Box::pin(sales::store::invariants::check(tx, scope)))
-        .await?;
+    let violations =
+        db.with_deadline(deadline).transaction(move |tx| Box::pin(sales::store::invariants::check(tx, scope))).await?;
     metrics::invariants_checked(&violations);
     let total: i64 = violations.by_invariant().iter().map(|(_, n)| n).sum();
     if total > 0 {
