@@ -11,6 +11,8 @@ use crate::fan::ToldBooking;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DatabaseCheck {
+    /// The event the rehearsal created and sold.
+    pub event_id: Uuid,
     pub capacity: i64,
     /// Places in live bookings of the event.
     pub seats_sold: i64,
@@ -69,5 +71,5 @@ pub async fn check(database_url: &str, event: Uuid, told: &[ToldBooking]) -> Res
             Some(_) => check.wrong_state.push(booking.id),
         }
     }
-    Ok(DatabaseCheck { capacity, seats_sold, bookings, violations, told: check })
+    Ok(DatabaseCheck { event_id: event, capacity, seats_sold, bookings, violations, told: check })
 }

@@ -405,8 +405,8 @@ impl fmt::Display for Report {
         writeln!(f, "  endings: {}", endings.join(", "))?;
         writeln!(
             f,
-            "  database: {} of {} places sold, {} confirmed bookings (fans hold {} places)",
-            db.seats_sold, db.capacity, db.bookings, self.seats_booked_by_fans
+            "  database: {} of {} places sold, {} confirmed bookings (fans hold {} places), event {}",
+            db.seats_sold, db.capacity, db.bookings, self.seats_booked_by_fans, db.event_id
         )?;
         writeln!(
             f,

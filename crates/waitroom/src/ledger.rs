@@ -17,7 +17,7 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::domain::fan::FanId;
-use crate::domain::settings::{EventState, Settings, WaitroomEvent};
+use crate::domain::settings::{EventState, Settings, SettingsWrite, WaitroomEvent};
 use crate::domain::shuffle;
 use crate::error::{Error, Result};
 use crate::store::Rebuild;
@@ -86,14 +86,14 @@ impl Ledger {
     /// Records the organizer's settings in one transaction: creates the event with
     /// `new_seed` (and its commitment), or updates it keeping the seed it has. Changing
     /// the opening time once it has passed is refused ([`Error::AlreadyOpen`]). Returns
-    /// the event as recorded and whether it existed before.
+    /// the event as recorded and whether this write created it.
     #[tracing::instrument(skip(self, settings, new_seed), fields(%event_id))]
     pub async fn put_settings(
         &self,
         event_id: Uuid,
         settings: &Settings,
         new_seed: String,
-    ) -> Result<(LedgerEvent, bool)> {
+    ) -> Result<(LedgerEvent, SettingsWrite)> {
         let settings = settings.clone();
         self.db
             .transaction(move |conn| {
@@ -132,7 +132,8 @@ impl Ledger {
                     .bind(&commitment)
                     .fetch_one(&mut *conn)
                     .await?;
-                    Ok((event_from_row(&row)?, refused.is_some()))
+                    let write = if refused.is_some() { SettingsWrite::Updated } else { SettingsWrite::Created };
+                    Ok((event_from_row(&row)?, write))
                 })
             })
             .await

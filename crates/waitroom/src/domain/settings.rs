@@ -70,6 +70,15 @@ impl Settings {
     }
 }
 
+/// What an organizer's write did in PostgreSQL. Redis must already know an event
+/// PostgreSQL had: if it does not, Redis lost it, and the event is rebuilt from
+/// PostgreSQL rather than its queue started afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsWrite {
+    Created,
+    Updated,
+}
+
 /// An event as the waiting room knows it: the organizer's settings and the shuffle
 /// commitment, plus the seed once it may be published.
 #[derive(Debug, Clone, PartialEq)]

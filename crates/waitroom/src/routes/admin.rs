@@ -74,9 +74,9 @@ async fn write_settings(state: AppState, event_id: Uuid, settings: Settings) -> 
     // event configured before PostgreSQL kept seeds (its hash may be public), else a
     // new one.
     let seed = state.store.seed(event_id).await?.unwrap_or_else(shuffle::new_seed);
-    let (event, existing) = state.restorer.ledger().put_settings(event_id, &settings, seed).await?;
+    let (event, write) = state.restorer.ledger().put_settings(event_id, &settings, seed).await?;
     let outcome =
-        state.store.put_settings(event_id, &settings, &event.seed, &event.seed_sha256, event.epoch, existing).await?;
+        state.store.put_settings(event_id, &settings, &event.seed, &event.seed_sha256, event.epoch, write).await?;
     match outcome {
         PutOutcome::Written => Ok(()),
         PutOutcome::AlreadyOpen => Err(Error::AlreadyOpen),

@@ -28,7 +28,7 @@ pub use self::keys::{EventKey, EventKeys};
 use self::replies::millis;
 pub use self::replies::{Arrival, Located, Location, Placement, PutOutcome, Room, Stats, Step, StepOutcome};
 use crate::domain::fan::FanId;
-use crate::domain::settings::{EventState, Settings, WaitroomEvent};
+use crate::domain::settings::{EventState, Settings, SettingsWrite, WaitroomEvent};
 use crate::error::{Error, Result};
 
 static LOCATE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::LOCATE));
@@ -109,8 +109,7 @@ impl Store {
         self.conn.clone()
     }
 
-    /// Writes the settings PostgreSQL has just recorded (`existing`: it had the event
-    /// before this write).
+    /// Writes the settings PostgreSQL has just recorded, by `write`.
     #[tracing::instrument(skip(self, settings, seed), fields(%event_id))]
     pub async fn put_settings(
         &self,
@@ -119,7 +118,7 @@ impl Store {
         seed: &str,
         seed_sha256: &str,
         epoch: u64,
-        existing: bool,
+        write: SettingsWrite,
     ) -> Result<PutOutcome> {
         let mut conn = self.conn.clone();
         let mut invocation = PUT_SETTINGS.key(self.keys(event_id).key(EventKey::Settings));
@@ -132,7 +131,7 @@ impl Store {
             .arg(seed)
             .arg(seed_sha256)
             .arg(epoch)
-            .arg(if existing { "1" } else { "0" });
+            .arg(if write == SettingsWrite::Updated { "1" } else { "0" });
         let outcome = replies::put_outcome(timed("put_settings", invocation.invoke_async(&mut conn)).await?)?;
         if outcome == PutOutcome::Written {
             self.index(event_id).await?;
