@@ -46,9 +46,12 @@ pub struct WaitroomConfig {
 use service_kit::client_address::ClientAddressConfig;
 pub use service_kit::rate_limit::RateLimit;
 use service_kit::serve::HttpConfig;
+use service_kit::settings::Section;
 
-impl WaitroomConfig {
-    pub fn validate(&self) -> Result<(), String> {
+impl Section for WaitroomConfig {
+    const KEY: &'static str = "waitroom";
+
+    fn validate(&self) -> Result<(), String> {
         if self.admin_api_key.expose_secret().len() < 16 {
             return Err("waitroom.admin_api_key must be at least 16 characters".into());
         }
@@ -79,21 +82,9 @@ impl WaitroomConfig {
 mod tests {
     use super::*;
 
+    /// `[waitroom]` of `config/default.toml`.
     fn config() -> WaitroomConfig {
-        WaitroomConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            admin_api_key: SecretString::from("admin-key-of-16-chars"),
-            ticket_secret: SecretString::from("a-ticket-secret-of-at-least-32-characters"),
-            abandon_after_secs: 60,
-            admitter_tick_ms: 50,
-            join_limit_per_address: RateLimit { per_second: 20, burst: 40 },
-            join_limit_per_fan: RateLimit { per_second: 1, burst: 5 },
-            client_address: ClientAddressConfig::peer_only(),
-            fan_id_secret: None,
-            database_max_connections: 4,
-            shutdown_grace_secs: 10,
-            http: HttpConfig { header_read_timeout_ms: 5000, body_read_timeout_ms: 5000, request_timeout_ms: 5000 },
-        }
+        test_support::config(&[], |_| {})
     }
 
     #[test]
