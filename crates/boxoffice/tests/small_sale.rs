@@ -12,8 +12,6 @@ use tokio_util::sync::CancellationToken;
 use waitroom::WaitroomConfig;
 
 const ADMIN_KEY: &str = "sim-admin-key-0123456789";
-/// A rate no fan of the rehearsal reaches: requests per second and burst.
-const UNLIMITED: &str = "1000000";
 
 struct Services {
     waitroom: String,
@@ -35,38 +33,13 @@ async fn start_services() -> Services {
     let keys = TestKeys::new();
     let shutdown = CancellationToken::new();
 
-    let gateway_config: GatewayConfig = test_support::config(
-        &[
-            ("listen", "127.0.0.1:0"),
-            ("admin_api_key", ADMIN_KEY),
-            ("token_leeway_secs", "0"),
-            ("shutdown_grace_secs", "1"),
-            ("limit_global.per_second", UNLIMITED),
-            ("limit_global.burst", UNLIMITED),
-            ("limit_per_address.per_second", UNLIMITED),
-            ("limit_per_address.burst", UNLIMITED),
-            ("limit_per_fan.per_second", UNLIMITED),
-            ("limit_per_fan.burst", UNLIMITED),
-        ],
-        |_| {},
-    );
+    let gateway_config: GatewayConfig = test_support::config(&[("admin_api_key", ADMIN_KEY)], |_| {});
     let gateway = gateway::Application::build(&gateway_config, db.service_database(16), keys.verifier()).await.unwrap();
     let gateway_url = format!("http://{}", gateway.local_addr());
     tokio::spawn(gateway.run(shutdown.clone()));
 
     let waitroom_config: WaitroomConfig = test_support::config(
-        &[
-            ("listen", "127.0.0.1:0"),
-            ("admin_api_key", ADMIN_KEY),
-            ("ticket_secret", "sim-ticket-secret-0123456789abcdefgh"),
-            ("abandon_after_secs", "30"),
-            ("admitter_tick_ms", "20"),
-            ("join_limit_per_address.per_second", UNLIMITED),
-            ("join_limit_per_address.burst", UNLIMITED),
-            ("join_limit_per_fan.per_second", UNLIMITED),
-            ("join_limit_per_fan.burst", UNLIMITED),
-            ("shutdown_grace_secs", "1"),
-        ],
+        &[("admin_api_key", ADMIN_KEY), ("abandon_after_secs", "30"), ("admitter_tick_ms", "20")],
         |_| {},
     );
     let redis_keys = RedisKeys::new();

@@ -88,7 +88,7 @@ impl SchedulerConfig {
 mod tests {
     use super::*;
 
-    /// `[scheduler]` of `config/default.toml`.
+    /// `[scheduler]` as tests load it (see `test_support::config`).
     fn config() -> SchedulerConfig {
         test_support::config(&[], |_| {})
     }

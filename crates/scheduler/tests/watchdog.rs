@@ -84,15 +84,7 @@ async fn the_watchdog_gauges_read_zero_until_an_invariant_is_broken_behind_the_a
     let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     let sold = event_with_bookings(&db.pool, 10, 4).await;
     // Only the watchdog ticks during the test, every second.
-    let config: SchedulerConfig = test_support::config(
-        &[
-            ("listen", "127.0.0.1:0"),
-            ("release_expired_holds_every_secs", "3600"),
-            ("purge_idempotency_keys_every_secs", "3600"),
-            ("check_invariants_every_secs", "1"),
-        ],
-        |_| {},
-    );
+    let config: SchedulerConfig = test_support::config(&[("check_invariants_every_secs", "1")], |_| {});
     let scheduler = Scheduler::start(&config, db.service_database(4)).await.unwrap();
     let metrics = scheduler.health_addr().unwrap();
     let shutdown = CancellationToken::new();

@@ -82,7 +82,7 @@ impl Section for WaitroomConfig {
 mod tests {
     use super::*;
 
-    /// `[waitroom]` of `config/default.toml`.
+    /// `[waitroom]` as tests load it (see `test_support::config`).
     fn config() -> WaitroomConfig {
         test_support::config(&[], |_| {})
     }

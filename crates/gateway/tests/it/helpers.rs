@@ -13,9 +13,6 @@ use uuid::Uuid;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
-/// A rate no test reaches: requests per second and burst.
-const UNLIMITED: &str = "1000000";
-
 pub struct TestApp {
     pub addr: SocketAddr,
     /// The test's own connections, straight to the database (never through a proxy).
@@ -67,24 +64,8 @@ pub async fn spawn_app_through_proxy_with(
 
 async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut GatewayConfig)) -> TestApp {
     let keys = TestKeys::new();
-    let config = test_support::config(
-        &[
-            ("listen", "127.0.0.1:0"),
-            ("admin_api_key", ADMIN_KEY),
-            ("token_leeway_secs", "0"),
-            ("shutdown_grace_secs", "1"),
-            // Tests read the seat map right after changing it.
-            ("seat_map_max_age_ms", "0"),
-            // Limits only where a test sets them.
-            ("limit_global.per_second", UNLIMITED),
-            ("limit_global.burst", UNLIMITED),
-            ("limit_per_address.per_second", UNLIMITED),
-            ("limit_per_address.burst", UNLIMITED),
-            ("limit_per_fan.per_second", UNLIMITED),
-            ("limit_per_fan.burst", UNLIMITED),
-        ],
-        adjust,
-    );
+    // Tests read the seat map right after changing it.
+    let config = test_support::config(&[("admin_api_key", ADMIN_KEY), ("seat_map_max_age_ms", "0")], adjust);
     let app = Application::build(&config, database.clone(), keys.verifier()).await.expect("gateway binds");
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();

@@ -324,19 +324,10 @@ async fn scrape(metrics: std::net::SocketAddr, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-/// A scheduler whose jobs do not tick during a test (hourly), on a free port, changed
-/// by `adjust`.
+/// A scheduler whose jobs do not tick during a test (hourly, see
+/// [`test_support::config`]), on a free port, changed by `adjust`.
 fn quiet_config(adjust: impl FnOnce(&mut SchedulerConfig)) -> SchedulerConfig {
-    test_support::config(
-        &[
-            ("listen", "127.0.0.1:0"),
-            ("release_expired_holds_every_secs", "3600"),
-            ("release_batch", "100"),
-            ("purge_idempotency_keys_every_secs", "3600"),
-            ("check_invariants_every_secs", "3600"),
-        ],
-        adjust,
-    )
+    test_support::config(&[], adjust)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,25 +55,10 @@ pub async fn database_config(prefix: &str) -> PostgresConfig {
     test_support::postgres_config(&database_url(prefix).await, 4)
 }
 
-/// A rate no test reaches unless it sets its own: requests per second and burst.
-const UNLIMITED: &str = "100000";
-
-/// The waiting room's test settings: `config/default.toml` with limits no test reaches
-/// unless it sets its own, a free port and a short shutdown, then `customize`; validated.
+/// The waiting room's test settings ([`test_support::config`]: join limits no test
+/// reaches unless it sets its own, a free port), then `customize`; validated.
 pub fn test_config(customize: impl FnOnce(&mut WaitroomConfig)) -> WaitroomConfig {
-    test_support::config(
-        &[
-            ("listen", "127.0.0.1:0"),
-            ("admin_api_key", ADMIN_KEY),
-            ("ticket_secret", "test-ticket-secret-0123456789abcdef"),
-            ("join_limit_per_address.per_second", UNLIMITED),
-            ("join_limit_per_address.burst", UNLIMITED),
-            ("join_limit_per_fan.per_second", "1000"),
-            ("join_limit_per_fan.burst", "1000"),
-            ("shutdown_grace_secs", "1"),
-        ],
-        customize,
-    )
+    test_support::config(&[("admin_api_key", ADMIN_KEY)], customize)
 }
 
 pub async fn spawn_app() -> TestApp {
