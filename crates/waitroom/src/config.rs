@@ -88,16 +88,21 @@ mod tests {
     }
 
     #[test]
-    fn weak_secrets_and_zero_limits_are_refused() {
-        assert!(config().validate().is_ok());
-        assert!(WaitroomConfig { ticket_secret: SecretString::from("short"), ..config() }.validate().is_err());
-        assert!(WaitroomConfig { admin_api_key: SecretString::from("short"), ..config() }.validate().is_err());
+    fn weak_secrets_and_zero_limits_are_refused_naming_the_key() {
+        assert_eq!(config().validate(), Ok(()));
+        let refused = |wrong: WaitroomConfig, key: &str| {
+            let error = wrong.validate().unwrap_err();
+            assert!(error.starts_with(key), "{key}: {error}");
+        };
+        refused(WaitroomConfig { ticket_secret: SecretString::from("short"), ..config() }, "waitroom.ticket_secret");
+        refused(WaitroomConfig { admin_api_key: SecretString::from("short"), ..config() }, "waitroom.admin_api_key");
         let zero = RateLimit { per_second: 0, burst: 1 };
-        assert!(WaitroomConfig { join_limit_per_fan: zero, ..config() }.validate().is_err());
+        refused(WaitroomConfig { join_limit_per_fan: zero, ..config() }, "waitroom.join_limit_per_fan");
         let everyone =
             ClientAddressConfig { trusted_proxies: vec!["::/0".parse().unwrap()], ..config().client_address };
-        assert!(WaitroomConfig { client_address: everyone, ..config() }.validate().is_err());
-        assert!(WaitroomConfig { fan_id_secret: Some(SecretString::from("short")), ..config() }.validate().is_err());
-        assert!(WaitroomConfig { database_max_connections: 0, ..config() }.validate().is_err());
+        refused(WaitroomConfig { client_address: everyone, ..config() }, "waitroom.client_address.trusted_proxies");
+        let short = Some(SecretString::from("short"));
+        refused(WaitroomConfig { fan_id_secret: short, ..config() }, "waitroom.fan_id_secret");
+        refused(WaitroomConfig { database_max_connections: 0, ..config() }, "waitroom.database_max_connections");
     }
 }
