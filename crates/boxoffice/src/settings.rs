@@ -1,6 +1,7 @@
-//! The whole configuration: embedded defaults (`config/default.toml`), then an
-//! optional file, then `BOXOFFICE__SECTION__KEY` environment variables; checked
-//! before anything starts.
+//! The whole configuration: the layers of [`service_kit::settings`] (embedded defaults
+//! from `config/default.toml`, then an optional file), then `BOXOFFICE__SECTION__KEY`
+//! environment variables; checked before anything starts, each section as tests check
+//! theirs ([`Section::validate`]) and then the rules that span sections.
 
 use std::path::{Path, PathBuf};
 
@@ -10,10 +11,9 @@ use scheduler::SchedulerConfig;
 use serde::Deserialize;
 use service_kit::postgres::PostgresConfig;
 use service_kit::redis_conn::RedisConfig;
+use service_kit::settings::{layers, Section};
 use service_kit::telemetry::LogConfig;
 use waitroom::WaitroomConfig;
-
-const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
@@ -48,12 +48,7 @@ impl Settings {
 
     /// `env` replaces the process environment (for tests).
     fn load_with_env(file: Option<&Path>, env: Option<config::Map<String, String>>) -> anyhow::Result<Self> {
-        let mut builder =
-            config::Config::builder().add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
-        if let Some(file) = file {
-            builder = builder.add_source(config::File::from(file).required(true));
-        }
-        let settings: Settings = builder
+        let settings: Settings = layers(file)
             .add_source(
                 config::Environment::with_prefix("BOXOFFICE").prefix_separator("__").separator("__").source(env),
             )

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use access_token::{AccessClaims, KeyPair, TokenSigner};
 use serde_json::{json, Value};
-use test_support::{redis_prefix, unix_now, TestDatabase};
+use test_support::{unix_now, RedisKeys, Reply, TestDatabase};
 
 const ADMIN: &str = "e2e-admin-key-0123456789";
 
@@ -19,6 +19,8 @@ struct System {
     signer: TokenSigner,
     http: reqwest::Client,
     _keys: TempDir,
+    /// The system's keys on the shared Redis, deleted after `drop` has killed it.
+    _redis_keys: RedisKeys,
 }
 
 struct TempDir(std::path::PathBuf);
@@ -43,7 +45,8 @@ fn free_port() -> u16 {
 impl System {
     async fn start() -> System {
         let db = TestDatabase::new(&schema::MIGRATOR, 2).await.unwrap();
-        let keys = TempDir(std::env::temp_dir().join(format!("bo-e2e-{}", redis_prefix())));
+        let redis_keys = RedisKeys::new();
+        let keys = TempDir(std::env::temp_dir().join(format!("bo-e2e-{}", redis_keys.prefix())));
         let pair = KeyPair::generate("e2e").unwrap();
         pair.write_to_dir(&keys.0).unwrap();
         let (gateway_port, waitroom_port) = (free_port(), free_port());
@@ -51,7 +54,7 @@ impl System {
             .arg("all")
             .env("BOXOFFICE__DATABASE__URL", &db.url)
             .env("BOXOFFICE__REDIS__URL", test_support::redis_url())
-            .env("BOXOFFICE__REDIS__KEY_PREFIX", redis_prefix())
+            .env("BOXOFFICE__REDIS__KEY_PREFIX", redis_keys.prefix())
             .env("BOXOFFICE__TOKENS__KEYS_DIR", &keys.0)
             .env("BOXOFFICE__TOKENS__SIGNING_KID", "e2e")
             .env("BOXOFFICE__GATEWAY__LISTEN", format!("127.0.0.1:{gateway_port}"))
@@ -71,6 +74,7 @@ impl System {
             signer: TokenSigner::new(&pair),
             http: reqwest::Client::new(),
             _keys: keys,
+            _redis_keys: redis_keys,
         };
         for base in [&system.gateway, &system.waitroom] {
             system.wait_ready(base).await;
@@ -105,9 +109,8 @@ impl System {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let reply = Reply::of(request).await;
+        (reply.status.as_u16(), reply.body)
     }
 
     fn terminate(&self) {

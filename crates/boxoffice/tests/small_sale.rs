@@ -4,22 +4,22 @@
 use access_token::TokenSigner;
 use gateway::GatewayConfig;
 use redis::aio::ConnectionManager;
-use service_kit::rate_limit::RateLimit;
 use simulator::fan::Ending;
 use simulator::scenario::{Arrival, Scenario};
 use simulator::Targets;
-use test_support::{redis_prefix, TestDatabase, TestKeys};
+use test_support::{RedisKeys, TestDatabase, TestKeys};
 use tokio_util::sync::CancellationToken;
 use waitroom::WaitroomConfig;
 
 const ADMIN_KEY: &str = "sim-admin-key-0123456789";
-const UNLIMITED: RateLimit = RateLimit { per_second: 1_000_000, burst: 1_000_000 };
 
 struct Services {
     waitroom: String,
     gateway: String,
     database_url: String,
     shutdown: CancellationToken,
+    /// The waiting room's keys on the shared Redis, deleted when the test ends.
+    _redis_keys: RedisKeys,
 }
 
 impl Drop for Services {
@@ -33,44 +33,21 @@ async fn start_services() -> Services {
     let keys = TestKeys::new();
     let shutdown = CancellationToken::new();
 
-    let gateway_config = GatewayConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_api_key: ADMIN_KEY.into(),
-        token_leeway_secs: 0,
-        best_available_attempts: 3,
-        shutdown_grace_secs: 1,
-        http: test_support::http_config(),
-        seat_map_max_age_ms: 1000,
-        create_event_timeout_ms: 6000,
-        event_rules_max_age_ms: 5000,
-        limit_global: UNLIMITED,
-        limit_per_address: UNLIMITED,
-        limit_per_fan: UNLIMITED,
-        client_address: service_kit::client_address::ClientAddressConfig::peer_only(),
-    };
+    let gateway_config: GatewayConfig = test_support::config(&[("admin_api_key", ADMIN_KEY)], |_| {});
     let gateway = gateway::Application::build(&gateway_config, db.service_database(16), keys.verifier()).await.unwrap();
     let gateway_url = format!("http://{}", gateway.local_addr());
     tokio::spawn(gateway.run(shutdown.clone()));
 
-    let waitroom_config = WaitroomConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_api_key: ADMIN_KEY.into(),
-        ticket_secret: "sim-ticket-secret-0123456789abcdefgh".into(),
-        abandon_after_secs: 30,
-        admitter_tick_ms: 20,
-        join_limit_per_address: UNLIMITED,
-        join_limit_per_fan: UNLIMITED,
-        client_address: service_kit::client_address::ClientAddressConfig::peer_only(),
-        fan_id_secret: None,
-        database_max_connections: 4,
-        shutdown_grace_secs: 1,
-        http: test_support::http_config(),
-    };
-    let redis = ConnectionManager::new(redis::Client::open(test_support::redis_url()).unwrap()).await.unwrap();
+    let waitroom_config: WaitroomConfig = test_support::config(
+        &[("admin_api_key", ADMIN_KEY), ("abandon_after_secs", "30"), ("admitter_tick_ms", "20")],
+        |_| {},
+    );
+    let redis_keys = RedisKeys::new();
+    let redis = ConnectionManager::new(redis_keys.config().client().unwrap()).await.unwrap();
     let waitroom = waitroom::Application::build(
         &waitroom_config,
         redis,
-        &redis_prefix(),
+        redis_keys.prefix(),
         db.service_database(4),
         TokenSigner::new(&keys.pair),
         &[keys.pair.public_key()],
@@ -81,7 +58,7 @@ async fn start_services() -> Services {
     tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
     tokio::spawn(waitroom.run(shutdown.clone()));
 
-    Services { waitroom: waitroom_url, gateway: gateway_url, database_url: db.url, shutdown }
+    Services { waitroom: waitroom_url, gateway: gateway_url, database_url: db.url, shutdown, _redis_keys: redis_keys }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use service_kit::client_address::ClientAddressConfig;
 use service_kit::rate_limit::RateLimit;
 use service_kit::serve::HttpConfig;
+use service_kit::settings::Section;
 
 /// The `[gateway]` section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -43,8 +44,10 @@ pub struct GatewayConfig {
     pub http: HttpConfig,
 }
 
-impl GatewayConfig {
-    pub fn validate(&self) -> Result<(), String> {
+impl Section for GatewayConfig {
+    const KEY: &'static str = "gateway";
+
+    fn validate(&self) -> Result<(), String> {
         if self.admin_api_key.expose_secret().len() < 16 {
             return Err("gateway.admin_api_key must be at least 16 characters".into());
         }
@@ -70,7 +73,9 @@ impl GatewayConfig {
         }
         Ok(())
     }
+}
 
+impl GatewayConfig {
     /// What the sale's use cases need to know of this configuration.
     pub fn sales_settings(&self) -> sales::Settings {
         sales::Settings {

@@ -3,6 +3,7 @@ use std::net::SocketAddr;
 use sales::store::invariants::Scope;
 use serde::Deserialize;
 use service_kit::serve::HttpConfig;
+use service_kit::settings::Section;
 
 /// The `[scheduler]` section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -37,8 +38,10 @@ pub struct SchedulerConfig {
     pub http: HttpConfig,
 }
 
-impl SchedulerConfig {
-    pub fn validate(&self) -> Result<(), String> {
+impl Section for SchedulerConfig {
+    const KEY: &'static str = "scheduler";
+
+    fn validate(&self) -> Result<(), String> {
         let intervals = [
             self.release_expired_holds_every_secs,
             self.purge_idempotency_keys_every_secs,
@@ -68,7 +71,9 @@ impl SchedulerConfig {
         }
         Ok(())
     }
+}
 
+impl SchedulerConfig {
     /// The events each watchdog run checks.
     pub fn invariant_scope(&self) -> Scope {
         Scope {
@@ -83,20 +88,9 @@ impl SchedulerConfig {
 mod tests {
     use super::*;
 
+    /// `[scheduler]` as tests load it (see `test_support::config`).
     fn config() -> SchedulerConfig {
-        SchedulerConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            release_expired_holds_every_secs: 5,
-            release_batch: 500,
-            purge_idempotency_keys_every_secs: 3600,
-            idempotency_key_retention_hours: 24,
-            purge_batch: 5000,
-            check_invariants_every_secs: 30,
-            check_invariants_after_start_hours: 24,
-            check_invariants_undated_days: 7,
-            check_invariants_timeout_secs: 60,
-            http: HttpConfig { header_read_timeout_ms: 5000, body_read_timeout_ms: 5000, request_timeout_ms: 5000 },
-        }
+        test_support::config(&[], |_| {})
     }
 
     #[test]

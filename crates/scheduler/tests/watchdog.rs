@@ -83,19 +83,8 @@ async fn wait_for(metrics: SocketAddr, series: &str, expected: f64) {
 async fn the_watchdog_gauges_read_zero_until_an_invariant_is_broken_behind_the_apps_back() {
     let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     let sold = event_with_bookings(&db.pool, 10, 4).await;
-    let config = SchedulerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        release_expired_holds_every_secs: 3600,
-        release_batch: 100,
-        purge_idempotency_keys_every_secs: 3600,
-        idempotency_key_retention_hours: 24,
-        purge_batch: 5000,
-        check_invariants_every_secs: 1,
-        check_invariants_after_start_hours: 24,
-        check_invariants_undated_days: 7,
-        check_invariants_timeout_secs: 60,
-        http: test_support::http_config(),
-    };
+    // Only the watchdog ticks during the test, every second.
+    let config: SchedulerConfig = test_support::config(&[("check_invariants_every_secs", "1")], |_| {});
     let scheduler = Scheduler::start(&config, db.service_database(4)).await.unwrap();
     let metrics = scheduler.health_addr().unwrap();
     let shutdown = CancellationToken::new();

@@ -45,11 +45,6 @@ impl ClientAddressConfig {
         Ok(())
     }
 
-    /// No proxy trusted: the TCP peer is the client (the default).
-    pub fn peer_only() -> Self {
-        Self { header: HeaderName::from_static("x-forwarded-for"), trusted_proxies: Vec::new() }
-    }
-
     fn trusts(&self, address: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|network| network.contains(&address))
     }
@@ -165,8 +160,8 @@ mod tests {
 
     fn behind(proxies: &[&str]) -> ClientAddressConfig {
         ClientAddressConfig {
+            header: HeaderName::from_static("x-forwarded-for"),
             trusted_proxies: proxies.iter().map(|proxy| network(proxy).unwrap()).collect(),
-            ..ClientAddressConfig::peer_only()
         }
     }
 
@@ -184,7 +179,7 @@ mod tests {
 
     #[test]
     fn without_trusted_proxies_the_header_is_ignored() {
-        let config = ClientAddressConfig::peer_only();
+        let config = behind(&[]);
         assert_eq!(config.client(ip("203.0.113.9"), &forwarded(&["198.51.100.1"])), ip("203.0.113.9"));
     }
 

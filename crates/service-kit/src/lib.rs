@@ -15,6 +15,8 @@
 //!   service puts on its callers (per address, per fan, per replica).
 //! - [`router`]: the skeleton of every service's router: probes, metrics, the JSON 404
 //!   and 405.
+//! - [`settings`]: the configuration's layers (built-in defaults, a file, overrides)
+//!   and the [`settings::Section`] each service's settings implement.
 //! - [`telemetry`]: tracing set-up, pretty or JSON.
 
 pub mod auth;
@@ -29,6 +31,7 @@ pub mod rate_limit;
 pub mod redis_conn;
 pub mod router;
 pub mod serve;
+pub mod settings;
 pub mod telemetry;
 
 pub use error_body::{error_response, internal_error};

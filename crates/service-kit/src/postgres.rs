@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::settings::Section;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -35,8 +36,10 @@ pub struct PostgresConfig {
     pub work_deadline_ms: u64,
 }
 
-impl PostgresConfig {
-    pub fn validate(&self) -> Result<(), String> {
+impl Section for PostgresConfig {
+    const KEY: &'static str = "database";
+
+    fn validate(&self) -> Result<(), String> {
         let url = self.url.expose_secret();
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err("database.url must start with postgres:// or postgresql://".into());
@@ -67,7 +70,9 @@ impl PostgresConfig {
         }
         Ok(())
     }
+}
 
+impl PostgresConfig {
     /// The longest a unit of work can take from asking for a connection to its answer.
     pub fn longest_work(&self) -> Duration {
         Duration::from_millis(self.acquire_timeout_ms + self.work_deadline_ms)

@@ -27,6 +27,7 @@
 
 use std::time::Duration;
 
+use crate::settings::Section;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -49,8 +50,10 @@ pub struct RedisConfig {
     pub connect_timeout_ms: u64,
 }
 
-impl RedisConfig {
-    pub fn validate(&self) -> Result<(), String> {
+impl Section for RedisConfig {
+    const KEY: &'static str = "redis";
+
+    fn validate(&self) -> Result<(), String> {
         redis::Client::open(self.url.expose_secret()).map_err(|e| format!("redis.url is not a Redis URL: {e}"))?;
         if self.key_prefix.is_empty() || self.key_prefix.contains(['{', '}', ' ']) {
             return Err("redis.key_prefix must be non-empty without braces or spaces".into());
@@ -64,7 +67,9 @@ impl RedisConfig {
         }
         Ok(())
     }
+}
 
+impl RedisConfig {
     pub fn client(&self) -> redis::RedisResult<redis::Client> {
         redis::Client::open(self.url.expose_secret())
     }
@@ -90,13 +95,9 @@ impl RedisConfig {
 mod tests {
     use super::*;
 
+    /// `[redis]` of `config/default.toml`.
     fn config() -> RedisConfig {
-        RedisConfig {
-            url: SecretString::from("redis://127.0.0.1:6379"),
-            key_prefix: "boxoffice".into(),
-            command_timeout_ms: 500,
-            connect_timeout_ms: 1000,
-        }
+        crate::settings::layers(None).build().and_then(|c| c.get("redis")).unwrap()
     }
 
     #[test]

@@ -8,15 +8,25 @@
 //!   PostgreSQL or Redis (partitions, dropped connections, latency, a pause at a chosen
 //!   PostgreSQL message).
 //! - [`redis_server`]: a `redis-server` of the test's own, to stop, restart or flush.
+//! - [`RedisKeys`]: a test's key prefix on the shared Redis, deleted when dropped.
+//! - [`config`]: a service's configuration as the binary loads it (`config/default.toml`
+//!   and the test's overrides), validated.
+//! - [`Reply`]: what a service answered (status, headers, JSON body, error code).
 
 pub mod chaos;
+mod redis_keys;
 pub mod redis_server;
+mod reply;
+mod settings;
+
+pub use redis_keys::RedisKeys;
+pub use reply::Reply;
+pub use settings::config;
 
 use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};
 use chaos::ChaosProxy;
 use service_kit::postgres::{Database, PostgresConfig};
 use service_kit::redis_conn::RedisConfig;
-use service_kit::serve::HttpConfig;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -34,15 +44,11 @@ pub fn redis_url() -> String {
     std::env::var("BOXOFFICE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
 }
 
-/// How a service connects to the Redis at `url`: the timeouts of `config/default.toml`
-/// and a key prefix no other test uses.
+/// How a service connects to the Redis at `url` (a test's own server, see
+/// [`redis_server`]): `config/default.toml` with a key prefix no other test uses. On
+/// the shared Redis, use [`RedisKeys`], which deletes its keys.
 pub fn redis_config(url: &str) -> RedisConfig {
-    RedisConfig {
-        url: url.to_owned().into(),
-        key_prefix: redis_prefix(),
-        command_timeout_ms: 500,
-        connect_timeout_ms: 1000,
-    }
+    config(&[("url", url), ("key_prefix", &redis_prefix())], |_| {})
 }
 
 /// A Redis key prefix no other test uses.
@@ -50,24 +56,10 @@ pub fn redis_prefix() -> String {
     format!("bo_test_{}", Uuid::new_v4().simple())
 }
 
-/// How a service connects to `url`: the timeouts of `config/default.toml`, a pool of
-/// `max_connections`.
+/// How a service connects to `url`: `config/default.toml`, a pool of
+/// `max_connections`, no migrations (the test database has them).
 pub fn postgres_config(url: &str, max_connections: u32) -> PostgresConfig {
-    PostgresConfig {
-        url: url.to_owned().into(),
-        max_connections,
-        acquire_timeout_ms: 2000,
-        migrate_on_start: false,
-        statement_timeout_ms: 2000,
-        lock_timeout_ms: 1000,
-        idle_in_transaction_timeout_ms: 5000,
-        work_deadline_ms: 3000,
-    }
-}
-
-/// The client timeouts of `config/default.toml`, for services built in tests.
-pub fn http_config() -> HttpConfig {
-    HttpConfig { header_read_timeout_ms: 5000, body_read_timeout_ms: 5000, request_timeout_ms: 8000 }
+    config(&[("url", url), ("max_connections", &max_connections.to_string()), ("migrate_on_start", "false")], |_| {})
 }
 
 /// A freshly created database with every migration applied.

@@ -46,9 +46,12 @@ pub struct WaitroomConfig {
 use service_kit::client_address::ClientAddressConfig;
 pub use service_kit::rate_limit::RateLimit;
 use service_kit::serve::HttpConfig;
+use service_kit::settings::Section;
 
-impl WaitroomConfig {
-    pub fn validate(&self) -> Result<(), String> {
+impl Section for WaitroomConfig {
+    const KEY: &'static str = "waitroom";
+
+    fn validate(&self) -> Result<(), String> {
         if self.admin_api_key.expose_secret().len() < 16 {
             return Err("waitroom.admin_api_key must be at least 16 characters".into());
         }
@@ -79,34 +82,27 @@ impl WaitroomConfig {
 mod tests {
     use super::*;
 
+    /// `[waitroom]` as tests load it (see `test_support::config`).
     fn config() -> WaitroomConfig {
-        WaitroomConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            admin_api_key: SecretString::from("admin-key-of-16-chars"),
-            ticket_secret: SecretString::from("a-ticket-secret-of-at-least-32-characters"),
-            abandon_after_secs: 60,
-            admitter_tick_ms: 50,
-            join_limit_per_address: RateLimit { per_second: 20, burst: 40 },
-            join_limit_per_fan: RateLimit { per_second: 1, burst: 5 },
-            client_address: ClientAddressConfig::peer_only(),
-            fan_id_secret: None,
-            database_max_connections: 4,
-            shutdown_grace_secs: 10,
-            http: HttpConfig { header_read_timeout_ms: 5000, body_read_timeout_ms: 5000, request_timeout_ms: 5000 },
-        }
+        test_support::config(&[], |_| {})
     }
 
     #[test]
-    fn weak_secrets_and_zero_limits_are_refused() {
-        assert!(config().validate().is_ok());
-        assert!(WaitroomConfig { ticket_secret: SecretString::from("short"), ..config() }.validate().is_err());
-        assert!(WaitroomConfig { admin_api_key: SecretString::from("short"), ..config() }.validate().is_err());
+    fn weak_secrets_and_zero_limits_are_refused_naming_the_key() {
+        assert_eq!(config().validate(), Ok(()));
+        let refused = |wrong: WaitroomConfig, key: &str| {
+            let error = wrong.validate().unwrap_err();
+            assert!(error.starts_with(key), "{key}: {error}");
+        };
+        refused(WaitroomConfig { ticket_secret: SecretString::from("short"), ..config() }, "waitroom.ticket_secret");
+        refused(WaitroomConfig { admin_api_key: SecretString::from("short"), ..config() }, "waitroom.admin_api_key");
         let zero = RateLimit { per_second: 0, burst: 1 };
-        assert!(WaitroomConfig { join_limit_per_fan: zero, ..config() }.validate().is_err());
+        refused(WaitroomConfig { join_limit_per_fan: zero, ..config() }, "waitroom.join_limit_per_fan");
         let everyone =
             ClientAddressConfig { trusted_proxies: vec!["::/0".parse().unwrap()], ..config().client_address };
-        assert!(WaitroomConfig { client_address: everyone, ..config() }.validate().is_err());
-        assert!(WaitroomConfig { fan_id_secret: Some(SecretString::from("short")), ..config() }.validate().is_err());
-        assert!(WaitroomConfig { database_max_connections: 0, ..config() }.validate().is_err());
+        refused(WaitroomConfig { client_address: everyone, ..config() }, "waitroom.client_address.trusted_proxies");
+        let short = Some(SecretString::from("short"));
+        refused(WaitroomConfig { fan_id_secret: short, ..config() }, "waitroom.fan_id_secret");
+        refused(WaitroomConfig { database_max_connections: 0, ..config() }, "waitroom.database_max_connections");
     }
 }

@@ -5,10 +5,9 @@ use gateway::{Application, GatewayConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use service_kit::postgres::Database;
-use service_kit::rate_limit::RateLimit;
 use sqlx::PgPool;
 use test_support::chaos::ChaosProxy;
-use test_support::{TestDatabase, TestKeys};
+use test_support::{Reply, TestDatabase, TestKeys};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -65,44 +64,14 @@ pub async fn spawn_app_through_proxy_with(
 
 async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut GatewayConfig)) -> TestApp {
     let keys = TestKeys::new();
-    let unlimited = RateLimit { per_second: 1_000_000, burst: 1_000_000 };
-    let mut config = GatewayConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_api_key: ADMIN_KEY.into(),
-        token_leeway_secs: 0,
-        best_available_attempts: 3,
-        shutdown_grace_secs: 1,
-        http: test_support::http_config(),
-        // Tests read the seat map right after changing it.
-        seat_map_max_age_ms: 0,
-        create_event_timeout_ms: 6000,
-        event_rules_max_age_ms: 5000,
-        limit_global: unlimited,
-        limit_per_address: unlimited,
-        limit_per_fan: unlimited,
-        client_address: service_kit::client_address::ClientAddressConfig::peer_only(),
-    };
-    adjust(&mut config);
+    // Tests read the seat map right after changing it.
+    let config = test_support::config(&[("admin_api_key", ADMIN_KEY), ("seat_map_max_age_ms", "0")], adjust);
     let app = Application::build(&config, database.clone(), keys.verifier()).await.expect("gateway binds");
     let addr = app.local_addr();
     let shutdown = CancellationToken::new();
     let server = Some(tokio::spawn(app.run(shutdown.clone())));
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
     TestApp { addr, pool, db: database, keys, http, shutdown, server }
-}
-
-/// An answer: status and JSON body (`Null` when the body is empty or not JSON).
-pub struct Reply {
-    pub status: StatusCode,
-    pub body: Value,
-    pub headers: reqwest::header::HeaderMap,
-}
-
-impl Reply {
-    /// The error code of an error answer.
-    pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("<no error code>")
-    }
 }
 
 impl TestApp {
@@ -148,13 +117,7 @@ impl TestApp {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        async move {
-            let response = request.send().await.expect("request reaches the gateway");
-            let status = response.status();
-            let headers = response.headers().clone();
-            let body = response.json().await.unwrap_or(Value::Null);
-            Reply { status, body, headers }
-        }
+        Reply::of(request)
     }
 
     /// Creates an event as the organizer and returns its details.

@@ -120,14 +120,14 @@ async fn attempts_with_one_key(
     token: &str,
     body: &serde_json::Value,
     n: usize,
-) -> Vec<crate::helpers::Reply> {
+) -> Vec<test_support::Reply> {
     let attempt =
         || app.send_with(Method::POST, &event.path(path), Some(token), Some(body.clone()), &[("Idempotency-Key", "k")]);
     futures::future::join_all((0..n).map(|_| attempt())).await
 }
 
 /// The ids of what the replies created; every reply must be `201`.
-fn created_ids(replies: &[crate::helpers::Reply]) -> std::collections::HashSet<serde_json::Value> {
+fn created_ids(replies: &[test_support::Reply]) -> std::collections::HashSet<serde_json::Value> {
     replies
         .iter()
         .map(|r| {

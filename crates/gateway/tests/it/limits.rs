@@ -1,8 +1,9 @@
 use reqwest::StatusCode;
 use serde_json::json;
 use service_kit::rate_limit::RateLimit;
+use test_support::Reply;
 
-use crate::helpers::{spawn_app_with, Reply, TestApp};
+use crate::helpers::{spawn_app_with, TestApp};
 
 #[tokio::test]
 async fn a_fan_bursting_past_the_limit_gets_429_with_retry_after_and_books_nothing_more() {

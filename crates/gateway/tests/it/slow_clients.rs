@@ -49,7 +49,12 @@ async fn a_body_that_stalls_is_answered_408_and_changes_nothing() {
 /// an order that may still commit is `outcome_unknown`, a read `unavailable`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_not_answered_in_time_gets_503_saying_whether_it_may_have_happened() {
-    let (app, proxy) = spawn_app_through_proxy_with(2, |c| c.http.request_timeout_ms = 500).await;
+    let (app, proxy) = spawn_app_through_proxy_with(2, |c| {
+        c.http.request_timeout_ms = 500;
+        // Shorter than the request timeout, as the configuration requires.
+        c.create_event_timeout_ms = 450;
+    })
+    .await;
     let event = app.ga_event(5).await;
     let token = app.token("fan", &event);
     proxy.freeze();

@@ -85,7 +85,10 @@ async fn live_holds_are_left_alone() {
 async fn the_running_scheduler_sweeps_on_its_interval_and_stops_on_shutdown() {
     let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     expired_holds(&db.pool, 50).await;
-    let config = SchedulerConfig { release_expired_holds_every_secs: 1, release_batch: 20, ..quiet_config() };
+    let config = quiet_config(|c| {
+        c.release_expired_holds_every_secs = 1;
+        c.release_batch = 20;
+    });
     let shutdown = CancellationToken::new();
     let scheduler = Scheduler::start(&config, service(&db)).await.unwrap();
     let health = scheduler.health_addr().unwrap();
@@ -272,7 +275,7 @@ async fn the_watchdog_reads_its_scope_and_the_events_in_it_through_indexes() {
 async fn a_run_that_finds_the_previous_one_still_going_skips_and_is_counted() {
     let db = TestDatabase::new(&schema::MIGRATOR, 2).await.unwrap();
     // A scheduler of its own, for its /metrics; its jobs do not tick during the test.
-    let config = quiet_config();
+    let config = quiet_config(|_| {});
     let scheduler = Scheduler::start(&config, service(&db)).await.unwrap();
     let metrics = scheduler.health_addr().unwrap();
     let shutdown = CancellationToken::new();
@@ -321,21 +324,10 @@ async fn scrape(metrics: std::net::SocketAddr, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-/// A scheduler whose jobs do not tick during a test (hourly), on a free port.
-fn quiet_config() -> SchedulerConfig {
-    SchedulerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        release_expired_holds_every_secs: 3600,
-        release_batch: 100,
-        purge_idempotency_keys_every_secs: 3600,
-        idempotency_key_retention_hours: 24,
-        purge_batch: 5000,
-        check_invariants_every_secs: 3600,
-        check_invariants_after_start_hours: 24,
-        check_invariants_undated_days: 7,
-        check_invariants_timeout_secs: 60,
-        http: test_support::http_config(),
-    }
+/// A scheduler whose jobs do not tick during a test (hourly, see
+/// [`test_support::config`]), on a free port, changed by `adjust`.
+fn quiet_config(adjust: impl FnOnce(&mut SchedulerConfig)) -> SchedulerConfig {
+    test_support::config(&[], adjust)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

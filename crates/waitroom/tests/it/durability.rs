@@ -18,15 +18,15 @@ use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, PgPool};
 use test_support::chaos::ChaosProxy;
-use test_support::redis_config;
 use test_support::redis_server::RedisServer;
+use test_support::{redis_config, RedisKeys, Reply};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use waitroom::domain::fan::FanId;
 use waitroom::domain::shuffle;
 use waitroom::domain::ticket::{Issued, Place, TicketKey};
 
-use crate::helpers::{database_url, error_code, spawn_app_on, spawn_app_on_both, test_config, TestApp};
+use crate::helpers::{database_url, spawn_app, spawn_app_on, spawn_app_with_database, test_config, TestApp};
 
 /// Anything the tests wait for happens well within this.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -44,7 +44,7 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, m
 }
 
 fn ticket_key() -> TicketKey {
-    TicketKey::new(test_config().ticket_secret)
+    TicketKey::new(test_config(|_| {}).ticket_secret)
 }
 
 /// A metric of this process as `/metrics` shows it (one registry per process: other
@@ -110,8 +110,8 @@ async fn after_a_wipe_the_seed_commitment_is_unchanged_and_the_revealed_seed_mat
     let wiped = app.public_event(event).await;
     assert_eq!((wiped["seed_sha256"].as_str(), &wiped["seed"]), (Some(commitment.as_str()), &Value::Null));
     let put = app.put_settings(event, &paused).await;
-    assert_eq!(put.status(), StatusCode::OK);
-    assert_eq!(put.json::<Value>().await.unwrap()["seed_sha256"], commitment.as_str(), "no new seed");
+    assert_eq!(put.status, StatusCode::OK);
+    assert_eq!(put.body["seed_sha256"], commitment.as_str(), "no new seed");
     assert!(app.stats(event).await["restored_at"].is_string(), "rebuilt, not started afresh");
     for fan in &fans {
         let polled = app.poll_ok(event, &tickets[fan]).await;
@@ -181,8 +181,8 @@ async fn after_a_rebuild_admission_pauses_while_fans_come_back_to_their_places()
     let c = app.join_ok(event, "c").await;
     assert_eq!(c["position"], 3, "a new joiner stands behind everyone put back");
     let gone = app.poll(event, used["ticket"].as_str().unwrap()).await;
-    assert_eq!(gone.status(), StatusCode::NOT_FOUND, "an admission already used is not given back");
-    assert_eq!(error_code(gone).await, "not_in_queue");
+    assert_eq!(gone.status, StatusCode::NOT_FOUND, "an admission already used is not given back");
+    assert_eq!(gone.code(), "not_in_queue");
 
     // a, b and c keep polling (at least every second, as told); "late" does not.
     let stats = app.stats(event).await;
@@ -194,8 +194,8 @@ async fn after_a_rebuild_admission_pauses_while_fans_come_back_to_their_places()
         }
     }
     let late = app.poll(event, &tickets["late"]).await;
-    assert_eq!(late.status(), StatusCode::CONFLICT, "back after the window: the place is gone");
-    assert_eq!(error_code(late).await, "queue_reset");
+    assert_eq!(late.status, StatusCode::CONFLICT, "back after the window: the place is gone");
+    assert_eq!(late.code(), "queue_reset");
     assert_eq!(app.admit(event, 3, 100).await, ["a", "b", "c"]);
     assert!(
         recorded(&app.db, event).await.iter().skip(1).all(|(_, _, at, _)| at.timestamp_millis() >= resumes_at),
@@ -224,6 +224,7 @@ fn spawn_poller(app: &TestApp, event: Uuid, fan: String, crowd: Crowd, stop: Can
         while !stop.is_cancelled() {
             let ticket = crowd.lock().unwrap()[&fan].ticket.clone();
             if let Ok(response) = http.get(format!("{base}/v1/events/{event}/queue/{ticket}")).send().await {
+                // Raw, not a `Reply`: a poller outlives a refused connection.
                 let status = response.status();
                 let body: Value = response.json().await.unwrap_or_default();
                 let mut crowd = crowd.lock().unwrap();
@@ -335,16 +336,16 @@ async fn redis_wiped_and_restarted_mid_queue_every_polling_fan_keeps_their_place
 
     // Tickets that cannot say where their fan stood.
     let legacy = app.poll(event, &legacy).await;
-    assert_eq!(legacy.status(), StatusCode::CONFLICT);
-    assert_eq!(error_code(legacy).await, "queue_reset");
+    assert_eq!(legacy.status, StatusCode::CONFLICT);
+    assert_eq!(legacy.code(), "queue_reset");
     let made_up = ticket_key().issue(
         event,
         &FanId::parse("nobody").unwrap(),
         Issued { place: Place::Score(3), epoch: 1, at_ms: restored_at + 1 },
     );
     let made_up = app.poll(event, &made_up).await;
-    assert_eq!(made_up.status(), StatusCode::CONFLICT);
-    assert_eq!(error_code(made_up).await, "queue_reset");
+    assert_eq!(made_up.status, StatusCode::CONFLICT);
+    assert_eq!(made_up.code(), "queue_reset");
 
     // New joiners stand behind every fan put back.
     let newcomers: Vec<String> = (0..5).map(|i| format!("new-{i}")).collect();
@@ -357,7 +358,7 @@ async fn redis_wiped_and_restarted_mid_queue_every_polling_fan_keeps_their_place
     }
 
     // Room for everyone: admission resumes once the pause is over, at the rate.
-    assert_eq!(app.put_settings(event, &settings(100)).await.status(), StatusCode::OK);
+    assert_eq!(app.put_settings(event, &settings(100)).await.status, StatusCode::OK);
     let everyone = fans.len() + newcomers.len();
     let rows = eventually("everyone admitted and recorded", || async {
         let rows = recorded(&app.db, event).await;
@@ -405,12 +406,14 @@ async fn redis_wiped_and_restarted_mid_queue_every_polling_fan_keeps_their_place
 /// failed writes are counted, and once the partition heals every admission is written.
 #[tokio::test]
 async fn every_admission_is_recorded_and_admission_goes_on_while_postgres_is_unreachable() {
-    let redis = redis_config(&test_support::redis_url());
-    let upstream: PgConnectOptions = database_url(&redis.key_prefix).await.parse().unwrap();
+    let keys = RedisKeys::new();
+    let upstream: PgConnectOptions = database_url(keys.prefix()).await.parse().unwrap();
     let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await.unwrap();
     let via_proxy = upstream.host("127.0.0.1").port(proxy.addr().port()).to_url_lossy().to_string();
-    let app =
-        spawn_app_on_both(&redis, &test_support::postgres_config(&via_proxy, 4), |c| c.admitter_tick_ms = 20).await;
+    let app = spawn_app_with_database(keys, &test_support::postgres_config(&via_proxy, 4), |c| {
+        c.admitter_tick_ms = 20;
+    })
+    .await;
     let event = app.new_event(json!({ "admit_rate": 25.0, "max_active": 1000, "token_lifetime_secs": 600 })).await;
     let fans: Vec<String> = (0..150).map(|i| format!("fan-{i:03}")).collect();
     for fan in &fans {
@@ -426,7 +429,7 @@ async fn every_admission_is_recorded_and_admission_goes_on_while_postgres_is_unr
     let frozen_at = Instant::now();
     let admitted_at_freeze = app.stats(event).await["admitted_total"].as_u64().unwrap();
     let joined = app.join(event, Some("during-the-partition")).await;
-    assert_eq!(joined.status(), StatusCode::CREATED, "fans do not need PostgreSQL");
+    assert_eq!(joined.status, StatusCode::CREATED, "fans do not need PostgreSQL");
     eventually("admission going on and a failed write counted", || async {
         let admitted = app.stats(event).await["admitted_total"].as_u64().unwrap();
         let failed = metric(&app, "boxoffice_waitroom_admission_record_failures_total").await > failures;
@@ -466,7 +469,6 @@ async fn every_admission_is_recorded_and_admission_goes_on_while_postgres_is_unr
     distinct.dedup();
     assert_eq!(distinct.len(), everyone, "each admission recorded once");
     assert_eq!(app.admitter.unrecorded_admissions(), 0);
-    app.cleanup().await;
 }
 
 /// Like Redis, PostgreSQL need not be up for the waiting room to start: it answers
@@ -475,19 +477,19 @@ async fn every_admission_is_recorded_and_admission_goes_on_while_postgres_is_unr
 /// requests do not need PostgreSQL.
 #[tokio::test]
 async fn the_waiting_room_starts_while_postgres_is_down_and_is_ready_once_it_reached_it() {
-    let redis = redis_config(&test_support::redis_url());
-    let upstream: PgConnectOptions = database_url(&redis.key_prefix).await.parse().unwrap();
+    let keys = RedisKeys::new();
+    let upstream: PgConnectOptions = database_url(keys.prefix()).await.parse().unwrap();
     let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await.unwrap();
     proxy.refuse(true);
     let via_proxy = upstream.host("127.0.0.1").port(proxy.addr().port()).to_url_lossy().to_string();
-    let app = spawn_app_on_both(&redis, &test_support::postgres_config(&via_proxy, 4), |_| {}).await;
+    let app = spawn_app_with_database(keys, &test_support::postgres_config(&via_proxy, 4), |_| {}).await;
     let readyz = || async {
-        let response = app.http.get(format!("{}/readyz", app.base)).send().await.unwrap();
-        (response.status(), response.json::<Value>().await.unwrap())
+        let response = Reply::of(app.http.get(format!("{}/readyz", app.base))).await;
+        (response.status, response.body)
     };
 
-    let health = app.http.get(format!("{}/healthz", app.base)).send().await.unwrap();
-    assert_eq!(health.status(), StatusCode::OK);
+    let health = Reply::of(app.http.get(format!("{}/healthz", app.base))).await;
+    assert_eq!(health.status, StatusCode::OK);
     let (status, body) = readyz().await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     let failing: Vec<&String> = body["failing"].as_object().unwrap().keys().collect();
@@ -495,8 +497,8 @@ async fn the_waiting_room_starts_while_postgres_is_down_and_is_ready_once_it_rea
     let event = Uuid::new_v4();
     let refused =
         app.put_settings(event, &json!({ "admit_rate": 1.0, "max_active": 1, "token_lifetime_secs": 60 })).await;
-    assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(error_code(refused).await, "unavailable");
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused.code(), "unavailable");
 
     proxy.refuse(false);
     eventually("ready once PostgreSQL answers", || async { (readyz().await.0 == StatusCode::OK).then_some(()) }).await;
@@ -507,7 +509,6 @@ async fn the_waiting_room_starts_while_postgres_is_down_and_is_ready_once_it_rea
     assert_eq!(readyz().await.0, StatusCode::OK, "still ready: fans do not need PostgreSQL");
     assert_eq!(app.poll_ok(event, joined["ticket"].as_str().unwrap()).await["position"], 1);
     proxy.thaw();
-    app.cleanup().await;
 }
 
 /// The cost of recording admissions, printed (D9: tests time nothing; this one only
@@ -520,8 +521,7 @@ async fn the_waiting_room_starts_while_postgres_is_down_and_is_ready_once_it_rea
 #[ignore]
 async fn admission_step_cost_with_and_without_recording() {
     const STEPS: usize = 200;
-    let redis = redis_config(&test_support::redis_url());
-    let app = spawn_app_on(&redis, |_| {}).await;
+    let app = spawn_app().await;
     let store = waitroom::store::Store::new(app.redis.clone(), &app.prefix);
     let percentile = |times: &mut Vec<Duration>, p: f64| {
         times.sort();
@@ -577,5 +577,4 @@ async fn admission_step_cost_with_and_without_recording() {
             }
         }
     }
-    app.cleanup().await;
 }

@@ -5,16 +5,16 @@ use std::time::Duration;
 use access_token::keys::PublicKey;
 use access_token::{KeyPair, TokenSigner};
 use redis::aio::ConnectionManager;
-use redis::AsyncCommands;
-use reqwest::{Response, StatusCode};
-use secrecy::SecretString;
+use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 use service_kit::postgres::PostgresConfig;
 use service_kit::redis_conn::RedisConfig;
+use service_kit::settings::Section;
 use sqlx::PgPool;
+use test_support::{RedisKeys, Reply};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use waitroom::{Admitter, Application, RateLimit, WaitroomConfig};
+use waitroom::{Admitter, Application, WaitroomConfig};
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 pub const KID: &str = "waitroom-test";
@@ -30,6 +30,9 @@ pub struct TestApp {
     /// for checking what the waiting room recorded.
     pub db: PgPool,
     shutdown: CancellationToken,
+    /// On the shared Redis, this test's keys, deleted when the app is dropped (fields
+    /// drop after `drop` has told the app to stop).
+    _keys: Option<RedisKeys>,
 }
 
 /// The database of the waiting-room deployment whose Redis keys live under `prefix`,
@@ -52,50 +55,50 @@ pub async fn database_config(prefix: &str) -> PostgresConfig {
     test_support::postgres_config(&database_url(prefix).await, 4)
 }
 
-pub fn test_config() -> WaitroomConfig {
-    WaitroomConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        admin_api_key: SecretString::from(ADMIN_KEY),
-        ticket_secret: SecretString::from("test-ticket-secret-0123456789abcdef"),
-        abandon_after_secs: 60,
-        admitter_tick_ms: 50,
-        join_limit_per_address: RateLimit { per_second: 100_000, burst: 100_000 },
-        join_limit_per_fan: RateLimit { per_second: 1_000, burst: 1_000 },
-        client_address: service_kit::client_address::ClientAddressConfig::peer_only(),
-        fan_id_secret: None,
-        database_max_connections: 4,
-        shutdown_grace_secs: 1,
-        http: test_support::http_config(),
-    }
+/// The waiting room's test settings ([`test_support::config`]: join limits no test
+/// reaches unless it sets its own, a free port), then `customize`; validated.
+pub fn test_config(customize: impl FnOnce(&mut WaitroomConfig)) -> WaitroomConfig {
+    test_support::config(&[("admin_api_key", ADMIN_KEY)], customize)
 }
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// Serves a waiting room on port 0 under a fresh key prefix. No admitter runs unless
-/// the test starts one, so each test decides when admission happens.
+/// Serves a waiting room on port 0 under a fresh key prefix on the shared Redis, deleted
+/// when the app is dropped. No admitter runs unless the test starts one, so each test
+/// decides when admission happens.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut WaitroomConfig)) -> TestApp {
-    spawn_app_on(&test_support::redis_config(&test_support::redis_url()), customize).await
+    let keys = RedisKeys::new();
+    let database = database_config(keys.prefix()).await;
+    spawn_app_with_database(keys, &database, customize).await
 }
 
-/// Serves a waiting room on port 0 against the Redis of `redis` (its URL, timeouts and
-/// key prefix), built as `boxoffice waitroom` builds it: without waiting for Redis,
-/// which need not be running yet.
-pub async fn spawn_app_on(redis: &RedisConfig, customize: impl FnOnce(&mut WaitroomConfig)) -> TestApp {
-    spawn_app_on_both(redis, &database_config(&redis.key_prefix).await, customize).await
-}
-
-/// As [`spawn_app_on`], with the waiting room's database reached through `database`
-/// (which need not be reachable yet either).
-pub async fn spawn_app_on_both(
-    redis: &RedisConfig,
+/// As [`spawn_app_with`], with the waiting room's database reached through `database`
+/// (which need not be reachable yet): the test's database is [`database_url`] of
+/// `keys.prefix()`.
+pub async fn spawn_app_with_database(
+    keys: RedisKeys,
     database: &PostgresConfig,
     customize: impl FnOnce(&mut WaitroomConfig),
 ) -> TestApp {
-    let mut config = test_config();
-    customize(&mut config);
-    config.validate().expect("test config is valid");
+    start(&keys.config(), Some(keys), database, customize).await
+}
+
+/// Serves a waiting room on port 0 against a Redis of the test's own (its URL, timeouts
+/// and key prefix in `redis`; its keys go with that server), built as `boxoffice
+/// waitroom` builds it: without waiting for Redis, which need not be running yet.
+pub async fn spawn_app_on(redis: &RedisConfig, customize: impl FnOnce(&mut WaitroomConfig)) -> TestApp {
+    start(redis, None, &database_config(&redis.key_prefix).await, customize).await
+}
+
+async fn start(
+    redis: &RedisConfig,
+    keys: Option<RedisKeys>,
+    database: &PostgresConfig,
+    customize: impl FnOnce(&mut WaitroomConfig),
+) -> TestApp {
+    let config = test_config(customize);
     redis.validate().expect("test Redis config is valid");
     let prefix = redis.key_prefix.clone();
     let redis = redis.connection_manager().expect("a lazy connection manager");
@@ -117,83 +120,81 @@ pub async fn spawn_app_on_both(
     tokio::spawn(app.run(shutdown.clone()));
     let db =
         sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_lazy(&database_url(&prefix).await).unwrap();
-    TestApp { base, http: reqwest::Client::new(), admitter, public_keys, redis, prefix, db, shutdown }
+    TestApp { base, http: reqwest::Client::new(), admitter, public_keys, redis, prefix, db, shutdown, _keys: keys }
 }
 
 impl TestApp {
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        self.request(method, path).bearer_auth(ADMIN_KEY)
+    }
+
     /// Configures a new event's waiting room and returns its id.
     pub async fn new_event(&self, settings: Value) -> Uuid {
         let event_id = Uuid::new_v4();
-        let response = self.put_settings(event_id, &settings).await;
-        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+        let reply = self.put_settings(event_id, &settings).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
         event_id
     }
 
-    pub async fn put_settings(&self, event_id: Uuid, settings: &Value) -> Response {
-        self.http
-            .put(format!("{}/v1/admin/events/{event_id}/waitroom", self.base))
-            .bearer_auth(ADMIN_KEY)
-            .json(settings)
-            .send()
-            .await
-            .unwrap()
+    pub async fn put_settings(&self, event_id: Uuid, settings: &Value) -> Reply {
+        Reply::of(self.admin(Method::PUT, &format!("/v1/admin/events/{event_id}/waitroom")).json(settings)).await
     }
 
-    pub async fn admin_post(&self, event_id: Uuid, action: &str) -> Response {
-        self.http
-            .post(format!("{}/v1/admin/events/{event_id}/waitroom/{action}", self.base))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .unwrap()
+    pub async fn admin_post(&self, event_id: Uuid, action: &str) -> Reply {
+        Reply::of(self.admin(Method::POST, &format!("/v1/admin/events/{event_id}/waitroom/{action}"))).await
     }
 
     pub async fn stats(&self, event_id: Uuid) -> Value {
-        let response = self
-            .http
-            .get(format!("{}/v1/admin/events/{event_id}/waitroom/stats", self.base))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
+        let reply = Reply::of(self.admin(Method::GET, &format!("/v1/admin/events/{event_id}/waitroom/stats"))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
     }
 
     pub async fn public_event(&self, event_id: Uuid) -> Value {
-        let response = self.http.get(format!("{}/v1/events/{event_id}/waitroom", self.base)).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
+        let reply = Reply::of(self.request(Method::GET, &format!("/v1/events/{event_id}/waitroom"))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
     }
 
-    pub async fn join(&self, event_id: Uuid, fan_id: Option<&str>) -> Response {
-        let request = self.http.post(format!("{}/v1/events/{event_id}/queue", self.base));
-        let request = match fan_id {
-            Some(fan_id) => request.json(&json!({ "fan_id": fan_id })),
-            None => request,
-        };
-        request.send().await.unwrap()
+    pub async fn join(&self, event_id: Uuid, fan_id: Option<&str>) -> Reply {
+        self.join_with(event_id, fan_id, &[]).await
+    }
+
+    /// A join carrying `headers` (a forwarding header, say).
+    pub async fn join_with(&self, event_id: Uuid, fan_id: Option<&str>, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.request(Method::POST, &format!("/v1/events/{event_id}/queue"));
+        if let Some(fan_id) = fan_id {
+            request = request.json(&json!({ "fan_id": fan_id }));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Reply::of(request).await
     }
 
     /// Joins and returns the answer, which must be a success.
     pub async fn join_ok(&self, event_id: Uuid, fan_id: &str) -> Value {
-        let response = self.join(event_id, Some(fan_id)).await;
-        assert!(response.status().is_success(), "join {fan_id}: {}", response.status());
-        response.json().await.unwrap()
+        let reply = self.join(event_id, Some(fan_id)).await;
+        assert!(reply.status.is_success(), "join {fan_id}: {} {}", reply.status, reply.body);
+        reply.body
     }
 
-    pub async fn poll(&self, event_id: Uuid, ticket: &str) -> Response {
-        self.http.get(format!("{}/v1/events/{event_id}/queue/{ticket}", self.base)).send().await.unwrap()
+    pub async fn poll(&self, event_id: Uuid, ticket: &str) -> Reply {
+        Reply::of(self.request(Method::GET, &format!("/v1/events/{event_id}/queue/{ticket}"))).await
     }
 
     pub async fn poll_ok(&self, event_id: Uuid, ticket: &str) -> Value {
-        let response = self.poll(event_id, ticket).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json().await.unwrap()
+        let reply = self.poll(event_id, ticket).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body
     }
 
-    pub async fn leave(&self, event_id: Uuid, ticket: &str) -> Response {
-        self.http.delete(format!("{}/v1/events/{event_id}/queue/{ticket}", self.base)).send().await.unwrap()
+    pub async fn leave(&self, event_id: Uuid, ticket: &str) -> Reply {
+        Reply::of(self.request(Method::DELETE, &format!("/v1/events/{event_id}/queue/{ticket}"))).await
     }
 
     /// Steps the admitter every 20 ms until `want` fans were admitted or `max_steps`
@@ -209,22 +210,6 @@ impl TestApp {
         }
         admitted
     }
-
-    /// Removes every key of this test's prefix.
-    pub async fn cleanup(mut self) {
-        let pattern = format!("{}:*", self.prefix);
-        let keys: Vec<String> = {
-            let mut iter: redis::AsyncIter<String> = self.redis.scan_match(&pattern).await.unwrap();
-            let mut keys = Vec::new();
-            while let Some(key) = futures::StreamExt::next(&mut iter).await {
-                keys.push(key.unwrap());
-            }
-            keys
-        };
-        if !keys.is_empty() {
-            let _: () = self.redis.del(keys).await.unwrap();
-        }
-    }
 }
 
 impl Drop for TestApp {
@@ -235,11 +220,6 @@ impl Drop for TestApp {
 
 pub fn settings(admit_rate: f64, max_active: u32) -> Value {
     json!({ "admit_rate": admit_rate, "max_active": max_active, "token_lifetime_secs": 600 })
-}
-
-pub async fn error_code(response: Response) -> String {
-    let body: Value = response.json().await.unwrap();
-    body["error"]["code"].as_str().unwrap_or_default().to_owned()
 }
 
 /// Encodes as tickets and tokens do, for tests that forge them.

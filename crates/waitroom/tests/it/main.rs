@@ -1,8 +1,10 @@
-//! Integration tests against the real Redis at 127.0.0.1:6379, each test under its
-//! own key prefix with a PostgreSQL database of its own; the outage and durability
+//! Integration tests against the real Redis (`BOXOFFICE_TEST_REDIS_URL`, by default
+//! 127.0.0.1:6379), each test under its own key prefix (deleted when the test ends,
+//! passed or not) with a PostgreSQL database of its own; the outage and durability
 //! tests run a `redis-server` of their own where they stop or wipe it.
 
 mod admission;
+mod client_address;
 mod durability;
 mod helpers;
 mod latency;

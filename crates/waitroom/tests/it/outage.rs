@@ -9,11 +9,11 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use reqwest::{Response, StatusCode};
+use reqwest::StatusCode;
 use serde_json::Value;
 use test_support::chaos::ChaosProxy;
-use test_support::redis_config;
 use test_support::redis_server::RedisServer;
+use test_support::{redis_config, Reply};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -26,25 +26,23 @@ const READYZ_PROMPT: Duration = Duration::from_secs(2);
 /// Redis back (or the network healed): the waiting room is ready again within this.
 const RECOVERY: Duration = Duration::from_secs(15);
 
-async fn timed(request: impl Future<Output = Response>) -> (Response, Duration) {
+async fn timed(request: impl Future<Output = Reply>) -> (Reply, Duration) {
     let started = Instant::now();
     let response = request.await;
     (response, started.elapsed())
 }
 
 /// `what` answered `503` with code `unavailable`, within [`PROMPT`].
-async fn assert_unavailable(what: &str, (response, took): (Response, Duration)) {
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
+async fn assert_unavailable(what: &str, (response, took): (Reply, Duration)) {
+    let Reply { status, body, .. } = response;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {body}");
     assert_eq!(body["error"]["code"], "unavailable", "{what}: {body}");
     assert!(took < PROMPT, "{what} took {took:?}");
 }
 
 async fn readyz(app: &TestApp) -> (StatusCode, Value, Duration) {
-    let (response, took) = timed(async { app.http.get(format!("{}/readyz", app.base)).send().await.unwrap() }).await;
-    let status = response.status();
-    (status, response.json().await.unwrap(), took)
+    let (response, took) = timed(Reply::of(app.http.get(format!("{}/readyz", app.base)))).await;
+    (response.status, response.body, took)
 }
 
 /// `/readyz` answered 503 within [`READYZ_PROMPT`], naming redis (and only redis) as
@@ -60,8 +58,8 @@ async fn assert_not_ready(app: &TestApp) -> String {
 }
 
 async fn assert_alive(app: &TestApp) {
-    let response = app.http.get(format!("{}/healthz", app.base)).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let response = Reply::of(app.http.get(format!("{}/healthz", app.base))).await;
+    assert_eq!(response.status, StatusCode::OK);
 }
 
 /// Polls `/readyz` until it answers 200; how long that took.
@@ -77,13 +75,9 @@ async fn wait_until_ready(app: &TestApp) -> Duration {
     }
 }
 
-async fn stats(app: &TestApp, event_id: Uuid) -> Response {
-    app.http
-        .get(format!("{}/v1/admin/events/{event_id}/waitroom/stats", app.base))
-        .bearer_auth(ADMIN_KEY)
-        .send()
+async fn stats(app: &TestApp, event_id: Uuid) -> Reply {
+    Reply::of(app.http.get(format!("{}/v1/admin/events/{event_id}/waitroom/stats", app.base)).bearer_auth(ADMIN_KEY))
         .await
-        .unwrap()
 }
 
 fn ticket(joined: &Value) -> String {
@@ -123,11 +117,11 @@ async fn while_redis_is_down_every_request_answers_503_promptly_and_it_serves_ag
     server.restart().await.unwrap();
     wait_until_ready(&app).await;
     let response = app.put_settings(event_id, &settings(100.0, 10)).await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status, StatusCode::OK);
     let response = app.join(event_id, Some("fan-after")).await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.status, StatusCode::CREATED);
     let response = app.join(event_id, Some("fan-after")).await;
-    assert_eq!(response.status(), StatusCode::OK, "joining again answers where the fan stands");
+    assert_eq!(response.status, StatusCode::OK, "joining again answers where the fan stands");
 }
 
 #[tokio::test]
@@ -203,9 +197,9 @@ async fn during_a_partition_from_redis_requests_and_probes_answer_503_promptly_a
     // A 503 is not a rollback: the join sent during the partition was held, not lost,
     // and ran once the network healed; joining again finds the fan in line.
     let response = app.join(event_id, Some("fan-during")).await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status, StatusCode::OK);
     let response = app.join(event_id, Some("fan-after")).await;
-    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.status, StatusCode::CREATED);
 }
 
 #[tokio::test]
@@ -228,8 +222,8 @@ async fn scripts_flushed_from_redis_are_loaded_again_on_their_next_call() {
     assert_eq!(app.poll_ok(event_id, &first).await["position"], 1);
     let other_event = app.new_event(settings(1000.0, 10)).await; // put_settings.lua
     assert_eq!(app.admit(event_id, 2, 100).await, ["fan-1", "fan-2"]); // admit.lua
-    assert_eq!(stats(&app, event_id).await.status(), StatusCode::OK); // stats.lua
-    assert_eq!(app.admin_post(other_event, "pause").await.status(), StatusCode::OK); // set_state.lua
-    assert_eq!(app.leave(event_id, &second).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(stats(&app, event_id).await.status, StatusCode::OK); // stats.lua
+    assert_eq!(app.admin_post(other_event, "pause").await.status, StatusCode::OK); // set_state.lua
+    assert_eq!(app.leave(event_id, &second).await.status, StatusCode::NO_CONTENT);
     // leave.lua
 }

@@ -1,8 +1,9 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use test_support::Reply;
 use uuid::Uuid;
 
-use crate::helpers::{base64_decode, base64_url, error_code, settings, spawn_app, spawn_app_with, ADMIN_KEY};
+use crate::helpers::{base64_decode, base64_url, settings, spawn_app, spawn_app_with, ADMIN_KEY};
 
 #[tokio::test]
 async fn double_join_keeps_one_place_and_one_ticket() {
@@ -10,12 +11,12 @@ async fn double_join_keeps_one_place_and_one_ticket() {
     let event = app.new_event(settings(1.0, 10)).await;
 
     let first = app.join(event, Some("alice")).await;
-    assert_eq!(first.status(), StatusCode::CREATED);
-    let first: Value = first.json().await.unwrap();
+    assert_eq!(first.status, StatusCode::CREATED);
+    let first = first.body;
     app.join_ok(event, "bob").await;
     let again = app.join(event, Some("alice")).await;
-    assert_eq!(again.status(), StatusCode::OK, "a repeated join creates nothing");
-    let again: Value = again.json().await.unwrap();
+    assert_eq!(again.status, StatusCode::OK, "a repeated join creates nothing");
+    let again = again.body;
 
     assert_eq!(again["position"], 1);
     for ticket in [&first["ticket"], &again["ticket"]] {
@@ -25,7 +26,6 @@ async fn double_join_keeps_one_place_and_one_ticket() {
     assert_eq!(again["queue_length"], 2);
     assert_eq!(again["status"], "waiting");
     assert!(again["eta_seconds"].as_u64().is_some());
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -46,7 +46,6 @@ async fn fans_far_back_are_asked_to_poll_less_often_than_the_front() {
     let admitted = app.poll_ok(event, answers[0]["ticket"].as_str().unwrap()).await;
     assert_eq!(admitted["status"], "admitted");
     assert_eq!(admitted.get("poll_after_secs"), None, "nothing left to poll for");
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -55,14 +54,13 @@ async fn a_fan_without_an_id_is_issued_one() {
     let event = app.new_event(settings(1.0, 10)).await;
 
     let response = app.join(event, None).await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let joined: Value = response.json().await.unwrap();
+    assert_eq!(response.status, StatusCode::CREATED);
+    let joined = response.body;
     let fan_id = joined["fan_id"].as_str().unwrap();
     assert!(Uuid::parse_str(fan_id).is_ok());
     let polled = app.poll_ok(event, joined["ticket"].as_str().unwrap()).await;
     assert_eq!(polled["fan_id"], fan_id);
     assert_eq!(polled["position"], 1);
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -73,19 +71,18 @@ async fn leave_and_rejoin_goes_to_the_back() {
     let bob = app.join_ok(event, "bob").await;
     let alice_ticket = alice["ticket"].as_str().unwrap();
 
-    assert_eq!(app.leave(event, alice_ticket).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.leave(event, alice_ticket).await.status, StatusCode::NO_CONTENT);
     let gone = app.poll(event, alice_ticket).await;
-    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
-    assert_eq!(error_code(gone).await, "not_in_queue");
-    assert_eq!(app.leave(event, alice_ticket).await.status(), StatusCode::NOT_FOUND, "leaving twice");
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert_eq!(gone.code(), "not_in_queue");
+    assert_eq!(app.leave(event, alice_ticket).await.status, StatusCode::NOT_FOUND, "leaving twice");
     assert_eq!(app.poll_ok(event, bob["ticket"].as_str().unwrap()).await["position"], 1);
 
     let rejoined = app.join(event, Some("alice")).await;
-    assert_eq!(rejoined.status(), StatusCode::CREATED);
-    let rejoined: Value = rejoined.json().await.unwrap();
+    assert_eq!(rejoined.status, StatusCode::CREATED);
+    let rejoined = rejoined.body;
     assert_eq!(rejoined["position"], 2);
     assert_eq!(app.poll_ok(event, alice_ticket).await["position"], 2, "an old ticket finds the fan's new place");
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -99,13 +96,13 @@ async fn forged_and_malformed_tickets_are_rejected_with_json_errors() {
     for garbage in ["garbage", "a.b.c", "%00", ".", &"x".repeat(5000)] {
         let response = app.poll(event, garbage).await;
         assert!(
-            matches!(response.status(), StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND),
+            matches!(response.status, StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND),
             "{garbage:?}: {}",
-            response.status()
+            response.status
         );
-        assert!(!error_code(response).await.is_empty(), "{garbage:?} answers the JSON envelope");
+        assert!(response.body["error"]["code"].is_string(), "{garbage:?} answers the JSON envelope: {}", response.body);
     }
-    assert_eq!(error_code(app.poll(event, "garbage").await).await, "malformed_ticket");
+    assert_eq!(app.poll(event, "garbage").await.code(), "malformed_ticket");
 
     // Another fan's id under alice's MAC.
     let (payload, tag) = ticket.strip_prefix("v2.").unwrap().split_once('.').unwrap();
@@ -114,46 +111,44 @@ async fn forged_and_malformed_tickets_are_rejected_with_json_errors() {
     payload.extend_from_slice(b"mallory");
     let mallory = format!("v2.{}.{tag}", base64_url(payload));
     let forged = app.poll(event, &mallory).await;
-    assert_eq!(forged.status(), StatusCode::NOT_FOUND);
-    assert_eq!(error_code(forged).await, "ticket_not_found");
-    assert_eq!(app.leave(event, &mallory).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(forged.status, StatusCode::NOT_FOUND);
+    assert_eq!(forged.code(), "ticket_not_found");
+    assert_eq!(app.leave(event, &mallory).await.status, StatusCode::NOT_FOUND);
 
     // A genuine ticket replayed on another event's queue.
     let replayed = app.poll(other_event, ticket).await;
-    assert_eq!(replayed.status(), StatusCode::NOT_FOUND);
-    assert_eq!(error_code(replayed).await, "ticket_not_found");
+    assert_eq!(replayed.status, StatusCode::NOT_FOUND);
+    assert_eq!(replayed.code(), "ticket_not_found");
 
     // A flipped character in the MAC.
     let mut bytes = ticket.as_bytes().to_vec();
     let last = bytes.len() - 2;
     bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(bytes).unwrap();
-    assert_eq!(app.poll(event, &tampered).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(app.poll(event, &tampered).await.status, StatusCode::NOT_FOUND);
 
     assert_eq!(app.poll_ok(event, ticket).await["position"], 1, "the real ticket still works");
-    app.cleanup().await;
 }
 
 #[tokio::test]
 async fn unknown_events_are_404_and_closed_events_refuse_new_joins_with_409() {
     let app = spawn_app().await;
     let unknown = app.join(Uuid::new_v4(), Some("alice")).await;
-    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    assert_eq!(error_code(unknown).await, "event_not_found");
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(unknown.code(), "event_not_found");
 
     let event = app.new_event(settings(1.0, 10)).await;
     let alice = app.join_ok(event, "alice").await;
     let mut closed = settings(1.0, 10);
     closed["state"] = json!("closed");
-    assert_eq!(app.put_settings(event, &closed).await.status(), StatusCode::OK);
+    assert_eq!(app.put_settings(event, &closed).await.status, StatusCode::OK);
 
     let refused = app.join(event, Some("bob")).await;
-    assert_eq!(refused.status(), StatusCode::CONFLICT);
-    assert_eq!(error_code(refused).await, "event_closed");
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert_eq!(refused.code(), "event_closed");
     let polled = app.poll_ok(event, alice["ticket"].as_str().unwrap()).await;
     assert_eq!(polled["event_state"], "closed");
     assert_eq!(polled["eta_seconds"], Value::Null);
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -161,8 +156,8 @@ async fn a_paused_event_keeps_its_queue_but_admits_nobody_until_resumed() {
     let app = spawn_app().await;
     let event = app.new_event(settings(1000.0, 100)).await;
     let paused = app.admin_post(event, "pause").await;
-    assert_eq!(paused.status(), StatusCode::OK);
-    assert_eq!(paused.json::<Value>().await.unwrap()["state"], "paused");
+    assert_eq!(paused.status, StatusCode::OK);
+    assert_eq!(paused.body["state"], "paused");
 
     let mut tickets = Vec::new();
     for fan in ["a", "b", "c"] {
@@ -174,12 +169,11 @@ async fn a_paused_event_keeps_its_queue_but_admits_nobody_until_resumed() {
     assert!(app.admit(event, 1, 10).await.is_empty(), "paused: nobody admitted");
     assert_eq!(app.stats(event).await["admitted_total"], 0);
 
-    assert_eq!(app.admin_post(event, "resume").await.status(), StatusCode::OK);
+    assert_eq!(app.admin_post(event, "resume").await.status, StatusCode::OK);
     assert_eq!(app.admit(event, 3, 50).await, ["a", "b", "c"]);
     for ticket in &tickets {
         assert_eq!(app.poll_ok(event, ticket).await["status"], "admitted");
     }
-    app.cleanup().await;
 }
 
 #[tokio::test]
@@ -190,14 +184,13 @@ async fn joins_over_the_limit_get_429_with_retry_after() {
     .await;
     let event = app.new_event(settings(1.0, 10)).await;
     for i in 0..3 {
-        assert!(app.join(event, Some(&format!("fan-{i}"))).await.status().is_success());
+        assert!(app.join(event, Some(&format!("fan-{i}"))).await.status.is_success());
     }
     let limited = app.join(event, Some("fan-4")).await;
-    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry_after: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=2).contains(&retry_after));
-    assert_eq!(error_code(limited).await, "rate_limited");
-    app.cleanup().await;
+    assert_eq!(limited.code(), "rate_limited");
 
     let app = spawn_app_with(|c| {
         c.join_limit_per_fan = waitroom::RateLimit { per_second: 1, burst: 2 };
@@ -206,9 +199,8 @@ async fn joins_over_the_limit_get_429_with_retry_after() {
     let event = app.new_event(settings(1.0, 10)).await;
     app.join_ok(event, "eager").await;
     app.join_ok(event, "eager").await;
-    assert_eq!(app.join(event, Some("eager")).await.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(app.join(event, Some("calm")).await.status().is_success(), "other fans are not affected");
-    app.cleanup().await;
+    assert_eq!(app.join(event, Some("eager")).await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(app.join(event, Some("calm")).await.status.is_success(), "other fans are not affected");
 }
 
 #[tokio::test]
@@ -216,26 +208,25 @@ async fn organizer_endpoints_require_the_admin_key_and_valid_settings() {
     let app = spawn_app().await;
     let event = Uuid::new_v4();
     let url = format!("{}/v1/admin/events/{event}/waitroom", app.base);
-    let anonymous = app.http.put(&url).json(&settings(1.0, 10)).send().await.unwrap();
-    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let wrong = app.http.get(&url).bearer_auth("not-the-admin-key-at-all").send().await.unwrap();
-    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let unknown = app.http.get(&url).bearer_auth(ADMIN_KEY).send().await.unwrap();
-    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let anonymous = Reply::of(app.http.put(&url).json(&settings(1.0, 10))).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let wrong = Reply::of(app.http.get(&url).bearer_auth("not-the-admin-key-at-all")).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let unknown = Reply::of(app.http.get(&url).bearer_auth(ADMIN_KEY)).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 
     let invalid = app.put_settings(event, &settings(0.0, 10)).await;
-    assert_eq!(invalid.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(error_code(invalid).await, "invalid_settings");
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(invalid.code(), "invalid_settings");
     let typo = app.put_settings(event, &json!({ "admit_rte": 1 })).await;
-    assert_eq!(typo.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(typo.status, StatusCode::BAD_REQUEST);
 
     let fractional = app.put_settings(event, &settings(0.25, 10)).await;
-    assert_eq!(fractional.status(), StatusCode::OK);
-    let view: Value = fractional.json().await.unwrap();
+    assert_eq!(fractional.status, StatusCode::OK);
+    let view = fractional.body;
     assert_eq!(view["admit_rate"], 0.25);
     assert_eq!(view["seed"], Value::Null, "the seed stays secret until opening");
     assert_eq!(view["seed_sha256"].as_str().unwrap().len(), 64);
-    app.cleanup().await;
 }
 
 /// With a fan-id secret, nobody can join under a fan's own id without the organizer's
@@ -252,7 +243,7 @@ async fn with_a_fan_id_secret_only_vouched_client_ids_may_join() {
     };
     let join = |fan: &str, signature: Option<String>| {
         let body = json!({ "fan_id": fan, "fan_id_signature": signature });
-        app.http.post(format!("{}/v1/events/{event}/queue", app.base)).json(&body).send()
+        Reply::of(app.http.post(format!("{}/v1/events/{event}/queue", app.base)).json(&body))
     };
 
     for (attempt, signature) in [
@@ -261,16 +252,15 @@ async fn with_a_fan_id_secret_only_vouched_client_ids_may_join() {
         ("signed for another event", Some(sign(other_event, "alice"))),
         ("garbage", Some("zz".to_owned())),
     ] {
-        let refused = join("alice", signature).await.unwrap();
-        assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{attempt}");
-        assert_eq!(error_code(refused).await, "fan_id_not_vouched", "{attempt}");
+        let refused = join("alice", signature).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{attempt}");
+        assert_eq!(refused.code(), "fan_id_not_vouched", "{attempt}");
     }
     assert_eq!(app.stats(event).await["queue_length"], 0, "refused joins changed nothing");
 
-    let vouched = join("alice", Some(sign(event, "alice"))).await.unwrap();
-    assert_eq!(vouched.status(), StatusCode::CREATED);
+    let vouched = join("alice", Some(sign(event, "alice"))).await;
+    assert_eq!(vouched.status, StatusCode::CREATED);
     let issued = app.join(event, None).await;
-    assert_eq!(issued.status(), StatusCode::CREATED, "fans without an id of their own get one issued");
+    assert_eq!(issued.status, StatusCode::CREATED, "fans without an id of their own get one issued");
     assert_eq!(app.stats(event).await["queue_length"], 2);
-    app.cleanup().await;
 }
