@@ -7,9 +7,12 @@
 //! - [`chaos`]: a TCP proxy that injects network faults between a service and
 //!   PostgreSQL or Redis (partitions, dropped connections, latency, a pause at a chosen
 //!   PostgreSQL message).
+//! - [`openapi`]: reading a service's `/openapi.json`: its operations, its refusals,
+//!   whether an answer fits a schema.
 //! - [`redis_server`]: a `redis-server` of the test's own, to stop, restart or flush.
 
 pub mod chaos;
+pub mod openapi;
 pub mod redis_server;
 
 use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};

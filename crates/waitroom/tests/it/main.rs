@@ -6,6 +6,7 @@ mod admission;
 mod durability;
 mod helpers;
 mod latency;
+mod openapi;
 mod outage;
 mod prequeue;
 mod queue;
