@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use test_support::openapi;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{settings, spawn_app, TestApp};
 
 /// Every API route the waiting room serves. A route added, removed or left
 /// undocumented changes the description, and this list with it.
@@ -72,5 +72,25 @@ async fn a_real_refusal_fits_the_published_error_envelope() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], json!("event_not_found"));
     assert_eq!(openapi::fits(&body, openapi::schema(&description, "ErrorBody")), Ok(()));
+    app.cleanup().await;
+}
+
+/// The join body is optional in the description (`null` allowed): no body and `null`
+/// are both a fan without an id of their own.
+#[tokio::test]
+async fn a_join_without_a_body_or_with_null_is_given_a_fan_id() {
+    let app = spawn_app().await;
+    let event = app.new_event(settings(1.0, 10)).await;
+    let url = format!("{}/v1/events/{event}/queue", app.base);
+
+    let mut issued = BTreeSet::new();
+    for body in ["", "null"] {
+        let response = app.http.post(&url).header("content-type", "application/json").body(body).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED, "body {body:?}");
+        let joined: Value = response.json().await.unwrap();
+        let fan_id: uuid::Uuid = joined["fan_id"].as_str().unwrap().parse().expect("an issued fan id is a UUID");
+        issued.insert(fan_id);
+    }
+    assert_eq!(issued.len(), 2, "each join was a new fan: {issued:?}");
     app.cleanup().await;
 }
