@@ -54,6 +54,20 @@ impl IntoResponses for AdminKeyRefused {
     }
 }
 
+/// What reading an event named in the path can be refused with: `400 bad_request` (the
+/// id is not a UUID), `404 event_not_found`, `503 unavailable`.
+pub struct EventLookupRefused;
+
+impl IntoResponses for EventLookupRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refusals([
+            ("400", "`bad_request`: the event id is not a UUID"),
+            ("404", "`event_not_found`"),
+            ("503", "`unavailable`: the service cannot reach its store; nothing was changed"),
+        ])
+    }
+}
+
 /// `429 rate_limited`, with `Retry-After` in whole seconds.
 pub struct RateLimited;
 

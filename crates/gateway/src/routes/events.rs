@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use service_kit::extract::{Json, Path};
-use service_kit::openapi::{AdminKeyRefused, RateLimited};
+use service_kit::openapi::{AdminKeyRefused, EventLookupRefused, RateLimited};
 use service_kit::ErrorBody;
 
 use sales::domain::event::{Layout, NewEvent, NewSection, Row};
@@ -164,10 +164,7 @@ async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<EventList>
     params(("event_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The event, with what remains in each section", body = EventDetails),
-        (status = 400, description = "`bad_request`: the event id is not a UUID", body = ErrorBody),
-        (status = 404, description = "`event_not_found`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
-        RateLimited,
+        EventLookupRefused, RateLimited,
     ),
 )]
 #[tracing::instrument(skip(state))]
@@ -183,10 +180,7 @@ async fn details(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> R
     params(("event_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The seat map", body = SeatMap),
-        (status = 400, description = "`bad_request`: the event id is not a UUID", body = ErrorBody),
-        (status = 404, description = "`event_not_found`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
-        RateLimited,
+        EventLookupRefused, RateLimited,
     ),
 )]
 #[tracing::instrument(skip(state))]

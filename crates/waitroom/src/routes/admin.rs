@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use service_kit::auth::Admin;
 use service_kit::extract::{Json, Path};
-use service_kit::openapi::{refusals, AdminKeyRefused};
+use service_kit::openapi::{refusals, AdminKeyRefused, EventLookupRefused};
 use service_kit::ErrorBody;
 
 use crate::app::AppState;
@@ -116,10 +116,7 @@ async fn write_settings(state: AppState, event_id: Uuid, settings: Settings) -> 
     params(("event_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The event's waiting room", body = SettingsView),
-        (status = 400, description = "`bad_request`: the event id is not a UUID", body = ErrorBody),
-        (status = 404, description = "`event_not_found`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
-        AdminKeyRefused,
+        EventLookupRefused, AdminKeyRefused,
     ),
     security(("admin_key" = [])),
 )]
@@ -134,10 +131,7 @@ async fn settings(_: Admin, State(state): State<AppState>, Path(event_id): Path<
     params(("event_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The queue and the room right now", body = Stats),
-        (status = 400, description = "`bad_request`: the event id is not a UUID", body = ErrorBody),
-        (status = 404, description = "`event_not_found`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
-        AdminKeyRefused,
+        EventLookupRefused, AdminKeyRefused,
     ),
     security(("admin_key" = [])),
 )]

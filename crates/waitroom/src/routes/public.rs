@@ -7,7 +7,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use service_kit::extract::{Json, Path};
-use service_kit::ErrorBody;
+use service_kit::openapi::EventLookupRefused;
 
 use crate::app::AppState;
 use crate::error::{Error, Result};
@@ -37,9 +37,7 @@ async fn jwks(State(state): State<AppState>) -> Json<Value> {
     params(("event_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The event's state and its shuffle commitment (the seed once open)", body = PublicEventView),
-        (status = 400, description = "`bad_request`: the event id is not a UUID", body = ErrorBody),
-        (status = 404, description = "`event_not_found`", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
+        EventLookupRefused,
     ),
 )]
 async fn event(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<PublicEventView>> {
