@@ -1,8 +1,14 @@
 //! Who is calling: the organizer (admin API key) or an admitted fan (access token).
 
+use std::collections::BTreeMap;
+
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use sales::FanScope;
+use service_kit::openapi::refusals;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Components, OpenApi, RefOr, Response};
+use utoipa::IntoResponses;
 use uuid::Uuid;
 
 pub use service_kit::auth::Admin;
@@ -46,4 +52,34 @@ async fn path_event_id(parts: &mut Parts, state: &AppState) -> Result<Uuid, Erro
         .find_map(|(name, value)| (name == "event_id").then_some(value))
         .ok_or_else(|| Error::BadRequest("this route has no event in its path".into()))?;
     raw.parse().map_err(|_| Error::BadRequest(format!("{raw:?} is not an event id (a UUID)")))
+}
+
+/// The security scheme of the fan's routes, as a handler names it:
+/// `security(("access_token" = []))`.
+const ACCESS_TOKEN: &str = "access_token";
+
+/// Adds the [`ACCESS_TOKEN`] scheme to the gateway's OpenAPI description.
+pub fn describe_access_token(openapi: &mut OpenApi) {
+    let scheme = HttpBuilder::new()
+        .scheme(HttpAuthScheme::Bearer)
+        .bearer_format("JWT")
+        .description(Some(
+            "`Authorization: Bearer <access_token>`: the EdDSA-signed token the waiting room gives an admitted fan, \
+             valid for the one event it names",
+        ))
+        .build();
+    let components = openapi.components.get_or_insert_with(Components::new);
+    components.security_schemes.insert(ACCESS_TOKEN.to_owned(), SecurityScheme::Http(scheme));
+}
+
+/// What [`Fan`] refuses before a fan's handler runs, for `#[utoipa::path(responses(…))]`.
+pub struct FanRefused;
+
+impl IntoResponses for FanRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refusals([
+            ("401", "`missing_token`, `invalid_token` or `token_expired`"),
+            ("403", "`token_for_other_event`: the token names another event"),
+        ])
+    }
 }

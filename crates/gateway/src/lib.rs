@@ -2,7 +2,8 @@
 //! organizer's admin key, or a fan's access token from the waiting room), rate-limits,
 //! and hands each request to the sale's use cases in the `sales` crate.
 //!
-//! - [`routes`]: HTTP only: extract, call the sale, map the result.
+//! - [`routes`]: HTTP only: extract, call the sale, map the result; each handler
+//!   carries its OpenAPI description (`#[utoipa::path]`), served as `/openapi.json`.
 //! - [`auth`]: the organizer (admin key) and the fan (access token, giving a
 //!   [`sales::FanScope`]) as extractors.
 //! - [`limits`]: rate limits per replica, client address and fan.

@@ -7,7 +7,9 @@ use std::time::Duration;
 use access_token::TokenVerifier;
 use axum::body::Bytes;
 use axum::extract::FromRef;
+use sales::model::SeatView;
 use sales::Sales;
+use serde::Serialize;
 use service_kit::auth::AdminKey;
 use service_kit::client_address::ClientAddressConfig;
 use service_kit::rate_limit::ClientLimits;
@@ -59,9 +61,16 @@ impl AppState {
 
     async fn read_seat_map(&self, event_id: Uuid) -> Result<Bytes> {
         let seats = self.sales.seat_map(event_id).await?;
-        let body = serde_json::json!({ "event_id": event_id, "seats": seats });
-        Ok(Bytes::from(body.to_string()))
+        let body = serde_json::to_vec(&SeatMap { event_id, seats }).expect("a seat map always serialises");
+        Ok(Bytes::from(body))
     }
+}
+
+/// An event's seats and their states, as `GET /v1/events/{event_id}/seats` answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SeatMap {
+    pub event_id: Uuid,
+    pub seats: Vec<SeatView>,
 }
 
 impl FromRef<AppState> for AdminKey {

@@ -11,7 +11,9 @@
 //! - [`domain`]: rules with no I/O: valid events, what a fan may ask, best available.
 //! - [`store`]: SQL, including the seat locking in [`store::inventory`] and the
 //!   watchdog's invariants in [`store::invariants`].
-//! - [`model`]: what reads and orders return; [`states`]: the database's enums.
+//! - [`model`]: what reads and orders return; [`states`]: the database's enums (each
+//!   a `utoipa::ToSchema` too: a description of the type, used by the gateway's
+//!   `/openapi.json`).
 //! - [`rules`]: the per-replica cache of each event's rules, and how fresh it stays.
 //! - [`error`]: every way a use case fails, in the sale's terms.
 //!

@@ -3,17 +3,18 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::states::{BookingStatus, HoldStatus, SeatState, SectionKind};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
 pub struct Price {
     pub amount_minor: i64,
     pub currency: String,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct EventSummary {
     pub id: Uuid,
     pub name: String,
@@ -23,7 +24,7 @@ pub struct EventSummary {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EventDetails {
     pub id: Uuid,
     pub name: String,
@@ -33,7 +34,7 @@ pub struct EventDetails {
     pub sections: Vec<SectionView>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SectionView {
     pub id: Uuid,
     pub name: String,
@@ -45,7 +46,7 @@ pub struct SectionView {
     pub booked: i64,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct SeatView {
     pub id: i64,
     pub label: String,
@@ -56,7 +57,7 @@ pub struct SeatView {
 }
 
 /// A seat inside a hold or booking.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct OrderSeat {
     pub seat_id: i64,
     pub section_id: Uuid,
@@ -64,7 +65,7 @@ pub struct OrderSeat {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HoldView {
     pub id: Uuid,
     pub event_id: Uuid,
@@ -74,7 +75,7 @@ pub struct HoldView {
     pub total: Price,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BookingView {
     pub id: Uuid,
     pub event_id: Uuid,
@@ -87,7 +88,7 @@ pub struct BookingView {
 }
 
 /// A booking as the organizer sees it: with the fan, event and sections named.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AdminBookingView {
     pub id: Uuid,
     pub fan_id: String,
@@ -99,13 +100,13 @@ pub struct AdminBookingView {
     pub total: Price,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct NamedRef {
     pub id: Uuid,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AdminBookedSeat {
     pub seat_id: i64,
     pub label: Option<String>,

@@ -24,10 +24,12 @@ use crate::store::inventory::{self, LockedSeat, SeatKeys, Written};
 use crate::Sales;
 
 /// The body of "hold seats" and "book seats": either chosen seats or a section and a quantity.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatRequest {
+    /// Seat labels, as the seat map names them.
     pub seats: Option<Vec<String>>,
+    /// With `quantity`: the best available seats of this section.
     pub section_id: Option<Uuid>,
     pub quantity: Option<i64>,
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// `seat_state`: who owns a seat row now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(type_name = "seat_state", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum SeatState {
@@ -16,7 +16,7 @@ pub enum SeatState {
 }
 
 /// `hold_status`: an active hold ends confirmed, released by the fan, or expired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(type_name = "hold_status", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum HoldStatus {
@@ -27,7 +27,7 @@ pub enum HoldStatus {
 }
 
 /// `booking_status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(type_name = "booking_status", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum BookingStatus {
@@ -36,7 +36,7 @@ pub enum BookingStatus {
 }
 
 /// `section_kind`: named seats in rows, or places without names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(type_name = "section_kind", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum SectionKind {

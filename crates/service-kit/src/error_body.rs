@@ -1,13 +1,28 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The error envelope every boxoffice endpoint answers with, `{"error":{"code","message"}}`;
+/// each service's `/openapi.json` describes its refusals with this schema.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    #[schema(inline)]
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: clients branch on it.
+    pub code: String,
+    /// For people.
+    pub message: String,
+}
 
 /// Builds the error envelope every boxoffice endpoint answers with.
-///
-/// `code` is stable and machine-readable (clients branch on it); `message` is for people.
 pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({ "error": { "code": code, "message": message.into() } });
+    let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: message.into() } };
     (status, Json(body)).into_response()
 }
 

@@ -10,11 +10,13 @@
 //! - [`health`]: `/healthz` (alive) and `/readyz` (dependencies reachable).
 //! - [`metrics`]: `/metrics` for Prometheus, request spans and latency, pool and
 //!   process metrics.
+//! - [`openapi`]: what every service's OpenAPI description shares: the envelope's
+//!   schema, the admin key's security scheme, the refusals many routes give.
 //! - [`postgres`] / [`redis_conn`]: connection settings and pools.
 //! - [`rate_limit`]: governor token buckets, per key or global, and the limits every
 //!   service puts on its callers (per address, per fan, per replica).
-//! - [`router`]: the skeleton of every service's router: probes, metrics, the JSON 404
-//!   and 405.
+//! - [`router`]: the skeleton of every service's router: probes, metrics,
+//!   `/openapi.json`, the JSON 404 and 405.
 //! - [`settings`]: the configuration's layers (built-in defaults, a file, overrides)
 //!   and the [`settings::Section`] each service's settings implement.
 //! - [`telemetry`]: tracing set-up, pretty or JSON.
@@ -26,6 +28,7 @@ pub mod extract;
 pub mod health;
 pub mod invalid;
 pub mod metrics;
+pub mod openapi;
 pub mod postgres;
 pub mod rate_limit;
 pub mod redis_conn;
@@ -34,6 +37,6 @@ pub mod serve;
 pub mod settings;
 pub mod telemetry;
 
-pub use error_body::{error_response, internal_error};
+pub use error_body::{error_response, internal_error, ErrorBody};
 pub use invalid::Invalid;
 pub use serve::serve;

@@ -1,17 +1,37 @@
 //! The one skeleton every service's router is built on: its API, then `/healthz`,
-//! `/readyz` and `/metrics`, the JSON envelope for unknown routes and methods, and the
-//! request span and latency histogram around all of it.
+//! `/readyz`, `/metrics` and `/openapi.json`, the JSON envelope for unknown routes and
+//! methods, and the request span and latency histogram around all of it.
+//!
+//! A service declares its API as a [`OpenApiRouter`] of handlers each described by
+//! `#[utoipa::path(…)]` (method, path, parameters, body, every status it answers), so
+//! its OpenAPI description is written beside the code and cannot leave a route out;
+//! `/openapi.json` serves it.
 
+use std::future::ready;
+
+use axum::body::Bytes;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
+use axum::routing::get;
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::health::{self, ReadinessCheck};
-use crate::{error_response, metrics};
+use crate::{error_response, metrics, openapi};
 
 /// `api` (with its state applied) as service `component` serves it.
-pub fn service_router(component: &'static str, api: Router, readiness: Vec<(&'static str, ReadinessCheck)>) -> Router {
+pub fn service_router(
+    component: &'static str,
+    api: OpenApiRouter,
+    readiness: Vec<(&'static str, ReadinessCheck)>,
+) -> Router {
+    let (api, mut description) = api.split_for_parts();
+    openapi::describe(&mut description, component);
+    // Written once: the description cannot change while the service runs.
+    let description = Bytes::from(description.to_json().expect("an OpenAPI description always serialises"));
     let router = api
+        .route("/openapi.json", get(move || ready(([(CONTENT_TYPE, "application/json")], description.clone()))))
         .merge(health::router(readiness))
         .merge(metrics::router())
         .fallback(not_found)
@@ -37,14 +57,20 @@ async fn method_not_allowed(method: Method) -> Response {
 mod tests {
     use axum::body::{to_bytes, Body};
     use axum::http::{header, Request};
-    use axum::routing::get;
-    use serde_json::Value;
+    use serde_json::{json, Value};
     use tower::ServiceExt;
+    use utoipa_axum::routes;
 
     use super::*;
 
+    /// A route declared as the services declare theirs.
+    #[utoipa::path(get, path = "/things", responses((status = 200, description = "the things")))]
+    async fn things() -> &'static str {
+        "things"
+    }
+
     async fn call(method: Method, path: &str) -> (StatusCode, Option<String>, Value) {
-        let api = Router::new().route("/things", get(|| async { "things" }));
+        let api = OpenApiRouter::new().routes(routes!(things));
         let router = service_router("test", api, Vec::new());
         let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
         let response = router.oneshot(request).await.expect("the router is infallible");
@@ -78,5 +104,21 @@ mod tests {
     async fn known_routes_answer_as_before() {
         assert_eq!(call(Method::GET, "/things").await.0, StatusCode::OK);
         assert_eq!(call(Method::GET, "/healthz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn openapi_json_describes_the_api_under_the_service_name() {
+        let (status, _, description) = call(Method::GET, "/openapi.json").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(description["openapi"], "3.1.0");
+        assert_eq!(description["info"], json!({ "title": "boxoffice test", "version": env!("CARGO_PKG_VERSION") }));
+        // The API only: probes, metrics and the description itself are not part of it.
+        let paths: Vec<&String> = description["paths"].as_object().unwrap().keys().collect();
+        assert_eq!(paths, ["/things"]);
+        assert_eq!(
+            description["components"]["schemas"]["ErrorBody"]["properties"]["error"]["required"],
+            json!(["code", "message"])
+        );
+        assert_eq!(description["components"]["securitySchemes"][openapi::ADMIN_KEY]["scheme"], "bearer");
     }
 }

@@ -7,6 +7,8 @@
 //! - [`chaos`]: a TCP proxy that injects network faults between a service and
 //!   PostgreSQL or Redis (partitions, dropped connections, latency, a pause at a chosen
 //!   PostgreSQL message).
+//! - [`openapi`]: reading a service's `/openapi.json`: its operations, its refusals,
+//!   whether an answer fits a schema.
 //! - [`redis_server`]: a `redis-server` of the test's own, to stop, restart or flush.
 //! - [`RedisKeys`]: a test's key prefix on the shared Redis, deleted when dropped.
 //! - [`config`]: a service's configuration as the binary loads it (`config/default.toml`
@@ -14,6 +16,7 @@
 //! - [`Reply`]: what a service answered (status, headers, JSON body, error code).
 
 pub mod chaos;
+pub mod openapi;
 mod redis_keys;
 pub mod redis_server;
 mod reply;

@@ -3,7 +3,8 @@
 //! gateway verifies. What a Redis wipe must not lose (settings, the shuffle seed,
 //! every admission) is kept in PostgreSQL, and each fan's place in their signed ticket.
 //!
-//! - [`routes`]: HTTP only: extract, call, map.
+//! - [`routes`]: HTTP only: extract, call, map; each handler carries its OpenAPI
+//!   description (`#[utoipa::path]`), served as `/openapi.json`.
 //! - [`queue`]: the fan's use cases (join, poll, leave) and token signing.
 //! - [`admitter`]: the background task that admits fans, one atomic step at a time.
 //! - [`domain`]: rules with no I/O: fan ids, tickets, settings, the auditable

@@ -2,12 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::settings::{EventState, WaitroomEvent};
 
 /// A fan's standing, answered to join and poll.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FanView {
     pub event_id: Uuid,
     pub fan_id: String,
@@ -16,6 +17,7 @@ pub struct FanView {
     /// queue (a Redis failure), polling with it puts the fan back in their place.
     pub ticket: String,
     /// `pre_queue` (joined before opening; place told once the sale opens), `waiting` or `admitted`.
+    #[schema(value_type = String)]
     pub status: &'static str,
     /// 1 is next; absent in the pre-queue and once admitted.
     pub position: Option<u64>,
@@ -36,7 +38,7 @@ pub struct FanView {
 }
 
 /// An event's waiting room as the organizer sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SettingsView {
     pub event_id: Uuid,
     pub state: EventState,
@@ -50,14 +52,14 @@ pub struct SettingsView {
 }
 
 /// The shuffle audit trail: commitment before opening, seed after.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ShuffleView {
     pub seed_sha256: String,
     pub seed: Option<String>,
 }
 
 /// An event's waiting room as anyone may see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PublicEventView {
     pub event_id: Uuid,
     pub state: EventState,

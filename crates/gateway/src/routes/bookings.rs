@@ -1,31 +1,47 @@
 use axum::extract::State;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use service_kit::extract::{Json, Path, Query};
+use service_kit::openapi::{AdminKeyRefused, RateLimited};
+use service_kit::ErrorBody;
 
-use sales::model::BookingView;
+use sales::model::{AdminBookingView, BookingView};
 use sales::orders::SeatRequest;
 
 use super::extract::IdempotencyKey;
-use crate::auth::{Admin, Fan};
+use super::holds::OrderRefused;
+use crate::auth::{Admin, Fan, FanRefused};
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events/{event_id}/bookings", post(book).get(list_mine))
-        .route("/v1/events/{event_id}/bookings/{booking_id}", get(show))
-        .route("/v1/events/{event_id}/bookings/{booking_id}/cancel", post(cancel))
-        .route("/v1/admin/bookings", get(list_all))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(book, list_mine))
+        .routes(routes!(show))
+        .routes(routes!(cancel))
+        .routes(routes!(list_all))
 }
 
 /// Holds and confirms in one transaction, for events without a checkout step.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/bookings",
+    tag = "orders",
+    params(("event_id" = Uuid, Path), IdempotencyKey),
+    request_body = SeatRequest,
+    responses(
+        (status = 201, description = "Booked; `Idempotent-Replayed: true` when it repeats an earlier answer", body = BookingView,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
+        OrderRefused, FanRefused, RateLimited,
+    ),
+    security(("access_token" = [])),
+)]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn book(
     State(state): State<AppState>,
@@ -38,11 +54,44 @@ async fn book(
     Ok(super::holds::created(result?))
 }
 
-#[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
-async fn list_mine(State(state): State<AppState>, Fan(scope): Fan) -> Result<Json<serde_json::Value>> {
-    Ok(Json(json!({ "bookings": state.sales.my_bookings(&scope).await? })))
+#[derive(Serialize, ToSchema)]
+struct MyBookings {
+    bookings: Vec<BookingView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/bookings",
+    tag = "orders",
+    params(("event_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The fan's bookings for the event", body = MyBookings),
+        (status = 400, description = "`bad_request`: the event id is not a UUID", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+        FanRefused, RateLimited,
+    ),
+    security(("access_token" = [])),
+)]
+#[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
+async fn list_mine(State(state): State<AppState>, Fan(scope): Fan) -> Result<Json<MyBookings>> {
+    Ok(Json(MyBookings { bookings: state.sales.my_bookings(&scope).await? }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/bookings/{booking_id}",
+    operation_id = "show_booking",
+    tag = "orders",
+    params(("event_id" = Uuid, Path), ("booking_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The fan's booking", body = BookingView),
+        (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`booking_not_found` (also another fan's booking)", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+        FanRefused, RateLimited,
+    ),
+    security(("access_token" = [])),
+)]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn show(
     State(state): State<AppState>,
@@ -52,6 +101,21 @@ async fn show(
     Ok(Json(state.sales.get_booking(&scope, booking_id).await?))
 }
 
+/// Cancels a confirmed booking; cancelling it again answers it as it is.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/bookings/{booking_id}/cancel",
+    tag = "orders",
+    params(("event_id" = Uuid, Path), ("booking_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The booking, cancelled", body = BookingView),
+        (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`booking_not_found`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+        FanRefused, RateLimited,
+    ),
+    security(("access_token" = [])),
+)]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn cancel(
     State(state): State<AppState>,
@@ -61,13 +125,17 @@ async fn cancel(
     Ok(Json(state.sales.cancel(&scope, booking_id).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AdminListing {
+    /// Only this event's bookings.
     event_id: Option<Uuid>,
     #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: i64,
     #[serde(default)]
+    #[param(minimum = 0, default = 0)]
     offset: i64,
 }
 
@@ -75,15 +143,32 @@ fn default_limit() -> i64 {
     100
 }
 
+/// A page of every fan's bookings, newest first.
+#[derive(Serialize, ToSchema)]
+struct BookingPage {
+    bookings: Vec<AdminBookingView>,
+    limit: i64,
+    offset: i64,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/bookings",
+    tag = "organizer",
+    params(AdminListing),
+    responses(
+        (status = 200, description = "A page of bookings", body = BookingPage),
+        (status = 400, description = "`bad_request`: an unreadable query, or limit or offset out of range", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
 #[tracing::instrument(skip_all)]
-async fn list_all(
-    _: Admin,
-    State(state): State<AppState>,
-    Query(q): Query<AdminListing>,
-) -> Result<Json<serde_json::Value>> {
+async fn list_all(_: Admin, State(state): State<AppState>, Query(q): Query<AdminListing>) -> Result<Json<BookingPage>> {
     if !(1..=1000).contains(&q.limit) || q.offset < 0 {
         return Err(Error::BadRequest("limit must be 1-1000 and offset at least 0".into()));
     }
     let bookings = state.sales.all_bookings(q.event_id, q.limit, q.offset).await?;
-    Ok(Json(json!({ "bookings": bookings, "limit": q.limit, "offset": q.offset })))
+    Ok(Json(BookingPage { bookings, limit: q.limit, offset: q.offset }))
 }

@@ -2,43 +2,45 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use service_kit::extract::{Json, Path};
+use service_kit::openapi::{AdminKeyRefused, EventLookupRefused, RateLimited};
+use service_kit::ErrorBody;
 
 use sales::domain::event::{Layout, NewEvent, NewSection, Row};
 use sales::domain::Invalid;
-use sales::model::EventDetails;
+use sales::model::{EventDetails, EventSummary};
 
 use crate::auth::Admin;
 use crate::error::Result;
-use crate::state::AppState;
+use crate::state::{AppState, SeatMap};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events", get(list).post(create))
-        .route("/v1/events/{event_id}", get(details))
-        .route("/v1/events/{event_id}/seats", get(seat_map))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(details)).routes(routes!(seat_map))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateEvent {
     name: String,
     starts_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Seats one order may take; 10 if absent.
     max_per_order: Option<u32>,
+    /// How long a hold keeps its seats; 600 if absent.
     hold_ttl_seconds: Option<u32>,
     sections: Vec<CreateSection>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateSection {
     name: String,
+    /// `reserved` or `general_admission`.
     kind: String,
     price: PriceBody,
     /// General admission: how many places.
@@ -49,14 +51,14 @@ struct CreateSection {
     rows: Option<Vec<RowBody>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PriceBody {
     amount_minor: i64,
     currency: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RowBody {
     label: String,
@@ -109,6 +111,22 @@ impl CreateEvent {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    operation_id = "create_event",
+    tag = "events",
+    request_body = CreateEvent,
+    responses(
+        (status = 201, description = "Created, with its sections", body = EventDetails),
+        (status = 400, description = "`bad_request`: an unreadable body", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
+        (status = 422, description = "`invalid_event`: the event breaks a rule, said in the message", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
 #[tracing::instrument(skip_all)]
 async fn create(
     _: Admin,
@@ -118,16 +136,53 @@ async fn create(
     Ok((StatusCode::CREATED, Json(state.sales.create_event(body.into_domain()?).await?)))
 }
 
-#[tracing::instrument(skip_all)]
-async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<serde_json::Value>> {
-    Ok(Json(json!({ "events": state.sales.list_events().await? })))
+#[derive(Serialize, ToSchema)]
+struct EventList {
+    events: Vec<EventSummary>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    responses(
+        (status = 200, description = "Every event", body = EventList),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
+#[tracing::instrument(skip_all)]
+async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<EventList>> {
+    Ok(Json(EventList { events: state.sales.list_events().await? }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}",
+    tag = "events",
+    params(("event_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The event, with what remains in each section", body = EventDetails),
+        EventLookupRefused, RateLimited,
+    ),
+)]
 #[tracing::instrument(skip(state))]
 async fn details(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<EventDetails>> {
     Ok(Json(state.sales.event_details(event_id).await?))
 }
 
+/// Every seat and its state; answered from a short-lived cache when one is configured.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/seats",
+    tag = "events",
+    params(("event_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The seat map", body = SeatMap),
+        EventLookupRefused, RateLimited,
+    ),
+)]
 #[tracing::instrument(skip(state))]
 async fn seat_map(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<impl IntoResponse> {
     Ok(([(CONTENT_TYPE, "application/json")], state.seat_map_json(event_id).await?))

@@ -3,12 +3,33 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{ObjectBuilder, Required, Type};
+use utoipa::IntoParams;
 
 use crate::error::Error;
 use crate::state::AppState;
 
 /// The optional `Idempotency-Key` header: 1-255 visible ASCII characters.
 pub struct IdempotencyKey(pub Option<String>);
+
+/// The header as a handler's `#[utoipa::path(params(…))]` names it.
+impl IntoParams for IdempotencyKey {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        let key = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(255))
+            .pattern(Some("^[!-~]+$"));
+        let header = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some("A retry with the same key and body answers the first request's order, marked `Idempotent-Replayed: true`"))
+            .schema(Some(key));
+        vec![header.build()]
+    }
+}
 
 impl FromRequestParts<AppState> for IdempotencyKey {
     type Rejection = Error;

@@ -1,27 +1,45 @@
+use std::collections::BTreeMap;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use sales::model::{BookingView, HoldView};
 use sales::orders::{Confirmation, Created, SeatRequest};
+use service_kit::openapi::{refusals, RateLimited};
+use service_kit::ErrorBody;
+use utoipa::openapi::RefOr;
+use utoipa::IntoResponses;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use service_kit::extract::{Json, Path};
 
 use super::extract::IdempotencyKey;
-use crate::auth::Fan;
+use crate::auth::{Fan, FanRefused};
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events/{event_id}/holds", post(create))
-        .route("/v1/events/{event_id}/holds/{hold_id}", get(show).delete(release))
-        .route("/v1/events/{event_id}/holds/{hold_id}/confirm", post(confirm))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(create)).routes(routes!(show, release)).routes(routes!(confirm))
 }
 
+/// Holds seats for the event's hold time, to be confirmed or released.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/holds",
+    operation_id = "create_hold",
+    tag = "orders",
+    params(("event_id" = Uuid, Path), IdempotencyKey),
+    request_body = SeatRequest,
+    responses(
+        (status = 201, description = "Held; `Idempotent-Replayed: true` when it repeats an earlier answer", body = HoldView,
+            headers(("Idempotent-Replayed" = String, description = "`true` on a replayed answer"))),
+        OrderRefused, FanRefused, RateLimited,
+    ),
+    security(("access_token" = [])),
+)]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn create(
     State(state): State<AppState>,
@@ -34,6 +52,21 @@ async fn create(
     Ok(created(result?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/holds/{hold_id}",
+    operation_id = "show_hold",
+    tag = "orders",
+    params(("event_id" = Uuid, Path), ("hold_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The fan's hold", body = HoldView),
+        (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`event_not_found` or `hold_not_found` (also another fan's hold)", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+        FanRefused, RateLimited,
+    ),
+    security(("access_token" = [])),
+)]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn show(
     State(state): State<AppState>,
@@ -43,6 +76,22 @@ async fn show(
     Ok(Json(state.sales.get_hold(&scope, hold_id).await?))
 }
 
+/// Gives the seats back; releasing an ended hold answers it as it is.
+#[utoipa::path(
+    delete,
+    path = "/v1/events/{event_id}/holds/{hold_id}",
+    tag = "orders",
+    params(("event_id" = Uuid, Path), ("hold_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The hold, released (or expired, or as it already was)", body = HoldView),
+        (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`event_not_found` or `hold_not_found`", body = ErrorBody),
+        (status = 409, description = "`hold_not_active`: it was confirmed", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+        FanRefused, RateLimited,
+    ),
+    security(("access_token" = [])),
+)]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn release(
     State(state): State<AppState>,
@@ -53,6 +102,23 @@ async fn release(
 }
 
 /// `201 Created` with the new booking, or `200 OK` with the booking an earlier confirm made.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/holds/{hold_id}/confirm",
+    tag = "orders",
+    params(("event_id" = Uuid, Path), ("hold_id" = Uuid, Path)),
+    responses(
+        (status = 201, description = "Booked", body = BookingView),
+        (status = 200, description = "Booked before, by an earlier confirm", body = BookingView),
+        (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`event_not_found` or `hold_not_found`", body = ErrorBody),
+        (status = 409, description = "`hold_not_active`: it was released", body = ErrorBody),
+        (status = 410, description = "`hold_expired`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+        FanRefused, RateLimited,
+    ),
+    security(("access_token" = [])),
+)]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn confirm(
     State(state): State<AppState>,
@@ -65,6 +131,22 @@ async fn confirm(
         Confirmation::Booked(booking) => (StatusCode::CREATED, Json(booking)),
         Confirmation::AlreadyBooked(booking) => (StatusCode::OK, Json(booking)),
     })
+}
+
+/// What a new order (a hold, or a booking) can be refused with, beyond [`FanRefused`].
+pub(super) struct OrderRefused;
+
+impl IntoResponses for OrderRefused {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        refusals([
+            ("400", "`bad_request`: an unreadable body, path or Idempotency-Key"),
+            ("404", "`event_not_found`"),
+            ("408", "`request_timeout`: the body arrived too slowly"),
+            ("409", "`seat_unavailable`, `seat_contended`, `sold_out`, or `request_in_progress` (an earlier request with this Idempotency-Key is being answered)"),
+            ("422", "`invalid_selection`, `invalid_quantity`, `order_limit_exceeded`, `unknown_seat`, `duplicate_seat`, `unknown_section`, or `idempotency_key_reused` (with another body)"),
+            ("503", "`unavailable` (nothing was written) or `outcome_unknown`"),
+        ])
+    }
 }
 
 /// `201 Created`, marked `Idempotent-Replayed: true` when it repeats an earlier answer.

@@ -9,17 +9,21 @@ use axum::middleware;
 use axum::Router;
 use service_kit::health;
 use service_kit::router::service_router;
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::limits;
 use crate::state::AppState;
+use crate::{auth, limits};
 
+/// Every route is declared with its OpenAPI description (`#[utoipa::path]`), which
+/// `service_router` serves as `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let database = health::postgres_check(state.sales.database().pool().clone());
-    let api = Router::new()
+    let mut api = OpenApiRouter::new()
         .merge(events::router())
         .merge(holds::router())
         .merge(bookings::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::per_request))
         .with_state(state);
+    auth::describe_access_token(api.get_openapi_mut());
     service_router("gateway", api, vec![("postgres", database)])
 }

@@ -10,6 +10,7 @@ mod helpers;
 mod holds;
 mod idempotency;
 mod limits;
+mod openapi;
 mod races;
 mod slow_clients;
 mod tokens;

@@ -10,7 +10,7 @@ pub const MAX_ACTIVE: u32 = 10_000_000;
 pub const MAX_TOKEN_LIFETIME_SECS: u32 = 86_400;
 
 /// Whether the waiting room lets fans in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventState {
     /// Fans join and are admitted at the set rate.

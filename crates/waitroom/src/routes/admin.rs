@@ -1,15 +1,21 @@
 //! The organizer's endpoints: settings, live stats, pause and resume.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use tracing::Instrument;
+use utoipa::openapi::{RefOr, Response};
+use utoipa::{IntoResponses, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use service_kit::auth::Admin;
 use service_kit::extract::{Json, Path};
+use service_kit::openapi::{refusals, AdminKeyRefused, EventLookupRefused};
+use service_kit::ErrorBody;
 
 use crate::app::AppState;
 use crate::domain::settings::{EventState, Settings};
@@ -18,17 +24,18 @@ use crate::error::{Error, Result};
 use crate::model::SettingsView;
 use crate::store::{PutOutcome, Stats};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/events/{event_id}/waitroom", get(settings).put(put_settings))
-        .route("/v1/admin/events/{event_id}/waitroom/stats", get(stats))
-        .route("/v1/admin/events/{event_id}/waitroom/pause", post(pause))
-        .route("/v1/admin/events/{event_id}/waitroom/resume", post(resume))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(settings, put_settings))
+        .routes(routes!(stats))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SettingsBody {
+    /// Fans admitted per second.
     admit_rate: f64,
     max_active: u32,
     token_lifetime_secs: u32,
@@ -40,6 +47,24 @@ struct SettingsBody {
 /// PostgreSQL first (the source of truth: it keeps the event's seed, or records the new
 /// one), then Redis with what PostgreSQL recorded. If Redis lost the event meanwhile, it
 /// is rebuilt from PostgreSQL rather than started afresh.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/events/{event_id}/waitroom",
+    summary = "Sets the event's waiting room, opening it unless `state` says otherwise",
+    tag = "organizer",
+    params(("event_id" = Uuid, Path)),
+    request_body = SettingsBody,
+    responses(
+        (status = 200, description = "The event's waiting room as now set", body = SettingsView),
+        (status = 400, description = "`bad_request`: an unreadable body or event id", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
+        (status = 409, description = "`already_open`: the sale has opened, its opening time can no longer change", body = ErrorBody),
+        (status = 422, description = "`invalid_settings`", body = ErrorBody),
+        (status = 503, description = "`unavailable` (nothing was changed) or `outcome_unknown`", body = ErrorBody),
+        AdminKeyRefused,
+    ),
+    security(("admin_key" = [])),
+)]
 #[tracing::instrument(skip_all, fields(%event_id))]
 async fn put_settings(
     _: Admin,
@@ -84,10 +109,32 @@ async fn write_settings(state: AppState, event_id: Uuid, settings: Settings) -> 
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/events/{event_id}/waitroom",
+    tag = "organizer",
+    params(("event_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The event's waiting room", body = SettingsView),
+        EventLookupRefused, AdminKeyRefused,
+    ),
+    security(("admin_key" = [])),
+)]
 async fn settings(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<SettingsView>> {
     current(&state, event_id).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/admin/events/{event_id}/waitroom/stats",
+    tag = "organizer",
+    params(("event_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The queue and the room right now", body = Stats),
+        EventLookupRefused, AdminKeyRefused,
+    ),
+    security(("admin_key" = [])),
+)]
 async fn stats(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<Stats>> {
     let mut stats = state.store.stats(event_id).await?;
     if stats.is_none() && state.restorer.rebuild_if_known(event_id).await? {
@@ -96,14 +143,51 @@ async fn stats(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uui
     Ok(Json(stats.ok_or(Error::NotFound("event"))?))
 }
 
+/// Stops admitting; fans keep their places.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/events/{event_id}/waitroom/pause",
+    tag = "organizer",
+    params(("event_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The event's waiting room as now set", body = SettingsView),
+        StateChangeRefused, AdminKeyRefused,
+    ),
+    security(("admin_key" = [])),
+)]
 #[tracing::instrument(skip_all, fields(%event_id))]
 async fn pause(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<SettingsView>> {
     set_state(&state, event_id, EventState::Paused).await
 }
 
+/// Admits again.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/events/{event_id}/waitroom/resume",
+    tag = "organizer",
+    params(("event_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The event's waiting room as now set", body = SettingsView),
+        StateChangeRefused, AdminKeyRefused,
+    ),
+    security(("admin_key" = [])),
+)]
 #[tracing::instrument(skip_all, fields(%event_id))]
 async fn resume(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<SettingsView>> {
     set_state(&state, event_id, EventState::Running).await
+}
+
+/// What pausing or resuming can be refused with, beyond [`AdminKeyRefused`].
+struct StateChangeRefused;
+
+impl IntoResponses for StateChangeRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refusals([
+            ("400", "`bad_request`: the event id is not a UUID"),
+            ("404", "`event_not_found`"),
+            ("503", "`unavailable` (nothing was changed) or `outcome_unknown`"),
+        ])
+    }
 }
 
 /// PostgreSQL first, then Redis, in a task of its own. An event PostgreSQL does not

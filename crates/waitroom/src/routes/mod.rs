@@ -10,13 +10,17 @@ use std::sync::Arc;
 use axum::Router;
 use service_kit::health::{self, ReadinessCheck};
 use service_kit::router::service_router;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 
+/// Every route is declared with its OpenAPI description (`#[utoipa::path]`), which
+/// `service_router` serves as `/openapi.json`.
 pub fn router(state: AppState) -> Router {
     let redis = health::redis_check(state.store.connection());
     let postgres = postgres_reached(state.restorer.ledger().database().pool().clone());
-    let api = Router::new().merge(queue::router()).merge(admin::router()).merge(public::router()).with_state(state);
+    let api =
+        OpenApiRouter::new().merge(queue::router()).merge(admin::router()).merge(public::router()).with_state(state);
     service_router("waitroom", api, vec![("redis", redis), ("postgres", postgres)])
 }
 

@@ -2,13 +2,16 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::Router;
 use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use service_kit::client_address::ClientAddress;
 use service_kit::extract::{Body, Json, Path};
+use service_kit::openapi::RateLimited;
+use service_kit::ErrorBody;
 
 use crate::app::AppState;
 use crate::domain::fan::FanId;
@@ -16,28 +19,50 @@ use crate::error::{Error, Result};
 use crate::model::FanView;
 use crate::store::Arrival;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events/{event_id}/queue", post(join))
-        .route("/v1/events/{event_id}/queue/{ticket}", delete(leave).get(poll))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(join)).routes(routes!(leave, poll))
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct JoinBody {
+    /// The fan's own id; one is issued when absent.
     fan_id: Option<String>,
     /// The organizer's signature on `fan_id`, required when vouching is configured.
     fan_id_signature: Option<String>,
 }
 
-/// The body is optional: a fan without an id of their own sends nothing.
+/// The body is optional: a fan without an id of their own sends nothing (or `null`, as
+/// the description's optional body allows).
 fn parse_join_body(body: &[u8]) -> Result<JoinBody> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(JoinBody::default());
     }
-    serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))
+    let body: Option<JoinBody> =
+        serde_json::from_slice(body).map_err(|e| Error::BadRequest(format!("invalid JSON body: {e}")))?;
+    Ok(body.unwrap_or_default())
 }
 
+/// Joins the event's queue, or answers the fan's place when they are in it already.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/queue",
+    tag = "queue",
+    params(("event_id" = Uuid, Path)),
+    request_body(content = Option<JoinBody>, description = "Optional: a fan without an id of their own sends nothing"),
+    responses(
+        (status = 201, description = "Joined", body = FanView),
+        (status = 200, description = "Already in the queue: their standing", body = FanView),
+        (status = 400, description = "`bad_request`: an unreadable body or event id", body = ErrorBody),
+        (status = 403, description = "`fan_id_not_vouched`: the fan id's signature is missing or wrong", body = ErrorBody),
+        (status = 404, description = "`event_not_found`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
+        (status = 409, description = "`event_closed`", body = ErrorBody),
+        (status = 422, description = "`invalid_fan_id`", body = ErrorBody),
+        (status = 503, description = "`unavailable`: the waiting room cannot reach Redis", body = ErrorBody),
+        RateLimited,
+    ),
+)]
 #[tracing::instrument(skip_all, fields(%event_id))]
 async fn join(
     State(state): State<AppState>,
@@ -59,11 +84,37 @@ async fn join(
     Ok((status, Json(view)))
 }
 
+/// The fan's standing now, with a fresh ticket (and the access token once admitted).
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/queue/{ticket}",
+    tag = "queue",
+    params(("event_id" = Uuid, Path), ("ticket" = String, Path, description = "The latest ticket the fan was given")),
+    responses(
+        (status = 200, description = "The fan's standing", body = FanView),
+        (status = 400, description = "`malformed_ticket`, or `bad_request`: the event id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`event_not_found`, `ticket_not_found` or `not_in_queue`", body = ErrorBody),
+        (status = 409, description = "`queue_reset`: the queue was lost and this ticket cannot restore the fan's place", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(%event_id))]
 async fn poll(State(state): State<AppState>, Path((event_id, ticket)): Path<(Uuid, String)>) -> Result<Json<FanView>> {
     Ok(Json(state.queue.poll(event_id, &ticket).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/events/{event_id}/queue/{ticket}",
+    tag = "queue",
+    params(("event_id" = Uuid, Path), ("ticket" = String, Path, description = "The latest ticket the fan was given")),
+    responses(
+        (status = 204, description = "Left the queue"),
+        (status = 400, description = "`malformed_ticket`, or `bad_request`: the event id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`event_not_found`, `ticket_not_found` or `not_in_queue`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+    ),
+)]
 #[tracing::instrument(skip_all, fields(%event_id))]
 async fn leave(State(state): State<AppState>, Path((event_id, ticket)): Path<(Uuid, String)>) -> Result<StatusCode> {
     state.queue.leave(event_id, &ticket).await?;

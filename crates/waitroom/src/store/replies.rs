@@ -78,7 +78,7 @@ pub enum PutOutcome {
     Lost,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Stats {
     pub state: EventState,
     pub queue_length: u64,

@@ -8,6 +8,7 @@ mod client_address;
 mod durability;
 mod helpers;
 mod latency;
+mod openapi;
 mod outage;
 mod prequeue;
 mod queue;

@@ -1,0 +1,91 @@
+//! The gateway's published description (`/openapi.json`) against the routes it serves
+//! and the answers it gives.
+
+use std::collections::BTreeSet;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use test_support::openapi;
+
+use crate::helpers::{spawn_app, TestApp};
+
+/// Every API route the gateway serves. A route added, removed or left undocumented
+/// changes the description, and this list with it.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/admin/bookings"),
+    ("GET", "/v1/events"),
+    ("POST", "/v1/events"),
+    ("GET", "/v1/events/{event_id}"),
+    ("GET", "/v1/events/{event_id}/bookings"),
+    ("POST", "/v1/events/{event_id}/bookings"),
+    ("GET", "/v1/events/{event_id}/bookings/{booking_id}"),
+    ("POST", "/v1/events/{event_id}/bookings/{booking_id}/cancel"),
+    ("POST", "/v1/events/{event_id}/holds"),
+    ("DELETE", "/v1/events/{event_id}/holds/{hold_id}"),
+    ("GET", "/v1/events/{event_id}/holds/{hold_id}"),
+    ("POST", "/v1/events/{event_id}/holds/{hold_id}/confirm"),
+    ("GET", "/v1/events/{event_id}/seats"),
+];
+
+async fn description(app: &TestApp) -> Value {
+    let reply = app.send(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    reply.body
+}
+
+#[tokio::test]
+async fn openapi_json_documents_every_route_with_its_refusals() {
+    let app = spawn_app().await;
+    let description = description(&app).await;
+
+    assert!(description["openapi"].as_str().unwrap().starts_with("3."), "{}", description["openapi"]);
+    assert_eq!(description["info"]["title"], "boxoffice gateway");
+    let expected: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    assert_eq!(openapi::operations(&description), expected);
+    assert_eq!(openapi::operations_without_refusal(&description, "ErrorBody"), BTreeSet::new());
+    // Both are `Authorization: Bearer …`: the fan's signed token, the organizer's key.
+    let schemes = &description["components"]["securitySchemes"];
+    let scheme_names: Vec<&String> = schemes.as_object().unwrap().keys().collect();
+    assert_eq!(scheme_names, ["access_token", "admin_key"]);
+    assert_eq!(
+        (&schemes["access_token"]["scheme"], &schemes["access_token"]["bearerFormat"]),
+        (&json!("bearer"), &json!("JWT"))
+    );
+    assert_eq!(
+        (&schemes["admin_key"]["scheme"], &schemes["admin_key"]["bearerFormat"]),
+        (&json!("bearer"), &Value::Null)
+    );
+    let operation_ids: BTreeSet<&str> = ROUTES
+        .iter()
+        .map(|(m, p)| description["paths"][p][m.to_lowercase()]["operationId"].as_str().unwrap())
+        .collect();
+    assert_eq!(operation_ids.len(), ROUTES.len(), "operation ids are unique: {operation_ids:?}");
+}
+
+#[tokio::test]
+async fn the_gateway_answers_as_its_description_says() {
+    let app = spawn_app().await;
+    let description = description(&app).await;
+
+    let bare = openapi::bare_request_mismatches(&app.http, &app.url(""), &description).await;
+    assert_eq!(bare, Vec::<String>::new());
+    let methods = openapi::undocumented_method_mismatches(&app.http, &app.url(""), &description).await;
+    assert_eq!(methods, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_real_refusal_fits_the_published_error_envelope() {
+    let app = spawn_app().await;
+    let description = description(&app).await;
+    let envelope = openapi::schema(&description, "ErrorBody");
+    let error = &envelope["properties"]["error"];
+    assert_eq!((&envelope["required"], &error["required"]), (&json!(["error"]), &json!(["code", "message"])));
+    assert_eq!(
+        (&error["properties"]["code"]["type"], &error["properties"]["message"]["type"]),
+        (&json!("string"), &json!("string"))
+    );
+
+    let refused = app.send(Method::GET, "/v1/admin/bookings", Some("wrong-key"), None).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::UNAUTHORIZED, "admin_key_required"));
+    assert_eq!(openapi::fits(&refused.body, envelope), Ok(()));
+}
