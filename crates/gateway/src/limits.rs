@@ -1,5 +1,16 @@
 //! Abuse control: a ceiling per replica, per client address and per fan. Checked
-//! before anything touches the database.
+//! before anything touches the database, in this order:
+//!
+//! 1. per address ([`per_request`]): the one limit a client cannot escape by changing
+//!    tokens, so it comes first; a flood from one address is refused here and takes
+//!    nothing from the limits after it;
+//! 2. the replica's ceiling ([`per_request`]): spent only by requests their address
+//!    allowed, so one address cannot use it up for everyone (with the ceiling first, an
+//!    address past its own limit drained it and an innocent address got 429s);
+//! 3. the access token ([`crate::auth::Fan`]): an Ed25519 check, cached once valid. A
+//!    bad token is never cached and costs a signature check each time, which is why it
+//!    is only reached within the sender's address bucket;
+//! 4. per fan ([`crate::auth::Fan`]): needs the verified token to name the fan.
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -19,13 +30,14 @@ pub fn limits(config: &GatewayConfig) -> ClientLimits {
         .with_global(config.limit_global)
 }
 
-/// Refuses a request over the replica's or the client's limit before it is routed.
+/// Refuses a request over the client's or the replica's limit before it is routed:
+/// the client's first, so a request it refuses takes no token from the replica's.
 pub async fn per_request(
     State(state): State<AppState>,
     client: ClientAddress,
     request: Request,
     next: Next,
 ) -> Result<Response, Error> {
-    state.limits.check_global().and_then(|()| state.limits.check_address(&client)).map_err(Error::RateLimited)?;
+    state.limits.check_address(&client).and_then(|()| state.limits.check_global()).map_err(Error::RateLimited)?;
     Ok(next.run(request).await)
 }

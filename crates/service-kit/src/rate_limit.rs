@@ -132,7 +132,9 @@ impl ClientLimits {
         self
     }
 
-    /// `Err(wait)` when the replica is over its ceiling (never without one).
+    /// `Err(wait)` when the replica is over its ceiling (never without one). Check the
+    /// client's own limit first: a request that limit refuses must not spend the
+    /// ceiling, or one client flooding past its limit would use it up for everyone.
     pub fn check_global(&self) -> Result<(), Duration> {
         self.global.as_ref().map_or(Ok(()), GlobalLimiter::check).inspect_err(|_| self.refused(Limit::Global))
     }

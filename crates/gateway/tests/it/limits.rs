@@ -1,9 +1,9 @@
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 use service_kit::rate_limit::RateLimit;
 use test_support::Reply;
 
-use crate::helpers::{spawn_app_with, TestApp};
+use crate::helpers::{spawn_app_with, Event, TestApp};
 
 #[tokio::test]
 async fn a_fan_bursting_past_the_limit_gets_429_with_retry_after_and_books_nothing_more() {
@@ -78,4 +78,86 @@ async fn behind_a_trusted_proxy_the_addresses_of_one_ipv6_64_share_a_bucket() {
     // The proxy's own hop is skipped: the client is the right-most address it does not trust.
     let through_two_proxies = cheap_request(&app, "2001:db8:1:2::1, 127.0.0.1").await;
     assert_eq!(through_two_proxies.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// A gateway behind a trusted proxy on loopback, with a small replica-wide ceiling
+/// (10 at once) and a per-address bucket of 5, both refilling at one a second.
+async fn behind_a_proxy_with_a_small_ceiling() -> TestApp {
+    spawn_app_with(5, |c| {
+        c.limit_global = RateLimit { per_second: 1, burst: 10 };
+        c.limit_per_address = RateLimit { per_second: 1, burst: 5 };
+        c.client_address.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await
+}
+
+/// One address sends 40 requests at once with `bearer` (its own five pass, the rest are
+/// refused as over its limit); then another address lists its bookings three times.
+/// Refused requests must take nothing from the replica's ceiling, so the other address
+/// is served.
+async fn a_flooder_does_not_starve_another_address(flooder_bearer: impl Fn(&TestApp, &Event) -> String) {
+    let app = behind_a_proxy_with_a_small_ceiling().await;
+    let event = app.ga_event(10).await; // the organizer's request: one from the ceiling
+    let bearer = flooder_bearer(&app, &event);
+    let flood = (0..40).map(|_| {
+        app.send_with(
+            Method::GET,
+            &event.path("/bookings"),
+            Some(&bearer),
+            None,
+            &[("x-forwarded-for", "198.51.100.66")],
+        )
+    });
+    let flooded: Vec<StatusCode> = futures::future::join_all(flood).await.into_iter().map(|r| r.status).collect();
+    let refused = flooded.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert!((34..=35).contains(&refused), "the flooder's own bucket of 5 (+1 refilled) passes: {flooded:?}");
+
+    let innocent = app.token("innocent", &event);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let reply = app
+            .send_with(
+                Method::GET,
+                &event.path("/bookings"),
+                Some(&innocent),
+                None,
+                &[("x-forwarded-for", "203.0.113.7")],
+            )
+            .await;
+        statuses.push((reply.status, reply.code().to_owned()));
+    }
+    assert!(statuses.iter().all(|(s, _)| *s == StatusCode::OK), "the innocent address is served: {statuses:?}");
+}
+
+#[tokio::test]
+async fn a_flooder_with_a_valid_token_cannot_starve_another_address() {
+    a_flooder_does_not_starve_another_address(|app, event| app.token("flooder", event)).await;
+}
+
+#[tokio::test]
+async fn a_flooder_with_garbage_tokens_cannot_starve_another_address() {
+    a_flooder_does_not_starve_another_address(|_, _| "garbage.not-a.token".to_owned()).await;
+}
+
+/// Bad tokens are verified only within the sender's address bucket: past it, they are
+/// refused as over the limit before any signature check.
+#[tokio::test]
+async fn garbage_tokens_past_the_address_limit_are_refused_before_verification() {
+    let app = behind_a_proxy_with_a_small_ceiling().await;
+    let event = app.ga_event(10).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let reply = app
+            .send_with(
+                Method::GET,
+                &event.path("/bookings"),
+                Some("eyJhbGciOiJFZERTQSJ9.e30.c2lnbmF0dXJl"),
+                None,
+                &[("x-forwarded-for", "198.51.100.66")],
+            )
+            .await;
+        statuses.push(reply.status);
+    }
+    assert_eq!(&statuses[..5], [StatusCode::UNAUTHORIZED; 5], "{statuses:?}");
+    assert!(statuses[6..].iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
 }
