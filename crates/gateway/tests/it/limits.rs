@@ -1,3 +1,5 @@
+use std::future::Future;
+
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use service_kit::rate_limit::RateLimit;
@@ -91,6 +93,16 @@ async fn behind_a_proxy_with_a_small_ceiling() -> TestApp {
     .await
 }
 
+/// A fan's listing of their bookings with `bearer`, sent by our proxy for `address`.
+fn list_bookings_from(
+    app: &TestApp,
+    event: &Event,
+    bearer: &str,
+    address: &str,
+) -> impl Future<Output = Reply> + 'static {
+    app.send_with(Method::GET, &event.path("/bookings"), Some(bearer), None, &[("x-forwarded-for", address)])
+}
+
 /// One address sends 40 requests at once with `bearer` (its own five pass, the rest are
 /// refused as over its limit); then another address lists its bookings three times.
 /// Refused requests must take nothing from the replica's ceiling, so the other address
@@ -99,15 +111,7 @@ async fn a_flooder_does_not_starve_another_address(flooder_bearer: impl Fn(&Test
     let app = behind_a_proxy_with_a_small_ceiling().await;
     let event = app.ga_event(10).await; // the organizer's request: one from the ceiling
     let bearer = flooder_bearer(&app, &event);
-    let flood = (0..40).map(|_| {
-        app.send_with(
-            Method::GET,
-            &event.path("/bookings"),
-            Some(&bearer),
-            None,
-            &[("x-forwarded-for", "198.51.100.66")],
-        )
-    });
+    let flood = (0..40).map(|_| list_bookings_from(&app, &event, &bearer, "198.51.100.66"));
     let flooded: Vec<StatusCode> = futures::future::join_all(flood).await.into_iter().map(|r| r.status).collect();
     let refused = flooded.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
     assert!((34..=35).contains(&refused), "the flooder's own bucket of 5 (+1 refilled) passes: {flooded:?}");
@@ -115,15 +119,7 @@ async fn a_flooder_does_not_starve_another_address(flooder_bearer: impl Fn(&Test
     let innocent = app.token("innocent", &event);
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        let reply = app
-            .send_with(
-                Method::GET,
-                &event.path("/bookings"),
-                Some(&innocent),
-                None,
-                &[("x-forwarded-for", "203.0.113.7")],
-            )
-            .await;
+        let reply = list_bookings_from(&app, &event, &innocent, "203.0.113.7").await;
         statuses.push((reply.status, reply.code().to_owned()));
     }
     assert!(statuses.iter().all(|(s, _)| *s == StatusCode::OK), "the innocent address is served: {statuses:?}");
@@ -147,16 +143,8 @@ async fn garbage_tokens_past_the_address_limit_are_refused_before_verification()
     let event = app.ga_event(10).await;
     let mut statuses = Vec::new();
     for _ in 0..8 {
-        let reply = app
-            .send_with(
-                Method::GET,
-                &event.path("/bookings"),
-                Some("eyJhbGciOiJFZERTQSJ9.e30.c2lnbmF0dXJl"),
-                None,
-                &[("x-forwarded-for", "198.51.100.66")],
-            )
-            .await;
-        statuses.push(reply.status);
+        let garbage = "eyJhbGciOiJFZERTQSJ9.e30.c2lnbmF0dXJl";
+        statuses.push(list_bookings_from(&app, &event, garbage, "198.51.100.66").await.status);
     }
     assert_eq!(&statuses[..5], [StatusCode::UNAUTHORIZED; 5], "{statuses:?}");
     assert!(statuses[6..].iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
