@@ -1,6 +1,7 @@
 //! Axum's extractors with their rejections answered in the JSON error envelope: a body,
 //! path or query that cannot be read gets `400 bad_request` saying why, before any
-//! handler runs (`408 request_timeout` for a body that arrives too slowly).
+//! handler runs (`408 request_timeout` for a body that arrives too slowly, `413
+//! payload_too_large` for one past axum's limit of 2 MB).
 
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts};
@@ -8,6 +9,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::error_response;
+use crate::invalid::shortened;
+
+/// How much of a parser's complaint is repeated: it may quote the caller's value whole
+/// (serde's `invalid type: string "…"`), which can be megabytes.
+const MESSAGE_CHARS: usize = 300;
 
 /// Why a request could not be read.
 #[derive(Debug)]
@@ -15,12 +21,21 @@ pub enum BadRequest {
     Malformed(String),
     /// The body did not arrive within `http.body_read_timeout_ms`.
     BodyTooSlow,
+    /// The body is longer than axum's `DefaultBodyLimit`.
+    TooLarge,
 }
 
 impl IntoResponse for BadRequest {
     fn into_response(self) -> Response {
         match self {
-            Self::Malformed(message) => error_response(StatusCode::BAD_REQUEST, "bad_request", message),
+            Self::Malformed(message) => {
+                error_response(StatusCode::BAD_REQUEST, "bad_request", shortened(&message, MESSAGE_CHARS))
+            }
+            Self::TooLarge => error_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than this service accepts",
+            ),
             Self::BodyTooSlow => error_response(
                 StatusCode::REQUEST_TIMEOUT,
                 "request_timeout",
@@ -35,6 +50,9 @@ impl From<JsonRejection> for BadRequest {
         if body_timed_out(&rejection) {
             return Self::BodyTooSlow;
         }
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::TooLarge;
+        }
         Self::Malformed(format!("invalid JSON body: {}", rejection.body_text()))
     }
 }
@@ -43,6 +61,9 @@ impl From<BytesRejection> for BadRequest {
     fn from(rejection: BytesRejection) -> Self {
         if body_timed_out(&rejection) {
             return Self::BodyTooSlow;
+        }
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::TooLarge;
         }
         Self::Malformed(format!("unreadable body: {}", rejection.body_text()))
     }
@@ -114,15 +135,23 @@ mod tests {
     use super::*;
 
     #[derive(Deserialize)]
+    struct Typed {
+        a: u32,
+    }
+
+    #[derive(Deserialize)]
     struct Page {
         limit: u32,
     }
 
     fn router() -> Router {
-        Router::new().route("/echo", post(|Json(body): Json<Value>| async move { Json(body) })).route(
-            "/items/{id}",
-            get(|Path(id): Path<u32>, Query(page): Query<Page>| async move { Json((id, page.limit)) }),
-        )
+        Router::new()
+            .route("/echo", post(|Json(body): Json<Value>| async move { Json(body) }))
+            .route("/typed", post(|Json(page): Json<Typed>| async move { Json(page.a) }))
+            .route(
+                "/items/{id}",
+                get(|Path(id): Path<u32>, Query(page): Query<Page>| async move { Json((id, page.limit)) }),
+            )
     }
 
     async fn call(request: Request<Body>) -> (StatusCode, Value) {
@@ -141,6 +170,25 @@ mod tests {
         assert_eq!(call(json_post(r#"{"a":1}"#)).await, (StatusCode::OK, serde_json::json!({ "a": 1 })));
         let page = Request::get("/items/7?limit=3").body(Body::empty()).unwrap();
         assert_eq!(call(page).await, (StatusCode::OK, serde_json::json!([7, 3])));
+    }
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_gets_413_and_a_long_complaint_is_cut_short() {
+        let oversized = format!(r#"{{"a":"{}"}}"#, "x".repeat(3 * 1024 * 1024));
+        let request =
+            Request::post("/echo").header(header::CONTENT_TYPE, "application/json").body(Body::from(oversized));
+        let (status, body) = call(request.unwrap()).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+        );
+
+        let long = format!(r#"{{"a":"{}"}}"#, "x".repeat(100_000));
+        let request = Request::post("/typed").header(header::CONTENT_TYPE, "application/json").body(Body::from(long));
+        let (status, body) = call(request.unwrap()).await;
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(message.chars().count() <= MESSAGE_CHARS + 1 && message.ends_with('…'), "{message}");
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@
 //!   trusted proxies of the configuration.
 //! - [`error_body`]: the one JSON error envelope, `{"error":{"code","message"}}`.
 //! - [`extract`]: `Json`, `Path` and `Query` whose rejections use that envelope.
-//! - [`invalid`]: a broken input rule, as services' domain modules report it.
+//! - [`invalid`]: a broken input rule, as services' domain modules report it, and
+//!   the caller's values it repeats, cut short.
 //! - [`serve`]: runs a router until the shared shutdown token fires, then drains.
 //! - [`health`]: `/healthz` (alive) and `/readyz` (dependencies reachable).
 //! - [`metrics`]: `/metrics` for Prometheus, request spans and latency, pool and
@@ -38,5 +39,5 @@ pub mod settings;
 pub mod telemetry;
 
 pub use error_body::{error_response, internal_error, ErrorBody};
-pub use invalid::Invalid;
+pub use invalid::{quoted, Invalid};
 pub use serve::serve;

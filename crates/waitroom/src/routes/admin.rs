@@ -58,6 +58,7 @@ struct SettingsBody {
         (status = 200, description = "The event's waiting room as now set", body = SettingsView),
         (status = 400, description = "`bad_request`: an unreadable body or event id", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: a body past 2 MB", body = ErrorBody),
         (status = 409, description = "`already_open`: the sale has opened, its opening time can no longer change", body = ErrorBody),
         (status = 422, description = "`invalid_settings`", body = ErrorBody),
         (status = 503, description = "`unavailable` (nothing was changed) or `outcome_unknown`", body = ErrorBody),

@@ -57,6 +57,7 @@ fn parse_join_body(body: &[u8]) -> Result<JoinBody> {
         (status = 403, description = "`fan_id_not_vouched`: the fan id's signature is missing or wrong", body = ErrorBody),
         (status = 404, description = "`event_not_found`", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: a body past 2 MB", body = ErrorBody),
         (status = 409, description = "`event_closed`", body = ErrorBody),
         (status = 422, description = "`invalid_fan_id`", body = ErrorBody),
         (status = 503, description = "`unavailable`: the waiting room cannot reach Redis", body = ErrorBody),

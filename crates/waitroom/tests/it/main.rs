@@ -6,6 +6,7 @@
 mod admission;
 mod client_address;
 mod durability;
+mod errors;
 mod helpers;
 mod latency;
 mod openapi;
