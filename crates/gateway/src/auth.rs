@@ -51,7 +51,7 @@ async fn path_event_id(parts: &mut Parts, state: &AppState) -> Result<Uuid, Erro
         .iter()
         .find_map(|(name, value)| (name == "event_id").then_some(value))
         .ok_or_else(|| Error::BadRequest("this route has no event in its path".into()))?;
-    raw.parse().map_err(|_| Error::BadRequest(format!("{raw:?} is not an event id (a UUID)")))
+    raw.parse().map_err(|_| Error::BadRequest(format!("{} is not an event id (a UUID)", service_kit::quoted(raw))))
 }
 
 /// The security scheme of the fan's routes, as a handler names it:

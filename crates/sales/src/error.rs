@@ -95,11 +95,31 @@ impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         // statement_timeout fired: the statement, and its transaction, were rolled back.
         const QUERY_CANCELED: &str = "57014";
+        // A number past its column's type: an order's total past bigint.
+        const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+        // Text PostgreSQL cannot store: a NUL in a bound text parameter is 22021 ("invalid
+        // byte sequence for encoding UTF8: 0x00"), a `\u0000` inside jsonb 22P05.
+        const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+        const UNTRANSLATABLE_CHARACTER: &str = "22P05";
         match &e {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Self::SeatContended,
             sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => Self::Unavailable,
             sqlx::Error::Database(db) if db.constraint() == Some("booking_seats_one_live_booking_per_seat") => {
                 Self::SeatUnavailable("in this order".into())
+            }
+            // Backstops: the domain's rules (no control characters, prices capped) keep
+            // such values out, and a value that slips past them is still the input's
+            // fault (422), not the server's (500).
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(NUMERIC_VALUE_OUT_OF_RANGE) => Self::Invalid(
+                Invalid::new("value_out_of_range", "a number in this request, or a total of it, is out of range"),
+            ),
+            sqlx::Error::Database(db)
+                if matches!(db.code().as_deref(), Some(UNTRANSLATABLE_CHARACTER | CHARACTER_NOT_IN_REPERTOIRE)) =>
+            {
+                Self::Invalid(Invalid::new(
+                    "invalid_text",
+                    "a text in this request has a character that cannot be stored",
+                ))
             }
             _ if postgres::is_connection_lost(&e) => Self::ConnectionLost,
             _ => Self::Internal(e),

@@ -74,6 +74,7 @@ impl CreateEvent {
             if s.price.currency != currency {
                 return Err(invalid("all sections of an event must be priced in one currency".into()));
             }
+            let name = service_kit::quoted(&s.name);
             let layout = match (s.kind.as_str(), s.capacity, s.seats, s.rows) {
                 ("general_admission", Some(capacity), None, None) => Layout::GeneralAdmission(capacity),
                 ("reserved", None, Some(seats), None) => Layout::Reserved(vec![Row { label: None, seats }]),
@@ -81,18 +82,17 @@ impl CreateEvent {
                     Layout::Reserved(rows.into_iter().map(|r| Row { label: Some(r.label), seats: r.seats }).collect())
                 }
                 ("general_admission", ..) => {
-                    return Err(invalid(format!("section {:?}: general admission takes only \"capacity\"", s.name)))
+                    return Err(invalid(format!("section {name}: general admission takes only \"capacity\"")))
                 }
                 ("reserved", ..) => {
                     return Err(invalid(format!(
-                        "section {:?}: a reserved section takes either \"seats\" (numbered 1..N) or \"rows\"",
-                        s.name
+                        "section {name}: a reserved section takes either \"seats\" (numbered 1..N) or \"rows\""
                     )))
                 }
                 (other, ..) => {
                     return Err(invalid(format!(
-                        "section {:?}: kind {other:?} must be \"reserved\" or \"general_admission\"",
-                        s.name
+                        "section {name}: kind {} must be \"reserved\" or \"general_admission\"",
+                        service_kit::quoted(other)
                     )))
                 }
             };
@@ -121,7 +121,8 @@ impl CreateEvent {
         (status = 201, description = "Created, with its sections", body = EventDetails),
         (status = 400, description = "`bad_request`: an unreadable body", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
-        (status = 422, description = "`invalid_event`: the event breaks a rule, said in the message", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: a body past 2 MB", body = ErrorBody),
+        (status = 422, description = "`invalid_event`: the event breaks a rule, said in the message (names without control characters, prices 0-10^12 minor units)", body = ErrorBody),
         (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
         AdminKeyRefused, RateLimited,
     ),

@@ -1,5 +1,7 @@
 //! A new event as an organizer describes it, checked and expanded into seat rows.
 
+use service_kit::quoted;
+
 use super::Invalid;
 use crate::states::SectionKind;
 
@@ -7,6 +9,10 @@ pub const MAX_SEATS_PER_SECTION: u32 = 100_000;
 pub const MAX_SEATS_PER_EVENT: u32 = 200_000;
 pub const MAX_SECTIONS: usize = 100;
 pub const MAX_ROWS_PER_SECTION: usize = 1_000;
+/// The highest price of a seat, in minor units (10 billion in a two-decimal currency):
+/// far above any ticket, and low enough that an order's total (at most 100 seats)
+/// stays far inside a bigint. Near `i64::MAX`, two seats' total overflowed.
+pub const MAX_PRICE_MINOR: i64 = 1_000_000_000_000;
 
 /// How a section's places are laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +110,11 @@ impl NewEvent {
         if self.name.trim().is_empty() || self.name.chars().count() > 200 {
             return invalid("name must be 1-200 characters".into());
         }
+        if has_control_characters(&self.name) {
+            return invalid(format!("name {} must not contain control characters", quoted(&self.name)));
+        }
         if !is_currency_code(&self.currency) {
-            return invalid(format!("currency {:?} must be an ISO 4217 code such as EUR", self.currency));
+            return invalid(format!("currency {} must be an ISO 4217 code such as EUR", quoted(&self.currency)));
         }
         if !(1..=100).contains(&self.max_per_order) {
             return invalid("max_per_order must be between 1 and 100".into());
@@ -122,14 +131,15 @@ impl NewEvent {
         for section in &self.sections {
             section.validate()?;
             if !names.insert(section.name.as_str()) {
-                return invalid(format!("section name {:?} is used twice", section.name));
+                return invalid(format!("section name {} is used twice", quoted(&section.name)));
             }
             if let Layout::Reserved(rows) = &section.layout {
                 for row in rows {
                     match &row.label {
                         Some(label) if !row_labels.insert(label.as_str()) => {
                             return invalid(format!(
-                                "row {label:?} appears twice; seat labels must be unique in an event"
+                                "row {} appears twice; seat labels must be unique in an event",
+                                quoted(label)
                             ))
                         }
                         Some(_) => {}
@@ -155,39 +165,50 @@ impl NewSection {
         if self.name.trim().is_empty() || self.name.chars().count() > 100 {
             return invalid("section name must be 1-100 characters".into());
         }
-        if self.price_minor < 0 {
-            return invalid(format!("section {:?}: price must not be negative", self.name));
+        let name = quoted(&self.name);
+        if has_control_characters(&self.name) {
+            return invalid(format!("section name {name} must not contain control characters"));
+        }
+        if !(0..=MAX_PRICE_MINOR).contains(&self.price_minor) {
+            return invalid(format!("section {name}: price must be 0-{MAX_PRICE_MINOR} minor units"));
         }
         match &self.layout {
             Layout::GeneralAdmission(capacity) => {
                 if !(1..=MAX_SEATS_PER_SECTION).contains(capacity) {
-                    return invalid(format!("section {:?}: capacity must be 1-{MAX_SEATS_PER_SECTION}", self.name));
+                    return invalid(format!("section {name}: capacity must be 1-{MAX_SEATS_PER_SECTION}"));
                 }
             }
             Layout::Reserved(rows) => {
                 if rows.is_empty() || rows.len() > MAX_ROWS_PER_SECTION {
-                    return invalid(format!("section {:?}: needs 1-{MAX_ROWS_PER_SECTION} rows", self.name));
+                    return invalid(format!("section {name}: needs 1-{MAX_ROWS_PER_SECTION} rows"));
                 }
                 for row in rows {
                     if let Some(label) = &row.label {
                         if !is_row_label(label) {
                             return invalid(format!(
-                                "section {:?}: row label {label:?} must be 1-8 letters or digits",
-                                self.name
+                                "section {name}: row label {} must be 1-8 letters or digits",
+                                quoted(label)
                             ));
                         }
                     }
                     if row.seats == 0 {
-                        return invalid(format!("section {:?}: every row needs at least one seat", self.name));
+                        return invalid(format!("section {name}: every row needs at least one seat"));
                     }
                 }
                 if self.capacity() > MAX_SEATS_PER_SECTION {
-                    return invalid(format!("section {:?}: at most {MAX_SEATS_PER_SECTION} seats", self.name));
+                    return invalid(format!("section {name}: at most {MAX_SEATS_PER_SECTION} seats"));
                 }
             }
         }
         Ok(())
     }
+}
+
+/// NUL cannot be stored in a PostgreSQL text column (the insert failed with a 500), and
+/// the others (newlines, escapes, C1 controls) have no place in a name shown on tickets
+/// and dashboards.
+fn has_control_characters(s: &str) -> bool {
+    s.chars().any(char::is_control)
 }
 
 fn is_currency_code(s: &str) -> bool {
@@ -255,6 +276,20 @@ mod tests {
     #[test]
     fn two_unlabelled_rows_are_rejected_because_their_labels_would_clash() {
         let e = event(vec![reserved("Stalls", &[(None, 2)]), reserved("Circle", &[(None, 2)])]);
+        assert!(e.validate().is_err());
+    }
+
+    #[test]
+    fn control_characters_and_prices_past_the_cap_are_rejected() {
+        let mut e = event(vec![reserved("Stalls", &[(Some("A"), 2)])]);
+        e.name = "Show\0".into();
+        assert!(e.validate().is_err());
+        let mut e = event(vec![reserved("Stalls\u{9b}", &[(Some("A"), 2)])]);
+        assert!(e.validate().is_err());
+        e.sections[0].name = "Stalls".into();
+        e.sections[0].price_minor = MAX_PRICE_MINOR;
+        assert!(e.validate().is_ok());
+        e.sections[0].price_minor = MAX_PRICE_MINOR + 1;
         assert!(e.validate().is_err());
     }
 

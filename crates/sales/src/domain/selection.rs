@@ -41,7 +41,10 @@ impl Selection {
         let mut seen = std::collections::HashSet::new();
         for label in &seats {
             if !is_seat_label(label) {
-                return Err(Invalid::new("unknown_seat", format!("{label:?} is not a seat label such as \"A-12\"")));
+                return Err(Invalid::new(
+                    "unknown_seat",
+                    format!("{} is not a seat label such as \"A-12\"", service_kit::quoted(label)),
+                ));
             }
             if !seen.insert(label.as_str()) {
                 return Err(Invalid::new("duplicate_seat", format!("seat {label} is listed twice")));
