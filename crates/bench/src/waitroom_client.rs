@@ -86,6 +86,10 @@ impl Waitroom {
         let body: Value = response.json().await.unwrap_or(Value::Null);
         match (status, body["ticket"].as_str(), body["position"].as_u64()) {
             (200, Some(ticket), Some(position)) => Ok(Ticket { ticket: ticket.to_owned(), position }),
+            (403, _, _) => bail!(
+                "the waiting room refuses fan ids chosen by the bench ({body}); start it with \
+                 BOXOFFICE__DEVELOPMENT=true, as scripts/bench-waitroom does"
+            ),
             _ => bail!("fan {fan_id} should already be waiting; the join answered {status} {body}"),
         }
     }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use service_kit::settings::Section;
 use settings::Settings;
 
 /// A request allocates many small buffers; under glibc malloc a queue join spent about a
@@ -84,9 +85,22 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(cli.config.as_deref())?;
+    let serves: &[&str] = match cli.command {
+        Command::All => settings::ALL_SERVICES,
+        Command::Gateway => &[gateway::GatewayConfig::KEY],
+        Command::Waitroom => &[waitroom::WaitroomConfig::KEY],
+        Command::Scheduler => &[scheduler::SchedulerConfig::KEY],
+        Command::Migrate | Command::Keygen { .. } | Command::Loadtest(_) | Command::Token { .. } => &[],
+    };
+    let settings = Settings::load(cli.config.as_deref(), serves)?;
     service_kit::telemetry::init(&settings.log);
     service_kit::metrics::install();
+    if settings.development {
+        tracing::warn!(
+            "development = true: development secrets are accepted on any listener and, without \
+             waitroom.fan_id_secret, fans may join under any id they choose; never in front of real fans"
+        );
+    }
     match cli.command {
         Command::All => commands::all(&settings).await,
         Command::Gateway => commands::gateway(&settings).await,

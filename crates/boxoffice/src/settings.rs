@@ -11,12 +11,15 @@ use scheduler::SchedulerConfig;
 use serde::Deserialize;
 use service_kit::postgres::PostgresConfig;
 use service_kit::redis_conn::RedisConfig;
-use service_kit::settings::{layers, Section};
+use service_kit::settings::{layers, Deployment, Section};
 use service_kit::telemetry::LogConfig;
 use waitroom::WaitroomConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    /// The development switch ([`service_kit::settings::DEVELOPMENT`]); every section
+    /// gets it before it is checked.
+    pub development: bool,
     pub database: PostgresConfig,
     pub redis: RedisConfig,
     pub log: LogConfig,
@@ -40,23 +43,44 @@ impl TokenKeys {
     }
 }
 
+/// Every service's section, for a process that serves them all (`boxoffice all`).
+pub const ALL_SERVICES: &[&str] = &[GatewayConfig::KEY, WaitroomConfig::KEY, SchedulerConfig::KEY];
+
 impl Settings {
-    /// Loads and validates the configuration; the error says which key is wrong.
-    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
-        Self::load_with_env(file, None)
+    /// Loads and validates the configuration of a process serving the sections named
+    /// in `serves` (`[GatewayConfig::KEY]` for `boxoffice gateway`); the error says
+    /// which key is wrong. Every section is checked, but the development secrets only
+    /// of those served: a gateway holds no waiting-room secret.
+    pub fn load(file: Option<&Path>, serves: &[&str]) -> anyhow::Result<Self> {
+        Self::load_with_env(file, serves, None)
     }
 
     /// `env` replaces the process environment (for tests).
-    fn load_with_env(file: Option<&Path>, env: Option<config::Map<String, String>>) -> anyhow::Result<Self> {
-        let settings: Settings = layers(file)
+    fn load_with_env(
+        file: Option<&Path>,
+        serves: &[&str],
+        env: Option<config::Map<String, String>>,
+    ) -> anyhow::Result<Self> {
+        let mut settings: Settings = layers(file)
             .add_source(
                 config::Environment::with_prefix("BOXOFFICE").prefix_separator("__").separator("__").source(env),
             )
             .build()
             .and_then(config::Config::try_deserialize)
             .context("invalid configuration")?;
+        settings.hand_over_deployment(serves);
         settings.validate().map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         Ok(settings)
+    }
+
+    fn hand_over_deployment(&mut self, serves: &[&str]) {
+        let development = self.development;
+        let of = |key: &str| Deployment { development, served_elsewhere: !serves.contains(&key) };
+        self.database.set_deployment(of(PostgresConfig::KEY));
+        self.redis.set_deployment(of(RedisConfig::KEY));
+        self.gateway.set_deployment(of(GatewayConfig::KEY));
+        self.waitroom.set_deployment(of(WaitroomConfig::KEY));
+        self.scheduler.set_deployment(of(SchedulerConfig::KEY));
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -87,7 +111,7 @@ mod tests {
 
     #[test]
     fn the_built_in_defaults_are_valid() {
-        let settings = Settings::load_with_env(None, env(&[])).unwrap();
+        let settings = Settings::load_with_env(None, ALL_SERVICES, env(&[])).unwrap();
         assert_eq!(settings.gateway.listen.port(), 8081);
         assert_eq!(settings.tokens.signing_key_path(), PathBuf::from("keys/dev.private.pem"));
     }
@@ -96,7 +120,12 @@ mod tests {
     fn environment_variables_override_defaults() {
         let settings = Settings::load_with_env(
             None,
-            env(&[("BOXOFFICE__GATEWAY__LISTEN", "0.0.0.0:9000"), ("BOXOFFICE__DATABASE__MAX_CONNECTIONS", "4")]),
+            ALL_SERVICES,
+            env(&[
+                ("BOXOFFICE__GATEWAY__LISTEN", "0.0.0.0:9000"),
+                ("BOXOFFICE__GATEWAY__ADMIN_API_KEY", "a-real-admin-key-0123456789"),
+                ("BOXOFFICE__DATABASE__MAX_CONNECTIONS", "4"),
+            ]),
         )
         .unwrap();
         assert_eq!(settings.gateway.listen.port(), 9000);
@@ -105,10 +134,11 @@ mod tests {
 
     #[test]
     fn redis_timeouts_have_defaults_and_environment_overrides() {
-        let defaults = Settings::load_with_env(None, env(&[])).unwrap();
+        let defaults = Settings::load_with_env(None, ALL_SERVICES, env(&[])).unwrap();
         assert_eq!((defaults.redis.command_timeout_ms, defaults.redis.connect_timeout_ms), (500, 1000));
         let settings = Settings::load_with_env(
             None,
+            ALL_SERVICES,
             env(&[("BOXOFFICE__REDIS__COMMAND_TIMEOUT_MS", "250"), ("BOXOFFICE__REDIS__CONNECT_TIMEOUT_MS", "2000")]),
         )
         .unwrap();
@@ -117,11 +147,12 @@ mod tests {
 
     #[test]
     fn no_proxy_is_trusted_by_default_and_an_environment_variable_lists_them() {
-        let defaults = Settings::load_with_env(None, env(&[])).unwrap();
+        let defaults = Settings::load_with_env(None, ALL_SERVICES, env(&[])).unwrap();
         assert!(defaults.gateway.client_address.trusted_proxies.is_empty());
         assert!(defaults.waitroom.client_address.trusted_proxies.is_empty());
         let settings = Settings::load_with_env(
             None,
+            ALL_SERVICES,
             env(&[
                 ("BOXOFFICE__WAITROOM__CLIENT_ADDRESS__TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7"),
                 ("BOXOFFICE__WAITROOM__CLIENT_ADDRESS__HEADER", "x-real-ip"),
@@ -139,11 +170,59 @@ mod tests {
     fn a_file_overrides_defaults_and_the_environment_overrides_the_file() {
         let file = std::env::temp_dir().join(format!("boxoffice-settings-{}.toml", std::process::id()));
         std::fs::write(&file, "[gateway]\nlisten = \"127.0.0.1:7000\"\nbest_available_attempts = 5\n").unwrap();
-        let settings =
-            Settings::load_with_env(Some(&file), env(&[("BOXOFFICE__GATEWAY__LISTEN", "127.0.0.1:7001")])).unwrap();
+        let settings = Settings::load_with_env(
+            Some(&file),
+            ALL_SERVICES,
+            env(&[("BOXOFFICE__GATEWAY__LISTEN", "127.0.0.1:7001")]),
+        )
+        .unwrap();
         std::fs::remove_file(&file).unwrap();
         assert_eq!(settings.gateway.listen.port(), 7001);
         assert_eq!(settings.gateway.best_available_attempts, 5);
+    }
+
+    #[test]
+    fn development_secrets_are_refused_on_a_public_listener_unless_in_development() {
+        let public = ("BOXOFFICE__GATEWAY__LISTEN", "0.0.0.0:8081");
+        let error = Settings::load_with_env(None, ALL_SERVICES, env(&[public])).unwrap_err();
+        let error = format!("{error:#}");
+        assert!(error.contains("gateway.admin_api_key is the development default"), "{error}");
+        assert!(error.contains("BOXOFFICE__GATEWAY__ADMIN_API_KEY"), "{error}");
+        let error =
+            Settings::load_with_env(None, ALL_SERVICES, env(&[("BOXOFFICE__WAITROOM__LISTEN", "0.0.0.0:8080")]))
+                .unwrap_err();
+        assert!(format!("{error:#}").contains("waitroom.admin_api_key is the development default"), "{error:#}");
+        let error = Settings::load_with_env(
+            None,
+            ALL_SERVICES,
+            env(&[
+                ("BOXOFFICE__WAITROOM__LISTEN", "[::]:8080"),
+                ("BOXOFFICE__WAITROOM__ADMIN_API_KEY", "a-real-admin-key-0123"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(format!("{error:#}").contains("waitroom.ticket_secret is the development default"), "{error:#}");
+
+        Settings::load_with_env(None, ALL_SERVICES, env(&[("BOXOFFICE__GATEWAY__LISTEN", "127.0.0.1:8081")]))
+            .expect("loopback");
+        let settings = Settings::load_with_env(
+            None,
+            ALL_SERVICES,
+            env(&[public, ("BOXOFFICE__WAITROOM__LISTEN", "0.0.0.0:8080"), ("BOXOFFICE__DEVELOPMENT", "true")]),
+        )
+        .expect("the development switch");
+        assert!(settings.development && settings.waitroom.deployment.development);
+        assert!(settings.gateway.deployment.development);
+        assert!(!Settings::load_with_env(None, ALL_SERVICES, env(&[])).unwrap().development, "off by default");
+
+        // A gateway process binds no waiting-room listener and holds none of its secrets.
+        let shared = [public, ("BOXOFFICE__WAITROOM__LISTEN", "0.0.0.0:8080")];
+        let error = Settings::load_with_env(None, &[GatewayConfig::KEY], env(&shared)).unwrap_err();
+        assert!(format!("{error:#}").contains("gateway.admin_api_key is the development default"), "{error:#}");
+        let gateway_pod = [shared[0], shared[1], ("BOXOFFICE__GATEWAY__ADMIN_API_KEY", "a-real-admin-key-0123")];
+        Settings::load_with_env(None, &[GatewayConfig::KEY], env(&gateway_pod)).expect("waitroom secrets unchecked");
+        let error = Settings::load_with_env(None, ALL_SERVICES, env(&gateway_pod)).unwrap_err();
+        assert!(format!("{error:#}").contains("waitroom.admin_api_key"), "boxoffice all serves both: {error:#}");
     }
 
     #[test]
@@ -177,7 +256,7 @@ mod tests {
             ("BOXOFFICE__WAITROOM__CLIENT_ADDRESS__HEADER", "bad header", "waitroom.client_address.header"),
         ];
         for (key, value, named) in cases {
-            let error = Settings::load_with_env(None, env(&[(key, value)])).unwrap_err();
+            let error = Settings::load_with_env(None, ALL_SERVICES, env(&[(key, value)])).unwrap_err();
             assert!(format!("{error:#}").contains(named), "{key}={value}: {error:#}");
         }
     }

@@ -175,6 +175,11 @@ impl Check<'_> {
                 assert!(termination > *grace, "{overlay}/{service}: pods are killed before in-flight requests drain");
             }
             assert_eq!(env["BOXOFFICE__DATABASE__MIGRATE_ON_START"], "false", "{overlay}: the Job migrates, not pods");
+            // The local overlay listens on 0.0.0.0 with the development secrets, which
+            // the services refuse without the development switch; production never has it.
+            let development = env.get("BOXOFFICE__DEVELOPMENT").map(String::as_str);
+            let expected = if overlay == "local" { Some("true") } else { None };
+            assert_eq!(development, expected, "{overlay}/{service}: the development switch");
         }
         for (owner, spec) in self.rendered.pod_specs() {
             let overlay = self.overlay;

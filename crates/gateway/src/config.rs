@@ -6,7 +6,7 @@ use serde::Deserialize;
 use service_kit::client_address::ClientAddressConfig;
 use service_kit::rate_limit::RateLimit;
 use service_kit::serve::HttpConfig;
-use service_kit::settings::Section;
+use service_kit::settings::{Deployment, Section};
 
 /// The `[gateway]` section of the configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,15 +42,26 @@ pub struct GatewayConfig {
     pub limit_per_fan: RateLimit,
     /// How long clients may take (`[gateway.http]`).
     pub http: HttpConfig,
+    /// Handed over by the loader: with the `development` switch, the development admin
+    /// key is accepted on any listener.
+    #[serde(skip)]
+    pub deployment: Deployment,
 }
 
 impl Section for GatewayConfig {
     const KEY: &'static str = "gateway";
 
+    fn set_deployment(&mut self, deployment: Deployment) {
+        self.deployment = deployment;
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.admin_api_key.expose_secret().len() < 16 {
             return Err("gateway.admin_api_key must be at least 16 characters".into());
         }
+        let listeners = [self.listen];
+        let admin_api_key = self.admin_api_key.expose_secret();
+        self.deployment.refuse_development_secret("gateway.admin_api_key", admin_api_key, &listeners)?;
         if self.token_leeway_secs > 300 {
             return Err("gateway.token_leeway_secs must be at most 300".into());
         }
@@ -83,5 +94,34 @@ impl GatewayConfig {
             create_event_timeout: Duration::from_millis(self.create_event_timeout_ms),
             event_rules_max_age: Duration::from_millis(self.event_rules_max_age_ms),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `[gateway]` as tests load it (see `test_support::config`), with the development
+    /// admin key of `config/default.toml`.
+    fn config() -> GatewayConfig {
+        test_support::config(&[], |_| {})
+    }
+
+    #[test]
+    fn the_development_admin_key_is_refused_on_a_public_listener_naming_the_key() {
+        let public = GatewayConfig { listen: "0.0.0.0:8081".parse().unwrap(), ..config() };
+        let error = public.validate().unwrap_err();
+        assert!(error.starts_with("gateway.admin_api_key is the development default"), "{error}");
+        assert!(error.contains("BOXOFFICE__GATEWAY__ADMIN_API_KEY"), "{error}");
+
+        for loopback in ["127.0.0.1:8081", "[::1]:8081"] {
+            let local = GatewayConfig { listen: loopback.parse().unwrap(), ..config() };
+            assert_eq!(local.validate(), Ok(()), "{loopback}");
+        }
+        let development =
+            GatewayConfig { deployment: Deployment { development: true, ..Deployment::default() }, ..public.clone() };
+        assert_eq!(development.validate(), Ok(()), "with the development switch");
+        let own_key = GatewayConfig { admin_api_key: SecretString::from("a-real-admin-key-0123456789"), ..public };
+        assert_eq!(own_key.validate(), Ok(()));
     }
 }

@@ -1,14 +1,15 @@
 //! Test configurations, loaded the way the binary loads them.
 
 use config::{File, FileFormat};
-use service_kit::settings::{layers, Section};
+use service_kit::settings::{layers, Deployment, Section, DEVELOPMENT};
 
 /// What every test changes in the defaults (ports, secrets, limits; see the file).
 const TEST_LAYER: &str = include_str!("../config/test.toml");
 
 /// The `T` section as a service gets it: `config/default.toml`, then what every test
 /// changes (`config/test.toml` of this crate), then `overrides`, then `adjust`, then
-/// checked as at start-up. `overrides` are keys inside the section
+/// checked as at start-up. The section is handed the top-level `development` switch
+/// (off, as in production) before `adjust`, which may turn it on. `overrides` are keys inside the section
 /// (`("limit_global.per_second", "1000000")`) with values written as an environment
 /// variable would write them; `adjust` is for what a single test sets in Rust.
 ///
@@ -22,10 +23,11 @@ pub fn config<T: Section>(overrides: &[(&str, &str)], adjust: impl FnOnce(&mut T
             .set_override(format!("{}.{key}", T::KEY), *value)
             .unwrap_or_else(|e| panic!("test configuration: {}.{key}: {e}", T::KEY));
     }
-    let mut section: T = builder
-        .build()
-        .and_then(|built| built.get(T::KEY))
-        .unwrap_or_else(|e| panic!("test configuration [{}] does not load: {e}", T::KEY));
+    let built = builder.build().unwrap_or_else(|e| panic!("test configuration [{}] does not load: {e}", T::KEY));
+    let mut section: T =
+        built.get(T::KEY).unwrap_or_else(|e| panic!("test configuration [{}] does not load: {e}", T::KEY));
+    let development = built.get_bool(DEVELOPMENT).unwrap_or_else(|e| panic!("test configuration: {DEVELOPMENT}: {e}"));
+    section.set_deployment(Deployment { development, served_elsewhere: false });
     adjust(&mut section);
     if let Err(e) = section.validate() {
         panic!("invalid test configuration: {e}");

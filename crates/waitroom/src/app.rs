@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::admitter::Admitter;
 use crate::config::WaitroomConfig;
 use crate::domain::ticket::TicketKey;
-use crate::domain::vouched::FanIdVouching;
+use crate::domain::vouched::ClientFanIds;
 use crate::ledger::Ledger;
 use crate::queue::Queue;
 use crate::recorder::Recorder;
@@ -37,8 +37,8 @@ pub struct AppState {
     pub join_limits: Arc<ClientLimits>,
     pub admin_key: AdminKey,
     pub client_address: Arc<ClientAddressConfig>,
-    /// Present when client-chosen fan ids must carry the organizer's signature.
-    pub fan_id_vouching: Option<FanIdVouching>,
+    /// Which fan ids a client may choose: signed ones, any (development), or none.
+    pub client_fan_ids: ClientFanIds,
     /// Built once: the keys only change with a restart.
     pub jwks: Arc<Value>,
 }
@@ -105,7 +105,7 @@ impl Application {
             join_limits: join_limits.clone(),
             admin_key: AdminKey(config.admin_api_key.clone()),
             client_address: Arc::new(config.client_address.clone()),
-            fan_id_vouching: config.fan_id_secret.clone().map(FanIdVouching::new),
+            client_fan_ids: ClientFanIds::new(config.fan_id_secret.clone(), config.deployment.development),
             jwks: Arc::new(json!({ "keys": public_keys.iter().map(PublicKey::jwk).collect::<Vec<_>>() })),
         };
         Ok(Self {

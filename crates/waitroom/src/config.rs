@@ -29,8 +29,8 @@ pub struct WaitroomConfig {
     pub client_address: ClientAddressConfig,
     /// When set, a fan id chosen by the client is accepted only with the organizer's
     /// signature (`fan_id_signature`, see `domain/vouched.rs`), so nobody can join as
-    /// someone else. Unset, client ids are taken as given: only behind a front that
-    /// authenticates fans itself.
+    /// someone else. Unset, fans take the ids the waiting room issues, and a client's
+    /// own is refused (taken as given only with the development switch).
     #[serde(default)]
     pub fan_id_secret: Option<SecretString>,
     /// The waiting room's own PostgreSQL pool (the rest of `[database]` applies): the
@@ -41,15 +41,24 @@ pub struct WaitroomConfig {
     pub shutdown_grace_secs: u64,
     /// How long clients may take (`[waitroom.http]`).
     pub http: HttpConfig,
+    /// Handed over by the loader: with the `development` switch, development secrets
+    /// are accepted on any listener, and without a `fan_id_secret` a client's own fan
+    /// id is taken as given.
+    #[serde(skip)]
+    pub deployment: Deployment,
 }
 
 use service_kit::client_address::ClientAddressConfig;
 pub use service_kit::rate_limit::RateLimit;
 use service_kit::serve::HttpConfig;
-use service_kit::settings::Section;
+use service_kit::settings::{Deployment, Section};
 
 impl Section for WaitroomConfig {
     const KEY: &'static str = "waitroom";
+
+    fn set_deployment(&mut self, deployment: Deployment) {
+        self.deployment = deployment;
+    }
 
     fn validate(&self) -> Result<(), String> {
         if self.admin_api_key.expose_secret().len() < 16 {
@@ -61,6 +70,17 @@ impl Section for WaitroomConfig {
         }
         if self.fan_id_secret.as_ref().is_some_and(|s| s.expose_secret().len() < 32) {
             return Err("waitroom.fan_id_secret must be at least 32 characters".into());
+        }
+        let listeners = [self.listen];
+        let secrets = [
+            ("waitroom.admin_api_key", Some(&self.admin_api_key)),
+            ("waitroom.ticket_secret", Some(&self.ticket_secret)),
+            ("waitroom.fan_id_secret", self.fan_id_secret.as_ref()),
+        ];
+        for (key, secret) in secrets {
+            if let Some(secret) = secret {
+                self.deployment.refuse_development_secret(key, secret.expose_secret(), &listeners)?;
+            }
         }
         if self.abandon_after_secs == 0 {
             return Err("waitroom.abandon_after_secs must be at least 1".into());
@@ -104,5 +124,30 @@ mod tests {
         let short = Some(SecretString::from("short"));
         refused(WaitroomConfig { fan_id_secret: short, ..config() }, "waitroom.fan_id_secret");
         refused(WaitroomConfig { database_max_connections: 0, ..config() }, "waitroom.database_max_connections");
+    }
+
+    #[test]
+    fn development_secrets_are_refused_on_a_public_listener_naming_the_key() {
+        let own = |secret: &str| SecretString::from(secret.to_owned());
+        let public = || WaitroomConfig {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            admin_api_key: own("test-admin-key-0123456789"),
+            ..config()
+        };
+        let refused = |wrong: WaitroomConfig, key: &str| {
+            let error = wrong.validate().unwrap_err();
+            assert!(error.starts_with(&format!("{key} is the development default")), "{key}: {error}");
+        };
+        refused(WaitroomConfig { admin_api_key: own("dev-admin-key-change-me"), ..public() }, "waitroom.admin_api_key");
+        let ticket_secret = own("dev-ticket-secret-change-me-0123456789");
+        refused(WaitroomConfig { ticket_secret: ticket_secret.clone(), ..public() }, "waitroom.ticket_secret");
+        let fan_id_secret = Some(own("dev-fan-id-secret-change-me-0123456789"));
+        refused(WaitroomConfig { fan_id_secret: fan_id_secret.clone(), ..public() }, "waitroom.fan_id_secret");
+        assert_eq!(public().validate(), Ok(()), "the test secrets are not development defaults");
+        let local = WaitroomConfig { ticket_secret: ticket_secret.clone(), fan_id_secret, ..config() };
+        assert_eq!(local.validate(), Ok(()), "on loopback");
+        let deployment = Deployment { development: true, ..Deployment::default() };
+        let development = WaitroomConfig { ticket_secret, deployment, ..public() };
+        assert_eq!(development.validate(), Ok(()), "with the development switch");
     }
 }

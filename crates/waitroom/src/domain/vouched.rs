@@ -7,6 +7,10 @@
 //! `fan_id_signature = hex(HMAC-SHA256(fan_id_secret, "boxoffice-fan-id-v1:" event_id ":" fan_id))`
 //!
 //! The event id is in the message, so a signature for one sale is useless in another.
+//!
+//! Without a secret nothing can vouch for an id the client chose, so none is taken: fans
+//! join with the ids the waiting room issues ([`ClientFanIds`]), unless the development
+//! switch says the ids are anyone's to choose.
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
@@ -23,6 +27,42 @@ pub enum VouchError {
     Missing,
     #[error("fan_id_signature does not match this fan_id and event")]
     Wrong,
+    /// No `fan_id_secret`: nothing can vouch for a client's own id.
+    #[error(
+        "this waiting room issues fan ids and takes no fan_id of your own (nothing can vouch for it); \
+         join without a fan_id"
+    )]
+    NotAccepted,
+}
+
+/// Which fan ids a client may choose for themselves when joining.
+#[derive(Clone)]
+pub enum ClientFanIds {
+    /// Those the organizer signed (`fan_id_secret` set).
+    Vouched(FanIdVouching),
+    /// Any, as given: the development switch, without a secret.
+    AsGiven,
+    /// None: fans take the id the waiting room issues.
+    Refused,
+}
+
+impl ClientFanIds {
+    pub fn new(fan_id_secret: Option<SecretString>, development: bool) -> Self {
+        match fan_id_secret {
+            Some(secret) => Self::Vouched(FanIdVouching::new(secret)),
+            None if development => Self::AsGiven,
+            None => Self::Refused,
+        }
+    }
+
+    /// Whether `fan`, chosen by the client, may join `event_id` with `signature`.
+    pub fn check(&self, event_id: Uuid, fan: &FanId, signature: Option<&str>) -> Result<(), VouchError> {
+        match self {
+            Self::Vouched(vouching) => vouching.verify(event_id, fan, signature),
+            Self::AsGiven => Ok(()),
+            Self::Refused => Err(VouchError::NotAccepted),
+        }
+    }
 }
 
 /// Checks the organizer's signatures on client-chosen fan ids.
@@ -74,6 +114,19 @@ mod tests {
         assert_eq!(vouching().verify(other_event, &alice, Some(&signature)), Err(VouchError::Wrong));
         assert_eq!(vouching().verify(event, &alice, Some("not hex")), Err(VouchError::Wrong));
         assert_eq!(vouching().verify(event, &alice, None), Err(VouchError::Missing));
+    }
+
+    #[test]
+    fn without_a_secret_a_clients_own_id_is_taken_only_in_development() {
+        let (event, alice) = (Uuid::new_v4(), FanId::parse("alice").unwrap());
+        assert_eq!(ClientFanIds::new(None, false).check(event, &alice, None), Err(VouchError::NotAccepted));
+        assert_eq!(ClientFanIds::new(None, true).check(event, &alice, None), Ok(()));
+        let secret = || Some(SecretString::from("a-fan-id-secret-of-at-least-32-chars"));
+        for development in [false, true] {
+            let vouched = ClientFanIds::new(secret(), development);
+            assert_eq!(vouched.check(event, &alice, None), Err(VouchError::Missing), "a secret always wins");
+            assert_eq!(vouched.check(event, &alice, Some(&vouching().sign(event, &alice))), Ok(()));
+        }
     }
 
     #[test]

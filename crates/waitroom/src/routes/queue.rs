@@ -26,9 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct JoinBody {
-    /// The fan's own id; one is issued when absent.
+    /// The fan's own id, vouched for by `fan_id_signature`; one is issued when absent.
     fan_id: Option<String>,
-    /// The organizer's signature on `fan_id`, required when vouching is configured.
+    /// The organizer's signature on `fan_id` (see the README's "Fan ids"), without which
+    /// a fan id of the client's own is refused.
     fan_id_signature: Option<String>,
 }
 
@@ -54,7 +55,7 @@ fn parse_join_body(body: &[u8]) -> Result<JoinBody> {
         (status = 201, description = "Joined", body = FanView),
         (status = 200, description = "Already in the queue: their standing", body = FanView),
         (status = 400, description = "`bad_request`: an unreadable body or event id", body = ErrorBody),
-        (status = 403, description = "`fan_id_not_vouched`: the fan id's signature is missing or wrong", body = ErrorBody),
+        (status = 403, description = "`fan_id_not_vouched`: the fan id's signature is missing or wrong, or this waiting room takes no fan id of the client's own", body = ErrorBody),
         (status = 404, description = "`event_not_found`", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: a body past 2 MB", body = ErrorBody),
@@ -73,8 +74,8 @@ async fn join(
 ) -> Result<(StatusCode, Json<FanView>)> {
     let body = parse_join_body(&body)?;
     let fan = body.fan_id.map(|raw| FanId::parse(&raw)).transpose()?;
-    if let (Some(fan), Some(vouching)) = (&fan, &state.fan_id_vouching) {
-        vouching.verify(event_id, fan, body.fan_id_signature.as_deref())?;
+    if let Some(fan) = &fan {
+        state.client_fan_ids.check(event_id, fan, body.fan_id_signature.as_deref())?;
     }
     state.join_limits.check_address(&client).map_err(Error::RateLimited)?;
     if let Some(fan) = &fan {

@@ -56,9 +56,14 @@ pub async fn database_config(prefix: &str) -> PostgresConfig {
 }
 
 /// The waiting room's test settings ([`test_support::config`]: join limits no test
-/// reaches unless it sets its own, a free port), then `customize`; validated.
+/// reaches unless it sets its own, a free port), with the development switch on, so
+/// tests may join under fan ids of their choosing (`customize` may turn it off), then
+/// `customize`; validated.
 pub fn test_config(customize: impl FnOnce(&mut WaitroomConfig)) -> WaitroomConfig {
-    test_support::config(&[("admin_api_key", ADMIN_KEY)], customize)
+    test_support::config(&[("admin_api_key", ADMIN_KEY)], |config: &mut WaitroomConfig| {
+        config.deployment.development = true;
+        customize(config);
+    })
 }
 
 pub async fn spawn_app() -> TestApp {

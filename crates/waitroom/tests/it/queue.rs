@@ -264,3 +264,42 @@ async fn with_a_fan_id_secret_only_vouched_client_ids_may_join() {
     assert_eq!(issued.status, StatusCode::CREATED, "fans without an id of their own get one issued");
     assert_eq!(app.stats(event).await["queue_length"], 2);
 }
+
+/// Without a fan-id secret nothing vouches for an id the client chose: anyone could join
+/// as another fan and, once admitted, take their access token. Outside development only
+/// issued ids are taken.
+#[tokio::test]
+async fn without_a_fan_id_secret_a_client_chosen_id_is_refused_and_yields_no_ticket_or_token() {
+    let app = spawn_app_with(|c| (c.fan_id_secret, c.deployment.development) = (None, false)).await;
+    let event = app.new_event(settings(1000.0, 10)).await;
+
+    let refused = app.join(event, Some("alice")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(refused.code(), "fan_id_not_vouched");
+    assert_eq!(refused.body.get("ticket"), None, "no ticket: {}", refused.body);
+    assert_eq!(app.stats(event).await["queue_length"], 0, "nobody joined");
+    assert!(app.admit(event, 1, 3).await.is_empty(), "nobody to admit, so no token for alice");
+
+    let issued = app.join(event, None).await;
+    assert_eq!(issued.status, StatusCode::CREATED, "an issued id still joins: {}", issued.body);
+    let fan = issued.body["fan_id"].as_str().unwrap().to_owned();
+    assert_eq!(app.admit(event, 1, 50).await, std::slice::from_ref(&fan));
+    let admitted = app.poll_ok(event, issued.body["ticket"].as_str().unwrap()).await;
+    assert_eq!((admitted["status"].as_str(), admitted["fan_id"].as_str()), (Some("admitted"), Some(fan.as_str())));
+    assert!(admitted["access_token"].is_string());
+}
+
+/// The development switch keeps the old convenience: a client-chosen id is taken as
+/// given, ticket and token included.
+#[tokio::test]
+async fn in_development_a_client_chosen_id_joins_without_a_secret() {
+    let app = spawn_app_with(|c| (c.fan_id_secret, c.deployment.development) = (None, true)).await;
+    let event = app.new_event(settings(1000.0, 10)).await;
+
+    let joined = app.join(event, Some("alice")).await;
+    assert_eq!(joined.status, StatusCode::CREATED, "{}", joined.body);
+    assert_eq!(app.admit(event, 1, 50).await, ["alice"]);
+    let admitted = app.poll_ok(event, joined.body["ticket"].as_str().unwrap()).await;
+    assert_eq!(admitted["status"], "admitted");
+    assert!(admitted["access_token"].is_string());
+}
