@@ -56,6 +56,9 @@ pub struct WaitroomTarget {
     /// The waiting room's base URL; must be on this machine.
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     waitroom: String,
+    /// The waiting room's management listener (`/metrics`); must be on this machine.
+    #[arg(long, default_value = "http://127.0.0.1:9080")]
+    waitroom_management: String,
     /// The organizer's admin API key for the waiting room.
     #[arg(long, env = "BOXOFFICE__WAITROOM__ADMIN_API_KEY", default_value = "dev-admin-key-change-me")]
     admin_key: String,

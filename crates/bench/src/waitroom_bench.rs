@@ -76,7 +76,7 @@ async fn measure(
     conn: &mut MultiplexedConnection,
 ) -> anyhow::Result<()> {
     let most_clients = options.clients.iter().copied().max().unwrap_or(1);
-    let waitroom = Waitroom::connect(&target.waitroom, &target.admin_key, most_clients)?;
+    let waitroom = Waitroom::connect(&target.waitroom, &target.waitroom_management, &target.admin_key, most_clients)?;
     let event_id = Uuid::new_v4();
     let keys = EventKeys::new(&target.key_prefix, event_id);
     waitroom.configure_paused(event_id).await?;

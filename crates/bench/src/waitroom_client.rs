@@ -13,6 +13,8 @@ use crate::http1::{Answer, Connection};
 
 pub struct Waitroom {
     base: String,
+    /// The management listener's base URL, for `/metrics`.
+    management: String,
     http: reqwest::Client,
     admin_key: String,
 }
@@ -24,11 +26,17 @@ pub struct Ticket {
 }
 
 impl Waitroom {
-    pub fn connect(base: &str, admin_key: &str, connections: usize) -> anyhow::Result<Self> {
+    pub fn connect(base: &str, management: &str, admin_key: &str, connections: usize) -> anyhow::Result<Self> {
         ensure_loopback(base)?;
+        ensure_loopback(management)?;
         let http =
             reqwest::Client::builder().pool_max_idle_per_host(connections).timeout(Duration::from_secs(30)).build()?;
-        Ok(Self { base: base.trim_end_matches('/').to_owned(), http, admin_key: admin_key.to_owned() })
+        Ok(Self {
+            base: base.trim_end_matches('/').to_owned(),
+            management: management.trim_end_matches('/').to_owned(),
+            http,
+            admin_key: admin_key.to_owned(),
+        })
     }
 
     /// Configures `event_id` paused: fans may join and poll, but the admitter never
@@ -65,7 +73,7 @@ impl Waitroom {
 
     /// The waiting room's Prometheus metrics, as text.
     pub async fn metrics(&self) -> anyhow::Result<String> {
-        Ok(self.http.get(format!("{}/metrics", self.base)).send().await?.error_for_status()?.text().await?)
+        Ok(self.http.get(format!("{}/metrics", self.management)).send().await?.error_for_status()?.text().await?)
     }
 
     /// Lean connections for the measured requests, one per simulated client.

@@ -50,6 +50,7 @@ impl System {
         let pair = KeyPair::generate("e2e").unwrap();
         pair.write_to_dir(&keys.0).unwrap();
         let (gateway_port, waitroom_port) = (free_port(), free_port());
+        let (gateway_management, waitroom_management) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
             .arg("all")
             .env("BOXOFFICE__DATABASE__URL", &db.url)
@@ -60,6 +61,8 @@ impl System {
             .env("BOXOFFICE__GATEWAY__LISTEN", format!("127.0.0.1:{gateway_port}"))
             .env("BOXOFFICE__GATEWAY__ADMIN_API_KEY", ADMIN)
             .env("BOXOFFICE__WAITROOM__LISTEN", format!("127.0.0.1:{waitroom_port}"))
+            .env("BOXOFFICE__GATEWAY__MANAGEMENT_LISTEN", format!("127.0.0.1:{gateway_management}"))
+            .env("BOXOFFICE__WAITROOM__MANAGEMENT_LISTEN", format!("127.0.0.1:{waitroom_management}"))
             .env("BOXOFFICE__WAITROOM__ADMIN_API_KEY", ADMIN)
             .env("BOXOFFICE__SCHEDULER__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("BOXOFFICE__LOG__FORMAT", "json")
@@ -76,8 +79,8 @@ impl System {
             _keys: keys,
             _redis_keys: redis_keys,
         };
-        for base in [&system.gateway, &system.waitroom] {
-            system.wait_ready(base).await;
+        for port in [gateway_management, waitroom_management] {
+            system.wait_ready(&format!("http://127.0.0.1:{port}")).await;
         }
         system
     }

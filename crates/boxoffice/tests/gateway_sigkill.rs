@@ -54,7 +54,8 @@ impl Drop for Gateway {
     }
 }
 
-fn start_gateway(db_url: &str, keys: &std::path::Path, port: u16) -> Gateway {
+/// The gateway on `port`, its probes and metrics on `management`.
+fn start_gateway(db_url: &str, keys: &std::path::Path, port: u16, management: u16) -> Gateway {
     let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
         .arg("gateway")
         .env("BOXOFFICE__DATABASE__URL", db_url)
@@ -62,6 +63,7 @@ fn start_gateway(db_url: &str, keys: &std::path::Path, port: u16) -> Gateway {
         .env("BOXOFFICE__TOKENS__KEYS_DIR", keys)
         .env("BOXOFFICE__TOKENS__SIGNING_KID", KID)
         .env("BOXOFFICE__GATEWAY__LISTEN", format!("127.0.0.1:{port}"))
+        .env("BOXOFFICE__GATEWAY__MANAGEMENT_LISTEN", format!("127.0.0.1:{management}"))
         .env("BOXOFFICE__GATEWAY__ADMIN_API_KEY", ADMIN)
         // Every client comes from 127.0.0.1: the per-address limit would be the test.
         .env("BOXOFFICE__GATEWAY__LIMIT_PER_ADDRESS__PER_SECOND", "1000000")
@@ -337,11 +339,13 @@ async fn a_gateway_killed_mid_storm_and_restarted_loses_no_answered_booking_and_
     let pair = KeyPair::generate(KID).unwrap();
     pair.write_to_dir(&keys.0).unwrap();
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let management = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
+    let probes = format!("http://127.0.0.1:{management}");
     let http = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().unwrap();
 
-    let mut first = start_gateway(&db.url, &keys.0, port);
-    wait_ready(&http, &base, &mut first).await;
+    let mut first = start_gateway(&db.url, &keys.0, port, management);
+    wait_ready(&http, &probes, &mut first).await;
     let rows: Vec<Value> = ROWS.iter().map(|row| json!({ "label": row, "seats": SEATS_PER_ROW })).collect();
     let response = http
         .post(format!("{base}/v1/events"))
@@ -388,8 +392,8 @@ async fn a_gateway_killed_mid_storm_and_restarted_loses_no_answered_booking_and_
     let (in_transaction_at_kill, sessions_ended_after) = wait_until_no_backend_in_transaction(&db.pool).await;
 
     // The successor, on the same database and port, as an orchestrator would restart it.
-    let mut second = start_gateway(&db.url, &keys.0, port);
-    wait_ready(&http, &base, &mut second).await;
+    let mut second = start_gateway(&db.url, &keys.0, port, management);
+    wait_ready(&http, &probes, &mut second).await;
     let ready = Instant::now();
     let restart_took = ready - killed;
     tokio::time::sleep(AFTER_RESTART).await;

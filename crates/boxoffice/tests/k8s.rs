@@ -57,6 +57,9 @@ fn the_image_runs_as_the_manifests_user() {
 /// What `config/default.toml` says, which the manifests must agree with.
 struct Defaults {
     listen_ports: BTreeMap<&'static str, u16>,
+    /// Where probes and metrics answer: `management_listen`, or the scheduler's one
+    /// listener.
+    management_ports: BTreeMap<&'static str, u16>,
     shutdown_grace_secs: BTreeMap<&'static str, u64>,
 }
 
@@ -69,11 +72,19 @@ impl Defaults {
             .into_iter()
             .map(|service| (service, port_of(section(service)["listen"].as_str().unwrap())))
             .collect();
+        let management_ports = SERVICES
+            .into_iter()
+            .map(|service| {
+                let section = section(service);
+                let listen = section.get("management_listen").unwrap_or(&section["listen"]).as_str().unwrap();
+                (service, port_of(listen))
+            })
+            .collect();
         let shutdown_grace_secs = ["waitroom", "gateway"]
             .into_iter()
             .map(|service| (service, section(service)["shutdown_grace_secs"].as_integer().unwrap() as u64))
             .collect();
-        Self { listen_ports, shutdown_grace_secs }
+        Self { listen_ports, management_ports, shutdown_grace_secs }
     }
 }
 
@@ -155,20 +166,32 @@ impl Check<'_> {
                 &format!("0.0.0.0:{port}"),
                 "{overlay}/{service}: listens on all interfaces, default port"
             );
-            let http = container["ports"].as_array().unwrap().iter().find(|p| p["name"] == "http").unwrap();
-            assert_eq!(http["containerPort"], port, "{overlay}/{service}: container port");
+            let named = |name: &str| container["ports"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned();
+            let management = self.defaults.management_ports[service];
+            if management != port {
+                let http = named("http").unwrap_or_else(|| panic!("{overlay}/{service}: no http port"));
+                assert_eq!(http["containerPort"], port, "{overlay}/{service}: container port");
+                let listen = &env[&format!("BOXOFFICE__{}__MANAGEMENT_LISTEN", service.to_uppercase())];
+                assert_eq!(listen, &format!("0.0.0.0:{management}"), "{overlay}/{service}: management listener");
+            }
+            let probes = named("management").unwrap_or_else(|| panic!("{overlay}/{service}: no management port"));
+            assert_eq!(probes["containerPort"], management, "{overlay}/{service}: management container port");
             for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
                 let get = &container[probe]["httpGet"];
                 assert_eq!(get["path"], path, "{overlay}/{service}: {probe} path");
                 assert!(
-                    get["port"] == "http" || get["port"] == port,
-                    "{overlay}/{service}: {probe} port {}",
+                    get["port"] == "management" || get["port"] == management,
+                    "{overlay}/{service}: {probe} on the management port, not {}",
                     get["port"]
                 );
             }
             let annotations = &pod["metadata"]["annotations"];
             assert_eq!(annotations["prometheus.io/scrape"], "true", "{overlay}/{service}: scraped");
-            assert_eq!(annotations["prometheus.io/port"], port.to_string(), "{overlay}/{service}: metrics port");
+            assert_eq!(
+                annotations["prometheus.io/port"],
+                management.to_string(),
+                "{overlay}/{service}: metrics on the management port"
+            );
             assert_eq!(annotations["prometheus.io/path"], "/metrics", "{overlay}/{service}: metrics path");
             if let Some(grace) = self.defaults.shutdown_grace_secs.get(service) {
                 let termination = pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
@@ -284,6 +307,11 @@ impl Check<'_> {
             let ports = deployment["spec"]["template"]["spec"]["containers"][0]["ports"].as_array().unwrap();
             for port in service["spec"]["ports"].as_array().unwrap() {
                 let target = &port["targetPort"];
+                assert!(
+                    name == "scheduler" || *target != "management",
+                    "{}: Service {name} exposes the management port (probes and metrics are not public)",
+                    self.overlay
+                );
                 assert!(
                     ports.iter().any(|p| p["name"] == *target || p["containerPort"] == *target),
                     "{}: Service {name} targets port {target}, which its pods do not open",

@@ -1,4 +1,5 @@
-//! Wiring: the gateway bound to its port, its router and its background sweep.
+//! Wiring: the gateway bound to its ports (public and management), its routers and its
+//! background sweep.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,10 +17,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::GatewayConfig;
 use crate::state::AppState;
 
-/// The gateway bound to its port, ready to serve. Tests build it on port 0.
+/// The gateway bound to its ports, ready to serve. Tests build it on port 0.
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    management_listener: TcpListener,
+    management_router: Router,
     limits: Arc<ClientLimits>,
     grace: Duration,
     http: HttpConfig,
@@ -28,21 +31,44 @@ pub struct Application {
 impl Application {
     pub async fn build(config: &GatewayConfig, db: Database, verifier: TokenVerifier) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
+        let management_listener = TcpListener::bind(config.management_listen).await?;
         service_kit::metrics::watch_pool(db.pool());
         crate::metrics::register();
         let state = AppState::new(config, Sales::new(db, config.sales_settings()), verifier);
         let limits = state.limits.clone();
-        let router = crate::routes::router(state);
-        Ok(Self { listener, router, limits, grace: Duration::from_secs(config.shutdown_grace_secs), http: config.http })
+        let routers = crate::routes::router(state);
+        Ok(Self {
+            listener,
+            router: routers.public,
+            management_listener,
+            management_router: routers.management,
+            limits,
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+            http: config.http,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    /// Where `/metrics`, `/readyz` and `/healthz` answer.
+    pub fn management_addr(&self) -> SocketAddr {
+        self.management_listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves both listeners until `shutdown` is cancelled, then drains in-flight
+    /// requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         self.limits.spawn_sweeper(shutdown.clone());
-        service_kit::serve("gateway", self.listener, self.router, shutdown, self.grace, &self.http).await
+        service_kit::serve::serve_with_management(
+            "gateway",
+            (self.listener, self.router),
+            (self.management_listener, self.management_router),
+            shutdown,
+            self.grace,
+            &self.http,
+        )
+        .await
     }
 }

@@ -12,6 +12,10 @@ use service_kit::settings::{Deployment, Section};
 #[derive(Debug, Clone, Deserialize)]
 pub struct GatewayConfig {
     pub listen: SocketAddr,
+    /// Where `/metrics`, `/readyz` and `/healthz` answer: not the public listener
+    /// (metrics name events; a readiness round costs a round trip). Loopback by
+    /// default; Kubernetes sets `0.0.0.0:<port>` for the kubelet and Prometheus.
+    pub management_listen: SocketAddr,
     /// Organizer endpoints require `Authorization: Bearer <admin_api_key>`.
     pub admin_api_key: SecretString,
     /// Seconds of clock skew tolerated between the waiting room and the gateway.
@@ -56,6 +60,9 @@ impl Section for GatewayConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.management_listen == self.listen && self.listen.port() != 0 {
+            return Err("gateway.management_listen must differ from gateway.listen".into());
+        }
         if self.admin_api_key.expose_secret().len() < 16 {
             return Err("gateway.admin_api_key must be at least 16 characters".into());
         }

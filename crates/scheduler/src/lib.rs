@@ -119,8 +119,10 @@ impl Scheduler {
 
     /// Runs until `shutdown` is cancelled, then stops the jobs.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
-        let probes = health::router(vec![("postgres", health::postgres_check(self.db.pool().clone()))])
-            .merge(service_kit::metrics::router());
+        let probes = service_kit::router::management_router(
+            "scheduler",
+            vec![("postgres", health::postgres_check(self.db.pool().clone()))],
+        );
         service_kit::serve("scheduler", self.health, probes, shutdown, Duration::from_secs(1), &self.http).await?;
         self.jobs.shutdown().await?;
         Ok(())

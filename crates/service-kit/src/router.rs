@@ -1,6 +1,15 @@
-//! The one skeleton every service's router is built on: its API, then `/healthz`,
-//! `/readyz`, `/metrics` and `/openapi.json`, the JSON envelope for unknown routes and
-//! methods, and the request span and latency histogram around all of it.
+//! The one skeleton every service's routers are built on: on the public listener its
+//! API, `/healthz` and `/openapi.json`; on the management listener `/healthz`, `/readyz`
+//! and `/metrics`; on both the JSON envelope for unknown routes and methods, and the
+//! request span and latency histogram around all of it.
+//!
+//! `/metrics` (it names events) and `/readyz` (a dependency round trip per round)
+//! are not public: the management listener is on loopback by default and, in
+//! Kubernetes, reached by the kubelet and Prometheus on the pod's own port, never
+//! through the public Service or an Ingress. `/healthz` stays on the public listener
+//! too: it costs nothing and tells nothing, and load balancers that only reach the
+//! public port (a cloud load balancer's health check, an Ingress controller's) need
+//! something there to ask.
 //!
 //! A service declares its API as a [`OpenApiRouter`] of handlers each described by
 //! `#[utoipa::path(…)]` (method, path, parameters, body, every status it answers), so
@@ -20,20 +29,40 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::health::{self, ReadinessCheck};
 use crate::{error_response, metrics, openapi};
 
+/// A service's two routers: one per listener.
+pub struct Routers {
+    /// The API, `/healthz` and `/openapi.json`.
+    pub public: Router,
+    /// `/healthz`, `/readyz` (the `readiness` checks) and `/metrics`.
+    pub management: Router,
+}
+
 /// `api` (with its state applied) as service `component` serves it.
 pub fn service_router(
     component: &'static str,
     api: OpenApiRouter,
     readiness: Vec<(&'static str, ReadinessCheck)>,
-) -> Router {
+) -> Routers {
+    Routers { public: public_router(component, api), management: management_router(component, readiness) }
+}
+
+/// The management listener's routes, for a service with no API (the scheduler).
+pub fn management_router(component: &'static str, readiness: Vec<(&'static str, ReadinessCheck)>) -> Router {
+    let router = health::router(readiness)
+        .merge(metrics::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed);
+    metrics::instrument(router, component)
+}
+
+fn public_router(component: &'static str, api: OpenApiRouter) -> Router {
     let (api, mut description) = api.split_for_parts();
     openapi::describe(&mut description, component);
     // Written once: the description cannot change while the service runs.
     let description = Bytes::from(description.to_json().expect("an OpenAPI description always serialises"));
     let router = api
         .route("/openapi.json", get(move || ready(([(CONTENT_TYPE, "application/json")], description.clone()))))
-        .merge(health::router(readiness))
-        .merge(metrics::router())
+        .merge(health::liveness_router())
         .fallback(not_found)
         // After every route is in place: it applies to the routes already added.
         .method_not_allowed_fallback(method_not_allowed);
@@ -71,7 +100,9 @@ mod tests {
 
     async fn call(method: Method, path: &str) -> (StatusCode, Option<String>, Value) {
         let api = OpenApiRouter::new().routes(routes!(things));
-        let router = service_router("test", api, Vec::new());
+        let routers = service_router("test", api, Vec::new());
+        let router = if path.starts_with("/management") { routers.management } else { routers.public };
+        let path = path.strip_prefix("/management").unwrap_or(path);
         let request = Request::builder().method(method).uri(path).body(Body::empty()).unwrap();
         let response = router.oneshot(request).await.expect("the router is infallible");
         let status = response.status();
@@ -104,6 +135,18 @@ mod tests {
     async fn known_routes_answer_as_before() {
         assert_eq!(call(Method::GET, "/things").await.0, StatusCode::OK);
         assert_eq!(call(Method::GET, "/healthz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn probes_and_metrics_answer_on_the_management_router_only() {
+        for path in ["/metrics", "/readyz"] {
+            let (status, _, body) = call(Method::GET, path).await;
+            assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{path}");
+            assert_eq!(call(Method::GET, &format!("/management{path}")).await.0, StatusCode::OK, "{path}");
+        }
+        assert_eq!(call(Method::GET, "/management/healthz").await.0, StatusCode::OK);
+        let (status, _, body) = call(Method::GET, "/management/things").await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
     }
 
     #[tokio::test]

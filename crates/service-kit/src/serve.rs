@@ -112,6 +112,22 @@ pub async fn serve(
     Ok(())
 }
 
+/// Serves a service's public `router` on `listener` and its management router (probes
+/// and metrics, see [`crate::router::Routers`]) on `management`, both as [`serve`] does,
+/// until `shutdown`; returns once both have drained.
+pub async fn serve_with_management(
+    name: &'static str,
+    (listener, router): (TcpListener, Router),
+    (management, management_router): (TcpListener, Router),
+    shutdown: CancellationToken,
+    grace: Duration,
+    http: &HttpConfig,
+) -> std::io::Result<()> {
+    let public = serve(name, listener, router, shutdown.clone(), grace, http);
+    let management = serve(name, management, management_router, shutdown, grace, http);
+    tokio::try_join!(public, management).map(drop)
+}
+
 /// The last-resort request timeout. Database and Redis work answers within its own
 /// deadlines first; this bounds everything else a handler might wait on.
 async fn answer_within(limit: Duration, request: Request, next: Next) -> Response {

@@ -7,7 +7,10 @@
 //!
 //! It walks the events PostgreSQL knows as well as Redis' own index, so it notices an
 //! event Redis lost (index and all) and rebuilds it ([`crate::restore`]), in the
-//! background: no tick waits on PostgreSQL. Every admission is handed to the
+//! background: no tick waits on PostgreSQL. Closed events are not walked: closing
+//! takes an event out of the index (and starts its keys' retention, see
+//! `waitroom.closed_retention_secs`), and an event the index still lists that
+//! PostgreSQL has closed (a close whose index update failed) is taken out here. Every admission is handed to the
 //! [`Recorder`](crate::recorder::Recorder), which writes them to PostgreSQL on its own
 //! task.
 
@@ -91,19 +94,27 @@ impl Admitter {
                 // Redis lost the event (or never had it: PostgreSQL recorded settings
                 // whose Redis write failed). Rebuilt in the background; admission
                 // resumes on a later tick, after the pause.
-                if self.restorer.directory_now().is_some_and(|events| events.contains_key(&event_id)) {
-                    self.restorer.rebuild_in_background(event_id);
+                // A closed event is rebuilt only when a request needs its answer.
+                match self.restorer.directory_now().and_then(|events| events.get(&event_id).copied()) {
+                    Some(EventState::Closed) => self.store.unindex(event_id).await?,
+                    Some(_) => self.restorer.rebuild_in_background(event_id),
+                    None => {}
                 }
                 Ok(Step::default())
             }
         }
     }
 
-    /// The events to step: Redis' index, and every event PostgreSQL knows that is not
-    /// closed (as last read: this never waits on PostgreSQL).
+    /// The events to step: Redis' index, and every event PostgreSQL knows, less those
+    /// PostgreSQL has closed (as last read: this never waits on PostgreSQL).
     async fn events(&self) -> Result<Vec<Uuid>> {
         let mut events: HashSet<Uuid> = self.store.events().await?.into_iter().collect();
         if let Some(known) = self.restorer.directory_now() {
+            let closed = |id: &Uuid| known.get(id) == Some(&EventState::Closed);
+            for event_id in events.iter().filter(|id| closed(id)) {
+                self.store.unindex(*event_id).await?;
+            }
+            events.retain(|id| !closed(id));
             events.extend(known.iter().filter(|(_, &state)| state != EventState::Closed).map(|(&id, _)| id));
         }
         Ok(events.into_iter().collect())

@@ -59,6 +59,8 @@ impl FromRef<AppState> for Arc<ClientAddressConfig> {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    management_listener: TcpListener,
+    management_router: Router,
     join_limits: Arc<ClientLimits>,
     admitter: Admitter,
     grace: Duration,
@@ -82,8 +84,10 @@ impl Application {
         public_keys: &[PublicKey],
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
+        let management_listener = TcpListener::bind(config.management_listen).await?;
         crate::metrics::register();
-        let store = Store::new(redis, key_prefix);
+        let store =
+            Store::new(redis, key_prefix).with_closed_retention(Duration::from_secs(config.closed_retention_secs));
         let ledger = Ledger::new(database);
         let restorer = Arc::new(Restorer::new(store.clone(), ledger.clone(), Arc::new(Recorder::new(ledger))));
         let join_limits = Arc::new(ClientLimits::new(
@@ -108,9 +112,12 @@ impl Application {
             client_fan_ids: ClientFanIds::new(config.fan_id_secret.clone(), config.deployment.development),
             jwks: Arc::new(json!({ "keys": public_keys.iter().map(PublicKey::jwk).collect::<Vec<_>>() })),
         };
+        let routers = crate::routes::router(state);
         Ok(Self {
             listener,
-            router: crate::routes::router(state),
+            router: routers.public,
+            management_listener,
+            management_router: routers.management,
             join_limits,
             admitter,
             grace: Duration::from_secs(config.shutdown_grace_secs),
@@ -122,15 +129,29 @@ impl Application {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
+    /// Where `/metrics`, `/readyz` and `/healthz` answer.
+    pub fn management_addr(&self) -> SocketAddr {
+        self.management_listener.local_addr().expect("a bound listener has an address")
+    }
+
     /// An admitter on the same Redis, database and settings, to run with
     /// [`crate::run_admitter`].
     pub fn admitter(&self) -> Admitter {
         self.admitter.clone()
     }
 
-    /// Serves until `shutdown` is cancelled, then drains in-flight requests.
+    /// Serves both listeners until `shutdown` is cancelled, then drains in-flight
+    /// requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         self.join_limits.spawn_sweeper(shutdown.clone());
-        service_kit::serve("waitroom", self.listener, self.router, shutdown, self.grace, &self.http).await
+        service_kit::serve::serve_with_management(
+            "waitroom",
+            (self.listener, self.router),
+            (self.management_listener, self.management_router),
+            shutdown,
+            self.grace,
+            &self.http,
+        )
+        .await
     }
 }

@@ -7,6 +7,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 pub struct WaitroomConfig {
     pub listen: SocketAddr,
+    /// Where `/metrics`, `/readyz` and `/healthz` answer: not the public listener
+    /// (metrics name events; a readiness round costs a round trip). Loopback by
+    /// default; Kubernetes sets `0.0.0.0:<port>` for the kubelet and Prometheus.
+    pub management_listen: SocketAddr,
     /// Organizer endpoints require `Authorization: Bearer <admin_api_key>`.
     pub admin_api_key: SecretString,
     /// Key of the queue tickets' HMAC. Every replica needs the same one; changing it
@@ -20,6 +24,10 @@ pub struct WaitroomConfig {
     /// How often each replica's admitter steps every event. The rate does not depend
     /// on it (owed admissions follow elapsed time); it sets how smooth admission is.
     pub admitter_tick_ms: u64,
+    /// How long a closed event's Redis keys outlive its closing: late polls still
+    /// learn it closed from Redis meanwhile, then from PostgreSQL (which keeps its
+    /// settings, seed and admissions) through a rebuild that expires again.
+    pub closed_retention_secs: u64,
     /// Joins per client address (an IPv6 client's /64).
     pub join_limit_per_address: RateLimit,
     pub join_limit_per_fan: RateLimit,
@@ -61,6 +69,9 @@ impl Section for WaitroomConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.management_listen == self.listen && self.listen.port() != 0 {
+            return Err("waitroom.management_listen must differ from waitroom.listen".into());
+        }
         if self.admin_api_key.expose_secret().len() < 16 {
             return Err("waitroom.admin_api_key must be at least 16 characters".into());
         }
@@ -87,6 +98,9 @@ impl Section for WaitroomConfig {
         }
         if self.database_max_connections == 0 {
             return Err("waitroom.database_max_connections must be at least 1".into());
+        }
+        if !(60..=90 * 24 * 3600).contains(&self.closed_retention_secs) {
+            return Err("waitroom.closed_retention_secs must be 60-7776000 (90 days)".into());
         }
         if !(10..=1_000).contains(&self.admitter_tick_ms) {
             return Err("waitroom.admitter_tick_ms must be 10-1000".into());

@@ -6,9 +6,8 @@ mod extract;
 mod holds;
 
 use axum::middleware;
-use axum::Router;
 use service_kit::health;
-use service_kit::router::service_router;
+use service_kit::router::{service_router, Routers};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::state::AppState;
@@ -16,7 +15,7 @@ use crate::{auth, limits};
 
 /// Every route is declared with its OpenAPI description (`#[utoipa::path]`), which
 /// `service_router` serves as `/openapi.json`.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> Routers {
     let database = health::postgres_check(state.sales.database().pool().clone());
     let mut api = OpenApiRouter::new()
         .merge(events::router())

@@ -61,7 +61,7 @@ async fn metrics_count_order_outcomes_and_label_requests_by_route_template() {
     assert_eq!(app.book(&event, "fan", json!({ "seats": ["1"] })).await.status, StatusCode::CREATED);
     assert_eq!(app.book(&event, "other", json!({ "seats": ["1"] })).await.code(), "seat_unavailable");
 
-    let text = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app.http.get(app.management_url("/metrics")).send().await.unwrap().text().await.unwrap();
     let value = |series: &str| {
         text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok()).unwrap_or(0.0)
     };

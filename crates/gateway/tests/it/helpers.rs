@@ -15,6 +15,7 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub management_addr: SocketAddr,
     /// The test's own connections, straight to the database (never through a proxy).
     pub pool: PgPool,
     /// The gateway's connections.
@@ -46,6 +47,13 @@ pub async fn spawn_app_with(max_connections: u32, adjust: impl FnOnce(&mut Gatew
     start(db.pool, database, adjust).await
 }
 
+/// The app with a database URL where nothing listens (the test's own `pool` is real).
+pub async fn spawn_app_with_unreachable_database() -> TestApp {
+    let db = TestDatabase::new(&schema::MIGRATOR, 1).await.expect("test database");
+    let nowhere = test_support::postgres_config("postgres://postgres@127.0.0.1:1/nowhere", 2).database().unwrap();
+    start(db.pool, nowhere, |_| {}).await
+}
+
 /// The app reaching its database through a [`ChaosProxy`], with a pool of
 /// `max_connections`; the test's own `pool` connects directly.
 pub async fn spawn_app_through_proxy(max_connections: u32) -> (TestApp, ChaosProxy) {
@@ -68,10 +76,11 @@ async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut Gatewa
     let config = test_support::config(&[("admin_api_key", ADMIN_KEY), ("seat_map_max_age_ms", "0")], adjust);
     let app = Application::build(&config, database.clone(), keys.verifier()).await.expect("gateway binds");
     let addr = app.local_addr();
+    let management_addr = app.management_addr();
     let shutdown = CancellationToken::new();
     let server = Some(tokio::spawn(app.run(shutdown.clone())));
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
-    TestApp { addr, pool, db: database, keys, http, shutdown, server }
+    TestApp { addr, management_addr, pool, db: database, keys, http, shutdown, server }
 }
 
 impl TestApp {
@@ -86,6 +95,11 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// On the management listener (probes and metrics).
+    pub fn management_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.management_addr, path)
     }
 
     pub fn send(

@@ -10,6 +10,7 @@ mod helpers;
 mod holds;
 mod idempotency;
 mod limits;
+mod management;
 mod openapi;
 mod races;
 mod slow_clients;

@@ -7,16 +7,15 @@ mod queue;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::Router;
 use service_kit::health::{self, ReadinessCheck};
-use service_kit::router::service_router;
+use service_kit::router::{service_router, Routers};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 
 /// Every route is declared with its OpenAPI description (`#[utoipa::path]`), which
 /// `service_router` serves as `/openapi.json`.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState) -> Routers {
     let redis = health::redis_check(state.store.connection());
     let postgres = postgres_reached(state.restorer.ledger().database().pool().clone());
     let api =

@@ -56,7 +56,12 @@ pub const EPOCH_SHIFT: u32 = 40;
 pub struct Store {
     conn: ConnectionManager,
     prefix: Arc<str>,
+    /// How long a closed event's keys outlive its closing (`waitroom.closed_retention_secs`).
+    closed_retention_ms: u64,
 }
+
+/// [`Store::new`]'s retention of a closed event's keys, as `config/default.toml`'s.
+pub const DEFAULT_CLOSED_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// What a locate call does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +102,12 @@ pub struct Rebuild {
 
 impl Store {
     pub fn new(conn: ConnectionManager, key_prefix: &str) -> Self {
-        Self { conn, prefix: key_prefix.into() }
+        Self { conn, prefix: key_prefix.into(), closed_retention_ms: DEFAULT_CLOSED_RETENTION.as_millis() as u64 }
+    }
+
+    /// The same store, keeping a closed event's keys for `retention` after it closes.
+    pub fn with_closed_retention(self, retention: std::time::Duration) -> Self {
+        Self { closed_retention_ms: retention.as_millis() as u64, ..self }
     }
 
     fn keys(&self, event_id: Uuid) -> EventKeys<'_> {
@@ -121,7 +131,7 @@ impl Store {
         write: SettingsWrite,
     ) -> Result<PutOutcome> {
         let mut conn = self.conn.clone();
-        let mut invocation = PUT_SETTINGS.key(self.keys(event_id).key(EventKey::Settings));
+        let mut invocation = PUT_SETTINGS.key(&self.keys(event_id).script_keys());
         invocation
             .arg(settings.state.as_str())
             .arg(settings.admit_rate.to_string())
@@ -131,19 +141,30 @@ impl Store {
             .arg(seed)
             .arg(seed_sha256)
             .arg(epoch)
-            .arg(if write == SettingsWrite::Updated { "1" } else { "0" });
+            .arg(if write == SettingsWrite::Updated { "1" } else { "0" })
+            .arg(self.closed_retention_ms);
         let outcome = replies::put_outcome(timed("put_settings", invocation.invoke_async(&mut conn)).await?)?;
         if outcome == PutOutcome::Written {
-            self.index(event_id).await?;
+            self.index(event_id, settings.state).await?;
         }
         Ok(outcome)
     }
 
-    /// Adds the event to the index the admitter walks. Outside the scripts: the index
-    /// is not under the event's hash tag.
-    async fn index(&self, event_id: Uuid) -> Result<()> {
+    /// Adds the event to the index the admitter walks, or takes it out once closed.
+    /// Outside the scripts: the index is not under the event's hash tag.
+    async fn index(&self, event_id: Uuid, state: EventState) -> Result<()> {
+        if state == EventState::Closed {
+            return self.unindex(event_id).await;
+        }
         let mut conn = self.conn.clone();
         let _: () = conn.sadd(keys::events_index(&self.prefix), event_id.to_string()).await?;
+        Ok(())
+    }
+
+    /// Takes the event out of the index the admitter walks.
+    pub async fn unindex(&self, event_id: Uuid) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let _: () = conn.srem(keys::events_index(&self.prefix), event_id.to_string()).await?;
         Ok(())
     }
 
@@ -178,7 +199,8 @@ impl Store {
             .arg(rebuild.epoch)
             .arg(rebuild.epoch << EPOCH_SHIFT)
             .arg(rebuild.admitted_total)
-            .arg(rebuild.created_at.timestamp_millis());
+            .arg(rebuild.created_at.timestamp_millis())
+            .arg(self.closed_retention_ms);
         let mut chunks = rebuild.live.chunks(RESTORE_CHUNK);
         for (fan, expires_at) in chunks.next().unwrap_or_default() {
             invocation.arg(fan).arg(expires_at.timestamp_millis());
@@ -198,7 +220,7 @@ impl Store {
                 .query_async(&mut conn)
                 .await?;
         }
-        self.index(event_id).await?;
+        self.index(event_id, s.state).await?;
         Ok(true)
     }
 
@@ -234,9 +256,13 @@ impl Store {
     #[tracing::instrument(skip(self), fields(%event_id))]
     pub async fn set_state(&self, event_id: Uuid, state: EventState) -> Result<bool> {
         let mut conn = self.conn.clone();
-        let mut invocation = SET_STATE.key(self.keys(event_id).key(EventKey::Settings));
-        invocation.arg(state.as_str());
-        Ok(replies::state_set(timed("set_state", invocation.invoke_async(&mut conn)).await?))
+        let mut invocation = SET_STATE.key(&self.keys(event_id).script_keys());
+        invocation.arg(state.as_str()).arg(self.closed_retention_ms);
+        let set = replies::state_set(timed("set_state", invocation.invoke_async(&mut conn)).await?);
+        if set {
+            self.index(event_id, state).await?;
+        }
+        Ok(set)
     }
 
     /// Joins, polls or restores a fan (see [`LocateMode`]); each refreshes the fan's

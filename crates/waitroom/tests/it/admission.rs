@@ -181,7 +181,7 @@ async fn metrics_show_the_line_the_admissions_and_the_route_templates() {
     assert_eq!(app.admit(event, 3, 50).await.len(), 3);
     app.admit(event, 0, 1).await;
 
-    let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let text = app.http.get(format!("{}/metrics", app.management)).send().await.unwrap().text().await.unwrap();
     let series = |name: &str| {
         let prefix = format!("{name}{{event=\"{event}\"}} ");
         text.lines().find_map(|line| line.strip_prefix(&prefix)?.parse::<f64>().ok())
@@ -201,7 +201,7 @@ async fn metrics_show_the_line_the_admissions_and_the_route_templates() {
 
     app.admin_post(event, "pause").await;
     app.admit(event, 0, 1).await;
-    let text = app.http.get(format!("{}/metrics", app.base)).send().await.unwrap().text().await.unwrap();
+    let text = app.http.get(format!("{}/metrics", app.management)).send().await.unwrap().text().await.unwrap();
     assert!(
         text.contains(&format!("boxoffice_waitroom_admit_rate{{event=\"{event}\"}} 0\n")),
         "a paused event admits at rate 0: {text}"

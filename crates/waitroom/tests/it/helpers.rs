@@ -21,6 +21,8 @@ pub const KID: &str = "waitroom-test";
 
 pub struct TestApp {
     pub base: String,
+    /// The management listener's base URL: `/metrics`, `/readyz`, `/healthz`.
+    pub management: String,
     pub http: reqwest::Client,
     pub admitter: Admitter,
     pub public_keys: Vec<PublicKey>,
@@ -120,15 +122,34 @@ async fn start(
     .await
     .unwrap();
     let base = format!("http://{}", app.local_addr());
+    let management = format!("http://{}", app.management_addr());
     let admitter = app.admitter();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
     let db =
         sqlx::postgres::PgPoolOptions::new().max_connections(2).connect_lazy(&database_url(&prefix).await).unwrap();
-    TestApp { base, http: reqwest::Client::new(), admitter, public_keys, redis, prefix, db, shutdown, _keys: keys }
+    TestApp {
+        base,
+        management,
+        http: reqwest::Client::new(),
+        admitter,
+        public_keys,
+        redis,
+        prefix,
+        db,
+        shutdown,
+        _keys: keys,
+    }
 }
 
 impl TestApp {
+    /// This process's `/metrics`, as text.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.http.get(format!("{}/metrics", self.management)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.text().await.unwrap()
+    }
+
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         self.http.request(method, format!("{}{path}", self.base))
     }

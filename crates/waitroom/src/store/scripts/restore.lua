@@ -19,12 +19,14 @@
 -- ARGV[1..7]: state, rate, max_active, lifetime_ms, opens_at_ms (0: at once), seed,
 -- seed_sha256; ARGV[8]: epoch; ARGV[9]: arrival counter base (epoch << 40);
 -- ARGV[10]: admissions recorded so far; ARGV[11]: opened_at_ms to record when the
--- sale opens at once; ARGV[12..]: fan, expiry_ms pairs of live admissions.
+-- sale opens at once; ARGV[12]: retention_ms (a closed event is rebuilt to answer
+-- requests, and expires again after it); ARGV[13..]: fan, expiry_ms pairs of live
+-- admissions.
 -- Returns 1 when this call rebuilt the event, 0 when its settings were there already.
 local settings_key, counters_key, _, _, admitted_key = unpack(KEYS)
 local state, rate, max_active, lifetime_ms, opens_at_ms, seed, seed_sha256, epoch, seq_base, admitted_total,
-  opened_at_ms = unpack(ARGV, 1, 11)
-local FIRST_ADMISSION = 12
+  opened_at_ms, retention_ms = unpack(ARGV, 1, 12)
+local FIRST_ADMISSION = 13
 if redis.call('EXISTS', settings_key) == 1 then
   return 0
 end
@@ -53,4 +55,5 @@ for i = FIRST_ADMISSION, #ARGV, 2 do
     redis.call('ZADD', admitted_key, 'GT', expiry_ms, fan)
   end
 end
+retain(state, retention_ms)
 return 1

@@ -1,0 +1,81 @@
+//! A closed event leaves the admitter's set and its Redis keys expire; PostgreSQL keeps
+//! what it needs, so a request after they are gone still gets the closed event's answer.
+
+use redis::AsyncCommands;
+use reqwest::StatusCode;
+use serde_json::json;
+use uuid::Uuid;
+use waitroom::store::keys::{events_index, EventKeys};
+
+use crate::helpers::{spawn_app, TestApp};
+
+fn settings(state: &str) -> serde_json::Value {
+    json!({ "admit_rate": 100.0, "max_active": 1, "token_lifetime_secs": 600, "state": state })
+}
+
+/// The TTL in seconds of each of the event's keys (-2: gone, -1: never expires).
+async fn ttls_of(app: &TestApp, event_id: Uuid) -> Vec<(String, i64)> {
+    let mut redis = app.redis.clone();
+    let mut ttls = Vec::new();
+    for key in EventKeys::new(&app.prefix, event_id).script_keys() {
+        let ttl: i64 = redis.ttl(&key).await.unwrap();
+        ttls.push((key.rsplit(':').next().unwrap().to_owned(), ttl));
+    }
+    ttls
+}
+
+async fn indexed(app: &TestApp, event_id: Uuid) -> bool {
+    let mut redis = app.redis.clone();
+    redis.sismember(events_index(&app.prefix), event_id.to_string()).await.unwrap()
+}
+
+/// An event with every key in use: fans waiting and seen, one admitted.
+async fn busy_event(app: &TestApp) -> Uuid {
+    let event_id = app.new_event(settings("running")).await;
+    for fan in ["fan-1", "fan-2", "fan-3"] {
+        app.join_ok(event_id, fan).await;
+    }
+    assert_eq!(app.admit(event_id, 1, 50).await.len(), 1);
+    let ttls = ttls_of(app, event_id).await;
+    assert!(ttls.iter().all(|(_, ttl)| *ttl == -1), "every key there, none expiring: {ttls:?}");
+    assert!(indexed(app, event_id).await);
+    event_id
+}
+
+#[tokio::test]
+async fn closing_an_event_takes_it_out_of_the_admitters_set_and_expires_all_its_keys() {
+    let app = spawn_app().await;
+    let event_id = busy_event(&app).await;
+
+    assert_eq!(app.put_settings(event_id, &settings("closed")).await.status, StatusCode::OK);
+    assert!(!indexed(&app, event_id).await, "a closed event is not stepped");
+    let day = 24 * 3600;
+    let ttls = ttls_of(&app, event_id).await;
+    assert!(ttls.iter().all(|(_, ttl)| (day - 60..=day).contains(ttl)), "a day's retention: {ttls:?}");
+
+    // Reopened, it is stepped again and kept.
+    assert_eq!(app.put_settings(event_id, &settings("running")).await.status, StatusCode::OK);
+    assert!(indexed(&app, event_id).await);
+    let ttls = ttls_of(&app, event_id).await;
+    assert!(ttls.iter().all(|(_, ttl)| *ttl == -1), "kept again: {ttls:?}");
+}
+
+#[tokio::test]
+async fn a_closed_event_whose_keys_expired_still_refuses_joins_and_expires_again() {
+    let app = spawn_app().await;
+    let event_id = busy_event(&app).await;
+    assert_eq!(app.put_settings(event_id, &settings("closed")).await.status, StatusCode::OK);
+
+    // What the retention does, without waiting a day.
+    let mut redis = app.redis.clone();
+    let _: () = redis.del(EventKeys::new(&app.prefix, event_id).script_keys().to_vec()).await.unwrap();
+    let refused = app.join(event_id, Some("fan-late")).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::CONFLICT, "event_closed"), "{}", refused.body);
+    assert_eq!(app.public_event(event_id).await["state"], "closed");
+
+    // Rebuilt from PostgreSQL to answer, it expires again and is not stepped.
+    assert!(!indexed(&app, event_id).await, "not back in the admitter's set");
+    let ttls = ttls_of(&app, event_id).await;
+    assert!(ttls.iter().all(|(_, ttl)| *ttl == -2 || *ttl > 0), "nothing kept forever: {ttls:?}");
+    assert!(ttls[0].1 > 0, "the rebuilt settings expire: {ttls:?}");
+}
