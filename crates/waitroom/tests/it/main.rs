@@ -10,6 +10,7 @@ mod helpers;
 mod latency;
 mod openapi;
 mod outage;
+mod polls;
 mod prequeue;
 mod queue;
 mod slow_clients;
