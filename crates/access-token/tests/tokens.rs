@@ -32,6 +32,27 @@ fn a_signed_token_verifies_and_keeps_its_claims() {
 }
 
 #[test]
+fn one_admission_gives_one_token_on_every_replica() {
+    let k = keys();
+    let replica = TokenSigner::new(&k.pair);
+    let event = Uuid::new_v4();
+    let (admitted_at_ms, expires_at_ms) = (now() * 1000 - 1_500, now() * 1000 + 600_250);
+    let claims = AccessClaims::for_admission("fan-1", event, admitted_at_ms, expires_at_ms);
+    let token = k.signer.sign(&claims);
+    assert_eq!(replica.sign(&AccessClaims::for_admission("fan-1", event, admitted_at_ms, expires_at_ms)), token);
+    let verified = k.verifier.verify(&token).unwrap();
+    assert_eq!(
+        (verified.iat, verified.nbf, verified.exp),
+        (admitted_at_ms / 1000, admitted_at_ms / 1000, expires_at_ms / 1000)
+    );
+    // The next admission of the same fan (a later expiry), or another fan's: other ids.
+    let later = AccessClaims::for_admission("fan-1", event, admitted_at_ms, expires_at_ms + 1);
+    let other_fan = AccessClaims::for_admission("fan-2", event, admitted_at_ms, expires_at_ms);
+    assert_ne!(later.jti, claims.jti);
+    assert_ne!(other_fan.jti, claims.jti);
+}
+
+#[test]
 fn alg_none_is_rejected() {
     let k = keys();
     let claims = AccessClaims::new("fan-1", Uuid::new_v4(), now(), 300);

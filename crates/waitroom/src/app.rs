@@ -25,6 +25,7 @@ use crate::queue::Queue;
 use crate::recorder::Recorder;
 use crate::restore::Restorer;
 use crate::store::Store;
+use crate::tokens::AdmissionTokens;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -35,6 +36,8 @@ pub struct AppState {
     pub queue: Queue,
     /// Joins per client address and per fan.
     pub join_limits: Arc<ClientLimits>,
+    /// Polls and leaves per client address and per ticket.
+    pub poll_limits: Arc<ClientLimits>,
     pub admin_key: AdminKey,
     pub client_address: Arc<ClientAddressConfig>,
     /// Which fan ids a client may choose: signed ones, any (development), or none.
@@ -62,6 +65,7 @@ pub struct Application {
     management_listener: TcpListener,
     management_router: Router,
     join_limits: Arc<ClientLimits>,
+    poll_limits: Arc<ClientLimits>,
     admitter: Admitter,
     grace: Duration,
     http: HttpConfig,
@@ -95,18 +99,24 @@ impl Application {
             config.join_limit_per_address,
             config.join_limit_per_fan,
         ));
+        let poll_limits = Arc::new(ClientLimits::new(
+            crate::metrics::RATE_LIMITED,
+            config.poll_limit_per_address,
+            config.poll_limit_per_ticket,
+        ));
         let admitter = Admitter::new(store.clone(), restorer.clone(), config);
         let state = AppState {
             queue: Queue::new(
                 store.clone(),
                 restorer.clone(),
-                TicketKey::new(config.ticket_secret.clone()),
-                signer,
+                TicketKey::new(config.ticket_secret.clone(), Duration::from_secs(config.ticket_lifetime_secs)),
+                AdmissionTokens::new(signer),
                 config.abandon_after_secs,
             ),
             store,
             restorer,
             join_limits: join_limits.clone(),
+            poll_limits: poll_limits.clone(),
             admin_key: AdminKey(config.admin_api_key.clone()),
             client_address: Arc::new(config.client_address.clone()),
             client_fan_ids: ClientFanIds::new(config.fan_id_secret.clone(), config.deployment.development),
@@ -119,6 +129,7 @@ impl Application {
             management_listener,
             management_router: routers.management,
             join_limits,
+            poll_limits,
             admitter,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             http: config.http,
@@ -144,6 +155,7 @@ impl Application {
     /// requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         self.join_limits.spawn_sweeper(shutdown.clone());
+        self.poll_limits.spawn_sweeper(shutdown.clone());
         service_kit::serve::serve_with_management(
             "waitroom",
             (self.listener, self.router),

@@ -21,6 +21,11 @@ pub struct WaitroomConfig {
     /// it, the longest poll interval a fan is given, plus 2 s) and how long after that a
     /// fan's ticket can still put them back in their place (all of it).
     pub abandon_after_secs: u64,
+    /// A queue ticket expires this long after it was issued. A fan who polls is given a
+    /// fresh one each time, so only a ticket that leaked or was left unused expires; at
+    /// least twice `abandon_after_secs`, so a fan who may still keep their place (or
+    /// have it restored after a wipe) always holds a valid ticket.
+    pub ticket_lifetime_secs: u64,
     /// How often each replica's admitter steps every event. The rate does not depend
     /// on it (owed admissions follow elapsed time); it sets how smooth admission is.
     pub admitter_tick_ms: u64,
@@ -31,6 +36,12 @@ pub struct WaitroomConfig {
     /// Joins per client address (an IPv6 client's /64).
     pub join_limit_per_address: RateLimit,
     pub join_limit_per_fan: RateLimit,
+    /// Polls and leaves per client address; checked before the ticket's signature, so
+    /// garbage tickets cannot buy unlimited HMAC checks.
+    pub poll_limit_per_address: RateLimit,
+    /// Polls and leaves per ticket (a fan in one event's line). A fan who follows
+    /// `poll_after_secs` (2 s at least) never meets it.
+    pub poll_limit_per_ticket: RateLimit,
     /// Who the client is behind a proxy (`[waitroom.client_address]`): without a
     /// trusted proxy, the TCP peer; behind one not configured, every fan would share the
     /// proxy's address and its limit.
@@ -96,6 +107,12 @@ impl Section for WaitroomConfig {
         if self.abandon_after_secs == 0 {
             return Err("waitroom.abandon_after_secs must be at least 1".into());
         }
+        if self.ticket_lifetime_secs < 2 * self.abandon_after_secs {
+            return Err(format!(
+                "waitroom.ticket_lifetime_secs must be at least twice waitroom.abandon_after_secs ({} s)",
+                2 * self.abandon_after_secs
+            ));
+        }
         if self.database_max_connections == 0 {
             return Err("waitroom.database_max_connections must be at least 1".into());
         }
@@ -107,6 +124,8 @@ impl Section for WaitroomConfig {
         }
         self.join_limit_per_address.validate("waitroom.join_limit_per_address")?;
         self.join_limit_per_fan.validate("waitroom.join_limit_per_fan")?;
+        self.poll_limit_per_address.validate("waitroom.poll_limit_per_address")?;
+        self.poll_limit_per_ticket.validate("waitroom.poll_limit_per_ticket")?;
         self.client_address.validate("waitroom")?;
         Ok(())
     }
@@ -138,6 +157,12 @@ mod tests {
         let short = Some(SecretString::from("short"));
         refused(WaitroomConfig { fan_id_secret: short, ..config() }, "waitroom.fan_id_secret");
         refused(WaitroomConfig { database_max_connections: 0, ..config() }, "waitroom.database_max_connections");
+        refused(WaitroomConfig { poll_limit_per_ticket: zero, ..config() }, "waitroom.poll_limit_per_ticket");
+        let (abandon_after_secs, ticket_lifetime_secs) = (60, 119);
+        refused(
+            WaitroomConfig { abandon_after_secs, ticket_lifetime_secs, ..config() },
+            "waitroom.ticket_lifetime_secs",
+        );
     }
 
     #[test]

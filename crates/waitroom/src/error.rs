@@ -21,6 +21,10 @@ pub enum Error {
     NotFound(&'static str),
     #[error("this queue ticket is malformed")]
     MalformedTicket,
+    /// Older than `waitroom.ticket_lifetime_secs` (a fan who polls is given a new one
+    /// each time), or of the earlier format that carried no issue time.
+    #[error("this queue ticket has expired; join the queue again")]
+    TicketExpired,
     #[error("{0}")]
     FanIdNotVouched(#[from] VouchError),
     #[error("this event's waiting room is closed")]
@@ -35,7 +39,7 @@ pub enum Error {
          join the queue again"
     )]
     QueueReset,
-    #[error("too many join requests; retry after {} s", .0.as_secs().max(1))]
+    #[error("too many requests; retry after {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
     /// Redis is down, unreachable, slower than `redis.command_timeout_ms`, or not
     /// serving yet (see `redis_unavailable`).
@@ -69,6 +73,7 @@ impl Error {
             Self::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.code),
             Self::NotFound(what) => (StatusCode::NOT_FOUND, not_found_code(what)),
             Self::MalformedTicket => (StatusCode::BAD_REQUEST, "malformed_ticket"),
+            Self::TicketExpired => (StatusCode::GONE, "ticket_expired"),
             Self::FanIdNotVouched(_) => (StatusCode::FORBIDDEN, "fan_id_not_vouched"),
             Self::EventClosed => (StatusCode::CONFLICT, "event_closed"),
             Self::AlreadyOpen => (StatusCode::CONFLICT, "already_open"),
@@ -110,6 +115,7 @@ impl From<TicketError> for Error {
             // A forged ticket names no place in this queue; saying "not found" rather
             // than "forged" tells a prober nothing.
             TicketError::Forged => Self::NotFound("ticket"),
+            TicketError::Expired => Self::TicketExpired,
         }
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! - [`routes`]: HTTP only: extract, call, map; each handler carries its OpenAPI
 //!   description (`#[utoipa::path]`), served as `/openapi.json`.
-//! - [`queue`]: the fan's use cases (join, poll, leave) and token signing.
+//! - [`queue`]: the fan's use cases (join, poll, leave).
+//! - [`tokens`]: admitted fans' access tokens, one per admission.
 //! - [`admitter`]: the background task that admits fans, one atomic step at a time.
 //! - [`domain`]: rules with no I/O: fan ids, tickets, settings, the auditable
 //!   pre-queue shuffle, ETA.
@@ -29,6 +30,7 @@ pub mod recorder;
 pub mod restore;
 pub mod routes;
 pub mod store;
+pub mod tokens;
 
 pub use admitter::{run_admitter, Admitter};
 pub use app::{AppState, Application};

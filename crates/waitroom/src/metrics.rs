@@ -27,7 +27,8 @@ pub const MAX_ACTIVE: &str = "boxoffice_waitroom_max_active";
 pub const ADMIT_RATE: &str = "boxoffice_waitroom_admit_rate";
 /// Each Redis script call of the waiting room, by command.
 pub const REDIS_COMMAND_DURATION: &str = "boxoffice_redis_command_duration_seconds";
-/// Join requests refused by a rate limit, by limit (`address` or `fan`), counted by
+/// Joins, polls and leaves refused by a rate limit, by limit (`address` or `fan`: the
+/// fan id of a join, the ticket of a poll or leave), counted by
 /// [`service_kit::rate_limit::ClientLimits`].
 pub const RATE_LIMITED: &str = "boxoffice_waitroom_rate_limited_total";
 /// Admission steps that failed (Redis unreachable or a script error).

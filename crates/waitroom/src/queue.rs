@@ -1,5 +1,5 @@
 //! The fan's use cases: join, poll, leave. Each is one Redis script call; every answer
-//! carries a fresh queue ticket, and admitted fans get a freshly signed access token.
+//! carries a fresh queue ticket, and admitted fans get their admission's access token.
 //!
 //! After Redis lost an event (a wipe), the first request that meets it rebuilds it from
 //! PostgreSQL ([`Restorer`]), and each fan's next poll puts them back at the place
@@ -7,8 +7,7 @@
 
 use std::sync::Arc;
 
-use access_token::{AccessClaims, TokenSigner};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use uuid::Uuid;
 
 use crate::domain::fan::FanId;
@@ -18,13 +17,14 @@ use crate::error::{Error, Result};
 use crate::model::FanView;
 use crate::restore::Restorer;
 use crate::store::{Arrival, LocateMode, Located, Location, Placement, RestorePlace, Store};
+use crate::tokens::AdmissionTokens;
 
 #[derive(Clone)]
 pub struct Queue {
     store: Store,
     restorer: Arc<Restorer>,
     tickets: TicketKey,
-    signer: Arc<TokenSigner>,
+    tokens: Arc<AdmissionTokens>,
     /// Bounds the poll interval fans are given, so following it keeps their place.
     abandon_after_secs: u64,
 }
@@ -34,10 +34,10 @@ impl Queue {
         store: Store,
         restorer: Arc<Restorer>,
         tickets: TicketKey,
-        signer: TokenSigner,
+        tokens: AdmissionTokens,
         abandon_after_secs: u64,
     ) -> Self {
-        Self { store, restorer, tickets, signer: Arc::new(signer), abandon_after_secs }
+        Self { store, restorer, tickets, tokens: Arc::new(tokens), abandon_after_secs }
     }
 
     /// Puts `fan` in line (or answers where they already are, [`Arrival::AlreadyThere`]).
@@ -59,8 +59,7 @@ impl Queue {
     /// unless that place was already used (an admission recorded since the ticket was
     /// issued) or the fan stayed away longer than the abandonment timeout after the
     /// rebuild. A ticket that cannot restore is answered `409 queue_reset`.
-    pub async fn poll(&self, event_id: Uuid, ticket: &str) -> Result<FanView> {
-        let ticket = self.tickets.verify(event_id, ticket)?;
+    pub async fn poll(&self, event_id: Uuid, ticket: Ticket) -> Result<FanView> {
         match self.locate(event_id, &ticket.fan, LocateMode::Poll).await? {
             Location::Found(located) => Ok(self.view(event_id, &ticket.fan, located)),
             Location::UnknownEvent => Err(Error::NotFound("event")),
@@ -73,15 +72,14 @@ impl Queue {
 
     async fn restore_place(&self, event_id: Uuid, ticket: Ticket, restored_at_ms: i64, now_ms: i64) -> Result<FanView> {
         let window_ms = self.restore_window_ms();
-        let restorable = ticket.issued.and_then(|issued| {
-            let place = match issued.place {
-                Place::Score(score) => RestorePlace::Score(score),
-                Place::PreQueue => RestorePlace::PreQueue,
-                Place::None => return None,
-            };
-            let in_time = issued.at_ms < restored_at_ms && now_ms <= restored_at_ms + window_ms as i64;
-            in_time.then_some((place, issued.at_ms))
-        });
+        let issued = ticket.issued;
+        let place = match issued.place {
+            Place::Score(score) => Some(RestorePlace::Score(score)),
+            Place::PreQueue => Some(RestorePlace::PreQueue),
+            Place::None => None,
+        };
+        let in_time = issued.at_ms < restored_at_ms && now_ms <= restored_at_ms + window_ms as i64;
+        let restorable = place.filter(|_| in_time).map(|place| (place, issued.at_ms));
         let Some((place, issued_at_ms)) = restorable else {
             crate::metrics::queue_reset();
             return Err(Error::QueueReset);
@@ -106,8 +104,8 @@ impl Queue {
         }
     }
 
-    pub async fn leave(&self, event_id: Uuid, ticket: &str) -> Result<()> {
-        let fan = self.tickets.verify(event_id, ticket)?.fan;
+    pub async fn leave(&self, event_id: Uuid, ticket: Ticket) -> Result<()> {
+        let fan = ticket.fan;
         let mut left = self.store.leave(event_id, &fan).await?;
         if left.is_none() && self.restorer.rebuild_if_known(event_id).await? {
             left = self.store.leave(event_id, &fan).await?;
@@ -117,6 +115,13 @@ impl Queue {
             Some(false) => Err(Error::NotFound("fan")),
             Some(true) => Ok(()),
         }
+    }
+
+    /// The ticket's fan and place, if we issued it for this event and it has not
+    /// expired: what [`Queue::poll`] and [`Queue::leave`] take. Its issue time is
+    /// Redis' clock; replicas' clocks are close enough to it for a lifetime of minutes.
+    pub fn verify(&self, event_id: Uuid, ticket: &str) -> Result<Ticket> {
+        Ok(self.tickets.verify(event_id, ticket, Utc::now().timestamp_millis())?)
     }
 
     /// Locates the fan; if Redis does not know the event but PostgreSQL does, rebuilds
@@ -175,23 +180,13 @@ impl Queue {
                         .map(|secs| secs + paused_ms.div_ceil(1000));
                 view.poll_after_secs = Some(poll::after_secs(view.eta_seconds, self.abandon_after_secs));
             }
-            Placement::Admitted { expires_at } => {
-                let (token, expires_at) = self.sign(event_id, fan, expires_at);
+            Placement::Admitted { admitted_at_ms, expires_at_ms } => {
+                let (token, expires_at) = self.tokens.token(event_id, fan, admitted_at_ms, expires_at_ms);
                 view.status = "admitted";
                 view.access_token = Some(token);
                 view.access_token_expires_at = Some(expires_at);
             }
         }
         view
-    }
-
-    /// A token that lasts exactly as long as the admission (whole seconds, at least one).
-    fn sign(&self, event_id: Uuid, fan: &FanId, admission_expires_at: DateTime<Utc>) -> (String, DateTime<Utc>) {
-        let now = Utc::now().timestamp();
-        let lifetime = (admission_expires_at.timestamp() - now).max(1);
-        let claims = AccessClaims::new(fan.as_str(), event_id, now, lifetime);
-        crate::metrics::token_issued();
-        let expires_at = DateTime::from_timestamp(claims.exp, 0).unwrap_or(admission_expires_at);
-        (self.signer.sign(&claims), expires_at)
     }
 }

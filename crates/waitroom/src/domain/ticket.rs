@@ -20,14 +20,21 @@
 //! opens. Every join and poll answer carries a fresh ticket, so a fan who keeps polling
 //! always holds one that says where they stood a moment ago.
 //!
-//! **Version 1** (issued before): `base64url(fan_id) "." base64url(HMAC-SHA256(secret,
-//! "boxoffice-waitroom-ticket-v1" || event id || len(fan) || fan))`. Still accepted for
-//! polls and leaves for one release; it names no place, so after a wipe it cannot put
-//! its fan back.
+//! A ticket expires `waitroom.ticket_lifetime_secs` after its issue time: one that
+//! leaked (a screenshot, a log) stops working, while a fan who follows their
+//! `poll_after_secs` is handed a new one long before. An expired ticket is answered
+//! `410 ticket_expired`: join again.
+//!
+//! **Version 1** (issued by an earlier release): `base64url(fan_id) "."
+//! base64url(HMAC-SHA256(secret, "boxoffice-waitroom-ticket-v1" || event id || len(fan)
+//! || fan))`. It carries no issue time, so it cannot be held to a lifetime: a genuine
+//! one is answered as expired.
 //!
 //! The context strings keep the two formats (and any other use of the secret) apart:
 //! a v1 tag can never verify as a v2 one. The fan id travels inside the ticket, so
 //! polling needs no lookup table; the MAC is what makes it tamper-evident.
+
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -52,6 +59,9 @@ pub enum TicketError {
     Malformed,
     #[error("the ticket was not issued for this event's queue")]
     Forged,
+    /// Genuine, but older than the tickets' lifetime (or of the format that had none).
+    #[error("the ticket has expired")]
+    Expired,
 }
 
 /// Where the fan stood when the ticket was issued.
@@ -69,11 +79,10 @@ pub enum Place {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     pub fan: FanId,
-    /// `None` for a v1 ticket, which says nothing but the fan.
-    pub issued: Option<Issued>,
+    pub issued: Issued,
 }
 
-/// What a v2 ticket adds: where the fan stood, and when.
+/// Where the fan stood, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Issued {
     pub place: Place,
@@ -85,12 +94,17 @@ pub struct Issued {
 /// Issues and checks tickets with the service's secret.
 #[derive(Clone)]
 pub struct TicketKey {
-    secret: SecretString,
+    /// The HMAC with the secret already absorbed: each ticket starts from a copy of it
+    /// rather than hashing the key's two blocks again.
+    keyed: HmacSha256,
+    lifetime_ms: i64,
 }
 
 impl TicketKey {
-    pub fn new(secret: SecretString) -> Self {
-        Self { secret }
+    pub fn new(secret: SecretString, lifetime: Duration) -> Self {
+        let keyed =
+            HmacSha256::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC accepts keys of any length");
+        Self { keyed, lifetime_ms: i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX) }
     }
 
     /// A v2 ticket for `fan` on `event_id`.
@@ -112,12 +126,18 @@ impl TicketKey {
         format!("{PREFIX_V2}{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(tag))
     }
 
-    /// What a ticket says, if it was issued by us for `event_id`; either version.
-    pub fn verify(&self, event_id: Uuid, ticket: &str) -> Result<Ticket, TicketError> {
-        match ticket.strip_prefix(PREFIX_V2) {
-            Some(rest) => self.verify_v2(event_id, rest),
-            None => self.verify_v1(event_id, ticket).map(|fan| Ticket { fan, issued: None }),
+    /// What a ticket says, if it was issued by us for `event_id` and has not expired
+    /// by `now_ms`.
+    pub fn verify(&self, event_id: Uuid, ticket: &str, now_ms: i64) -> Result<Ticket, TicketError> {
+        let Some(rest) = ticket.strip_prefix(PREFIX_V2) else {
+            self.verify_v1(event_id, ticket)?;
+            return Err(TicketError::Expired);
+        };
+        let ticket = self.verify_v2(event_id, rest)?;
+        if now_ms.saturating_sub(ticket.issued.at_ms) > self.lifetime_ms {
+            return Err(TicketError::Expired);
         }
+        Ok(ticket)
     }
 
     fn verify_v2(&self, event_id: Uuid, rest: &str) -> Result<Ticket, TicketError> {
@@ -146,9 +166,10 @@ impl TicketKey {
             .and_then(|raw| FanId::parse(raw).ok())
             .ok_or(TicketError::Malformed)?;
         let issued = Issued { place, epoch: u64::from_be_bytes(field(26)), at_ms: i64::from_be_bytes(field(34)) };
-        Ok(Ticket { fan, issued: Some(issued) })
+        Ok(Ticket { fan, issued })
     }
 
+    /// Tells a genuine v1 ticket (expired) from a forged or malformed one.
     fn verify_v1(&self, event_id: Uuid, ticket: &str) -> Result<FanId, TicketError> {
         let (fan_part, tag_part) = ticket.split_once('.').ok_or(TicketError::Malformed)?;
         let fan_bytes = URL_SAFE_NO_PAD.decode(fan_part).map_err(|_| TicketError::Malformed)?;
@@ -169,7 +190,7 @@ impl TicketKey {
     }
 
     fn hmac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(self.secret.expose_secret().as_bytes()).expect("HMAC accepts keys of any length")
+        self.keyed.clone()
     }
 
     fn mac_v2(&self, payload: &[u8]) -> HmacSha256 {
@@ -196,12 +217,17 @@ impl TicketKey {
 mod tests {
     use super::*;
 
+    const LIFETIME: Duration = Duration::from_secs(3600);
+    const ISSUED_AT_MS: i64 = 1_765_000_000_123;
+    /// A moment after the test tickets were issued.
+    const NOW_MS: i64 = ISSUED_AT_MS + 1_000;
+
     fn key(secret: &str) -> TicketKey {
-        TicketKey::new(SecretString::from(secret))
+        TicketKey::new(SecretString::from(secret), LIFETIME)
     }
 
     fn issued(place: Place) -> Issued {
-        Issued { place, epoch: 3, at_ms: 1_765_000_000_123 }
+        Issued { place, epoch: 3, at_ms: ISSUED_AT_MS }
     }
 
     #[test]
@@ -213,10 +239,26 @@ mod tests {
         {
             let ticket = k.issue(event, &fan, issued(place));
             assert!(ticket.starts_with("v2."), "{ticket}");
-            assert_eq!(k.verify(event, &ticket), Ok(Ticket { fan: fan.clone(), issued: Some(issued(place)) }));
-            assert_eq!(k.verify(other_event, &ticket), Err(TicketError::Forged));
-            assert_eq!(key("another-secret-value").verify(event, &ticket), Err(TicketError::Forged));
+            assert_eq!(k.verify(event, &ticket, NOW_MS), Ok(Ticket { fan: fan.clone(), issued: issued(place) }));
+            assert_eq!(k.verify(other_event, &ticket, NOW_MS), Err(TicketError::Forged));
+            assert_eq!(key("another-secret-value").verify(event, &ticket, NOW_MS), Err(TicketError::Forged));
         }
+    }
+
+    #[test]
+    fn a_ticket_expires_its_lifetime_after_its_issue_time() {
+        let event = Uuid::new_v4();
+        let k = key("s3cret-s3cret-s3cret");
+        let ticket = k.issue(event, &FanId::parse("alice").unwrap(), issued(Place::Score(42)));
+        let lifetime_ms = LIFETIME.as_millis() as i64;
+        assert!(k.verify(event, &ticket, ISSUED_AT_MS + lifetime_ms).is_ok(), "valid to its last millisecond");
+        assert_eq!(k.verify(event, &ticket, ISSUED_AT_MS + lifetime_ms + 1), Err(TicketError::Expired));
+        // A replica whose clock runs behind Redis' sees a ticket from its future.
+        assert!(k.verify(event, &ticket, ISSUED_AT_MS - 5_000).is_ok());
+        // Forgery is found before age: an old forged ticket is not told "expired".
+        let forged =
+            key("another-secret-value").issue(event, &FanId::parse("alice").unwrap(), issued(Place::Score(42)));
+        assert_eq!(k.verify(event, &forged, ISSUED_AT_MS + lifetime_ms + 1), Err(TicketError::Forged));
     }
 
     #[test]
@@ -230,22 +272,22 @@ mod tests {
             let mut changed = payload.clone();
             changed[i] ^= 1;
             let forged = format!("v2.{}.{tag}", URL_SAFE_NO_PAD.encode(&changed));
-            assert_eq!(k.verify(event, &forged), Err(TicketError::Forged), "byte {i}");
+            assert_eq!(k.verify(event, &forged, NOW_MS), Err(TicketError::Forged), "byte {i}");
         }
     }
 
     #[test]
-    fn v1_tickets_are_still_accepted_and_name_only_their_fan() {
+    fn a_genuine_v1_ticket_is_expired_and_a_forged_one_is_not() {
         let event = Uuid::new_v4();
         let k = key("s3cret-s3cret-s3cret");
         let fan = FanId::parse("alice").unwrap();
         let v1 = k.issue_v1(event, &fan);
-        assert_eq!(k.verify(event, &v1), Ok(Ticket { fan: fan.clone(), issued: None }));
-        assert_eq!(k.verify(Uuid::new_v4(), &v1), Err(TicketError::Forged));
+        assert_eq!(k.verify(event, &v1, NOW_MS), Err(TicketError::Expired));
+        assert_eq!(k.verify(Uuid::new_v4(), &v1, NOW_MS), Err(TicketError::Forged));
         // Another fan's id under alice's v1 tag.
         let (_, tag) = v1.split_once('.').unwrap();
         let forged = format!("{}.{tag}", URL_SAFE_NO_PAD.encode("mallory"));
-        assert_eq!(k.verify(event, &forged), Err(TicketError::Forged));
+        assert_eq!(k.verify(event, &forged, NOW_MS), Err(TicketError::Forged));
     }
 
     #[test]
@@ -257,14 +299,14 @@ mod tests {
         let v2 = k.issue(event, &fan, issued(Place::Score(1)));
         let (payload, _) = v2.strip_prefix("v2.").unwrap().split_once('.').unwrap();
         let (_, v1_tag) = k.issue_v1(event, &fan).split_once('.').map(|(a, b)| (a.to_owned(), b.to_owned())).unwrap();
-        assert_eq!(k.verify(event, &format!("v2.{payload}.{v1_tag}")), Err(TicketError::Forged));
+        assert_eq!(k.verify(event, &format!("v2.{payload}.{v1_tag}"), NOW_MS), Err(TicketError::Forged));
     }
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
         let k = key("s3cret-s3cret-s3cret");
         for bad in ["", ".", "abc", "!!!.???", "YQ.", ".YQ", "IA.YQ", "v2.", "v2..", "v2.AA.AA", "v2.!!.??"] {
-            assert!(k.verify(Uuid::nil(), bad).is_err(), "{bad:?}");
+            assert!(k.verify(Uuid::nil(), bad, NOW_MS).is_err(), "{bad:?}");
         }
     }
 }

@@ -15,6 +15,7 @@ use service_kit::ErrorBody;
 
 use crate::app::AppState;
 use crate::domain::fan::FanId;
+use crate::domain::ticket::Ticket;
 use crate::error::{Error, Result};
 use crate::model::FanView;
 use crate::store::Arrival;
@@ -97,12 +98,19 @@ async fn join(
         (status = 400, description = "`malformed_ticket`, or `bad_request`: the event id is not a UUID", body = ErrorBody),
         (status = 404, description = "`event_not_found`, `ticket_not_found` or `not_in_queue`", body = ErrorBody),
         (status = 409, description = "`queue_reset`: the queue was lost and this ticket cannot restore the fan's place", body = ErrorBody),
+        (status = 410, description = "`ticket_expired`: join the queue again", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
+        RateLimited,
     ),
 )]
 #[tracing::instrument(skip_all, fields(%event_id))]
-async fn poll(State(state): State<AppState>, Path((event_id, ticket)): Path<(Uuid, String)>) -> Result<Json<FanView>> {
-    Ok(Json(state.queue.poll(event_id, &ticket).await?))
+async fn poll(
+    State(state): State<AppState>,
+    Path((event_id, ticket)): Path<(Uuid, String)>,
+    client: ClientAddress,
+) -> Result<Json<FanView>> {
+    let ticket = checked_ticket(&state, event_id, &ticket, &client)?;
+    Ok(Json(state.queue.poll(event_id, ticket).await?))
 }
 
 #[utoipa::path(
@@ -114,11 +122,28 @@ async fn poll(State(state): State<AppState>, Path((event_id, ticket)): Path<(Uui
         (status = 204, description = "Left the queue"),
         (status = 400, description = "`malformed_ticket`, or `bad_request`: the event id is not a UUID", body = ErrorBody),
         (status = 404, description = "`event_not_found`, `ticket_not_found` or `not_in_queue`", body = ErrorBody),
+        (status = 410, description = "`ticket_expired`: join the queue again", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
+        RateLimited,
     ),
 )]
 #[tracing::instrument(skip_all, fields(%event_id))]
-async fn leave(State(state): State<AppState>, Path((event_id, ticket)): Path<(Uuid, String)>) -> Result<StatusCode> {
-    state.queue.leave(event_id, &ticket).await?;
+async fn leave(
+    State(state): State<AppState>,
+    Path((event_id, ticket)): Path<(Uuid, String)>,
+    client: ClientAddress,
+) -> Result<StatusCode> {
+    let ticket = checked_ticket(&state, event_id, &ticket, &client)?;
+    state.queue.leave(event_id, ticket).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The ticket, verified, once the client and then the ticket are within their limits.
+/// The address comes first, so a flood of made-up tickets is refused before each costs
+/// an HMAC check; the ticket's own bucket is keyed by event and fan.
+fn checked_ticket(state: &AppState, event_id: Uuid, raw: &str, client: &ClientAddress) -> Result<Ticket> {
+    state.poll_limits.check_address(client).map_err(Error::RateLimited)?;
+    let ticket = state.queue.verify(event_id, raw)?;
+    state.poll_limits.check_fan(&format!("{event_id}/{}", ticket.fan)).map_err(Error::RateLimited)?;
+    Ok(ticket)
 }

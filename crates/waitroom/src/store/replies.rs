@@ -14,12 +14,9 @@ pub enum Placement {
     /// Joined before opening; the place is drawn but not told until the sale opens.
     PreQueue,
     /// In line; 1 is next.
-    Waiting {
-        position: u64,
-    },
-    Admitted {
-        expires_at: DateTime<Utc>,
-    },
+    Waiting { position: u64 },
+    /// Admitted for an admission that runs over these times (Redis' clock, ms).
+    Admitted { admitted_at_ms: i64, expires_at_ms: i64 },
 }
 
 /// How the fan came to be where a locate call found them.
@@ -130,14 +127,14 @@ pub enum StepOutcome {
 }
 
 /// `locate.lua`: `{status, joined, position, queue_length, expiry_ms, state, rate,
-/// ewma, ewma_weight, opens_at_ms, score, now_ms, epoch, restored_at_ms}`, or
-/// `{'unknown_event'}`.
+/// ewma, ewma_weight, opens_at_ms, score, now_ms, epoch, restored_at_ms,
+/// admitted_at_ms}`, or `{'unknown_event'}`.
 pub(super) fn location(reply: Vec<String>) -> Result<Location> {
     let corrupt = || Error::Corrupt(format!("locate reply {reply:?}"));
     if reply.first().is_some_and(|status| status == "unknown_event") {
         return Ok(Location::UnknownEvent);
     }
-    let [status, joined, position, queue_length, expiry_ms, state, rate, ewma, ewma_weight, opens_at_ms, score, now_ms, epoch, restored_at_ms] =
+    let [status, joined, position, queue_length, expiry_ms, state, rate, ewma, ewma_weight, opens_at_ms, score, now_ms, epoch, restored_at_ms, admitted_at_ms] =
         reply.as_slice()
     else {
         return Err(corrupt());
@@ -152,7 +149,12 @@ pub(super) fn location(reply: Vec<String>) -> Result<Location> {
         "not_found" => return Ok(Location::NotFound { restored_at_ms, now_ms }),
         "pre_queue" => Placement::PreQueue,
         "waiting" => Placement::Waiting { position: int(position)? as u64 },
-        "admitted" => Placement::Admitted { expires_at: millis(int(expiry_ms)?).ok_or_else(corrupt)? },
+        "admitted" => Placement::Admitted {
+            // Never later than now, so the token is valid at once even if the organizer
+            // shortened the token lifetime since this admission began.
+            admitted_at_ms: int(admitted_at_ms)?.min(now_ms),
+            expires_at_ms: int(expiry_ms)?,
+        },
         _ => return Err(corrupt()),
     };
     let arrival = match joined.as_str() {
@@ -312,6 +314,7 @@ mod tests {
             "1700000000000",
             "1",
             "0",
+            "",
         ]);
         let Location::Found(located) = location(waiting).unwrap() else { panic!("found") };
         assert_eq!(located.placement, Placement::Waiting { position: 3 });
@@ -320,10 +323,47 @@ mod tests {
         assert_eq!((located.admit_rate, located.measured_rate), (2.5, Some(10.0)));
         assert_eq!((located.now_ms, located.restored_at_ms, located.opens_at), (1_700_000_000_000, None, None));
 
-        let not_found =
-            strings(&["not_found", "0", "0", "7", "0", "running", "2.5", "0", "0", "0", "", "1700000000000", "1", "5"]);
+        let not_found = strings(&[
+            "not_found",
+            "0",
+            "0",
+            "7",
+            "0",
+            "running",
+            "2.5",
+            "0",
+            "0",
+            "0",
+            "",
+            "1700000000000",
+            "1",
+            "5",
+            "",
+        ]);
         assert!(matches!(location(not_found).unwrap(), Location::NotFound { restored_at_ms: Some(5), .. }));
         assert!(matches!(location(strings(&["unknown_event"])).unwrap(), Location::UnknownEvent));
+        // An admission that began before the organizer shortened the token lifetime
+        // would seem to begin later than now: it begins now at the latest.
+        let admitted = strings(&[
+            "admitted",
+            "0",
+            "0",
+            "7",
+            "1700000600000",
+            "running",
+            "2.5",
+            "0",
+            "0",
+            "0",
+            "",
+            "1700000000000",
+            "1",
+            "0",
+            "1700000000250",
+        ]);
+        let Location::Found(located) = location(admitted).unwrap() else { panic!("found") };
+        let admission = Placement::Admitted { admitted_at_ms: 1_700_000_000_000, expires_at_ms: 1_700_000_600_000 };
+        assert_eq!(located.placement, admission);
         assert!(location(strings(&["waiting", "1"])).is_err(), "a short reply is corrupt");
     }
 

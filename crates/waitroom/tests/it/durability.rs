@@ -44,7 +44,8 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(what: &str, m
 }
 
 fn ticket_key() -> TicketKey {
-    TicketKey::new(test_config(|_| {}).ticket_secret)
+    let config = test_config(|_| {});
+    TicketKey::new(config.ticket_secret, Duration::from_secs(config.ticket_lifetime_secs))
 }
 
 /// A metric of this process as `/metrics` shows it (one registry per process: other
@@ -281,10 +282,6 @@ async fn redis_wiped_and_restarted_mid_queue_every_polling_fan_keeps_their_place
         crowd.lock().unwrap().insert(fan.clone(), state);
         spawn_poller(&app, event, fan.clone(), crowd.clone(), stop.clone());
     }
-    // A fan whose client still holds a ticket of the previous format.
-    app.join_ok(event, "legacy").await;
-    let legacy = ticket_key().issue_v1(event, &FanId::parse("legacy").unwrap());
-    assert_eq!(app.poll_ok(event, &legacy).await["status"], "waiting", "v1 tickets are still accepted");
     eventually("the room full and every admission recorded", || async {
         let stats = app.stats(event).await;
         let full = stats["active"] == MAX_ACTIVE && stats["admitted_total"] == MAX_ACTIVE;
@@ -334,10 +331,7 @@ async fn redis_wiped_and_restarted_mid_queue_every_polling_fan_keeps_their_place
         assert_eq!(app.poll_ok(event, &ticket).await["status"], "admitted", "{fan} is still admitted");
     }
 
-    // Tickets that cannot say where their fan stood.
-    let legacy = app.poll(event, &legacy).await;
-    assert_eq!(legacy.status, StatusCode::CONFLICT);
-    assert_eq!(legacy.code(), "queue_reset");
+    // A ticket that cannot say where its fan stood.
     let made_up = ticket_key().issue(
         event,
         &FanId::parse("nobody").unwrap(),

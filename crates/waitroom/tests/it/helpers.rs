@@ -210,7 +210,16 @@ impl TestApp {
     }
 
     pub async fn poll(&self, event_id: Uuid, ticket: &str) -> Reply {
-        Reply::of(self.request(Method::GET, &format!("/v1/events/{event_id}/queue/{ticket}"))).await
+        self.poll_with(event_id, ticket, &[]).await
+    }
+
+    /// A poll carrying `headers` (a forwarding header, say).
+    pub async fn poll_with(&self, event_id: Uuid, ticket: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = self.request(Method::GET, &format!("/v1/events/{event_id}/queue/{ticket}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Reply::of(request).await
     }
 
     pub async fn poll_ok(&self, event_id: Uuid, ticket: &str) -> Value {

@@ -80,7 +80,13 @@ async fn with_200_ms_per_redis_command_three_admitters_hold_the_rate_over_a_fixe
     // three `boxoffice waitroom` processes run; fans waiting this test out are not gone.
     let mut replicas = Vec::new();
     for _ in 0..3 {
-        replicas.push(spawn_app_on(&redis, |c| c.abandon_after_secs = 3_600).await);
+        replicas.push(
+            spawn_app_on(&redis, |c| {
+                c.abandon_after_secs = 3_600;
+                c.ticket_lifetime_secs = 7_200;
+            })
+            .await,
+        );
     }
     let app = &replicas[0];
     let event = app

@@ -12,6 +12,7 @@ mod latency;
 mod management;
 mod openapi;
 mod outage;
+mod polls;
 mod prequeue;
 mod queue;
 mod retention;

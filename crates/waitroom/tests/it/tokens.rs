@@ -59,3 +59,24 @@ async fn a_token_expires_with_its_admission() {
     assert_eq!(app.poll(event, ticket).await.status, reqwest::StatusCode::NOT_FOUND, "the admission is over");
     assert_eq!(app.stats(event).await["active"], 0, "and frees its place");
 }
+
+#[tokio::test]
+async fn an_admission_has_one_token_however_often_the_fan_polls() {
+    let app = spawn_app().await;
+    let event = app.new_event(settings(100.0, 10)).await;
+    let ticket = app.join_ok(event, "alice").await["ticket"].as_str().unwrap().to_owned();
+    let before = Utc::now().timestamp();
+    assert_eq!(app.admit(event, 1, 50).await, ["alice"]);
+
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let polled = app.poll_ok(event, &ticket).await;
+        tokens.push((polled["access_token"].as_str().unwrap().to_owned(), polled["access_token_expires_at"].clone()));
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    assert_eq!(tokens[1], tokens[0], "the same token on every poll");
+    assert_eq!(tokens[2], tokens[0]);
+    let claims = TokenVerifier::new(&app.public_keys, 0).verify(&tokens[0].0).unwrap();
+    assert!((before..=before + 1).contains(&claims.iat), "valid from the admission: {} vs {before}", claims.iat);
+    assert_eq!(claims.nbf, claims.iat);
+}

@@ -22,10 +22,12 @@
 -- the ticket's place ('pre' or a score), ARGV[4]: its issue time (ms), ARGV[5]: how
 -- long after the rebuild tickets may restore (ms).
 -- Returns {status, joined, position, queue_length, expiry_ms, state, rate, ewma,
---          ewma_weight, opens_at_ms, score, now_ms, epoch, restored_at_ms}; status is
---          one of unknown_event (nothing else follows), closed, not_found, pre_queue,
---          waiting, admitted; joined is 1 when this call queued the fan, 2 when it
---          put them back; score is the fan's queue score while waiting, else ''.
+--          ewma_weight, opens_at_ms, score, now_ms, epoch, restored_at_ms,
+--          admitted_at_ms}; status is one of unknown_event (nothing else follows),
+--          closed, not_found, pre_queue, waiting, admitted; joined is 1 when this call
+--          queued the fan, 2 when it put them back; score is the fan's queue score while
+--          waiting, else ''; admitted_at_ms is when an admitted fan's admission began
+--          (its expiry less the event's token lifetime), else ''.
 local settings_key, counters_key, queue_key, seen_key, admitted_key = unpack(KEYS)
 local fan, mode, ticket_place, ticket_issued_at_ms, restore_window_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local t = redis.call('TIME')
@@ -38,10 +40,10 @@ end
 local ewma, ewma_weight = unpack(redis.call('HMGET', counters_key, 'ewma', 'ewma_w'))
 local opened = opened_flag == '1'
 
-local function reply(status, joined, position, expiry, queue_length, score)
+local function reply(status, joined, position, expiry, queue_length, score, admitted_at)
   local length = queue_length or redis.call('ZCARD', queue_key)
   return {status, joined, position, length, expiry, state, rate, ewma or '0', ewma_weight or '0', opens_at_ms,
-    score or '', now, epoch or '0', restored_at_ms or '0'}
+    score or '', now, epoch or '0', restored_at_ms or '0', admitted_at or ''}
 end
 
 local function draw_score()
@@ -52,7 +54,8 @@ end
 
 local expiry = redis.call('ZSCORE', admitted_key, fan)
 if expiry and tonumber(expiry) > now then
-  return reply('admitted', 0, 0, expiry)
+  local lifetime_ms = redis.call('HGET', settings_key, 'lifetime_ms')
+  return reply('admitted', 0, 0, expiry, nil, nil, tonumber(expiry) - tonumber(lifetime_ms))
 end
 local score = redis.call('ZSCORE', queue_key, fan)
 if not opened and score and tonumber(score) < 0 then
