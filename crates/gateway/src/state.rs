@@ -34,7 +34,7 @@ impl AppState {
         Self {
             sales,
             verifier: Arc::new(verifier),
-            admin_key: AdminKey(config.admin_api_key.clone()),
+            admin_key: AdminKey::new(config.admin_api_key.clone()),
             limits: Arc::new(crate::limits::limits(config)),
             client_address: Arc::new(config.client_address.clone()),
             seat_maps: (config.seat_map_max_age_ms > 0).then(|| {

@@ -1,5 +1,7 @@
 //! Reading credentials off a request, and the organizer as an extractor.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -18,11 +20,16 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// The organizer's API key, as a service's state holds it (and hands it to [`Admin`]
-/// through `FromRef`).
+/// through `FromRef`). Shared, since the state is cloned for every request: a copy of
+/// the secret would be allocated and zeroized each time.
 #[derive(Clone)]
-pub struct AdminKey(pub SecretString);
+pub struct AdminKey(Arc<SecretString>);
 
 impl AdminKey {
+    pub fn new(key: SecretString) -> Self {
+        Self(Arc::new(key))
+    }
+
     /// Whether the request carries this key, compared in constant time so the answer's
     /// timing says nothing about how much of a guess was right.
     fn presented_in(&self, parts: &Parts) -> bool {

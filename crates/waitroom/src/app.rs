@@ -117,7 +117,7 @@ impl Application {
             restorer,
             join_limits: join_limits.clone(),
             poll_limits: poll_limits.clone(),
-            admin_key: AdminKey(config.admin_api_key.clone()),
+            admin_key: AdminKey::new(config.admin_api_key.clone()),
             client_address: Arc::new(config.client_address.clone()),
             client_fan_ids: ClientFanIds::new(config.fan_id_secret.clone(), config.deployment.development),
             jwks: Arc::new(json!({ "keys": public_keys.iter().map(PublicKey::jwk).collect::<Vec<_>>() })),

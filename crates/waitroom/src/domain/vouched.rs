@@ -68,12 +68,15 @@ impl ClientFanIds {
 /// Checks the organizer's signatures on client-chosen fan ids.
 #[derive(Clone)]
 pub struct FanIdVouching {
-    secret: SecretString,
+    /// The HMAC with the secret already absorbed; each check starts from a copy.
+    keyed: Hmac<Sha256>,
 }
 
 impl FanIdVouching {
     pub fn new(secret: SecretString) -> Self {
-        Self { secret }
+        let keyed =
+            Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC accepts keys of any length");
+        Self { keyed }
     }
 
     /// The signature the organizer's backend attaches to `fan` for `event_id`.
@@ -89,8 +92,7 @@ impl FanIdVouching {
     }
 
     fn mac(&self, event_id: Uuid, fan: &FanId) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(self.secret.expose_secret().as_bytes())
-            .expect("HMAC accepts keys of any length");
+        let mut mac = self.keyed.clone();
         mac.update(format!("{CONTEXT}:{event_id}:{fan}").as_bytes());
         mac
     }
