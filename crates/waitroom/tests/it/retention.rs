@@ -31,15 +31,21 @@ async fn indexed(app: &TestApp, event_id: Uuid) -> bool {
 
 /// An event with every key in use: fans waiting and seen, one admitted.
 async fn busy_event(app: &TestApp) -> Uuid {
+    busy_event_with_tickets(app).await.0
+}
+
+/// [`busy_event`], with the tickets its three fans joined with.
+async fn busy_event_with_tickets(app: &TestApp) -> (Uuid, Vec<String>) {
     let event_id = app.new_event(settings("running")).await;
+    let mut tickets = Vec::new();
     for fan in ["fan-1", "fan-2", "fan-3"] {
-        app.join_ok(event_id, fan).await;
+        tickets.push(app.join_ok(event_id, fan).await["ticket"].as_str().unwrap().to_owned());
     }
     assert_eq!(app.admit(event_id, 1, 50).await.len(), 1);
     let ttls = ttls_of(app, event_id).await;
     assert!(ttls.iter().all(|(_, ttl)| *ttl == -1), "every key there, none expiring: {ttls:?}");
     assert!(indexed(app, event_id).await);
-    event_id
+    (event_id, tickets)
 }
 
 #[tokio::test]
@@ -78,4 +84,24 @@ async fn a_closed_event_whose_keys_expired_still_refuses_joins_and_expires_again
     let ttls = ttls_of(&app, event_id).await;
     assert!(ttls.iter().all(|(_, ttl)| *ttl == -2 || *ttl > 0), "nothing kept forever: {ttls:?}");
     assert!(ttls[0].1 > 0, "the rebuilt settings expire: {ttls:?}");
+}
+
+#[tokio::test]
+async fn polls_of_a_closed_event_whose_keys_expired_create_no_key_that_lives_forever() {
+    let app = spawn_app().await;
+    let (event_id, tickets) = busy_event_with_tickets(&app).await;
+    assert_eq!(app.put_settings(event_id, &settings("closed")).await.status, StatusCode::OK);
+    let mut redis = app.redis.clone();
+    let _: () = redis.del(EventKeys::new(&app.prefix, event_id).script_keys().to_vec()).await.unwrap();
+
+    // The admitted fan still is (PostgreSQL's record); the two still in line when it
+    // closed come back with their tickets, and the rebuilt event has no line to put them
+    // back in. Nothing any of them does outlives the retention.
+    assert_eq!(app.poll_ok(event_id, &tickets[0]).await["status"], "admitted");
+    for ticket in &tickets[1..] {
+        let polled = app.poll(event_id, ticket).await;
+        assert_eq!((polled.status, polled.code()), (StatusCode::CONFLICT, "queue_reset"), "{}", polled.body);
+    }
+    let ttls = ttls_of(&app, event_id).await;
+    assert!(ttls.iter().all(|(_, ttl)| *ttl == -2 || *ttl > 0), "nothing kept forever: {ttls:?}");
 }

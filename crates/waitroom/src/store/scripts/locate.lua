@@ -1,7 +1,7 @@
 -- Finds a fan in an event's waiting room and, when asked to join, queues them; after
--- a wipe, puts a fan back at the place their ticket names. Refreshes the fan's
--- last-seen time, which is what keeps them from being skipped as abandoned. Join is
--- idempotent: a fan already in line keeps their place.
+-- a wipe, puts a fan back at the place their ticket names (never in a closed event's
+-- line). Refreshes the fan's last-seen time, which is what keeps them from being
+-- skipped as abandoned. Join is idempotent: a fan already in line keeps their place.
 --
 -- Queue scores: a fan who joins before the opening time is scored by their shuffle
 -- draw minus 2^52, a negative number (the draw is the first 13 hex digits of
@@ -57,20 +57,29 @@ if expiry and tonumber(expiry) > now then
   local lifetime_ms = redis.call('HGET', settings_key, 'lifetime_ms')
   return reply('admitted', 0, 0, expiry, nil, nil, tonumber(expiry) - tonumber(lifetime_ms))
 end
+-- A closed event admits nobody, so presence no longer matters; and its keys are on
+-- their way out (retain.lua): a write here could create one that never expires.
+local closed = state == 'closed'
+local function seen()
+  if not closed then
+    redis.call('HSET', seen_key, fan, now)
+  end
+end
+
 local score = redis.call('ZSCORE', queue_key, fan)
 if not opened and score and tonumber(score) < 0 then
   -- Until the sale opens, a pre-queue fan's place is not told: it would reveal
   -- the draw before the seed is published.
-  redis.call('HSET', seen_key, fan, now)
+  seen()
   return reply('pre_queue', 0, 0, 0)
 end
 
 local joined, queue_length = 0, nil
 if score then
-  redis.call('HSET', seen_key, fan, now)
+  seen()
 elseif mode == 'restore' then
   local restored_at = tonumber(restored_at_ms)
-  if expiry or not restored_at or tonumber(ticket_issued_at_ms) >= restored_at
+  if closed or expiry or not restored_at or tonumber(ticket_issued_at_ms) >= restored_at
     or now > restored_at + tonumber(restore_window_ms) then
     return reply('not_found', 0, 0, 0)
   end
