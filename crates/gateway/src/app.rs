@@ -1,5 +1,5 @@
 //! Wiring: the gateway bound to its ports (public and management), its routers and its
-//! background sweep.
+//! background work: the limiter sweep and the revocation poll.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
+use crate::revocations::Revocations;
 use crate::state::AppState;
 
 /// The gateway bound to its ports, ready to serve. Tests build it on port 0.
@@ -24,6 +25,8 @@ pub struct Application {
     management_listener: TcpListener,
     management_router: Router,
     limits: Arc<ClientLimits>,
+    revocations: Arc<Revocations>,
+    sales: Sales,
     grace: Duration,
     http: HttpConfig,
 }
@@ -36,6 +39,7 @@ impl Application {
         crate::metrics::register();
         let state = AppState::new(config, Sales::new(db, config.sales_settings()), verifier);
         let limits = state.limits.clone();
+        let (revocations, sales) = (state.revocations.clone(), state.sales.clone());
         let routers = crate::routes::router(state);
         Ok(Self {
             listener,
@@ -43,6 +47,8 @@ impl Application {
             management_listener,
             management_router: routers.management,
             limits,
+            revocations,
+            sales,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             http: config.http,
         })
@@ -61,6 +67,7 @@ impl Application {
     /// requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         self.limits.spawn_sweeper(shutdown.clone());
+        self.revocations.spawn_poller(self.sales, shutdown.clone());
         service_kit::serve::serve_with_management(
             "gateway",
             (self.listener, self.router),

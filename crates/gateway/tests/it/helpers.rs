@@ -1,6 +1,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use access_token::TokenSigner;
 use gateway::{Application, GatewayConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -71,7 +72,15 @@ pub async fn spawn_app_through_proxy_with(
 }
 
 async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut GatewayConfig)) -> TestApp {
-    let keys = TestKeys::new();
+    start_with_keys(pool, database, TestKeys::new(), adjust).await
+}
+
+async fn start_with_keys(
+    pool: PgPool,
+    database: Database,
+    keys: TestKeys,
+    adjust: impl FnOnce(&mut GatewayConfig),
+) -> TestApp {
     // Tests read the seat map right after changing it.
     let config = test_support::config(&[("admin_api_key", ADMIN_KEY), ("seat_map_max_age_ms", "0")], adjust);
     let app = Application::build(&config, database.clone(), keys.verifier()).await.expect("gateway binds");
@@ -84,6 +93,12 @@ async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut Gatewa
 }
 
 impl TestApp {
+    /// Another gateway replica on the same database, trusting the same signing key.
+    pub async fn another_replica(&self) -> TestApp {
+        let keys = TestKeys { pair: self.keys.pair.clone(), signer: TokenSigner::new(&self.keys.pair) };
+        start_with_keys(self.pool.clone(), self.db.clone(), keys, |_| {}).await
+    }
+
     /// Stops the gateway as SIGTERM would, then closes its connections.
     pub async fn stop(&mut self) {
         self.shutdown.cancel();
