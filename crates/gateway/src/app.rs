@@ -1,7 +1,8 @@
 //! Wiring: the gateway bound to its ports (public and management), its routers and its
-//! background work: the limiter sweep and the revocation poll.
+//! background work: the limiter sweep, the revocation poll and the key reload.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,8 @@ pub struct Application {
     limits: Arc<ClientLimits>,
     revocations: Arc<Revocations>,
     sales: Sales,
+    verifier: Arc<TokenVerifier>,
+    key_reload: Option<(PathBuf, Duration)>,
     grace: Duration,
     http: HttpConfig,
 }
@@ -39,7 +42,7 @@ impl Application {
         crate::metrics::register();
         let state = AppState::new(config, Sales::new(db, config.sales_settings()), verifier);
         let limits = state.limits.clone();
-        let (revocations, sales) = (state.revocations.clone(), state.sales.clone());
+        let (revocations, sales, verifier) = (state.revocations.clone(), state.sales.clone(), state.verifier.clone());
         let routers = crate::routes::router(state);
         Ok(Self {
             listener,
@@ -49,9 +52,18 @@ impl Application {
             limits,
             revocations,
             sales,
+            verifier,
+            key_reload: None,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             http: config.http,
         })
+    }
+
+    /// Reads the public keys in `dir` again every `every` while serving (see
+    /// [`crate::keys`]); without this the keys given to [`Application::build`] stay.
+    pub fn reload_keys_from(mut self, dir: PathBuf, every: Duration) -> Self {
+        self.key_reload = Some((dir, every));
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -68,6 +80,9 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         self.limits.spawn_sweeper(shutdown.clone());
         self.revocations.spawn_poller(self.sales, shutdown.clone());
+        if let Some((dir, every)) = self.key_reload {
+            crate::keys::spawn_reloader(self.verifier, dir, every, shutdown.clone());
+        }
         service_kit::serve::serve_with_management(
             "gateway",
             (self.listener, self.router),

@@ -6,6 +6,7 @@
 //!   carries its OpenAPI description (`#[utoipa::path]`), served as `/openapi.json`.
 //! - [`auth`]: the organizer (admin key) and the fan (access token, giving a
 //!   [`sales::FanScope`]) as extractors.
+//! - [`keys`]: the public keys read again from the key directory while serving.
 //! - [`limits`]: rate limits per replica, client address and fan.
 //! - [`revocations`]: the admissions the organizer revoked, polled from PostgreSQL and
 //!   checked on every fan's request.
@@ -18,6 +19,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod limits;
 pub mod metrics;
 pub mod revocations;
