@@ -55,7 +55,7 @@ EXPECT_SERIES = {
     ("flash-sale", "Lock contention", "A"): ("kind", {"hold", "book"}),
     ("flash-sale", "Rate-limited requests", "A"): ("limit", {"global", "address", "fan"}),
     ("flash-sale", "Rate-limited requests", "B"): ("limit", {"address", "fan"}),
-    ("flash-sale", "Token rejections", "A"): ("reason", {"missing", "expired", "bad_signature", "other_event"}),
+    ("flash-sale", "Token rejections", "A"): ("reason", {"missing", "expired", "bad_signature", "other_event", "revoked"}),
     ("flash-sale", "Joins per second", "A"): ("queue", {"queue", "pre_queue"}),
     ("service-health", "Scheduler job failures", "A"):
         ("task", {"release_expired_holds", "purge_idempotency_keys", "check_invariants"}),

@@ -27,6 +27,7 @@ pub enum KeyError {
 }
 
 /// An Ed25519 key pair and the id that names it in token headers.
+#[derive(Clone)]
 pub struct KeyPair {
     pub kid: String,
     signing: SigningKey,

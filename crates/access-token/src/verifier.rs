@@ -1,5 +1,6 @@
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{DecodingKey, Validation};
@@ -49,9 +50,10 @@ const VERIFIED_TOKENS: u64 = 100_000;
 const VERIFIED_TOKEN_TTL: Duration = Duration::from_secs(600);
 
 /// Verifies access tokens against a set of public keys chosen by `kid` (the gateway's side).
+/// The set can be replaced while serving ([`TokenVerifier::reload`]); clones share it.
 #[derive(Clone)]
 pub struct TokenVerifier {
-    keys: HashMap<String, DecodingKey>,
+    keys: Arc<RwLock<KeyRing>>,
     validation: Validation,
     /// Keyed by the whole token: any change to its header, claims or signature is a
     /// different key and is verified in full. Expiry is checked again on every hit.
@@ -61,14 +63,10 @@ pub struct TokenVerifier {
 impl TokenVerifier {
     /// `leeway_secs` tolerates clock skew between the waiting room and the gateway.
     pub fn new(public_keys: &[PublicKey], leeway_secs: u64) -> Self {
-        let keys = public_keys
-            .iter()
-            .map(|k| {
-                let key = DecodingKey::from_ed_pem(k.pem().as_bytes())
-                    .expect("a PEM produced from a parsed Ed25519 key is always valid");
-                (k.kid.clone(), key)
-            })
-            .collect();
+        let keys = Arc::new(RwLock::new(KeyRing {
+            current: public_keys.iter().map(|k| (k.kid.clone(), Trusted::of(k))).collect(),
+            retired: HashMap::new(),
+        }));
         let mut validation = Validation::new(crate::ALGORITHM);
         validation.leeway = leeway_secs;
         validation.validate_nbf = true;
@@ -109,10 +107,91 @@ impl TokenVerifier {
             return Err(TokenError::WrongAlgorithm);
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let key = self.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
-        jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+        let key = {
+            let ring = self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let trusted = ring.current.get(&kid).or_else(|| ring.retired.get(&kid).map(|(trusted, _)| trusted));
+            trusted.ok_or(TokenError::UnknownKey)?.key.clone()
+        };
+        jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
             .map(|data| data.claims)
             .map_err(|e| classify(e.kind()))
+    }
+
+    /// Trusts exactly `public_keys` from now on (the key directory as it is now), except
+    /// that a key no longer among them is kept for `keep_removed_for` after it left, for
+    /// the tokens it signed that are still valid. The verified-token cache is kept.
+    pub fn reload(&self, public_keys: &[PublicKey], keep_removed_for: Duration) -> KeyChanges {
+        let now = Instant::now();
+        let mut changes = KeyChanges::default();
+        let mut ring = self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut current = HashMap::with_capacity(public_keys.len());
+        for public in public_keys {
+            let trusted = Trusted::of(public);
+            match ring.current.remove(&public.kid) {
+                Some(known) if known.pem == trusted.pem => {}
+                Some(_) => changes.replaced.push(public.kid.clone()),
+                None => {
+                    if ring.retired.remove(&public.kid).is_none_or(|(known, _)| known.pem != trusted.pem) {
+                        changes.added.push(public.kid.clone());
+                    }
+                }
+            }
+            current.insert(public.kid.clone(), trusted);
+        }
+        for (kid, trusted) in std::mem::replace(&mut ring.current, current) {
+            changes.removed.push(kid.clone());
+            ring.retired.insert(kid, (trusted, now + keep_removed_for));
+        }
+        ring.retired.retain(|kid, (_, until)| {
+            let keep = *until > now;
+            if !keep {
+                changes.dropped.push(kid.clone());
+            }
+            keep
+        });
+        changes
+    }
+}
+
+/// The keys a verifier trusts: those in the key directory, and those removed from it
+/// recently, kept until the tokens they signed have expired.
+struct KeyRing {
+    current: HashMap<String, Trusted>,
+    /// Each with the instant it stops being trusted.
+    retired: HashMap<String, (Trusted, Instant)>,
+}
+
+struct Trusted {
+    key: DecodingKey,
+    /// Tells a changed key under the same `kid` from the same one read again.
+    pem: String,
+}
+
+impl Trusted {
+    fn of(public: &PublicKey) -> Self {
+        let pem = public.pem();
+        let key =
+            DecodingKey::from_ed_pem(pem.as_bytes()).expect("a PEM produced from a parsed Ed25519 key is always valid");
+        Self { key, pem }
+    }
+}
+
+/// What a [`TokenVerifier::reload`] changed, by `kid`, for the log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct KeyChanges {
+    /// Trusted from now on.
+    pub added: Vec<String>,
+    /// The same `kid` with another key: the new one replaces it.
+    pub replaced: Vec<String>,
+    /// Gone from the directory: kept for a while for the tokens it signed.
+    pub removed: Vec<String>,
+    /// Removed long enough ago: no longer trusted.
+    pub dropped: Vec<String>,
+}
+
+impl KeyChanges {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.replaced.is_empty() && self.removed.is_empty() && self.dropped.is_empty()
     }
 }
 

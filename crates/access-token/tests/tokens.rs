@@ -173,3 +173,32 @@ fn key_files_round_trip_through_a_directory() {
     assert!(TokenVerifier::new(&public, 0).verify(&token).is_ok());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_reload_trusts_new_keys_keeps_removed_ones_for_a_while_and_keeps_verified_tokens() {
+    let old = KeyPair::generate("old").unwrap();
+    let new = KeyPair::generate("new").unwrap();
+    let verifier = TokenVerifier::new(&[old.public_key()], 0);
+    let sign = |pair: &KeyPair| TokenSigner::new(pair).sign(&AccessClaims::new("fan", Uuid::new_v4(), now(), 60));
+    let cached = sign(&old);
+    assert!(verifier.verify(&cached).is_ok());
+    let rotated = sign(&new);
+    assert_eq!(verifier.verify(&rotated), Err(TokenError::UnknownKey));
+
+    let changes = verifier.clone().reload(&[new.public_key()], std::time::Duration::from_secs(3600));
+    assert_eq!((changes.added, changes.removed), (vec!["new".to_owned()], vec!["old".to_owned()]));
+    assert!(verifier.verify(&rotated).is_ok(), "clones share the keys");
+    assert!(verifier.verify(&sign(&old)).is_ok(), "a removed key is kept for its tokens");
+    assert!(verifier.reload(&[new.public_key()], std::time::Duration::ZERO).is_empty(), "nothing changed");
+
+    let forgetful = TokenVerifier::new(&[old.public_key()], 0);
+    assert!(forgetful.verify(&cached).is_ok());
+    let changes = forgetful.reload(&[new.public_key()], std::time::Duration::ZERO);
+    assert_eq!((changes.removed, changes.dropped), (vec!["old".to_owned()], vec!["old".to_owned()]));
+    assert_eq!(forgetful.verify(&sign(&old)), Err(TokenError::UnknownKey), "dropped after its time");
+    assert!(forgetful.verify(&cached).is_ok(), "the verified-token cache survives reloads");
+
+    let reissued = KeyPair::generate("new").unwrap();
+    assert_eq!(forgetful.reload(&[reissued.public_key()], std::time::Duration::ZERO).replaced, ["new"]);
+    assert_eq!(forgetful.verify(&sign(&new)), Err(TokenError::BadSignature), "the kid's key was replaced");
+}

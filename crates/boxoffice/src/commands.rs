@@ -63,9 +63,10 @@ async fn build_gateway(settings: &Settings, db: Database) -> anyhow::Result<gate
     let public_keys = access_token::keys::read_public_keys(&settings.tokens.keys_dir)
         .context("the gateway needs the waiting room's public keys (run `boxoffice keygen`)")?;
     let verifier = TokenVerifier::new(&public_keys, settings.gateway.token_leeway_secs);
-    gateway::Application::build(&settings.gateway, db, verifier)
+    let gateway = gateway::Application::build(&settings.gateway, db, verifier)
         .await
-        .with_context(|| format!("gateway cannot listen on {}", settings.gateway.listen))
+        .with_context(|| format!("gateway cannot listen on {}", settings.gateway.listen))?;
+    Ok(gateway.reload_keys_from(settings.tokens.keys_dir.clone(), gateway::keys::RELOAD_EVERY))
 }
 
 /// Starts whether or not Redis and PostgreSQL are up: both connect on first use (see

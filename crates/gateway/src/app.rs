@@ -1,7 +1,8 @@
 //! Wiring: the gateway bound to its ports (public and management), its routers and its
-//! background sweep.
+//! background work: the limiter sweep, the revocation poll and the key reload.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
+use crate::revocations::Revocations;
 use crate::state::AppState;
 
 /// The gateway bound to its ports, ready to serve. Tests build it on port 0.
@@ -24,6 +26,10 @@ pub struct Application {
     management_listener: TcpListener,
     management_router: Router,
     limits: Arc<ClientLimits>,
+    revocations: Arc<Revocations>,
+    sales: Sales,
+    verifier: Arc<TokenVerifier>,
+    key_reload: Option<(PathBuf, Duration)>,
     grace: Duration,
     http: HttpConfig,
 }
@@ -36,6 +42,7 @@ impl Application {
         crate::metrics::register();
         let state = AppState::new(config, Sales::new(db, config.sales_settings()), verifier);
         let limits = state.limits.clone();
+        let (revocations, sales, verifier) = (state.revocations.clone(), state.sales.clone(), state.verifier.clone());
         let routers = crate::routes::router(state);
         Ok(Self {
             listener,
@@ -43,9 +50,20 @@ impl Application {
             management_listener,
             management_router: routers.management,
             limits,
+            revocations,
+            sales,
+            verifier,
+            key_reload: None,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             http: config.http,
         })
+    }
+
+    /// Reads the public keys in `dir` again every `every` while serving (see
+    /// [`crate::keys`]); without this the keys given to [`Application::build`] stay.
+    pub fn reload_keys_from(mut self, dir: PathBuf, every: Duration) -> Self {
+        self.key_reload = Some((dir, every));
+        self
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -61,6 +79,10 @@ impl Application {
     /// requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         self.limits.spawn_sweeper(shutdown.clone());
+        self.revocations.spawn_poller(self.sales, shutdown.clone());
+        if let Some((dir, every)) = self.key_reload {
+            crate::keys::spawn_reloader(self.verifier, dir, every, shutdown.clone());
+        }
         service_kit::serve::serve_with_management(
             "gateway",
             (self.listener, self.router),

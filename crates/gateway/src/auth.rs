@@ -35,6 +35,11 @@ impl FromRequestParts<AppState> for Fan {
             metrics::token_rejected(e.reason());
             Error::BadToken(e)
         })?;
+        // On every request: a cached token may have been revoked since it was verified.
+        if state.revocations.is_revoked(&claims) {
+            metrics::token_rejected("revoked");
+            return Err(Error::TokenRevoked);
+        }
         state.limits.check_fan(&claims.sub).map_err(Error::RateLimited)?;
         let event_id = path_event_id(parts, state).await?;
         if claims.evt != event_id {
@@ -78,7 +83,7 @@ pub struct FanRefused;
 impl IntoResponses for FanRefused {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         refusals([
-            ("401", "`missing_token`, `invalid_token` or `token_expired`"),
+            ("401", "`missing_token`, `invalid_token`, `token_expired` or `token_revoked` (the organizer revoked the admission)"),
             ("403", "`token_for_other_event`: the token names another event"),
         ])
     }

@@ -16,6 +16,8 @@ pub enum Error {
     MissingToken,
     #[error("{0}")]
     BadToken(TokenError),
+    #[error("this admission was revoked by the organizer")]
+    TokenRevoked,
     #[error("this access token was issued for another event")]
     TokenForOtherEvent,
     #[error("too many requests; retry after {} s", .0.as_secs().max(1))]
@@ -34,6 +36,7 @@ impl Error {
             Self::MissingToken => (StatusCode::UNAUTHORIZED, "missing_token"),
             Self::BadToken(TokenError::Expired) => (StatusCode::UNAUTHORIZED, "token_expired"),
             Self::BadToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            Self::TokenRevoked => (StatusCode::UNAUTHORIZED, "token_revoked"),
             Self::TokenForOtherEvent => (StatusCode::FORBIDDEN, "token_for_other_event"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Sales(sale) => match sale {

@@ -6,17 +6,23 @@
 //!   carries its OpenAPI description (`#[utoipa::path]`), served as `/openapi.json`.
 //! - [`auth`]: the organizer (admin key) and the fan (access token, giving a
 //!   [`sales::FanScope`]) as extractors.
+//! - [`keys`]: the public keys read again from the key directory while serving.
 //! - [`limits`]: rate limits per replica, client address and fan.
+//! - [`revocations`]: the admissions the organizer revoked, polled from PostgreSQL and
+//!   checked on every fan's request.
 //! - [`error`]: every failure, the sale's included, and its status and code.
-//! - [`state`]: what requests share; [`app`]: binding, serving and the limiter sweep.
+//! - [`state`]: what requests share; [`app`]: binding, serving, the limiter sweep and
+//!   the revocation poll.
 //! - [`config`]: the `[gateway]` settings; [`metrics`]: every metric it records.
 
 pub mod app;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod keys;
 pub mod limits;
 pub mod metrics;
+pub mod revocations;
 pub mod routes;
 pub mod state;
 

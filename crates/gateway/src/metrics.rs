@@ -22,7 +22,7 @@ pub fn register() {
     for outcome in ["success", "hold_expired"] {
         metrics::counter!(ORDERS, "kind" => "confirm", "outcome" => outcome).increment(0);
     }
-    for reason in ["missing", "expired", "bad_signature", "other_event"] {
+    for reason in ["missing", "expired", "bad_signature", "other_event", "revoked"] {
         metrics::counter!(TOKEN_REJECTIONS, "reason" => reason).increment(0);
     }
 }

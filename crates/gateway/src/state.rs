@@ -1,5 +1,5 @@
 //! What requests share: the sale's handle, the token verifier, the admin key, the rate
-//! limits and the seat-map copy. Wiring (binding, serving, sweeping) is in [`crate::app`].
+//! limits, the revocations and the seat-map copy. Wiring (binding, serving, sweeping) is in [`crate::app`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use crate::config::GatewayConfig;
 use crate::error::Result;
+use crate::revocations::Revocations;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -25,6 +26,8 @@ pub struct AppState {
     pub admin_key: AdminKey,
     pub limits: Arc<ClientLimits>,
     pub client_address: Arc<ClientAddressConfig>,
+    /// The admissions the organizer revoked, as this replica last read them.
+    pub revocations: Arc<Revocations>,
     /// Serialized seat maps, briefly (`seat_map_max_age_ms`); `None` reads every time.
     seat_maps: Option<moka::future::Cache<Uuid, Bytes>>,
 }
@@ -37,6 +40,7 @@ impl AppState {
             admin_key: AdminKey::new(config.admin_api_key.clone()),
             limits: Arc::new(crate::limits::limits(config)),
             client_address: Arc::new(config.client_address.clone()),
+            revocations: Arc::new(Revocations::default()),
             seat_maps: (config.seat_map_max_age_ms > 0).then(|| {
                 moka::future::Cache::builder()
                     .max_capacity(1_000)

@@ -7,6 +7,8 @@
 //! - [`orders`]: the fan's use cases (hold, book, confirm, release, cancel, the fan's
 //!   reads), and [`catalog`] the organizer's and the public's: one unit of cancel-safe,
 //!   deadline-bounded database work each.
+//! - [`revocations`]: the organizer revoking admissions (one token or one fan's), and
+//!   what each gateway replica polls to refuse them.
 //! - [`scope`]: [`FanScope`], whose rows a fan's request may touch.
 //! - [`domain`]: rules with no I/O: valid events, what a fan may ask, best available.
 //! - [`store`]: SQL, including the seat locking in [`store::inventory`] and the
@@ -25,6 +27,7 @@ pub mod domain;
 pub mod error;
 pub mod model;
 pub mod orders;
+pub mod revocations;
 pub mod rules;
 pub mod scope;
 pub mod states;

@@ -119,3 +119,15 @@ impl AdminBookedSeat {
         OrderSeat { seat_id: self.seat_id, section_id: self.section.id, label: self.label }
     }
 }
+
+/// An admission the organizer revoked: one token (`jti`) or every token a fan held for
+/// the event up to `revoked_at` (`fan_id`); the other field is null. Past `expires_at`
+/// no token it matches is valid any more.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema, PartialEq, Eq)]
+pub struct Revocation {
+    pub event_id: Uuid,
+    pub jti: Option<Uuid>,
+    pub fan_id: Option<String>,
+    pub revoked_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}

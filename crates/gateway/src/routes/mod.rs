@@ -4,6 +4,7 @@ mod bookings;
 mod events;
 mod extract;
 mod holds;
+mod revocations;
 
 use axum::middleware;
 use service_kit::health;
@@ -21,6 +22,7 @@ pub fn router(state: AppState) -> Routers {
         .merge(events::router())
         .merge(holds::router())
         .merge(bookings::router())
+        .merge(revocations::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::per_request))
         .with_state(state);
     auth::describe_access_token(api.get_openapi_mut());

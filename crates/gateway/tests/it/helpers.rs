@@ -1,6 +1,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use access_token::TokenSigner;
 use gateway::{Application, GatewayConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -71,10 +72,30 @@ pub async fn spawn_app_through_proxy_with(
 }
 
 async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut GatewayConfig)) -> TestApp {
-    let keys = TestKeys::new();
+    start_with_keys(pool, database, TestKeys::new(), None, adjust).await
+}
+
+/// The app trusting the public keys in `dir` (which must hold `keys`' pair), reading
+/// them again every `every`.
+pub async fn spawn_app_reloading_keys(keys: TestKeys, dir: &std::path::Path, every: std::time::Duration) -> TestApp {
+    let db = TestDatabase::new(&schema::MIGRATOR, 4).await.expect("test database");
+    let database = db.service_database(4);
+    start_with_keys(db.pool, database, keys, Some((dir, every)), |_| {}).await
+}
+
+async fn start_with_keys(
+    pool: PgPool,
+    database: Database,
+    keys: TestKeys,
+    reload_keys: Option<(&std::path::Path, std::time::Duration)>,
+    adjust: impl FnOnce(&mut GatewayConfig),
+) -> TestApp {
     // Tests read the seat map right after changing it.
     let config = test_support::config(&[("admin_api_key", ADMIN_KEY), ("seat_map_max_age_ms", "0")], adjust);
-    let app = Application::build(&config, database.clone(), keys.verifier()).await.expect("gateway binds");
+    let mut app = Application::build(&config, database.clone(), keys.verifier()).await.expect("gateway binds");
+    if let Some((dir, every)) = reload_keys {
+        app = app.reload_keys_from(dir.to_owned(), every);
+    }
     let addr = app.local_addr();
     let management_addr = app.management_addr();
     let shutdown = CancellationToken::new();
@@ -84,6 +105,12 @@ async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut Gatewa
 }
 
 impl TestApp {
+    /// Another gateway replica on the same database, trusting the same signing key.
+    pub async fn another_replica(&self) -> TestApp {
+        let keys = TestKeys { pair: self.keys.pair.clone(), signer: TokenSigner::new(&self.keys.pair) };
+        start_with_keys(self.pool.clone(), self.db.clone(), keys, None, |_| {}).await
+    }
+
     /// Stops the gateway as SIGTERM would, then closes its connections.
     pub async fn stop(&mut self) {
         self.shutdown.cancel();

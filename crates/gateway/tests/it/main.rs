@@ -13,5 +13,6 @@ mod limits;
 mod management;
 mod openapi;
 mod races;
+mod revocations;
 mod slow_clients;
 mod tokens;

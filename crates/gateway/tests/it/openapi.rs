@@ -13,6 +13,7 @@ use crate::helpers::{spawn_app, TestApp};
 /// changes the description, and this list with it.
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/bookings"),
+    ("POST", "/v1/admin/events/{event_id}/revocations"),
     ("GET", "/v1/events"),
     ("POST", "/v1/events"),
     ("GET", "/v1/events/{event_id}"),

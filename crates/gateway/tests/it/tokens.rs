@@ -1,8 +1,12 @@
 use reqwest::{Method, StatusCode};
-use serde_json::json;
-use test_support::TestKeys;
+use std::time::Duration;
 
-use crate::helpers::spawn_app;
+use access_token::{AccessClaims, KeyPair, TokenSigner};
+use serde_json::json;
+use test_support::{unix_now, TestKeys};
+use uuid::Uuid;
+
+use crate::helpers::{spawn_app, spawn_app_reloading_keys, TestApp};
 
 #[tokio::test]
 async fn booking_without_a_valid_token_for_this_event_is_refused_and_changes_nothing() {
@@ -34,4 +38,44 @@ async fn a_valid_token_books() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     assert_eq!(reply.body["seats"][0]["label"], "2");
     assert_eq!(reply.body["total"], json!({ "amount_minor": 2500, "currency": "EUR" }));
+}
+
+fn signed_by(pair: &KeyPair, fan: &str, event: Uuid) -> String {
+    TokenSigner::new(pair).sign(&AccessClaims::new(fan, event, unix_now(), 300))
+}
+
+async fn my_bookings(app: &TestApp, event: Uuid, token: &str) -> test_support::Reply {
+    app.send(Method::GET, &format!("/v1/events/{event}/bookings"), Some(token), None).await
+}
+
+/// Rotation without a restart: publish the new public key, sign with it, remove the old
+/// public key. A replica trusts the new key within a reload, keeps the removed one for
+/// the tokens it signed, and keeps its verified-token cache.
+#[tokio::test]
+async fn keys_added_to_the_directory_are_trusted_without_a_restart_and_removed_ones_kept_for_their_tokens() {
+    let dir = std::env::temp_dir().join(format!("bo-gateway-keys-{}", Uuid::new_v4()));
+    let old = TestKeys::new();
+    old.pair.write_to_dir(&dir).unwrap();
+    let app = spawn_app_reloading_keys(old, &dir, Duration::from_millis(100)).await;
+    let event = app.numbered_event(3).await.id;
+    let cached = signed_by(&app.keys.pair, "fan-1", event);
+    assert_eq!(my_bookings(&app, event, &cached).await.status, StatusCode::OK);
+
+    let new = KeyPair::generate("next").unwrap();
+    new.write_to_dir(&dir).unwrap();
+    std::fs::remove_file(dir.join("test.public.pem")).unwrap();
+    let rotated = signed_by(&new, "fan-2", event);
+    let started = tokio::time::Instant::now();
+    loop {
+        let reply = my_bookings(&app, event, &rotated).await;
+        if reply.status == StatusCode::OK {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "the new key is still not trusted: {}", reply.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(my_bookings(&app, event, &cached).await.status, StatusCode::OK, "a cached token of the old key");
+    let fresh = signed_by(&app.keys.pair, "fan-3", event);
+    assert_eq!(my_bookings(&app, event, &fresh).await.status, StatusCode::OK, "the removed key is kept for its tokens");
+    std::fs::remove_dir_all(dir).unwrap();
 }

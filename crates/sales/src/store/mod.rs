@@ -7,6 +7,7 @@
 //! - [`events`]: events, sections and seat rows; the rules every order reads.
 //! - [`idempotency`]: keys that make a retried order answer as its first attempt.
 //! - [`invariants`]: the oversell watchdog's checks.
+//! - [`revocations`]: revoked admissions, written by the organizer, polled by gateways.
 
 pub mod bookings;
 pub mod events;
@@ -14,3 +15,4 @@ pub mod holds;
 pub mod idempotency;
 pub mod invariants;
 pub mod inventory;
+pub mod revocations;

@@ -1,0 +1,58 @@
+//! The waiting room's public keys, read again from `tokens.keys_dir` while serving, so
+//! keys rotate without a restart: publish the new public key, let the waiting room sign
+//! with the new private key, remove the old public key once its tokens have expired.
+//! A reload keeps the verified-token cache, and a key gone from the directory stays
+//! trusted for [`KEEP_REMOVED_FOR`], the longest an access token it signed can be valid.
+//! A directory that cannot be read, or holds a bad key file, changes nothing (logged).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use access_token::TokenVerifier;
+use tokio_util::sync::CancellationToken;
+
+/// An access token lives at most a day (`waitroom_events.token_lifetime_secs`), plus at
+/// most `gateway.token_leeway_secs` (300 s) of clock leeway. To distrust a key at once
+/// (it leaked), restart the gateways without its file.
+pub const KEEP_REMOVED_FOR: Duration = Duration::from_secs(86_400 + 300);
+
+/// How often the gateway binary reads the key directory again.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
+
+/// Reads `dir` every `every` until `shutdown` and hands what it finds to `verifier`.
+pub fn spawn_reloader(verifier: Arc<TokenVerifier>, dir: PathBuf, every: Duration, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await; // the first tick is now: the keys were read at start-up
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticks.tick() => {}
+            }
+            let read = {
+                let dir = dir.clone();
+                tokio::task::spawn_blocking(move || access_token::keys::read_public_keys(&dir)).await
+            };
+            match read {
+                Ok(Ok(keys)) => {
+                    let changes = verifier.reload(&keys, KEEP_REMOVED_FOR);
+                    if !changes.is_empty() {
+                        tracing::info!(
+                            added = ?changes.added,
+                            replaced = ?changes.replaced,
+                            removed = ?changes.removed,
+                            dropped = ?changes.dropped,
+                            "access-token public keys reloaded"
+                        );
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "reading the public keys failed; keeping the keys trusted now")
+                }
+                Err(e) => tracing::warn!(error = %e, "reading the public keys failed; keeping the keys trusted now"),
+            }
+        }
+    });
+}
