@@ -7,7 +7,10 @@
 //!   line, then polls again while the admitter lets fans in (and records each
 //!   admission in PostgreSQL), next to redis-benchmark ceilings for the same Redis
 //!   commands in the same run.
+//! - `best-available`: the cost of one best-available order on a 100 x 1,000 and a
+//!   1 x 100,000 seat section, beside the 5 ms ceiling (and the algorithm it replaced).
 
+mod best_available;
 mod chaos_proxy;
 mod client;
 mod gateway_bench;
@@ -122,6 +125,19 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         fans: usize,
     },
+    /// Time one best-available order on 100 x 1,000 and 1 x 100,000 seats, in a
+    /// database of its own (`BOXOFFICE_TEST_DATABASE_URL`, by default the local server).
+    BestAvailable {
+        /// Orders timed per layout.
+        #[arg(long, default_value_t = 200)]
+        orders: usize,
+        /// Orders timed per layout with the algorithm before issue 19 (0: skip it).
+        #[arg(long, default_value_t = 20)]
+        before_orders: usize,
+        /// Seats an order asks for.
+        #[arg(long, default_value_t = 4)]
+        quantity: u32,
+    },
     /// A fault-injecting TCP proxy for scripts: forwards `--listen` to `--upstream`
     /// and obeys `freeze`, `thaw` and `drop`, one per line on stdin.
     ChaosProxy {
@@ -143,6 +159,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Race { target, places, fans } => race::run(&target, places, fans).await,
         Command::ChaosProxy { listen, upstream } => chaos_proxy::run(listen, upstream).await,
+        Command::BestAvailable { orders, before_orders, quantity } => {
+            best_available::run(&best_available::Options { orders, before_orders, quantity }).await
+        }
         Command::Waitroom { target, fans, clients, seconds, tickets, ceiling_requests, admit_rate } => {
             let duration = std::time::Duration::from_secs(seconds);
             let options = waitroom_bench::Options { fans, clients, duration, tickets, ceiling_requests, admit_rate };

@@ -164,13 +164,13 @@ async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<EventList>
     tag = "events",
     params(("event_id" = Uuid, Path)),
     responses(
-        (status = 200, description = "The event, with what remains in each section", body = EventDetails),
+        (status = 200, description = "The event, with what remains in each section (as stale as `gateway.seat_map_max_age_ms`)", body = EventDetails),
         EventLookupRefused, RateLimited,
     ),
 )]
 #[tracing::instrument(skip(state))]
-async fn details(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<EventDetails>> {
-    Ok(Json(state.sales.event_details(event_id).await?))
+async fn details(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<impl IntoResponse> {
+    Ok(([(CONTENT_TYPE, "application/json")], state.event_details_json(event_id).await?))
 }
 
 /// Every seat and its state; answered from a short-lived cache when one is configured.

@@ -35,6 +35,20 @@ async fn an_organizer_creates_an_event_and_everyone_sees_its_live_counts() {
 }
 
 #[tokio::test]
+async fn event_details_are_answered_from_a_short_lived_copy_when_one_is_configured() {
+    let app = spawn_app_with(4, |config| config.seat_map_max_age_ms = 60_000).await;
+    let event = app.numbered_event(4).await;
+    let before = app.send(Method::GET, &event.path(""), None, None).await;
+    assert_eq!(before.body["sections"][0]["remaining"], 4);
+    let booked = app.book(&event, "fan", json!({ "seats": ["1"] })).await;
+    assert_eq!(booked.status, StatusCode::CREATED, "{}", booked.body);
+    // The copy, not a new aggregate over every seat: still 4 within the minute.
+    let again = app.send(Method::GET, &event.path(""), None, None).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, before.body);
+}
+
+#[tokio::test]
 async fn the_seat_map_lists_every_reserved_seat_with_its_status() {
     let app = spawn_app().await;
     let created = app.create_event(concert()).await;

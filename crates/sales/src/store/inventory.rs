@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::best_available::{self, Candidate};
+use crate::domain::best_available::{Candidate, Ranker};
 use crate::error::{Error, Result};
 use crate::model::OrderSeat;
 use crate::scope::FanScope;
@@ -134,17 +134,38 @@ pub async fn take_next(conn: &mut PgConnection, section_id: Uuid, quantity: u32)
     Ok(seats)
 }
 
-/// Every takeable seat of the reserved section `$1`, best row first: the candidates
-/// [`best_available`] chooses from. Public so tests can `EXPLAIN` it.
-pub const BEST_AVAILABLE_CANDIDATES: &str = "SELECT id, row_rank, seat_number FROM seats
-     WHERE section_id = $1 AND seat_is_takeable(state, held_until)
-     ORDER BY row_rank, seat_number";
+/// The next `$3` takeable seats of the reserved section `$1` after sort key `$2`, best
+/// row first (a section's sort key runs by row, then seat number): one window of the
+/// candidates [`best_available`](crate::domain::best_available) chooses from. Available seats are read through
+/// `seats_available` in `sort_key` order, starting at `$2`, so a window costs its own
+/// size rather than the section's; lapsed holds (few: the sweeper releases them) through
+/// `seats_held_by_expiry`. Public so tests can `EXPLAIN` it.
+pub const BEST_AVAILABLE_CANDIDATES: &str = "WITH available AS (
+         SELECT id, row_rank, seat_number, sort_key FROM seats
+         WHERE section_id = $1 AND state = 'available' AND sort_key > $2
+         ORDER BY sort_key LIMIT $3
+     ), lapsed AS (
+         SELECT id, row_rank, seat_number, sort_key FROM seats
+         WHERE section_id = $1 AND seat_hold_lapsed(state, held_until) AND sort_key > $2
+         ORDER BY sort_key LIMIT $3
+     )
+     SELECT id, row_rank, seat_number, sort_key FROM available
+     UNION ALL SELECT id, row_rank, seat_number, sort_key FROM lapsed
+     ORDER BY sort_key LIMIT $3";
 
-/// Takes the best `quantity` seats of a reserved section (see [`best_available`]).
+/// The first window of candidates read; each next one is twice as large, up to
+/// [`LAST_WINDOW`], so a choice settled early costs one small read and a section read
+/// to its end (no row with a block that strands nobody) a handful of round trips.
+const FIRST_WINDOW: i64 = 256;
+const LAST_WINDOW: i64 = 16_384;
+
+/// Takes the best `quantity` seats of a reserved section (see [`best_available`](crate::domain::best_available)).
 ///
-/// Reads the free seats without locks, ranks disjoint choices, then locks one choice
-/// at a time with `SKIP LOCKED`: a choice another order got to first is passed over
-/// for the next instead of waiting.
+/// Reads the free seats without locks, a window at a time until the choice is settled
+/// (usually the first), ranks disjoint choices, then locks one choice at a time with
+/// `SKIP LOCKED`: a choice another order got to first is passed over for the next
+/// instead of waiting. The ranking is linear in the seats read, so it stays on the
+/// async worker.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn take_best(
     conn: &mut PgConnection,
@@ -152,14 +173,26 @@ pub async fn take_best(
     quantity: u32,
     attempts: usize,
 ) -> Result<Vec<OrderSeat>> {
-    let candidates: Vec<Candidate> = sqlx::query_as::<_, (i64, i32, i32)>(BEST_AVAILABLE_CANDIDATES)
-        .bind(section_id)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|(id, row_rank, seat_number)| Candidate { id, row_rank, seat_number })
-        .collect();
-    for option in best_available::options(&candidates, quantity as usize, attempts) {
+    let mut ranker = Ranker::new(quantity as usize, attempts);
+    let (mut after, mut window) = (i32::MIN, FIRST_WINDOW);
+    loop {
+        let rows: Vec<(i64, i32, i32, i32)> = sqlx::query_as(BEST_AVAILABLE_CANDIDATES)
+            .bind(section_id)
+            .bind(after)
+            .bind(window)
+            .fetch_all(&mut *conn)
+            .await?;
+        let read = rows.len() as i64;
+        let Some(&(_, _, _, last)) = rows.last() else { break };
+        after = last;
+        let candidates: Vec<Candidate> =
+            rows.into_iter().map(|(id, row_rank, seat_number, _)| Candidate { id, row_rank, seat_number }).collect();
+        if ranker.push(&candidates) || read < window {
+            break;
+        }
+        window = (window * 2).min(LAST_WINDOW);
+    }
+    for option in ranker.finish() {
         let seats: Vec<OrderSeat> = sqlx::query_as(
             "SELECT id AS seat_id, section_id, label FROM seats
              WHERE id = ANY($1) AND seat_is_takeable(state, held_until)

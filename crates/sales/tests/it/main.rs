@@ -1,3 +1,4 @@
 //! The sales crate against a real PostgreSQL: one test database each.
 
+mod best_available;
 mod plans;
