@@ -7,6 +7,8 @@
 //! - [`orders`]: the fan's use cases (hold, book, confirm, release, cancel, the fan's
 //!   reads), and [`catalog`] the organizer's and the public's: one unit of cancel-safe,
 //!   deadline-bounded database work each.
+//! - [`outbox`]: the messages the sale tells the world, written in the transaction
+//!   of the change they report.
 //! - [`payment_provider`]: the payment provider as the sale sees it (a trait; the
 //!   Stripe-compatible client implements it).
 //! - [`revocations`]: the organizer revoking admissions (one token or one fan's), and
@@ -29,6 +31,7 @@ pub mod domain;
 pub mod error;
 pub mod model;
 pub mod orders;
+pub mod outbox;
 pub mod payment_provider;
 pub mod revocations;
 pub mod rules;

@@ -44,6 +44,55 @@ pub enum SectionKind {
     GeneralAdmission,
 }
 
+/// `payment_status`: a payment attempt, from creation to the provider's verdict, then
+/// refunds. `failed` is not final: a declined intent may be paid again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
+#[sqlx(type_name = "payment_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    Created,
+    Pending,
+    Succeeded,
+    Failed,
+    Canceled,
+    Refunded,
+    PartiallyRefunded,
+}
+
+/// `payment_resolution`: what became of a succeeded payment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
+#[sqlx(type_name = "payment_resolution", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentResolution {
+    /// Its hold was live and became a booking.
+    Booked,
+    /// Its hold had lapsed; its seats (or like places) were taken again and booked.
+    LateBooked,
+    /// Nothing could be booked for it; it was refunded in full.
+    Refunded,
+}
+
+/// `refund_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
+#[sqlx(type_name = "refund_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// `refund_reason`: why money goes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
+#[sqlx(type_name = "refund_reason", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReason {
+    Cancellation,
+    LatePayment,
+    DuplicatePayment,
+    EventCancelled,
+}
+
 /// Messages name a state as the API does; the serde rename rule is the one spelling.
 impl fmt::Display for HoldStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,141 @@
+//! What the sale tells the world: the outbox's messages, written by the transaction
+//! that makes the change they report (`migrations/*_outbox.sql`), delivered at least
+//! once to every subscriber by the relay in the scheduler.
+//!
+//! Each message is a versioned JSON document:
+//! `{"type": "booking.confirmed", "version": 1, "timestamp": "…", "data": {…}}`, where
+//! `timestamp` is the database's clock at the change and `data` is the
+//! [`Message`]'s fields. A field may be added within a version; removing or changing
+//! one makes a new version. The README's "Outbox events" lists them all.
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::model::Price;
+
+/// One outbox message's content; its variant names the topic.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum Message {
+    BookingConfirmed(BookingConfirmed),
+    BookingCancelled(BookingCancelled),
+    PaymentSucceeded(PaymentSucceeded),
+    PaymentRefunded(PaymentRefunded),
+    HoldExpired(HoldExpired),
+    LatePaymentNeedsAttention(LatePaymentNeedsAttention),
+}
+
+/// The version every message is written with today.
+pub const VERSION: i32 = 1;
+
+impl Message {
+    pub fn topic(&self) -> &'static str {
+        match self {
+            Self::BookingConfirmed(_) => "booking.confirmed",
+            Self::BookingCancelled(_) => "booking.cancelled",
+            Self::PaymentSucceeded(_) => "payment.succeeded",
+            Self::PaymentRefunded(_) => "payment.refunded",
+            Self::HoldExpired(_) => "hold.expired",
+            Self::LatePaymentNeedsAttention(_) => "late_payment.needs_attention",
+        }
+    }
+
+    pub fn event_id(&self) -> Uuid {
+        match self {
+            Self::BookingConfirmed(m) => m.event_id,
+            Self::BookingCancelled(m) => m.event_id,
+            Self::PaymentSucceeded(m) => m.event_id,
+            Self::PaymentRefunded(m) => m.event_id,
+            Self::HoldExpired(m) => m.event_id,
+            Self::LatePaymentNeedsAttention(m) => m.event_id,
+        }
+    }
+
+    /// The message's `data`.
+    pub fn data(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("outbox messages always serialise")
+    }
+}
+
+/// A seat of a booking, as messages name it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageSeat {
+    pub seat_id: i64,
+    pub section_id: Uuid,
+    /// None for general admission.
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BookingConfirmed {
+    pub event_id: Uuid,
+    pub booking_id: Uuid,
+    pub fan_id: String,
+    pub hold_id: Option<Uuid>,
+    /// None for free bookings.
+    pub payment_id: Option<Uuid>,
+    pub seats: Vec<MessageSeat>,
+    pub total: Price,
+}
+
+/// Who cancelled a booking.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelledBy {
+    Fan,
+    Organizer,
+    /// The organizer cancelled the whole event.
+    EventCancelled,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BookingCancelled {
+    pub event_id: Uuid,
+    pub booking_id: Uuid,
+    pub fan_id: String,
+    pub cancelled_by: CancelledBy,
+    /// The refund the cancellation started, if any (its own `payment.refunded` follows
+    /// when the provider confirms it).
+    pub refund_id: Option<Uuid>,
+    pub refund: Option<Price>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentSucceeded {
+    pub event_id: Uuid,
+    pub payment_id: Uuid,
+    pub hold_id: Uuid,
+    pub fan_id: String,
+    pub intent_id: String,
+    pub amount: Price,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentRefunded {
+    pub event_id: Uuid,
+    pub refund_id: Uuid,
+    pub payment_id: Uuid,
+    pub booking_id: Option<Uuid>,
+    pub reason: crate::states::RefundReason,
+    pub amount: Price,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldExpired {
+    pub event_id: Uuid,
+    pub hold_id: Uuid,
+    pub fan_id: String,
+    pub quantity: i32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LatePaymentNeedsAttention {
+    pub event_id: Uuid,
+    pub payment_id: Uuid,
+    pub hold_id: Uuid,
+    pub fan_id: String,
+    pub amount: Price,
+    /// The full refund already started for it.
+    pub refund_id: Uuid,
+    pub reason: String,
+}
