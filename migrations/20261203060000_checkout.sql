@@ -1,7 +1,6 @@
 -- Checkout: payment attempts, the provider's webhook events, refunds, refund policies.
 --
 -- The rules, each enforced here so that no application bug can break them:
---  * no live booking of a paid place without a payment (bookings_paid_name_a_payment);
 --  * a payment is applied to at most one booking, and a booking is paid by at most one
 --    payment (the unique indexes on payments.booking_id and bookings.payment_id);
 --  * a hold has at most one live payment attempt (payments_one_live_attempt_per_hold), so
@@ -73,11 +72,8 @@ CREATE INDEX payments_unsettled ON payments (updated_at) WHERE status IN ('creat
 CREATE INDEX payments_unresolved ON payments (succeeded_at) WHERE succeeded_at IS NOT NULL AND resolution IS NULL;
 CREATE INDEX payments_needing_attention ON payments (event_id, created_at) WHERE needs_attention;
 
--- A paid booking names the payment it was paid by. NOT VALID: bookings made before
--- checkout existed had none; every booking written from now on is checked.
+-- A booking bought by a payment names it.
 ALTER TABLE bookings ADD COLUMN payment_id uuid;
-ALTER TABLE bookings ADD CONSTRAINT bookings_paid_name_a_payment
-    CHECK (total_minor = 0 OR payment_id IS NOT NULL) NOT VALID;
 CREATE UNIQUE INDEX bookings_one_per_payment ON bookings (payment_id) WHERE payment_id IS NOT NULL;
 
 -- A hold is extended once, when its first payment attempt starts, to cover the time the

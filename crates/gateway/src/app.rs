@@ -40,7 +40,8 @@ impl Application {
         let management_listener = TcpListener::bind(config.management_listen).await?;
         service_kit::metrics::watch_pool(db.pool());
         crate::metrics::register();
-        let state = AppState::new(config, Sales::new(db, config.sales_settings()), verifier);
+        let provider = stripe_client::StripeClient::new(config.payments.stripe()).map_err(std::io::Error::other)?;
+        let state = AppState::new(config, Sales::new(db, config.sales_settings(), Arc::new(provider)), verifier);
         let limits = state.limits.clone();
         let (revocations, sales, verifier) = (state.revocations.clone(), state.sales.clone(), state.verifier.clone());
         let routers = crate::routes::router(state);

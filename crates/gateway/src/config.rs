@@ -46,10 +46,87 @@ pub struct GatewayConfig {
     pub limit_per_fan: RateLimit,
     /// How long clients may take (`[gateway.http]`).
     pub http: HttpConfig,
+    /// The payment provider and checkout (`[gateway.payments]`).
+    pub payments: PaymentsConfig,
     /// Handed over by the loader: with the `development` switch, the development admin
     /// key is accepted on any listener.
     #[serde(skip)]
     pub deployment: Deployment,
+}
+
+/// `[gateway.payments]`: the Stripe-compatible provider and the checkout's timings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentsConfig {
+    pub api_base: String,
+    pub secret_key: SecretString,
+    pub webhook_secrets: Vec<SecretString>,
+    pub webhook_tolerance_secs: u64,
+    pub request_timeout_ms: u64,
+    pub checkout_extension_secs: u64,
+    pub payment_page_url: String,
+    pub refund_retry_first_ms: u64,
+    pub refund_retry_max_ms: u64,
+}
+
+/// The longest payment window a checkout may add to a hold: seats held longer are seats
+/// kept off sale for a fan who may never pay.
+const MAX_CHECKOUT_EXTENSION_SECS: u64 = 3600;
+
+impl PaymentsConfig {
+    fn validate(&self, listeners: &[SocketAddr], deployment: Deployment) -> Result<(), String> {
+        if !(self.api_base.starts_with("http://") || self.api_base.starts_with("https://")) {
+            return Err("gateway.payments.api_base must be an http:// or https:// URL".into());
+        }
+        let secret_key = self.secret_key.expose_secret();
+        if !secret_key.starts_with("sk_") {
+            return Err("gateway.payments.secret_key must be a secret key (sk_…)".into());
+        }
+        deployment.refuse_development_secret("gateway.payments.secret_key", secret_key, listeners)?;
+        if self.webhook_secrets.is_empty() {
+            return Err("gateway.payments.webhook_secrets must name at least one secret".into());
+        }
+        for secret in &self.webhook_secrets {
+            let secret = secret.expose_secret();
+            if !secret.starts_with("whsec_") {
+                return Err("gateway.payments.webhook_secrets must be webhook signing secrets (whsec_…)".into());
+            }
+            // Anyone could sign a webhook with a development secret, and a forged
+            // `payment_intent.succeeded` would book seats nobody paid for.
+            deployment.refuse_development_secret("gateway.payments.webhook_secrets", secret, listeners)?;
+        }
+        if !(1..=3600).contains(&self.webhook_tolerance_secs) {
+            return Err("gateway.payments.webhook_tolerance_secs must be 1-3600".into());
+        }
+        if !(1..=60_000).contains(&self.request_timeout_ms) {
+            return Err("gateway.payments.request_timeout_ms must be 1-60000".into());
+        }
+        if !(1..=MAX_CHECKOUT_EXTENSION_SECS).contains(&self.checkout_extension_secs) {
+            return Err(format!("gateway.payments.checkout_extension_secs must be 1-{MAX_CHECKOUT_EXTENSION_SECS}"));
+        }
+        if self.refund_retry_first_ms == 0 || self.refund_retry_max_ms < self.refund_retry_first_ms {
+            return Err(
+                "gateway.payments.refund_retry_first_ms must be at least 1 and at most refund_retry_max_ms".into()
+            );
+        }
+        Ok(())
+    }
+
+    /// The provider client's settings: every call bounded by `request_timeout_ms`.
+    pub fn stripe(&self) -> stripe_client::StripeConfig {
+        let request_timeout = Duration::from_millis(self.request_timeout_ms);
+        stripe_client::StripeConfig {
+            base_url: self.api_base.clone(),
+            secret_key: self.secret_key.clone(),
+            request_timeout,
+            connect_timeout: request_timeout.min(Duration::from_secs(3)),
+        }
+    }
+
+    /// Where the fan pays this intent, if the provider has a page of its own.
+    pub fn payment_page(&self, intent_id: &str, client_secret: &str) -> Option<String> {
+        (!self.payment_page_url.is_empty())
+            .then(|| self.payment_page_url.replace("{intent_id}", intent_id).replace("{client_secret}", client_secret))
+    }
 }
 
 impl Section for GatewayConfig {
@@ -83,6 +160,7 @@ impl Section for GatewayConfig {
         self.limit_per_fan.validate("gateway.limit_per_fan")?;
         self.client_address.validate("gateway")?;
         self.http.validate("gateway")?;
+        self.payments.validate(&listeners, self.deployment)?;
         if self.create_event_timeout_ms == 0 || self.create_event_timeout_ms >= self.http.request_timeout_ms {
             return Err(
                 "gateway.create_event_timeout_ms must be at least 1 and shorter than gateway.http.request_timeout_ms"
@@ -100,6 +178,9 @@ impl GatewayConfig {
             best_available_attempts: self.best_available_attempts,
             create_event_timeout: Duration::from_millis(self.create_event_timeout_ms),
             event_rules_max_age: Duration::from_millis(self.event_rules_max_age_ms),
+            checkout_extension: Duration::from_secs(self.payments.checkout_extension_secs),
+            refund_retry_first: Duration::from_millis(self.payments.refund_retry_first_ms),
+            refund_retry_max: Duration::from_millis(self.payments.refund_retry_max_ms),
         }
     }
 }

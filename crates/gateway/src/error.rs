@@ -20,6 +20,12 @@ pub enum Error {
     TokenRevoked,
     #[error("this access token was issued for another event")]
     TokenForOtherEvent,
+    /// A payment webhook whose `Stripe-Signature` does not verify.
+    #[error("the webhook signature does not verify: {0}")]
+    InvalidSignature(String),
+    /// A signed payment webhook whose body is not an event we can read.
+    #[error("the webhook body is not a provider event: {0}")]
+    InvalidEvent(String),
     #[error("too many requests; retry after {} s", .0.as_secs().max(1))]
     RateLimited(std::time::Duration),
     #[error(transparent)]
@@ -38,17 +44,29 @@ impl Error {
             Self::BadToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
             Self::TokenRevoked => (StatusCode::UNAUTHORIZED, "token_revoked"),
             Self::TokenForOtherEvent => (StatusCode::FORBIDDEN, "token_for_other_event"),
+            Self::InvalidSignature(_) => (StatusCode::BAD_REQUEST, "invalid_signature"),
+            Self::InvalidEvent(_) => (StatusCode::BAD_REQUEST, "invalid_event"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Sales(sale) => match sale {
                 Sale::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.code),
                 Sale::NotFound(What::Event) => (StatusCode::NOT_FOUND, "event_not_found"),
                 Sale::NotFound(What::Hold) => (StatusCode::NOT_FOUND, "hold_not_found"),
                 Sale::NotFound(What::Booking) => (StatusCode::NOT_FOUND, "booking_not_found"),
+                Sale::NotFound(What::Payment) => (StatusCode::NOT_FOUND, "payment_not_found"),
+                Sale::NotFound(What::Refund) => (StatusCode::NOT_FOUND, "refund_not_found"),
                 Sale::SeatUnavailable(_) => (StatusCode::CONFLICT, "seat_unavailable"),
                 Sale::SeatContended => (StatusCode::CONFLICT, "seat_contended"),
                 Sale::SoldOut(_) => (StatusCode::CONFLICT, "sold_out"),
                 Sale::HoldNotActive(_) => (StatusCode::CONFLICT, "hold_not_active"),
                 Sale::HoldExpired => (StatusCode::GONE, "hold_expired"),
+                Sale::PaymentRequired => (StatusCode::PAYMENT_REQUIRED, "payment_required"),
+                Sale::CancellationNotAllowed(_) => (StatusCode::FORBIDDEN, "cancellation_not_allowed"),
+                Sale::PaymentProvider(sales::payment_provider::ProviderError::Unavailable(_)) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "payment_provider_unavailable")
+                }
+                Sale::PaymentProvider(sales::payment_provider::ProviderError::Refused { .. }) => {
+                    (StatusCode::BAD_GATEWAY, "payment_provider_refused")
+                }
                 Sale::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
                 Sale::RequestInProgress => (StatusCode::CONFLICT, "request_in_progress"),
                 Sale::Unavailable | Sale::ConnectionLost => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -10,6 +10,11 @@ pub const RATE_LIMITED: &str = "boxoffice_gateway_rate_limited_total";
 /// Access tokens refused, by reason.
 pub const TOKEN_REJECTIONS: &str = "boxoffice_gateway_token_rejections_total";
 
+/// Payment webhooks whose signature did not verify.
+pub const WEBHOOK_SIGNATURE_FAILURES: &str = "boxoffice_gateway_payment_webhook_signature_failures_total";
+/// Payment webhooks verified, by outcome (`applied`, `already_applied`, `ignored`).
+pub const WEBHOOKS_APPLIED: &str = "boxoffice_gateway_payment_webhooks_total";
+
 /// Creates the counters a dashboard plots at 0, so their first increment shows in
 /// `rate()` and an idle panel reads 0 rather than "no data".
 pub fn register() {
@@ -21,6 +26,10 @@ pub fn register() {
     }
     for outcome in ["success", "hold_expired"] {
         metrics::counter!(ORDERS, "kind" => "confirm", "outcome" => outcome).increment(0);
+    }
+    metrics::counter!(WEBHOOK_SIGNATURE_FAILURES).increment(0);
+    for outcome in ["applied", "already_applied", "ignored"] {
+        metrics::counter!(WEBHOOKS_APPLIED, "outcome" => outcome).increment(0);
     }
     for reason in ["missing", "expired", "bad_signature", "other_event", "revoked"] {
         metrics::counter!(TOKEN_REJECTIONS, "reason" => reason).increment(0);

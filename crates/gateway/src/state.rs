@@ -29,6 +29,8 @@ pub struct AppState {
     pub client_address: Arc<ClientAddressConfig>,
     /// The admissions the organizer revoked, as this replica last read them.
     pub revocations: Arc<Revocations>,
+    /// The webhook secrets and the payment page (`[gateway.payments]`).
+    pub payments: Arc<crate::config::PaymentsConfig>,
     /// Serialized seat maps, briefly (`seat_map_max_age_ms`); `None` reads every time.
     seat_maps: Option<moka::future::Cache<Uuid, Bytes>>,
     /// Serialized event details (an aggregate over every seat: 65-96 ms on 100,000
@@ -52,6 +54,7 @@ impl AppState {
             limits: Arc::new(crate::limits::limits(config)),
             client_address: Arc::new(config.client_address.clone()),
             revocations: Arc::new(Revocations::default()),
+            payments: Arc::new(config.payments.clone()),
             seat_maps: public_read_cache(config.seat_map_max_age_ms),
             details: public_read_cache(config.seat_map_max_age_ms),
         }

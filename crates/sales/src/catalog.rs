@@ -5,6 +5,7 @@
 use uuid::Uuid;
 
 use crate::domain::event::NewEvent;
+use crate::domain::refund_policy::RefundPolicy;
 use crate::error::{Error, Result, What};
 use crate::model::{AdminBookingView, EventDetails, EventSummary, SeatView};
 use crate::store::{bookings, events};
@@ -24,6 +25,26 @@ impl Sales {
                     events::allow_statements_to_run(tx, timeout).await?;
                     let id = events::insert(tx, &event).await?;
                     events::details(tx, id).await?.ok_or(Error::NotFound(What::Event))
+                })
+            })
+            .await
+    }
+
+    /// Changes what may change after creation (D8): the refund policy (`Some(None)`
+    /// removes it). Read at each cancellation, never cached, so it applies at once.
+    #[tracing::instrument(skip(self, refund_policy), fields(kind = "change_event"))]
+    pub async fn change_event(
+        &self,
+        event_id: Uuid,
+        refund_policy: Option<Option<RefundPolicy>>,
+    ) -> Result<EventDetails> {
+        self.db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    if let Some(policy) = &refund_policy {
+                        events::set_refund_policy(tx, event_id, policy.as_ref()).await?;
+                    }
+                    events::details(tx, event_id).await?.ok_or(Error::NotFound(What::Event))
                 })
             })
             .await

@@ -27,6 +27,16 @@ pub enum Error {
     HoldNotActive(HoldStatus),
     #[error("this hold has expired and its seats were released")]
     HoldExpired,
+    /// A paid place is booked only by a succeeded payment: check out and pay first.
+    #[error("this order costs money: start a checkout for the hold and pay it first")]
+    PaymentRequired,
+    /// Cancelling is not allowed now (the event's refund policy allows no cancellation).
+    #[error("{0}")]
+    CancellationNotAllowed(String),
+    /// The payment provider could not be reached or refused; nothing was charged by
+    /// this request.
+    #[error(transparent)]
+    PaymentProvider(#[from] crate::payment_provider::ProviderError),
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
@@ -54,6 +64,8 @@ pub enum What {
     Event,
     Hold,
     Booking,
+    Payment,
+    Refund,
 }
 
 impl fmt::Display for What {
@@ -62,6 +74,8 @@ impl fmt::Display for What {
             Self::Event => "event",
             Self::Hold => "hold",
             Self::Booking => "booking",
+            Self::Payment => "payment",
+            Self::Refund => "refund",
         })
     }
 }

@@ -3,10 +3,12 @@
 //! scheduler runs its timed work, and both call the same use cases and store.
 //!
 //! - [`Sales`]: the handle every use case runs on: the database, the event-rules
-//!   cache and the order settings.
+//!   cache, the order settings and the payment provider.
 //! - [`orders`]: the fan's use cases (hold, book, confirm, release, cancel, the fan's
 //!   reads), and [`catalog`] the organizer's and the public's: one unit of cancel-safe,
 //!   deadline-bounded database work each.
+//! - [`checkout`]: paying for a hold, the provider's webhooks, late payments and
+//!   refunds.
 //! - [`outbox`]: the messages the sale tells the world, written in the transaction
 //!   of the change they report.
 //! - [`payment_provider`]: the payment provider as the sale sees it (a trait; the
@@ -27,6 +29,7 @@
 //! applied by `schema::MIGRATOR`.
 
 pub mod catalog;
+pub mod checkout;
 pub mod domain;
 pub mod error;
 pub mod model;
@@ -39,11 +42,13 @@ pub mod scope;
 pub mod states;
 pub mod store;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use service_kit::postgres::Database;
 
 pub use error::{Error, Result, What};
+use payment_provider::PaymentProvider;
 pub use scope::FanScope;
 
 /// How orders and event creation behave; the gateway fills it from its configuration.
@@ -56,6 +61,12 @@ pub struct Settings {
     pub create_event_timeout: Duration,
     /// How long a replica may answer from its copy of an event's rules (see [`rules`]).
     pub event_rules_max_age: Duration,
+    /// How long a hold lasts once its checkout starts (the payment window), at least.
+    pub checkout_extension: Duration,
+    /// A refund the provider did not confirm is retried after this, doubling up to
+    /// `refund_retry_max`.
+    pub refund_retry_first: Duration,
+    pub refund_retry_max: Duration,
 }
 
 /// What the use cases need, and nothing more: the database, the event-rules cache and
@@ -65,11 +76,12 @@ pub struct Sales {
     db: Database,
     rules: rules::EventRulesCache,
     settings: Settings,
+    provider: Arc<dyn PaymentProvider>,
 }
 
 impl Sales {
-    pub fn new(db: Database, settings: Settings) -> Self {
-        Self { rules: rules::EventRulesCache::new(settings.event_rules_max_age), db, settings }
+    pub fn new(db: Database, settings: Settings, provider: Arc<dyn PaymentProvider>) -> Self {
+        Self { rules: rules::EventRulesCache::new(settings.event_rules_max_age), db, settings, provider }
     }
 
     pub fn database(&self) -> &Database {

@@ -32,6 +32,8 @@ pub struct EventDetails {
     pub max_per_order: i32,
     pub hold_ttl_seconds: i32,
     pub sections: Vec<SectionView>,
+    /// How much a fan gets back for cancelling; none: fans may not cancel.
+    pub refund_policy: Option<crate::domain::refund_policy::RefundPolicy>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -85,6 +87,18 @@ pub struct BookingView {
     pub cancelled_at: Option<DateTime<Utc>>,
     pub seats: Vec<OrderSeat>,
     pub total: Price,
+    /// The payment that bought it (none for a free booking).
+    pub payment_id: Option<Uuid>,
+    /// The refund its cancellation started, and how far it got.
+    pub refund: Option<RefundView>,
+}
+
+/// Money going back for a booking.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RefundView {
+    pub id: Uuid,
+    pub amount: Price,
+    pub status: crate::states::RefundStatus,
 }
 
 /// A booking as the organizer sees it: with the fan, event and sections named.
@@ -130,4 +144,19 @@ pub struct Revocation {
     pub fan_id: Option<String>,
     pub revoked_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// A payment the organizer should look at (a late payment refunded in full).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AttentionPayment {
+    pub payment_id: Uuid,
+    pub event_id: Uuid,
+    pub hold_id: Uuid,
+    pub fan_id: String,
+    pub amount: Price,
+    pub refunded: Price,
+    pub status: crate::states::PaymentStatus,
+    pub resolution: Option<crate::states::PaymentResolution>,
+    pub created_at: DateTime<Utc>,
+    pub succeeded_at: Option<DateTime<Utc>>,
 }

@@ -10,17 +10,22 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::refund_policy::refund_amount;
 use crate::domain::selection::Selection;
 use crate::domain::Invalid;
 use crate::error::{Error, Result, What};
+use crate::model::Price;
 use crate::model::{BookingView, HoldView, OrderSeat};
+use crate::outbox::{self as messages, CancelledBy, Message, MessageSeat};
 use crate::scope::FanScope;
-use crate::states::{BookingStatus, HoldStatus, SectionKind};
-use crate::store::bookings;
+use crate::states::{BookingStatus, HoldStatus, RefundReason, SectionKind};
+use crate::store::bookings::{self, Cancellable};
 use crate::store::events::EventRules;
 use crate::store::holds;
 use crate::store::idempotency::{self, Prior, Target};
 use crate::store::inventory::{self, LockedSeat, SeatKeys, Written};
+use crate::store::outbox;
+use crate::store::refunds;
 use crate::Sales;
 
 /// The body of "hold seats" and "book seats": either chosen seats or a section and a quantity.
@@ -101,8 +106,9 @@ impl Sales {
         };
         match (selection, key) {
             // The common case: one statement locks, checks and writes, with no transaction
-            // around it to pay for.
-            (Selection::Chosen(labels), None) => {
+            // around it to pay for. (A booking also writes its outbox message, so it
+            // takes the transaction below.)
+            (Selection::Chosen(labels), None) if matches!(kind, Kind::Hold) => {
                 self.db
                     .write(move |conn| {
                         Box::pin(async move {
@@ -119,10 +125,22 @@ impl Sales {
         }
     }
 
-    /// Turns an active hold into a booking. Confirming a hold that is already confirmed
-    /// answers with its booking again.
+    /// Turns an active hold into a booking; a hold being checked out is booked by its
+    /// payment (see [`crate::checkout`]), so confirming one first asks the provider about
+    /// its pending attempts and answers with the booking they made, or `PaymentRequired`.
+    /// Confirming a hold that is already confirmed answers with its booking again.
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "confirm", %hold_id))]
     pub async fn confirm(&self, scope: &FanScope, hold_id: Uuid) -> Result<Confirmation> {
+        match self.confirm_unpaid(scope, hold_id).await {
+            Err(Error::PaymentRequired) => {
+                self.sync_payments(scope, hold_id).await?;
+                self.confirm_unpaid(scope, hold_id).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    async fn confirm_unpaid(&self, scope: &FanScope, hold_id: Uuid) -> Result<Confirmation> {
         let (scope, rules) = (scope.clone(), self.event_rules(scope.event_id).await?);
         self.db
             .transaction(move |tx| {
@@ -140,13 +158,23 @@ impl Sales {
                         HoldStatus::Active if hold.expired => return Err(Error::HoldExpired),
                         HoldStatus::Active => {}
                     }
+                    // Once checkout has started, only the payment books the hold.
+                    // (Paid holds never checked out still confirm as before: the
+                    // simulator, benchmarks and tests book paid seats that way until
+                    // they pay through the sandbox; issue 15 tracks the switch to 402.)
+                    if hold.total_minor > 0 && hold.checkout_started {
+                        return Err(Error::PaymentRequired);
+                    }
                     let ids: Vec<i64> = holds::seats(tx, hold_id).await?.iter().map(|s| s.seat_id).collect();
                     let booking_id = Uuid::now_v7();
-                    let (seats, created_at) = match bookings::write_held(tx, &scope, booking_id, hold_id, &ids).await? {
+                    let written = bookings::write_held(tx, &scope, booking_id, hold_id, &ids, None).await?;
+                    let (seats, created_at) = match written {
                         Written::Done { seats, at } => (seats, at),
                         Written::Refused(_) => return Err(Error::HoldExpired),
                     };
                     holds::end(tx, hold_id, HoldStatus::Confirmed).await?;
+                    outbox::enqueue(tx, &[booking_confirmed(&scope, booking_id, Some(hold_id), &seats, &rules)])
+                        .await?;
                     Ok(Confirmation::Booked(BookingView {
                         id: booking_id,
                         event_id: scope.event_id,
@@ -156,6 +184,8 @@ impl Sales {
                         cancelled_at: None,
                         seats: seats.into_iter().map(LockedSeat::into_order_seat).collect(),
                         total: rules.price(hold.total_minor),
+                        payment_id: None,
+                        refund: None,
                     }))
                 })
             })
@@ -188,23 +218,60 @@ impl Sales {
         self.db.read(move |conn| Box::pin(async move { hold_view(conn, &scope, &rules, hold_id).await })).await
     }
 
-    /// Cancels a booking; its seats are on sale again when this returns. Cancelling a
-    /// cancelled booking is a no-op.
+    /// Cancels the fan's booking by the event's refund policy in force now: its seats are
+    /// on sale again when this returns, and a paid booking's refund is started (and
+    /// retried until the provider confirms it). An event without a policy does not let
+    /// fans cancel. Cancelling a cancelled booking is a no-op.
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "cancel", %booking_id))]
     pub async fn cancel(&self, scope: &FanScope, booking_id: Uuid) -> Result<BookingView> {
-        let scope = scope.clone();
-        self.db
+        self.cancel_booking(scope.event_id, Some(scope.fan_id.clone()), booking_id, CancelledBy::Fan).await
+    }
+
+    /// Cancels a booking as the organizer, whatever the policy says, refunding it in full.
+    #[tracing::instrument(skip(self))]
+    pub async fn cancel_as_organizer(&self, event_id: Uuid, booking_id: Uuid) -> Result<BookingView> {
+        self.cancel_booking(event_id, None, booking_id, CancelledBy::Organizer).await
+    }
+
+    async fn cancel_booking(
+        &self,
+        event_id: Uuid,
+        fan_id: Option<String>,
+        booking_id: Uuid,
+        by: CancelledBy,
+    ) -> Result<BookingView> {
+        let (view, refund) = self
+            .db
             .transaction(move |tx| {
                 Box::pin(async move {
-                    let status =
-                        bookings::lock_status(tx, &scope, booking_id).await?.ok_or(Error::NotFound(What::Booking))?;
-                    if status == BookingStatus::Confirmed {
-                        bookings::cancel(tx, booking_id).await?;
-                    }
-                    bookings::find(tx, &scope, booking_id).await?.ok_or(Error::NotFound(What::Booking))
+                    let booking = bookings::lock_for_cancel(tx, event_id, fan_id.as_deref(), booking_id)
+                        .await?
+                        .ok_or(Error::NotFound(What::Booking))?;
+                    let refund = match booking.status {
+                        BookingStatus::Confirmed => cancel_locked(tx, &booking, by).await?,
+                        BookingStatus::Cancelled => None,
+                    };
+                    let view = bookings::find_in_event(tx, event_id, booking_id)
+                        .await?
+                        .ok_or(Error::NotFound(What::Booking))?;
+                    Ok::<_, Error>((view, refund))
                 })
             })
-            .await
+            .await?;
+        match refund {
+            Some(refund_id) => {
+                if let Err(e) = self.execute_refund(refund_id).await {
+                    tracing::warn!(error = %e, %refund_id, "refund not executed yet; the reconciliation job retries it");
+                }
+                self.db
+                    .read(move |conn| {
+                        Box::pin(async move { bookings::find_in_event(conn, event_id, booking_id).await })
+                    })
+                    .await?
+                    .ok_or(Error::NotFound(What::Booking))
+            }
+            None => Ok(view),
+        }
     }
 
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "get_booking", %booking_id))]
@@ -275,26 +342,31 @@ impl OrderWork {
             Written::Refused(locked) => return Err(refusal(seats, &locked)),
         };
         let total = rules.price(taken.iter().map(|s| s.price_minor).sum());
-        let seats = taken.into_iter().map(LockedSeat::into_order_seat).collect();
+        let seats = taken;
         Ok(match self.kind {
             Kind::Hold => Order::Hold(HoldView {
                 id,
                 event_id: scope.event_id,
                 status: HoldStatus::Active,
                 expires_at: at,
-                seats,
+                seats: seats.into_iter().map(LockedSeat::into_order_seat).collect(),
                 total,
             }),
-            Kind::Book => Order::Booking(BookingView {
-                id,
-                event_id: scope.event_id,
-                hold_id: None,
-                status: BookingStatus::Confirmed,
-                created_at: at,
-                cancelled_at: None,
-                seats,
-                total,
-            }),
+            Kind::Book => {
+                outbox::enqueue(conn, &[booking_confirmed(scope, id, None, &seats, rules)]).await?;
+                Order::Booking(BookingView {
+                    id,
+                    event_id: scope.event_id,
+                    hold_id: None,
+                    status: BookingStatus::Confirmed,
+                    created_at: at,
+                    cancelled_at: None,
+                    seats: seats.into_iter().map(LockedSeat::into_order_seat).collect(),
+                    total,
+                    payment_id: None,
+                    refund: None,
+                })
+            }
         })
     }
 
@@ -323,6 +395,65 @@ fn refusal(requested: SeatKeys<'_>, locked: &[LockedSeat]) -> Error {
     }
     let taken = locked.iter().find(|s| !s.takeable).and_then(|s| s.label.clone());
     Error::SeatUnavailable(taken.unwrap_or_else(|| "in this order".into()))
+}
+
+/// Cancels a confirmed, locked booking: frees its seats, starts its refund (by the
+/// policy for a fan, in full for the organizer) and tells the outbox. Returns the refund
+/// to execute after the commit.
+async fn cancel_locked(tx: &mut PgConnection, booking: &Cancellable, by: CancelledBy) -> Result<Option<Uuid>> {
+    let percent = match (by, &booking.refund_policy) {
+        (CancelledBy::Fan, None) => {
+            return Err(Error::CancellationNotAllowed(
+                "this event's bookings cannot be cancelled by fans; ask the organizer".into(),
+            ))
+        }
+        (CancelledBy::Fan, Some(policy)) => policy.refund_percent(booking.hours_before_start),
+        (CancelledBy::Organizer | CancelledBy::EventCancelled, _) => 100,
+    };
+    bookings::cancel(tx, booking.id).await?;
+    let amount = refund_amount(booking.total_minor, percent);
+    let refund_id = match booking.payment_id {
+        Some(payment_id) if amount > 0 => {
+            refunds::create(tx, Uuid::now_v7(), payment_id, Some(booking.id), RefundReason::Cancellation, amount)
+                .await?
+        }
+        _ => None,
+    };
+    outbox::enqueue(
+        tx,
+        &[Message::BookingCancelled(messages::BookingCancelled {
+            event_id: booking.event_id,
+            booking_id: booking.id,
+            fan_id: booking.fan_id.clone(),
+            cancelled_by: by,
+            refund_id,
+            refund: refund_id.map(|_| Price { amount_minor: amount, currency: booking.currency.clone() }),
+        })],
+    )
+    .await?;
+    Ok(refund_id)
+}
+
+/// The outbox message of a booking just written.
+fn booking_confirmed(
+    scope: &FanScope,
+    booking_id: Uuid,
+    hold_id: Option<Uuid>,
+    seats: &[LockedSeat],
+    rules: &EventRules,
+) -> Message {
+    Message::BookingConfirmed(messages::BookingConfirmed {
+        event_id: scope.event_id,
+        booking_id,
+        fan_id: scope.fan_id.clone(),
+        hold_id,
+        payment_id: None,
+        seats: seats
+            .iter()
+            .map(|s| MessageSeat { seat_id: s.seat_id, section_id: s.section_id, label: s.label.clone() })
+            .collect(),
+        total: rules.price(seats.iter().map(|s| s.price_minor).sum()),
+    })
 }
 
 /// What an earlier request with the same key created, as it is now.

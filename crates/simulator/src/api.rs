@@ -297,7 +297,9 @@ impl Api {
                                   "capacity": scenario.general_admission }));
         }
         let body = json!({ "name": "Rehearsal", "max_per_order": scenario.quantity.max(1),
-                           "hold_ttl_seconds": scenario.hold_ttl_secs, "sections": sections });
+                           "hold_ttl_seconds": scenario.hold_ttl_secs, "sections": sections,
+                           // Fans who cancel get everything back until the start.
+                           "refund_policy": [{ "before_hours": 0, "refund_percent": 100 }] });
         let (gateway, key) = ((&self.gateways, Pick::First), Some(self.admin_keys.gateway.as_str()));
         let answer = self.call("create_event", Method::POST, gateway, "/v1/events", key, Some(body)).await?;
         if answer.status != 201 {

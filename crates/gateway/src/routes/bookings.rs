@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(book, list_mine))
         .routes(routes!(show))
         .routes(routes!(cancel))
+        .routes(routes!(cancel_as_organizer))
         .routes(routes!(list_all))
 }
 
@@ -101,15 +102,19 @@ async fn show(
     Ok(Json(state.sales.get_booking(&scope, booking_id).await?))
 }
 
-/// Cancels a confirmed booking; cancelling it again answers it as it is.
+/// Cancels a confirmed booking by the event's refund policy in force now: the seats go
+/// back on sale at once, and a paid booking's refund (the policy's share of the price,
+/// by hours before the start) is started and shown on the booking. Cancelling it again
+/// answers it as it is.
 #[utoipa::path(
     post,
     path = "/v1/events/{event_id}/bookings/{booking_id}/cancel",
     tag = "orders",
     params(("event_id" = Uuid, Path), ("booking_id" = Uuid, Path)),
     responses(
-        (status = 200, description = "The booking, cancelled", body = BookingView),
+        (status = 200, description = "The booking, cancelled, with its refund", body = BookingView),
         (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
+        (status = 403, description = "`cancellation_not_allowed`: the event has no refund policy (only the organizer may cancel)", body = ErrorBody),
         (status = 404, description = "`booking_not_found`", body = ErrorBody),
         (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
         FanRefused, RateLimited,
@@ -123,6 +128,32 @@ async fn cancel(
     Path((_, booking_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<BookingView>> {
     Ok(Json(state.sales.cancel(&scope, booking_id).await?))
+}
+
+/// Cancels a booking as the organizer, whatever the refund policy says, and refunds it
+/// in full. Cancelling it again answers it as it is.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/events/{event_id}/bookings/{booking_id}/cancel",
+    operation_id = "cancel_booking_as_organizer",
+    tag = "organizer",
+    params(("event_id" = Uuid, Path), ("booking_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The booking, cancelled, with its refund", body = BookingView),
+        (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`booking_not_found`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown` (cancelling again is safe)", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
+#[tracing::instrument(skip(state))]
+async fn cancel_as_organizer(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((event_id, booking_id)): Path<(Uuid, Uuid)>,
+) -> Result<Json<BookingView>> {
+    Ok(Json(state.sales.cancel_as_organizer(event_id, booking_id).await?))
 }
 
 #[derive(Deserialize, IntoParams)]

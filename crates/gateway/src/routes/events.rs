@@ -13,6 +13,7 @@ use service_kit::openapi::{AdminKeyRefused, EventLookupRefused, RateLimited};
 use service_kit::ErrorBody;
 
 use sales::domain::event::{Layout, NewEvent, NewSection, Row};
+use sales::domain::refund_policy::RefundPolicy;
 use sales::domain::Invalid;
 use sales::model::{EventDetails, EventSummary};
 
@@ -21,7 +22,7 @@ use crate::error::Result;
 use crate::state::{AppState, SeatMap};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(details)).routes(routes!(seat_map))
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(details, change)).routes(routes!(seat_map))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -34,6 +35,9 @@ struct CreateEvent {
     /// How long a hold keeps its seats; 600 if absent.
     hold_ttl_seconds: Option<u32>,
     sections: Vec<CreateSection>,
+    /// How much a fan gets back for cancelling, by hours before `starts_at`; absent:
+    /// fans may not cancel (the organizer still can). Changeable later.
+    refund_policy: Option<RefundPolicy>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -105,6 +109,7 @@ impl CreateEvent {
             max_per_order: self.max_per_order.unwrap_or(10),
             hold_ttl_seconds: self.hold_ttl_seconds.unwrap_or(600),
             sections,
+            refund_policy: self.refund_policy,
         };
         event.validate()?;
         Ok(event)
@@ -135,6 +140,54 @@ async fn create(
     Json(body): Json<CreateEvent>,
 ) -> Result<(StatusCode, Json<EventDetails>)> {
     Ok((StatusCode::CREATED, Json(state.sales.create_event(body.into_domain()?).await?)))
+}
+
+/// What the organizer may change after creation (D8). A field left out stays as it is.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ChangeEvent {
+    /// The policy for cancellations from now on; `null` removes it (fans may then not
+    /// cancel). Bookings cancelled later are refunded by the policy in force then.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<RefundPolicy>)]
+    refund_policy: Option<Option<RefundPolicy>>,
+}
+
+/// Tells "absent" (None) from "null" (Some(None)).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/events/{event_id}",
+    operation_id = "change_event",
+    tag = "events",
+    params(("event_id" = Uuid, Path)),
+    request_body = ChangeEvent,
+    responses(
+        (status = 200, description = "The event as changed", body = EventDetails),
+        (status = 400, description = "`bad_request`: an unreadable body or event id", body = ErrorBody),
+        (status = 404, description = "`event_not_found`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: a body past 2 MB", body = ErrorBody),
+        (status = 422, description = "`invalid_refund_policy`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
+#[tracing::instrument(skip(state, body))]
+async fn change(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(event_id): Path<Uuid>,
+    Json(body): Json<ChangeEvent>,
+) -> Result<Json<EventDetails>> {
+    if let Some(Some(policy)) = &body.refund_policy {
+        policy.validate()?;
+    }
+    Ok(Json(state.sales.change_event(event_id, body.refund_policy).await?))
 }
 
 #[derive(Serialize, ToSchema)]

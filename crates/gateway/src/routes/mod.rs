@@ -4,6 +4,7 @@ mod bookings;
 mod events;
 mod extract;
 mod holds;
+mod payments;
 mod revocations;
 
 use axum::middleware;
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Routers {
         .merge(events::router())
         .merge(holds::router())
         .merge(bookings::router())
+        .merge(payments::router())
         .merge(revocations::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::per_request))
         .with_state(state);

@@ -174,6 +174,7 @@ impl TestApp {
             .create_event(json!({
                 "name": "Numbered show",
                 "max_per_order": 10,
+                "refund_policy": [{ "before_hours": 0, "refund_percent": 100 }],
                 "sections": [{ "name": "Hall", "kind": "reserved", "price": { "amount_minor": 2500, "currency": "EUR" }, "seats": seats }]
             }))
             .await;
@@ -185,6 +186,7 @@ impl TestApp {
         let body = self
             .create_event(json!({
                 "name": "Standing show",
+                "refund_policy": [{ "before_hours": 0, "refund_percent": 100 }],
                 "sections": [{ "name": "Floor", "kind": "general_admission", "price": { "amount_minor": 4000, "currency": "EUR" }, "capacity": capacity }]
             }))
             .await;

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bookings;
+mod checkout;
 mod errors;
 mod events;
 mod faults;

@@ -45,6 +45,8 @@ pub struct NewEvent {
     pub max_per_order: u32,
     pub hold_ttl_seconds: u32,
     pub sections: Vec<NewSection>,
+    /// None: fans may not cancel (the organizer still can).
+    pub refund_policy: Option<super::refund_policy::RefundPolicy>,
 }
 
 /// One seat row to insert: everything but its owner and state.
@@ -151,6 +153,9 @@ impl NewEvent {
         if unnamed_rows > 1 {
             return invalid("only one row in an event may be unlabelled (its seats are plain numbers)".into());
         }
+        if let Some(policy) = &self.refund_policy {
+            policy.validate()?;
+        }
         let total: u64 = self.sections.iter().map(|s| u64::from(s.capacity())).sum();
         if total > u64::from(MAX_SEATS_PER_EVENT) {
             return invalid(format!("an event may have at most {MAX_SEATS_PER_EVENT} seats, this one has {total}"));
@@ -241,6 +246,7 @@ mod tests {
             max_per_order: 6,
             hold_ttl_seconds: 600,
             sections,
+            refund_policy: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod best_available;
 pub mod event;
+pub mod refund_policy;
 pub mod selection;
 
 pub use service_kit::Invalid;

@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::refund_policy::RefundPolicy;
 use crate::error::Result;
-use crate::model::{AdminBookedSeat, AdminBookingView, BookingView, NamedRef, Price};
+use crate::model::{AdminBookedSeat, AdminBookingView, BookingView, NamedRef, Price, RefundView};
 use crate::scope::FanScope;
-use crate::states::BookingStatus;
+use crate::states::{BookingStatus, RefundStatus};
 use crate::store::inventory::{self, OrderStatement, SeatKeys, Written};
 
 /// Books the seats the fan chose by label (parameters: [`OrderStatement`]).
@@ -60,8 +61,9 @@ const BOOK_BY_IDS: &str = "WITH locked AS (
      )
      SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked";
 
-/// Books the seats of the hold `$4` the fan is confirming (parameters:
-/// [`OrderStatement`]). The hold's own seats count as takeable, and this statement waits
+/// Books the seats of the hold `$4` the fan is confirming, paid by the payment `$7`
+/// (NULL for a free hold) (parameters: [`OrderStatement`]). The hold's own seats count
+/// as takeable, and this statement waits
 /// for a seat's lock instead of NOWAIT: only a rival order's short NOWAIT attempt can
 /// hold it, and that attempt never waits in turn.
 const BOOK_HELD_SEATS: &str = "WITH locked AS (
@@ -75,8 +77,8 @@ const BOOK_HELD_SEATS: &str = "WITH locked AS (
                 coalesce(sum(price_minor), 0)::bigint AS total
          FROM locked
      ), booking AS (
-         INSERT INTO bookings (id, event_id, fan_id, hold_id, quantity, total_minor)
-         SELECT $2, $1, $3, $4, cardinality($5::bigint[]), total FROM verdict WHERE ok
+         INSERT INTO bookings (id, event_id, fan_id, hold_id, quantity, total_minor, payment_id)
+         SELECT $2, $1, $3, $4, cardinality($5::bigint[]), total, $7 FROM verdict WHERE ok
          RETURNING created_at
      ), items AS (
          INSERT INTO booking_seats (booking_id, seat_id, price_minor)
@@ -100,12 +102,20 @@ pub async fn write(
         SeatKeys::Labels(_) => BOOK_BY_LABELS,
         SeatKeys::Ids(_) => BOOK_BY_IDS,
     };
-    let order = OrderStatement { sql, scope, order_id: booking_id, confirming: None, seats, hold_seconds: None };
+    let order = OrderStatement {
+        sql,
+        scope,
+        order_id: booking_id,
+        confirming: None,
+        seats,
+        hold_seconds: None,
+        payment_id: None,
+    };
     inventory::write_order(conn, order).await
 }
 
-/// Books the seats `seat_ids` of the fan's hold `hold_id`, in one statement; refused
-/// as a whole if any of them is no longer the hold's and taken.
+/// Books the seats `seat_ids` for the fan's hold `hold_id`, paid by `payment_id`, in one
+/// statement; refused as a whole if any of them is no longer the hold's and taken.
 #[tracing::instrument(level = "debug", skip_all, fields(%booking_id, %hold_id))]
 pub async fn write_held(
     conn: &mut PgConnection,
@@ -113,6 +123,7 @@ pub async fn write_held(
     booking_id: Uuid,
     hold_id: Uuid,
     seat_ids: &[i64],
+    payment_id: Option<Uuid>,
 ) -> Result<Written> {
     let order = OrderStatement {
         sql: BOOK_HELD_SEATS,
@@ -121,6 +132,7 @@ pub async fn write_held(
         confirming: Some(hold_id),
         seats: SeatKeys::Ids(seat_ids),
         hold_seconds: None,
+        payment_id,
     };
     inventory::write_order(conn, order).await
 }
@@ -129,6 +141,7 @@ pub async fn write_held(
 #[derive(sqlx::FromRow)]
 struct BookingRow {
     id: Uuid,
+    payment_id: Option<Uuid>,
     event_id: Uuid,
     event_name: String,
     fan_id: String,
@@ -154,7 +167,7 @@ struct BookedSeatRow {
 #[tracing::instrument(level = "debug", skip(conn, scope))]
 pub async fn find(conn: &mut PgConnection, scope: &FanScope, booking_id: Uuid) -> Result<Option<BookingView>> {
     let row: Option<BookingRow> = sqlx::query_as(
-        "SELECT b.id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
+        "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
                 b.cancelled_at, b.total_minor, e.currency::text AS currency
          FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE b.id = $1 AND b.event_id = $2 AND b.fan_id = $3",
@@ -171,7 +184,7 @@ pub async fn find(conn: &mut PgConnection, scope: &FanScope, booking_id: Uuid) -
 #[tracing::instrument(level = "debug", skip(conn, scope))]
 pub async fn find_by_hold(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<BookingView>> {
     let row: Option<BookingRow> = sqlx::query_as(
-        "SELECT b.id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
+        "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
                 b.cancelled_at, b.total_minor, e.currency::text AS currency
          FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE b.hold_id = $1 AND b.event_id = $2 AND b.fan_id = $3",
@@ -187,7 +200,7 @@ pub async fn find_by_hold(conn: &mut PgConnection, scope: &FanScope, hold_id: Uu
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list_for_fan(conn: &mut PgConnection, scope: &FanScope) -> Result<Vec<BookingView>> {
     let rows: Vec<BookingRow> = sqlx::query_as(
-        "SELECT b.id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
+        "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
                 b.cancelled_at, b.total_minor, e.currency::text AS currency
          FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE b.event_id = $1 AND b.fan_id = $2 ORDER BY b.created_at",
@@ -208,7 +221,7 @@ pub async fn list_all(
     offset: i64,
 ) -> Result<Vec<AdminBookingView>> {
     let rows: Vec<BookingRow> = sqlx::query_as(
-        "SELECT b.id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
+        "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
                 b.cancelled_at, b.total_minor, e.currency::text AS currency
          FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE $1::uuid IS NULL OR b.event_id = $1
@@ -235,9 +248,10 @@ pub async fn list_all(
         .collect())
 }
 
-/// The fan's view of each booking, with its seats.
+/// The fan's view of each booking, with its seats and refund.
 async fn fan_views(conn: &mut PgConnection, rows: Vec<BookingRow>) -> Result<Vec<BookingView>> {
     let mut seats = booked_seats(conn, &rows).await?;
+    let mut refunds = booking_refunds(conn, &rows).await?;
     Ok(rows
         .into_iter()
         .map(|r| BookingView {
@@ -248,9 +262,32 @@ async fn fan_views(conn: &mut PgConnection, rows: Vec<BookingRow>) -> Result<Vec
             created_at: r.created_at,
             cancelled_at: r.cancelled_at,
             seats: seats.remove(&r.id).unwrap_or_default().into_iter().map(AdminBookedSeat::into_order_seat).collect(),
+            refund: refunds.remove(&r.id).map(|(id, amount_minor, status)| RefundView {
+                id,
+                amount: Price { amount_minor, currency: r.currency.clone() },
+                status,
+            }),
             total: Price { amount_minor: r.total_minor, currency: r.currency },
+            payment_id: r.payment_id,
         })
         .collect())
+}
+
+/// The refund of each booking that has one.
+async fn booking_refunds(
+    conn: &mut PgConnection,
+    bookings: &[BookingRow],
+) -> Result<HashMap<Uuid, (Uuid, i64, RefundStatus)>> {
+    let ids: Vec<Uuid> = bookings.iter().filter(|b| b.payment_id.is_some()).map(|b| b.id).collect();
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(Uuid, Uuid, i64, RefundStatus)> =
+        sqlx::query_as("SELECT booking_id, id, amount_minor, status FROM refunds WHERE booking_id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().map(|(booking, id, amount, status)| (booking, (id, amount, status))).collect())
 }
 
 /// The one seats loader: every seat of `bookings`, best first, by booking.
@@ -280,15 +317,58 @@ async fn booked_seats(conn: &mut PgConnection, bookings: &[BookingRow]) -> Resul
     Ok(seats)
 }
 
-/// The fan's booking status, locked until the transaction ends.
-#[tracing::instrument(level = "debug", skip(conn, scope))]
-pub async fn lock_status(conn: &mut PgConnection, scope: &FanScope, booking_id: Uuid) -> Result<Option<BookingStatus>> {
-    Ok(sqlx::query_scalar("SELECT status FROM bookings WHERE id = $1 AND event_id = $2 AND fan_id = $3 FOR UPDATE")
-        .bind(booking_id)
-        .bind(scope.event_id)
-        .bind(&scope.fan_id)
-        .fetch_optional(conn)
-        .await?)
+/// What cancelling a booking needs to know, read with the booking locked until the
+/// transaction ends: by the fan (their own bookings) or the organizer (`fan_id` None).
+#[derive(Debug, sqlx::FromRow)]
+pub struct Cancellable {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub fan_id: String,
+    pub status: BookingStatus,
+    pub payment_id: Option<Uuid>,
+    pub total_minor: i64,
+    pub currency: String,
+    pub refund_policy: Option<sqlx::types::Json<RefundPolicy>>,
+    /// Hours from now to the event's start by the database clock (negative once it has
+    /// started); None for an event without a start date.
+    pub hours_before_start: Option<f64>,
+}
+
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn lock_for_cancel(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    fan_id: Option<&str>,
+    booking_id: Uuid,
+) -> Result<Option<Cancellable>> {
+    Ok(sqlx::query_as(
+        "SELECT b.id, b.event_id, b.fan_id, b.status, b.payment_id, b.total_minor, e.currency::text AS currency,
+                e.refund_policy, (extract(epoch FROM e.starts_at - now()) / 3600.0)::float8 AS hours_before_start
+         FROM bookings b JOIN events e ON e.id = b.event_id
+         WHERE b.id = $1 AND b.event_id = $2 AND ($3::text IS NULL OR b.fan_id = $3)
+         FOR UPDATE OF b",
+    )
+    .bind(booking_id)
+    .bind(event_id)
+    .bind(fan_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Every booking of the event, as the organizer sees it (for a cancellation).
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn find_in_event(conn: &mut PgConnection, event_id: Uuid, booking_id: Uuid) -> Result<Option<BookingView>> {
+    let row: Option<BookingRow> = sqlx::query_as(
+        "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
+                b.cancelled_at, b.total_minor, e.currency::text AS currency
+         FROM bookings b JOIN events e ON e.id = b.event_id
+         WHERE b.id = $1 AND b.event_id = $2",
+    )
+    .bind(booking_id)
+    .bind(event_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(fan_views(conn, row.into_iter().collect()).await?.pop())
 }
 
 /// Cancels a booking and puts its seats back on sale in the same transaction.

@@ -6,6 +6,7 @@ use sqlx::{PgConnection, Row};
 use uuid::Uuid;
 
 use crate::domain::event::NewEvent;
+use crate::domain::refund_policy::RefundPolicy;
 use crate::error::Result;
 use crate::model::{EventDetails, EventSummary, Price, SeatView, SectionView};
 use crate::states::SectionKind;
@@ -47,8 +48,8 @@ pub async fn allow_statements_to_run(conn: &mut PgConnection, limit: std::time::
 pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     let event_id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO events (id, name, starts_at, currency, max_per_order, hold_ttl_seconds)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO events (id, name, starts_at, currency, max_per_order, hold_ttl_seconds, refund_policy)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(event_id)
     .bind(&event.name)
@@ -56,6 +57,7 @@ pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     .bind(&event.currency)
     .bind(event.max_per_order as i32)
     .bind(event.hold_ttl_seconds as i32)
+    .bind(event.refund_policy.as_ref().map(sqlx::types::Json))
     .execute(&mut *conn)
     .await?;
     for (position, section) in event.sections.iter().enumerate() {
@@ -128,14 +130,26 @@ pub async fn rules(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<Eve
     }))
 }
 
+/// Replaces the event's refund policy (None: fans may not cancel).
+#[tracing::instrument(level = "debug", skip(conn, policy))]
+pub async fn set_refund_policy(conn: &mut PgConnection, event_id: Uuid, policy: Option<&RefundPolicy>) -> Result<()> {
+    sqlx::query("UPDATE events SET refund_policy = $2 WHERE id = $1")
+        .bind(event_id)
+        .bind(policy.map(sqlx::types::Json))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The event with each section's live counts, counted from the seat rows.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<EventDetails>> {
-    let Some(event) =
-        sqlx::query("SELECT name, starts_at, currency, max_per_order, hold_ttl_seconds FROM events WHERE id = $1")
-            .bind(event_id)
-            .fetch_optional(&mut *conn)
-            .await?
+    let Some(event) = sqlx::query(
+        "SELECT name, starts_at, currency, max_per_order, hold_ttl_seconds, refund_policy FROM events WHERE id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(&mut *conn)
+    .await?
     else {
         return Ok(None);
     };
@@ -168,6 +182,7 @@ pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<E
         max_per_order: event.get("max_per_order"),
         hold_ttl_seconds: event.get("hold_ttl_seconds"),
         sections,
+        refund_policy: event.get::<Option<sqlx::types::Json<RefundPolicy>>, _>("refund_policy").map(|p| p.0),
     }))
 }
 

@@ -20,6 +20,8 @@ pub struct HoldRow {
     pub expired: bool,
     pub quantity: i32,
     pub total_minor: i64,
+    /// A checkout has started for it: from then on only its payment books it.
+    pub checkout_started: bool,
 }
 
 /// Holds the seats the fan chose by label (parameters: [`OrderStatement`]).
@@ -84,8 +86,15 @@ pub async fn write(
         SeatKeys::Labels(_) => HOLD_BY_LABELS,
         SeatKeys::Ids(_) => HOLD_BY_IDS,
     };
-    let order =
-        OrderStatement { sql, scope, order_id: hold_id, confirming: None, seats, hold_seconds: Some(ttl_seconds) };
+    let order = OrderStatement {
+        sql,
+        scope,
+        order_id: hold_id,
+        confirming: None,
+        seats,
+        hold_seconds: Some(ttl_seconds),
+        payment_id: None,
+    };
     inventory::write_order(conn, order).await
 }
 
@@ -93,7 +102,8 @@ pub async fn write(
 #[tracing::instrument(level = "debug", skip(conn, scope))]
 pub async fn lock(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<HoldRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, status, expires_at, expires_at <= now() AS expired, quantity, total_minor
+        "SELECT id, status, expires_at, expires_at <= now() AS expired, quantity, total_minor,
+                checkout_started_at IS NOT NULL AS checkout_started
          FROM holds WHERE id = $1 AND event_id = $2 AND fan_id = $3 FOR UPDATE",
     )
     .bind(hold_id)
@@ -106,13 +116,38 @@ pub async fn lock(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> R
 #[tracing::instrument(level = "debug", skip(conn, scope))]
 pub async fn find(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<HoldRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, status, expires_at, expires_at <= now() AS expired, quantity, total_minor
+        "SELECT id, status, expires_at, expires_at <= now() AS expired, quantity, total_minor,
+                checkout_started_at IS NOT NULL AS checkout_started
          FROM holds WHERE id = $1 AND event_id = $2 AND fan_id = $3",
     )
     .bind(hold_id)
     .bind(scope.event_id)
     .bind(&scope.fan_id)
     .fetch_optional(conn)
+    .await?)
+}
+
+/// Gives the fan time to pay: the hold and its seats now last until `now() + seconds`,
+/// if that is later than they would. Only the first checkout of a hold extends it, so
+/// checking out again and again cannot keep seats off sale. Returns the hold's expiry.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn extend_for_checkout(conn: &mut PgConnection, hold_id: Uuid, seconds: f64) -> Result<DateTime<Utc>> {
+    Ok(sqlx::query_scalar(
+        "WITH extended AS (
+             UPDATE holds SET checkout_started_at = now(),
+                    expires_at = greatest(expires_at, now() + make_interval(secs => $2))
+             WHERE id = $1 AND status = 'active' AND checkout_started_at IS NULL
+             RETURNING expires_at
+         ), seats_extended AS (
+             UPDATE seats SET held_until = extended.expires_at
+             FROM extended WHERE seats.hold_id = $1 AND seats.state = 'held'
+               AND seats.id IN (SELECT seat_id FROM hold_seats WHERE hold_id = $1)
+         )
+         SELECT coalesce((SELECT expires_at FROM extended), (SELECT expires_at FROM holds WHERE id = $1))",
+    )
+    .bind(hold_id)
+    .bind(seconds)
+    .fetch_one(conn)
     .await?)
 }
 

@@ -6,6 +6,7 @@
 //! - [`holds`], [`bookings`]: their order statements, reads and endings.
 //! - [`events`]: events, sections and seat rows; the rules every order reads.
 //! - [`idempotency`]: keys that make a retried order answer as its first attempt.
+//! - [`payments`], [`refunds`]: payment attempts and the money going back.
 //! - [`outbox`]: outbox messages and their deliveries, written in the change's transaction.
 //! - [`invariants`]: the oversell watchdog's checks.
 //! - [`revocations`]: revoked admissions, written by the organizer, polled by gateways.
@@ -17,4 +18,6 @@ pub mod idempotency;
 pub mod invariants;
 pub mod inventory;
 pub mod outbox;
+pub mod payments;
+pub mod refunds;
 pub mod revocations;

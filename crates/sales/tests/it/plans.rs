@@ -34,6 +34,7 @@ async fn event_with_holds(conn: &mut PgConnection) -> (Uuid, Uuid) {
         max_per_order: 10,
         hold_ttl_seconds: 600,
         sections,
+        refund_policy: None,
     };
     let event_id = events::insert(conn, &event).await.unwrap();
     sqlx::query(

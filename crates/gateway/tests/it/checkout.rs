@@ -1,0 +1,342 @@
+//! Checkout against the payments sandbox, a real HTTP server on a free port: pay →
+//! webhook → booking, exactly once, and late payments that never lose money or seats.
+
+use std::time::Duration;
+
+use payments_sandbox::{Faults, Sandbox, SandboxConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app_with, Event, TestApp, ADMIN_KEY};
+
+const SECRET_KEY: &str = "sk_test_checkout_tests";
+const WEBHOOK_SECRET: &str = "whsec_checkout_tests";
+const OLD_WEBHOOK_SECRET: &str = "whsec_checkout_tests_before_rotation";
+
+const SUCCEEDS: &str = "4242 4242 4242 4242";
+const DECLINED: &str = "4000 0000 0000 0002";
+
+struct Checkout {
+    app: TestApp,
+    sandbox: Sandbox,
+}
+
+/// The gateway paying through a sandbox whose webhooks it receives (with `faults`).
+async fn spawn(faults: Faults) -> Checkout {
+    let mut config = SandboxConfig::new(SECRET_KEY);
+    config.faults = faults;
+    config.retry.base = Duration::from_millis(20);
+    config.retry.max_delay = Duration::from_millis(200);
+    let sandbox = payments_sandbox::spawn("127.0.0.1:0".parse().unwrap(), config).await.expect("sandbox");
+    let api_base = sandbox.url();
+    let app = spawn_app_with(10, move |c| {
+        c.payments.payment_page_url = format!("{api_base}/pay/{{intent_id}}?client_secret={{client_secret}}");
+        c.payments.api_base = api_base;
+        c.payments.secret_key = SECRET_KEY.to_owned().into();
+        c.payments.webhook_secrets = vec![OLD_WEBHOOK_SECRET.to_owned().into(), WEBHOOK_SECRET.to_owned().into()];
+        c.payments.refund_retry_first_ms = 10;
+        c.payments.refund_retry_max_ms = 100;
+    })
+    .await;
+    sandbox.set_webhook_endpoint(app.url("/v1/payments/webhooks"), WEBHOOK_SECRET);
+    Checkout { app, sandbox }
+}
+
+impl Checkout {
+    async fn hold(&self, event: &Event, fan: &str, seats: &[&str]) -> String {
+        let reply = self.app.hold(event, fan, json!({ "seats": seats })).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn checkout(&self, event: &Event, fan: &str, hold: &str) -> test_support::Reply {
+        let token = self.app.token(fan, event);
+        self.app.send(Method::POST, &event.path(&format!("/holds/{hold}/checkout")), Some(&token), None).await
+    }
+
+    async fn payment(&self, event: &Event, fan: &str, hold: &str) -> test_support::Reply {
+        let token = self.app.token(fan, event);
+        self.app.send(Method::GET, &event.path(&format!("/holds/{hold}/payment")), Some(&token), None).await
+    }
+
+    /// Pays on the sandbox's page as the fan's browser would.
+    async fn pay(&self, checkout: &Value, card: &str) -> Value {
+        let intent = checkout["intent_id"].as_str().unwrap();
+        let secret = checkout["client_secret"].as_str().unwrap();
+        let reply = reqwest::Client::new()
+            .post(format!("{}/pay/{intent}", self.sandbox.url()))
+            .header("Accept", "application/json")
+            .form(&[("client_secret", secret), ("card_number", card)])
+            .send()
+            .await
+            .unwrap();
+        reply.json().await.unwrap()
+    }
+
+    /// Waits (bounded) until the hold's payment reads `status` in the database.
+    async fn wait_for_payment(
+        &self,
+        hold: &str,
+        done: impl Fn(&str, Option<&str>) -> bool,
+    ) -> (String, Option<String>) {
+        let hold: uuid::Uuid = hold.parse().unwrap();
+        for _ in 0..500 {
+            let row: Option<(String, Option<String>)> = sqlx::query_as(
+                "SELECT status::text, resolution::text FROM payments WHERE hold_id = $1
+                 ORDER BY succeeded_at IS NOT NULL DESC, id DESC LIMIT 1",
+            )
+            .bind(hold)
+            .fetch_optional(&self.app.pool)
+            .await
+            .unwrap();
+            if let Some((status, resolution)) = &row {
+                if done(status, resolution.as_deref()) {
+                    return row.unwrap();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the payment of hold {hold} never got there");
+    }
+
+    async fn count(&self, sql: &str, hold: &str) -> i64 {
+        sqlx::query_scalar(sql).bind(hold.parse::<uuid::Uuid>().unwrap()).fetch_one(&self.app.pool).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_paid_hold_becomes_a_booking_through_the_webhook_with_its_outbox_messages() {
+    let c = spawn(Faults::default()).await;
+    let event = c.app.numbered_event(4).await;
+    let hold = c.hold(&event, "fan-1", &["1", "2"]).await;
+
+    let checkout = c.checkout(&event, "fan-1", &hold).await;
+    assert_eq!(checkout.status, StatusCode::OK, "{}", checkout.body);
+    assert_eq!(checkout.body["status"], "pending");
+    assert_eq!(checkout.body["amount"], json!({ "amount_minor": 5000, "currency": "EUR" }));
+    let page = checkout.body["payment_page_url"].as_str().unwrap();
+    assert!(page.starts_with(&format!("{}/pay/pi_", c.sandbox.url())), "{page}");
+
+    let paid = c.pay(&checkout.body, SUCCEEDS).await;
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    let (status, resolution) = c.wait_for_payment(&hold, |_, r| r.is_some()).await;
+    assert_eq!((status.as_str(), resolution.as_deref()), ("succeeded", Some("booked")));
+
+    let shown = c.payment(&event, "fan-1", &hold).await;
+    assert_eq!(shown.body["hold_status"], "confirmed");
+    let booking = shown.body["booking_id"].as_str().unwrap().to_owned();
+    let token = c.app.token("fan-1", &event);
+    let reply = c.app.send(Method::GET, &event.path(&format!("/bookings/{booking}")), Some(&token), None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["status"], "confirmed");
+    assert_eq!(reply.body["seats"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        c.count("SELECT count(*) FROM bookings b JOIN payments p ON p.id = b.payment_id WHERE b.hold_id = $1", &hold)
+            .await,
+        1
+    );
+    let topics: Vec<String> = sqlx::query_scalar("SELECT topic FROM outbox_messages WHERE event_id = $1 ORDER BY id")
+        .bind(event.id)
+        .fetch_all(&c.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(topics, ["payment.succeeded", "booking.confirmed"]);
+    c.app.assert_inventory_consistent(&event).await;
+}
+
+#[tokio::test]
+async fn the_same_webhook_delivered_ten_times_at_once_books_once() {
+    let c = spawn(Faults { webhook_duplicates: 10, ..Faults::default() }).await;
+    let event = c.app.numbered_event(2).await;
+    let hold = c.hold(&event, "fan-1", &["1"]).await;
+    let checkout = c.checkout(&event, "fan-1", &hold).await;
+    c.pay(&checkout.body, SUCCEEDS).await;
+    c.wait_for_payment(&hold, |_, r| r.is_some()).await;
+
+    // Replay the signed event ten more times at once, as a provider retrying would.
+    let succeeded = c
+        .sandbox
+        .wait_for_events(Duration::from_secs(10), |events| events.iter().any(|e| e.kind == "payment_intent.succeeded"))
+        .await
+        .expect("the sandbox made the event");
+    let body = succeeded.iter().find(|e| e.kind == "payment_intent.succeeded").unwrap().body.clone().into_bytes();
+    let replies = futures::future::join_all((0..10).map(|_| {
+        let signature = stripe_client::sign(&body, WEBHOOK_SECRET, chrono::Utc::now().timestamp());
+        c.app
+            .http
+            .post(c.app.url("/v1/payments/webhooks"))
+            .header("Stripe-Signature", signature)
+            .header("Content-Type", "application/json")
+            .body(body.clone())
+            .send()
+    }))
+    .await;
+    for reply in replies {
+        let reply = reply.unwrap();
+        assert_eq!(reply.status(), StatusCode::OK);
+        let answer: Value = reply.json().await.unwrap();
+        assert_eq!(answer["outcome"], "already_applied");
+    }
+    assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1", &hold).await, 1);
+    assert_eq!(
+        c.count("SELECT count(*) FROM refunds r JOIN payments p ON p.id = r.payment_id WHERE p.hold_id = $1", &hold)
+            .await,
+        0
+    );
+    c.app.assert_inventory_consistent(&event).await;
+}
+
+#[tokio::test]
+async fn webhooks_with_bad_stale_future_or_tampered_signatures_are_refused_and_change_nothing() {
+    let c = spawn(Faults { webhook_drop_probability: 1.0, ..Faults::default() }).await;
+    let event = c.app.numbered_event(2).await;
+    let hold = c.hold(&event, "fan-1", &["1"]).await;
+    let checkout = c.checkout(&event, "fan-1", &hold).await;
+    c.pay(&checkout.body, SUCCEEDS).await;
+    let events = c
+        .sandbox
+        .wait_for_events(Duration::from_secs(10), |events| events.iter().any(|e| e.kind == "payment_intent.succeeded"))
+        .await
+        .unwrap();
+    let body = events.iter().find(|e| e.kind == "payment_intent.succeeded").unwrap().body.clone().into_bytes();
+    let event_json: Value = serde_json::from_slice(&body).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let mut tampered = event_json.clone();
+    tampered["data"]["object"]["amount"] = json!(1);
+    let tampered = serde_json::to_vec(&tampered).unwrap();
+
+    let cases: Vec<(&str, Option<String>, &[u8])> = vec![
+        ("missing", None, &body),
+        ("wrong secret", Some(stripe_client::sign(&body, "whsec_someone_else", now)), &body),
+        ("stale", Some(stripe_client::sign(&body, WEBHOOK_SECRET, now - 301)), &body),
+        ("future", Some(stripe_client::sign(&body, WEBHOOK_SECRET, now + 301)), &body),
+        ("tampered", Some(stripe_client::sign(&body, WEBHOOK_SECRET, now)), &tampered),
+        ("malformed", Some("t=abc,v1=zz".into()), &body),
+    ];
+    for (case, signature, payload) in cases {
+        let mut request = c.app.http.post(c.app.url("/v1/payments/webhooks")).body(payload.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("Stripe-Signature", signature);
+        }
+        let reply = request.send().await.unwrap();
+        assert_eq!(reply.status(), StatusCode::BAD_REQUEST, "{case}");
+        let answer: Value = reply.json().await.unwrap();
+        assert_eq!(answer["error"]["code"], "invalid_signature", "{case}");
+    }
+    assert_eq!(c.count("SELECT count(*) FROM payment_provider_events WHERE $1::uuid IS NOT NULL", &hold).await, 0);
+    assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1", &hold).await, 0);
+
+    // The secret from before a rotation still verifies.
+    let reply = c
+        .app
+        .http
+        .post(c.app.url("/v1/payments/webhooks"))
+        .header("Stripe-Signature", stripe_client::sign(&body, OLD_WEBHOOK_SECRET, now))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1", &hold).await, 1);
+}
+
+#[tokio::test]
+async fn a_fan_back_before_the_webhook_sees_the_booking_and_a_dropped_webhook_loses_nothing() {
+    let c = spawn(Faults { webhook_drop_probability: 1.0, ..Faults::default() }).await;
+    let event = c.app.numbered_event(2).await;
+    let hold = c.hold(&event, "fan-1", &["2"]).await;
+    let checkout = c.checkout(&event, "fan-1", &hold).await;
+
+    // Until paid, confirming is refused: only the payment books a hold being checked out.
+    let token = c.app.token("fan-1", &event);
+    let refused = c.app.send(Method::POST, &event.path(&format!("/holds/{hold}/confirm")), Some(&token), None).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::PAYMENT_REQUIRED, "payment_required"));
+
+    c.pay(&checkout.body, SUCCEEDS).await;
+    let confirmed = c.app.send(Method::POST, &event.path(&format!("/holds/{hold}/confirm")), Some(&token), None).await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert_eq!(confirmed.body["status"], "confirmed");
+    assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1 AND payment_id IS NOT NULL", &hold).await, 1);
+}
+
+#[tokio::test]
+async fn a_decline_then_a_new_attempt_and_two_checkouts_at_once_start_one_attempt() {
+    let c = spawn(Faults::default()).await;
+    let event = c.app.numbered_event(2).await;
+    let hold = c.hold(&event, "fan-1", &["1"]).await;
+
+    let (first, second) = tokio::join!(c.checkout(&event, "fan-1", &hold), c.checkout(&event, "fan-1", &hold));
+    assert_eq!((first.status, second.status), (StatusCode::OK, StatusCode::OK), "{} {}", first.body, second.body);
+    assert_eq!(first.body["payment_id"], second.body["payment_id"]);
+    assert_eq!(first.body["intent_id"], second.body["intent_id"]);
+
+    let declined = c.pay(&first.body, DECLINED).await;
+    assert_eq!(declined["error"]["code"], "card_declined", "{declined}");
+    assert_eq!(declined["error"]["payment_intent"]["status"], "requires_payment_method", "{declined}");
+    c.wait_for_payment(&hold, |s, _| s == "failed").await;
+
+    let retry = c.checkout(&event, "fan-1", &hold).await;
+    assert_eq!(retry.status, StatusCode::OK);
+    assert_ne!(retry.body["payment_id"], first.body["payment_id"], "a new attempt, with a key of its own");
+    assert_ne!(retry.body["intent_id"], first.body["intent_id"]);
+    c.pay(&retry.body, SUCCEEDS).await;
+    c.wait_for_payment(&hold, |_, r| r == Some("booked")).await;
+    assert_eq!(c.count("SELECT count(*) FROM payments WHERE hold_id = $1", &hold).await, 2);
+    assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1", &hold).await, 1);
+}
+
+#[tokio::test]
+async fn a_late_payment_rebooks_free_seats_and_refunds_once_when_they_are_gone() {
+    let c = spawn(Faults::default()).await;
+    let event = c.app.numbered_event(3).await;
+
+    // Seat still free after the hold lapsed: booked anyway.
+    let free_hold = c.hold(&event, "fan-1", &["1"]).await;
+    let free_checkout = c.checkout(&event, "fan-1", &free_hold).await;
+    c.app.lapse_holds(&event).await;
+    c.pay(&free_checkout.body, SUCCEEDS).await;
+    c.wait_for_payment(&free_hold, |_, r| r == Some("late_booked")).await;
+
+    // Seat sold to someone else meanwhile: refunded in full, once, and flagged.
+    let lost_hold = c.hold(&event, "fan-2", &["2"]).await;
+    let lost_checkout = c.checkout(&event, "fan-2", &lost_hold).await;
+    c.app.lapse_holds(&event).await;
+    let other = c.app.hold(&event, "fan-3", json!({ "seats": ["2"] })).await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
+    c.pay(&lost_checkout.body, SUCCEEDS).await;
+    c.wait_for_payment(&lost_hold, |s, r| s == "refunded" && r == Some("refunded")).await;
+
+    assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1", &lost_hold).await, 0);
+    assert_eq!(
+        c.count(
+            "SELECT count(*) FROM refunds r JOIN payments p ON p.id = r.payment_id
+             WHERE p.hold_id = $1 AND r.status = 'succeeded' AND r.amount_minor = p.amount_minor",
+            &lost_hold
+        )
+        .await,
+        1
+    );
+    let flagged = c
+        .app
+        .send(
+            Method::GET,
+            &format!("/v1/admin/payments?state=needs_attention&event_id={}", event.id),
+            Some(ADMIN_KEY),
+            None,
+        )
+        .await;
+    assert_eq!(flagged.status, StatusCode::OK, "{}", flagged.body);
+    let flagged = flagged.body.as_array().unwrap();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0]["hold_id"], lost_hold.as_str());
+    assert_eq!(flagged[0]["refunded"]["amount_minor"], 2500);
+    let seat_2_holder: String = sqlx::query_scalar(
+        "SELECT h.fan_id FROM seats s JOIN holds h ON h.id = s.hold_id WHERE s.event_id = $1 AND s.label = '2'",
+    )
+    .bind(event.id)
+    .fetch_one(&c.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(seat_2_holder, "fan-3", "the late payer never takes a seat someone else owns");
+    c.app.assert_inventory_consistent(&event).await;
+}

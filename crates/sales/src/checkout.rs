@@ -1,0 +1,538 @@
+//! Checkout: paying for a hold, and what the provider's verdicts do to it.
+//!
+//! The rule: no booking of a paid place without a succeeded payment, a payment applied
+//! to exactly one booking, and a payment's success never costing anyone a seat or
+//! booking one twice.
+//!
+//! - [`Sales::checkout`] starts (or resumes) the hold's payment attempt: a `payments`
+//!   row first, then the provider's intent keyed by that row's id, then the intent
+//!   recorded. No transaction or lock is held while the provider is asked; a request
+//!   dropped in between leaves a `created` attempt that the next checkout, or the
+//!   reconciliation job, completes with the same key.
+//! - [`Sales::apply_provider_event`] applies a verified webhook in one transaction,
+//!   once per provider event id. A succeeded payment books its hold; if the hold has
+//!   lapsed, the late-payment resolver re-takes its seats when they are still free, and
+//!   otherwise refunds the payment in full and flags it for the organizer.
+//! - [`Sales::sync_payments`] asks the provider about a hold's pending attempts and
+//!   applies the answers through the same code, for a fan back from the payment page
+//!   before the webhook, and for reconciliation.
+//! - Refunds are recorded first, then executed ([`Sales::execute_refund`]) with the
+//!   refund's id as the provider's idempotency key, and retried until confirmed.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::{Error, Result, What};
+use crate::model::{AttentionPayment, Price};
+use crate::outbox::{self, Message, MessageSeat};
+use crate::payment_provider::{Intent, IntentStatus, NewIntent, NewRefund, ProviderEvent, ProviderEventKind};
+use crate::payment_provider::{Refund, RefundStatus as ProviderRefundStatus};
+use crate::scope::FanScope;
+use crate::states::{HoldStatus, PaymentResolution, PaymentStatus, RefundReason, SectionKind};
+use crate::store::inventory::{self, Written};
+use crate::store::payments::{self, PaymentRow};
+use crate::store::{holds, refunds};
+use crate::Sales;
+
+/// Metadata keys our intents and refunds carry, so a webhook finds its row even before
+/// the intent's id was recorded.
+const PAYMENT_ID: &str = "payment_id";
+const REFUND_ID: &str = "refund_id";
+
+/// A payment attempt as the fan sees it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct PaymentView {
+    pub payment_id: Uuid,
+    pub hold_id: Uuid,
+    pub status: PaymentStatus,
+    pub amount: Price,
+    /// For the provider's payment form (Stripe.js, or the sandbox's page).
+    pub client_secret: Option<String>,
+    pub intent_id: Option<String>,
+    /// The provider's reason for the last decline.
+    pub failure_code: Option<String>,
+    /// The booking this payment paid for, once it has.
+    pub booking_id: Option<Uuid>,
+    pub resolution: Option<PaymentResolution>,
+    /// Until when the hold's seats wait for this payment.
+    pub hold_expires_at: DateTime<Utc>,
+    pub hold_status: HoldStatus,
+}
+
+/// What applying a provider event did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The event changed something (or confirmed what we knew).
+    Applied,
+    /// This event id was applied before.
+    AlreadyApplied,
+    /// Not ours, or not a type we act on.
+    Ignored,
+}
+
+impl Sales {
+    /// Starts paying for the fan's hold, or resumes the attempt already live. The first
+    /// checkout of a hold extends it to cover the payment window.
+    #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, %hold_id))]
+    pub async fn checkout(&self, scope: &FanScope, hold_id: Uuid) -> Result<PaymentView> {
+        let rules = self.event_rules(scope.event_id).await?;
+        let extension = self.settings.checkout_extension.as_secs_f64();
+        let fan = scope.clone();
+        let currency = rules.currency.clone();
+        let (payment, hold_expires_at) = self
+            .db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    let hold = holds::lock(tx, &fan, hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
+                    match hold.status {
+                        HoldStatus::Confirmed => return Err(Error::HoldNotActive(HoldStatus::Confirmed)),
+                        HoldStatus::Released => return Err(Error::HoldNotActive(HoldStatus::Released)),
+                        HoldStatus::Expired => return Err(Error::HoldExpired),
+                        HoldStatus::Active if hold.expired => return Err(Error::HoldExpired),
+                        HoldStatus::Active => {}
+                    }
+                    if hold.total_minor == 0 {
+                        return Err(crate::domain::Invalid::new(
+                            "nothing_to_pay",
+                            "this hold costs nothing: confirm it instead",
+                        )
+                        .into());
+                    }
+                    // A payment that already succeeded is the hold's answer; no second charge.
+                    if let Some(paid) =
+                        payments::for_hold(tx, hold_id).await?.into_iter().find(|p| p.succeeded_at.is_some())
+                    {
+                        return Ok((paid, hold.expires_at));
+                    }
+                    let payment = payments::start_attempt(
+                        tx,
+                        Uuid::now_v7(),
+                        fan.event_id,
+                        hold_id,
+                        &fan.fan_id,
+                        hold.total_minor,
+                        &currency,
+                    )
+                    .await?;
+                    let expires_at = holds::extend_for_checkout(tx, hold_id, extension).await?;
+                    Ok((payment, expires_at))
+                })
+            })
+            .await?;
+        let payment = match payment.status {
+            PaymentStatus::Created => self.create_intent(payment).await?,
+            _ => payment,
+        };
+        Ok(view(payment, hold_expires_at, HoldStatus::Active))
+    }
+
+    /// Asks the provider for the attempt's intent (again, with the same key: it answers
+    /// with the intent it created the first time) and records it.
+    async fn create_intent(&self, mut payment: PaymentRow) -> Result<PaymentRow> {
+        let intent = self
+            .provider
+            .create_intent(NewIntent {
+                amount_minor: payment.amount_minor,
+                currency: payment.currency.clone(),
+                idempotency_key: payment.id.to_string(),
+                description: format!("boxoffice hold {}", payment.hold_id),
+                metadata: BTreeMap::from([
+                    (PAYMENT_ID.to_owned(), payment.id.to_string()),
+                    ("hold_id".to_owned(), payment.hold_id.to_string()),
+                    ("event_id".to_owned(), payment.event_id.to_string()),
+                ]),
+            })
+            .await?;
+        let (payment_id, intent_id, secret) = (payment.id, intent.id.clone(), intent.client_secret.clone());
+        self.db
+            .write(move |conn| {
+                Box::pin(async move { payments::record_intent(conn, payment_id, &intent_id, secret.as_deref()).await })
+            })
+            .await?;
+        payment.status = PaymentStatus::Pending;
+        payment.intent_id = Some(intent.id);
+        payment.client_secret = intent.client_secret;
+        Ok(payment)
+    }
+
+    /// The hold's latest payment attempt, after asking the provider about any still
+    /// pending (so a fan back from the payment page sees the outcome before the webhook).
+    #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, %hold_id))]
+    pub async fn payment_status(&self, scope: &FanScope, hold_id: Uuid) -> Result<PaymentView> {
+        self.sync_payments(scope, hold_id).await?;
+        let fan = scope.clone();
+        self.db
+            .read(move |conn| {
+                Box::pin(async move {
+                    let hold = holds::find(conn, &fan, hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
+                    let latest = payments::for_hold(conn, hold_id).await?;
+                    // The attempt that paid, if one did; else the newest.
+                    let shown = latest
+                        .iter()
+                        .find(|p| p.succeeded_at.is_some())
+                        .or(latest.first())
+                        .cloned()
+                        .ok_or(Error::NotFound(What::Payment))?;
+                    let status = match hold.status {
+                        HoldStatus::Active if hold.expired => HoldStatus::Expired,
+                        status => status,
+                    };
+                    Ok(view(shown, hold.expires_at, status))
+                })
+            })
+            .await
+    }
+
+    /// Asks the provider about the hold's attempts still pending and applies what it
+    /// says, as a webhook would. A provider that cannot be reached leaves them pending.
+    pub async fn sync_payments(&self, scope: &FanScope, hold_id: Uuid) -> Result<()> {
+        let fan = scope.clone();
+        let pending: Vec<PaymentRow> = self
+            .db
+            .read(move |conn| {
+                Box::pin(async move {
+                    let hold = holds::find(conn, &fan, hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
+                    let attempts = payments::for_hold(conn, hold.id).await?;
+                    Ok::<_, Error>(attempts.into_iter().filter(|p| p.status == PaymentStatus::Pending).collect())
+                })
+            })
+            .await?;
+        for payment in pending {
+            let Some(intent_id) = payment.intent_id.clone() else { continue };
+            match self.provider.retrieve_intent(&intent_id).await {
+                Ok(intent) => {
+                    self.apply_intent_now(payment.id, intent).await?;
+                }
+                Err(e) => tracing::warn!(error = %e, payment_id = %payment.id, "could not ask the provider"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies what the provider says of an intent, outside any webhook.
+    async fn apply_intent_now(&self, payment_id: Uuid, intent: Intent) -> Result<()> {
+        let refund = self
+            .db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    let Some(payment) = payments::lock(tx, Some(payment_id), &intent.id).await? else {
+                        return Ok(None);
+                    };
+                    apply_intent(tx, payment, &intent).await
+                })
+            })
+            .await?;
+        if let Some(refund_id) = refund {
+            self.execute_refund(refund_id).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies a verified provider webhook, once per provider event id, in one
+    /// transaction. A refund it starts is then executed at once (and retried by the
+    /// reconciliation job if the provider cannot be reached now).
+    #[tracing::instrument(skip_all, fields(provider_event = %event.id))]
+    pub async fn apply_provider_event(&self, event: ProviderEvent) -> Result<Applied> {
+        let (applied, refund) = self
+            .db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    let (kind, payment_hint) = match &event.kind {
+                        ProviderEventKind::Intent(intent) => {
+                            ("payment_intent", metadata_id(&intent.metadata, PAYMENT_ID))
+                        }
+                        ProviderEventKind::Refund(_) => ("refund", None),
+                        ProviderEventKind::Other(kind) => (kind.as_str(), None),
+                    };
+                    if !payments::claim_provider_event(tx, &event.id, kind, payment_hint).await? {
+                        return Ok::<_, Error>((Applied::AlreadyApplied, None));
+                    }
+                    match &event.kind {
+                        ProviderEventKind::Intent(intent) => {
+                            let Some(payment) = payments::lock(tx, payment_hint, &intent.id).await? else {
+                                return Ok((Applied::Ignored, None));
+                            };
+                            Ok((Applied::Applied, apply_intent(tx, payment, intent).await?))
+                        }
+                        ProviderEventKind::Refund(refund) => Ok((apply_refund(tx, refund).await?, None)),
+                        ProviderEventKind::Other(_) => Ok((Applied::Ignored, None)),
+                    }
+                })
+            })
+            .await?;
+        if let Some(refund_id) = refund {
+            if let Err(e) = self.execute_refund(refund_id).await {
+                tracing::warn!(error = %e, %refund_id, "refund not executed yet; the reconciliation job retries it");
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Asks the provider to refund, with the refund's id as the idempotency key, and
+    /// records the answer. A provider that cannot be reached, or refuses, leaves the
+    /// refund pending, to be retried after the backoff.
+    #[tracing::instrument(skip(self))]
+    pub async fn execute_refund(&self, refund_id: Uuid) -> Result<()> {
+        let refund = self
+            .db
+            .read(move |conn| Box::pin(async move { refunds::find(conn, refund_id).await }))
+            .await?
+            .ok_or(Error::NotFound(What::Refund))?;
+        if refund.status != crate::states::RefundStatus::Pending {
+            return Ok(());
+        }
+        let Some(intent_id) = refund.intent_id.clone() else { return Ok(()) };
+        let answer = self
+            .provider
+            .create_refund(NewRefund {
+                payment_intent: intent_id,
+                amount_minor: refund.amount_minor,
+                idempotency_key: refund.id.to_string(),
+                metadata: BTreeMap::from([
+                    (REFUND_ID.to_owned(), refund.id.to_string()),
+                    (PAYMENT_ID.to_owned(), refund.payment_id.to_string()),
+                ]),
+            })
+            .await;
+        let backoff = self.refund_backoff(refund.attempts);
+        self.db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    match answer {
+                        Ok(provider_refund) => {
+                            apply_refund_for(tx, refund_id, &provider_refund).await?;
+                        }
+                        Err(e) => refunds::retry_later(tx, refund_id, &e.to_string(), backoff).await?,
+                    }
+                    Ok(())
+                })
+            })
+            .await
+    }
+
+    /// Late payments refunded because their seats were gone, newest first.
+    #[tracing::instrument(skip(self))]
+    pub async fn payments_needing_attention(&self, event_id: Option<Uuid>) -> Result<Vec<AttentionPayment>> {
+        let rows = self
+            .db
+            .read(move |conn| Box::pin(async move { payments::needing_attention(conn, event_id, 500).await }))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|p| AttentionPayment {
+                payment_id: p.id,
+                event_id: p.event_id,
+                hold_id: p.hold_id,
+                fan_id: p.fan_id.clone(),
+                amount: price(&p, p.amount_minor),
+                refunded: price(&p, p.refunded_minor),
+                status: p.status,
+                resolution: p.resolution,
+                created_at: p.created_at,
+                succeeded_at: p.succeeded_at,
+            })
+            .collect())
+    }
+
+    /// How long to wait before retrying a refund that failed `attempts` times: doubling
+    /// from the configured first wait, up to the configured longest.
+    fn refund_backoff(&self, attempts: i32) -> f64 {
+        let first = self.settings.refund_retry_first.as_secs_f64();
+        let longest = self.settings.refund_retry_max.as_secs_f64();
+        (first * 2f64.powi(attempts.clamp(0, 30))).min(longest)
+    }
+}
+
+/// Applies the provider's view of an intent to its (locked) payment. Returns a refund
+/// to execute after the commit, if applying it started one.
+async fn apply_intent(tx: &mut PgConnection, payment: PaymentRow, intent: &Intent) -> Result<Option<Uuid>> {
+    if intent.amount_minor != payment.amount_minor || !intent.currency.eq_ignore_ascii_case(&payment.currency) {
+        tracing::error!(payment_id = %payment.id, intent = %intent.id, "intent amount differs from the payment's; ignored");
+        return Ok(None);
+    }
+    match intent.status {
+        IntentStatus::Succeeded => {
+            if !payments::mark_succeeded(tx, payment.id, &intent.id).await? {
+                return Ok(None);
+            }
+            outbox_enqueue(
+                tx,
+                Message::PaymentSucceeded(outbox::PaymentSucceeded {
+                    event_id: payment.event_id,
+                    payment_id: payment.id,
+                    hold_id: payment.hold_id,
+                    fan_id: payment.fan_id.clone(),
+                    intent_id: intent.id.clone(),
+                    amount: price(&payment, payment.amount_minor),
+                }),
+            )
+            .await?;
+            resolve_success(tx, &payment).await
+        }
+        IntentStatus::Canceled => {
+            payments::mark_canceled(tx, payment.id).await?;
+            Ok(None)
+        }
+        IntentStatus::RequiresPaymentMethod if intent.last_payment_error.is_some() => {
+            payments::mark_failed(tx, payment.id, intent.last_payment_error.as_deref()).await?;
+            Ok(None)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// A payment has just succeeded: book its hold, or re-take its seats if the hold has
+/// lapsed, or else refund it. Returns the refund to execute, if one was started.
+pub(crate) async fn resolve_success(tx: &mut PgConnection, payment: &PaymentRow) -> Result<Option<Uuid>> {
+    let scope = FanScope { event_id: payment.event_id, fan_id: payment.fan_id.clone() };
+    let hold = holds::lock(tx, &scope, payment.hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
+    if hold.status == HoldStatus::Confirmed {
+        // Another attempt paid for this hold first: this money is for nothing.
+        return refund_unbooked(tx, payment, RefundReason::DuplicatePayment, false).await;
+    }
+    let live = hold.status == HoldStatus::Active && !hold.expired;
+    let held: Vec<i64> = holds::seats(tx, hold.id).await?.iter().map(|s| s.seat_id).collect();
+    let booking_id = Uuid::now_v7();
+    let mut written =
+        crate::store::bookings::write_held(tx, &scope, booking_id, hold.id, &held, Some(payment.id)).await?;
+    if let (Written::Refused(_), Some(section_id)) = (&written, general_admission_section(tx, &held).await?) {
+        // General admission: any places of the same section are as good, at the same price.
+        if let Ok(places) = inventory::take_next(tx, section_id, held.len() as u32).await {
+            let ids: Vec<i64> = places.iter().map(|p| p.seat_id).collect();
+            written =
+                crate::store::bookings::write_held(tx, &scope, booking_id, hold.id, &ids, Some(payment.id)).await?;
+        }
+    }
+    match written {
+        Written::Done { seats, .. } => {
+            holds::end(tx, hold.id, HoldStatus::Confirmed).await?;
+            let resolution = if live { PaymentResolution::Booked } else { PaymentResolution::LateBooked };
+            payments::resolve(tx, payment.id, resolution, Some(booking_id), false).await?;
+            outbox_enqueue(
+                tx,
+                Message::BookingConfirmed(outbox::BookingConfirmed {
+                    event_id: payment.event_id,
+                    booking_id,
+                    fan_id: payment.fan_id.clone(),
+                    hold_id: Some(hold.id),
+                    payment_id: Some(payment.id),
+                    seats: seats
+                        .into_iter()
+                        .map(|s| MessageSeat { seat_id: s.seat_id, section_id: s.section_id, label: s.label })
+                        .collect(),
+                    total: price(payment, payment.amount_minor),
+                }),
+            )
+            .await?;
+            Ok(None)
+        }
+        Written::Refused(_) => refund_unbooked(tx, payment, RefundReason::LatePayment, true).await,
+    }
+}
+
+/// The section of `seats` if they are all general-admission places of one section.
+async fn general_admission_section(tx: &mut PgConnection, seats: &[i64]) -> Result<Option<Uuid>> {
+    let sections: Vec<(Uuid, SectionKind)> = sqlx::query_as(
+        "SELECT DISTINCT sec.id, sec.kind FROM seats s JOIN sections sec ON sec.id = s.section_id WHERE s.id = ANY($1)",
+    )
+    .bind(seats)
+    .fetch_all(tx)
+    .await?;
+    Ok(match sections.as_slice() {
+        [(id, SectionKind::GeneralAdmission)] => Some(*id),
+        _ => None,
+    })
+}
+
+/// Refunds a succeeded payment that bought nothing, in full.
+async fn refund_unbooked(
+    tx: &mut PgConnection,
+    payment: &PaymentRow,
+    reason: RefundReason,
+    needs_attention: bool,
+) -> Result<Option<Uuid>> {
+    let refund_id = refunds::create(tx, Uuid::now_v7(), payment.id, None, reason, payment.amount_minor).await?;
+    payments::resolve(tx, payment.id, PaymentResolution::Refunded, None, needs_attention).await?;
+    if let (Some(refund_id), true) = (refund_id, needs_attention) {
+        outbox_enqueue(
+            tx,
+            Message::LatePaymentNeedsAttention(outbox::LatePaymentNeedsAttention {
+                event_id: payment.event_id,
+                payment_id: payment.id,
+                hold_id: payment.hold_id,
+                fan_id: payment.fan_id.clone(),
+                amount: price(payment, payment.amount_minor),
+                refund_id,
+                reason: "the hold had lapsed and its seats were taken: refunded in full".into(),
+            }),
+        )
+        .await?;
+    }
+    Ok(refund_id)
+}
+
+/// Applies the provider's view of a refund reported by a webhook.
+async fn apply_refund(tx: &mut PgConnection, refund: &Refund) -> Result<Applied> {
+    let Some(row) = refunds::lock(tx, metadata_id(&refund.metadata, REFUND_ID), &refund.id).await? else {
+        return Ok(Applied::Ignored);
+    };
+    apply_refund_for(tx, row.id, refund).await?;
+    Ok(Applied::Applied)
+}
+
+/// Records what the provider says of our refund `refund_id`.
+async fn apply_refund_for(tx: &mut PgConnection, refund_id: Uuid, refund: &Refund) -> Result<()> {
+    match refund.status {
+        ProviderRefundStatus::Succeeded => {
+            if refunds::mark_succeeded(tx, refund_id, &refund.id).await? {
+                let row = refunds::find(tx, refund_id).await?.ok_or(Error::NotFound(What::Refund))?;
+                outbox_enqueue(
+                    tx,
+                    Message::PaymentRefunded(outbox::PaymentRefunded {
+                        event_id: row.event_id,
+                        refund_id,
+                        payment_id: row.payment_id,
+                        booking_id: row.booking_id,
+                        reason: row.reason,
+                        amount: Price { amount_minor: row.amount_minor, currency: row.currency },
+                    }),
+                )
+                .await?;
+            }
+        }
+        _ => refunds::record_provider_id(tx, refund_id, &refund.id).await?,
+    }
+    Ok(())
+}
+
+async fn outbox_enqueue(tx: &mut PgConnection, message: Message) -> Result<()> {
+    crate::store::outbox::enqueue(tx, &[message]).await
+}
+
+fn metadata_id(metadata: &BTreeMap<String, String>, key: &str) -> Option<Uuid> {
+    metadata.get(key).and_then(|id| Uuid::parse_str(id).ok())
+}
+
+fn price(payment: &PaymentRow, amount_minor: i64) -> Price {
+    Price { amount_minor, currency: payment.currency.clone() }
+}
+
+fn view(payment: PaymentRow, hold_expires_at: DateTime<Utc>, hold_status: HoldStatus) -> PaymentView {
+    PaymentView {
+        payment_id: payment.id,
+        hold_id: payment.hold_id,
+        status: payment.status,
+        amount: Price { amount_minor: payment.amount_minor, currency: payment.currency },
+        client_secret: payment.client_secret,
+        intent_id: payment.intent_id,
+        failure_code: payment.failure_code,
+        booking_id: payment.booking_id,
+        resolution: payment.resolution,
+        hold_expires_at,
+        hold_status,
+    }
+}

@@ -1,0 +1,106 @@
+//! An event's refund policy: how much of the price a fan gets back for cancelling, by
+//! how long before the event starts.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::Invalid;
+
+/// At most this many tiers: a policy is a few steps, not a curve.
+pub const MAX_TIERS: usize = 10;
+
+/// Cancelling at least `before_hours` before the start refunds `refund_percent` of the
+/// price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundTier {
+    pub before_hours: u32,
+    pub refund_percent: u8,
+}
+
+/// Tiers, earliest first (`before_hours` strictly falling). Later than the last tier a
+/// fan may still cancel, for nothing back (the seat goes back on sale). An event
+/// without a start date applies its first tier.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(transparent)]
+pub struct RefundPolicy(pub Vec<RefundTier>);
+
+impl RefundPolicy {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let invalid = |message: String| Err(Invalid::new("invalid_refund_policy", message));
+        if self.0.is_empty() || self.0.len() > MAX_TIERS {
+            return invalid(format!("a refund policy has 1-{MAX_TIERS} tiers"));
+        }
+        if let Some(tier) = self.0.iter().find(|t| t.refund_percent > 100) {
+            return invalid(format!("refund_percent {} must be 0-100", tier.refund_percent));
+        }
+        if self.0.windows(2).any(|pair| pair[0].before_hours <= pair[1].before_hours) {
+            return invalid("tiers must be ordered by before_hours, largest first, each different".into());
+        }
+        Ok(())
+    }
+
+    /// The percentage refunded when cancelling `hours_before_start` hours before the
+    /// start (negative once it has started; None for an event without a start date).
+    pub fn refund_percent(&self, hours_before_start: Option<f64>) -> u8 {
+        match hours_before_start {
+            None => self.0.first().map_or(0, |tier| tier.refund_percent),
+            Some(hours) => {
+                self.0.iter().find(|tier| hours >= f64::from(tier.before_hours)).map_or(0, |tier| tier.refund_percent)
+            }
+        }
+    }
+}
+
+/// `percent` of `paid`, rounded down to the minor unit: never more than was paid.
+pub fn refund_amount(paid_minor: i64, percent: u8) -> i64 {
+    (i128::from(paid_minor) * i128::from(percent.min(100)) / 100) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RefundPolicy {
+        RefundPolicy(vec![
+            RefundTier { before_hours: 24, refund_percent: 100 },
+            RefundTier { before_hours: 4, refund_percent: 50 },
+        ])
+    }
+
+    #[test]
+    fn each_tier_applies_from_its_boundary_on() {
+        let p = policy();
+        assert_eq!(p.refund_percent(Some(48.0)), 100);
+        assert_eq!(p.refund_percent(Some(24.0)), 100, "exactly 24 h before");
+        assert_eq!(p.refund_percent(Some(23.999)), 50);
+        assert_eq!(p.refund_percent(Some(4.0)), 50, "exactly 4 h before");
+        assert_eq!(p.refund_percent(Some(3.999)), 0);
+        assert_eq!(p.refund_percent(Some(-1.0)), 0, "after the start");
+        assert_eq!(p.refund_percent(None), 100, "no start date: the first tier");
+    }
+
+    #[test]
+    fn malformed_policies_are_refused() {
+        for bad in [
+            RefundPolicy(vec![]),
+            RefundPolicy(vec![RefundTier { before_hours: 4, refund_percent: 101 }]),
+            RefundPolicy(vec![
+                RefundTier { before_hours: 4, refund_percent: 50 },
+                RefundTier { before_hours: 24, refund_percent: 100 },
+            ]),
+            RefundPolicy(vec![RefundTier { before_hours: 4, refund_percent: 50 }; 2]),
+            RefundPolicy(vec![RefundTier { before_hours: 1, refund_percent: 1 }; 11]),
+        ] {
+            assert_eq!(bad.validate().unwrap_err().code, "invalid_refund_policy", "{bad:?}");
+        }
+        assert_eq!(policy().validate(), Ok(()));
+    }
+
+    #[test]
+    fn refunds_round_down_and_never_pass_the_price() {
+        assert_eq!(refund_amount(2501, 50), 1250);
+        assert_eq!(refund_amount(i64::MAX, 100), i64::MAX);
+        assert_eq!(refund_amount(1000, 0), 0);
+    }
+}
