@@ -36,9 +36,17 @@ pub async fn waitroom(settings: &Settings) -> anyhow::Result<()> {
 }
 
 pub async fn scheduler(settings: &Settings) -> anyhow::Result<()> {
-    let scheduler = scheduler::Scheduler::start(&settings.scheduler, database(settings).await?).await?;
+    let db = database(settings).await?;
+    let scheduler = scheduler::Scheduler::start(&settings.scheduler, db.clone(), Some(payments(settings, db)?)).await?;
     scheduler.run(shutdown_on_signal()).await?;
     Ok(())
+}
+
+/// The sale with the payment provider of `[gateway.payments]`, for the scheduler's
+/// reconciliation: the scheduler talks to the same provider as the gateways.
+fn payments(settings: &Settings, db: Database) -> anyhow::Result<sales::Sales> {
+    let provider = stripe_client::StripeClient::new(settings.gateway.payments.stripe())?;
+    Ok(sales::Sales::new(db, settings.gateway.sales_settings(), std::sync::Arc::new(provider)))
 }
 
 /// Every service in one process, stopping together: for local use and demos.
@@ -46,7 +54,8 @@ pub async fn all(settings: &Settings) -> anyhow::Result<()> {
     let db = database(settings).await?;
     let gateway = build_gateway(settings, db.clone()).await?;
     let waitroom = build_waitroom(settings).await?;
-    let scheduler = scheduler::Scheduler::start(&settings.scheduler, db.clone()).await?;
+    let scheduler =
+        scheduler::Scheduler::start(&settings.scheduler, db.clone(), Some(payments(settings, db.clone())?)).await?;
     let shutdown = shutdown_on_signal();
     let admitter = tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
     let (gateway, waitroom, scheduler) =

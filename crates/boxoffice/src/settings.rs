@@ -118,18 +118,23 @@ mod tests {
 
     #[test]
     fn environment_variables_override_defaults() {
+        use secrecy::ExposeSecret;
         let settings = Settings::load_with_env(
             None,
             ALL_SERVICES,
             env(&[
                 ("BOXOFFICE__GATEWAY__LISTEN", "0.0.0.0:9000"),
                 ("BOXOFFICE__GATEWAY__ADMIN_API_KEY", "a-real-admin-key-0123456789"),
+                ("BOXOFFICE__GATEWAY__PAYMENTS__SECRET_KEY", "sk_live_of_our_own"),
+                ("BOXOFFICE__GATEWAY__PAYMENTS__WEBHOOK_SECRETS", "whsec_new, whsec_old"),
                 ("BOXOFFICE__DATABASE__MAX_CONNECTIONS", "4"),
             ]),
         )
         .unwrap();
         assert_eq!(settings.gateway.listen.port(), 9000);
         assert_eq!(settings.database.max_connections, 4);
+        let secrets: Vec<&str> = settings.gateway.payments.webhook_secrets.iter().map(|s| s.expose_secret()).collect();
+        assert_eq!(secrets, ["whsec_new", "whsec_old"]);
     }
 
     #[test]
@@ -219,7 +224,13 @@ mod tests {
         let shared = [public, ("BOXOFFICE__WAITROOM__LISTEN", "0.0.0.0:8080")];
         let error = Settings::load_with_env(None, &[GatewayConfig::KEY], env(&shared)).unwrap_err();
         assert!(format!("{error:#}").contains("gateway.admin_api_key is the development default"), "{error:#}");
-        let gateway_pod = [shared[0], shared[1], ("BOXOFFICE__GATEWAY__ADMIN_API_KEY", "a-real-admin-key-0123")];
+        let gateway_pod = [
+            shared[0],
+            shared[1],
+            ("BOXOFFICE__GATEWAY__ADMIN_API_KEY", "a-real-admin-key-0123"),
+            ("BOXOFFICE__GATEWAY__PAYMENTS__SECRET_KEY", "sk_live_of_our_own"),
+            ("BOXOFFICE__GATEWAY__PAYMENTS__WEBHOOK_SECRETS", "whsec_of_our_own"),
+        ];
         Settings::load_with_env(None, &[GatewayConfig::KEY], env(&gateway_pod)).expect("waitroom secrets unchecked");
         let error = Settings::load_with_env(None, ALL_SERVICES, env(&gateway_pod)).unwrap_err();
         assert!(format!("{error:#}").contains("waitroom.admin_api_key"), "boxoffice all serves both: {error:#}");

@@ -59,6 +59,8 @@ pub struct GatewayConfig {
 pub struct PaymentsConfig {
     pub api_base: String,
     pub secret_key: SecretString,
+    /// A TOML list, or one comma-separated string (for environment variables).
+    #[serde(deserialize_with = "secret_list")]
     pub webhook_secrets: Vec<SecretString>,
     pub webhook_tolerance_secs: u64,
     pub request_timeout_ms: u64,
@@ -66,6 +68,20 @@ pub struct PaymentsConfig {
     pub payment_page_url: String,
     pub refund_retry_first_ms: u64,
     pub refund_retry_max_ms: u64,
+}
+
+fn secret_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Secrets {
+        List(Vec<String>),
+        CommaSeparated(String),
+    }
+    let secrets = match Secrets::deserialize(deserializer)? {
+        Secrets::List(secrets) => secrets,
+        Secrets::CommaSeparated(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(secrets.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(|s| SecretString::from(s.to_owned())).collect())
 }
 
 /// The longest payment window a checkout may add to a hold: seats held longer are seats
@@ -210,6 +226,13 @@ mod tests {
             GatewayConfig { deployment: Deployment { development: true, ..Deployment::default() }, ..public.clone() };
         assert_eq!(development.validate(), Ok(()), "with the development switch");
         let own_key = GatewayConfig { admin_api_key: SecretString::from("a-real-admin-key-0123456789"), ..public };
-        assert_eq!(own_key.validate(), Ok(()));
+        let error = own_key.validate().unwrap_err();
+        assert!(error.starts_with("gateway.payments.secret_key is the development default"), "{error}");
+        let mut own_secrets = own_key.clone();
+        own_secrets.payments.secret_key = SecretString::from("sk_live_of_our_own");
+        let error = own_secrets.validate().unwrap_err();
+        assert!(error.starts_with("gateway.payments.webhook_secrets is the development default"), "{error}");
+        own_secrets.payments.webhook_secrets = vec![SecretString::from("whsec_of_our_own")];
+        assert_eq!(own_secrets.validate(), Ok(()));
     }
 }

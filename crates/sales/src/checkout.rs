@@ -63,6 +63,17 @@ pub struct PaymentView {
     pub hold_status: HoldStatus,
 }
 
+/// What one reconciliation pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Attempts left unsettled past the window, asked about (or given their intent).
+    pub attempts_checked: u64,
+    /// Refunds whose retry was due, asked for again.
+    pub refunds_retried: u64,
+    /// Succeeded payments found without a booking or refund, and resolved.
+    pub payments_resolved: u64,
+}
+
 /// What applying a provider event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
@@ -312,6 +323,89 @@ impl Sales {
                 })
             })
             .await
+    }
+
+    /// The reconciliation pass (run by the scheduler, safe on several replicas):
+    /// - attempts `created` or `pending` for longer than `unsettled_after` are asked
+    ///   about at the provider, and what it says is applied as a webhook would be (a lost
+    ///   webhook books the fan all the same); an attempt whose hold has lapsed and that
+    ///   was never paid is canceled, so the set of attempts to watch stays bounded (a
+    ///   payment arriving later still applies, as a late payment);
+    /// - refunds whose retry is due are asked for again;
+    /// - succeeded payments without a booking or refund are resolved.
+    ///
+    /// At most `batch` of each per pass.
+    #[tracing::instrument(skip(self))]
+    pub async fn reconcile(&self, unsettled_after: std::time::Duration, batch: i64) -> Result<Reconciled> {
+        let mut done = Reconciled::default();
+        let after = unsettled_after.as_secs_f64();
+        let claimed = self
+            .db
+            .write(move |conn| Box::pin(async move { payments::claim_unsettled(conn, after, batch).await }))
+            .await?;
+        for payment in claimed {
+            done.attempts_checked += 1;
+            if let Err(e) = self.settle(payment).await {
+                tracing::warn!(error = %e, "could not settle a payment attempt; retrying at the next pass");
+            }
+        }
+        let refunds =
+            self.db.write(move |conn| Box::pin(async move { refunds::claim_due(conn, batch, 60.0).await })).await?;
+        for refund_id in refunds {
+            done.refunds_retried += 1;
+            if let Err(e) = self.execute_refund(refund_id).await {
+                tracing::warn!(error = %e, %refund_id, "refund retry failed; retrying after its backoff");
+            }
+        }
+        for _ in 0..batch {
+            let resolved = self
+                .db
+                .transaction(move |tx| {
+                    Box::pin(async move {
+                        let Some(payment) = payments::lock_unresolved(tx).await? else { return Ok(None) };
+                        Ok::<_, Error>(Some(resolve_success(tx, &payment).await?))
+                    })
+                })
+                .await?;
+            match resolved {
+                None => break,
+                Some(refund) => {
+                    done.payments_resolved += 1;
+                    if let Some(refund_id) = refund {
+                        if let Err(e) = self.execute_refund(refund_id).await {
+                            tracing::warn!(error = %e, %refund_id, "refund not executed yet; retried later");
+                        }
+                    }
+                }
+            }
+        }
+        Ok(done)
+    }
+
+    /// One unsettled attempt: give it its intent, or ask the provider what became of it.
+    async fn settle(&self, payment: PaymentRow) -> Result<()> {
+        let hold_id = payment.hold_id;
+        let live = self.db.read(move |conn| Box::pin(async move { holds::is_live(conn, hold_id).await })).await?;
+        let intent = match (&payment.intent_id, payment.status) {
+            (_, PaymentStatus::Created) if live => {
+                self.create_intent(payment).await?;
+                return Ok(());
+            }
+            (Some(intent_id), _) => Some(self.provider.retrieve_intent(intent_id).await?),
+            (None, _) => None,
+        };
+        let payment_id = payment.id;
+        match intent {
+            Some(intent) if matches!(intent.status, IntentStatus::Succeeded | IntentStatus::Canceled) || live => {
+                self.apply_intent_now(payment_id, intent).await
+            }
+            Some(intent) if intent.status == IntentStatus::Processing => Ok(()),
+            _ => {
+                self.db
+                    .write(move |conn| Box::pin(async move { payments::mark_canceled(conn, payment_id).await }))
+                    .await
+            }
+        }
     }
 
     /// Late payments refunded because their seats were gone, newest first.

@@ -34,6 +34,10 @@ pub struct SchedulerConfig {
     /// How long one watchdog run's statements may take: checking a large event during
     /// its sale takes seconds, more than the services' `database.statement_timeout_ms`.
     pub check_invariants_timeout_secs: u64,
+    pub reconcile_payments_every_secs: u64,
+    /// An attempt the provider has not settled for this long is asked about.
+    pub reconcile_unsettled_after_secs: u64,
+    pub reconcile_batch: i64,
     /// How long probe clients may take (`[scheduler.http]`).
     pub http: HttpConfig,
 }
@@ -46,6 +50,8 @@ impl Section for SchedulerConfig {
             self.release_expired_holds_every_secs,
             self.purge_idempotency_keys_every_secs,
             self.check_invariants_every_secs,
+            self.reconcile_payments_every_secs,
+            self.reconcile_unsettled_after_secs,
         ];
         self.http.validate("scheduler")?;
         if intervals.contains(&0) {
@@ -65,6 +71,9 @@ impl Section for SchedulerConfig {
         }
         if self.check_invariants_undated_days < 1 {
             return Err("scheduler.check_invariants_undated_days must be at least 1".into());
+        }
+        if !(1..=10_000).contains(&self.reconcile_batch) {
+            return Err("scheduler.reconcile_batch must be 1-10000".into());
         }
         if self.check_invariants_timeout_secs == 0 {
             return Err("scheduler.check_invariants_timeout_secs must be at least 1".into());

@@ -32,6 +32,20 @@ pub async fn release_expired_holds(db: &Database, batch: i64) -> Result<u64, sal
     }
 }
 
+/// The checkout's reconciliation pass ([`sales::Sales::reconcile`]); returns how many
+/// attempts, refunds and payments it took up.
+pub async fn reconcile_payments(
+    sales: &sales::Sales,
+    unsettled_after: Duration,
+    batch: i64,
+) -> Result<u64, sales::Error> {
+    let done = sales.reconcile(unsettled_after, batch).await?;
+    ::metrics::counter!(metrics::PAYMENTS_RECONCILED, "kind" => "attempt").increment(done.attempts_checked);
+    ::metrics::counter!(metrics::PAYMENTS_RECONCILED, "kind" => "refund").increment(done.refunds_retried);
+    ::metrics::counter!(metrics::PAYMENTS_RECONCILED, "kind" => "unresolved").increment(done.payments_resolved);
+    Ok(done.attempts_checked + done.refunds_retried + done.payments_resolved)
+}
+
 /// What a job that works in batches did: rows in all, and the statements it took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Batches {

@@ -24,6 +24,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use sales::Sales;
 use service_kit::health;
 use service_kit::postgres::Database;
 use service_kit::serve::HttpConfig;
@@ -77,8 +78,10 @@ impl RepeatedJob<'_> {
 }
 
 impl Scheduler {
-    /// Registers every job and starts them.
-    pub async fn start(config: &SchedulerConfig, db: Database) -> Result<Self, Error> {
+    /// Registers every job and starts them. `payments`, the sale with its payment
+    /// provider, runs the checkout's reconciliation; without it (tests of other jobs)
+    /// that job is not registered.
+    pub async fn start(config: &SchedulerConfig, db: Database, payments: Option<Sales>) -> Result<Self, Error> {
         let health = TcpListener::bind(config.listen).await?;
         service_kit::metrics::watch_pool(db.pool());
         // The recorder first (a no-op if `main` installed it), or the counters created
@@ -109,6 +112,15 @@ impl Scheduler {
                 jobs::check_invariants(&db, scope).await
             })
             .await?;
+        if let Some(sales) = payments {
+            let (after, batch) = (Duration::from_secs(config.reconcile_unsettled_after_secs), config.reconcile_batch);
+            repeat
+                .add("reconcile_payments", every(config.reconcile_payments_every_secs), move |_| {
+                    let sales = sales.clone();
+                    async move { jobs::reconcile_payments(&sales, after, batch).await }
+                })
+                .await?;
+        }
         jobs.start().await?;
         Ok(Self { jobs, health, db, http: config.http })
     }

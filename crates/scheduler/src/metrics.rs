@@ -17,13 +17,23 @@ pub const INVARIANT_VIOLATIONS: &str = "boxoffice_invariant_violations";
 /// Only a completed check sets it; a skipped or failed run leaves it as it was.
 pub const WATCHDOG_LAST_RUN: &str = "boxoffice_watchdog_last_run_timestamp_seconds";
 
+/// What checkout reconciliation took up, by `kind`: `attempt` (a payment attempt left
+/// unsettled, asked about at the provider), `refund` (a refund retried), `unresolved` (a
+/// succeeded payment without a booking or refund). Attempts rising steadily mean webhooks
+/// are being lost.
+pub const PAYMENTS_RECONCILED: &str = "boxoffice_scheduler_payments_reconciled_total";
+
 /// The job names, as the `task` label of [`JOB_FAILURES`] and [`JOB_SKIPPED`].
-pub const TASKS: [&str; 3] = ["release_expired_holds", "purge_idempotency_keys", "check_invariants"];
+pub const TASKS: [&str; 4] =
+    ["release_expired_holds", "purge_idempotency_keys", "check_invariants", "reconcile_payments"];
 
 /// Creates the counters at 0, so their first increment shows in `rate()`.
 pub fn register() {
     metrics::counter!(HOLDS_RELEASED).increment(0);
     metrics::counter!(IDEMPOTENCY_KEYS_PURGED).increment(0);
+    for kind in ["attempt", "refund", "unresolved"] {
+        metrics::counter!(PAYMENTS_RECONCILED, "kind" => kind).increment(0);
+    }
     for task in TASKS {
         metrics::counter!(JOB_FAILURES, "task" => task).increment(0);
         metrics::counter!(JOB_SKIPPED, "task" => task).increment(0);

@@ -120,7 +120,7 @@ async fn unknown_routes_and_methods_answer_the_json_error_envelope() {
     let event = app.ga_event(1).await;
     let wrong_method = app.send(Method::DELETE, &event.path(""), None, None).await;
     assert_eq!((wrong_method.status, wrong_method.code()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
-    assert_eq!(wrong_method.headers["allow"], "GET,HEAD");
+    assert_eq!(wrong_method.headers["allow"], "GET,HEAD,PATCH");
     assert!(wrong_method.body["error"]["message"].as_str().is_some_and(|m| m.contains("DELETE")));
 }
 

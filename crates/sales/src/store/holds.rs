@@ -151,6 +151,17 @@ pub async fn extend_for_checkout(conn: &mut PgConnection, hold_id: Uuid, seconds
     .await?)
 }
 
+/// Whether the hold still keeps its seats (active and not past its time), by the
+/// database clock; for work that is not a fan's (reconciliation).
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn is_live(conn: &mut PgConnection, hold_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT status = 'active' AND expires_at > now() FROM holds WHERE id = $1")
+        .bind(hold_id)
+        .fetch_optional(conn)
+        .await?
+        .unwrap_or(false))
+}
+
 /// The seats a hold was created with.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn seats(conn: &mut PgConnection, hold_id: Uuid) -> Result<Vec<OrderSeat>> {

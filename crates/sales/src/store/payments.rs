@@ -211,15 +211,22 @@ pub async fn needing_attention(conn: &mut PgConnection, event_id: Option<Uuid>, 
     .await?)
 }
 
-/// Attempts the provider has not settled for `older_than_secs`, for reconciliation:
-/// `created` ones (the intent may never have been created), `pending` ones (a webhook
-/// may be lost), oldest first, skipping those another replica is handling.
+/// Claims attempts the provider has not settled for `older_than_secs`, for
+/// reconciliation: `created` ones (the intent may never have been created) and
+/// `pending` ones (a webhook may be lost), oldest first. Claiming moves `updated_at` to
+/// now, so no other replica takes them for another `older_than_secs`; rows another
+/// replica is claiming right now are skipped.
 #[tracing::instrument(level = "debug", skip(conn))]
-pub async fn unsettled(conn: &mut PgConnection, older_than_secs: f64, limit: i64) -> Result<Vec<PaymentRow>> {
+pub async fn claim_unsettled(conn: &mut PgConnection, older_than_secs: f64, limit: i64) -> Result<Vec<PaymentRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM payments
-         WHERE status IN ('created', 'pending') AND updated_at <= now() - make_interval(secs => $1)
-         ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED"
+        "WITH due AS (
+             SELECT id FROM payments
+             WHERE status IN ('created', 'pending') AND updated_at <= now() - make_interval(secs => $1)
+             ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED
+         ), claimed AS (
+             UPDATE payments SET updated_at = now() WHERE id IN (SELECT id FROM due) RETURNING *
+         )
+         SELECT {COLUMNS} FROM claimed"
     ))
     .bind(older_than_secs)
     .bind(limit)
@@ -227,21 +234,14 @@ pub async fn unsettled(conn: &mut PgConnection, older_than_secs: f64, limit: i64
     .await?)
 }
 
-/// Pushes an unsettled attempt's next reconciliation back.
+/// One succeeded payment not yet applied to a booking or a refund, locked; None when
+/// there is none that another replica is not already resolving.
 #[tracing::instrument(level = "debug", skip(conn))]
-pub async fn touch(conn: &mut PgConnection, payment_id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE payments SET updated_at = now() WHERE id = $1").bind(payment_id).execute(conn).await?;
-    Ok(())
-}
-
-/// Succeeded payments not applied to a booking or a refund, for reconciliation.
-#[tracing::instrument(level = "debug", skip(conn))]
-pub async fn unresolved(conn: &mut PgConnection, limit: i64) -> Result<Vec<Uuid>> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM payments WHERE succeeded_at IS NOT NULL AND resolution IS NULL
-         ORDER BY succeeded_at LIMIT $1",
-    )
-    .bind(limit)
-    .fetch_all(conn)
+pub async fn lock_unresolved(conn: &mut PgConnection) -> Result<Option<PaymentRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM payments WHERE succeeded_at IS NOT NULL AND resolution IS NULL
+         ORDER BY succeeded_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+    ))
+    .fetch_optional(conn)
     .await?)
 }
