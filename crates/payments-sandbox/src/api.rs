@@ -50,7 +50,13 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, kind: "invalid_request_error", code: Some(code), message: message.into(), param: None }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            kind: "invalid_request_error",
+            code: Some(code),
+            message: message.into(),
+            param: None,
+        }
     }
 
     fn param(mut self, param: &str) -> Self {
@@ -69,7 +75,13 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::UNAUTHORIZED, kind: "invalid_request_error", code: None, message: message.into(), param: None }
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            kind: "invalid_request_error",
+            code: None,
+            message: message.into(),
+            param: None,
+        }
     }
 
     fn injected() -> Self {
@@ -187,7 +199,9 @@ impl Params {
             } else if known.contains(&key.as_str()) || key.starts_with("expand[") {
                 scalars.insert(key.clone(), value.clone());
             } else {
-                return Err(ApiError::invalid("parameter_unknown", format!("Received unknown parameter: {key}")).param(key));
+                return Err(
+                    ApiError::invalid("parameter_unknown", format!("Received unknown parameter: {key}")).param(key)
+                );
             }
         }
         if metadata.len() > METADATA_MAX_KEYS {
@@ -286,14 +300,25 @@ async fn create_intent(AxumState(shared): AxumState<Arc<Shared>>, headers: Heade
         return e.into_response();
     }
     let pairs = parse_form(&body);
-    let known = ["amount", "currency", "description", "automatic_payment_methods[enabled]", "payment_method_types[]", "payment_method_types[0]"];
+    let known = [
+        "amount",
+        "currency",
+        "description",
+        "automatic_payment_methods[enabled]",
+        "payment_method_types[]",
+        "payment_method_types[0]",
+    ];
     let params = match Params::read(&pairs, &known) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
     let amount = match params.amount("amount") {
         Ok(Some(a)) => a,
-        Ok(None) => return ApiError::invalid("parameter_missing", "Missing required param: amount.").param("amount").into_response(),
+        Ok(None) => {
+            return ApiError::invalid("parameter_missing", "Missing required param: amount.")
+                .param("amount")
+                .into_response()
+        }
         Err(e) => return e.into_response(),
     };
     let currency = match params.get("currency") {
@@ -303,7 +328,11 @@ async fn create_intent(AxumState(shared): AxumState<Arc<Shared>>, headers: Heade
                 .param("currency")
                 .into_response()
         }
-        None => return ApiError::invalid("parameter_missing", "Missing required param: currency.").param("currency").into_response(),
+        None => {
+            return ApiError::invalid("parameter_missing", "Missing required param: currency.")
+                .param("currency")
+                .into_response()
+        }
     };
     let description = params.get("description").map(str::to_owned);
     let metadata = params.metadata;
@@ -338,7 +367,11 @@ async fn create_intent(AxumState(shared): AxumState<Arc<Shared>>, headers: Heade
     })
 }
 
-async fn retrieve_intent(AxumState(shared): AxumState<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn retrieve_intent(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Err(e) = admit(&shared, &headers).await {
         return e.into_response();
     }
@@ -408,7 +441,9 @@ async fn create_refund(AxumState(shared): AxumState<Arc<Shared>>, headers: Heade
         None => None,
         Some(r @ ("duplicate" | "fraudulent" | "requested_by_customer")) => Some(r.to_owned()),
         Some(r) => {
-            return ApiError::invalid("parameter_invalid_string", format!("Invalid reason: {r}")).param("reason").into_response()
+            return ApiError::invalid("parameter_invalid_string", format!("Invalid reason: {r}"))
+                .param("reason")
+                .into_response()
         }
     };
     let metadata = params.metadata;
@@ -457,7 +492,11 @@ async fn create_refund(AxumState(shared): AxumState<Arc<Shared>>, headers: Heade
     })
 }
 
-async fn retrieve_refund(AxumState(shared): AxumState<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn retrieve_refund(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Err(e) = admit(&shared, &headers).await {
         return e.into_response();
     }
@@ -468,7 +507,11 @@ async fn retrieve_refund(AxumState(shared): AxumState<Arc<Shared>>, headers: Hea
     }
 }
 
-async fn retrieve_event(AxumState(shared): AxumState<Arc<Shared>>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn retrieve_event(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     if let Err(e) = admit(&shared, &headers).await {
         return e.into_response();
     }
@@ -496,7 +539,9 @@ mod tests {
     #[test]
     fn amounts_outside_stripes_range_are_refused() {
         for raw in ["0", "-5", "1.5", "abc", "100000000", "99999999999999999999999"] {
-            let params = Params::read(&parse_form(format!("amount={raw}").as_bytes()), &["amount"]).map_err(|e| e.message).unwrap();
+            let params = Params::read(&parse_form(format!("amount={raw}").as_bytes()), &["amount"])
+                .map_err(|e| e.message)
+                .unwrap();
             assert!(params.amount("amount").is_err(), "{raw}");
         }
     }

@@ -119,7 +119,8 @@ impl Sandbox {
 
     /// The payment page of an intent.
     pub fn payment_page_url(&self, intent_id: &str, client_secret: &str) -> String {
-        let query: String = form_urlencoded::Serializer::new(String::new()).append_pair("client_secret", client_secret).finish();
+        let query: String =
+            form_urlencoded::Serializer::new(String::new()).append_pair("client_secret", client_secret).finish();
         format!("{}/pay/{intent_id}?{query}", self.url())
     }
 

@@ -41,7 +41,11 @@ pub fn card_outcome(number: &str) -> Result<(), PaymentError> {
     }
 }
 
-async fn show(AxumState(shared): AxumState<Arc<Shared>>, Path(id): Path<String>, RawQuery(query): RawQuery) -> Response {
+async fn show(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let secret = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "client_secret")
         .map(|(_, v)| v.into_owned())
@@ -78,11 +82,14 @@ async fn show(AxumState(shared): AxumState<Arc<Shared>>, Path(id): Path<String>,
     page(StatusCode::OK, &format!("Pay {amount}"), &body)
 }
 
-async fn pay(AxumState(shared): AxumState<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let wants_json = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"));
+async fn pay(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let wants_json =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"));
     let mut secret = String::new();
     let mut card = String::new();
     for (key, value) in form_urlencoded::parse(&body) {
@@ -105,12 +112,21 @@ async fn pay(AxumState(shared): AxumState<Arc<Shared>>, Path(id): Path<String>, 
         // Paying again changes nothing and tells no one.
         IntentStatus::Succeeded => {
             let body = to_json(&*intent);
-            return answer(wants_json, StatusCode::OK, body, "Payment succeeded", "<p role=\"status\">This payment has already succeeded.</p>");
+            return answer(
+                wants_json,
+                StatusCode::OK,
+                body,
+                "Payment succeeded",
+                "<p role=\"status\">This payment has already succeeded.</p>",
+            );
         }
         IntentStatus::Canceled => {
             return refuse(
                 wants_json,
-                ApiError::invalid("payment_intent_unexpected_state", "This PaymentIntent was canceled and cannot be paid."),
+                ApiError::invalid(
+                    "payment_intent_unexpected_state",
+                    "This PaymentIntent was canceled and cannot be paid.",
+                ),
             )
         }
         IntentStatus::RequiresPaymentMethod => {}
@@ -123,7 +139,13 @@ async fn pay(AxumState(shared): AxumState<Arc<Shared>>, Path(id): Path<String>, 
             intent.latest_charge = Some(state::new_id("ch"));
             let body = to_json(&*intent);
             state.emit("payment_intent.succeeded", body.clone(), RequestInfo::default());
-            answer(wants_json, StatusCode::OK, body, "Payment succeeded", "<p role=\"status\">Thank you: your payment succeeded.</p>")
+            answer(
+                wants_json,
+                StatusCode::OK,
+                body,
+                "Payment succeeded",
+                "<p role=\"status\">Thank you: your payment succeeded.</p>",
+            )
         }
         Err(error) => {
             let message = error.message;

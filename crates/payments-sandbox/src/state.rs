@@ -34,7 +34,12 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub fn new(faults: Faults, seed: u64, webhook: Option<WebhookEndpoint>, deliveries: UnboundedSender<String>) -> Self {
+    pub fn new(
+        faults: Faults,
+        seed: u64,
+        webhook: Option<WebhookEndpoint>,
+        deliveries: UnboundedSender<String>,
+    ) -> Self {
         Self {
             intents: HashMap::new(),
             refunds: HashMap::new(),

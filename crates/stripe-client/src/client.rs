@@ -155,7 +155,8 @@ impl PaymentProvider for StripeClient {
                 ("amount".to_owned(), refund.amount_minor.to_string()),
             ];
             form.extend(refund.metadata.into_iter().map(|(k, v)| (format!("metadata[{k}]"), v)));
-            let object: RefundObject = self.call(Method::POST, "/v1/refunds", form, Some(&refund.idempotency_key)).await?;
+            let object: RefundObject =
+                self.call(Method::POST, "/v1/refunds", form, Some(&refund.idempotency_key)).await?;
             Ok(object.into())
         })
     }

@@ -65,7 +65,10 @@ mod tests {
         let event = parse_event(body).map_err(|e| e.to_string());
         let Ok(ProviderEvent { id, kind: ProviderEventKind::Intent(intent) }) = event else { panic!("{event:?}") };
         assert_eq!(id, "evt_1");
-        assert_eq!((intent.status, intent.amount_minor, intent.currency.as_str()), (IntentStatus::Succeeded, 6500, "EUR"));
+        assert_eq!(
+            (intent.status, intent.amount_minor, intent.currency.as_str()),
+            (IntentStatus::Succeeded, 6500, "EUR")
+        );
         assert_eq!(intent.metadata.get("hold").map(String::as_str), Some("h1"));
     }
 
@@ -85,7 +88,9 @@ mod tests {
         let Ok(ProviderEvent { kind: ProviderEventKind::Refund(r), .. }) = parse_event(refund) else { panic!() };
         assert_eq!((r.id.as_str(), r.status, r.payment_intent.as_str()), ("re_1", RefundStatus::Succeeded, "pi_1"));
         let other = br#"{"id":"evt_4","type":"customer.created","data":{"object":{"id":"cus_1"}}}"#;
-        assert!(matches!(parse_event(other).map(|e| e.kind), Ok(ProviderEventKind::Other(t)) if t == "customer.created"));
+        assert!(
+            matches!(parse_event(other).map(|e| e.kind), Ok(ProviderEventKind::Other(t)) if t == "customer.created")
+        );
     }
 
     #[test]

@@ -126,14 +126,20 @@ mod tests {
         let header = sign(BODY, "whsec_a", NOW);
         assert_eq!(verify(&header, &["whsec_a"], NOW), Ok(()));
         // Computed apart with Python: hmac.new(b"whsec_test", b"1700000000.{}", sha256).
-        assert_eq!(sign(b"{}", "whsec_test", NOW), "t=1700000000,v1=35495024f4ef3f94e5a93e22221544c4b75e9a42300cd965ab81cb85cd994e91");
+        assert_eq!(
+            sign(b"{}", "whsec_test", NOW),
+            "t=1700000000,v1=35495024f4ef3f94e5a93e22221544c4b75e9a42300cd965ab81cb85cd994e91"
+        );
     }
 
     #[test]
     fn a_tampered_body_is_a_mismatch() {
         let header = sign(BODY, "whsec_a", NOW);
         let tampered = br#"{"id":"evt_1","type":"payment_intent.succeeded" }"#;
-        assert_eq!(verify_signature(tampered, &header, &secrets(&["whsec_a"]), DEFAULT_TOLERANCE, NOW), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify_signature(tampered, &header, &secrets(&["whsec_a"]), DEFAULT_TOLERANCE, NOW),
+            Err(SignatureError::Mismatch)
+        );
     }
 
     #[test]

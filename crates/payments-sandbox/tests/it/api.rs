@@ -22,7 +22,13 @@ async fn calls_without_the_secret_key_are_refused_with_stripes_401() {
 #[tokio::test]
 async fn an_intent_is_created_from_a_form_and_read_back_in_stripes_shape() {
     let sandbox = sandbox().await;
-    let form = [("amount", "6500"), ("currency", "EUR"), ("description", "2 seats"), ("metadata[hold_id]", "h-1"), ("metadata[event_id]", "e-1")];
+    let form = [
+        ("amount", "6500"),
+        ("currency", "EUR"),
+        ("description", "2 seats"),
+        ("metadata[hold_id]", "h-1"),
+        ("metadata[event_id]", "e-1"),
+    ];
     let (status, intent) = post_form(&sandbox, "/v1/payment_intents", &form, Some("attempt-1")).await;
     assert_eq!(status, 200, "{intent}");
     let id = intent["id"].as_str().expect("an id");
@@ -54,7 +60,8 @@ async fn the_same_idempotency_key_replays_the_first_answer_and_other_parameters_
     let (status, again) = post_form(&sandbox, "/v1/payment_intents", &reordered, Some("key-1")).await;
     assert_eq!((status, &again), (200, &first));
 
-    let (status, refused) = post_form(&sandbox, "/v1/payment_intents", &[("amount", "1001"), ("currency", "eur")], Some("key-1")).await;
+    let (status, refused) =
+        post_form(&sandbox, "/v1/payment_intents", &[("amount", "1001"), ("currency", "eur")], Some("key-1")).await;
     assert_eq!(status, 400);
     assert_eq!(refused["error"]["type"], "idempotency_error");
     // The key on another endpoint is refused too.
@@ -109,14 +116,24 @@ async fn a_refund_defaults_to_what_remains_and_more_is_refused() {
     assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("charge_not_refundable")), "nothing paid yet");
     assert_eq!(pay(&sandbox, &intent, "4242424242424242").await.0, 200);
 
-    let (status, part) = post_form(&sandbox, "/v1/refunds", &[("payment_intent", id), ("amount", "1500"), ("metadata[refund_id]", "r1")], Some("r1")).await;
+    let (status, part) = post_form(
+        &sandbox,
+        "/v1/refunds",
+        &[("payment_intent", id), ("amount", "1500"), ("metadata[refund_id]", "r1")],
+        Some("r1"),
+    )
+    .await;
     assert_eq!(status, 200, "{part}");
     assert!(part["id"].as_str().is_some_and(|r| r.starts_with("re_")));
-    assert_eq!((part["object"].as_str(), part["amount"].as_i64(), part["status"].as_str()), (Some("refund"), Some(1500), Some("succeeded")));
+    assert_eq!(
+        (part["object"].as_str(), part["amount"].as_i64(), part["status"].as_str()),
+        (Some("refund"), Some(1500), Some("succeeded"))
+    );
     assert_eq!(part["payment_intent"], id);
     assert_eq!(part["metadata"]["refund_id"], "r1");
 
-    let (status, too_much) = post_form(&sandbox, "/v1/refunds", &[("payment_intent", id), ("amount", "3501")], None).await;
+    let (status, too_much) =
+        post_form(&sandbox, "/v1/refunds", &[("payment_intent", id), ("amount", "3501")], None).await;
     assert_eq!((status, too_much["error"]["code"].as_str()), (400, Some("amount_too_large")), "{too_much}");
     let (status, rest) = post_form(&sandbox, "/v1/refunds", &[("payment_intent", id)], None).await;
     assert_eq!((status, rest["amount"].as_i64()), (200, Some(3500)));
@@ -149,12 +166,14 @@ async fn injected_api_failures_answer_500_api_error_and_change_nothing() {
     let sandbox = sandbox().await;
     sandbox.set_faults(Faults { api_fail_next: 2, ..Faults::default() }).expect("valid");
     for _ in 0..2 {
-        let (status, error) = post_form(&sandbox, "/v1/payment_intents", &[("amount", "100"), ("currency", "eur")], Some("k")).await;
+        let (status, error) =
+            post_form(&sandbox, "/v1/payment_intents", &[("amount", "100"), ("currency", "eur")], Some("k")).await;
         assert_eq!((status, error["error"]["type"].as_str()), (500, Some("api_error")));
     }
     assert!(sandbox.events().is_empty(), "a failed call creates nothing");
     // The key was not used up by the failures.
-    let (status, intent) = post_form(&sandbox, "/v1/payment_intents", &[("amount", "100"), ("currency", "eur")], Some("k")).await;
+    let (status, intent) =
+        post_form(&sandbox, "/v1/payment_intents", &[("amount", "100"), ("currency", "eur")], Some("k")).await;
     assert_eq!((status, intent["amount"].as_i64()), (200, Some(100)));
 
     sandbox.set_faults(Faults { api_failure_probability: 1.0, ..Faults::default() }).expect("valid");
@@ -181,7 +200,13 @@ async fn faults_are_set_and_events_listed_through_the_control_routes() {
         .await
         .expect("answer");
     assert_eq!(refused.status().as_u16(), 400);
-    let unknown = http().post(format!("{}/_sandbox/faults", sandbox.url())).bearer_auth(KEY).body("{\"nope\":1}").send().await.expect("answer");
+    let unknown = http()
+        .post(format!("{}/_sandbox/faults", sandbox.url()))
+        .bearer_auth(KEY)
+        .body("{\"nope\":1}")
+        .send()
+        .await
+        .expect("answer");
     assert_eq!(unknown.status().as_u16(), 400);
     let unauthorized = http().get(format!("{}/_sandbox/events", sandbox.url())).send().await.expect("answer");
     assert_eq!(unauthorized.status().as_u16(), 401);

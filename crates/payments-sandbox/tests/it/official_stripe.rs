@@ -33,11 +33,16 @@ async fn the_official_stripe_library_verifies_our_webhooks_and_reads_our_objects
     let intent = create_intent(&sandbox, "4200").await;
     let intent_id = intent["id"].as_str().expect("id").to_owned();
     assert_eq!(pay(&sandbox, &intent, "4242424242424242").await.0, 200);
-    let (status, refund) = post_form(&sandbox, "/v1/refunds", &[("payment_intent", &intent_id), ("amount", "1200")], Some("refund-1")).await;
+    let (status, refund) =
+        post_form(&sandbox, "/v1/refunds", &[("payment_intent", &intent_id), ("amount", "1200")], Some("refund-1"))
+            .await;
     assert_eq!(status, 200, "{refund}");
 
     let hits = receiver.wait_for(3).await;
-    let delivered = hits.iter().find(|h| h.json()["type"] == "payment_intent.succeeded").expect("the succeeded event was delivered");
+    let delivered = hits
+        .iter()
+        .find(|h| h.json()["type"] == "payment_intent.succeeded")
+        .expect("the succeeded event was delivered");
     let dir = std::env::temp_dir().join(format!("payments-sandbox-{}-{}", std::process::id(), intent_id));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let body_file = dir.join("body.json");
@@ -75,7 +80,17 @@ async fn the_official_stripe_library_verifies_our_webhooks_and_reads_our_objects
     let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(status.success(), "the official stripe library disagreed:\n{stdout}\n{stderr}");
-    for check in ["webhook verified", "tampered body refused", "wrong secret refused", "intent read", "refund read", "event read", "intent created", "idempotency conflict refused", "wrong key refused"] {
+    for check in [
+        "webhook verified",
+        "tampered body refused",
+        "wrong secret refused",
+        "intent read",
+        "refund read",
+        "event read",
+        "intent created",
+        "idempotency conflict refused",
+        "wrong key refused",
+    ] {
         assert!(stdout.contains(&format!("ok: {check}")), "missing check {check:?}:\n{stdout}\n{stderr}");
     }
 }

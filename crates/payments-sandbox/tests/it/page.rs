@@ -4,7 +4,8 @@ use crate::support::{create_intent, get, http, pay, sandbox};
 async fn the_payment_page_is_a_labelled_card_form() {
     let sandbox = sandbox().await;
     let intent = create_intent(&sandbox, "6550").await;
-    let url = sandbox.payment_page_url(intent["id"].as_str().expect("id"), intent["client_secret"].as_str().expect("secret"));
+    let url =
+        sandbox.payment_page_url(intent["id"].as_str().expect("id"), intent["client_secret"].as_str().expect("secret"));
     let response = http().get(url).send().await.expect("answer");
     assert_eq!(response.status().as_u16(), 200);
     let html = response.text().await.expect("html");
@@ -13,7 +14,11 @@ async fn the_payment_page_is_a_labelled_card_form() {
     assert!(html.contains("id=\"card_number\" name=\"card_number\""));
     assert!(html.contains("65.50 EUR"));
 
-    let wrong = http().get(format!("{}/pay/{}?client_secret=nope", sandbox.url(), intent["id"].as_str().unwrap_or_default())).send().await.expect("answer");
+    let wrong = http()
+        .get(format!("{}/pay/{}?client_secret=nope", sandbox.url(), intent["id"].as_str().unwrap_or_default()))
+        .send()
+        .await
+        .expect("answer");
     assert_eq!(wrong.status().as_u16(), 404);
 }
 
@@ -41,7 +46,15 @@ async fn a_declined_card_leaves_the_intent_payable_and_4242_then_pays_it() {
     assert_eq!(paid["amount_received"], 1000);
     assert_eq!(paid["last_payment_error"], serde_json::Value::Null);
     let kinds: Vec<String> = sandbox.events().into_iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, ["payment_intent.created", "payment_intent.payment_failed", "payment_intent.payment_failed", "payment_intent.succeeded"]);
+    assert_eq!(
+        kinds,
+        [
+            "payment_intent.created",
+            "payment_intent.payment_failed",
+            "payment_intent.payment_failed",
+            "payment_intent.succeeded"
+        ]
+    );
 }
 
 #[tokio::test]

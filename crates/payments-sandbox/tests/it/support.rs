@@ -24,7 +24,12 @@ pub fn local() -> SocketAddr {
 /// Fast retries: 5 ms doubling up to 40 ms, 5 attempts.
 pub fn config() -> SandboxConfig {
     let mut config = SandboxConfig::new(KEY);
-    config.retry = RetryPolicy { base: Duration::from_millis(5), factor: 2.0, max_delay: Duration::from_millis(40), max_attempts: 5 };
+    config.retry = RetryPolicy {
+        base: Duration::from_millis(5),
+        factor: 2.0,
+        max_delay: Duration::from_millis(40),
+        max_attempts: 5,
+    };
     config.delivery_timeout = Duration::from_secs(2);
     config
 }
@@ -38,7 +43,12 @@ pub fn http() -> reqwest::Client {
 }
 
 /// A form POST with the key (and an idempotency key when given): status and JSON.
-pub async fn post_form(sandbox: &Sandbox, path: &str, form: &[(&str, &str)], idempotency_key: Option<&str>) -> (u16, Value) {
+pub async fn post_form(
+    sandbox: &Sandbox,
+    path: &str,
+    form: &[(&str, &str)],
+    idempotency_key: Option<&str>,
+) -> (u16, Value) {
     let body: String = form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
     post_raw(sandbox, path, body.into_bytes(), idempotency_key).await
 }
@@ -56,7 +66,8 @@ pub async fn post_raw(sandbox: &Sandbox, path: &str, body: Vec<u8>, idempotency_
 }
 
 pub async fn get(sandbox: &Sandbox, path: &str) -> (u16, Value) {
-    read(http().get(format!("{}{path}", sandbox.url())).bearer_auth(KEY).send().await.expect("the sandbox answers")).await
+    read(http().get(format!("{}{path}", sandbox.url())).bearer_auth(KEY).send().await.expect("the sandbox answers"))
+        .await
 }
 
 async fn read(response: reqwest::Response) -> (u16, Value) {
@@ -66,7 +77,8 @@ async fn read(response: reqwest::Response) -> (u16, Value) {
 }
 
 pub async fn create_intent(sandbox: &Sandbox, amount: &str) -> Value {
-    let (status, intent) = post_form(sandbox, "/v1/payment_intents", &[("amount", amount), ("currency", "EUR")], None).await;
+    let (status, intent) =
+        post_form(sandbox, "/v1/payment_intents", &[("amount", amount), ("currency", "EUR")], None).await;
     assert_eq!(status, 200, "{intent}");
     intent
 }

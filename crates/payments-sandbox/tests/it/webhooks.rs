@@ -26,7 +26,8 @@ async fn events_are_delivered_signed_with_stripes_recipe() {
         let wrong = [SecretString::from("whsec_other".to_owned())];
         assert!(verify_signature(&hit.body, &hit.signature, &wrong, DEFAULT_TOLERANCE, now()).is_err());
     }
-    let mut kinds: Vec<String> = hits.iter().map(|h| h.json()["type"].as_str().unwrap_or_default().to_owned()).collect();
+    let mut kinds: Vec<String> =
+        hits.iter().map(|h| h.json()["type"].as_str().unwrap_or_default().to_owned()).collect();
     kinds.sort();
     assert_eq!(kinds, ["payment_intent.created", "payment_intent.succeeded"]);
     let succeeded = hits.iter().map(|h| h.json()).find(|e| e["type"] == "payment_intent.succeeded").expect("succeeded");
@@ -35,10 +36,13 @@ async fn events_are_delivered_signed_with_stripes_recipe() {
     assert_eq!(succeeded["data"]["object"]["id"], intent["id"]);
     assert_eq!(succeeded["data"]["object"]["status"], "succeeded");
     assert_eq!(succeeded["livemode"], false);
-    assert!(succeeded["api_version"].is_string() && succeeded["created"].is_i64() && succeeded["pending_webhooks"].is_u64());
+    assert!(
+        succeeded["api_version"].is_string() && succeeded["created"].is_i64() && succeeded["pending_webhooks"].is_u64()
+    );
     assert!(succeeded["request"].is_object());
 
-    let events = sandbox.wait_for_events(Duration::from_secs(2), |e| e.iter().all(|e| e.delivered)).await.expect("delivered");
+    let events =
+        sandbox.wait_for_events(Duration::from_secs(2), |e| e.iter().all(|e| e.delivered)).await.expect("delivered");
     assert!(events.iter().all(|e| e.attempts.len() == 1 && e.attempts[0].status == Some(200)));
 }
 
@@ -58,7 +62,8 @@ async fn a_failing_endpoint_is_retried_with_growing_backoff_until_it_answers_2xx
         let gap = hits[i + 1].at - hits[i].at;
         assert!(gap >= Duration::from_millis(floor), "gap {i}: {gap:?}");
     }
-    let events = sandbox.wait_for_events(Duration::from_secs(2), |e| e.iter().all(|e| e.delivered)).await.expect("delivered");
+    let events =
+        sandbox.wait_for_events(Duration::from_secs(2), |e| e.iter().all(|e| e.delivered)).await.expect("delivered");
     let statuses: Vec<Option<u16>> = events[0].attempts.iter().map(|a| a.status).collect();
     assert_eq!(statuses, [Some(500), Some(503), Some(404), Some(200)]);
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -101,7 +106,8 @@ async fn a_dropped_event_is_never_delivered() {
     sandbox.set_webhook_endpoint(&receiver.url, WHSEC);
     sandbox.set_faults(Faults { webhook_drop_probability: 1.0, ..Faults::default() }).expect("valid");
     create_intent(&sandbox, "1000").await;
-    let events = sandbox.wait_for_events(Duration::from_secs(2), |e| e.iter().all(|e| e.dropped)).await.expect("dropped");
+    let events =
+        sandbox.wait_for_events(Duration::from_secs(2), |e| e.iter().all(|e| e.dropped)).await.expect("dropped");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(receiver.hits().is_empty());
     assert!(events[0].attempts.is_empty());

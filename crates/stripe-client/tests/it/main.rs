@@ -59,7 +59,10 @@ async fn an_intent_created_then_paid_on_the_page_reads_back_succeeded() {
     let client = client(&sandbox);
     let intent = client.create_intent(new_intent("attempt-1", 6500)).await.expect("created");
     assert!(intent.id.starts_with("pi_"));
-    assert_eq!((intent.status, intent.amount_minor, intent.currency.as_str()), (IntentStatus::RequiresPaymentMethod, 6500, "EUR"));
+    assert_eq!(
+        (intent.status, intent.amount_minor, intent.currency.as_str()),
+        (IntentStatus::RequiresPaymentMethod, 6500, "EUR")
+    );
     assert_eq!(intent.metadata.get("hold_id").map(String::as_str), Some("h-1"));
     let secret = intent.client_secret.clone().expect("a client secret");
 
@@ -115,11 +118,17 @@ async fn a_refund_succeeds_once_per_key_and_over_refunding_is_refused() {
     };
     let made = client.create_refund(refund("refund-1", 2500)).await.expect("refunded");
     assert!(made.id.starts_with("re_"));
-    assert_eq!((made.status, made.amount_minor, made.payment_intent.as_str()), (RefundStatus::Succeeded, 2500, intent.id.as_str()));
+    assert_eq!(
+        (made.status, made.amount_minor, made.payment_intent.as_str()),
+        (RefundStatus::Succeeded, 2500, intent.id.as_str())
+    );
     assert_eq!(client.create_refund(refund("refund-1", 2500)).await, Ok(made.clone()), "a retry refunds nothing more");
     assert_eq!(client.retrieve_refund(&made.id).await, Ok(made));
     let too_much = client.create_refund(refund("refund-2", 2501)).await;
-    assert!(matches!(&too_much, Err(ProviderError::Refused { code, .. }) if code == "amount_too_large"), "{too_much:?}");
+    assert!(
+        matches!(&too_much, Err(ProviderError::Refused { code, .. }) if code == "amount_too_large"),
+        "{too_much:?}"
+    );
     assert_eq!(sandbox.events().iter().filter(|e| e.kind == "refund.created").count(), 1);
 }
 
@@ -178,7 +187,8 @@ async fn a_delivered_webhook_verifies_and_parses_into_the_ports_event() {
     let app = Router::new().route(
         "/hook",
         post(move |headers: HeaderMap, body: Bytes| async move {
-            let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+            let signature =
+                headers.get("stripe-signature").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
             record.lock().expect("lock").push((signature, body));
         }),
     );
@@ -197,7 +207,8 @@ async fn a_delivered_webhook_verifies_and_parses_into_the_ports_event() {
         .expect("delivered");
 
     let secrets = [SecretString::from("whsec_old".to_owned()), SecretString::from("whsec_client_tests".to_owned())];
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
     let deliveries = seen.lock().expect("lock").clone();
     let mut succeeded = 0;
     for (signature, body) in deliveries {
