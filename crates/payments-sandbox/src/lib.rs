@@ -151,13 +151,13 @@ impl Sandbox {
         timeout: Duration,
         done: impl Fn(&[EventRecord]) -> bool,
     ) -> Result<Vec<EventRecord>, Vec<EventRecord>> {
-        let until = tokio::time::Instant::now() + timeout;
+        let started = tokio::time::Instant::now();
         loop {
             let events = self.events();
             if done(&events) {
                 return Ok(events);
             }
-            if tokio::time::Instant::now() >= until {
+            if started.elapsed() >= timeout {
                 return Err(events);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

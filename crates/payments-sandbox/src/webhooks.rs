@@ -16,7 +16,6 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::time::Instant;
 
 use crate::state::{self, DeliveryAttempt};
 use crate::Shared;
@@ -43,11 +42,12 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut events: UnboundedReceiver<
         let mut batch = vec![first];
         let window = shared.lock().faults.webhook_reorder_window_ms;
         if window > 0 {
-            let until = Instant::now() + Duration::from_millis(window);
+            let until = tokio::time::sleep(Duration::from_millis(window));
+            tokio::pin!(until);
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep_until(until) => break,
+                    _ = &mut until => break,
                     next = events.recv() => match next { Some(id) => batch.push(id), None => break },
                 }
             }

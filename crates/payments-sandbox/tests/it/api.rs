@@ -6,7 +6,16 @@ use crate::support::{create_intent, get, http, pay, post_form, post_raw, sandbox
 #[tokio::test]
 async fn calls_without_the_secret_key_are_refused_with_stripes_401() {
     let sandbox = sandbox().await;
-    for auth in [None, Some("Bearer sk_test_wrong"), Some("Basic abc")] {
+    // curl -u sk_…: sends Basic with the key as user name, as Stripe accepts.
+    let basic = http().get(format!("{}/v1/payment_intents/pi_x", sandbox.url())).basic_auth(KEY, Some("")).send().await;
+    assert_eq!(basic.map(|r| r.status().as_u16()).ok(), Some(404));
+    for auth in [
+        None,
+        Some("Bearer sk_test_wrong"),
+        Some("Basic abc"),
+        Some("Basic c2tfdGVzdF93cm9uZzo="),
+        Some("sk_test_sandbox_tests"),
+    ] {
         let mut request = http().get(format!("{}/v1/payment_intents/pi_x", sandbox.url()));
         if let Some(auth) = auth {
             request = request.header("authorization", auth);
