@@ -241,3 +241,23 @@ async fn latency_holds_the_answer_back() {
     assert_eq!(get(&sandbox, "/v1/payment_intents/pi_x").await.0, 404);
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
 }
+
+#[tokio::test]
+async fn ten_concurrent_creates_under_one_key_make_one_intent() {
+    let sandbox = sandbox().await;
+    let form = [("amount", "1000"), ("currency", "eur")];
+    let calls = (0..10).map(|_| post_form(&sandbox, "/v1/payment_intents", &form, Some("race-key")));
+    let answers = futures::future::join_all(calls).await;
+    assert!(answers.iter().all(|(status, body)| *status == 200 && body["id"] == answers[0].1["id"]), "{answers:?}");
+    assert_eq!(sandbox.events().len(), 1);
+}
+
+#[tokio::test]
+async fn ten_concurrent_payments_of_one_intent_succeed_once() {
+    let sandbox = sandbox().await;
+    let intent = create_intent(&sandbox, "1000").await;
+    let answers = futures::future::join_all((0..10).map(|_| pay(&sandbox, &intent, "4242424242424242"))).await;
+    assert!(answers.iter().all(|(status, body)| *status == 200 && body["status"] == "succeeded"));
+    let succeeded = sandbox.events().iter().filter(|e| e.kind == "payment_intent.succeeded").count();
+    assert_eq!(succeeded, 1);
+}

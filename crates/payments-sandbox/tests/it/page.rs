@@ -88,3 +88,24 @@ async fn a_wrong_client_secret_is_refused_and_changes_nothing() {
         .expect("answer");
     assert_eq!(response.status().as_u16(), 403);
 }
+
+#[tokio::test]
+async fn a_browser_paying_gets_an_html_result_page() {
+    let sandbox = sandbox().await;
+    let intent = create_intent(&sandbox, "1000").await;
+    let id = intent["id"].as_str().unwrap_or_default();
+    let secret = intent["client_secret"].as_str().unwrap_or_default();
+    let post = |card: &'static str| {
+        http()
+            .post(format!("{}/pay/{id}", sandbox.url()))
+            .form(&[("client_secret", secret), ("card_number", card)])
+            .send()
+    };
+    let declined = post("4000000000000002").await.expect("answer");
+    assert_eq!(declined.status().as_u16(), 402);
+    let html = declined.text().await.expect("html");
+    assert!(html.contains("role=\"alert\"") && html.contains("Your card was declined."), "{html}");
+    let paid = post("4242424242424242").await.expect("answer");
+    assert_eq!(paid.status().as_u16(), 200);
+    assert!(paid.text().await.expect("html").contains("your payment succeeded"));
+}
