@@ -167,7 +167,7 @@ async fn admit(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
         return Err(ApiError::injected());
     }
     let p = state.faults.api_failure_probability;
-    if state.chance(p) {
+    if state::chance(&mut state.api_rng, p) {
         return Err(ApiError::injected());
     }
     Ok(())
