@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{Faults, InvalidFaults, RetryPolicy, SandboxConfig, WebhookEndpoint};
 pub use page::card_outcome;
-pub use state::{DeliveryAttempt, EventRecord, API_VERSION};
+pub use state::{DeliveryAttempt, EventRecord, PaymentError, API_VERSION};
 pub use webhooks::signature_header;
 
 /// What the handlers and delivery tasks share.
@@ -122,6 +122,20 @@ impl Sandbox {
         let query: String =
             form_urlencoded::Serializer::new(String::new()).append_pair("client_secret", client_secret).finish();
         format!("{}/pay/{intent_id}?{query}", self.url())
+    }
+
+    /// Pays an intent as a fan's browser would, posting the payment page's form (for
+    /// tests and the load test): the page's HTTP status, 200 paid, 402 declined.
+    pub async fn pay(&self, intent_id: &str, client_secret: &str, card_number: &str) -> Result<u16, reqwest::Error> {
+        let answer = self
+            .shared
+            .http
+            .post(format!("{}/pay/{intent_id}", self.url()))
+            .header("accept", "application/json")
+            .form(&[("client_secret", client_secret), ("card_number", card_number)])
+            .send()
+            .await?;
+        Ok(answer.status().as_u16())
     }
 
     /// Where events go from now on (and retries of earlier ones).

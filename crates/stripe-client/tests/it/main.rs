@@ -43,14 +43,7 @@ fn new_intent(key: &str, amount: i64) -> NewIntent {
 
 /// Pays on the sandbox's page as a fan's browser would post the form.
 async fn pay(sandbox: &Sandbox, intent_id: &str, client_secret: &str, card: &str) -> u16 {
-    reqwest::Client::new()
-        .post(format!("{}/pay/{intent_id}", sandbox.url()))
-        .form(&[("client_secret", client_secret), ("card_number", card)])
-        .send()
-        .await
-        .expect("the page answers")
-        .status()
-        .as_u16()
+    sandbox.pay(intent_id, client_secret, card).await.expect("the page answers")
 }
 
 #[tokio::test]
