@@ -299,3 +299,82 @@ pub async fn loadtest(settings: &Settings, args: LoadtestArgs) -> anyhow::Result
     anyhow::ensure!(report.broken.is_empty(), "the sale broke: {}", report.broken.join("; "));
     Ok(())
 }
+
+/// `boxoffice payments-sandbox`: every default is the local one `scripts/run` uses.
+#[derive(clap::Args)]
+pub struct PaymentsSandboxArgs {
+    /// Where the sandbox listens (its API, payment page and control routes).
+    #[arg(long, env = "BOXOFFICE_PAYMENTS_SANDBOX_LISTEN", default_value = "127.0.0.1:12111")]
+    listen: std::net::SocketAddr,
+    /// The secret key API calls must carry (`Authorization: Bearer …`).
+    #[arg(
+        long,
+        env = "BOXOFFICE_PAYMENTS_SANDBOX_SECRET_KEY",
+        default_value = "sk_test_boxoffice_sandbox",
+        hide_env_values = true
+    )]
+    secret_key: String,
+    /// Where events are delivered (the gateway's webhook route).
+    #[arg(
+        long,
+        env = "BOXOFFICE_PAYMENTS_SANDBOX_WEBHOOK_URL",
+        default_value = "http://127.0.0.1:8081/v1/payments/webhooks"
+    )]
+    webhook_url: String,
+    /// The webhook signing secret (`whsec_…`).
+    #[arg(
+        long,
+        env = "BOXOFFICE_PAYMENTS_SANDBOX_WEBHOOK_SECRET",
+        default_value = "whsec_boxoffice_sandbox",
+        hide_env_values = true
+    )]
+    webhook_secret: String,
+    /// Faults to start with, as the JSON `POST /_sandbox/faults` takes, e.g.
+    /// '{"webhook_delay_ms": 30000, "webhook_drop_probability": 0.01}'.
+    #[arg(long, env = "BOXOFFICE_PAYMENTS_SANDBOX_FAULTS")]
+    faults: Option<String>,
+    /// Seeds the fault decisions, so a rehearsal repeats.
+    #[arg(long, env = "BOXOFFICE_PAYMENTS_SANDBOX_SEED", default_value_t = 0)]
+    seed: u64,
+    /// First webhook retry after this many milliseconds, then multiplied by
+    /// --retry-factor up to --retry-max-delay-ms, for --retry-attempts attempts in all.
+    #[arg(long, default_value_t = 1_000)]
+    retry_base_ms: u64,
+    #[arg(long, default_value_t = 2.0)]
+    retry_factor: f64,
+    #[arg(long, default_value_t = 60_000)]
+    retry_max_delay_ms: u64,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    retry_attempts: u32,
+    /// One webhook delivery attempt's bound, in milliseconds.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    delivery_timeout_ms: u64,
+}
+
+pub async fn payments_sandbox(args: PaymentsSandboxArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.retry_factor.is_finite() && args.retry_factor >= 1.0, "--retry-factor must be at least 1");
+    let faults = match &args.faults {
+        Some(json) => serde_json::from_str(json).context("--faults is not the faults JSON")?,
+        None => payments_sandbox::Faults::default(),
+    };
+    let mut config = payments_sandbox::SandboxConfig::new(args.secret_key);
+    config.webhook =
+        Some(payments_sandbox::WebhookEndpoint { url: args.webhook_url.clone(), secret: args.webhook_secret });
+    config.faults = faults;
+    config.seed = args.seed;
+    config.retry = payments_sandbox::RetryPolicy {
+        base: Duration::from_millis(args.retry_base_ms),
+        factor: args.retry_factor,
+        max_delay: Duration::from_millis(args.retry_max_delay_ms),
+        max_attempts: args.retry_attempts,
+    };
+    config.delivery_timeout = Duration::from_millis(args.delivery_timeout_ms);
+    if !args.listen.ip().is_loopback() {
+        tracing::warn!(listen = %args.listen, "the payments sandbox takes no real money but answers anyone who can reach it");
+    }
+    let sandbox = payments_sandbox::spawn(args.listen, config).await?;
+    tracing::info!(url = %sandbox.url(), webhook = %args.webhook_url, "payments sandbox running");
+    shutdown_on_signal().cancelled().await;
+    sandbox.shutdown().await;
+    Ok(())
+}

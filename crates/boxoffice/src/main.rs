@@ -58,6 +58,9 @@ enum Command {
     /// admitted and books; then the database is checked for oversell. Exits non-zero
     /// if anything was sold twice, oversold, or answered 5xx. Loopback only.
     Loadtest(commands::LoadtestArgs),
+    /// Run the payments sandbox: a local, Stripe-shaped payment provider with a hosted
+    /// payment page and signed webhooks (no real money; for local runs and rehearsals).
+    PaymentsSandbox(commands::PaymentsSandboxArgs),
     /// Print an access token signed with the local key, for trying the gateway without
     /// the waiting room (development only).
     Token {
@@ -90,7 +93,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Gateway => &[gateway::GatewayConfig::KEY],
         Command::Waitroom => &[waitroom::WaitroomConfig::KEY],
         Command::Scheduler => &[scheduler::SchedulerConfig::KEY],
-        Command::Migrate | Command::Keygen { .. } | Command::Loadtest(_) | Command::Token { .. } => &[],
+        Command::Migrate
+        | Command::Keygen { .. }
+        | Command::Loadtest(_)
+        | Command::Token { .. }
+        | Command::PaymentsSandbox(_) => &[],
     };
     let settings = Settings::load(cli.config.as_deref(), serves)?;
     service_kit::telemetry::init(&settings.log);
@@ -112,5 +119,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token { event, fan, ttl } => commands::token(&settings, event, &fan, ttl),
         Command::Loadtest(args) => commands::loadtest(&settings, args).await,
+        Command::PaymentsSandbox(args) => commands::payments_sandbox(args).await,
     }
 }

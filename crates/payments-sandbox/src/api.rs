@@ -123,7 +123,7 @@ pub(crate) async fn unknown_route(method: Method, uri: Uri) -> ApiError {
     }
 }
 
-/// `Authorization: Bearer <secret key>`, compared in constant time.
+/// `Authorization: Bearer <secret key>` (or Basic), compared in constant time.
 pub(crate) fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
         return Err(ApiError::unauthorized(
@@ -131,8 +131,19 @@ pub(crate) fn authorize(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiE
              using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
         ));
     };
-    let given = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).unwrap_or("");
-    if !constant_time_eq(given.as_bytes(), shared.secret_key.as_bytes()) {
+    let value = value.to_str().unwrap_or("");
+    // Bearer, or Basic with the key as user name (`curl -u sk_…:`), as Stripe accepts.
+    let given = if let Some(token) = value.strip_prefix("Bearer ") {
+        token.as_bytes().to_vec()
+    } else if let Some(encoded) = value.strip_prefix("Basic ") {
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).unwrap_or_default();
+        let user_end = decoded.iter().position(|&b| b == b':').unwrap_or(decoded.len());
+        decoded[..user_end].to_vec()
+    } else {
+        Vec::new()
+    };
+    if !constant_time_eq(&given, shared.secret_key.as_bytes()) {
         return Err(ApiError::unauthorized("Invalid API Key provided."));
     }
     Ok(())
@@ -156,7 +167,7 @@ async fn admit(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
         return Err(ApiError::injected());
     }
     let p = state.faults.api_failure_probability;
-    if state.chance(p) {
+    if state::chance(&mut state.api_rng, p) {
         return Err(ApiError::injected());
     }
     Ok(())

@@ -98,13 +98,30 @@ pub struct Faults {
     pub api_latency_ms: u64,
 }
 
-/// Faults refused: a probability outside 0..=1.
+/// Faults refused: a probability outside 0..=1, or a wait beyond an hour.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0} must be a probability between 0 and 1")]
-pub struct InvalidFaults(pub &'static str);
+pub enum InvalidFaults {
+    #[error("{0} must be a probability between 0 and 1")]
+    Probability(&'static str),
+    #[error("{0} must be at most {MAX_FAULT_WAIT_MS} ms")]
+    Wait(&'static str),
+}
+
+/// The longest wait a fault may add (an hour): every wait stays bounded.
+pub const MAX_FAULT_WAIT_MS: u64 = 3_600_000;
 
 impl Faults {
     pub fn validate(&self) -> Result<(), InvalidFaults> {
+        let waits = [
+            ("webhook_delay_ms", self.webhook_delay_ms),
+            ("webhook_reorder_window_ms", self.webhook_reorder_window_ms),
+            ("api_latency_ms", self.api_latency_ms),
+        ];
+        for (name, ms) in waits {
+            if ms > MAX_FAULT_WAIT_MS {
+                return Err(InvalidFaults::Wait(name));
+            }
+        }
         let probabilities = [
             ("webhook_duplicate_probability", self.webhook_duplicate_probability),
             ("webhook_drop_probability", self.webhook_drop_probability),
@@ -112,7 +129,7 @@ impl Faults {
         ];
         for (name, p) in probabilities {
             if !(0.0..=1.0).contains(&p) {
-                return Err(InvalidFaults(name));
+                return Err(InvalidFaults::Probability(name));
             }
         }
         Ok(())
@@ -137,9 +154,11 @@ mod tests {
     }
 
     #[test]
-    fn a_probability_above_one_is_refused() {
+    fn a_probability_above_one_and_a_wait_beyond_an_hour_are_refused() {
         let faults = Faults { webhook_drop_probability: 1.5, ..Faults::default() };
-        assert_eq!(faults.validate(), Err(InvalidFaults("webhook_drop_probability")));
+        assert_eq!(faults.validate(), Err(InvalidFaults::Probability("webhook_drop_probability")));
+        let forever = Faults { webhook_reorder_window_ms: u64::MAX, ..Faults::default() };
+        assert_eq!(forever.validate(), Err(InvalidFaults::Wait("webhook_reorder_window_ms")));
         assert!(Faults { api_failure_probability: f64::NAN, ..Faults::default() }.validate().is_err());
     }
 }

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{Faults, InvalidFaults, RetryPolicy, SandboxConfig, WebhookEndpoint};
 pub use page::card_outcome;
-pub use state::{DeliveryAttempt, EventRecord, API_VERSION};
+pub use state::{DeliveryAttempt, EventRecord, PaymentError, API_VERSION};
 pub use webhooks::signature_header;
 
 /// What the handlers and delivery tasks share.
@@ -124,6 +124,20 @@ impl Sandbox {
         format!("{}/pay/{intent_id}?{query}", self.url())
     }
 
+    /// Pays an intent as a fan's browser would, posting the payment page's form (for
+    /// tests and the load test): the page's HTTP status, 200 paid, 402 declined.
+    pub async fn pay(&self, intent_id: &str, client_secret: &str, card_number: &str) -> Result<u16, reqwest::Error> {
+        let answer = self
+            .shared
+            .http
+            .post(format!("{}/pay/{intent_id}", self.url()))
+            .header("accept", "application/json")
+            .form(&[("client_secret", client_secret), ("card_number", card_number)])
+            .send()
+            .await?;
+        Ok(answer.status().as_u16())
+    }
+
     /// Where events go from now on (and retries of earlier ones).
     pub fn set_webhook_endpoint(&self, url: impl Into<String>, secret: impl Into<String>) {
         self.shared.lock().webhook = Some(WebhookEndpoint { url: url.into(), secret: secret.into() });
@@ -151,13 +165,13 @@ impl Sandbox {
         timeout: Duration,
         done: impl Fn(&[EventRecord]) -> bool,
     ) -> Result<Vec<EventRecord>, Vec<EventRecord>> {
-        let until = tokio::time::Instant::now() + timeout;
+        let started = tokio::time::Instant::now();
         loop {
             let events = self.events();
             if done(&events) {
                 return Ok(events);
             }
-            if tokio::time::Instant::now() >= until {
+            if started.elapsed() >= timeout {
                 return Err(events);
             }
             tokio::time::sleep(Duration::from_millis(10)).await;

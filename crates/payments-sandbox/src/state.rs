@@ -26,8 +26,12 @@ pub(crate) struct State {
     pub event_index: HashMap<String, usize>,
     pub idempotency: HashMap<String, IdempotentResult>,
     pub faults: Faults,
-    /// Fault decisions only: seeded, so a run with the same calls repeats.
-    pub rng: StdRng,
+    /// API failure decisions, in the order calls arrive: seeded.
+    pub api_rng: StdRng,
+    /// Webhook drop and duplicate decisions, drawn by the one dispatcher in the order
+    /// events happened: seeded apart from the API's, so a run with the same events
+    /// repeats whatever API calls interleave.
+    pub webhook_rng: StdRng,
     pub webhook: Option<WebhookEndpoint>,
     /// Event ids to the delivery task; unbounded so no API answer waits on deliveries.
     pub deliveries: UnboundedSender<String>,
@@ -47,18 +51,21 @@ impl State {
             event_index: HashMap::new(),
             idempotency: HashMap::new(),
             faults,
-            rng: StdRng::seed_from_u64(seed),
+            api_rng: StdRng::seed_from_u64(seed),
+            webhook_rng: StdRng::seed_from_u64(seed ^ 0x5eed_0f3b_400c),
             webhook,
             deliveries,
         }
     }
+}
 
-    /// True with probability `p` (0 never draws, so adding a fault later does not shift
-    /// the decisions of a run without it).
-    pub fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && self.rng.gen::<f64>() < p
-    }
+/// True with probability `p` (0 never draws, so adding a fault later does not shift the
+/// decisions of a run without it).
+pub fn chance(rng: &mut StdRng, p: f64) -> bool {
+    p > 0.0 && rng.gen::<f64>() < p
+}
 
+impl State {
     /// Records an event about `object` and queues it for delivery.
     pub fn emit(&mut self, kind: &str, object: Value, request: RequestInfo) {
         let id = new_id("evt");

@@ -16,9 +16,8 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::time::Instant;
 
-use crate::state::{self, DeliveryAttempt};
+use crate::state::{self, DeliveryAttempt, State};
 use crate::Shared;
 
 /// The `Stripe-Signature` value for `body` signed at `timestamp` with `secret`.
@@ -43,17 +42,31 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut events: UnboundedReceiver<
         let mut batch = vec![first];
         let window = shared.lock().faults.webhook_reorder_window_ms;
         if window > 0 {
-            let until = Instant::now() + Duration::from_millis(window);
+            let until = tokio::time::sleep(Duration::from_millis(window));
+            tokio::pin!(until);
             loop {
                 tokio::select! {
                     _ = cancel.cancelled() => return,
-                    _ = tokio::time::sleep_until(until) => break,
+                    _ = &mut until => break,
                     next = events.recv() => match next { Some(id) => batch.push(id), None => break },
                 }
             }
             batch.reverse();
         }
-        let delay = Duration::from_millis(shared.lock().faults.webhook_delay_ms);
+        // Each event's fate is drawn here, by the one dispatcher, in the batch's order:
+        // the same seed and the same events make the same decisions.
+        let (delay, plan) = {
+            let mut state = shared.lock();
+            let delay = Duration::from_millis(state.faults.webhook_delay_ms);
+            let plan: Vec<(String, u32)> = batch
+                .into_iter()
+                .map(|id| {
+                    let copies = copies_of(&mut state, &id);
+                    (id, copies)
+                })
+                .collect();
+            (delay, plan)
+        };
         let shared = shared.clone();
         // Delivered on a task of its own so a delayed batch does not hold up the next
         // one; the events of one batch go out in the batch's order.
@@ -62,28 +75,31 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut events: UnboundedReceiver<
                 _ = shared.cancel.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
             }
-            for id in batch {
-                deliver_event(&shared, &id).await;
+            for (id, copies) in plan {
+                deliver_event(&shared, &id, copies).await;
             }
         });
     }
 }
 
-/// Decides the event's fate (dropped, how many copies) and makes the first attempt of
-/// each copy at once; failed copies go on retrying on their own tasks.
-async fn deliver_event(shared: &Arc<Shared>, id: &str) {
-    let copies = {
-        let mut state = shared.lock();
-        let faults = state.faults.clone();
-        let dropped = state.chance(faults.webhook_drop_probability);
-        let extra = faults.webhook_duplicates + u32::from(state.chance(faults.webhook_duplicate_probability));
-        let copies = if dropped { 0 } else { 1 + extra };
-        if let Some(event) = state.event_mut(id) {
-            event.dropped = dropped;
-            event.copies = copies;
-        }
-        copies
-    };
+/// How many copies of the event go out: 0 when the drop fault takes it, else 1 plus
+/// the duplicate fault's extra copies. Recorded on the event.
+fn copies_of(state: &mut State, id: &str) -> u32 {
+    let faults = state.faults.clone();
+    let dropped = state::chance(&mut state.webhook_rng, faults.webhook_drop_probability);
+    let extra = faults.webhook_duplicates
+        + u32::from(state::chance(&mut state.webhook_rng, faults.webhook_duplicate_probability));
+    let copies = if dropped { 0 } else { 1 + extra };
+    if let Some(event) = state.event_mut(id) {
+        event.dropped = dropped;
+        event.copies = copies;
+    }
+    copies
+}
+
+/// The first attempt of each copy at once; failed copies go on retrying on their own
+/// tasks.
+async fn deliver_event(shared: &Arc<Shared>, id: &str, copies: u32) {
     let firsts = (0..copies).map(|copy| async move {
         if !attempt(shared, id, copy, 1).await {
             let shared = shared.clone();

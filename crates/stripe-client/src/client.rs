@@ -131,8 +131,10 @@ impl PaymentProvider for StripeClient {
             let mut form = vec![
                 ("amount".to_owned(), intent.amount_minor.to_string()),
                 ("currency".to_owned(), intent.currency.to_ascii_lowercase()),
-                ("description".to_owned(), intent.description),
             ];
+            if !intent.description.is_empty() {
+                form.push(("description".to_owned(), intent.description));
+            }
             form.extend(intent.metadata.into_iter().map(|(k, v)| (format!("metadata[{k}]"), v)));
             let object: PaymentIntentObject =
                 self.call(Method::POST, "/v1/payment_intents", form, Some(&intent.idempotency_key)).await?;
