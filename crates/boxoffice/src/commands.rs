@@ -310,7 +310,7 @@ pub struct PaymentsSandboxArgs {
     #[arg(
         long,
         env = "BOXOFFICE_PAYMENTS_SANDBOX_SECRET_KEY",
-        default_value = "sk_test_boxoffice_sandbox",
+        default_value = "sk_test_boxoffice_sandbox_change-me",
         hide_env_values = true
     )]
     secret_key: String,
@@ -325,7 +325,7 @@ pub struct PaymentsSandboxArgs {
     #[arg(
         long,
         env = "BOXOFFICE_PAYMENTS_SANDBOX_WEBHOOK_SECRET",
-        default_value = "whsec_boxoffice_sandbox",
+        default_value = "whsec_boxoffice_sandbox_change-me",
         hide_env_values = true
     )]
     webhook_secret: String,
