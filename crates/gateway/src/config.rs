@@ -40,6 +40,10 @@ pub struct GatewayConfig {
     pub limit_global: RateLimit,
     /// Per client address (an IPv6 client's /64).
     pub limit_per_address: RateLimit,
+    /// Public reads (event details, seat map: no token needed, a seat map walks every
+    /// seat) per client address, a second bucket on top of `limit_per_address`; lower
+    /// than it, or it never refuses anything.
+    pub limit_public_reads_per_address: RateLimit,
     /// Who the client is behind a proxy (`[gateway.client_address]`).
     pub client_address: ClientAddressConfig,
     /// Per fan (access-token subject), across addresses.
@@ -80,6 +84,7 @@ impl Section for GatewayConfig {
         }
         self.limit_global.validate("gateway.limit_global")?;
         self.limit_per_address.validate("gateway.limit_per_address")?;
+        self.limit_public_reads_per_address.validate("gateway.limit_public_reads_per_address")?;
         self.limit_per_fan.validate("gateway.limit_per_fan")?;
         self.client_address.validate("gateway")?;
         self.http.validate("gateway")?;
