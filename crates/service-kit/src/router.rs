@@ -11,9 +11,8 @@
 //! public port (a cloud load balancer's health check, an Ingress controller's) need
 //! something there to ask.
 //!
-//! Public answers are gzip-compressed when the client accepts it (`Accept-Encoding`)
-//! and they are larger than [`COMPRESS_ABOVE`]: a seat map of 100,000 seats is 13 MB of
-//! JSON, and each fan's reload of it cost that much of the service's bandwidth.
+//! Public answers are gzip-compressed when the client accepts it and they are large
+//! (see [`crate::compression`]).
 //!
 //! A service declares its API as a [`OpenApiRouter`] of handlers each described by
 //! `#[utoipa::path(…)]` (method, path, parameters, body, every status it answers), so
@@ -28,8 +27,6 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use tower_http::compression::predicate::{DefaultPredicate, Predicate, SizeAbove};
-use tower_http::compression::CompressionLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::health::{self, ReadinessCheck};
@@ -61,11 +58,6 @@ pub fn management_router(component: &'static str, readiness: Vec<(&'static str, 
     metrics::instrument(router, component)
 }
 
-/// Answers up to this many bytes go out as they are: gzip saves little on them, and
-/// the waiting room's joins and polls (a few hundred bytes, its busiest routes) would
-/// each pay for a compressor's state.
-pub const COMPRESS_ABOVE: u16 = 1024;
-
 fn public_router(component: &'static str, api: OpenApiRouter) -> Router {
     let (api, mut description) = api.split_for_parts();
     openapi::describe(&mut description, component);
@@ -77,7 +69,7 @@ fn public_router(component: &'static str, api: OpenApiRouter) -> Router {
         .fallback(not_found)
         // After every route is in place: it applies to the routes already added.
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(SizeAbove::new(COMPRESS_ABOVE))));
+        .layer(crate::compression::layer());
     metrics::instrument(router, component)
 }
 

@@ -144,36 +144,45 @@ async fn an_order_limit_changed_in_the_database_applies_within_the_rules_cache_b
     assert_eq!(second.code(), "order_limit_exceeded");
 }
 
-/// `GET path` with `Accept-Encoding: gzip` when `gzip`: the `Content-Encoding` answered
-/// and the body as sent.
-async fn raw_get(app: &TestApp, path: &str, gzip: bool) -> (Option<String>, Vec<u8>) {
+/// `GET path` with `Accept-Encoding: gzip` when `gzip`: the `Content-Encoding` and
+/// `Content-Length` answered and the body as sent.
+async fn raw_get(app: &TestApp, path: &str, gzip: bool) -> (Option<String>, Option<u64>, Vec<u8>) {
     let mut request = app.http.get(app.url(path));
     if gzip {
         request = request.header("accept-encoding", "gzip");
     }
     let response = request.send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK, "{path}");
-    let encoding = response.headers().get("content-encoding").map(|v| v.to_str().unwrap().to_owned());
-    (encoding, response.bytes().await.unwrap().to_vec())
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let (encoding, length) = (header("content-encoding"), header("content-length").map(|n| n.parse().unwrap()));
+    (encoding, length, response.bytes().await.unwrap().to_vec())
 }
 
+/// Uncached, the answer is compressed on its way out; cached, its copy was compressed
+/// once when it was read. Either way the client sees the same.
 #[tokio::test]
 async fn the_seat_map_is_gzipped_for_a_client_that_accepts_it_and_decodes_to_the_same_json() {
-    let app = spawn_app().await;
-    let event = app.numbered_event(2_000).await;
+    for max_age_ms in [0, 60_000] {
+        let app = spawn_app_with(10, |c| c.seat_map_max_age_ms = max_age_ms).await;
+        let event = app.numbered_event(2_000).await;
 
-    let (encoding, plain) = raw_get(&app, &event.path("/seats"), false).await;
-    assert_eq!(encoding, None, "not asked for");
-    let (encoding, gzipped) = raw_get(&app, &event.path("/seats"), true).await;
-    assert_eq!(encoding.as_deref(), Some("gzip"));
-    let mut decoded = Vec::new();
-    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut decoded).unwrap();
-    let json = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).unwrap();
-    assert_eq!(json(&decoded), json(&plain));
-    assert_eq!(json(&plain)["seats"].as_array().map(Vec::len), Some(2_000));
-    assert!(gzipped.len() * 10 < plain.len(), "{} bytes gzipped, {} plain", gzipped.len(), plain.len());
+        let (encoding, _, plain) = raw_get(&app, &event.path("/seats"), false).await;
+        assert_eq!(encoding, None, "not asked for ({max_age_ms} ms)");
+        let (encoding, length, gzipped) = raw_get(&app, &event.path("/seats"), true).await;
+        assert_eq!(encoding.as_deref(), Some("gzip"), "{max_age_ms} ms");
+        // Compressed on the way out, the answer streams; the cached copy was compressed
+        // whole when it was read, so its length is known.
+        let cached = max_age_ms > 0;
+        assert_eq!(length, cached.then_some(gzipped.len() as u64), "{max_age_ms} ms");
+        let mut decoded = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut decoded).unwrap();
+        let json = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).unwrap();
+        assert_eq!(json(&decoded), json(&plain), "{max_age_ms} ms");
+        assert_eq!(json(&plain)["seats"].as_array().map(Vec::len), Some(2_000));
+        assert!(gzipped.len() * 10 < plain.len(), "{} bytes gzipped, {} plain", gzipped.len(), plain.len());
 
-    // Small answers (under service_kit::router::COMPRESS_ABOVE) go out as they are.
-    let (encoding, details) = raw_get(&app, &event.path(""), true).await;
-    assert_eq!((encoding, json(&details)["id"].as_str()), (None, Some(event.id.to_string().as_str())));
+        // Small answers (up to service_kit::compression::COMPRESS_ABOVE) go out as they are.
+        let (encoding, _, details) = raw_get(&app, &event.path(""), true).await;
+        assert_eq!((encoding, json(&details)["id"].as_str()), (None, Some(event.id.to_string().as_str())));
+    }
 }
