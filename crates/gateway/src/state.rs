@@ -56,7 +56,7 @@ impl AppState {
             admin_key: AdminKey::new(config.admin_api_key.clone()),
             limits: Arc::new(crate::limits::limits(config)),
             client_address: Arc::new(config.client_address.clone()),
-            revocations: Arc::new(Revocations::default()),
+            revocations: Arc::new(Revocations::new(config.revocation_poll_interval())),
             seat_maps: public_read_cache(config.seat_map_max_age_ms),
             details: public_read_cache(config.seat_map_max_age_ms),
         }
