@@ -75,7 +75,7 @@ async fn build_gateway(settings: &Settings, db: Database) -> anyhow::Result<gate
     let gateway = gateway::Application::build(&settings.gateway, db, verifier)
         .await
         .with_context(|| format!("gateway cannot listen on {}", settings.gateway.listen))?;
-    Ok(gateway.reload_keys_from(settings.tokens.keys_dir.clone(), gateway::keys::RELOAD_EVERY))
+    Ok(gateway.reload_keys_from(settings.tokens.keys_dir.clone(), settings.gateway.key_reload_interval()))
 }
 
 /// Starts whether or not Redis and PostgreSQL are up: both connect on first use (see

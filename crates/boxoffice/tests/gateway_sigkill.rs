@@ -68,6 +68,8 @@ fn start_gateway(db_url: &str, keys: &std::path::Path, port: u16, management: u1
         // Every client comes from 127.0.0.1: the per-address limit would be the test.
         .env("BOXOFFICE__GATEWAY__LIMIT_PER_ADDRESS__PER_SECOND", "1000000")
         .env("BOXOFFICE__GATEWAY__LIMIT_PER_ADDRESS__BURST", "1000000")
+        .env("BOXOFFICE__GATEWAY__LIMIT_PUBLIC_READS_PER_ADDRESS__PER_SECOND", "1000000")
+        .env("BOXOFFICE__GATEWAY__LIMIT_PUBLIC_READS_PER_ADDRESS__BURST", "1000000")
         .env("BOXOFFICE__GATEWAY__LIMIT_GLOBAL__PER_SECOND", "1000000")
         .env("BOXOFFICE__GATEWAY__LIMIT_GLOBAL__BURST", "1000000")
         .env("BOXOFFICE__LOG__FORMAT", "json")

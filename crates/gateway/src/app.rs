@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use access_token::TokenVerifier;
 use axum::Router;
+use chrono::{DateTime, Utc};
 use sales::Sales;
 use service_kit::postgres::Database;
 use service_kit::rate_limit::ClientLimits;
@@ -27,6 +28,8 @@ pub struct Application {
     management_router: Router,
     limits: Arc<ClientLimits>,
     revocations: Arc<Revocations>,
+    /// Where the revocation poll goes on from: the first read's, if it succeeded.
+    revocations_read: Option<DateTime<Utc>>,
     sales: Sales,
     verifier: Arc<TokenVerifier>,
     key_reload: Option<(PathBuf, Duration)>,
@@ -34,7 +37,13 @@ pub struct Application {
     http: HttpConfig,
 }
 
+/// How long [`Application::build`] waits for the first read of the revocations. A
+/// replica that cannot reach its database still starts within it, refusing fans (and
+/// not ready) until its poll reads them.
+const FIRST_REVOCATIONS_READ_WAIT: Duration = Duration::from_secs(2);
+
 impl Application {
+    /// Binds both listeners and reads the revocations once (see [`crate::revocations`]).
     pub async fn build(config: &GatewayConfig, db: Database, verifier: TokenVerifier) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
         let management_listener = TcpListener::bind(config.management_listen).await?;
@@ -45,6 +54,11 @@ impl Application {
         let limits = state.limits.clone();
         let (revocations, sales, verifier) = (state.revocations.clone(), state.sales.clone(), state.verifier.clone());
         let routers = crate::routes::router(state);
+        let first_read = tokio::time::timeout(FIRST_REVOCATIONS_READ_WAIT, revocations.refresh(&sales, None));
+        let revocations_read = first_read.await.unwrap_or_else(|_| {
+            tracing::warn!("reading token revocations is slow; refusing fans until a read succeeds");
+            None
+        });
         Ok(Self {
             listener,
             router: routers.public,
@@ -52,6 +66,7 @@ impl Application {
             management_router: routers.management,
             limits,
             revocations,
+            revocations_read,
             sales,
             verifier,
             key_reload: None,
@@ -80,7 +95,7 @@ impl Application {
     /// requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         self.limits.spawn_sweeper(shutdown.clone());
-        self.revocations.spawn_poller(self.sales, shutdown.clone());
+        self.revocations.spawn_poller(self.sales, self.revocations_read, shutdown.clone());
         if let Some((dir, every)) = self.key_reload {
             crate::keys::spawn_reloader(self.verifier, dir, every, shutdown.clone());
         }

@@ -36,6 +36,12 @@ impl FromRequestParts<AppState> for Fan {
             Error::BadToken(e)
         })?;
         // On every request: a cached token may have been revoked since it was verified.
+        // Until this replica has read the revocations once, it cannot tell: it refuses
+        // (fails closed) rather than accept a token revoked before it started.
+        if !state.revocations.loaded() {
+            metrics::token_rejected("revocations_not_loaded");
+            return Err(Error::RevocationsNotLoaded(state.revocations.poll_every()));
+        }
         if state.revocations.is_revoked(&claims) {
             metrics::token_rejected("revoked");
             return Err(Error::TokenRevoked);
@@ -78,6 +84,8 @@ pub fn describe_access_token(openapi: &mut OpenApi) {
 }
 
 /// What [`Fan`] refuses before a fan's handler runs, for `#[utoipa::path(responses(…))]`.
+/// Its `503 revocations_not_loaded` (this replica has not read the revocations yet) is
+/// described with each route's own 503.
 pub struct FanRefused;
 
 impl IntoResponses for FanRefused {

@@ -40,10 +40,21 @@ pub struct GatewayConfig {
     pub limit_global: RateLimit,
     /// Per client address (an IPv6 client's /64).
     pub limit_per_address: RateLimit,
+    /// Public reads (event details, seat map: no token needed, a seat map walks every
+    /// seat) per client address, a second bucket on top of `limit_per_address`; lower
+    /// than it, or it never refuses anything.
+    pub limit_public_reads_per_address: RateLimit,
     /// Who the client is behind a proxy (`[gateway.client_address]`).
     pub client_address: ClientAddressConfig,
     /// Per fan (access-token subject), across addresses.
     pub limit_per_fan: RateLimit,
+    /// How often each replica reads new token revocations: a revoked token is refused
+    /// by every replica within about this. Each read is one indexed query over the
+    /// last few minutes' revocations.
+    pub revocation_poll_interval_ms: u64,
+    /// How often the binary reads the public keys in `tokens.keys_dir` again: a new
+    /// key is trusted within about this.
+    pub key_reload_interval_secs: u64,
     /// How long clients may take (`[gateway.http]`).
     pub http: HttpConfig,
     /// The payment provider and checkout (`[gateway.payments]`).
@@ -173,7 +184,14 @@ impl Section for GatewayConfig {
         }
         self.limit_global.validate("gateway.limit_global")?;
         self.limit_per_address.validate("gateway.limit_per_address")?;
+        self.limit_public_reads_per_address.validate("gateway.limit_public_reads_per_address")?;
         self.limit_per_fan.validate("gateway.limit_per_fan")?;
+        if !(1..=60_000).contains(&self.revocation_poll_interval_ms) {
+            return Err("gateway.revocation_poll_interval_ms must be 1-60000".into());
+        }
+        if !(1..=3_600).contains(&self.key_reload_interval_secs) {
+            return Err("gateway.key_reload_interval_secs must be 1-3600".into());
+        }
         self.client_address.validate("gateway")?;
         self.http.validate("gateway")?;
         self.payments.validate(&listeners, self.deployment)?;
@@ -188,6 +206,14 @@ impl Section for GatewayConfig {
 }
 
 impl GatewayConfig {
+    pub fn revocation_poll_interval(&self) -> Duration {
+        Duration::from_millis(self.revocation_poll_interval_ms)
+    }
+
+    pub fn key_reload_interval(&self) -> Duration {
+        Duration::from_secs(self.key_reload_interval_secs)
+    }
+
     /// What the sale's use cases need to know of this configuration.
     pub fn sales_settings(&self) -> sales::Settings {
         sales::Settings {
@@ -209,6 +235,24 @@ mod tests {
     /// admin key of `config/default.toml`.
     fn config() -> GatewayConfig {
         test_support::config(&[], |_| {})
+    }
+
+    #[test]
+    fn the_poll_and_reload_intervals_are_bounded_naming_the_key() {
+        assert_eq!(config().revocation_poll_interval(), Duration::from_secs(1));
+        assert_eq!(config().key_reload_interval(), Duration::from_secs(10));
+        type Change = fn(&mut GatewayConfig);
+        let wrong: [(Change, &str); 4] = [
+            (|c| c.revocation_poll_interval_ms = 0, "gateway.revocation_poll_interval_ms must be 1-60000"),
+            (|c| c.revocation_poll_interval_ms = 60_001, "gateway.revocation_poll_interval_ms must be 1-60000"),
+            (|c| c.key_reload_interval_secs = 0, "gateway.key_reload_interval_secs must be 1-3600"),
+            (|c| c.key_reload_interval_secs = 3_601, "gateway.key_reload_interval_secs must be 1-3600"),
+        ];
+        for (change, message) in wrong {
+            let mut c = config();
+            change(&mut c);
+            assert_eq!(c.validate(), Err(message.to_owned()));
+        }
     }
 
     #[test]

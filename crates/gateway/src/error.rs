@@ -28,6 +28,11 @@ pub enum Error {
     InvalidEvent(String),
     #[error("too many requests; retry after {} s", .0.as_secs().max(1))]
     RateLimited(std::time::Duration),
+    /// This replica has not yet read the revoked admissions (it started, or has not
+    /// reached the database since): it cannot tell a revoked token from a good one, so
+    /// it serves no fan until it can. Retry after a poll interval.
+    #[error("this server cannot check access tokens yet; retry after {} s", .0.as_secs().max(1))]
+    RevocationsNotLoaded(std::time::Duration),
     #[error(transparent)]
     Sales(#[from] sales::Error),
 }
@@ -47,6 +52,7 @@ impl Error {
             Self::InvalidSignature(_) => (StatusCode::BAD_REQUEST, "invalid_signature"),
             Self::InvalidEvent(_) => (StatusCode::BAD_REQUEST, "invalid_event"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::RevocationsNotLoaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "revocations_not_loaded"),
             Self::Sales(sale) => match sale {
                 Sale::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.code),
                 Sale::NotFound(What::Event) => (StatusCode::NOT_FOUND, "event_not_found"),
@@ -96,6 +102,10 @@ impl IntoResponse for Error {
             Self::Sales(sales::Error::Internal(source)) => tracing::error!(error = %source, "request failed"),
             Self::RateLimited(wait) => {
                 return service_kit::error_body::too_many_requests(wait.as_secs_f64().ceil() as u64, self.to_string())
+            }
+            Self::RevocationsNotLoaded(wait) => {
+                let secs = wait.as_secs_f64().ceil() as u64;
+                return service_kit::error_body::error_response_retry_after(status, code, secs, self.to_string());
             }
             _ => {}
         }

@@ -17,9 +17,6 @@ use tokio_util::sync::CancellationToken;
 /// (it leaked), restart the gateways without its file.
 pub const KEEP_REMOVED_FOR: Duration = Duration::from_secs(86_400 + 300);
 
-/// How often the gateway binary reads the key directory again.
-pub const RELOAD_EVERY: Duration = Duration::from_secs(10);
-
 /// Reads `dir` every `every` until `shutdown` and hands what it finds to `verifier`.
 pub fn spawn_reloader(verifier: Arc<TokenVerifier>, dir: PathBuf, every: Duration, shutdown: CancellationToken) {
     tokio::spawn(async move {

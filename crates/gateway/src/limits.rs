@@ -4,6 +4,11 @@
 //! 1. per address ([`per_request`]): the one limit a client cannot escape by changing
 //!    tokens, so it comes first; a flood from one address is refused here and takes
 //!    nothing from the limits after it;
+//!    - public reads (the unauthenticated event details and seat map) also take from a
+//!      second, lower bucket per address (`gateway.limit_public_reads_per_address`):
+//!      they need no token, so anyone can send them, and a seat map walks every seat
+//!      (13 MB of JSON on 100,000 seats). Fans' order routes do not touch this bucket,
+//!      so a client reloading the seat map too often can still book;
 //! 2. the replica's ceiling ([`per_request`]): spent only by requests their address
 //!    allowed, so one address cannot use it up for everyone (with the ceiling first, an
 //!    address past its own limit drained it and an innocent address got 429s);
@@ -12,7 +17,8 @@
 //!    is only reached within the sender's address bucket;
 //! 4. per fan ([`crate::auth::Fan`]): needs the verified token to name the fan.
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use service_kit::client_address::ClientAddress;
@@ -27,17 +33,32 @@ use crate::state::AppState;
 /// by the [`crate::auth::Fan`] extractor once the token names the fan.
 pub fn limits(config: &GatewayConfig) -> ClientLimits {
     ClientLimits::new(metrics::RATE_LIMITED, config.limit_per_address, config.limit_per_fan)
+        .with_public_reads(config.limit_public_reads_per_address)
         .with_global(config.limit_global)
 }
 
-/// Refuses a request over the client's or the replica's limit before it is routed:
-/// the client's first, so a request it refuses takes no token from the replica's.
+/// The public reads, as their routes are matched: no token, anyone may send them.
+pub const PUBLIC_READS: [&str; 2] = ["/v1/events/{event_id}", "/v1/events/{event_id}/seats"];
+
+fn is_public_read(request: &Request) -> bool {
+    matches!(*request.method(), Method::GET | Method::HEAD)
+        && request.extensions().get::<MatchedPath>().is_some_and(|path| PUBLIC_READS.contains(&path.as_str()))
+}
+
+/// Refuses a request over the client's or the replica's limit before its handler runs:
+/// the client's first (and, for a public read, the client's public-read bucket), so a
+/// request they refuse takes no token from the replica's.
 pub async fn per_request(
     State(state): State<AppState>,
     client: ClientAddress,
     request: Request,
     next: Next,
 ) -> Result<Response, Error> {
-    state.limits.check_address(&client).and_then(|()| state.limits.check_global()).map_err(Error::RateLimited)?;
+    let limits = &state.limits;
+    limits
+        .check_address(&client)
+        .and_then(|()| if is_public_read(&request) { limits.check_public_read(&client) } else { Ok(()) })
+        .and_then(|()| limits.check_global())
+        .map_err(Error::RateLimited)?;
     Ok(next.run(request).await)
 }

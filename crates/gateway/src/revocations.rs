@@ -1,8 +1,14 @@
 //! Revoked admissions, as this replica knows them: every unexpired revocation, read
-//! from PostgreSQL by a background poll every [`POLL_EVERY`], and checked on every
-//! fan's request after the token is verified (or found in the verified-token cache), so
-//! a revoked token is refused by every replica within about a second of the
-//! organizer's request.
+//! from PostgreSQL by a background poll every `gateway.revocation_poll_interval_ms`
+//! (a second by default), and checked on every fan's request after the token is
+//! verified (or found in the verified-token cache), so a revoked token is refused by
+//! every replica within about a poll interval of the organizer's request.
+//!
+//! Until its first read has succeeded, a replica knows no revocation at all, and a
+//! token revoked before it started would pass: it fails closed instead. Fans' routes
+//! answer `503 revocations_not_loaded` and `/readyz` names `revocations`, so a load
+//! balancer sends fans elsewhere. [`crate::Application::build`] makes the first read,
+//! so a replica that reaches its database serves fans from its first request.
 //!
 //! Held in memory: a token id per revoked token and an instant per revoked fan of an
 //! event, each forgotten when no token it matches can still be valid (a day and five
@@ -10,6 +16,7 @@
 //! revocations of the last day: the organizer's, a handful per fraud case.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -17,16 +24,17 @@ use access_token::AccessClaims;
 use chrono::{DateTime, Utc};
 use sales::model::Revocation;
 use sales::Sales;
+use service_kit::health::ReadinessCheck;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// How often each replica reads new revocations: the bound on how long a revoked token
-/// still works, plus one read.
-pub const POLL_EVERY: Duration = Duration::from_secs(1);
-
-#[derive(Default)]
 pub struct Revocations {
     known: RwLock<Known>,
+    /// Whether a read has succeeded: before it, no token can be checked.
+    loaded: AtomicBool,
+    /// How often the poll reads new revocations: the bound on how long a revoked token
+    /// still works, plus one read.
+    poll_every: Duration,
 }
 
 #[derive(Default)]
@@ -38,6 +46,37 @@ struct Known {
 }
 
 impl Revocations {
+    /// Knowing nothing yet; [`Revocations::refresh`] reads.
+    pub fn new(poll_every: Duration) -> Self {
+        Self { known: RwLock::default(), loaded: AtomicBool::new(false), poll_every }
+    }
+
+    /// Whether a read has succeeded, so [`Revocations::is_revoked`] can be believed.
+    pub fn loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// The poll interval: how long a client refused for [`Revocations::loaded`] being
+    /// false should wait.
+    pub fn poll_every(&self) -> Duration {
+        self.poll_every
+    }
+
+    /// A `/readyz` check: failing until the first read has succeeded.
+    pub fn readiness_check(self: &Arc<Self>) -> ReadinessCheck {
+        let revocations = Arc::clone(self);
+        Arc::new(move || {
+            let loaded = revocations.loaded();
+            Box::pin(async move {
+                if loaded {
+                    Ok(())
+                } else {
+                    Err("not read yet".to_owned())
+                }
+            })
+        })
+    }
+
     /// Whether the organizer revoked this token, or every token of its fan for its event
     /// issued up to the token's own issue time.
     pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
@@ -73,27 +112,46 @@ impl Revocations {
         });
     }
 
-    /// Polls every [`POLL_EVERY`] until `shutdown`: all unexpired revocations first,
-    /// then those written since the previous read (with an overlap, see
-    /// `sales::revocations::POLL_OVERLAP`). A failed read is logged and retried at the
-    /// next tick; what the replica knew stays.
-    pub fn spawn_poller(self: Arc<Self>, sales: Sales, shutdown: CancellationToken) {
+    /// Reads what was revoked since `previous` (every unexpired revocation for `None`,
+    /// then those written since the previous read, with an overlap, see
+    /// `sales::revocations::POLL_OVERLAP`) and returns the `previous` of the next read.
+    /// A failed read is logged; what the replica knew stays.
+    pub async fn refresh(&self, sales: &Sales, previous: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        match sales.revocations_since(previous).await {
+            Ok(read) => {
+                self.apply(read.revocations, read.read_at);
+                if !self.loaded.swap(true, Ordering::AcqRel) {
+                    tracing::info!("token revocations read: serving fans");
+                }
+                Some(read.read_at)
+            }
+            Err(e) => {
+                if self.loaded() {
+                    tracing::warn!(error = %e, "reading token revocations failed; retrying");
+                } else {
+                    tracing::warn!(error = %e, "reading token revocations failed; refusing fans until a read succeeds");
+                }
+                previous
+            }
+        }
+    }
+
+    /// Reads every poll interval until `shutdown`, from `previous` (the
+    /// [`Revocations::refresh`] made before, if any).
+    pub fn spawn_poller(self: Arc<Self>, sales: Sales, previous: Option<DateTime<Utc>>, shutdown: CancellationToken) {
         tokio::spawn(async move {
-            let mut previous = None;
-            let mut ticks = tokio::time::interval(POLL_EVERY);
+            let mut previous = previous;
+            let mut ticks = tokio::time::interval(self.poll_every);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            if previous.is_some() {
+                ticks.tick().await; // the first tick is now: a read just succeeded
+            }
             loop {
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
                     _ = ticks.tick() => {}
                 }
-                match sales.revocations_since(previous).await {
-                    Ok(read) => {
-                        self.apply(read.revocations, read.read_at);
-                        previous = Some(read.read_at);
-                    }
-                    Err(e) => tracing::warn!(error = %e, "reading token revocations failed; retrying"),
-                }
+                previous = self.refresh(&sales, previous).await;
             }
         });
     }
@@ -116,7 +174,7 @@ mod tests {
 
     #[test]
     fn a_fan_revocation_covers_tokens_issued_up_to_it_and_every_revocation_expires() {
-        let revocations = Revocations::default();
+        let revocations = Revocations::new(Duration::from_secs(1));
         let event = Uuid::new_v4();
         let token = |fan: &str, iat: i64| AccessClaims::new(fan, event, iat, 300);
         let revoked = token("fan-1", 1_000);

@@ -18,9 +18,13 @@ pub struct SchedulerConfig {
     pub purge_idempotency_keys_every_secs: u64,
     /// How long a retry with the same `Idempotency-Key` still finds the first answer.
     pub idempotency_key_retention_hours: i32,
-    /// Keys deleted per statement; the purge loops until a batch comes back short, so
-    /// however many keys piled up, no statement locks or writes more than this.
+    /// Keys (and token revocations) deleted per statement; the purges loop until a
+    /// batch comes back short, so however many rows piled up, no statement locks or
+    /// writes more than this.
     pub purge_batch: i64,
+    /// How often token revocations that cover no valid token any more (a day and five
+    /// minutes after they were written) are deleted.
+    pub purge_token_revocations_every_secs: u64,
     /// How often the oversell watchdog re-reads the inventory invariants. A run that
     /// finds the previous one still going skips (each job runs once at a time per replica).
     pub check_invariants_every_secs: u64,
@@ -49,6 +53,7 @@ impl Section for SchedulerConfig {
         let intervals = [
             self.release_expired_holds_every_secs,
             self.purge_idempotency_keys_every_secs,
+            self.purge_token_revocations_every_secs,
             self.check_invariants_every_secs,
             self.reconcile_payments_every_secs,
             self.reconcile_unsettled_after_secs,

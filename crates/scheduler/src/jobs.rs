@@ -71,6 +71,23 @@ pub async fn purge_idempotency_keys(db: &Database, retention_hours: i32, batch: 
     }
 }
 
+/// Deletes revocations that no longer cover any valid token (see
+/// `sales::store::revocations::purge_expired`), at most `batch` per statement, until a
+/// batch comes back short. Gateways ignore such rows already; this keeps the table as
+/// small as the last day's revocations.
+pub async fn purge_token_revocations(db: &Database, batch: i64) -> Result<Batches, sales::Error> {
+    let mut done = Batches::default();
+    loop {
+        let n = db.write(move |conn| Box::pin(sales::store::revocations::purge_expired(conn, batch))).await?;
+        done.rows += n;
+        done.statements += 1;
+        ::metrics::counter!(metrics::TOKEN_REVOCATIONS_PURGED).increment(n);
+        if n < batch as u64 {
+            return Ok(done);
+        }
+    }
+}
+
 /// The oversell watchdog: re-reads the inventory invariants of the events in `scope`
 /// and exports what it finds, with the time it finished. Read-only, so every replica
 /// may run it; each exports the same figures. Returns the number of violations. A

@@ -108,6 +108,11 @@ impl Scheduler {
             })
             .await?;
         repeat
+            .add("purge_token_revocations", every(config.purge_token_revocations_every_secs), move |db| async move {
+                jobs::purge_token_revocations(&db, purge_batch).await.map(|done| done.rows)
+            })
+            .await?;
+        repeat
             .add("check_invariants", every(config.check_invariants_every_secs), move |db| async move {
                 jobs::check_invariants(&db, scope).await
             })

@@ -4,6 +4,8 @@
 pub const HOLDS_RELEASED: &str = "boxoffice_scheduler_holds_released_total";
 /// Idempotency keys deleted after their retention.
 pub const IDEMPOTENCY_KEYS_PURGED: &str = "boxoffice_scheduler_idempotency_keys_purged_total";
+/// Token revocations deleted once no token they cover can still be valid.
+pub const TOKEN_REVOCATIONS_PURGED: &str = "boxoffice_scheduler_token_revocations_purged_total";
 /// Job runs that failed, by `task` (not `job`: Prometheus sets that label itself).
 pub const JOB_FAILURES: &str = "boxoffice_scheduler_job_failures_total";
 /// Ticks at which a job did not run because its previous run in this replica was still
@@ -24,8 +26,13 @@ pub const WATCHDOG_LAST_RUN: &str = "boxoffice_watchdog_last_run_timestamp_secon
 pub const PAYMENTS_RECONCILED: &str = "boxoffice_scheduler_payments_reconciled_total";
 
 /// The job names, as the `task` label of [`JOB_FAILURES`] and [`JOB_SKIPPED`].
-pub const TASKS: [&str; 4] =
-    ["release_expired_holds", "purge_idempotency_keys", "check_invariants", "reconcile_payments"];
+pub const TASKS: [&str; 5] = [
+    "release_expired_holds",
+    "purge_idempotency_keys",
+    "purge_token_revocations",
+    "check_invariants",
+    "reconcile_payments",
+];
 
 /// Creates the counters at 0, so their first increment shows in `rate()`.
 pub fn register() {
@@ -34,6 +41,7 @@ pub fn register() {
     for kind in ["attempt", "refund", "unresolved"] {
         metrics::counter!(PAYMENTS_RECONCILED, "kind" => kind).increment(0);
     }
+    metrics::counter!(TOKEN_REVOCATIONS_PURGED).increment(0);
     for task in TASKS {
         metrics::counter!(JOB_FAILURES, "task" => task).increment(0);
         metrics::counter!(JOB_SKIPPED, "task" => task).increment(0);

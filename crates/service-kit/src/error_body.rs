@@ -28,9 +28,19 @@ pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>
 
 /// A `429 Too Many Requests` with `Retry-After` in whole seconds (at least 1).
 pub fn too_many_requests(retry_after_secs: u64, message: impl Into<String>) -> Response {
-    let mut response = error_response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
-    let value = HeaderValue::from(retry_after_secs.max(1));
-    response.headers_mut().insert(header::RETRY_AFTER, value);
+    error_response_retry_after(StatusCode::TOO_MANY_REQUESTS, "rate_limited", retry_after_secs, message)
+}
+
+/// The error envelope with `Retry-After` in whole seconds (at least 1): a refusal that
+/// will pass later (`429`, a `503` the service expects to end).
+pub fn error_response_retry_after(
+    status: StatusCode,
+    code: &str,
+    retry_after_secs: u64,
+    message: impl Into<String>,
+) -> Response {
+    let mut response = error_response(status, code, message);
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
     response
 }
 

@@ -3,6 +3,8 @@
 //! - [`auth`]: bearer tokens, and the organizer (admin API key) as an extractor.
 //! - [`client_address`]: who is calling, believing a forwarding header only from the
 //!   trusted proxies of the configuration.
+//! - [`compression`]: gzip for large public answers, on the way out or made once for a
+//!   cached copy.
 //! - [`error_body`]: the one JSON error envelope, `{"error":{"code","message"}}`.
 //! - [`extract`]: `Json`, `Path` and `Query` whose rejections use that envelope.
 //! - [`invalid`]: a broken input rule, as services' domain modules report it, and
@@ -24,6 +26,7 @@
 
 pub mod auth;
 pub mod client_address;
+pub mod compression;
 pub mod error_body;
 pub mod extract;
 pub mod health;

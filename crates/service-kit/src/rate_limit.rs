@@ -87,6 +87,9 @@ impl GlobalLimiter {
 pub enum Limit {
     Global,
     Address,
+    /// The lower per-address bucket of unauthenticated reads (the gateway's seat map
+    /// and event details).
+    PublicRead,
     Fan,
 }
 
@@ -97,6 +100,7 @@ impl Limit {
         match self {
             Self::Global => "global",
             Self::Address => "address",
+            Self::PublicRead => "public_read",
             Self::Fan => "fan",
         }
     }
@@ -109,6 +113,7 @@ pub struct ClientLimits {
     refusals: &'static str,
     global: Option<GlobalLimiter>,
     per_address: KeyedLimiter<IpAddr>,
+    public_reads_per_address: Option<KeyedLimiter<IpAddr>>,
     per_fan: KeyedLimiter<String>,
 }
 
@@ -118,6 +123,7 @@ impl ClientLimits {
             refusals,
             global: None,
             per_address: KeyedLimiter::new(per_address),
+            public_reads_per_address: None,
             per_fan: KeyedLimiter::new(per_fan),
         };
         limits.count_from_zero(Limit::Address);
@@ -130,6 +136,22 @@ impl ClientLimits {
         self.global = Some(GlobalLimiter::new(limit));
         self.count_from_zero(Limit::Global);
         self
+    }
+
+    /// Adds a second, lower bucket per address for public reads, checked by
+    /// [`ClientLimits::check_public_read`] on top of the address's own.
+    pub fn with_public_reads(mut self, limit: RateLimit) -> Self {
+        self.public_reads_per_address = Some(KeyedLimiter::new(limit));
+        self.count_from_zero(Limit::PublicRead);
+        self
+    }
+
+    /// `Err(wait)` when the client's public-read bucket is empty (never without one).
+    /// Checked after [`ClientLimits::check_address`] and before the replica's ceiling,
+    /// so a read it refuses takes nothing from the ceiling either.
+    pub fn check_public_read(&self, client: &ClientAddress) -> Result<(), Duration> {
+        let Some(limiter) = &self.public_reads_per_address else { return Ok(()) };
+        limiter.check(&client.bucket()).inspect_err(|_| self.refused(Limit::PublicRead))
     }
 
     /// `Err(wait)` when the replica is over its ceiling (never without one). Check the
@@ -165,6 +187,9 @@ impl ClientLimits {
 
     fn forget_idle(&self) {
         self.per_address.forget_idle();
+        if let Some(limiter) = &self.public_reads_per_address {
+            limiter.forget_idle();
+        }
         self.per_fan.forget_idle();
     }
 
@@ -207,6 +232,20 @@ mod tests {
         assert!(limits.check_address(&client("2001:db8:0:1::1")).is_ok());
         assert!(limits.check_address(&client("2001:db8:0:1::2")).is_err());
         assert!(limits.check_address(&client("2001:db8:0:2::1")).is_ok());
+    }
+
+    #[test]
+    fn public_reads_have_their_own_bucket_per_address_on_top_of_the_address_limit() {
+        let many = RateLimit { per_second: 100, burst: 100 };
+        let limits = ClientLimits::new("test_rate_limited_total", many, many)
+            .with_public_reads(RateLimit { per_second: 1, burst: 2 });
+        let (a, b) = (client("10.0.0.1"), client("10.0.0.2"));
+        assert!(limits.check_public_read(&a).is_ok() && limits.check_public_read(&a).is_ok());
+        assert!(limits.check_public_read(&a).is_err());
+        assert!(limits.check_address(&a).is_ok(), "the address's own bucket is another");
+        assert!(limits.check_public_read(&b).is_ok());
+        let without = ClientLimits::new("test_rate_limited_total", many, many);
+        assert!((0..10).all(|_| without.check_public_read(&a).is_ok()));
     }
 
     #[test]

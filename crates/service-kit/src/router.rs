@@ -11,6 +11,9 @@
 //! public port (a cloud load balancer's health check, an Ingress controller's) need
 //! something there to ask.
 //!
+//! Public answers are gzip-compressed when the client accepts it and they are large
+//! (see [`crate::compression`]).
+//!
 //! A service declares its API as a [`OpenApiRouter`] of handlers each described by
 //! `#[utoipa::path(…)]` (method, path, parameters, body, every status it answers), so
 //! its OpenAPI description is written beside the code and cannot leave a route out;
@@ -65,7 +68,8 @@ fn public_router(component: &'static str, api: OpenApiRouter) -> Router {
         .merge(health::liveness_router())
         .fallback(not_found)
         // After every route is in place: it applies to the routes already added.
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(crate::compression::layer());
     metrics::instrument(router, component)
 }
 

@@ -1,7 +1,6 @@
 use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -221,9 +220,9 @@ async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<EventList>
         EventLookupRefused, RateLimited,
     ),
 )]
-#[tracing::instrument(skip(state))]
-async fn details(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<impl IntoResponse> {
-    Ok(([(CONTENT_TYPE, "application/json")], state.event_details_json(event_id).await?))
+#[tracing::instrument(skip(state, headers))]
+async fn details(State(state): State<AppState>, Path(event_id): Path<Uuid>, headers: HeaderMap) -> Result<Response> {
+    Ok(state.event_details_json(event_id).await?.answer(&headers))
 }
 
 /// Every seat and its state; answered from a short-lived cache when one is configured.
@@ -237,7 +236,7 @@ async fn details(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> R
         EventLookupRefused, RateLimited,
     ),
 )]
-#[tracing::instrument(skip(state))]
-async fn seat_map(State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<impl IntoResponse> {
-    Ok(([(CONTENT_TYPE, "application/json")], state.seat_map_json(event_id).await?))
+#[tracing::instrument(skip(state, headers))]
+async fn seat_map(State(state): State<AppState>, Path(event_id): Path<Uuid>, headers: HeaderMap) -> Result<Response> {
+    Ok(state.seat_map_json(event_id).await?.answer(&headers))
 }

@@ -62,7 +62,7 @@ async fn create(
         (status = 200, description = "The fan's hold", body = HoldView),
         (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
         (status = 404, description = "`event_not_found` or `hold_not_found` (also another fan's hold)", body = ErrorBody),
-        (status = 503, description = "`unavailable`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
         FanRefused, RateLimited,
     ),
     security(("access_token" = [])),
@@ -87,7 +87,7 @@ async fn show(
         (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
         (status = 404, description = "`event_not_found` or `hold_not_found`", body = ErrorBody),
         (status = 409, description = "`hold_not_active`: it was confirmed", body = ErrorBody),
-        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `outcome_unknown` or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
         FanRefused, RateLimited,
     ),
     security(("access_token" = [])),
@@ -114,7 +114,7 @@ async fn release(
         (status = 404, description = "`event_not_found` or `hold_not_found`", body = ErrorBody),
         (status = 409, description = "`hold_not_active`: it was released", body = ErrorBody),
         (status = 410, description = "`hold_expired`", body = ErrorBody),
-        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `outcome_unknown` or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
         FanRefused, RateLimited,
     ),
     security(("access_token" = [])),
@@ -145,7 +145,7 @@ impl IntoResponses for OrderRefused {
             ("413", "`payload_too_large`: a body past 2 MB"),
             ("409", "`seat_unavailable`, `seat_contended`, `sold_out`, or `request_in_progress` (an earlier request with this Idempotency-Key is being answered)"),
             ("422", "`invalid_selection`, `invalid_quantity`, `order_limit_exceeded`, `unknown_seat`, `duplicate_seat`, `unknown_section`, `idempotency_key_reused` (with another body), or `value_out_of_range` (the order's total)"),
-            ("503", "`unavailable` (nothing was written) or `outcome_unknown`"),
+            ("503", "`unavailable` (nothing was written), `outcome_unknown` or `revocations_not_loaded` (with `Retry-After`)"),
         ])
     }
 }

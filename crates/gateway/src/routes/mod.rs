@@ -19,6 +19,9 @@ use crate::{auth, limits};
 /// `service_router` serves as `/openapi.json`.
 pub fn router(state: AppState) -> Routers {
     let database = health::postgres_check(state.sales.database().pool().clone());
+    // Not ready until this replica has read the revoked admissions once: before, it
+    // refuses every fan.
+    let revocations = state.revocations.readiness_check();
     let mut api = OpenApiRouter::new()
         .merge(events::router())
         .merge(holds::router())
@@ -28,5 +31,5 @@ pub fn router(state: AppState) -> Routers {
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::per_request))
         .with_state(state);
     auth::describe_access_token(api.get_openapi_mut());
-    service_router("gateway", api, vec![("postgres", database)])
+    service_router("gateway", api, vec![("postgres", database), ("revocations", revocations)])
 }

@@ -1,7 +1,7 @@
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, ADMIN_KEY};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, ADMIN_KEY};
 
 fn concert() -> serde_json::Value {
     json!({
@@ -142,4 +142,47 @@ async fn an_order_limit_changed_in_the_database_applies_within_the_rules_cache_b
     let second = app.book(&event, "fan-2", json!({ "seats": ["3", "4"] })).await;
     assert_eq!(second.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", second.body);
     assert_eq!(second.code(), "order_limit_exceeded");
+}
+
+/// `GET path` with `Accept-Encoding: gzip` when `gzip`: the `Content-Encoding` and
+/// `Content-Length` answered and the body as sent.
+async fn raw_get(app: &TestApp, path: &str, gzip: bool) -> (Option<String>, Option<u64>, Vec<u8>) {
+    let mut request = app.http.get(app.url(path));
+    if gzip {
+        request = request.header("accept-encoding", "gzip");
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let (encoding, length) = (header("content-encoding"), header("content-length").map(|n| n.parse().unwrap()));
+    (encoding, length, response.bytes().await.unwrap().to_vec())
+}
+
+/// Uncached, the answer is compressed on its way out; cached, its copy was compressed
+/// once when it was read. Either way the client sees the same.
+#[tokio::test]
+async fn the_seat_map_is_gzipped_for_a_client_that_accepts_it_and_decodes_to_the_same_json() {
+    for max_age_ms in [0, 60_000] {
+        let app = spawn_app_with(10, |c| c.seat_map_max_age_ms = max_age_ms).await;
+        let event = app.numbered_event(2_000).await;
+
+        let (encoding, _, plain) = raw_get(&app, &event.path("/seats"), false).await;
+        assert_eq!(encoding, None, "not asked for ({max_age_ms} ms)");
+        let (encoding, length, gzipped) = raw_get(&app, &event.path("/seats"), true).await;
+        assert_eq!(encoding.as_deref(), Some("gzip"), "{max_age_ms} ms");
+        // Compressed on the way out, the answer streams; the cached copy was compressed
+        // whole when it was read, so its length is known.
+        let cached = max_age_ms > 0;
+        assert_eq!(length, cached.then_some(gzipped.len() as u64), "{max_age_ms} ms");
+        let mut decoded = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut decoded).unwrap();
+        let json = |bytes: &[u8]| serde_json::from_slice::<Value>(bytes).unwrap();
+        assert_eq!(json(&decoded), json(&plain), "{max_age_ms} ms");
+        assert_eq!(json(&plain)["seats"].as_array().map(Vec::len), Some(2_000));
+        assert!(gzipped.len() * 10 < plain.len(), "{} bytes gzipped, {} plain", gzipped.len(), plain.len());
+
+        // Small answers (up to service_kit::compression::COMPRESS_ABOVE) go out as they are.
+        let (encoding, _, details) = raw_get(&app, &event.path(""), true).await;
+        assert_eq!((encoding, json(&details)["id"].as_str()), (None, Some(event.id.to_string().as_str())));
+    }
 }

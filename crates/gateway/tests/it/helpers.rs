@@ -55,6 +55,20 @@ pub async fn spawn_app_with_unreachable_database() -> TestApp {
     start(db.pool, nowhere, |_| {}).await
 }
 
+/// The app on a database whose `token_revocations` table is renamed away before the
+/// gateway starts (to [`HELD_REVOCATIONS`]), so every read of the revocations fails
+/// until the test renames it back.
+pub async fn spawn_app_unable_to_read_revocations(adjust: impl FnOnce(&mut GatewayConfig)) -> TestApp {
+    let db = TestDatabase::new(&schema::MIGRATOR, 4).await.expect("test database");
+    let rename = format!("ALTER TABLE token_revocations RENAME TO {HELD_REVOCATIONS}");
+    sqlx::query(&rename).execute(&db.pool).await.expect("the table is renamed");
+    let database = db.service_database(4);
+    start(db.pool, database, adjust).await
+}
+
+/// Where [`spawn_app_unable_to_read_revocations`] puts `token_revocations`.
+pub const HELD_REVOCATIONS: &str = "token_revocations_held_back";
+
 /// The app reaching its database through a [`ChaosProxy`], with a pool of
 /// `max_connections`; the test's own `pool` connects directly.
 pub async fn spawn_app_through_proxy(max_connections: u32) -> (TestApp, ChaosProxy) {

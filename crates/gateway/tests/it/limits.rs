@@ -149,3 +149,31 @@ async fn garbage_tokens_past_the_address_limit_are_refused_before_verification()
     assert_eq!(&statuses[..5], [StatusCode::UNAUTHORIZED; 5], "{statuses:?}");
     assert!(statuses[6..].iter().all(|s| *s == StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
 }
+
+/// The event details and the seat map need no token: they take from a lower bucket per
+/// address on top of the address's own, which a fan's order routes do not touch.
+#[tokio::test]
+async fn public_reads_past_their_lower_limit_get_429_while_the_same_address_still_books() {
+    let app = spawn_app_with(5, |c| {
+        c.limit_per_address = RateLimit { per_second: 1, burst: 20 };
+        c.limit_public_reads_per_address = RateLimit { per_second: 1, burst: 2 };
+    })
+    .await;
+    let event = app.ga_event(10).await;
+    let details = app.send(Method::GET, &event.path(""), None, None).await;
+    let seats = app.send(Method::GET, &event.path("/seats"), None, None).await;
+    assert_eq!((details.status, seats.status), (StatusCode::OK, StatusCode::OK));
+
+    for path in ["", "/seats"] {
+        let refused = app.send(Method::GET, &event.path(path), None, None).await;
+        assert_eq!((refused.status, refused.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{path}");
+        assert_eq!(refused.headers["retry-after"], "1", "{path}");
+    }
+
+    let booked = app.book(&event, "reader", json!({ "section_id": event.sections[0], "quantity": 1 })).await;
+    assert_eq!(booked.status, StatusCode::CREATED, "an order route from the same address: {}", booked.body);
+    let token = app.token("reader", &event);
+    let listed = app.send(Method::GET, &event.path("/bookings"), Some(&token), None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.body["bookings"].as_array().map(Vec::len), Some(1), "{}", listed.body);
+}

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use test_support::{unix_now, Reply};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, Event, TestApp, ADMIN_KEY};
+use crate::helpers::{spawn_app, spawn_app_unable_to_read_revocations, Event, TestApp, ADMIN_KEY, HELD_REVOCATIONS};
 
 /// Far longer than a replica's poll interval (1 s); nothing here times it tightly.
 const DEADLINE: Duration = Duration::from_secs(15);
@@ -124,4 +124,57 @@ async fn a_revocation_is_for_the_organizer_and_names_one_token_or_one_fan_of_an_
     assert_eq!((unknown.status, unknown.code()), (StatusCode::NOT_FOUND, "event_not_found"));
     let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM token_revocations").fetch_one(&app.pool).await.unwrap();
     assert_eq!(count, 0);
+}
+
+/// A gateway that has not read the revocations cannot tell a revoked token from a good
+/// one: it refuses fans (503, Retry-After) and is not ready, then serves as soon as a
+/// read succeeds, refusing what was revoked meanwhile.
+#[tokio::test]
+async fn until_its_first_read_of_the_revocations_a_gateway_refuses_fans_and_is_not_ready() {
+    let app = spawn_app_unable_to_read_revocations(|c| c.revocation_poll_interval_ms = 100).await;
+    let event = app.ga_event(10).await; // the organizer's routes need no revocations
+    let (revoked, good) = (app.token("revoked", &event), app.token("good", &event));
+
+    for token in [&revoked, &good] {
+        let refused = my_bookings(&app, &event, token).await;
+        assert_eq!((refused.status, refused.code()), (StatusCode::SERVICE_UNAVAILABLE, "revocations_not_loaded"));
+        assert_eq!(refused.headers["retry-after"], "1");
+    }
+    let details = app.send(Method::GET, &event.path(""), None, None).await;
+    assert_eq!(details.status, StatusCode::OK, "public reads need no token");
+    let ready = Reply::of(app.http.get(app.management_url("/readyz"))).await;
+    assert_eq!(
+        (ready.status, ready.body),
+        (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "unavailable", "failing": ["revocations"] }))
+    );
+
+    // Revoked while the gateway could not read: refused once it can, never served.
+    let revoke = format!(
+        "INSERT INTO {HELD_REVOCATIONS} (event_id, fan_id, expires_at) VALUES ($1, 'revoked', now() + interval '1 day')"
+    );
+    sqlx::query(&revoke).bind(event.id).execute(&app.pool).await.unwrap();
+    let rename = format!("ALTER TABLE {HELD_REVOCATIONS} RENAME TO token_revocations");
+    sqlx::query(&rename).execute(&app.pool).await.unwrap();
+
+    let started = tokio::time::Instant::now();
+    let served = loop {
+        let reply = my_bookings(&app, &event, &good).await;
+        if reply.code() != "revocations_not_loaded" {
+            break reply;
+        }
+        assert!(started.elapsed() < DEADLINE, "still refused after {DEADLINE:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(served.status, StatusCode::OK, "{}", served.body);
+    let refused = my_bookings(&app, &event, &revoked).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::UNAUTHORIZED, "token_revoked"));
+    loop {
+        let ready = Reply::of(app.http.get(app.management_url("/readyz"))).await;
+        if ready.status == StatusCode::OK {
+            assert_eq!(ready.body, json!({ "status": "ready" }));
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "still not ready after {DEADLINE:?}: {}", ready.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -74,3 +74,31 @@ pub async fn since(conn: &mut PgConnection, since: Option<DateTime<Utc>>) -> Res
     .await?;
     Ok(revocations)
 }
+
+/// Deletes up to `batch` revocations that no longer cover any valid token, returning
+/// how many.
+///
+/// A row's `expires_at` is when the last token it can match stops being accepted (its
+/// issue time at the latest `revoked_at`, plus the longest token lifetime and the
+/// gateways' leeway: [`LIFETIME`]), and the gateways' poll reads only rows with
+/// `expires_at > now()` and forgets the others: from then on the row refuses nothing
+/// and nobody reads it. The rows are found through the `revoked_at` index:
+/// every row is written with `expires_at = revoked_at + LIFETIME` (both statements
+/// above), so only rows revoked more than [`LIFETIME`] ago can have expired, and the
+/// `expires_at` test itself decides, so a row written with a longer lifetime is never
+/// deleted early. `SKIP LOCKED`: replicas purging at once share the rows; a fan's row
+/// being moved forward by a new revocation is left for the next run.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn purge_expired(conn: &mut PgConnection, batch: i64) -> Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM token_revocations WHERE id = ANY (ARRAY(
+             SELECT id FROM token_revocations
+             WHERE revoked_at < now() - make_interval(secs => $1) AND expires_at <= now()
+             ORDER BY revoked_at LIMIT $2 FOR UPDATE SKIP LOCKED))",
+    )
+    .bind(LIFETIME.as_secs_f64())
+    .bind(batch)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}

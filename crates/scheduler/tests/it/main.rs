@@ -127,6 +127,61 @@ async fn old_idempotency_keys_are_purged_and_recent_ones_kept() {
     assert_eq!(keys, ["new"]);
 }
 
+/// Revocations written `age` ago (SQL intervals), as the gateway's use case writes them
+/// (`expires_at` a day and five minutes later), unless `expires_at` is given: the fan's
+/// ids, or "token <fan>" for a row that revokes one token.
+async fn revocations(pool: &PgPool, rows: &[(&str, &str, Option<&str>)]) {
+    for (name, age, expires_in) in rows {
+        let (jti, fan_id) = match name.strip_prefix("token ") {
+            Some(_) => (Some(Uuid::new_v4()), None),
+            None => (None, Some(*name)),
+        };
+        sqlx::query(
+            "INSERT INTO token_revocations (event_id, jti, fan_id, revoked_at, expires_at)
+             VALUES (gen_random_uuid(), $1, $2, now() - $3::interval,
+                     coalesce(now() + $4::interval, now() - $3::interval + interval '1 day 5 minutes'))",
+        )
+        .bind(jti)
+        .bind(fan_id)
+        .bind(age)
+        .bind(expires_in)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}
+
+async fn revocations_left(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT coalesce(fan_id, 'token') FROM token_revocations ORDER BY revoked_at")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn revocations_are_purged_once_no_token_they_cover_can_be_valid_and_the_others_kept() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    revocations(
+        &db.pool,
+        &[
+            ("token old", "3 days", None),
+            ("expired-fan", "2 days", None),
+            ("expired-a-second-ago", "1 day 5 minutes 1 second", None),
+            // A token issued just before this revocation is accepted for 5 more minutes.
+            ("live-for-5-minutes", "1 day", None),
+            ("live-new", "0 seconds", None),
+            // Written with a longer lifetime than today's: its own expires_at decides.
+            ("long-lived", "2 days", Some("1 hour")),
+        ],
+    )
+    .await;
+    // Three expired rows in batches of 2: 2, then 1 (short: done).
+    assert_eq!(jobs::purge_token_revocations(&service(&db), 2).await.unwrap(), Batches { rows: 3, statements: 2 });
+    assert_eq!(revocations_left(&db.pool).await, ["long-lived", "live-for-5-minutes", "live-new"]);
+    assert_eq!(jobs::purge_token_revocations(&service(&db), 2).await.unwrap(), Batches { rows: 0, statements: 1 });
+    assert_eq!(revocations_left(&db.pool).await, ["long-lived", "live-for-5-minutes", "live-new"]);
+}
+
 /// `n` idempotency keys created `age` ago (an SQL interval), named `{prefix}-1`…
 async fn keys(pool: &PgPool, prefix: &str, n: i32, age: &str) {
     sqlx::query(
