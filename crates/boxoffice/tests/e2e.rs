@@ -11,9 +11,15 @@ use test_support::{unix_now, RedisKeys, Reply, TestDatabase};
 
 const ADMIN: &str = "e2e-admin-key-0123456789";
 
-/// `boxoffice all` on free ports, against its own database and Redis prefix.
+const SANDBOX_KEY: &str = "sk_test_e2e";
+const WEBHOOK_SECRET: &str = "whsec_e2e";
+
+/// `boxoffice all` on free ports, against its own database and Redis prefix, paying
+/// through `boxoffice payments-sandbox`, a process of its own.
 struct System {
     child: Child,
+    sandbox: Child,
+    payments: String,
     gateway: String,
     waitroom: String,
     signer: TokenSigner,
@@ -35,6 +41,8 @@ impl Drop for System {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = self.sandbox.kill();
+        let _ = self.sandbox.wait();
     }
 }
 
@@ -51,8 +59,25 @@ impl System {
         pair.write_to_dir(&keys.0).unwrap();
         let (gateway_port, waitroom_port) = (free_port(), free_port());
         let (gateway_management, waitroom_management) = (free_port(), free_port());
+        let payments = format!("http://127.0.0.1:{}", free_port());
+        let sandbox = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
+            .arg("payments-sandbox")
+            .args(["--listen", payments.trim_start_matches("http://")])
+            .args(["--secret-key", SANDBOX_KEY, "--webhook-secret", WEBHOOK_SECRET])
+            .args(["--webhook-url", &format!("http://127.0.0.1:{gateway_port}/v1/payments/webhooks")])
+            .args(["--retry-base-ms", "50", "--retry-max-delay-ms", "500"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the payments sandbox starts");
         let child = Command::new(env!("CARGO_BIN_EXE_boxoffice"))
             .arg("all")
+            .env("BOXOFFICE__GATEWAY__PAYMENTS__API_BASE", &payments)
+            .env("BOXOFFICE__GATEWAY__PAYMENTS__SECRET_KEY", SANDBOX_KEY)
+            .env("BOXOFFICE__GATEWAY__PAYMENTS__WEBHOOK_SECRETS", WEBHOOK_SECRET)
+            .env(
+                "BOXOFFICE__GATEWAY__PAYMENTS__PAYMENT_PAGE_URL",
+                format!("{payments}/pay/{{intent_id}}?client_secret={{client_secret}}"),
+            )
             .env("BOXOFFICE__DATABASE__URL", &db.url)
             .env("BOXOFFICE__REDIS__URL", test_support::redis_url())
             .env("BOXOFFICE__REDIS__KEY_PREFIX", redis_keys.prefix())
@@ -72,6 +97,8 @@ impl System {
             .expect("the boxoffice binary starts");
         let system = System {
             child,
+            sandbox,
+            payments,
             gateway: format!("http://127.0.0.1:{gateway_port}"),
             waitroom: format!("http://127.0.0.1:{waitroom_port}"),
             signer: TokenSigner::new(&pair),
@@ -80,22 +107,25 @@ impl System {
             _redis_keys: redis_keys,
         };
         for port in [gateway_management, waitroom_management] {
-            system.wait_ready(&format!("http://127.0.0.1:{port}")).await;
+            system.wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
         }
+        // The sandbox has no probes: its API refusing a request without a key is ready.
+        system.wait_ready(&format!("{}/v1/payment_intents/none", system.payments)).await;
         system
     }
 
-    async fn wait_ready(&self, base: &str) {
+    /// Waits until `url` answers at all: 2xx, or 401 from the sandbox's API.
+    async fn wait_ready(&self, url: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(r) = self.http.get(format!("{base}/readyz")).send().await {
-                if r.status().is_success() {
+            if let Ok(r) = self.http.get(url).send().await {
+                if r.status().is_success() || r.status() == reqwest::StatusCode::UNAUTHORIZED {
                     return;
                 }
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{base} did not become ready");
+        panic!("{url} did not become ready");
     }
 
     async fn call(
@@ -175,13 +205,42 @@ async fn a_fan_goes_from_the_queue_to_a_confirmed_booking() {
         system.call(Method::POST, holds.clone(), Some(&token), Some(json!({ "seats": ["A-1", "A-2"] }))).await;
     assert_eq!(status, 201, "{hold}");
     let hold_id = hold["id"].as_str().unwrap();
-    let (status, booking) = system.call(Method::POST, format!("{holds}/{hold_id}/confirm"), Some(&token), None).await;
-    assert_eq!(status, 201, "{booking}");
-    let (status, mine) =
-        system.call(Method::GET, format!("{}/v1/events/{event_id}/bookings", system.gateway), Some(&token), None).await;
-    assert_eq!(status, 200);
-    assert_eq!(mine["bookings"][0]["id"], booking["id"]);
-    assert_eq!(mine["bookings"][0]["seats"].as_array().unwrap().len(), 2);
+    let (status, refused) = system.call(Method::POST, format!("{holds}/{hold_id}/confirm"), Some(&token), None).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (402, Some("payment_required")));
+
+    // Pay on the provider's page, as the fan's browser would; its webhook books the seats.
+    let (status, checkout) = system.call(Method::POST, format!("{holds}/{hold_id}/checkout"), Some(&token), None).await;
+    assert_eq!(status, 200, "{checkout}");
+    let page = checkout["payment_page_url"].as_str().unwrap();
+    assert!(page.starts_with(&format!("{}/pay/", system.payments)), "{page}");
+    let paid: Value = system
+        .http
+        .post(page.split('?').next().unwrap())
+        .header("Accept", "application/json")
+        .form(&[("client_secret", checkout["client_secret"].as_str().unwrap()), ("card_number", "4242424242424242")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let booking_id = loop {
+        let (_, mine) = system
+            .call(Method::GET, format!("{}/v1/events/{event_id}/bookings", system.gateway), Some(&token), None)
+            .await;
+        if let Some(booking) = mine["bookings"].as_array().and_then(|b| b.first()) {
+            assert_eq!(booking["seats"].as_array().unwrap().len(), 2);
+            assert_eq!(booking["payment_id"], checkout["payment_id"]);
+            break booking["id"].clone();
+        }
+        assert!(Instant::now() < deadline, "the webhook never booked the seats");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (status, payment) = system.call(Method::GET, format!("{holds}/{hold_id}/payment"), Some(&token), None).await;
+    assert_eq!(status, 200, "{payment}");
+    assert_eq!((payment["status"].as_str(), payment["booking_id"].clone()), (Some("succeeded"), booking_id));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,6 +118,10 @@ impl From<sqlx::Error> for Error {
         match &e {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Self::SeatContended,
             sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => Self::Unavailable,
+            // The last line of defence: no paid booking without a payment.
+            sqlx::Error::Database(db) if db.constraint() == Some("bookings_paid_name_a_payment") => {
+                Self::PaymentRequired
+            }
             sqlx::Error::Database(db) if db.constraint() == Some("booking_seats_one_live_booking_per_seat") => {
                 Self::SeatUnavailable("in this order".into())
             }

@@ -87,7 +87,8 @@ impl Sales {
         self.create(scope, request, key, Kind::Hold).await
     }
 
-    /// Books seats at once, for events without a checkout step.
+    /// Books free places at once; paid places are refused (`PaymentRequired`): they are
+    /// held, checked out and paid.
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "book"))]
     pub async fn book(&self, scope: &FanScope, request: &SeatRequest, key: Option<&str>) -> Result<Created> {
         self.create(scope, request, key, Kind::Book).await
@@ -97,6 +98,13 @@ impl Sales {
         let rules = self.event_rules(scope.event_id).await?;
         let selection =
             Selection::parse(request.seats.clone(), request.section_id, request.quantity, rules.max_per_order)?;
+        // Paid places are sold through checkout. Chosen seats' prices are known only once
+        // they are read: the database refuses those (bookings_paid_name_a_payment).
+        if let (Kind::Book, Selection::Section { section_id, .. }) = (kind, &selection) {
+            if rules.sections.get(section_id).is_some_and(|section| section.price_minor > 0) {
+                return Err(Error::PaymentRequired);
+            }
+        }
         let work = OrderWork {
             scope: scope.clone(),
             kind,
@@ -125,9 +133,9 @@ impl Sales {
         }
     }
 
-    /// Turns an active hold into a booking; a hold being checked out is booked by its
-    /// payment (see [`crate::checkout`]), so confirming one first asks the provider about
-    /// its pending attempts and answers with the booking they made, or `PaymentRequired`.
+    /// Turns an active free hold into a booking. A paid hold is booked by its payment
+    /// (see [`crate::checkout`]), so confirming one first asks the provider about its
+    /// pending attempts and answers with the booking they made, or `PaymentRequired`.
     /// Confirming a hold that is already confirmed answers with its booking again.
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "confirm", %hold_id))]
     pub async fn confirm(&self, scope: &FanScope, hold_id: Uuid) -> Result<Confirmation> {
@@ -158,11 +166,8 @@ impl Sales {
                         HoldStatus::Active if hold.expired => return Err(Error::HoldExpired),
                         HoldStatus::Active => {}
                     }
-                    // Once checkout has started, only the payment books the hold.
-                    // (Paid holds never checked out still confirm as before: the
-                    // simulator, benchmarks and tests book paid seats that way until
-                    // they pay through the sandbox; issue 15 tracks the switch to 402.)
-                    if hold.total_minor > 0 && hold.checkout_started {
+                    // Only a payment books a paid hold (crate::checkout).
+                    if hold.total_minor > 0 {
                         return Err(Error::PaymentRequired);
                     }
                     let ids: Vec<i64> = holds::seats(tx, hold_id).await?.iter().map(|s| s.seat_id).collect();

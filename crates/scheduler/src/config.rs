@@ -94,6 +94,9 @@ impl SchedulerConfig {
             after_start_hours: self.check_invariants_after_start_hours,
             undated_days: self.check_invariants_undated_days,
             time_limit: std::time::Duration::from_secs(self.check_invariants_timeout_secs),
+            payment_window: std::time::Duration::from_secs(
+                self.reconcile_unsettled_after_secs + self.reconcile_payments_every_secs,
+            ),
         }
     }
 }

@@ -32,7 +32,7 @@ async fn event_with_bookings(pool: &PgPool, places: i32, booked: i32) -> Vec<i64
 async fn booking_of(pool: &PgPool, event: Uuid, seat: i64, record: bool) {
     let booking = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO bookings (id, event_id, fan_id, quantity, total_minor) VALUES ($1, $2, 'fan-' || $3, 1, 100)",
+        "INSERT INTO bookings (id, event_id, fan_id, quantity, total_minor) VALUES ($1, $2, 'fan-' || $3, 1, 0)",
     )
     .bind(booking)
     .bind(event)
@@ -40,7 +40,7 @@ async fn booking_of(pool: &PgPool, event: Uuid, seat: i64, record: bool) {
     .execute(pool)
     .await
     .unwrap();
-    sqlx::query("INSERT INTO booking_seats (booking_id, seat_id, price_minor) VALUES ($1, $2, 100)")
+    sqlx::query("INSERT INTO booking_seats (booking_id, seat_id, price_minor) VALUES ($1, $2, 0)")
         .bind(booking)
         .bind(seat)
         .execute(pool)

@@ -37,8 +37,12 @@ pub struct ToldCheck {
 
 /// The watchdog's default scope: a rehearsal's event has no start time and was created
 /// moments ago, so it is in scope.
-const SCOPE: invariants::Scope =
-    invariants::Scope { after_start_hours: 24, undated_days: 7, time_limit: std::time::Duration::from_secs(60) };
+const SCOPE: invariants::Scope = invariants::Scope {
+    after_start_hours: 24,
+    undated_days: 7,
+    time_limit: std::time::Duration::from_secs(60),
+    payment_window: std::time::Duration::from_secs(330),
+};
 
 pub async fn check(database_url: &str, event: Uuid, told: &[ToldBooking]) -> Result<DatabaseCheck, Error> {
     let pool = PgPoolOptions::new().max_connections(1).connect(database_url).await?;

@@ -107,7 +107,7 @@ impl Checkout {
 #[tokio::test]
 async fn a_paid_hold_becomes_a_booking_through_the_webhook_with_its_outbox_messages() {
     let c = spawn(Faults::default()).await;
-    let event = c.app.numbered_event(4).await;
+    let event = c.app.numbered_event_priced(4, 2500).await;
     let hold = c.hold(&event, "fan-1", &["1", "2"]).await;
 
     let checkout = c.checkout(&event, "fan-1", &hold).await;
@@ -147,7 +147,7 @@ async fn a_paid_hold_becomes_a_booking_through_the_webhook_with_its_outbox_messa
 #[tokio::test]
 async fn the_same_webhook_delivered_ten_times_at_once_books_once() {
     let c = spawn(Faults { webhook_duplicates: 10, ..Faults::default() }).await;
-    let event = c.app.numbered_event(2).await;
+    let event = c.app.numbered_event_priced(2, 2500).await;
     let hold = c.hold(&event, "fan-1", &["1"]).await;
     let checkout = c.checkout(&event, "fan-1", &hold).await;
     c.pay(&checkout.body, SUCCEEDS).await;
@@ -189,7 +189,7 @@ async fn the_same_webhook_delivered_ten_times_at_once_books_once() {
 #[tokio::test]
 async fn webhooks_with_bad_stale_future_or_tampered_signatures_are_refused_and_change_nothing() {
     let c = spawn(Faults { webhook_drop_probability: 1.0, ..Faults::default() }).await;
-    let event = c.app.numbered_event(2).await;
+    let event = c.app.numbered_event_priced(2, 2500).await;
     let hold = c.hold(&event, "fan-1", &["1"]).await;
     let checkout = c.checkout(&event, "fan-1", &hold).await;
     c.pay(&checkout.body, SUCCEEDS).await;
@@ -243,7 +243,7 @@ async fn webhooks_with_bad_stale_future_or_tampered_signatures_are_refused_and_c
 #[tokio::test]
 async fn a_fan_back_before_the_webhook_sees_the_booking_and_a_dropped_webhook_loses_nothing() {
     let c = spawn(Faults { webhook_drop_probability: 1.0, ..Faults::default() }).await;
-    let event = c.app.numbered_event(2).await;
+    let event = c.app.numbered_event_priced(2, 2500).await;
     let hold = c.hold(&event, "fan-1", &["2"]).await;
     let checkout = c.checkout(&event, "fan-1", &hold).await;
 
@@ -262,7 +262,7 @@ async fn a_fan_back_before_the_webhook_sees_the_booking_and_a_dropped_webhook_lo
 #[tokio::test]
 async fn a_decline_then_a_new_attempt_and_two_checkouts_at_once_start_one_attempt() {
     let c = spawn(Faults::default()).await;
-    let event = c.app.numbered_event(2).await;
+    let event = c.app.numbered_event_priced(2, 2500).await;
     let hold = c.hold(&event, "fan-1", &["1"]).await;
 
     let (first, second) = tokio::join!(c.checkout(&event, "fan-1", &hold), c.checkout(&event, "fan-1", &hold));
@@ -288,7 +288,7 @@ async fn a_decline_then_a_new_attempt_and_two_checkouts_at_once_start_one_attemp
 #[tokio::test]
 async fn a_late_payment_rebooks_free_seats_and_refunds_once_when_they_are_gone() {
     let c = spawn(Faults::default()).await;
-    let event = c.app.numbered_event(3).await;
+    let event = c.app.numbered_event_priced(3, 2500).await;
 
     // Seat still free after the hold lapsed: booked anyway.
     let free_hold = c.hold(&event, "fan-1", &["1"]).await;
@@ -339,4 +339,34 @@ async fn a_late_payment_rebooks_free_seats_and_refunds_once_when_they_are_gone()
     .unwrap();
     assert_eq!(seat_2_holder, "fan-3", "the late payer never takes a seat someone else owns");
     c.app.assert_inventory_consistent(&event).await;
+}
+
+#[tokio::test]
+async fn paid_places_are_never_booked_without_a_payment() {
+    let c = spawn(Faults::default()).await;
+    let seated = c.app.numbered_event_priced(3, 2500).await;
+    let standing = c.app.ga_event_priced(3, 4000).await;
+
+    let chosen = c.app.book(&seated, "fan-1", json!({ "seats": ["1"] })).await;
+    assert_eq!((chosen.status, chosen.code()), (StatusCode::PAYMENT_REQUIRED, "payment_required"), "{}", chosen.body);
+    let any = c.app.book(&standing, "fan-1", json!({ "section_id": standing.sections[0], "quantity": 2 })).await;
+    assert_eq!((any.status, any.code()), (StatusCode::PAYMENT_REQUIRED, "payment_required"), "{}", any.body);
+    let hold = c.hold(&seated, "fan-1", &["2"]).await;
+    let token = c.app.token("fan-1", &seated);
+    let confirm = c.app.send(Method::POST, &seated.path(&format!("/holds/{hold}/confirm")), Some(&token), None).await;
+    assert_eq!((confirm.status, confirm.code()), (StatusCode::PAYMENT_REQUIRED, "payment_required"));
+
+    // Nothing was sold, and the refused seats are free for the next fan.
+    for event in [&seated, &standing] {
+        let bookings: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings WHERE event_id = $1")
+            .bind(event.id)
+            .fetch_one(&c.app.pool)
+            .await
+            .unwrap();
+        assert_eq!(bookings, 0);
+    }
+    assert_eq!(c.app.details(&seated).await["sections"][0]["remaining"], 2);
+    assert_eq!(c.app.details(&standing).await["sections"][0]["remaining"], 3);
+    let next = c.app.hold(&seated, "fan-2", json!({ "seats": ["1"] })).await;
+    assert_eq!(next.status, StatusCode::CREATED, "{}", next.body);
 }

@@ -182,26 +182,38 @@ impl TestApp {
         reply.body
     }
 
-    /// An event with one reserved section of seats "1".."seats".
+    /// A free event with one reserved section of seats "1".."seats": booked without a
+    /// payment, as most tests need.
     pub async fn numbered_event(&self, seats: u32) -> Event {
+        self.numbered_event_priced(seats, 0).await
+    }
+
+    /// An event with one reserved section of seats "1".."seats" at `price_minor` EUR
+    /// cents each; fans may cancel until the start for a full refund.
+    pub async fn numbered_event_priced(&self, seats: u32, price_minor: i64) -> Event {
         let body = self
             .create_event(json!({
                 "name": "Numbered show",
                 "max_per_order": 10,
                 "refund_policy": [{ "before_hours": 0, "refund_percent": 100 }],
-                "sections": [{ "name": "Hall", "kind": "reserved", "price": { "amount_minor": 2500, "currency": "EUR" }, "seats": seats }]
+                "sections": [{ "name": "Hall", "kind": "reserved", "price": { "amount_minor": price_minor, "currency": "EUR" }, "seats": seats }]
             }))
             .await;
         Event::from_details(&body)
     }
 
-    /// An event with one general-admission section of `capacity` places.
+    /// A free event with one general-admission section of `capacity` places.
     pub async fn ga_event(&self, capacity: u32) -> Event {
+        self.ga_event_priced(capacity, 0).await
+    }
+
+    /// An event with one general-admission section of `capacity` places at `price_minor`.
+    pub async fn ga_event_priced(&self, capacity: u32, price_minor: i64) -> Event {
         let body = self
             .create_event(json!({
                 "name": "Standing show",
                 "refund_policy": [{ "before_hours": 0, "refund_percent": 100 }],
-                "sections": [{ "name": "Floor", "kind": "general_admission", "price": { "amount_minor": 4000, "currency": "EUR" }, "capacity": capacity }]
+                "sections": [{ "name": "Floor", "kind": "general_admission", "price": { "amount_minor": price_minor, "currency": "EUR" }, "capacity": capacity }]
             }))
             .await;
         Event::from_details(&body)

@@ -70,9 +70,9 @@ async fn a_storm_of_mixed_orders_sells_every_place_exactly_once() {
             "name": "Storm",
             "max_per_order": 4,
             "sections": [
-                { "name": "Stalls", "kind": "reserved", "price": { "amount_minor": 100, "currency": "EUR" }, "rows": rows },
-                { "name": "Circle", "kind": "reserved", "price": { "amount_minor": 100, "currency": "EUR" }, "rows": circle },
-                { "name": "Floor", "kind": "general_admission", "price": { "amount_minor": 100, "currency": "EUR" }, "capacity": 200 }
+                { "name": "Stalls", "kind": "reserved", "price": { "amount_minor": 0, "currency": "EUR" }, "rows": rows },
+                { "name": "Circle", "kind": "reserved", "price": { "amount_minor": 0, "currency": "EUR" }, "rows": circle },
+                { "name": "Floor", "kind": "general_admission", "price": { "amount_minor": 0, "currency": "EUR" }, "capacity": 200 }
             ]
         }))
         .await;

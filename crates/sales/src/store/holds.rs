@@ -20,8 +20,6 @@ pub struct HoldRow {
     pub expired: bool,
     pub quantity: i32,
     pub total_minor: i64,
-    /// A checkout has started for it: from then on only its payment books it.
-    pub checkout_started: bool,
 }
 
 /// Holds the seats the fan chose by label (parameters: [`OrderStatement`]).
@@ -102,8 +100,7 @@ pub async fn write(
 #[tracing::instrument(level = "debug", skip(conn, scope))]
 pub async fn lock(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<HoldRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, status, expires_at, expires_at <= now() AS expired, quantity, total_minor,
-                checkout_started_at IS NOT NULL AS checkout_started
+        "SELECT id, status, expires_at, expires_at <= now() AS expired, quantity, total_minor
          FROM holds WHERE id = $1 AND event_id = $2 AND fan_id = $3 FOR UPDATE",
     )
     .bind(hold_id)
@@ -116,8 +113,7 @@ pub async fn lock(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> R
 #[tracing::instrument(level = "debug", skip(conn, scope))]
 pub async fn find(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<HoldRow>> {
     Ok(sqlx::query_as(
-        "SELECT id, status, expires_at, expires_at <= now() AS expired, quantity, total_minor,
-                checkout_started_at IS NOT NULL AS checkout_started
+        "SELECT id, status, expires_at, expires_at <= now() AS expired, quantity, total_minor
          FROM holds WHERE id = $1 AND event_id = $2 AND fan_id = $3",
     )
     .bind(hold_id)

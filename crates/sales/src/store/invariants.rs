@@ -28,11 +28,20 @@ pub struct Violations {
     pub bookings_with_wrong_quantity: i64,
     /// Sections whose seat rows do not number their capacity, so "remaining" is wrong.
     pub sections_with_wrong_seat_count: i64,
+    /// Live bookings of paid places without a succeeded payment: seats given away.
+    pub paid_bookings_without_payment: i64,
+    /// Payments applied to more than one booking, or whose booking names another payment.
+    pub payments_applied_twice: i64,
+    /// Payments refunded (or being refunded) more than was paid.
+    pub payments_over_refunded: i64,
+    /// Payments succeeded longer ago than the reconciliation window with neither a
+    /// booking nor a refund: money kept for nothing.
+    pub payments_unresolved: i64,
 }
 
 impl Violations {
     /// Each invariant by its metric label, oversell included.
-    pub fn by_invariant(&self) -> [(&'static str, i64); 7] {
+    pub fn by_invariant(&self) -> [(&'static str, i64); 11] {
         [
             ("oversold_seat", self.oversold_seats),
             ("seat_in_two_bookings", self.seats_in_two_bookings),
@@ -41,6 +50,10 @@ impl Violations {
             ("held_seat_without_hold", self.held_seats_without_hold),
             ("booking_quantity_mismatch", self.bookings_with_wrong_quantity),
             ("section_seat_count_mismatch", self.sections_with_wrong_seat_count),
+            ("paid_booking_without_payment", self.paid_bookings_without_payment),
+            ("payment_applied_twice", self.payments_applied_twice),
+            ("payment_over_refunded", self.payments_over_refunded),
+            ("payment_unresolved", self.payments_unresolved),
         ]
     }
 }
@@ -56,12 +69,20 @@ pub struct Scope {
     /// How long the check's statements may run: checking a large event during its sale
     /// takes seconds, longer than the service connections' `statement_timeout`.
     pub time_limit: std::time::Duration,
+    /// A succeeded payment may wait this long for its booking or refund (the
+    /// reconciliation job's window and interval) before it counts as unresolved.
+    pub payment_window: std::time::Duration,
 }
 
 impl Default for Scope {
     /// The configuration's defaults: a day after the start, a week after creation.
     fn default() -> Self {
-        Self { after_start_hours: 24, undated_days: 7, time_limit: std::time::Duration::from_secs(60) }
+        Self {
+            after_start_hours: 24,
+            undated_days: 7,
+            time_limit: std::time::Duration::from_secs(60),
+            payment_window: std::time::Duration::from_secs(330),
+        }
     }
 }
 
@@ -72,7 +93,8 @@ pub const SCOPE: &str = "SELECT id FROM events WHERE starts_at > now() - make_in
      UNION ALL
      SELECT id FROM events WHERE starts_at IS NULL AND created_at > now() - make_interval(days => $2)";
 
-/// The invariants of the events `$1` (a `uuid[]`), in one statement. Every table is
+/// The invariants of the events `$1` (a `uuid[]`), in one statement; `$2` is
+/// [`Scope::payment_window`] in seconds. Every table is
 /// entered through an index led by `event_id` (seats, sections, bookings, holds) or
 /// reached from those rows by key, so rows of other events are never read. Public so
 /// tests can `EXPLAIN` it.
@@ -113,7 +135,26 @@ pub const STATEMENT: &str = "WITH claims AS (
               LEFT JOIN (SELECT section_id, count(*) AS seats FROM scoped_seats GROUP BY section_id) n
                   ON n.section_id = s.id
               WHERE s.event_id = ANY($1) AND s.capacity <> coalesce(n.seats, 0))
-             AS sections_with_wrong_seat_count";
+             AS sections_with_wrong_seat_count,
+         (SELECT count(*) FROM bookings b LEFT JOIN payments p ON p.id = b.payment_id
+              WHERE b.event_id = ANY($1) AND b.status = 'confirmed' AND b.total_minor > 0
+                AND (p.id IS NULL OR p.succeeded_at IS NULL OR p.event_id <> b.event_id))
+             AS paid_bookings_without_payment,
+         (SELECT count(*) FROM payments p WHERE p.event_id = ANY($1) AND (
+              (SELECT count(*) FROM bookings b WHERE b.payment_id = p.id) > 1
+              OR (p.booking_id IS NOT NULL AND NOT EXISTS (
+                  SELECT 1 FROM bookings b WHERE b.id = p.booking_id AND b.payment_id = p.id))))
+             AS payments_applied_twice,
+         (SELECT count(*) FROM payments p WHERE p.event_id = ANY($1) AND (
+              p.refunded_minor > p.amount_minor
+              OR (SELECT coalesce(sum(r.amount_minor), 0) FROM refunds r WHERE r.payment_id = p.id) > p.amount_minor
+              OR (SELECT coalesce(sum(r.amount_minor), 0) FROM refunds r WHERE r.payment_id = p.id) <> p.refunded_minor))
+             AS payments_over_refunded,
+         (SELECT count(*) FROM payments p WHERE p.event_id = ANY($1) AND p.succeeded_at IS NOT NULL
+              AND p.succeeded_at < now() - make_interval(secs => $2)
+              AND (p.resolution IS NULL
+                   OR (p.booking_id IS NULL AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id))))
+             AS payments_unresolved";
 
 /// Checks every event in `scope`: one statement reads which events are in scope, one
 /// more reads their invariants. That second statement is one snapshot, so an order
@@ -131,5 +172,10 @@ pub async fn check(tx: &mut PgConnection, scope: Scope) -> Result<Violations> {
     if events.is_empty() {
         return Ok(Violations::default());
     }
-    Ok(sqlx::query_as(STATEMENT).bind(&events).persistent(false).fetch_one(&mut *tx).await?)
+    Ok(sqlx::query_as(STATEMENT)
+        .bind(&events)
+        .bind(scope.payment_window.as_secs_f64())
+        .persistent(false)
+        .fetch_one(&mut *tx)
+        .await?)
 }
