@@ -54,6 +54,7 @@ pub enum What {
     Event,
     Hold,
     Booking,
+    Webhook,
 }
 
 impl fmt::Display for What {
@@ -62,6 +63,7 @@ impl fmt::Display for What {
             Self::Event => "event",
             Self::Hold => "hold",
             Self::Booking => "booking",
+            Self::Webhook => "webhook endpoint",
         })
     }
 }

@@ -1,6 +1,8 @@
 //! The scheduler: timed work on the booking database, run by tokio-cron-scheduler.
 //!
 //! - [`jobs`]: what each job does, one function each (callable from tests).
+//! - [`relay`]: the outbox relay, delivering outbox messages to the organizers'
+//!   webhook endpoints (Standard Webhooks), at least once, in order per stream.
 //! - [`Scheduler`]: registers the jobs at their configured intervals and stops them on
 //!   shutdown.
 //!
@@ -19,6 +21,7 @@
 pub mod config;
 pub mod jobs;
 pub mod metrics;
+pub mod relay;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,6 +42,8 @@ pub enum Error {
     Jobs(#[from] JobSchedulerError),
     #[error("scheduler health endpoint: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("outbox relay's HTTP client: {0}")]
+    Relay(#[from] reqwest::Error),
 }
 
 /// The running jobs, and the health endpoints of the process that runs them.
@@ -107,6 +112,13 @@ impl Scheduler {
         repeat
             .add("check_invariants", every(config.check_invariants_every_secs), move |db| async move {
                 jobs::check_invariants(&db, scope).await
+            })
+            .await?;
+        let relay = relay::Relay::new(config.outbox_relay)?;
+        repeat
+            .add("relay_outbox", every(config.outbox_relay.every_secs), move |db| {
+                let relay = relay.clone();
+                async move { jobs::relay_outbox(&db, &relay).await }
             })
             .await?;
         jobs.start().await?;

@@ -7,10 +7,14 @@
 //! - [`events`]: events, sections and seat rows; the rules every order reads.
 //! - [`idempotency`]: keys that make a retried order answer as its first attempt.
 //! - [`outbox`]: outbox messages and their deliveries, written in the change's transaction.
+//! - [`webhooks`]: organizer webhook endpoints and their delivery log.
+//! - [`deliveries`]: the relay's side of the outbox: claiming due deliveries, recording
+//!   each attempt's outcome, disabling an endpoint that is gone.
 //! - [`invariants`]: the oversell watchdog's checks.
 //! - [`revocations`]: revoked admissions, written by the organizer, polled by gateways.
 
 pub mod bookings;
+pub mod deliveries;
 pub mod events;
 pub mod holds;
 pub mod idempotency;
@@ -18,3 +22,4 @@ pub mod invariants;
 pub mod inventory;
 pub mod outbox;
 pub mod revocations;
+pub mod webhooks;
