@@ -44,6 +44,7 @@ impl Error {
                 Sale::NotFound(What::Event) => (StatusCode::NOT_FOUND, "event_not_found"),
                 Sale::NotFound(What::Hold) => (StatusCode::NOT_FOUND, "hold_not_found"),
                 Sale::NotFound(What::Booking) => (StatusCode::NOT_FOUND, "booking_not_found"),
+                Sale::NotFound(What::Webhook) => (StatusCode::NOT_FOUND, "webhook_not_found"),
                 Sale::SeatUnavailable(_) => (StatusCode::CONFLICT, "seat_unavailable"),
                 Sale::SeatContended => (StatusCode::CONFLICT, "seat_contended"),
                 Sale::SoldOut(_) => (StatusCode::CONFLICT, "sold_out"),

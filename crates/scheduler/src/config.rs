@@ -87,10 +87,7 @@ impl RelayConfig {
         // Recording the outcome takes a database round trip after the request: a lease
         // shorter than the request plus that margin would hand a live claim to another relay.
         if self.lease_ms < self.request_timeout_ms + RECORD_MARGIN_MS {
-            return Err(format!(
-                "{} must be at least request_timeout_ms + {RECORD_MARGIN_MS}",
-                key("lease_ms")
-            ));
+            return Err(format!("{} must be at least request_timeout_ms + {RECORD_MARGIN_MS}", key("lease_ms")));
         }
         if !(self.retry_scale.is_finite() && self.retry_scale > 0.0 && self.retry_scale <= 1.0) {
             return Err(format!("{} must be more than 0 and at most 1", key("retry_scale")));

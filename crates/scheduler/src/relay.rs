@@ -71,7 +71,10 @@ pub struct RelayRun {
 enum Outcome {
     Delivered,
     /// Retry, not before this long if the receiver said so.
-    Failed { retry_after: Option<Duration>, reason: &'static str },
+    Failed {
+        retry_after: Option<Duration>,
+        reason: &'static str,
+    },
     Gone,
 }
 
@@ -122,7 +125,8 @@ impl Relay {
     async fn deliver(&self, db: &Database, claimed: Claimed) -> Result<bool, sales::Error> {
         if !claimed.active {
             // Written by an order whose transaction began before the endpoint was disabled.
-            let attempt = Attempt { duration: Duration::ZERO, response_status: None, error: Some("endpoint disabled".into()) };
+            let attempt =
+                Attempt { duration: Duration::ZERO, response_status: None, error: Some("endpoint disabled".into()) };
             self.record(db, claimed, attempt, Next::Abandoned, "abandoned").await?;
             return Ok(false);
         }
@@ -135,9 +139,11 @@ impl Relay {
             Outcome::Gone => {
                 ::metrics::counter!(metrics::WEBHOOK_FAILURES, "reason" => "gone").increment(1);
                 let subscriber = claimed.subscriber_id;
-                let abandoned =
-                    db.write(move |conn| Box::pin(async move { deliveries::disable(conn, &claimed, &attempt, GONE_REASON).await }))
-                        .await?;
+                let abandoned = db
+                    .write(move |conn| {
+                        Box::pin(async move { deliveries::disable(conn, &claimed, &attempt, GONE_REASON).await })
+                    })
+                    .await?;
                 ::metrics::counter!(metrics::OUTBOX_DELIVERIES, "outcome" => "disabled").increment(1);
                 tracing::warn!(%subscriber, abandoned, "webhook endpoint answered 410 Gone: disabled");
                 Ok(false)
@@ -280,7 +286,18 @@ mod tests {
         let secs = |s: u64| Some(Duration::from_secs(s));
         assert_eq!(
             waits,
-            [secs(5), secs(300), secs(1800), secs(7200), secs(18000), secs(36000), secs(50400), secs(72000), secs(86400), None]
+            [
+                secs(5),
+                secs(300),
+                secs(1800),
+                secs(7200),
+                secs(18000),
+                secs(36000),
+                secs(50400),
+                secs(72000),
+                secs(86400),
+                None
+            ]
         );
         assert_eq!(relay.retry_delay(0, None), None);
         assert_eq!(relay.retry_delay(-1, None), None);

@@ -5,6 +5,7 @@ mod events;
 mod extract;
 mod holds;
 mod revocations;
+mod webhooks;
 
 use axum::middleware;
 use service_kit::health;
@@ -23,6 +24,7 @@ pub fn router(state: AppState) -> Routers {
         .merge(holds::router())
         .merge(bookings::router())
         .merge(revocations::router())
+        .merge(webhooks::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::per_request))
         .with_state(state);
     auth::describe_access_token(api.get_openapi_mut());

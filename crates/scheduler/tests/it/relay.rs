@@ -82,7 +82,14 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
         if *in_flight > 1 {
             seen.overlaps += 1;
         }
-        let receipt = Receipt { path: path.clone(), headers: headers.clone(), body, webhook_id: webhook_id.clone(), event_id, seq };
+        let receipt = Receipt {
+            path: path.clone(),
+            headers: headers.clone(),
+            body,
+            webhook_id: webhook_id.clone(),
+            event_id,
+            seq,
+        };
         seen.receipts.push(receipt);
     }
     let rule = shared.rule.lock().unwrap().clone();
@@ -209,13 +216,11 @@ fn verify(secret: &WebhookSecret, receipt: &Receipt) -> Result<(), standardwebho
 
 /// (status, attempts) of every delivery to `subscriber`, by message order.
 async fn deliveries(pool: &PgPool, subscriber: Uuid) -> Vec<(String, i32)> {
-    sqlx::query_as(
-        "SELECT status::text, attempts FROM outbox_deliveries WHERE subscriber_id = $1 ORDER BY message_id",
-    )
-    .bind(subscriber)
-    .fetch_all(pool)
-    .await
-    .unwrap()
+    sqlx::query_as("SELECT status::text, attempts FROM outbox_deliveries WHERE subscriber_id = $1 ORDER BY message_id")
+        .bind(subscriber)
+        .fetch_all(pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -300,12 +305,11 @@ async fn a_failing_head_blocks_only_its_events_stream_which_resumes_in_order_whe
     let states = deliveries(&db.pool, subscriber).await;
     let pending = states.iter().filter(|(status, _)| status == "pending").count();
     assert_eq!(pending, 3, "{states:?}");
-    let log: (i16, String) = sqlx::query_as(
-        "SELECT response_status, error FROM outbox_delivery_attempts ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let log: (i16, String) =
+        sqlx::query_as("SELECT response_status, error FROM outbox_delivery_attempts ORDER BY id DESC LIMIT 1")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(log, (500, "answered 500 Internal Server Error".to_owned()));
 
     receiver.set(|rule| rule.failing_events.clear());
@@ -339,7 +343,10 @@ async fn an_endpoint_answering_410_is_disabled_and_its_pending_deliveries_given_
 
     let to_gone: Vec<i64> = receiver.receipts().iter().filter(|r| r.path == "gone").map(|r| r.seq).collect();
     assert_eq!(to_gone, vec![0], "one attempt, the head's, then nothing more");
-    assert_eq!(deliveries(&db.pool, gone).await, vec![("abandoned".to_owned(), 1), ("abandoned".into(), 0), ("abandoned".into(), 0)]);
+    assert_eq!(
+        deliveries(&db.pool, gone).await,
+        vec![("abandoned".to_owned(), 1), ("abandoned".into(), 0), ("abandoned".into(), 0)]
+    );
     assert_eq!(deliveries(&db.pool, kept).await, vec![("delivered".to_owned(), 1); 3]);
     let (active, reason): (bool, Option<String>) = sqlx::query_as(
         "SELECT s.active, e.disabled_reason FROM outbox_subscribers s JOIN webhook_endpoints e ON e.subscriber_id = s.id
@@ -470,12 +477,11 @@ async fn retry_after_is_honoured_when_longer_than_the_schedule() {
     let run = relay(|_| {}).run(&db.service_database(2)).await.unwrap();
 
     assert_eq!((run.attempts, run.delivered), (1, 0));
-    let (attempts, wait): (i32, f64) = sqlx::query_as(
-        "SELECT attempts, extract(epoch FROM next_attempt_at - now())::float8 FROM outbox_deliveries",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
+    let (attempts, wait): (i32, f64) =
+        sqlx::query_as("SELECT attempts, extract(epoch FROM next_attempt_at - now())::float8 FROM outbox_deliveries")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(attempts, 1);
     assert!((110.0..=120.0).contains(&wait), "due again in {wait} s");
 }
