@@ -485,3 +485,61 @@ async fn retry_after_is_honoured_when_longer_than_the_schedule() {
     assert_eq!(attempts, 1);
     assert!((110.0..=120.0).contains(&wait), "due again in {wait} s");
 }
+
+/// Runs `tests/python/verify_webhook.py` (the `standardwebhooks` reference library) on
+/// one request; true if it verifies. The venv is made by `scripts/ensure-python`.
+fn verified_by_the_reference_library(secret: &str, receipt: &Receipt, body: &str) -> bool {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Bounded: the first call builds the venv from PyPI.
+    let ensure = Command::new("timeout").arg("600").arg(root.join("scripts/ensure-python")).output().unwrap();
+    assert!(ensure.status.success(), "scripts/ensure-python: {}", String::from_utf8_lossy(&ensure.stderr));
+    let python = String::from_utf8(ensure.stdout).unwrap().trim().to_owned();
+    let headers: serde_json::Map<String, serde_json::Value> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .iter()
+        .map(|name| (name.to_string(), serde_json::json!(receipt.headers[*name].to_str().unwrap())))
+        .collect();
+    let request = serde_json::json!({ "secret": secret, "headers": headers, "body": body });
+    let mut child = Command::new("timeout")
+        .args(["60", &python])
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/verify_webhook.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    match output.status.code() {
+        Some(0) if said.trim() == "verified" => true,
+        Some(1) if said.starts_with("rejected: ") => false,
+        _ => panic!("verify_webhook.py failed: {said} {}", String::from_utf8_lossy(&output.stderr)),
+    }
+}
+
+#[tokio::test]
+async fn the_standard_webhooks_reference_library_verifies_our_signatures_and_rejects_a_tampered_body() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (_, secret) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    enqueue(&db.pool, Uuid::new_v4(), 7).await;
+    drain(&relay(|_| {}), &db.service_database(2), &db.pool).await;
+    let receipt = receiver.receipts().pop().unwrap();
+    let tampered = receipt.body.replace("\"quantity\": 7", "\"quantity\": 8");
+    assert_ne!(tampered, receipt.body);
+    let other_secret = WebhookSecret::generate();
+
+    let (genuine, forged, wrong_key) = tokio::task::spawn_blocking(move || {
+        (
+            verified_by_the_reference_library(secret.expose(), &receipt, &receipt.body),
+            verified_by_the_reference_library(secret.expose(), &receipt, &tampered),
+            verified_by_the_reference_library(other_secret.expose(), &receipt, &receipt.body),
+        )
+    })
+    .await
+    .unwrap();
+
+    assert_eq!((genuine, forged, wrong_key), (true, false, false));
+}
