@@ -49,6 +49,11 @@ struct Seen {
     in_flight: HashMap<String, u32>,
     /// Requests that arrived while another with the same `webhook-id` was in flight.
     overlaps: u32,
+    /// (path, event, seq) answered 2xx.
+    acknowledged: HashSet<(String, Uuid, i64)>,
+    /// Requests that arrived before the previous message of their event (to the same
+    /// path) was acknowledged: order broken.
+    early: u32,
 }
 
 #[derive(Clone)]
@@ -82,6 +87,9 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
         if *in_flight > 1 {
             seen.overlaps += 1;
         }
+        if seq > 0 && !seen.acknowledged.contains(&(path.clone(), event_id, seq - 1)) {
+            seen.early += 1;
+        }
         let receipt = Receipt {
             path: path.clone(),
             headers: headers.clone(),
@@ -94,12 +102,18 @@ async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers
     }
     let rule = shared.rule.lock().unwrap().clone();
     tokio::time::sleep(rule.delay).await;
-    *shared.seen.lock().unwrap().in_flight.get_mut(&webhook_id).unwrap() -= 1;
     let status = match rule.status_by_path.get(&path) {
         Some(status) => StatusCode::from_u16(*status).unwrap(),
         None if rule.failing_events.contains(&event_id) => StatusCode::INTERNAL_SERVER_ERROR,
         None => StatusCode::NO_CONTENT,
     };
+    {
+        let mut seen = shared.seen.lock().unwrap();
+        *seen.in_flight.get_mut(&webhook_id).unwrap() -= 1;
+        if status.is_success() {
+            seen.acknowledged.insert((path, event_id, seq));
+        }
+    }
     match rule.retry_after {
         Some(wait) => (status, [("retry-after", wait)]).into_response(),
         None => status.into_response(),
@@ -134,6 +148,11 @@ impl Receiver {
 
     fn overlaps(&self) -> u32 {
         self.shared.seen.lock().unwrap().overlaps
+    }
+
+    /// Requests sent before the previous message of their stream was acknowledged.
+    fn early(&self) -> u32 {
+        self.shared.seen.lock().unwrap().early
     }
 }
 
@@ -234,9 +253,13 @@ async fn messages_are_delivered_signed_once_each_in_order_per_event_to_each_subs
         enqueue(&db.pool, one, seq).await;
         enqueue(&db.pool, other, seq).await;
     }
+    // Slow answers: a relay sending a stream's next message before its previous one was
+    // acknowledged would show.
+    receiver.set(|rule| rule.delay = Duration::from_millis(20));
 
     let run = drain(&relay(|_| {}), &db.service_database(4), &db.pool).await;
 
+    assert_eq!(receiver.early(), 0, "a message was sent before its predecessor was acknowledged");
     assert_eq!((run.attempts, run.delivered), (15, 15));
     let receipts = receiver.receipts();
     let (to_all, to_one): (Vec<Receipt>, Vec<Receipt>) = receipts.into_iter().partition(|r| r.path == "all");
@@ -402,6 +425,7 @@ async fn a_relay_dropped_mid_batch_leaves_its_claims_leased_then_every_message_a
 
     let receipts = receiver.receipts();
     assert_eq!(first_seen_order(&receipts), BTreeMap::from([(one, vec![0, 1, 2, 3]), (other, vec![0, 1, 2, 3])]));
+    assert_eq!(receiver.early(), 0);
     assert_eq!(receipts.len(), 10, "the two heads twice (at least once), the rest once");
     let mut attempts: Vec<i32> = deliveries(&db.pool, subscriber).await.into_iter().map(|(_, a)| a).collect();
     attempts.sort();
@@ -414,8 +438,10 @@ async fn two_relays_at_once_never_send_one_delivery_twice() {
     let receiver = Receiver::start().await;
     endpoint(&db.pool, &receiver.url("hook"), None).await;
     let events: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
-    for seq in 0..5 {
-        for event in &events {
+    // Event by event: without the one-head-per-stream rule a batch would hold several
+    // messages of one stream.
+    for event in &events {
+        for seq in 0..5 {
             enqueue(&db.pool, *event, seq).await;
         }
     }
@@ -430,6 +456,7 @@ async fn two_relays_at_once_never_send_one_delivery_twice() {
     assert_eq!(receipts.len(), 100, "exactly one request per delivery");
     assert_eq!(ran_a.delivered + ran_b.delivered, 100);
     assert_eq!(receiver.overlaps(), 0);
+    assert_eq!(receiver.early(), 0, "a message was sent before its predecessor was acknowledged");
     let expected: BTreeMap<Uuid, Vec<i64>> = events.iter().map(|e| (*e, vec![0, 1, 2, 3, 4])).collect();
     assert_eq!(first_seen_order(&receipts), expected);
 }
