@@ -570,3 +570,26 @@ async fn the_standard_webhooks_reference_library_verifies_our_signatures_and_rej
 
     assert_eq!((genuine, forged, wrong_key), (true, false, false));
 }
+
+#[tokio::test]
+async fn https_endpoints_are_reached_over_tls() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    // A plain-HTTP listener behind an https URL: the relay attempts a TLS handshake
+    // (rather than refusing the scheme), which the listener cannot complete.
+    let receiver = Receiver::start().await;
+    endpoint(&db.pool, &format!("https://{}/hook", receiver.addr), None).await;
+    enqueue(&db.pool, Uuid::new_v4(), 0).await;
+
+    // The spec's schedule unscaled: the retry is 5 s away, after this run.
+    let run = relay(|c| c.outbox_relay.retry_scale = 1.0).run(&db.service_database(2)).await.unwrap();
+
+    assert_eq!((run.attempts, run.delivered), (1, 0));
+    let (status, error): (Option<i16>, String) =
+        sqlx::query_as("SELECT response_status, error FROM outbox_delivery_attempts")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, None);
+    assert!(error.contains("InvalidContentType") || error.contains("corrupt message"), "{error}");
+    assert!(receiver.receipts().is_empty());
+}
