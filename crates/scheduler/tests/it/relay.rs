@@ -593,3 +593,26 @@ async fn https_endpoints_are_reached_over_tls() {
     assert!(error.contains("InvalidContentType") || error.contains("corrupt message"), "{error}");
     assert!(receiver.receipts().is_empty());
 }
+
+#[tokio::test]
+async fn a_delivery_written_for_an_endpoint_disabled_meanwhile_is_given_up_unsent() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (subscriber, _) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    // The order's transaction fanned out to the endpoint before its disabling committed.
+    enqueue(&db.pool, Uuid::new_v4(), 0).await;
+    sqlx::query("UPDATE outbox_subscribers SET active = false WHERE id = $1")
+        .bind(subscriber)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let run = relay(|_| {}).run(&db.service_database(2)).await.unwrap();
+
+    assert_eq!((run.attempts, run.delivered), (1, 0));
+    assert!(receiver.receipts().is_empty());
+    assert_eq!(deliveries(&db.pool, subscriber).await, vec![("abandoned".to_owned(), 1)]);
+    let error: String =
+        sqlx::query_scalar("SELECT error FROM outbox_delivery_attempts").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(error, "endpoint disabled");
+}
