@@ -41,7 +41,7 @@ pub struct SchedulerConfig {
 }
 
 /// `[scheduler.outbox_relay]`: how the relay drains the outbox to webhook endpoints.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct RelayConfig {
     /// How often a run starts; a run drains every due delivery (up to
     /// `max_batches_per_run`) before it ends.
@@ -64,6 +64,11 @@ pub struct RelayConfig {
     pub retry_scale: f64,
     /// The longest wait a receiver's `Retry-After` can ask for; longer asks are cut to it.
     pub max_retry_after_secs: u64,
+    /// An Ed25519 private key (`<kid>.private.pem`, as `boxoffice keygen` writes) of the
+    /// relay's own: when set, every request also carries a `v1a` signature. Absent by
+    /// default: only `v1` (HMAC) is sent.
+    #[serde(default)]
+    pub v1a_key_file: Option<std::path::PathBuf>,
 }
 
 impl RelayConfig {

@@ -44,6 +44,8 @@ pub enum Error {
     Listen(#[from] std::io::Error),
     #[error("outbox relay's HTTP client: {0}")]
     Relay(#[from] reqwest::Error),
+    #[error("outbox relay's v1a key (scheduler.outbox_relay.v1a_key_file): {0}")]
+    RelayKey(#[from] access_token::KeyError),
 }
 
 /// The running jobs, and the health endpoints of the process that runs them.
@@ -114,7 +116,9 @@ impl Scheduler {
                 jobs::check_invariants(&db, scope).await
             })
             .await?;
-        let relay = relay::Relay::new(config.outbox_relay)?;
+        let v1a_key =
+            config.outbox_relay.v1a_key_file.as_deref().map(access_token::KeyPair::read_private).transpose()?;
+        let relay = relay::Relay::new(config.outbox_relay.clone(), v1a_key)?;
         repeat
             .add("relay_outbox", every(config.outbox_relay.every_secs), move |db| {
                 let relay = relay.clone();

@@ -18,7 +18,11 @@
 //! connection) is retried on [`RETRY_SCHEDULE`], or after the receiver's `Retry-After`
 //! when that is longer, and given up after the last attempt.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use access_token::KeyPair;
+use base64::Engine;
 
 use futures::stream::{self, StreamExt};
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
@@ -50,11 +54,13 @@ pub const GONE_REASON: &str = "the endpoint answered 410 Gone";
 /// What a receiver's error text may fill in the attempt log, in characters.
 const ERROR_TEXT_MAX: usize = 300;
 
-/// The relay: an HTTP client with bounded waits, and its settings. Cheap to clone.
+/// The relay: an HTTP client with bounded waits, its settings, and the key of its
+/// optional `v1a` signatures. Cheap to clone.
 #[derive(Clone)]
 pub struct Relay {
     client: reqwest::Client,
-    config: RelayConfig,
+    config: Arc<RelayConfig>,
+    v1a_key: Option<Arc<KeyPair>>,
 }
 
 /// What one run did.
@@ -79,7 +85,8 @@ enum Outcome {
 }
 
 impl Relay {
-    pub fn new(config: RelayConfig) -> Result<Self, reqwest::Error> {
+    /// With `v1a_key`, every request carries an Ed25519 `v1a` signature beside `v1`.
+    pub fn new(config: RelayConfig, v1a_key: Option<KeyPair>) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .timeout(Duration::from_millis(config.request_timeout_ms))
@@ -88,7 +95,7 @@ impl Relay {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("boxoffice-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { client, config })
+        Ok(Self { client, config: Arc::new(config), v1a_key: v1a_key.map(Arc::new) })
     }
 
     /// Drains the outbox: claims due stream heads batch by batch, sends them, records
@@ -189,10 +196,15 @@ impl Relay {
             let attempt = Attempt { duration: started.elapsed(), response_status: None, error: Some(error) };
             (attempt, Outcome::Failed { retry_after: None, reason })
         };
-        let signature = match sign(&claimed.secret, &claimed.message_id.to_string(), timestamp, &claimed.body) {
+        let id = claimed.message_id.to_string();
+        let mut signature = match sign(&claimed.secret, &id, timestamp, &claimed.body) {
             Ok(signature) => signature,
             Err(e) => return failed(format!("cannot sign: {e}"), "signing"),
         };
+        if let Some(key) = &self.v1a_key {
+            signature.push(' ');
+            signature.push_str(&sign_v1a(key, &id, timestamp, &claimed.body));
+        }
         let request = self
             .client
             .post(&claimed.url)
@@ -249,6 +261,15 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String
     standardwebhooks::Webhook::new(secret)?.sign(id, timestamp, body.as_bytes())
 }
 
+/// `v1a,<base64 Ed25519 signature of "{id}.{timestamp}.{body}">`: the same signed
+/// content as `v1`, signed with the relay's own key (Standard Webhooks' asymmetric
+/// scheme). Receivers verify it with the key's public half; the reference libraries do
+/// not verify `v1a` yet (the README has the recipe).
+pub fn sign_v1a(key: &KeyPair, id: &str, timestamp: i64, body: &str) -> String {
+    let signature = key.sign_raw(format!("{id}.{timestamp}.{body}").as_bytes());
+    format!("v1a,{}", base64::engine::general_purpose::STANDARD.encode(signature))
+}
+
 /// `Retry-After` in seconds (RFC 9110 also allows an HTTP date; receivers asking for a
 /// wait send seconds, and a date is ignored here: the schedule's wait applies).
 fn retry_after(value: &HeaderValue) -> Option<Duration> {
@@ -276,7 +297,7 @@ mod tests {
     fn relay(scale: f64) -> Relay {
         let mut config: crate::SchedulerConfig = test_support::config(&[], |_| {});
         config.outbox_relay.retry_scale = scale;
-        Relay::new(config.outbox_relay).unwrap()
+        Relay::new(config.outbox_relay, None).unwrap()
     }
 
     #[test]

@@ -193,7 +193,7 @@ pub fn relay_config(adjust: impl FnOnce(&mut SchedulerConfig)) -> SchedulerConfi
 }
 
 pub fn relay(adjust: impl FnOnce(&mut SchedulerConfig)) -> Relay {
-    Relay::new(relay_config(adjust).outbox_relay).unwrap()
+    Relay::new(relay_config(adjust).outbox_relay, None).unwrap()
 }
 
 /// Runs the relay until no delivery is pending, within 20 s.
@@ -615,4 +615,42 @@ async fn a_delivery_written_for_an_endpoint_disabled_meanwhile_is_given_up_unsen
     let error: String =
         sqlx::query_scalar("SELECT error FROM outbox_delivery_attempts").fetch_one(&db.pool).await.unwrap();
     assert_eq!(error, "endpoint disabled");
+}
+
+#[tokio::test]
+async fn with_a_webhook_key_each_request_also_carries_a_v1a_ed25519_signature() {
+    use base64::Engine;
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (_, secret) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    enqueue(&db.pool, Uuid::new_v4(), 3).await;
+    let key = access_token::KeyPair::generate("webhooks-2026").unwrap();
+    let relay = Relay::new(relay_config(|_| {}).outbox_relay, Some(key.clone())).unwrap();
+
+    drain(&relay, &db.service_database(2), &db.pool).await;
+
+    let receipt = receiver.receipts().pop().unwrap();
+    // v1 still verifies (the reference library skips the entries it does not know).
+    assert_eq!(verify(&secret, &receipt).map_err(|e| e.to_string()), Ok(()));
+    let header = receipt.headers["webhook-signature"].to_str().unwrap();
+    let v1a: Vec<&str> = header.split(' ').filter_map(|s| s.strip_prefix("v1a,")).collect();
+    assert_eq!(v1a.len(), 1, "{header}");
+    let signature = base64::engine::general_purpose::STANDARD.decode(v1a[0]).unwrap();
+    let signature = Signature::from_slice(&signature).unwrap();
+    // The receiver's side: plain Ed25519 with the published public key.
+    let public = VerifyingKey::from_public_key_pem(&key.public_pem()).unwrap();
+    let signed = |body: &str| {
+        let (id, timestamp) = (&receipt.headers["webhook-id"], &receipt.headers["webhook-timestamp"]);
+        format!("{}.{}.{body}", id.to_str().unwrap(), timestamp.to_str().unwrap())
+    };
+    assert!(public.verify(signed(&receipt.body).as_bytes(), &signature).is_ok());
+    let tampered = receipt.body.replace("\"quantity\": 3", "\"quantity\": 4");
+    assert_ne!(tampered, receipt.body);
+    assert!(public.verify(signed(&tampered).as_bytes(), &signature).is_err());
+    let other = access_token::KeyPair::generate("other").unwrap();
+    let other = VerifyingKey::from_public_key_pem(&other.public_pem()).unwrap();
+    assert!(other.verify(signed(&receipt.body).as_bytes(), &signature).is_err());
 }
