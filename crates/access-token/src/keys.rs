@@ -73,6 +73,14 @@ impl KeyPair {
     pub fn public_key(&self) -> PublicKey {
         PublicKey { kid: self.kid.clone(), key: self.signing.verifying_key() }
     }
+
+    /// An Ed25519 signature of `message` as it is, with no token around it: for formats
+    /// that define their own signed content, such as Standard Webhooks' `v1a`. Such a key
+    /// signs for that purpose only (DECISIONS.md D6): never an access token's key.
+    pub fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
+        use ed25519_dalek::Signer;
+        self.signing.sign(message).to_bytes()
+    }
 }
 
 /// A verification key and its id.

@@ -60,6 +60,7 @@ impl Error {
                 Sale::NotFound(What::Booking) => (StatusCode::NOT_FOUND, "booking_not_found"),
                 Sale::NotFound(What::Payment) => (StatusCode::NOT_FOUND, "payment_not_found"),
                 Sale::NotFound(What::Refund) => (StatusCode::NOT_FOUND, "refund_not_found"),
+                Sale::NotFound(What::Webhook) => (StatusCode::NOT_FOUND, "webhook_not_found"),
                 Sale::SeatUnavailable(_) => (StatusCode::CONFLICT, "seat_unavailable"),
                 Sale::SeatContended => (StatusCode::CONFLICT, "seat_contended"),
                 Sale::SoldOut(_) => (StatusCode::CONFLICT, "sold_out"),

@@ -66,6 +66,7 @@ pub enum What {
     Booking,
     Payment,
     Refund,
+    Webhook,
 }
 
 impl fmt::Display for What {
@@ -76,6 +77,7 @@ impl fmt::Display for What {
             Self::Booking => "booking",
             Self::Payment => "payment",
             Self::Refund => "refund",
+            Self::Webhook => "webhook endpoint",
         })
     }
 }

@@ -11,6 +11,8 @@
 //!   refunds.
 //! - [`outbox`]: the messages the sale tells the world, written in the transaction
 //!   of the change they report.
+//! - [`webhooks`]: the organizer's webhook endpoints (the outbox's first subscribers)
+//!   and their delivery log.
 //! - [`payment_provider`]: the payment provider as the sale sees it (a trait; the
 //!   Stripe-compatible client implements it).
 //! - [`revocations`]: the organizer revoking admissions (one token or one fan's), and
@@ -41,6 +43,7 @@ pub mod rules;
 pub mod scope;
 pub mod states;
 pub mod store;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

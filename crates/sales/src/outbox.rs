@@ -28,6 +28,17 @@ pub enum Message {
 /// The version every message is written with today.
 pub const VERSION: i32 = 1;
 
+/// Every topic, as [`Message::topic`] names them: what a subscriber's topic filter may
+/// name.
+pub const TOPICS: [&str; 6] = [
+    "booking.confirmed",
+    "booking.cancelled",
+    "payment.succeeded",
+    "payment.refunded",
+    "hold.expired",
+    "late_payment.needs_attention",
+];
+
 impl Message {
     pub fn topic(&self) -> &'static str {
         match self {

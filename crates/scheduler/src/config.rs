@@ -44,7 +44,76 @@ pub struct SchedulerConfig {
     pub reconcile_batch: i64,
     /// How long probe clients may take (`[scheduler.http]`).
     pub http: HttpConfig,
+    /// The outbox relay to organizer webhooks (`[scheduler.outbox_relay]`).
+    pub outbox_relay: RelayConfig,
 }
+
+/// `[scheduler.outbox_relay]`: how the relay drains the outbox to webhook endpoints.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RelayConfig {
+    /// How often a run starts; a run drains every due delivery (up to
+    /// `max_batches_per_run`) before it ends.
+    pub every_secs: u64,
+    /// Deliveries claimed per statement (at most one per (endpoint, event) stream).
+    pub batch: i64,
+    /// Requests in flight at once within a batch.
+    pub concurrency: usize,
+    /// Batches per run at most, so one run ends even while messages keep coming.
+    pub max_batches_per_run: u32,
+    /// How long a claim keeps a delivery from other relays. Longer than a request may
+    /// take (checked), so only a relay that died loses its claim; then the delivery is
+    /// due again after this: a crash delays delivery by up to this much.
+    pub lease_ms: u64,
+    /// Bounds on one request to a receiver: connecting, and the whole exchange.
+    pub connect_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    /// Multiplies Standard Webhooks' retry schedule (5 s … 24 h after each failure);
+    /// 1 in production, tiny in tests so retries come in milliseconds.
+    pub retry_scale: f64,
+    /// The longest wait a receiver's `Retry-After` can ask for; longer asks are cut to it.
+    pub max_retry_after_secs: u64,
+    /// An Ed25519 private key (`<kid>.private.pem`, as `boxoffice keygen` writes) of the
+    /// relay's own: when set, every request also carries a `v1a` signature. Absent by
+    /// default: only `v1` (HMAC) is sent.
+    #[serde(default)]
+    pub v1a_key_file: Option<std::path::PathBuf>,
+}
+
+impl RelayConfig {
+    fn validate(&self) -> Result<(), String> {
+        let key = |name: &str| format!("scheduler.outbox_relay.{name}");
+        if self.every_secs == 0 {
+            return Err(format!("{} must be at least 1", key("every_secs")));
+        }
+        if !(1..=1_000).contains(&self.batch) {
+            return Err(format!("{} must be 1-1000", key("batch")));
+        }
+        if !(1..=256).contains(&self.concurrency) {
+            return Err(format!("{} must be 1-256", key("concurrency")));
+        }
+        if self.max_batches_per_run == 0 {
+            return Err(format!("{} must be at least 1", key("max_batches_per_run")));
+        }
+        if self.connect_timeout_ms == 0 || self.request_timeout_ms == 0 {
+            return Err(format!("{} and request_timeout_ms must be at least 1", key("connect_timeout_ms")));
+        }
+        // Recording the outcome takes a database round trip after the request: a lease
+        // shorter than the request plus that margin would hand a live claim to another relay.
+        if self.lease_ms < self.request_timeout_ms + RECORD_MARGIN_MS {
+            return Err(format!("{} must be at least request_timeout_ms + {RECORD_MARGIN_MS}", key("lease_ms")));
+        }
+        if !(self.retry_scale.is_finite() && self.retry_scale > 0.0 && self.retry_scale <= 1.0) {
+            return Err(format!("{} must be more than 0 and at most 1", key("retry_scale")));
+        }
+        if self.max_retry_after_secs > 86_400 {
+            return Err(format!("{} must be at most 86400", key("max_retry_after_secs")));
+        }
+        Ok(())
+    }
+}
+
+/// How much longer than a request a lease lasts at least (see [`RelayConfig::lease_ms`]).
+pub const RECORD_MARGIN_MS: u64 = 5_000;
 
 impl Section for SchedulerConfig {
     const KEY: &'static str = "scheduler";
@@ -83,7 +152,7 @@ impl Section for SchedulerConfig {
         if self.check_invariants_timeout_secs == 0 {
             return Err("scheduler.check_invariants_timeout_secs must be at least 1".into());
         }
-        Ok(())
+        self.outbox_relay.validate()
     }
 }
 
@@ -115,7 +184,11 @@ mod tests {
         assert_eq!(config().validate(), Ok(()));
         assert_eq!(config().invariant_scope(), Scope::default());
         type Change = fn(&mut SchedulerConfig);
-        let wrong: [(Change, &str); 4] = [
+        let wrong: [(Change, &str); 8] = [
+            (|c| c.outbox_relay.batch = 0, "scheduler.outbox_relay.batch"),
+            (|c| c.outbox_relay.lease_ms = c.outbox_relay.request_timeout_ms, "scheduler.outbox_relay.lease_ms"),
+            (|c| c.outbox_relay.retry_scale = 0.0, "scheduler.outbox_relay.retry_scale"),
+            (|c| c.outbox_relay.retry_scale = f64::NAN, "scheduler.outbox_relay.retry_scale"),
             (|c| c.purge_batch = 0, "scheduler.purge_batch"),
             (|c| c.purge_batch = 10_001, "scheduler.purge_batch"),
             (|c| c.check_invariants_undated_days = 0, "scheduler.check_invariants_undated_days"),

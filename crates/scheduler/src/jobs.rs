@@ -9,6 +9,7 @@ use sales::store::invariants::Scope;
 use service_kit::postgres::Database;
 
 use crate::metrics;
+use crate::relay::Relay;
 
 /// How much longer than its statement timeout a watchdog run may wait for an answer.
 const WATCHDOG_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
@@ -23,7 +24,7 @@ const WATCHDOG_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 pub async fn release_expired_holds(db: &Database, batch: i64) -> Result<u64, sales::Error> {
     let mut released = 0;
     loop {
-        let n = db.write(move |conn| Box::pin(sales::store::holds::release_expired(conn, batch))).await?;
+        let n = db.transaction(move |tx| Box::pin(sales::store::holds::release_expired(tx, batch))).await?;
         released += n;
         ::metrics::counter!(metrics::HOLDS_RELEASED).increment(n);
         if n < batch as u64 {
@@ -106,6 +107,12 @@ pub async fn check_invariants(db: &Database, scope: Scope) -> Result<u64, sales:
         tracing::error!(?violations, "inventory invariants broken: seats may be oversold");
     }
     Ok(total as u64)
+}
+
+/// Relays the outbox to webhook endpoints until nothing is due (see [`Relay::run`]).
+/// Returns how many deliveries this run delivered.
+pub async fn relay_outbox(db: &Database, relay: &Relay) -> Result<u64, sales::Error> {
+    relay.run(db).await.map(|run| run.delivered)
 }
 
 /// Logs a job's outcome; a failed run is retried at the next tick.

@@ -1,6 +1,8 @@
 //! The scheduler: timed work on the booking database, run by tokio-cron-scheduler.
 //!
 //! - [`jobs`]: what each job does, one function each (callable from tests).
+//! - [`relay`]: the outbox relay, delivering outbox messages to the organizers'
+//!   webhook endpoints (Standard Webhooks), at least once, in order per stream.
 //! - [`Scheduler`]: registers the jobs at their configured intervals and stops them on
 //!   shutdown.
 //!
@@ -19,6 +21,7 @@
 pub mod config;
 pub mod jobs;
 pub mod metrics;
+pub mod relay;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,6 +43,10 @@ pub enum Error {
     Jobs(#[from] JobSchedulerError),
     #[error("scheduler health endpoint: {0}")]
     Listen(#[from] std::io::Error),
+    #[error("outbox relay's HTTP client: {0}")]
+    Relay(#[from] reqwest::Error),
+    #[error("outbox relay's v1a key (scheduler.outbox_relay.v1a_key_file): {0}")]
+    RelayKey(#[from] access_token::KeyError),
 }
 
 /// The running jobs, and the health endpoints of the process that runs them.
@@ -126,6 +133,15 @@ impl Scheduler {
                 })
                 .await?;
         }
+        let v1a_key =
+            config.outbox_relay.v1a_key_file.as_deref().map(access_token::KeyPair::read_private).transpose()?;
+        let relay = relay::Relay::new(config.outbox_relay.clone(), v1a_key)?;
+        repeat
+            .add("relay_outbox", every(config.outbox_relay.every_secs), move |db| {
+                let relay = relay.clone();
+                async move { jobs::relay_outbox(&db, &relay).await }
+            })
+            .await?;
         jobs.start().await?;
         Ok(Self { jobs, health, db, http: config.http })
     }

@@ -25,13 +25,32 @@ pub const WATCHDOG_LAST_RUN: &str = "boxoffice_watchdog_last_run_timestamp_secon
 /// are being lost.
 pub const PAYMENTS_RECONCILED: &str = "boxoffice_scheduler_payments_reconciled_total";
 
+/// The outbox's lag: how long (seconds) the oldest pending delivery that is due has
+/// waited since its message was written, after the relay's last run; 0 when none is.
+/// Rising means the relay is down or behind, or a stream's head keeps failing.
+pub const OUTBOX_LAG: &str = "boxoffice_outbox_lag_seconds";
+/// Delivery attempts by what came of them (`outcome`, [`DELIVERY_OUTCOMES`]).
+pub const OUTBOX_DELIVERIES: &str = "boxoffice_outbox_deliveries_total";
+/// Webhook attempts that failed, by `reason` ([`FAILURE_REASONS`]): a status other than
+/// 2xx (`status`), `timeout`, `connect`, another `transport` error, `gone` (410, the
+/// endpoint is disabled), `signing` (a secret that cannot sign).
+pub const WEBHOOK_FAILURES: &str = "boxoffice_webhook_delivery_failures_total";
+
+/// The `outcome` label of [`OUTBOX_DELIVERIES`]: delivered; retried later; abandoned
+/// (retries ran out, or the endpoint was disabled before it was sent); disabled (it
+/// answered 410); superseded (the claim's lease ended before the outcome was recorded).
+pub const DELIVERY_OUTCOMES: [&str; 5] = ["delivered", "retried", "abandoned", "disabled", "superseded"];
+/// The `reason` label of [`WEBHOOK_FAILURES`].
+pub const FAILURE_REASONS: [&str; 6] = ["status", "timeout", "connect", "transport", "gone", "signing"];
+
 /// The job names, as the `task` label of [`JOB_FAILURES`] and [`JOB_SKIPPED`].
-pub const TASKS: [&str; 5] = [
+pub const TASKS: [&str; 6] = [
     "release_expired_holds",
     "purge_idempotency_keys",
     "purge_token_revocations",
     "check_invariants",
     "reconcile_payments",
+    "relay_outbox",
 ];
 
 /// Creates the counters at 0, so their first increment shows in `rate()`.
@@ -42,6 +61,12 @@ pub fn register() {
         metrics::counter!(PAYMENTS_RECONCILED, "kind" => kind).increment(0);
     }
     metrics::counter!(TOKEN_REVOCATIONS_PURGED).increment(0);
+    for outcome in DELIVERY_OUTCOMES {
+        metrics::counter!(OUTBOX_DELIVERIES, "outcome" => outcome).increment(0);
+    }
+    for reason in FAILURE_REASONS {
+        metrics::counter!(WEBHOOK_FAILURES, "reason" => reason).increment(0);
+    }
     for task in TASKS {
         metrics::counter!(JOB_FAILURES, "task" => task).increment(0);
         metrics::counter!(JOB_SKIPPED, "task" => task).increment(0);

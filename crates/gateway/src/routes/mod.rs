@@ -6,6 +6,7 @@ mod extract;
 mod holds;
 mod payments;
 mod revocations;
+mod webhooks;
 
 use axum::middleware;
 use service_kit::health;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Routers {
         .merge(bookings::router())
         .merge(payments::router())
         .merge(revocations::router())
+        .merge(webhooks::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::per_request))
         .with_state(state);
     auth::describe_access_token(api.get_openapi_mut());

@@ -17,3 +17,4 @@ mod races;
 mod revocations;
 mod slow_clients;
 mod tokens;
+mod webhooks;

@@ -14,6 +14,9 @@ use crate::helpers::{spawn_app, TestApp};
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/bookings"),
     ("POST", "/v1/admin/events/{event_id}/revocations"),
+    ("GET", "/v1/admin/webhooks"),
+    ("POST", "/v1/admin/webhooks"),
+    ("GET", "/v1/admin/webhooks/{webhook_id}/deliveries"),
     ("GET", "/v1/events"),
     ("POST", "/v1/events"),
     ("GET", "/v1/events/{event_id}"),

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::OrderSeat;
+use crate::outbox::{HoldExpired, Message};
 use crate::scope::FanScope;
 use crate::states::HoldStatus;
 use crate::store::inventory::{self, OrderStatement, SeatKeys, Written};
@@ -187,12 +188,13 @@ pub async fn end(conn: &mut PgConnection, hold_id: Uuid, status: HoldStatus) -> 
     Ok(())
 }
 
-/// Ends up to `batch` expired holds and frees their seats. Holds locked by another
-/// sweeper (or a fan confirming) are skipped, so any number of schedulers can run
-/// this at once without releasing a hold twice or waiting on each other.
+/// Ends up to `batch` expired holds, frees their seats and writes a `hold.expired`
+/// message for each, inside the caller's transaction. Holds locked by another sweeper
+/// (or a fan confirming) are skipped, so any number of schedulers can run this at once
+/// without releasing a hold twice or waiting on each other.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn release_expired(conn: &mut PgConnection, batch: i64) -> Result<u64> {
-    let released: Vec<Uuid> = sqlx::query_scalar(
+    let released: Vec<(Uuid, Uuid, String, i32)> = sqlx::query_as(
         "WITH expired AS (
              SELECT id FROM holds WHERE status = 'active' AND expires_at <= now()
              ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED
@@ -202,10 +204,22 @@ pub async fn release_expired(conn: &mut PgConnection, batch: i64) -> Result<u64>
                AND hold_id IN (SELECT id FROM expired)
          )
          UPDATE holds SET status = 'expired', ended_at = now()
-         WHERE id IN (SELECT id FROM expired) RETURNING id",
+         WHERE id IN (SELECT id FROM expired) RETURNING id, event_id, fan_id, quantity",
     )
     .bind(batch)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
+    let messages: Vec<Message> = released
+        .iter()
+        .map(|(hold_id, event_id, fan_id, quantity)| {
+            Message::HoldExpired(HoldExpired {
+                event_id: *event_id,
+                hold_id: *hold_id,
+                fan_id: fan_id.clone(),
+                quantity: *quantity,
+            })
+        })
+        .collect();
+    crate::store::outbox::enqueue(conn, &messages).await?;
     Ok(released.len() as u64)
 }

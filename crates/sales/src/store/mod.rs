@@ -8,10 +8,14 @@
 //! - [`idempotency`]: keys that make a retried order answer as its first attempt.
 //! - [`payments`], [`refunds`]: payment attempts and the money going back.
 //! - [`outbox`]: outbox messages and their deliveries, written in the change's transaction.
+//! - [`webhooks`]: organizer webhook endpoints and their delivery log.
+//! - [`deliveries`]: the relay's side of the outbox: claiming due deliveries, recording
+//!   each attempt's outcome, disabling an endpoint that is gone.
 //! - [`invariants`]: the oversell watchdog's checks.
 //! - [`revocations`]: revoked admissions, written by the organizer, polled by gateways.
 
 pub mod bookings;
+pub mod deliveries;
 pub mod events;
 pub mod holds;
 pub mod idempotency;
@@ -21,3 +25,4 @@ pub mod outbox;
 pub mod payments;
 pub mod refunds;
 pub mod revocations;
+pub mod webhooks;

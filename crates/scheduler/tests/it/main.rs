@@ -1,5 +1,7 @@
 //! Scheduler tests against a fresh PostgreSQL database each.
 
+mod relay;
+
 use std::time::Duration;
 
 use sales::store::invariants::{self, Scope, Violations};

@@ -1,0 +1,143 @@
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use service_kit::extract::{Json, Path, Query};
+use service_kit::openapi::{AdminKeyRefused, RateLimited};
+use service_kit::ErrorBody;
+
+use sales::webhooks::{DeliveryLogEntry, NewWebhook, RegisteredWebhook, Webhook};
+
+use crate::auth::Admin;
+use crate::error::{Error, Result};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(register, list)).routes(routes!(deliveries))
+}
+
+/// An endpoint to register.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RegisterWebhook {
+    /// Where messages are POSTed: an absolute `http` or `https` URL without credentials.
+    url: String,
+    /// Only this event's messages; every event's if absent.
+    event_id: Option<Uuid>,
+    /// Only these topics (`booking.confirmed`, `booking.cancelled`, `payment.succeeded`,
+    /// `payment.refunded`, `hold.expired`, `late_payment.needs_attention`); every topic if
+    /// absent.
+    topics: Option<Vec<String>>,
+}
+
+/// Registers a webhook endpoint. The answer carries its signing secret (Standard
+/// Webhooks, `whsec_…`), shown this once: every message is POSTed to the URL signed with
+/// it (`webhook-id`, `webhook-timestamp`, `webhook-signature`), at least once and in
+/// order per event.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/webhooks",
+    operation_id = "register_webhook",
+    tag = "organizer",
+    request_body = RegisterWebhook,
+    responses(
+        (status = 201, description = "Registered; the secret is not shown again", body = RegisteredWebhook),
+        (status = 400, description = "`bad_request`: an unreadable body", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: a body past 2 MB", body = ErrorBody),
+        (status = 422, description = "`invalid_webhook_url`, `invalid_topics` (an unknown topic, none, or one twice) or `unknown_event`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
+#[tracing::instrument(skip_all)]
+async fn register(
+    _: Admin,
+    State(state): State<AppState>,
+    Json(body): Json<RegisterWebhook>,
+) -> Result<(StatusCode, Json<RegisteredWebhook>)> {
+    let new = NewWebhook::new(&body.url, body.event_id, body.topics)?;
+    Ok((StatusCode::CREATED, Json(state.sales.register_webhook(new).await?)))
+}
+
+#[derive(Serialize, ToSchema)]
+struct WebhookList {
+    webhooks: Vec<Webhook>,
+}
+
+/// Every registered endpoint, oldest first, without secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/webhooks",
+    operation_id = "list_webhooks",
+    tag = "organizer",
+    responses(
+        (status = 200, description = "The endpoints", body = WebhookList),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
+#[tracing::instrument(skip_all)]
+async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<WebhookList>> {
+    Ok(Json(WebhookList { webhooks: state.sales.webhooks().await? }))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    #[serde(default = "default_limit")]
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    limit: i64,
+    #[serde(default)]
+    #[param(minimum = 0, default = 0)]
+    offset: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+#[derive(Serialize, ToSchema)]
+struct DeliveryLog {
+    deliveries: Vec<DeliveryLogEntry>,
+    limit: i64,
+    offset: i64,
+}
+
+/// The endpoint's delivery log, newest message first: each message's topic, status,
+/// attempts, and its latest attempt's answer or error.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/webhooks/{webhook_id}/deliveries",
+    operation_id = "webhook_deliveries",
+    tag = "organizer",
+    params(("webhook_id" = Uuid, Path), Page),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveryLog),
+        (status = 400, description = "`bad_request`: an unreadable id or query, or limit or offset out of range", body = ErrorBody),
+        (status = 404, description = "`webhook_not_found`", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
+#[tracing::instrument(skip(state, page))]
+async fn deliveries(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(webhook_id): Path<Uuid>,
+    Query(page): Query<Page>,
+) -> Result<Json<DeliveryLog>> {
+    if !(1..=1000).contains(&page.limit) || page.offset < 0 {
+        return Err(Error::BadRequest("limit must be 1-1000 and offset at least 0".into()));
+    }
+    let deliveries = state.sales.webhook_deliveries(webhook_id, page.limit, page.offset).await?;
+    Ok(Json(DeliveryLog { deliveries, limit: page.limit, offset: page.offset }))
+}

@@ -1,0 +1,181 @@
+//! The relay's side of the outbox (`migrations/*_outbox.sql`,
+//! `*_webhook_endpoints.sql`): claiming due deliveries, recording what came of each
+//! attempt, disabling an endpoint that is gone. Each function is one statement that
+//! commits by itself: no transaction stays open while the relay talks to a receiver.
+
+use std::time::Duration;
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::webhooks::DeliveryStatus;
+
+/// A delivery the relay claimed, with what it needs to send it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub subscriber_id: Uuid,
+    /// `outbox_messages.id`: the delivery's key with `subscriber_id`.
+    pub message_seq: i64,
+    /// The attempt this claim is (1 for the first): the outcome is recorded only while
+    /// the delivery's count still says so (see [`record`]).
+    pub attempt: i32,
+    /// `outbox_messages.message_id`, sent as `webhook-id`.
+    pub message_id: Uuid,
+    pub event_id: Uuid,
+    pub topic: String,
+    /// The message's JSON document, the request body as it is sent and signed.
+    pub body: String,
+    pub url: String,
+    pub secret: String,
+    /// False once the endpoint was disabled: the delivery is given up, not sent.
+    pub active: bool,
+}
+
+/// Claims up to `limit` due deliveries to webhook endpoints, each the head of its
+/// (subscriber, event) stream, and leases them for `lease`: the claim counts the
+/// attempt and pushes `next_attempt_at` past the lease, so no other relay takes them
+/// while this one sends, and a relay that dies mid-send leaves them due again when the
+/// lease ends (at least once).
+///
+/// A head is a pending delivery with no earlier pending delivery of its stream: while
+/// a head waits for its retry, the messages after it wait too, and the other streams
+/// go on. SKIP LOCKED leaves rows another relay is claiming right now to it; that
+/// relay's head still counts as pending here (its row is pending in this statement's
+/// snapshot), so nothing behind it is taken early.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn claim(conn: &mut PgConnection, limit: i64, lease: Duration) -> Result<Vec<Claimed>> {
+    let claimed = sqlx::query_as(
+        "WITH due AS (
+             SELECT d.subscriber_id, d.message_id
+             FROM outbox_deliveries d
+             WHERE d.status = 'pending' AND d.next_attempt_at <= now()
+               AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.subscriber_id = d.subscriber_id)
+               AND NOT EXISTS (
+                   SELECT 1 FROM outbox_deliveries earlier
+                   WHERE earlier.subscriber_id = d.subscriber_id AND earlier.event_id = d.event_id
+                     AND earlier.status = 'pending' AND earlier.message_id < d.message_id
+               )
+             ORDER BY d.next_attempt_at, d.message_id
+             LIMIT $1
+             FOR UPDATE OF d SKIP LOCKED
+         )
+         UPDATE outbox_deliveries d
+         SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
+         FROM due, outbox_messages m, webhook_endpoints w, outbox_subscribers s
+         WHERE d.subscriber_id = due.subscriber_id AND d.message_id = due.message_id
+           AND m.id = d.message_id AND w.subscriber_id = d.subscriber_id AND s.id = d.subscriber_id
+         RETURNING d.subscriber_id, d.message_id AS message_seq, d.attempts AS attempt,
+                   m.message_id, m.event_id, m.topic, m.payload::text AS body, w.url, w.secret, s.active",
+    )
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(conn)
+    .await?;
+    Ok(claimed)
+}
+
+/// What one attempt found out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// How long the request took (0 for a delivery given up unsent).
+    pub duration: Duration,
+    /// The receiver's status code, if it answered.
+    pub response_status: Option<u16>,
+    /// Why it did not answer, or why the answer counts as a failure when it did.
+    pub error: Option<String>,
+}
+
+/// What becomes of the delivery after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    Delivered,
+    /// Pending, due again after this long.
+    RetryAfter(Duration),
+    Abandoned,
+}
+
+/// Logs the attempt and moves the delivery on, in one statement. Returns false when
+/// the claim was lost (the lease ended and another relay claimed it again, or the
+/// endpoint was disabled meanwhile): the attempt is logged and the delivery left as
+/// the newer claim or the disabling put it.
+#[tracing::instrument(level = "debug", skip(conn, claimed), fields(message = %claimed.message_id))]
+pub async fn record(conn: &mut PgConnection, claimed: &Claimed, attempt: &Attempt, next: Next) -> Result<bool> {
+    let (status, delay) = match next {
+        Next::Delivered => (DeliveryStatus::Delivered, None),
+        Next::RetryAfter(delay) => (DeliveryStatus::Pending, Some(delay.as_secs_f64())),
+        Next::Abandoned => (DeliveryStatus::Abandoned, None),
+    };
+    let updated = sqlx::query(
+        "WITH attempt AS (
+             INSERT INTO outbox_delivery_attempts
+                 (subscriber_id, message_id, attempt, attempted_at, duration_ms, response_status, error)
+             VALUES ($1, $2, $3, now() - make_interval(secs => $4 / 1000.0), $4, $5, $6)
+         )
+         UPDATE outbox_deliveries
+         SET status = $7,
+             delivered_at = CASE WHEN $7 = 'delivered'::outbox_delivery_status THEN now() END,
+             next_attempt_at = coalesce(now() + make_interval(secs => $8), next_attempt_at)
+         WHERE subscriber_id = $1 AND message_id = $2 AND attempts = $3 AND status = 'pending'",
+    )
+    .bind(claimed.subscriber_id)
+    .bind(claimed.message_seq)
+    .bind(claimed.attempt)
+    .bind(duration_ms(attempt.duration))
+    .bind(attempt.response_status.map(|s| s as i16))
+    .bind(&attempt.error)
+    .bind(status)
+    .bind(delay)
+    .execute(conn)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// The endpoint answered `410 Gone`: logs the attempt, turns the subscriber off (no new
+/// deliveries), marks the endpoint disabled with `reason`, and gives up every pending
+/// delivery to it, in one statement. Returns how many deliveries were given up.
+#[tracing::instrument(level = "debug", skip(conn, claimed), fields(subscriber = %claimed.subscriber_id))]
+pub async fn disable(conn: &mut PgConnection, claimed: &Claimed, attempt: &Attempt, reason: &str) -> Result<u64> {
+    let abandoned = sqlx::query(
+        "WITH attempt AS (
+             INSERT INTO outbox_delivery_attempts
+                 (subscriber_id, message_id, attempt, attempted_at, duration_ms, response_status, error)
+             VALUES ($1, $2, $3, now() - make_interval(secs => $4 / 1000.0), $4, $5, $6)
+         ), subscriber AS (
+             UPDATE outbox_subscribers SET active = false WHERE id = $1
+         ), endpoint AS (
+             UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $7
+             WHERE subscriber_id = $1 AND disabled_at IS NULL
+         )
+         UPDATE outbox_deliveries SET status = 'abandoned'
+         WHERE subscriber_id = $1 AND status = 'pending'",
+    )
+    .bind(claimed.subscriber_id)
+    .bind(claimed.message_seq)
+    .bind(claimed.attempt)
+    .bind(duration_ms(attempt.duration))
+    .bind(attempt.response_status.map(|s| s as i16))
+    .bind(&attempt.error)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(abandoned.rows_affected())
+}
+
+/// The outbox's lag: how long the oldest pending delivery that is due now has waited
+/// since its message was written, in seconds; 0 when none is due. Deliveries waiting
+/// for a later retry, or leased to a relay sending them, are not due.
+pub async fn lag(conn: &mut PgConnection) -> Result<f64> {
+    let (lag,): (f64,) = sqlx::query_as(
+        "SELECT coalesce(extract(epoch FROM now() - min(m.created_at)), 0)::float8
+         FROM outbox_deliveries d JOIN outbox_messages m ON m.id = d.message_id
+         WHERE d.status = 'pending' AND d.next_attempt_at <= now()",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(lag)
+}
+
+fn duration_ms(duration: Duration) -> i32 {
+    duration.as_millis().min(i32::MAX as u128) as i32
+}

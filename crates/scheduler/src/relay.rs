@@ -1,0 +1,357 @@
+//! The outbox relay: delivers outbox messages to the organizers' webhook endpoints,
+//! signed per Standard Webhooks 1.0, at least once, in order per (endpoint, event).
+//!
+//! A run claims a batch of due stream heads (`sales::store::deliveries::claim`: one
+//! short statement that leases them), sends them over HTTP with no transaction open,
+//! then records each outcome in a statement of its own, and repeats until nothing is
+//! due. Each request carries
+//!
+//! - `webhook-id`: the message's id, the receiver's idempotency key (the same on every
+//!   attempt);
+//! - `webhook-timestamp`: when this attempt was signed, Unix seconds;
+//! - `webhook-signature`: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, keyed
+//!   with the endpoint's secret, base64-decoded after its `whsec_` prefix (the
+//!   `standardwebhooks` crate, the reference implementation, signs).
+//!
+//! A `2xx` answer delivers; `410 Gone` disables the endpoint (its pending deliveries
+//! are given up); anything else (another status, a redirect, a timeout, a refused
+//! connection) is retried on [`RETRY_SCHEDULE`], or after the receiver's `Retry-After`
+//! when that is longer, and given up after the last attempt.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use access_token::KeyPair;
+use base64::Engine;
+
+use futures::stream::{self, StreamExt};
+use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::StatusCode;
+use sales::store::deliveries::{self, Attempt, Claimed, Next};
+use service_kit::postgres::Database;
+
+use crate::config::RelayConfig;
+use crate::metrics;
+
+/// Standard Webhooks' suggested waits after each failed attempt: 5 s, 5 min, 30 min,
+/// 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (the first attempt is immediate). After the attempt
+/// that follows the last wait, the delivery is given up: 10 attempts over about 3 days.
+pub const RETRY_SCHEDULE: [Duration; 9] = [
+    Duration::from_secs(5),
+    Duration::from_secs(5 * 60),
+    Duration::from_secs(30 * 60),
+    Duration::from_secs(2 * 3600),
+    Duration::from_secs(5 * 3600),
+    Duration::from_secs(10 * 3600),
+    Duration::from_secs(14 * 3600),
+    Duration::from_secs(20 * 3600),
+    Duration::from_secs(24 * 3600),
+];
+
+/// The reason an endpoint disabled by a `410` carries.
+pub const GONE_REASON: &str = "the endpoint answered 410 Gone";
+
+/// What a receiver's error text may fill in the attempt log, in characters.
+const ERROR_TEXT_MAX: usize = 300;
+
+/// The relay: an HTTP client with bounded waits, its settings, and the key of its
+/// optional `v1a` signatures. Cheap to clone.
+#[derive(Clone)]
+pub struct Relay {
+    client: reqwest::Client,
+    config: Arc<RelayConfig>,
+    v1a_key: Option<Arc<KeyPair>>,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RelayRun {
+    /// Attempts made (each claimed delivery once).
+    pub attempts: u64,
+    pub delivered: u64,
+    pub batches: u32,
+}
+
+/// What an attempt's answer means for the delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    /// Retry, not before this long if the receiver said so.
+    Failed {
+        retry_after: Option<Duration>,
+        reason: &'static str,
+    },
+    Gone,
+}
+
+impl Relay {
+    /// With `v1a_key`, every request carries an Ed25519 `v1a` signature beside `v1`.
+    pub fn new(config: RelayConfig, v1a_key: Option<KeyPair>) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .timeout(Duration::from_millis(config.request_timeout_ms))
+            // A redirect is not a delivery: the endpoint registered is the one we send to
+            // (following one could also lead a signed request somewhere unintended).
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("boxoffice-webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { client, config: Arc::new(config), v1a_key: v1a_key.map(Arc::new) })
+    }
+
+    /// Drains the outbox: claims due stream heads batch by batch, sends them, records
+    /// each outcome, until nothing is due or `max_batches_per_run` batches ran. Then
+    /// exports the outbox's lag.
+    ///
+    /// Dropping the run's future (a crash, a shutdown) leaves its claimed deliveries
+    /// leased; they are due again once the lease ends.
+    pub async fn run(&self, db: &Database) -> Result<RelayRun, sales::Error> {
+        let mut run = RelayRun::default();
+        let (batch, lease) = (self.config.batch, Duration::from_millis(self.config.lease_ms));
+        while run.batches < self.config.max_batches_per_run {
+            let claimed = db.write(move |conn| Box::pin(deliveries::claim(conn, batch, lease))).await?;
+            if claimed.is_empty() {
+                break;
+            }
+            run.batches += 1;
+            run.attempts += claimed.len() as u64;
+            let outcomes: Vec<Result<bool, sales::Error>> = stream::iter(claimed)
+                .map(|claimed| self.deliver(db, claimed))
+                .buffer_unordered(self.config.concurrency)
+                .collect()
+                .await;
+            for outcome in outcomes {
+                run.delivered += u64::from(outcome?);
+            }
+        }
+        let lag = db.read(|conn| Box::pin(deliveries::lag(conn))).await?;
+        ::metrics::gauge!(metrics::OUTBOX_LAG).set(lag);
+        Ok(run)
+    }
+
+    /// Sends one claimed delivery and records what came of it. True if delivered.
+    async fn deliver(&self, db: &Database, claimed: Claimed) -> Result<bool, sales::Error> {
+        if !claimed.active {
+            // Written by an order whose transaction began before the endpoint was disabled.
+            let attempt =
+                Attempt { duration: Duration::ZERO, response_status: None, error: Some("endpoint disabled".into()) };
+            self.record(db, claimed, attempt, Next::Abandoned, "abandoned").await?;
+            return Ok(false);
+        }
+        let (attempt, outcome) = self.send(&claimed).await;
+        match outcome {
+            Outcome::Delivered => {
+                self.record(db, claimed, attempt, Next::Delivered, "delivered").await?;
+                Ok(true)
+            }
+            Outcome::Gone => {
+                ::metrics::counter!(metrics::WEBHOOK_FAILURES, "reason" => "gone").increment(1);
+                let subscriber = claimed.subscriber_id;
+                let abandoned = db
+                    .write(move |conn| {
+                        Box::pin(async move { deliveries::disable(conn, &claimed, &attempt, GONE_REASON).await })
+                    })
+                    .await?;
+                ::metrics::counter!(metrics::OUTBOX_DELIVERIES, "outcome" => "disabled").increment(1);
+                tracing::warn!(%subscriber, abandoned, "webhook endpoint answered 410 Gone: disabled");
+                Ok(false)
+            }
+            Outcome::Failed { retry_after, reason } => {
+                ::metrics::counter!(metrics::WEBHOOK_FAILURES, "reason" => reason).increment(1);
+                match self.retry_delay(claimed.attempt, retry_after) {
+                    Some(delay) => self.record(db, claimed, attempt, Next::RetryAfter(delay), "retried").await?,
+                    None => self.record(db, claimed, attempt, Next::Abandoned, "abandoned").await?,
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        db: &Database,
+        claimed: Claimed,
+        attempt: Attempt,
+        next: Next,
+        outcome: &'static str,
+    ) -> Result<(), sales::Error> {
+        let message = claimed.message_id;
+        let held = db
+            .write(move |conn| Box::pin(async move { deliveries::record(conn, &claimed, &attempt, next).await }))
+            .await?;
+        let outcome = if held { outcome } else { "superseded" };
+        ::metrics::counter!(metrics::OUTBOX_DELIVERIES, "outcome" => outcome).increment(1);
+        if !held {
+            // Our lease ended before the outcome was recorded (a stall past it), or the
+            // endpoint was disabled meanwhile: the newer state stands.
+            tracing::warn!(%message, "webhook delivery's claim was lost before its outcome was recorded");
+        }
+        Ok(())
+    }
+
+    /// One signed POST of the message's JSON document.
+    async fn send(&self, claimed: &Claimed) -> (Attempt, Outcome) {
+        let started = Instant::now();
+        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+        let failed = |error: String, reason| {
+            let attempt = Attempt { duration: started.elapsed(), response_status: None, error: Some(error) };
+            (attempt, Outcome::Failed { retry_after: None, reason })
+        };
+        let id = claimed.message_id.to_string();
+        let mut signature = match sign(&claimed.secret, &id, timestamp, &claimed.body) {
+            Ok(signature) => signature,
+            Err(e) => return failed(format!("cannot sign: {e}"), "signing"),
+        };
+        if let Some(key) = &self.v1a_key {
+            signature.push(' ');
+            signature.push_str(&sign_v1a(key, &id, timestamp, &claimed.body));
+        }
+        let request = self
+            .client
+            .post(&claimed.url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header("webhook-id", claimed.message_id.to_string())
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(claimed.body.clone());
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let reason = if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connect"
+                } else {
+                    "transport"
+                };
+                return failed(error_text(e), reason);
+            }
+        };
+        let status = response.status();
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(retry_after);
+        drop(response);
+        let attempt = Attempt {
+            duration: started.elapsed(),
+            response_status: Some(status.as_u16()),
+            error: (!status.is_success()).then(|| format!("answered {status}")),
+        };
+        let outcome = if status.is_success() {
+            Outcome::Delivered
+        } else if status == StatusCode::GONE {
+            Outcome::Gone
+        } else {
+            Outcome::Failed { retry_after, reason: "status" }
+        };
+        (attempt, outcome)
+    }
+
+    /// How long after failed attempt number `attempt` (1 for the first) the next one
+    /// comes, or `None` when it was the last: the schedule's wait times
+    /// `retry_scale`, or the receiver's `Retry-After` (up to `max_retry_after_secs`)
+    /// when that is longer.
+    pub fn retry_delay(&self, attempt: i32, retry_after: Option<Duration>) -> Option<Duration> {
+        let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
+        let scheduled = RETRY_SCHEDULE.get(index)?.mul_f64(self.config.retry_scale);
+        let asked = retry_after.unwrap_or_default().min(Duration::from_secs(self.config.max_retry_after_secs));
+        Some(scheduled.max(asked))
+    }
+}
+
+/// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with `secret` (`whsec_…`).
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String, standardwebhooks::WebhookError> {
+    standardwebhooks::Webhook::new(secret)?.sign(id, timestamp, body.as_bytes())
+}
+
+/// `v1a,<base64 Ed25519 signature of "{id}.{timestamp}.{body}">`: the same signed
+/// content as `v1`, signed with the relay's own key (Standard Webhooks' asymmetric
+/// scheme). Receivers verify it with the key's public half; the reference libraries do
+/// not verify `v1a` yet (the README has the recipe).
+pub fn sign_v1a(key: &KeyPair, id: &str, timestamp: i64, body: &str) -> String {
+    let signature = key.sign_raw(format!("{id}.{timestamp}.{body}").as_bytes());
+    format!("v1a,{}", base64::engine::general_purpose::STANDARD.encode(signature))
+}
+
+/// `Retry-After` in seconds (RFC 9110 also allows an HTTP date; receivers asking for a
+/// wait send seconds, and a date is ignored here: the schedule's wait applies).
+fn retry_after(value: &HeaderValue) -> Option<Duration> {
+    value.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// An error and its causes, shortened for the attempt log (the organizer reads it).
+fn error_text(error: reqwest::Error) -> String {
+    // Without the URL: the organizer knows it, and the log stays short.
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    service_kit::invalid::shortened(&text, ERROR_TEXT_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn relay(scale: f64) -> Relay {
+        let mut config: crate::SchedulerConfig = test_support::config(&[], |_| {});
+        config.outbox_relay.retry_scale = scale;
+        Relay::new(config.outbox_relay, None).unwrap()
+    }
+
+    #[test]
+    fn retries_follow_the_standard_webhooks_schedule_then_stop() {
+        let relay = relay(1.0);
+        let waits: Vec<Option<Duration>> = (1..=10).map(|n| relay.retry_delay(n, None)).collect();
+        let secs = |s: u64| Some(Duration::from_secs(s));
+        assert_eq!(
+            waits,
+            [
+                secs(5),
+                secs(300),
+                secs(1800),
+                secs(7200),
+                secs(18000),
+                secs(36000),
+                secs(50400),
+                secs(72000),
+                secs(86400),
+                None
+            ]
+        );
+        assert_eq!(relay.retry_delay(0, None), None);
+        assert_eq!(relay.retry_delay(-1, None), None);
+    }
+
+    #[test]
+    fn the_scale_shrinks_the_schedule_and_retry_after_can_only_lengthen_it() {
+        let relay = relay(0.001);
+        assert_eq!(relay.retry_delay(1, None), Some(Duration::from_millis(5)));
+        assert_eq!(relay.retry_delay(1, Some(Duration::from_secs(2))), Some(Duration::from_secs(2)));
+        assert_eq!(relay.retry_delay(9, Some(Duration::from_secs(1))), Some(Duration::from_secs_f64(86.4)));
+        // Capped at max_retry_after_secs (a day by default).
+        assert_eq!(relay.retry_delay(1, Some(Duration::from_secs(10 * 86_400))), Some(Duration::from_secs(86_400)));
+        assert_eq!(relay.retry_delay(10, Some(Duration::from_secs(1))), None);
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds_and_dates_are_ignored() {
+        assert_eq!(retry_after(&HeaderValue::from_static("120")), Some(Duration::from_secs(120)));
+        assert_eq!(retry_after(&HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT")), None);
+        assert_eq!(retry_after(&HeaderValue::from_static("-1")), None);
+    }
+
+    /// The example of the Standard Webhooks specification's test vectors.
+    #[test]
+    fn signatures_match_the_specifications_example() {
+        let signature = sign(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            r#"{"test": 2432232314}"#,
+        )
+        .unwrap();
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+}

@@ -1,0 +1,660 @@
+//! The outbox relay against a real PostgreSQL and a real HTTP receiver on a free port:
+//! signatures, order per (endpoint, event), a failing head blocking only its stream,
+//! 410, a relay dropped mid-batch, two relays at once, retries, Retry-After.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sales::outbox::{HoldExpired, Message};
+use sales::webhooks::{NewWebhook, WebhookSecret};
+use scheduler::relay::{Relay, RelayRun};
+use scheduler::SchedulerConfig;
+use service_kit::postgres::Database;
+use sqlx::PgPool;
+use test_support::TestDatabase;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// What the receiver got: one request.
+#[derive(Debug, Clone)]
+pub struct Receipt {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: String,
+    pub webhook_id: String,
+    pub event_id: Uuid,
+    /// The message's place in its event (`data.quantity`, see [`enqueue`]).
+    pub seq: i64,
+}
+
+/// How the receiver answers, changeable while it runs.
+#[derive(Debug, Clone, Default)]
+pub struct Rule {
+    /// Events whose messages get `500`.
+    pub failing_events: HashSet<Uuid>,
+    /// Paths answered with this status instead (e.g. 410, or 429 with `retry_after`).
+    pub status_by_path: HashMap<String, u16>,
+    pub retry_after: Option<&'static str>,
+    /// How long each answer takes.
+    pub delay: Duration,
+}
+
+#[derive(Default)]
+struct Seen {
+    receipts: Vec<Receipt>,
+    in_flight: HashMap<String, u32>,
+    /// Requests that arrived while another with the same `webhook-id` was in flight.
+    overlaps: u32,
+    /// (path, event, seq) answered 2xx.
+    acknowledged: HashSet<(String, Uuid, i64)>,
+    /// Requests that arrived before the previous message of their event (to the same
+    /// path) was acknowledged: order broken.
+    early: u32,
+}
+
+#[derive(Clone)]
+struct Shared {
+    seen: Arc<Mutex<Seen>>,
+    rule: Arc<Mutex<Rule>>,
+}
+
+/// A webhook receiver on a free port, answering by its [`Rule`].
+pub struct Receiver {
+    pub addr: std::net::SocketAddr,
+    shared: Shared,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn receive(State(shared): State<Shared>, Path(path): Path<String>, headers: HeaderMap, body: String) -> Response {
+    let document: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
+    let event_id = document["data"]["event_id"].as_str().and_then(|e| e.parse().ok()).expect("data.event_id");
+    let seq = document["data"]["quantity"].as_i64().expect("data.quantity");
+    let webhook_id = headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    {
+        let mut seen = shared.seen.lock().unwrap();
+        let in_flight = seen.in_flight.entry(webhook_id.clone()).or_default();
+        *in_flight += 1;
+        if *in_flight > 1 {
+            seen.overlaps += 1;
+        }
+        if seq > 0 && !seen.acknowledged.contains(&(path.clone(), event_id, seq - 1)) {
+            seen.early += 1;
+        }
+        let receipt = Receipt {
+            path: path.clone(),
+            headers: headers.clone(),
+            body,
+            webhook_id: webhook_id.clone(),
+            event_id,
+            seq,
+        };
+        seen.receipts.push(receipt);
+    }
+    let rule = shared.rule.lock().unwrap().clone();
+    tokio::time::sleep(rule.delay).await;
+    let status = match rule.status_by_path.get(&path) {
+        Some(status) => StatusCode::from_u16(*status).unwrap(),
+        None if rule.failing_events.contains(&event_id) => StatusCode::INTERNAL_SERVER_ERROR,
+        None => StatusCode::NO_CONTENT,
+    };
+    {
+        let mut seen = shared.seen.lock().unwrap();
+        *seen.in_flight.get_mut(&webhook_id).unwrap() -= 1;
+        if status.is_success() {
+            seen.acknowledged.insert((path, event_id, seq));
+        }
+    }
+    match rule.retry_after {
+        Some(wait) => (status, [("retry-after", wait)]).into_response(),
+        None => status.into_response(),
+    }
+}
+
+impl Receiver {
+    pub async fn start() -> Self {
+        let shared = Shared { seen: Arc::default(), rule: Arc::default() };
+        let app = axum::Router::new().route("/{path}", axum::routing::post(receive)).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app).with_graceful_shutdown(async move { stop.cancelled().await }).await.unwrap()
+        });
+        Self { addr, shared, shutdown }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.addr)
+    }
+
+    pub fn set(&self, change: impl FnOnce(&mut Rule)) {
+        change(&mut self.shared.rule.lock().unwrap());
+    }
+
+    pub fn receipts(&self) -> Vec<Receipt> {
+        self.shared.seen.lock().unwrap().receipts.clone()
+    }
+
+    fn overlaps(&self) -> u32 {
+        self.shared.seen.lock().unwrap().overlaps
+    }
+
+    /// Requests sent before the previous message of their stream was acknowledged.
+    fn early(&self) -> u32 {
+        self.shared.seen.lock().unwrap().early
+    }
+}
+
+/// Registers an endpoint at `url` hearing every event and topic; returns its id and
+/// secret.
+pub async fn endpoint(pool: &PgPool, url: &str, event: Option<Uuid>) -> (Uuid, WebhookSecret) {
+    let new = NewWebhook::new(url, event, None).unwrap();
+    let secret = WebhookSecret::generate();
+    let mut conn = pool.acquire().await.unwrap();
+    let webhook = sales::store::webhooks::insert(&mut conn, Uuid::now_v7(), &new, &secret).await.unwrap();
+    (webhook.id, secret)
+}
+
+/// One message of `event`, numbered `seq` (its `quantity`), in a transaction of its
+/// own as an order writes it.
+pub async fn enqueue(pool: &PgPool, event: Uuid, seq: i32) {
+    let message = Message::HoldExpired(HoldExpired {
+        event_id: event,
+        hold_id: Uuid::new_v4(),
+        fan_id: format!("fan-{seq}"),
+        quantity: seq,
+    });
+    let mut tx = pool.begin().await.unwrap();
+    sales::store::outbox::enqueue(&mut tx, &[message]).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Relay settings for tests: the spec's schedule shrunk ten thousand times (the first
+/// retry after 0.5 ms, the fifth after 1.8 s), short request timeouts.
+pub fn relay_config(adjust: impl FnOnce(&mut SchedulerConfig)) -> SchedulerConfig {
+    test_support::config(&[], |c: &mut SchedulerConfig| {
+        c.outbox_relay.retry_scale = 0.0001;
+        c.outbox_relay.request_timeout_ms = 2_000;
+        c.outbox_relay.connect_timeout_ms = 1_000;
+        c.outbox_relay.lease_ms = 7_000;
+        adjust(c);
+    })
+}
+
+pub fn relay(adjust: impl FnOnce(&mut SchedulerConfig)) -> Relay {
+    Relay::new(relay_config(adjust).outbox_relay, None).unwrap()
+}
+
+/// Runs the relay until no delivery is pending, within 20 s.
+pub async fn drain(relay: &Relay, db: &Database, pool: &PgPool) -> RelayRun {
+    let mut total = RelayRun::default();
+    for _ in 0..400 {
+        let run = relay.run(db).await.unwrap();
+        total.attempts += run.attempts;
+        total.delivered += run.delivered;
+        total.batches += run.batches;
+        if pending(pool).await == 0 {
+            return total;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("deliveries still pending after 20 s: {}", pending(pool).await);
+}
+
+async fn pending(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM outbox_deliveries WHERE status = 'pending'").fetch_one(pool).await.unwrap()
+}
+
+/// Each event's messages in the order the receipts first show them (a redelivery does
+/// not move a message).
+fn first_seen_order(receipts: &[Receipt]) -> BTreeMap<Uuid, Vec<i64>> {
+    let mut seen = HashSet::new();
+    let mut order: BTreeMap<Uuid, Vec<i64>> = BTreeMap::new();
+    for r in receipts {
+        if seen.insert(r.webhook_id.clone()) {
+            order.entry(r.event_id).or_default().push(r.seq);
+        }
+    }
+    order
+}
+
+fn verify(secret: &WebhookSecret, receipt: &Receipt) -> Result<(), standardwebhooks::WebhookError> {
+    standardwebhooks::Webhook::new(secret.expose())?.verify(receipt.body.as_bytes(), &receipt.headers)
+}
+
+/// (status, attempts) of every delivery to `subscriber`, by message order.
+async fn deliveries(pool: &PgPool, subscriber: Uuid) -> Vec<(String, i32)> {
+    sqlx::query_as("SELECT status::text, attempts FROM outbox_deliveries WHERE subscriber_id = $1 ORDER BY message_id")
+        .bind(subscriber)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn messages_are_delivered_signed_once_each_in_order_per_event_to_each_subscriber() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (one, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let (all, all_secret) = endpoint(&db.pool, &receiver.url("all"), None).await;
+    let (only_one, only_one_secret) = endpoint(&db.pool, &receiver.url("one"), Some(one)).await;
+    for seq in 0..5 {
+        enqueue(&db.pool, one, seq).await;
+        enqueue(&db.pool, other, seq).await;
+    }
+    // Slow answers: a relay sending a stream's next message before its previous one was
+    // acknowledged would show.
+    receiver.set(|rule| rule.delay = Duration::from_millis(20));
+
+    let run = drain(&relay(|_| {}), &db.service_database(4), &db.pool).await;
+
+    assert_eq!(receiver.early(), 0, "a message was sent before its predecessor was acknowledged");
+    assert_eq!((run.attempts, run.delivered), (15, 15));
+    let receipts = receiver.receipts();
+    let (to_all, to_one): (Vec<Receipt>, Vec<Receipt>) = receipts.into_iter().partition(|r| r.path == "all");
+    assert_eq!(first_seen_order(&to_all), BTreeMap::from([(one, vec![0, 1, 2, 3, 4]), (other, vec![0, 1, 2, 3, 4])]));
+    assert_eq!(first_seen_order(&to_one), BTreeMap::from([(one, vec![0, 1, 2, 3, 4])]));
+    assert_eq!((to_all.len(), to_one.len()), (10, 5), "each message once per subscriber");
+    for r in &to_all {
+        assert_eq!(verify(&all_secret, r).map_err(|e| e.to_string()), Ok(()));
+        assert!(verify(&only_one_secret, r).is_err(), "another endpoint's secret does not verify it");
+    }
+    for r in &to_one {
+        assert_eq!(verify(&only_one_secret, r).map_err(|e| e.to_string()), Ok(()));
+    }
+    // The body is the message's document; webhook-id is its message id, the same for
+    // every subscriber.
+    let ids: HashSet<&str> = to_all.iter().map(|r| r.webhook_id.as_str()).collect();
+    let stored: Vec<(Uuid, serde_json::Value)> =
+        sqlx::query_as("SELECT message_id, payload FROM outbox_messages").fetch_all(&db.pool).await.unwrap();
+    let stored_ids: Vec<String> = stored.iter().map(|(id, _)| id.to_string()).collect();
+    assert_eq!(ids, stored_ids.iter().map(String::as_str).collect());
+    for r in &to_all {
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let (_, payload) = stored.iter().find(|(id, _)| id.to_string() == r.webhook_id).unwrap();
+        assert_eq!(&body, payload);
+        assert_eq!((&body["type"], &body["version"]), (&serde_json::json!("hold.expired"), &serde_json::json!(1)));
+        assert_eq!(r.headers["content-type"], "application/json");
+    }
+    assert!(to_one.iter().all(|r| ids.contains(r.webhook_id.as_str())));
+    assert_eq!(deliveries(&db.pool, all).await, vec![("delivered".to_owned(), 1); 10]);
+    assert_eq!(deliveries(&db.pool, only_one).await, vec![("delivered".to_owned(), 1); 5]);
+    let attempts: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM outbox_delivery_attempts WHERE response_status = 204 AND error IS NULL",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(attempts, 15);
+}
+
+#[tokio::test]
+async fn a_failing_head_blocks_only_its_events_stream_which_resumes_in_order_when_it_recovers() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (failing, healthy) = (Uuid::new_v4(), Uuid::new_v4());
+    let (subscriber, _) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    receiver.set(|rule| {
+        rule.failing_events.insert(failing);
+    });
+    for seq in 0..3 {
+        enqueue(&db.pool, failing, seq).await;
+        enqueue(&db.pool, healthy, seq).await;
+    }
+    let (relay, service) = (relay(|_| {}), db.service_database(4));
+
+    // Runs until the healthy event is through: its stream never waits for the other.
+    for _ in 0..5 {
+        relay.run(&service).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let receipts = receiver.receipts();
+    assert_eq!(first_seen_order(&receipts).get(&healthy), Some(&vec![0, 1, 2]));
+    let failing_seqs: HashSet<i64> = receipts.iter().filter(|r| r.event_id == failing).map(|r| r.seq).collect();
+    assert_eq!(failing_seqs, HashSet::from([0]), "only the failing stream's head was tried");
+    let failed_attempts = receipts.iter().filter(|r| r.event_id == failing).count();
+    assert!(failed_attempts >= 2, "the head was retried: {failed_attempts}");
+    let states = deliveries(&db.pool, subscriber).await;
+    let pending = states.iter().filter(|(status, _)| status == "pending").count();
+    assert_eq!(pending, 3, "{states:?}");
+    let log: (i16, String) =
+        sqlx::query_as("SELECT response_status, error FROM outbox_delivery_attempts ORDER BY id DESC LIMIT 1")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(log, (500, "answered 500 Internal Server Error".to_owned()));
+
+    receiver.set(|rule| rule.failing_events.clear());
+    drain(&relay, &service, &db.pool).await;
+
+    let receipts = receiver.receipts();
+    assert_eq!(first_seen_order(&receipts), BTreeMap::from([(failing, vec![0, 1, 2]), (healthy, vec![0, 1, 2])]));
+    let deliveries = deliveries(&db.pool, subscriber).await;
+    assert!(deliveries.iter().all(|(status, _)| status == "delivered"), "{deliveries:?}");
+    // Every attempt was one request, and every request one attempt.
+    let attempts: i32 = deliveries.iter().map(|(_, a)| a).sum();
+    assert_eq!(receipts.len(), attempts as usize);
+    assert_eq!(attempts as usize, 5 + failed_attempts + 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_answering_410_is_disabled_and_its_pending_deliveries_given_up() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let event = Uuid::new_v4();
+    let (gone, _) = endpoint(&db.pool, &receiver.url("gone"), None).await;
+    let (kept, _) = endpoint(&db.pool, &receiver.url("kept"), None).await;
+    receiver.set(|rule| {
+        rule.status_by_path.insert("gone".into(), 410);
+    });
+    for seq in 0..3 {
+        enqueue(&db.pool, event, seq).await;
+    }
+
+    drain(&relay(|_| {}), &db.service_database(4), &db.pool).await;
+
+    let to_gone: Vec<i64> = receiver.receipts().iter().filter(|r| r.path == "gone").map(|r| r.seq).collect();
+    assert_eq!(to_gone, vec![0], "one attempt, the head's, then nothing more");
+    assert_eq!(
+        deliveries(&db.pool, gone).await,
+        vec![("abandoned".to_owned(), 1), ("abandoned".into(), 0), ("abandoned".into(), 0)]
+    );
+    assert_eq!(deliveries(&db.pool, kept).await, vec![("delivered".to_owned(), 1); 3]);
+    let (active, reason): (bool, Option<String>) = sqlx::query_as(
+        "SELECT s.active, e.disabled_reason FROM outbox_subscribers s JOIN webhook_endpoints e ON e.subscriber_id = s.id
+         WHERE s.id = $1",
+    )
+    .bind(gone)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((active, reason.as_deref()), (false, Some(scheduler::relay::GONE_REASON)));
+    // New messages are no longer fanned out to it.
+    enqueue(&db.pool, event, 3).await;
+    assert_eq!(deliveries(&db.pool, gone).await.len(), 3);
+    assert_eq!(deliveries(&db.pool, kept).await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_relay_dropped_mid_batch_leaves_its_claims_leased_then_every_message_arrives_in_order() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (one, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let (subscriber, _) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    for seq in 0..4 {
+        enqueue(&db.pool, one, seq).await;
+        enqueue(&db.pool, other, seq).await;
+    }
+    let service = db.service_database(4);
+    let relay = relay(|_| {});
+    // The receiver takes its time; the relay is killed while both heads are in flight.
+    receiver.set(|rule| rule.delay = Duration::from_secs(5));
+    let killed = tokio::time::timeout(Duration::from_millis(500), relay.run(&service)).await;
+    assert!(killed.is_err(), "the run was cut short");
+    assert_eq!(receiver.receipts().len(), 2, "both heads were sent");
+
+    // Leased: another relay takes nothing while the lease lasts.
+    receiver.set(|rule| rule.delay = Duration::ZERO);
+    assert_eq!(relay.run(&service).await.unwrap().attempts, 0);
+    let leased: Vec<(i32, bool)> = sqlx::query_as(
+        "SELECT attempts, next_attempt_at > now() + interval '5 seconds' FROM outbox_deliveries
+         WHERE status = 'pending' AND attempts > 0",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(leased, vec![(1, true), (1, true)]);
+
+    // The lease ends (backdated rather than waited for).
+    sqlx::query("UPDATE outbox_deliveries SET next_attempt_at = now() WHERE attempts > 0 AND status = 'pending'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    drain(&relay, &service, &db.pool).await;
+
+    let receipts = receiver.receipts();
+    assert_eq!(first_seen_order(&receipts), BTreeMap::from([(one, vec![0, 1, 2, 3]), (other, vec![0, 1, 2, 3])]));
+    assert_eq!(receiver.early(), 0);
+    assert_eq!(receipts.len(), 10, "the two heads twice (at least once), the rest once");
+    let mut attempts: Vec<i32> = deliveries(&db.pool, subscriber).await.into_iter().map(|(_, a)| a).collect();
+    attempts.sort();
+    assert_eq!(attempts, [1, 1, 1, 1, 1, 1, 2, 2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_relays_at_once_never_send_one_delivery_twice() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 10).await.unwrap();
+    let receiver = Receiver::start().await;
+    endpoint(&db.pool, &receiver.url("hook"), None).await;
+    let events: Vec<Uuid> = (0..20).map(|_| Uuid::new_v4()).collect();
+    // Event by event: without the one-head-per-stream rule a batch would hold several
+    // messages of one stream.
+    for event in &events {
+        for seq in 0..5 {
+            enqueue(&db.pool, *event, seq).await;
+        }
+    }
+    receiver.set(|rule| rule.delay = Duration::from_millis(10));
+    // Small batches, so the two relays interleave many claims.
+    let relay = relay(|c| c.outbox_relay.batch = 7);
+    let (a, b) = (db.service_database(4), db.service_database(4));
+
+    let (ran_a, ran_b) = tokio::join!(drain(&relay, &a, &db.pool), drain(&relay, &b, &db.pool));
+
+    let receipts = receiver.receipts();
+    assert_eq!(receipts.len(), 100, "exactly one request per delivery");
+    assert_eq!(ran_a.delivered + ran_b.delivered, 100);
+    assert_eq!(receiver.overlaps(), 0);
+    assert_eq!(receiver.early(), 0, "a message was sent before its predecessor was acknowledged");
+    let expected: BTreeMap<Uuid, Vec<i64>> = events.iter().map(|e| (*e, vec![0, 1, 2, 3, 4])).collect();
+    assert_eq!(first_seen_order(&receipts), expected);
+}
+
+#[tokio::test]
+async fn a_delivery_failing_every_attempt_is_given_up_after_the_tenth_and_its_stream_moves_on() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let event = Uuid::new_v4();
+    let (subscriber, _) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    receiver.set(|rule| {
+        rule.failing_events.insert(event);
+    });
+    enqueue(&db.pool, event, 0).await;
+    // A millionth of the schedule: ten attempts within about 0.3 s.
+    let relay = relay(|c| c.outbox_relay.retry_scale = 0.000_001);
+
+    drain(&relay, &db.service_database(4), &db.pool).await;
+
+    assert_eq!(deliveries(&db.pool, subscriber).await, vec![("abandoned".to_owned(), 10)]);
+    assert_eq!(receiver.receipts().len(), 10);
+    let logged: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_delivery_attempts WHERE response_status = 500")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(logged, 10);
+    // The abandoned head no longer blocks its stream.
+    receiver.set(|rule| rule.failing_events.clear());
+    enqueue(&db.pool, event, 1).await;
+    drain(&relay, &db.service_database(2), &db.pool).await;
+    assert_eq!(deliveries(&db.pool, subscriber).await, vec![("abandoned".to_owned(), 10), ("delivered".into(), 1)]);
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_when_longer_than_the_schedule() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    endpoint(&db.pool, &receiver.url("busy"), None).await;
+    receiver.set(|rule| {
+        rule.status_by_path.insert("busy".into(), 429);
+        rule.retry_after = Some("120");
+    });
+    enqueue(&db.pool, Uuid::new_v4(), 0).await;
+
+    let run = relay(|_| {}).run(&db.service_database(2)).await.unwrap();
+
+    assert_eq!((run.attempts, run.delivered), (1, 0));
+    let (attempts, wait): (i32, f64) =
+        sqlx::query_as("SELECT attempts, extract(epoch FROM next_attempt_at - now())::float8 FROM outbox_deliveries")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(attempts, 1);
+    assert!((110.0..=120.0).contains(&wait), "due again in {wait} s");
+}
+
+/// Runs `tests/python/verify_webhook.py` (the `standardwebhooks` reference library) on
+/// one request; true if it verifies. The library lives in the virtualenv
+/// `scripts/ensure-python` makes (`target/python`; `scripts/test` runs it first).
+fn verified_by_the_reference_library(secret: &str, receipt: &Receipt, body: &str) -> bool {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/python/bin/python");
+    assert!(
+        python.exists(),
+        "no Python virtualenv at {}: run scripts/ensure-python (scripts/test does) to install standardwebhooks",
+        python.display()
+    );
+    let headers: serde_json::Map<String, serde_json::Value> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .iter()
+        .map(|name| (name.to_string(), serde_json::json!(receipt.headers[*name].to_str().unwrap())))
+        .collect();
+    let request = serde_json::json!({ "secret": secret, "headers": headers, "body": body });
+    // Bounded: a hung interpreter fails the test after a minute.
+    let mut child = Command::new("timeout")
+        .arg("60")
+        .arg(&python)
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/verify_webhook.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    match output.status.code() {
+        Some(0) if said.trim() == "verified" => true,
+        Some(1) if said.starts_with("rejected: ") => false,
+        _ => panic!("verify_webhook.py failed: {said} {}", String::from_utf8_lossy(&output.stderr)),
+    }
+}
+
+#[tokio::test]
+async fn the_standard_webhooks_reference_library_verifies_our_signatures_and_rejects_a_tampered_body() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (_, secret) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    enqueue(&db.pool, Uuid::new_v4(), 7).await;
+    drain(&relay(|_| {}), &db.service_database(2), &db.pool).await;
+    let receipt = receiver.receipts().pop().unwrap();
+    let tampered = receipt.body.replace("\"quantity\": 7", "\"quantity\": 8");
+    assert_ne!(tampered, receipt.body);
+    let other_secret = WebhookSecret::generate();
+
+    let (genuine, forged, wrong_key) = tokio::task::spawn_blocking(move || {
+        (
+            verified_by_the_reference_library(secret.expose(), &receipt, &receipt.body),
+            verified_by_the_reference_library(secret.expose(), &receipt, &tampered),
+            verified_by_the_reference_library(other_secret.expose(), &receipt, &receipt.body),
+        )
+    })
+    .await
+    .unwrap();
+
+    assert_eq!((genuine, forged, wrong_key), (true, false, false));
+}
+
+#[tokio::test]
+async fn https_endpoints_are_reached_over_tls() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    // A plain-HTTP listener behind an https URL: the relay attempts a TLS handshake
+    // (rather than refusing the scheme), which the listener cannot complete.
+    let receiver = Receiver::start().await;
+    endpoint(&db.pool, &format!("https://{}/hook", receiver.addr), None).await;
+    enqueue(&db.pool, Uuid::new_v4(), 0).await;
+
+    // The spec's schedule unscaled: the retry is 5 s away, after this run.
+    let run = relay(|c| c.outbox_relay.retry_scale = 1.0).run(&db.service_database(2)).await.unwrap();
+
+    assert_eq!((run.attempts, run.delivered), (1, 0));
+    let (status, error): (Option<i16>, String) =
+        sqlx::query_as("SELECT response_status, error FROM outbox_delivery_attempts")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, None);
+    assert!(error.contains("InvalidContentType") || error.contains("corrupt message"), "{error}");
+    assert!(receiver.receipts().is_empty());
+}
+
+#[tokio::test]
+async fn a_delivery_written_for_an_endpoint_disabled_meanwhile_is_given_up_unsent() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (subscriber, _) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    // The order's transaction fanned out to the endpoint before its disabling committed.
+    enqueue(&db.pool, Uuid::new_v4(), 0).await;
+    sqlx::query("UPDATE outbox_subscribers SET active = false WHERE id = $1")
+        .bind(subscriber)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let run = relay(|_| {}).run(&db.service_database(2)).await.unwrap();
+
+    assert_eq!((run.attempts, run.delivered), (1, 0));
+    assert!(receiver.receipts().is_empty());
+    assert_eq!(deliveries(&db.pool, subscriber).await, vec![("abandoned".to_owned(), 1)]);
+    let error: String =
+        sqlx::query_scalar("SELECT error FROM outbox_delivery_attempts").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(error, "endpoint disabled");
+}
+
+#[tokio::test]
+async fn with_a_webhook_key_each_request_also_carries_a_v1a_ed25519_signature() {
+    use base64::Engine;
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (_, secret) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    enqueue(&db.pool, Uuid::new_v4(), 3).await;
+    let key = access_token::KeyPair::generate("webhooks-2026").unwrap();
+    let relay = Relay::new(relay_config(|_| {}).outbox_relay, Some(key.clone())).unwrap();
+
+    drain(&relay, &db.service_database(2), &db.pool).await;
+
+    let receipt = receiver.receipts().pop().unwrap();
+    // v1 still verifies (the reference library skips the entries it does not know).
+    assert_eq!(verify(&secret, &receipt).map_err(|e| e.to_string()), Ok(()));
+    let header = receipt.headers["webhook-signature"].to_str().unwrap();
+    let v1a: Vec<&str> = header.split(' ').filter_map(|s| s.strip_prefix("v1a,")).collect();
+    assert_eq!(v1a.len(), 1, "{header}");
+    let signature = base64::engine::general_purpose::STANDARD.decode(v1a[0]).unwrap();
+    let signature = Signature::from_slice(&signature).unwrap();
+    // The receiver's side: plain Ed25519 with the published public key.
+    let public = VerifyingKey::from_public_key_pem(&key.public_pem()).unwrap();
+    let signed = |body: &str| {
+        let (id, timestamp) = (&receipt.headers["webhook-id"], &receipt.headers["webhook-timestamp"]);
+        format!("{}.{}.{body}", id.to_str().unwrap(), timestamp.to_str().unwrap())
+    };
+    assert!(public.verify(signed(&receipt.body).as_bytes(), &signature).is_ok());
+    let tampered = receipt.body.replace("\"quantity\": 3", "\"quantity\": 4");
+    assert_ne!(tampered, receipt.body);
+    assert!(public.verify(signed(&tampered).as_bytes(), &signature).is_err());
+    let other = access_token::KeyPair::generate("other").unwrap();
+    let other = VerifyingKey::from_public_key_pem(&other.public_pem()).unwrap();
+    assert!(other.verify(signed(&receipt.body).as_bytes(), &signature).is_err());
+}
