@@ -370,3 +370,186 @@ async fn paid_places_are_never_booked_without_a_payment() {
     let next = c.app.hold(&seated, "fan-2", json!({ "seats": ["1"] })).await;
     assert_eq!(next.status, StatusCode::CREATED, "{}", next.body);
 }
+
+impl Checkout {
+    /// An event of `seats` seats at 2500, starting `starts_in_minutes` from now (None:
+    /// no start date), refunding 100 % until 24 h before and 50 % until 4 h before.
+    async fn event_starting(&self, starts_in_minutes: Option<i64>, seats: u32) -> Event {
+        let starts_at = starts_in_minutes.map(|m| (chrono::Utc::now() + chrono::Duration::minutes(m)).to_rfc3339());
+        let body = self
+            .app
+            .create_event(json!({
+                "name": "Refundable", "starts_at": starts_at,
+                "refund_policy": [{ "before_hours": 24, "refund_percent": 100 }, { "before_hours": 4, "refund_percent": 50 }],
+                "sections": [{ "name": "Hall", "kind": "reserved", "price": { "amount_minor": 2500, "currency": "EUR" }, "seats": seats }]
+            }))
+            .await;
+        Event::from_details(&body)
+    }
+
+    /// Holds `seat`, pays for it and waits for the booking; its id.
+    async fn paid_booking(&self, event: &Event, fan: &str, seat: &str) -> String {
+        let hold = self.hold(event, fan, &[seat]).await;
+        let checkout = self.checkout(event, fan, &hold).await;
+        assert_eq!(checkout.status, StatusCode::OK, "{}", checkout.body);
+        self.pay(&checkout.body, SUCCEEDS).await;
+        for _ in 0..500 {
+            let shown = self.payment(event, fan, &hold).await;
+            if let Some(booking) = shown.body["booking_id"].as_str() {
+                return booking.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("hold {hold} was paid but never booked");
+    }
+
+    async fn cancel(&self, event: &Event, fan: &str, booking: &str) -> test_support::Reply {
+        let token = self.app.token(fan, event);
+        self.app.send(Method::POST, &event.path(&format!("/bookings/{booking}/cancel")), Some(&token), None).await
+    }
+
+    /// The sale with this test's provider, as the scheduler runs it (reconciliation).
+    fn scheduler_sales(&self) -> sales::Sales {
+        let provider = stripe_client::StripeClient::new(stripe_client::StripeConfig {
+            base_url: self.sandbox.url(),
+            secret_key: SECRET_KEY.to_owned().into(),
+            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(1),
+        })
+        .unwrap();
+        let settings = sales::Settings {
+            best_available_attempts: 3,
+            create_event_timeout: Duration::from_secs(20),
+            event_rules_max_age: Duration::from_secs(1),
+            checkout_extension: Duration::from_secs(600),
+            refund_retry_first: Duration::from_millis(10),
+            refund_retry_max: Duration::from_millis(100),
+        };
+        sales::Sales::new(self.app.db.clone(), settings, std::sync::Arc::new(provider))
+    }
+}
+
+#[tokio::test]
+async fn cancelling_refunds_by_the_policy_tier_in_force_by_the_database_clock() {
+    let c = spawn(Faults::default()).await;
+    // (minutes before the start, refunded of 2500)
+    let cases = [
+        (Some(24 * 60 + 2), 2500),
+        (Some(24 * 60 - 2), 1250),
+        (Some(4 * 60 + 2), 1250),
+        (Some(4 * 60 - 2), 0),
+        (Some(-60), 0),
+        (None, 2500),
+    ];
+    for (starts_in, refunded) in cases {
+        let event = c.event_starting(starts_in, 2).await;
+        let booking = c.paid_booking(&event, "fan-1", "1").await;
+        let cancelled = c.cancel(&event, "fan-1", &booking).await;
+        assert_eq!(cancelled.status, StatusCode::OK, "{starts_in:?}: {}", cancelled.body);
+        assert_eq!(cancelled.body["status"], "cancelled");
+        if refunded == 0 {
+            assert_eq!(cancelled.body["refund"], Value::Null, "{starts_in:?}");
+        } else {
+            assert_eq!(cancelled.body["refund"]["amount"]["amount_minor"], refunded, "{starts_in:?}");
+            assert_eq!(cancelled.body["refund"]["status"], "succeeded", "{starts_in:?}");
+        }
+        // The seat is on sale again at once, whatever was refunded.
+        let next = c.app.hold(&event, "fan-2", json!({ "seats": ["1"] })).await;
+        assert_eq!(next.status, StatusCode::CREATED, "{starts_in:?}: {}", next.body);
+    }
+}
+
+#[tokio::test]
+async fn without_a_policy_only_the_organizer_cancels_and_refunds_in_full_and_a_policy_set_later_applies() {
+    let c = spawn(Faults::default()).await;
+    let event = c.app.numbered_event_priced(3, 2500).await;
+    c.app
+        .send(
+            Method::PATCH,
+            &format!("/v1/events/{}", event.id),
+            Some(ADMIN_KEY),
+            Some(json!({ "refund_policy": null })),
+        )
+        .await;
+    let booking = c.paid_booking(&event, "fan-1", "1").await;
+    let refused = c.cancel(&event, "fan-1", &booking).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, "cancellation_not_allowed"));
+
+    let by_organizer = c
+        .app
+        .send(Method::POST, &format!("/v1/admin/events/{}/bookings/{booking}/cancel", event.id), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!(by_organizer.status, StatusCode::OK, "{}", by_organizer.body);
+    assert_eq!(by_organizer.body["refund"]["amount"]["amount_minor"], 2500);
+
+    // A policy set after creation applies to the next cancellation.
+    let changed = c
+        .app
+        .send(
+            Method::PATCH,
+            &format!("/v1/events/{}", event.id),
+            Some(ADMIN_KEY),
+            Some(json!({ "refund_policy": [{ "before_hours": 0, "refund_percent": 40 }] })),
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
+    assert_eq!(changed.body["refund_policy"], json!([{ "before_hours": 0, "refund_percent": 40 }]));
+    let second = c.paid_booking(&event, "fan-2", "2").await;
+    let cancelled = c.cancel(&event, "fan-2", &second).await;
+    assert_eq!(cancelled.body["refund"]["amount"]["amount_minor"], 1000, "{}", cancelled.body);
+    let invalid = c
+        .app
+        .send(
+            Method::PATCH,
+            &format!("/v1/events/{}", event.id),
+            Some(ADMIN_KEY),
+            Some(json!({ "refund_policy": [{ "before_hours": 0, "refund_percent": 140 }] })),
+        )
+        .await;
+    assert_eq!((invalid.status, invalid.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_refund_policy"));
+}
+
+#[tokio::test]
+async fn a_refund_the_provider_failed_is_retried_until_it_succeeds_and_never_twice() {
+    let c = spawn(Faults::default()).await;
+    let event = c.event_starting(None, 2).await;
+    let booking = c.paid_booking(&event, "fan-1", "1").await;
+    c.sandbox.set_faults(Faults { api_fail_next: 1, ..Faults::default() }).unwrap();
+    let cancelled = c.cancel(&event, "fan-1", &booking).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["refund"]["status"], "pending", "the provider failed the first try");
+    let attempts: i32 = sqlx::query_scalar("SELECT attempts FROM refunds WHERE booking_id = $1")
+        .bind(booking.parse::<uuid::Uuid>().unwrap())
+        .fetch_one(&c.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(attempts, 1);
+
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sales = c.scheduler_sales();
+    let done = sales.reconcile(Duration::from_secs(300), 100).await.unwrap();
+    assert_eq!(done.refunds_retried, 1);
+    let again = sales.reconcile(Duration::from_secs(300), 100).await.unwrap();
+    assert_eq!(again.refunds_retried, 0);
+    let token = c.app.token("fan-1", &event);
+    let shown = c.app.send(Method::GET, &event.path(&format!("/bookings/{booking}")), Some(&token), None).await;
+    assert_eq!(shown.body["refund"]["status"], "succeeded", "{}", shown.body);
+    let refunds_at_provider = c.sandbox.events().iter().filter(|e| e.kind == "refund.created").count();
+    assert_eq!(refunds_at_provider, 1);
+}
+
+#[tokio::test]
+async fn a_lost_webhook_is_made_good_by_reconciliation() {
+    let c = spawn(Faults { webhook_drop_probability: 1.0, ..Faults::default() }).await;
+    let event = c.app.numbered_event_priced(2, 2500).await;
+    let hold = c.hold(&event, "fan-1", &["1"]).await;
+    let checkout = c.checkout(&event, "fan-1", &hold).await;
+    c.pay(&checkout.body, SUCCEEDS).await;
+    assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1", &hold).await, 0, "no webhook arrived");
+
+    let done = c.scheduler_sales().reconcile(Duration::ZERO, 100).await.unwrap();
+    assert_eq!(done.attempts_checked, 1);
+    assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1 AND payment_id IS NOT NULL", &hold).await, 1);
+    let (status, resolution) = c.wait_for_payment(&hold, |_, r| r.is_some()).await;
+    assert_eq!((status.as_str(), resolution.as_deref()), ("succeeded", Some("booked")));
+}
