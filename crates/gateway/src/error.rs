@@ -66,6 +66,7 @@ impl Error {
                 Sale::SoldOut(_) => (StatusCode::CONFLICT, "sold_out"),
                 Sale::HoldNotActive(_) => (StatusCode::CONFLICT, "hold_not_active"),
                 Sale::HoldExpired => (StatusCode::GONE, "hold_expired"),
+                Sale::EventCancelled => (StatusCode::CONFLICT, "event_cancelled"),
                 Sale::PaymentRequired => (StatusCode::PAYMENT_REQUIRED, "payment_required"),
                 Sale::CancellationNotAllowed(_) => (StatusCode::FORBIDDEN, "cancellation_not_allowed"),
                 Sale::PaymentProvider(sales::payment_provider::ProviderError::Unavailable(_)) => {

@@ -35,7 +35,7 @@ use crate::scope::FanScope;
 use crate::states::{HoldStatus, PaymentResolution, PaymentStatus, RefundReason, SectionKind};
 use crate::store::inventory::{self, Written};
 use crate::store::payments::{self, PaymentRow};
-use crate::store::{holds, refunds};
+use crate::store::{events, holds, refunds};
 use crate::Sales;
 
 /// Metadata keys our intents and refunds carry, so a webhook finds its row even before
@@ -72,6 +72,8 @@ pub struct Reconciled {
     pub refunds_retried: u64,
     /// Succeeded payments found without a booking or refund, and resolved.
     pub payments_resolved: u64,
+    /// Bookings of cancelled events that raced the cancellation, cancelled and refunded.
+    pub bookings_cancelled: u64,
 }
 
 /// What applying a provider event did.
@@ -91,6 +93,9 @@ impl Sales {
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, %hold_id))]
     pub async fn checkout(&self, scope: &FanScope, hold_id: Uuid) -> Result<PaymentView> {
         let rules = self.event_rules(scope.event_id).await?;
+        if rules.cancelled {
+            return Err(Error::EventCancelled);
+        }
         let extension = self.settings.checkout_extension.as_secs_f64();
         let fan = scope.clone();
         let currency = rules.currency.clone();
@@ -332,7 +337,9 @@ impl Sales {
     ///   was never paid is canceled, so the set of attempts to watch stays bounded (a
     ///   payment arriving later still applies, as a late payment);
     /// - refunds whose retry is due are asked for again;
-    /// - succeeded payments without a booking or refund are resolved.
+    /// - succeeded payments without a booking or refund are resolved;
+    /// - cancelled events with bookings or holds left (orders that raced the
+    ///   cancellation) are wound down.
     ///
     /// At most `batch` of each per pass.
     #[tracing::instrument(skip(self))]
@@ -356,6 +363,13 @@ impl Sales {
             if let Err(e) = self.execute_refund(refund_id).await {
                 tracing::warn!(error = %e, %refund_id, "refund retry failed; retrying after its backoff");
             }
+        }
+        let cancelled_events = self
+            .db
+            .read(move |conn| Box::pin(async move { events::cancelled_with_sales_left(conn, 10).await }))
+            .await?;
+        for event_id in cancelled_events {
+            done.bookings_cancelled += self.wind_down(event_id).await?.bookings_cancelled;
         }
         for _ in 0..batch {
             let resolved = self
@@ -483,6 +497,10 @@ async fn apply_intent(tx: &mut PgConnection, payment: PaymentRow, intent: &Inten
 /// lapsed, or else refund it. Returns the refund to execute, if one was started.
 pub(crate) async fn resolve_success(tx: &mut PgConnection, payment: &PaymentRow) -> Result<Option<Uuid>> {
     let scope = FanScope { event_id: payment.event_id, fan_id: payment.fan_id.clone() };
+    if events::is_cancelled(tx, payment.event_id).await? {
+        // Nothing is sold for a cancelled event, however late the money comes.
+        return refund_unbooked(tx, payment, RefundReason::EventCancelled, false).await;
+    }
     let hold = holds::lock(tx, &scope, payment.hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
     if hold.status == HoldStatus::Confirmed {
         // Another attempt paid for this hold first: this money is for nothing.

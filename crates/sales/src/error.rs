@@ -27,6 +27,9 @@ pub enum Error {
     HoldNotActive(HoldStatus),
     #[error("this hold has expired and its seats were released")]
     HoldExpired,
+    /// The organizer cancelled the event: nothing more is sold.
+    #[error("this event was cancelled; nothing more is sold")]
+    EventCancelled,
     /// A paid place is booked only by a succeeded payment: check out and pay first.
     #[error("this order costs money: start a checkout for the hold and pay it first")]
     PaymentRequired,

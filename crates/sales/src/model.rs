@@ -34,6 +34,8 @@ pub struct EventDetails {
     pub sections: Vec<SectionView>,
     /// How much a fan gets back for cancelling; none: fans may not cancel.
     pub refund_policy: Option<crate::domain::refund_policy::RefundPolicy>,
+    /// When the organizer cancelled the whole event; nothing is sold after it.
+    pub cancelled_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

@@ -20,6 +20,7 @@ use crate::outbox::{self as messages, CancelledBy, Message, MessageSeat};
 use crate::scope::FanScope;
 use crate::states::{BookingStatus, HoldStatus, RefundReason, SectionKind};
 use crate::store::bookings::{self, Cancellable};
+use crate::store::events;
 use crate::store::events::EventRules;
 use crate::store::holds;
 use crate::store::idempotency::{self, Prior, Target};
@@ -53,6 +54,14 @@ pub enum Order {
 pub struct Created {
     pub order: Order,
     pub replayed: bool,
+}
+
+/// What cancelling an event did (this call; earlier calls' work is not counted again).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct EventCancellation {
+    pub bookings_cancelled: u64,
+    pub refunds_started: u64,
+    pub holds_released: u64,
 }
 
 /// How confirming a hold ended.
@@ -96,6 +105,9 @@ impl Sales {
 
     async fn create(&self, scope: &FanScope, request: &SeatRequest, key: Option<&str>, kind: Kind) -> Result<Created> {
         let rules = self.event_rules(scope.event_id).await?;
+        if rules.cancelled {
+            return Err(Error::EventCancelled);
+        }
         let selection =
             Selection::parse(request.seats.clone(), request.section_id, request.quantity, rules.max_per_order)?;
         // Paid places are sold through checkout. Chosen seats' prices are known only once
@@ -236,6 +248,64 @@ impl Sales {
     #[tracing::instrument(skip(self))]
     pub async fn cancel_as_organizer(&self, event_id: Uuid, booking_id: Uuid) -> Result<BookingView> {
         self.cancel_booking(event_id, None, booking_id, CancelledBy::Organizer).await
+    }
+
+    /// Cancels the whole event as the organizer: nothing more is sold (within the rules
+    /// cache's bound on every replica), every live booking is cancelled and refunded in
+    /// full, every active hold released. Safe to repeat; the reconciliation pass
+    /// finishes what an order racing the cancellation left.
+    #[tracing::instrument(skip(self))]
+    pub async fn cancel_event(&self, event_id: Uuid) -> Result<EventCancellation> {
+        let found =
+            self.db.write(move |conn| Box::pin(async move { events::mark_cancelled(conn, event_id).await })).await?;
+        if !found {
+            return Err(Error::NotFound(What::Event));
+        }
+        self.wind_down(event_id).await
+    }
+
+    /// Cancels the live bookings and releases the active holds of a cancelled event, a
+    /// batch per transaction, and starts each refund.
+    pub(crate) async fn wind_down(&self, event_id: Uuid) -> Result<EventCancellation> {
+        const BATCH: i64 = 100;
+        let mut done = EventCancellation::default();
+        loop {
+            let refunds = self
+                .db
+                .transaction(move |tx| {
+                    Box::pin(async move {
+                        let mut refunds = Vec::new();
+                        let live = bookings::lock_live_of_event(tx, event_id, BATCH).await?;
+                        for booking in &live {
+                            refunds.push(cancel_locked(tx, booking, CancelledBy::EventCancelled).await?);
+                        }
+                        Ok::<_, Error>((live.len() as u64, refunds))
+                    })
+                })
+                .await?;
+            let (cancelled, refunds) = refunds;
+            done.bookings_cancelled += cancelled;
+            for refund_id in refunds.into_iter().flatten() {
+                done.refunds_started += 1;
+                if let Err(e) = self.execute_refund(refund_id).await {
+                    tracing::warn!(error = %e, %refund_id, "refund not executed yet; the reconciliation job retries it");
+                }
+            }
+            if cancelled < BATCH as u64 {
+                break;
+            }
+        }
+        loop {
+            let released = self
+                .db
+                .write(move |conn| Box::pin(async move { holds::release_all_of_event(conn, event_id, BATCH).await }))
+                .await?;
+            done.holds_released += released;
+            if released < BATCH as u64 {
+                break;
+            }
+        }
+        Ok(done)
     }
 
     async fn cancel_booking(
@@ -419,8 +489,11 @@ async fn cancel_locked(tx: &mut PgConnection, booking: &Cancellable, by: Cancell
     let amount = refund_amount(booking.total_minor, percent);
     let refund_id = match booking.payment_id {
         Some(payment_id) if amount > 0 => {
-            refunds::create(tx, Uuid::now_v7(), payment_id, Some(booking.id), RefundReason::Cancellation, amount)
-                .await?
+            let reason = match by {
+                CancelledBy::EventCancelled => RefundReason::EventCancelled,
+                CancelledBy::Fan | CancelledBy::Organizer => RefundReason::Cancellation,
+            };
+            refunds::create(tx, Uuid::now_v7(), payment_id, Some(booking.id), reason, amount).await?
         }
         _ => None,
     };

@@ -44,7 +44,9 @@ pub async fn reconcile_payments(
     ::metrics::counter!(metrics::PAYMENTS_RECONCILED, "kind" => "attempt").increment(done.attempts_checked);
     ::metrics::counter!(metrics::PAYMENTS_RECONCILED, "kind" => "refund").increment(done.refunds_retried);
     ::metrics::counter!(metrics::PAYMENTS_RECONCILED, "kind" => "unresolved").increment(done.payments_resolved);
-    Ok(done.attempts_checked + done.refunds_retried + done.payments_resolved)
+    ::metrics::counter!(metrics::PAYMENTS_RECONCILED, "kind" => "cancelled_event_booking")
+        .increment(done.bookings_cancelled);
+    Ok(done.attempts_checked + done.refunds_retried + done.payments_resolved + done.bookings_cancelled)
 }
 
 /// What a job that works in batches did: rows in all, and the statements it took.

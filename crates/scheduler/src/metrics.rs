@@ -21,8 +21,9 @@ pub const WATCHDOG_LAST_RUN: &str = "boxoffice_watchdog_last_run_timestamp_secon
 
 /// What checkout reconciliation took up, by `kind`: `attempt` (a payment attempt left
 /// unsettled, asked about at the provider), `refund` (a refund retried), `unresolved` (a
-/// succeeded payment without a booking or refund). Attempts rising steadily mean webhooks
-/// are being lost.
+/// succeeded payment without a booking or refund), `cancelled_event_booking` (a booking
+/// that raced its event's cancellation, cancelled and refunded). Attempts rising steadily
+/// mean webhooks are being lost.
 pub const PAYMENTS_RECONCILED: &str = "boxoffice_scheduler_payments_reconciled_total";
 
 /// The outbox's lag: how long (seconds) the oldest pending delivery that is due has
@@ -57,7 +58,7 @@ pub const TASKS: [&str; 6] = [
 pub fn register() {
     metrics::counter!(HOLDS_RELEASED).increment(0);
     metrics::counter!(IDEMPOTENCY_KEYS_PURGED).increment(0);
-    for kind in ["attempt", "refund", "unresolved"] {
+    for kind in ["attempt", "refund", "unresolved", "cancelled_event_booking"] {
         metrics::counter!(PAYMENTS_RECONCILED, "kind" => kind).increment(0);
     }
     metrics::counter!(TOKEN_REVOCATIONS_PURGED).increment(0);

@@ -15,13 +15,18 @@ use sales::domain::event::{Layout, NewEvent, NewSection, Row};
 use sales::domain::refund_policy::RefundPolicy;
 use sales::domain::Invalid;
 use sales::model::{EventDetails, EventSummary};
+use sales::orders::EventCancellation;
 
 use crate::auth::Admin;
 use crate::error::Result;
 use crate::state::{AppState, SeatMap};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(details, change)).routes(routes!(seat_map))
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(details, change))
+        .routes(routes!(seat_map))
+        .routes(routes!(cancel_event))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -187,6 +192,34 @@ async fn change(
         policy.validate()?;
     }
     Ok(Json(state.sales.change_event(event_id, body.refund_policy).await?))
+}
+
+/// Cancels the whole event: nothing more is sold (every replica refuses orders with
+/// `event_cancelled` within `gateway.event_rules_max_age_ms`), every live booking is
+/// cancelled and refunded in full, every active hold released, and a payment arriving
+/// later for one of its holds is refunded. Cancelling again finishes what is left.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/events/{event_id}/cancel",
+    operation_id = "cancel_event",
+    tag = "organizer",
+    params(("event_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "What this call cancelled, refunded and released", body = EventCancellation),
+        (status = 400, description = "`bad_request`: the event id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`event_not_found`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown` (cancelling again is safe)", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
+#[tracing::instrument(skip(state))]
+async fn cancel_event(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(event_id): Path<Uuid>,
+) -> Result<Json<EventCancellation>> {
+    Ok(Json(state.sales.cancel_event(event_id).await?))
 }
 
 #[derive(Serialize, ToSchema)]

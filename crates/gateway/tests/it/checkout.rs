@@ -35,6 +35,7 @@ async fn spawn(faults: Faults) -> Checkout {
         c.payments.secret_key = SECRET_KEY.to_owned().into();
         c.payments.webhook_secrets = vec![OLD_WEBHOOK_SECRET.to_owned().into(), WEBHOOK_SECRET.to_owned().into()];
         c.payments.refund_retry_first_ms = 10;
+        c.event_rules_max_age_ms = 200;
         c.payments.refund_retry_max_ms = 100;
     })
     .await;
@@ -552,4 +553,47 @@ async fn a_lost_webhook_is_made_good_by_reconciliation() {
     assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1 AND payment_id IS NOT NULL", &hold).await, 1);
     let (status, resolution) = c.wait_for_payment(&hold, |_, r| r.is_some()).await;
     assert_eq!((status.as_str(), resolution.as_deref()), ("succeeded", Some("booked")));
+}
+
+#[tokio::test]
+async fn cancelling_an_event_refunds_every_booking_in_full_and_sells_nothing_more() {
+    let c = spawn(Faults::default()).await;
+    let event = c.event_starting(Some(60), 5).await;
+    let first = c.paid_booking(&event, "fan-1", "1").await;
+    let second = c.paid_booking(&event, "fan-2", "2").await;
+    let pending_hold = c.hold(&event, "fan-3", &["3"]).await;
+    let pending = c.checkout(&event, "fan-3", &pending_hold).await;
+
+    let cancel = |c: &Checkout| {
+        c.app.send(Method::POST, &format!("/v1/admin/events/{}/cancel", event.id), Some(ADMIN_KEY), None)
+    };
+    let cancelled = cancel(&c).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body, json!({ "bookings_cancelled": 2, "refunds_started": 2, "holds_released": 1 }));
+    for (fan, booking) in [("fan-1", &first), ("fan-2", &second)] {
+        let token = c.app.token(fan, &event);
+        let shown = c.app.send(Method::GET, &event.path(&format!("/bookings/{booking}")), Some(&token), None).await;
+        assert_eq!(shown.body["status"], "cancelled");
+        // An hour before the start the policy would refund half; the organizer refunds all.
+        assert_eq!(shown.body["refund"]["amount"]["amount_minor"], 2500);
+        assert_eq!(shown.body["refund"]["status"], "succeeded");
+    }
+    let details = c.app.details(&event).await;
+    assert!(details["cancelled_at"].is_string(), "{details}");
+    assert_eq!(details["sections"][0]["remaining"], 5);
+
+    // A payment arriving afterwards for a hold of the cancelled event is refunded, not booked.
+    c.pay(&pending.body, SUCCEEDS).await;
+    let (status, resolution) = c.wait_for_payment(&pending_hold, |s, _| s == "refunded").await;
+    assert_eq!((status.as_str(), resolution.as_deref()), ("refunded", Some("refunded")));
+    assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1", &pending_hold).await, 0);
+
+    // Once every replica's copy of the rules knows (at most event_rules_max_age_ms),
+    // nothing more is sold; cancelling again finds nothing left.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = c.app.hold(&event, "fan-4", json!({ "seats": ["4"] })).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::CONFLICT, "event_cancelled"));
+    let again = cancel(&c).await;
+    assert_eq!(again.body, json!({ "bookings_cancelled": 0, "refunds_started": 0, "holds_released": 0 }));
+    c.app.assert_inventory_consistent(&event).await;
 }

@@ -26,6 +26,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/events/{event_id}/bookings/{booking_id}/cancel"),
     ("POST", "/v1/admin/events/{event_id}/bookings/{booking_id}/cancel"),
     ("PATCH", "/v1/events/{event_id}"),
+    ("POST", "/v1/admin/events/{event_id}/cancel"),
     ("POST", "/v1/events/{event_id}/holds/{hold_id}/checkout"),
     ("GET", "/v1/events/{event_id}/holds/{hold_id}/payment"),
     ("POST", "/v1/payments/webhooks"),

@@ -355,6 +355,24 @@ pub async fn lock_for_cancel(
     .await?)
 }
 
+/// Up to `limit` live bookings of the event, locked for cancelling, skipping those
+/// another transaction holds (a fan cancelling, another pass of the same cancellation).
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn lock_live_of_event(conn: &mut PgConnection, event_id: Uuid, limit: i64) -> Result<Vec<Cancellable>> {
+    Ok(sqlx::query_as(
+        "SELECT b.id, b.event_id, b.fan_id, b.status, b.payment_id, b.total_minor, e.currency::text AS currency,
+                e.refund_policy, (extract(epoch FROM e.starts_at - now()) / 3600.0)::float8 AS hours_before_start
+         FROM bookings b JOIN events e ON e.id = b.event_id
+         WHERE b.event_id = $1 AND b.status = 'confirmed'
+         ORDER BY b.id LIMIT $2
+         FOR UPDATE OF b SKIP LOCKED",
+    )
+    .bind(event_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Every booking of the event, as the organizer sees it (for a cancellation).
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn find_in_event(conn: &mut PgConnection, event_id: Uuid, booking_id: Uuid) -> Result<Option<BookingView>> {

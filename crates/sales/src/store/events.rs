@@ -19,6 +19,8 @@ pub struct EventRules {
     pub max_per_order: u32,
     pub hold_ttl_seconds: i32,
     pub sections: HashMap<Uuid, SectionRules>,
+    /// The organizer cancelled the event: nothing more is sold.
+    pub cancelled: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -106,7 +108,9 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<EventSummary>> {
 
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn rules(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<EventRules>> {
-    let Some(event) = sqlx::query("SELECT currency, max_per_order, hold_ttl_seconds FROM events WHERE id = $1")
+    let Some(event) = sqlx::query(
+        "SELECT currency, max_per_order, hold_ttl_seconds, cancelled_at IS NOT NULL AS cancelled FROM events WHERE id = $1",
+    )
         .bind(event_id)
         .fetch_optional(&mut *conn)
         .await?
@@ -127,7 +131,43 @@ pub async fn rules(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<Eve
         max_per_order: event.get::<i32, _>("max_per_order") as u32,
         hold_ttl_seconds: event.get("hold_ttl_seconds"),
         sections,
+        cancelled: event.get("cancelled"),
     }))
+}
+
+/// Marks the event cancelled (once: cancelling again keeps the first time). False when
+/// there is no such event.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn mark_cancelled(conn: &mut PgConnection, event_id: Uuid) -> Result<bool> {
+    let marked = sqlx::query("UPDATE events SET cancelled_at = coalesce(cancelled_at, now()) WHERE id = $1")
+        .bind(event_id)
+        .execute(conn)
+        .await?;
+    Ok(marked.rows_affected() == 1)
+}
+
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn is_cancelled(conn: &mut PgConnection, event_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT cancelled_at IS NOT NULL FROM events WHERE id = $1")
+        .bind(event_id)
+        .fetch_optional(conn)
+        .await?
+        .unwrap_or(false))
+}
+
+/// Cancelled events that still have live bookings or active holds (orders that raced
+/// the cancellation), at most `limit`.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn cancelled_with_sales_left(conn: &mut PgConnection, limit: i64) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT e.id FROM events e WHERE e.cancelled_at IS NOT NULL
+           AND (EXISTS (SELECT 1 FROM bookings b WHERE b.event_id = e.id AND b.status = 'confirmed')
+                OR EXISTS (SELECT 1 FROM holds h WHERE h.event_id = e.id AND h.status = 'active'))
+         ORDER BY e.cancelled_at LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Replaces the event's refund policy (None: fans may not cancel).
@@ -145,7 +185,8 @@ pub async fn set_refund_policy(conn: &mut PgConnection, event_id: Uuid, policy: 
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<EventDetails>> {
     let Some(event) = sqlx::query(
-        "SELECT name, starts_at, currency, max_per_order, hold_ttl_seconds, refund_policy FROM events WHERE id = $1",
+        "SELECT name, starts_at, currency, max_per_order, hold_ttl_seconds, refund_policy, cancelled_at
+         FROM events WHERE id = $1",
     )
     .bind(event_id)
     .fetch_optional(&mut *conn)
@@ -183,6 +224,7 @@ pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<E
         hold_ttl_seconds: event.get("hold_ttl_seconds"),
         sections,
         refund_policy: event.get::<Option<sqlx::types::Json<RefundPolicy>>, _>("refund_policy").map(|p| p.0),
+        cancelled_at: event.get("cancelled_at"),
     }))
 }
 

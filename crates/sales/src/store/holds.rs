@@ -188,6 +188,29 @@ pub async fn end(conn: &mut PgConnection, hold_id: Uuid, status: HoldStatus) -> 
     Ok(())
 }
 
+/// Releases up to `limit` active holds of the event and frees their seats (the event
+/// was cancelled); holds another transaction has locked are left to the next pass.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn release_all_of_event(conn: &mut PgConnection, event_id: Uuid, limit: i64) -> Result<u64> {
+    let released: Vec<Uuid> = sqlx::query_scalar(
+        "WITH active AS (
+             SELECT id FROM holds WHERE event_id = $1 AND status = 'active'
+             ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED
+         ), freed AS (
+             UPDATE seats SET state = 'available', hold_id = NULL, held_until = NULL
+             WHERE id IN (SELECT seat_id FROM hold_seats WHERE hold_id IN (SELECT id FROM active))
+               AND hold_id IN (SELECT id FROM active)
+         )
+         UPDATE holds SET status = 'released', ended_at = now()
+         WHERE id IN (SELECT id FROM active) RETURNING id",
+    )
+    .bind(event_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(released.len() as u64)
+}
+
 /// Ends up to `batch` expired holds, frees their seats and writes a `hold.expired`
 /// message for each, inside the caller's transaction. Holds locked by another sweeper
 /// (or a fan confirming) are skipped, so any number of schedulers can run this at once
