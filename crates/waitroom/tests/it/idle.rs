@@ -92,8 +92,9 @@ async fn finished_event(app: &TestApp) -> Uuid {
 async fn retired_event(app: &TestApp) -> Uuid {
     let event_id = finished_event(app).await;
     backdate_idle_clock(app, event_id).await;
-    assert_eq!(app.admitter.step(event_id).await.unwrap(), Step::default());
+    let step = app.admitter.step(event_id).await.unwrap();
     assert!(!indexed(app, event_id).await, "an idle event long over is not stepped");
+    assert_eq!(step, Step::default(), "the retiring step admits nobody");
     until_recorded(app, event_id, true).await;
     event_id
 }
