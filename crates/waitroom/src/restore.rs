@@ -9,7 +9,8 @@
 //! back at the place their ticket names (see [`crate::queue`]).
 //!
 //! Who notices: the admitter, which walks the events PostgreSQL knows (cached for
-//! [`DIRECTORY_MAX_AGE`]) besides the Redis index the wipe took with it; and any join,
+//! [`DIRECTORY_MAX_AGE`]; less the closed and idle-retired ones, see
+//! [`crate::admitter`]) besides the Redis index the wipe took with it; and any join,
 //! poll, leave or organizer request that meets `unknown_event`, so the first fan back
 //! does not wait for a tick.
 
