@@ -73,6 +73,22 @@ async fn walked(app: &TestApp, event_id: Uuid) -> bool {
     app.admitter.walked_events().await.unwrap().contains(&event_id)
 }
 
+/// A late fan joins the retired event: an ordinary answer, and the event is back in the
+/// admitter's index.
+async fn late_fan_joins(app: &TestApp, event_id: Uuid) {
+    let joined = app.join_ok(event_id, "fan-late").await;
+    assert_eq!((joined["status"].as_str(), joined["position"].as_u64()), (Some("waiting"), Some(1)));
+    assert!(indexed(app, event_id).await, "back in the admitter's index");
+    assert_eq!(retired_mark(app, event_id).await, None);
+}
+
+/// Once stepped again, the event is back in PostgreSQL's walk too, with its seed.
+async fn back_in_the_walk(app: &TestApp, event_id: Uuid, seed_sha256: &serde_json::Value) {
+    until_recorded(app, event_id, false).await;
+    assert!(walked(app, event_id).await);
+    assert_eq!(&app.public_event(event_id).await["seed_sha256"], seed_sha256, "the same seed");
+}
+
 /// An event that opened at once and sold: a fan joined, was admitted and left. Long
 /// over, never closed; its idle clock running.
 async fn finished_event(app: &TestApp) -> Uuid {
@@ -180,18 +196,13 @@ async fn an_idle_retired_event_comes_back_on_the_next_join_and_is_walked_again()
     let seed_sha256 = app.public_event(event_id).await["seed_sha256"].clone();
     assert!(!walked(&app, event_id).await);
 
-    let joined = app.join_ok(event_id, "fan-late").await;
-    assert_eq!((joined["status"].as_str(), joined["position"].as_u64()), (Some("waiting"), Some(1)));
-    assert!(indexed(&app, event_id).await, "back in the admitter's index");
-    assert_eq!(retired_mark(&app, event_id).await, None);
+    late_fan_joins(&app, event_id).await;
     let ttls = ttls_of(&app, event_id).await;
     assert_eq!(ttls.iter().map(|(_, ttl)| *ttl).collect::<Vec<_>>(), [-1, -1, -1, -1, -2], "kept: {ttls:?}");
 
     // Admitted as in any sale, and PostgreSQL's walk lists it again.
     assert_eq!(app.admit(event_id, 1, 50).await, ["fan-late"]);
-    until_recorded(&app, event_id, false).await;
-    assert!(walked(&app, event_id).await);
-    assert_eq!(app.public_event(event_id).await["seed_sha256"], seed_sha256, "the same seed");
+    back_in_the_walk(&app, event_id, &seed_sha256).await;
 }
 
 #[tokio::test]
@@ -211,16 +222,12 @@ async fn an_idle_retired_event_whose_keys_expired_is_rebuilt_retired_and_a_join_
     assert!((RETENTION_SECS - 60..=RETENTION_SECS).contains(&ttls[0].1), "the rebuilt settings expire: {ttls:?}");
 
     // A fan arriving later gets a normal answer and a normal sale.
-    let joined = app.join_ok(event_id, "fan-late").await;
-    assert_eq!((joined["status"].as_str(), joined["position"].as_u64()), (Some("waiting"), Some(1)));
-    assert!(indexed(&app, event_id).await);
+    late_fan_joins(&app, event_id).await;
     assert_eq!(ttls_of(&app, event_id).await[0].1, -1);
     // Admission pauses after a rebuild (22 s by default): the step is not waited out
     // here; the event is stepped again, and PostgreSQL told.
     assert_eq!(app.admitter.step(event_id).await.unwrap().room.queue_length, 1);
-    until_recorded(&app, event_id, false).await;
-    assert!(walked(&app, event_id).await);
-    assert_eq!(app.public_event(event_id).await["seed_sha256"], seed_sha256, "the same seed");
+    back_in_the_walk(&app, event_id, &seed_sha256).await;
 }
 
 #[tokio::test]
