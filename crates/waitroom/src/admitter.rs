@@ -10,11 +10,21 @@
 //! background: no tick waits on PostgreSQL. Closed events are not walked: closing
 //! takes an event out of the index (and starts its keys' retention, see
 //! `waitroom.closed_retention_secs`), and an event the index still lists that
-//! PostgreSQL has closed (a close whose index update failed) is taken out here. Every admission is handed to the
-//! [`Recorder`](crate::recorder::Recorder), which writes them to PostgreSQL on its own
-//! task.
+//! PostgreSQL has closed (a close whose index update failed) is taken out here.
+//!
+//! Nor are events retired for idleness: a step that finds an open event with nobody in
+//! line and nobody admitted for `waitroom.idle_retention_secs` retires it in Redis
+//! (`scripts/admit.lua` has the rule and why it is safe); the admitter then takes it
+//! out of the index and records the retirement in PostgreSQL (`retired_at`), so the
+//! walk of PostgreSQL's events leaves it out too. A join brings it back into the index
+//! (`scripts/locate.lua`); the admitter, stepping it again, tells PostgreSQL. Redis
+//! decides, PostgreSQL follows: whenever a step and PostgreSQL's record disagree, the
+//! record is corrected in the background.
+//!
+//! Every admission is handed to the [`Recorder`](crate::recorder::Recorder), which
+//! writes them to PostgreSQL on its own task.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +37,7 @@ use crate::config::WaitroomConfig;
 use crate::domain::poll;
 use crate::domain::settings::EventState;
 use crate::error::{Error, Result};
-use crate::ledger::Admission;
+use crate::ledger::{Admission, Listing};
 use crate::restore::Restorer;
 use crate::store::{Step, StepOutcome, Store};
 
@@ -69,6 +79,12 @@ impl Admitter {
     /// The admitted fans are queued for recording in PostgreSQL.
     pub async fn step(&self, event_id: Uuid) -> Result<Step> {
         let outcome = self.store.admit_step(event_id, self.abandon_after_ms, self.pause_after_restore_ms).await?;
+        let listed = || self.restorer.directory_now().and_then(|events| events.get(&event_id).copied());
+        if matches!(outcome, StepOutcome::Stepped(_) | StepOutcome::Idle(_)) && listed().is_some_and(|l| l.retired) {
+            // A join brought the event back (the index lists it, or it would not be
+            // stepped): PostgreSQL's walk is to list it again.
+            self.restorer.record_retirement_in_background(event_id, false);
+        }
         if let StepOutcome::Stepped(Step { room, .. }) | StepOutcome::Idle(room) = &outcome {
             if room.sale_opened {
                 tracing::info!(%event_id, queue_length = room.queue_length, "sale opened");
@@ -90,13 +106,24 @@ impl Admitter {
                 crate::metrics::room(event_id, &room);
                 Ok(Step { room, ..Step::default() })
             }
+            StepOutcome::Retired => {
+                // Out of the index unless a join brought it back meanwhile; then out of
+                // PostgreSQL's walk (this step repeats until PostgreSQL has it).
+                if self.store.unindex_retired(event_id).await? && !listed().is_some_and(|l| l.retired) {
+                    self.restorer.record_retirement_in_background(event_id, true);
+                }
+                Ok(Step::default())
+            }
             StepOutcome::UnknownEvent => {
                 // Redis lost the event (or never had it: PostgreSQL recorded settings
                 // whose Redis write failed). Rebuilt in the background; admission
                 // resumes on a later tick, after the pause.
-                // A closed event is rebuilt only when a request needs its answer.
-                match self.restorer.directory_now().and_then(|events| events.get(&event_id).copied()) {
-                    Some(EventState::Closed) => self.store.unindex(event_id).await?,
+                // A closed or retired event is rebuilt only when a request needs its
+                // answer.
+                match listed() {
+                    Some(Listing { state: EventState::Closed, .. } | Listing { retired: true, .. }) => {
+                        self.store.unindex(event_id).await?
+                    }
                     Some(_) => self.restorer.rebuild_in_background(event_id),
                     None => {}
                 }
@@ -105,17 +132,32 @@ impl Admitter {
         }
     }
 
-    /// The events to step: Redis' index, and every event PostgreSQL knows, less those
-    /// PostgreSQL has closed (as last read: this never waits on PostgreSQL).
+    /// The events to step, with PostgreSQL's list as last read: a tick never waits on
+    /// PostgreSQL.
     async fn events(&self) -> Result<Vec<Uuid>> {
+        self.walk(self.restorer.directory_now()).await
+    }
+
+    /// The events the next tick steps, with PostgreSQL's list read now.
+    pub async fn walked_events(&self) -> Result<Vec<Uuid>> {
+        let directory = self.restorer.directory_fresh().await?;
+        self.walk(Some(directory)).await
+    }
+
+    /// Redis' index, and every event PostgreSQL knows that is neither closed nor retired
+    /// for idleness, less those PostgreSQL has closed (taken out of the index too). An
+    /// event the index lists is stepped even if PostgreSQL has it retired: a join
+    /// brought it back, and its step tells PostgreSQL.
+    async fn walk(&self, directory: Option<Arc<HashMap<Uuid, Listing>>>) -> Result<Vec<Uuid>> {
         let mut events: HashSet<Uuid> = self.store.events().await?.into_iter().collect();
-        if let Some(known) = self.restorer.directory_now() {
-            let closed = |id: &Uuid| known.get(id) == Some(&EventState::Closed);
+        if let Some(known) = directory {
+            let closed = |id: &Uuid| known.get(id).is_some_and(|listing| listing.state == EventState::Closed);
             for event_id in events.iter().filter(|id| closed(id)) {
                 self.store.unindex(*event_id).await?;
             }
             events.retain(|id| !closed(id));
-            events.extend(known.iter().filter(|(_, &state)| state != EventState::Closed).map(|(&id, _)| id));
+            let walked = |listing: &Listing| listing.state != EventState::Closed && !listing.retired;
+            events.extend(known.iter().filter(|(_, listing)| walked(listing)).map(|(&id, _)| id));
         }
         Ok(events.into_iter().collect())
     }

@@ -90,8 +90,9 @@ impl Application {
         let listener = TcpListener::bind(config.listen).await?;
         let management_listener = TcpListener::bind(config.management_listen).await?;
         crate::metrics::register();
-        let store =
-            Store::new(redis, key_prefix).with_closed_retention(Duration::from_secs(config.closed_retention_secs));
+        let store = Store::new(redis, key_prefix)
+            .with_closed_retention(Duration::from_secs(config.closed_retention_secs))
+            .with_idle_retention(Duration::from_secs(config.idle_retention_secs));
         let ledger = Ledger::new(database);
         let restorer = Arc::new(Restorer::new(store.clone(), ledger.clone(), Arc::new(Recorder::new(ledger))));
         let join_limits = Arc::new(ClientLimits::new(

@@ -31,8 +31,14 @@ pub struct WaitroomConfig {
     pub admitter_tick_ms: u64,
     /// How long a closed event's Redis keys outlive its closing: late polls still
     /// learn it closed from Redis meanwhile, then from PostgreSQL (which keeps its
-    /// settings, seed and admissions) through a rebuild that expires again.
+    /// settings, seed and admissions) through a rebuild that expires again. Also how long
+    /// an idle-retired event's keys outlive its retirement (`idle_retention_secs`).
     pub closed_retention_secs: u64,
+    /// An event never closed leaves the admitter's walk, and its Redis keys start to
+    /// expire, once it has stayed this long opened with nobody in line and nobody
+    /// admitted, untouched by the organizer (see `store/scripts/admit.lua`). A join
+    /// brings it back; before its opening time it is never retired.
+    pub idle_retention_secs: u64,
     /// Joins per client address (an IPv6 client's /64).
     pub join_limit_per_address: RateLimit,
     pub join_limit_per_fan: RateLimit,
@@ -119,6 +125,12 @@ impl Section for WaitroomConfig {
         if !(60..=90 * 24 * 3600).contains(&self.closed_retention_secs) {
             return Err("waitroom.closed_retention_secs must be 60-7776000 (90 days)".into());
         }
+        // At least an hour: far longer than any pause, restore window or poll interval, so
+        // only an event long over is retired (and a short-lived retirement would only
+        // cost rebuilds).
+        if !(3_600..=90 * 24 * 3600).contains(&self.idle_retention_secs) {
+            return Err("waitroom.idle_retention_secs must be 3600-7776000 (1 hour to 90 days)".into());
+        }
         if !(10..=1_000).contains(&self.admitter_tick_ms) {
             return Err("waitroom.admitter_tick_ms must be 10-1000".into());
         }
@@ -158,6 +170,9 @@ mod tests {
         refused(WaitroomConfig { fan_id_secret: short, ..config() }, "waitroom.fan_id_secret");
         refused(WaitroomConfig { database_max_connections: 0, ..config() }, "waitroom.database_max_connections");
         refused(WaitroomConfig { poll_limit_per_ticket: zero, ..config() }, "waitroom.poll_limit_per_ticket");
+        refused(WaitroomConfig { idle_retention_secs: 3_599, ..config() }, "waitroom.idle_retention_secs");
+        refused(WaitroomConfig { idle_retention_secs: 90 * 24 * 3600 + 1, ..config() }, "waitroom.idle_retention_secs");
+        assert_eq!(config().idle_retention_secs, 3 * 24 * 3600, "config/default.toml's");
         let (abandon_after_secs, ticket_lifetime_secs) = (60, 119);
         refused(
             WaitroomConfig { abandon_after_secs, ticket_lifetime_secs, ..config() },

@@ -1,8 +1,9 @@
 //! PostgreSQL: the waiting room's durable record, the source of truth for what a Redis
 //! wipe must not change or forget (`migrations/*_waitroom_durable.sql`):
 //!
-//! - `waitroom_events`: each event's settings, its shuffle seed and commitment, and the
-//!   epoch its Redis state was last rebuilt in;
+//! - `waitroom_events`: each event's settings, its shuffle seed and commitment, the
+//!   epoch its Redis state was last rebuilt in, and whether the admitter retired it for
+//!   idleness (`migrations/*_waitroom_idle_retirement.sql`);
 //! - `waitroom_admissions`: every admission, written in batches by the admitter
 //!   ([`crate::recorder`]).
 //!
@@ -56,6 +57,14 @@ impl LedgerEvent {
             settings: self.settings,
         }
     }
+}
+
+/// An event as the admitter's walk reads it from PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listing {
+    pub state: EventState,
+    /// Retired for idleness (`retired_at` set): not walked unless Redis' index lists it.
+    pub retired: bool,
 }
 
 /// One admission, as the admitter records it.
@@ -119,7 +128,7 @@ impl Ledger {
                          ON CONFLICT (event_id) DO UPDATE SET
                              state = EXCLUDED.state, admit_rate = EXCLUDED.admit_rate,
                              max_active = EXCLUDED.max_active, token_lifetime_secs = EXCLUDED.token_lifetime_secs,
-                             opens_at = EXCLUDED.opens_at, updated_at = now()
+                             opens_at = EXCLUDED.opens_at, updated_at = now(), retired_at = NULL
                          RETURNING {EVENT_COLUMNS}"
                     ))
                     .bind(event_id)
@@ -139,14 +148,15 @@ impl Ledger {
             .await
     }
 
-    /// Sets an event's state; `None` when PostgreSQL does not know the event.
+    /// Sets an event's state (an event retired for idleness is walked again, as after
+    /// any organizer write); `None` when PostgreSQL does not know the event.
     #[tracing::instrument(skip(self), fields(%event_id))]
     pub async fn set_state(&self, event_id: Uuid, state: EventState) -> Result<Option<LedgerEvent>> {
         self.db
             .write(move |conn| {
                 Box::pin(async move {
                     let row = sqlx::query(&format!(
-                        "UPDATE waitroom_events SET state = $2::waitroom_state, updated_at = now()
+                        "UPDATE waitroom_events SET state = $2::waitroom_state, updated_at = now(), retired_at = NULL
                          WHERE event_id = $1 RETURNING {EVENT_COLUMNS}"
                     ))
                     .bind(event_id)
@@ -174,21 +184,46 @@ impl Ledger {
             .await
     }
 
-    /// Every event the waiting room was configured for, with its state.
-    pub async fn events(&self) -> Result<Vec<(Uuid, EventState)>> {
+    /// Every event the waiting room was configured for, with its state and whether it
+    /// was retired for idleness.
+    pub async fn events(&self) -> Result<Vec<(Uuid, Listing)>> {
         self.db
             .read(move |conn| {
                 Box::pin(async move {
-                    let rows = sqlx::query("SELECT event_id, state::text AS state FROM waitroom_events")
-                        .fetch_all(conn)
-                        .await?;
+                    let rows = sqlx::query(
+                        "SELECT event_id, state::text AS state, retired_at IS NOT NULL AS retired FROM waitroom_events",
+                    )
+                    .fetch_all(conn)
+                    .await?;
                     rows.iter()
                         .map(|row| {
                             let state: String = row.try_get("state")?;
                             let state = EventState::parse(&state).ok_or_else(|| Error::Corrupt(state.clone()))?;
-                            Ok((row.try_get("event_id")?, state))
+                            Ok((row.try_get("event_id")?, Listing { state, retired: row.try_get("retired")? }))
                         })
                         .collect()
+                })
+            })
+            .await
+    }
+
+    /// Records that the admitter retired the event for idleness (`retired`), or that a
+    /// join brought it back (see `scripts/admit.lua`): Redis decides, and this follows.
+    /// A retirement keeps the time it was first recorded.
+    #[tracing::instrument(skip(self), fields(%event_id))]
+    pub async fn set_retired(&self, event_id: Uuid, retired: bool) -> Result<()> {
+        self.db
+            .write(move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE waitroom_events SET retired_at = CASE WHEN $2 THEN coalesce(retired_at, now()) END
+                         WHERE event_id = $1",
+                    )
+                    .bind(event_id)
+                    .bind(retired)
+                    .execute(conn)
+                    .await?;
+                    Ok(())
                 })
             })
             .await
@@ -204,7 +239,7 @@ impl Ledger {
                 Box::pin(async move {
                     let Some(row) = sqlx::query(&format!(
                         "UPDATE waitroom_events SET epoch = epoch + 1, updated_at = now()
-                         WHERE event_id = $1 RETURNING {EVENT_COLUMNS}"
+                         WHERE event_id = $1 RETURNING {EVENT_COLUMNS}, retired_at IS NOT NULL AS retired"
                     ))
                     .bind(event_id)
                     .fetch_optional(&mut *conn)
@@ -213,6 +248,7 @@ impl Ledger {
                         return Ok(None);
                     };
                     let event = event_from_row(&row)?;
+                    let retired: bool = row.try_get("retired")?;
                     // A fan admitted twice (expired, joined again) counts once, with the
                     // later expiry.
                     let live: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
@@ -235,6 +271,7 @@ impl Ledger {
                         created_at: event.created_at,
                         admitted_total: admitted_total as u64,
                         live,
+                        retired,
                     }))
                 })
             })

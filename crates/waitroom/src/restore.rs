@@ -9,7 +9,8 @@
 //! back at the place their ticket names (see [`crate::queue`]).
 //!
 //! Who notices: the admitter, which walks the events PostgreSQL knows (cached for
-//! [`DIRECTORY_MAX_AGE`]) besides the Redis index the wipe took with it; and any join,
+//! [`DIRECTORY_MAX_AGE`]; less the closed and idle-retired ones, see
+//! [`crate::admitter`]) besides the Redis index the wipe took with it; and any join,
 //! poll, leave or organizer request that meets `unknown_event`, so the first fan back
 //! does not wait for a tick.
 
@@ -20,9 +21,9 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::domain::settings::{EventState, WaitroomEvent};
+use crate::domain::settings::WaitroomEvent;
 use crate::error::{Error, Result};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, Listing};
 use crate::recorder::Recorder;
 use crate::store::Store;
 
@@ -49,6 +50,8 @@ pub struct Restorer {
     rebuilding: tokio::sync::Mutex<()>,
     /// Events the admitter is rebuilding in the background.
     in_flight: Mutex<HashSet<Uuid>>,
+    /// Events whose retirement (or return) the admitter is recording in PostgreSQL.
+    recording_retirement: Mutex<HashSet<Uuid>>,
     /// When a rebuild last failed: for [`REBUILD_BACKOFF`] after, requests that need one
     /// are told `503` at once instead of each waiting out PostgreSQL in turn.
     failed_at: Mutex<Option<Instant>>,
@@ -62,7 +65,7 @@ const REBUILD_BACKOFF: Duration = Duration::from_secs(1);
 struct Directory {
     read_at: Instant,
     /// `None` when the last attempt failed and nothing was ever read.
-    events: Option<Arc<HashMap<Uuid, EventState>>>,
+    events: Option<Arc<HashMap<Uuid, Listing>>>,
 }
 
 impl Restorer {
@@ -76,6 +79,7 @@ impl Restorer {
             refresh_spawned: AtomicBool::new(false),
             rebuilding: tokio::sync::Mutex::new(()),
             in_flight: Mutex::default(),
+            recording_retirement: Mutex::default(),
             failed_at: Mutex::default(),
         }
     }
@@ -95,7 +99,7 @@ impl Restorer {
     /// The events PostgreSQL knows, read again if the copy is older than `max_age`.
     /// While PostgreSQL cannot be read, the last copy (if any) stands, and it is tried
     /// again at most once per `max_age`.
-    async fn directory(&self, max_age: Duration) -> Result<Arc<HashMap<Uuid, EventState>>> {
+    async fn directory(&self, max_age: Duration) -> Result<Arc<HashMap<Uuid, Listing>>> {
         let fresh = |d: &Directory| d.read_at.elapsed() < max_age;
         if let Some(Directory { events: Some(events), .. }) = self.cached().filter(fresh) {
             return Ok(events);
@@ -123,7 +127,7 @@ impl Restorer {
 
     /// The last copy of the directory without waiting for PostgreSQL; a stale copy
     /// starts a read in the background for the next caller.
-    pub fn directory_now(self: &Arc<Self>) -> Option<Arc<HashMap<Uuid, EventState>>> {
+    pub fn directory_now(self: &Arc<Self>) -> Option<Arc<HashMap<Uuid, Listing>>> {
         let cached = self.cached();
         let stale = cached.as_ref().is_none_or(|d| d.read_at.elapsed() >= DIRECTORY_MAX_AGE);
         if stale && !self.refresh_spawned.swap(true, Ordering::SeqCst) {
@@ -136,6 +140,52 @@ impl Restorer {
             });
         }
         cached.and_then(|d| d.events)
+    }
+
+    /// The events PostgreSQL knows, read now (waiting on PostgreSQL: not for the
+    /// admitter's tick).
+    pub async fn directory_fresh(&self) -> Result<Arc<HashMap<Uuid, Listing>>> {
+        self.directory(Duration::ZERO).await
+    }
+
+    /// Records in PostgreSQL, in the background, that Redis retired the event for
+    /// idleness or that a join brought it back (see `scripts/admit.lua`), unless such
+    /// a write for it is under way. The admitter calls this whenever its step and the
+    /// directory disagree, so a write that failed is tried again on a later tick.
+    pub fn record_retirement_in_background(self: &Arc<Self>, event_id: Uuid, retired: bool) {
+        let lock = || self.recording_retirement.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !lock().insert(event_id) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            match this.ledger.set_retired(event_id, retired).await {
+                Ok(()) => {
+                    this.patch_directory(event_id, retired);
+                    if retired {
+                        tracing::info!(%event_id, "idle event retired: out of the admitter's walk, its keys expiring");
+                    }
+                }
+                Err(e) => {
+                    crate::metrics::admitter_error();
+                    tracing::debug!(%event_id, retired, error = %e, "cannot record a retirement yet; retrying next tick");
+                }
+            }
+            this.recording_retirement.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&event_id);
+        });
+    }
+
+    /// The cached directory with the retirement just written, so the walk does not
+    /// write it again before the next read.
+    fn patch_directory(&self, event_id: Uuid, retired: bool) {
+        let mut directory = self.directory.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(Directory { events: Some(events), .. }) = directory.as_mut() {
+            if events.get(&event_id).is_some_and(|listing| listing.retired != retired) {
+                if let Some(listing) = Arc::make_mut(events).get_mut(&event_id) {
+                    listing.retired = retired;
+                }
+            }
+        }
     }
 
     /// Makes sure Redis has the event, rebuilding it from PostgreSQL if Redis lost it.

@@ -6,9 +6,10 @@
 //!
 //! - `<prefix>:wr:{<event>}:settings` hash: the organizer's settings, the shuffle seed
 //!   and its hash (copies of PostgreSQL's, see [`crate::ledger`]), whether the sale has
-//!   opened, the epoch, and when the event was last rebuilt after a wipe.
+//!   opened, the epoch, when the event was last rebuilt after a wipe, and whether it
+//!   was retired for idleness (`scripts/retain.lua`).
 //! - `…:counters` hash: arrival sequence numbers, admission clock and fractional
-//!   carry, totals, the measured-rate state.
+//!   carry, totals, the measured-rate state, since when the room has been idle.
 //! - `…:queue` sorted set: waiting fans. Arrivals after the opening time score their
 //!   arrival sequence number (`epoch << 40` + 1, 2, …); fans who join before it score
 //!   their shuffle draw minus 2^52, a negative number, so the pre-queue stands ahead
@@ -16,7 +17,8 @@
 //! - `…:seen` hash: fan → last poll (ms), for skipping abandoned fans.
 //! - `…:admitted` sorted set: fan → admission expiry (ms); its live size is "active".
 //!
-//! `<prefix>:wr:events` is the set of configured events the admitter walks.
+//! `<prefix>:wr:events` is the set of configured events the admitter walks (closed and
+//! idle-retired ones leave it).
 
 use uuid::Uuid;
 

@@ -38,6 +38,7 @@ static SET_STATE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::SET_S
 static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::STATS));
 static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::LEAVE));
 static RESTORE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::RESTORE));
+static REVIVED: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::REVIVED));
 
 /// Most fans one admission step examines, so a run of abandoned fans cannot block
 /// Redis for long; the rest are handled by the next step.
@@ -56,12 +57,18 @@ pub const EPOCH_SHIFT: u32 = 40;
 pub struct Store {
     conn: ConnectionManager,
     prefix: Arc<str>,
-    /// How long a closed event's keys outlive its closing (`waitroom.closed_retention_secs`).
+    /// How long a closed event's keys outlive its closing, and an idle-retired event's
+    /// its retirement (`waitroom.closed_retention_secs`).
     closed_retention_ms: u64,
+    /// How long an open event stays idle before an admission step retires it
+    /// (`waitroom.idle_retention_secs`, see `scripts/admit.lua`).
+    idle_retention_ms: u64,
 }
 
 /// [`Store::new`]'s retention of a closed event's keys, as `config/default.toml`'s.
 pub const DEFAULT_CLOSED_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// [`Store::new`]'s idle time before an event is retired, as `config/default.toml`'s.
+pub const DEFAULT_IDLE_RETENTION: std::time::Duration = std::time::Duration::from_secs(3 * 24 * 3600);
 
 /// What a locate call does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,16 +105,30 @@ pub struct Rebuild {
     pub admitted_total: u64,
     /// Fans whose admission has not expired, with its expiry.
     pub live: Vec<(String, DateTime<Utc>)>,
+    /// PostgreSQL records the event as retired for idleness: it is rebuilt retired (its
+    /// keys expire, it stays out of the admitter's index) until a join brings it back.
+    pub retired: bool,
 }
 
 impl Store {
     pub fn new(conn: ConnectionManager, key_prefix: &str) -> Self {
-        Self { conn, prefix: key_prefix.into(), closed_retention_ms: DEFAULT_CLOSED_RETENTION.as_millis() as u64 }
+        Self {
+            conn,
+            prefix: key_prefix.into(),
+            closed_retention_ms: DEFAULT_CLOSED_RETENTION.as_millis() as u64,
+            idle_retention_ms: DEFAULT_IDLE_RETENTION.as_millis() as u64,
+        }
     }
 
-    /// The same store, keeping a closed event's keys for `retention` after it closes.
+    /// The same store, keeping a closed event's keys for `retention` after it closes
+    /// (and an idle-retired event's after its retirement).
     pub fn with_closed_retention(self, retention: std::time::Duration) -> Self {
         Self { closed_retention_ms: retention.as_millis() as u64, ..self }
+    }
+
+    /// The same store, retiring an open event that stayed idle for `retention`.
+    pub fn with_idle_retention(self, retention: std::time::Duration) -> Self {
+        Self { idle_retention_ms: retention.as_millis() as u64, ..self }
     }
 
     fn keys(&self, event_id: Uuid) -> EventKeys<'_> {
@@ -168,6 +189,28 @@ impl Store {
         Ok(())
     }
 
+    /// Takes an event an admission step found retired out of the index; `false` if it
+    /// was brought back meanwhile (its mark is no longer '1': a join or an organizer
+    /// wrote to it, and may have put it in the index just before this took it out), in
+    /// which case it is put back. Checking after the removal, not before, is what makes
+    /// this safe against that race: whoever brings the event back clears the mark
+    /// before adding it to the index.
+    pub async fn unindex_retired(&self, event_id: Uuid) -> Result<bool> {
+        self.unindex(event_id).await?;
+        let mut conn = self.conn.clone();
+        let (state, retired): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(self.keys(event_id).key(EventKey::Settings))
+            .arg("state")
+            .arg("retired")
+            .query_async(&mut conn)
+            .await?;
+        if state.is_some() && retired.as_deref() != Some("1") {
+            let _: () = conn.sadd(keys::events_index(&self.prefix), event_id.to_string()).await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
     /// The seed Redis holds for an event, if any: an event configured before its
     /// settings lived in PostgreSQL keeps the seed whose hash was published.
     pub async fn seed(&self, event_id: Uuid) -> Result<Option<String>> {
@@ -200,7 +243,8 @@ impl Store {
             .arg(rebuild.epoch << EPOCH_SHIFT)
             .arg(rebuild.admitted_total)
             .arg(rebuild.created_at.timestamp_millis())
-            .arg(self.closed_retention_ms);
+            .arg(self.closed_retention_ms)
+            .arg(if rebuild.retired { "1" } else { "0" });
         let mut chunks = rebuild.live.chunks(RESTORE_CHUNK);
         for (fan, expires_at) in chunks.next().unwrap_or_default() {
             invocation.arg(fan).arg(expires_at.timestamp_millis());
@@ -220,7 +264,11 @@ impl Store {
                 .query_async(&mut conn)
                 .await?;
         }
-        self.index(event_id, s.state).await?;
+        if rebuild.retired {
+            self.unindex(event_id).await?;
+        } else {
+            self.index(event_id, s.state).await?;
+        }
         Ok(true)
     }
 
@@ -266,7 +314,8 @@ impl Store {
     }
 
     /// Joins, polls or restores a fan (see [`LocateMode`]); each refreshes the fan's
-    /// last-seen time.
+    /// last-seen time. A join (or a restored place) of an event retired for idleness
+    /// brings it back into the admitter's index (see `scripts/locate.lua`).
     #[tracing::instrument(skip(self), fields(%event_id, %fan))]
     pub async fn locate(&self, event_id: Uuid, fan: &FanId, mode: LocateMode) -> Result<Location> {
         let mut conn = self.conn.clone();
@@ -290,7 +339,17 @@ impl Store {
                 "restore_place"
             }
         };
-        replies::location(timed(command, invocation.invoke_async(&mut conn)).await?)
+        let (location, reviving) = replies::location(timed(command, invocation.invoke_async(&mut conn)).await?)?;
+        if reviving {
+            // Index first, then clear the mark: if this fails in between, the mark
+            // stays and the next call of any fan tries again.
+            let _: () = conn.sadd(keys::events_index(&self.prefix), event_id.to_string()).await?;
+            let cleared: i64 =
+                timed("revived", REVIVED.key(self.keys(event_id).key(EventKey::Settings)).invoke_async(&mut conn))
+                    .await?;
+            tracing::info!(%event_id, cleared, "a join brought an idle-retired event back into the admitter's walk");
+        }
+        Ok(location)
     }
 
     /// Removes a fan from the event; `None` when the event is unknown, else whether
@@ -318,7 +377,8 @@ impl Store {
     }
 
     /// One atomic admission step for `event_id` (see `scripts/admit.lua`); nobody is
-    /// admitted within `pause_after_restore_ms` of a rebuild.
+    /// admitted within `pause_after_restore_ms` of a rebuild. An event found idle for
+    /// the idle retention is retired ([`StepOutcome::Retired`]).
     #[tracing::instrument(level = "debug", skip(self), fields(%event_id))]
     pub async fn admit_step(
         &self,
@@ -333,7 +393,9 @@ impl Store {
             .arg(MAX_CATCH_UP_MS)
             .arg(MAX_SCAN_PER_STEP)
             .arg(RATE_TAU_MS)
-            .arg(pause_after_restore_ms);
+            .arg(pause_after_restore_ms)
+            .arg(self.idle_retention_ms)
+            .arg(self.closed_retention_ms);
         replies::step(timed("admit", invocation.invoke_async(&mut conn)).await?)
     }
 }

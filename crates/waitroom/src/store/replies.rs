@@ -123,21 +123,30 @@ pub enum StepOutcome {
     Stepped(Step),
     /// Paused, closed or not yet open: nobody was admitted.
     Idle(Room),
+    /// Retired for idleness, by this step or before (see `scripts/admit.lua`): the
+    /// caller takes it out of the admitter's walk.
+    Retired,
     UnknownEvent,
 }
 
 /// `locate.lua`: `{status, joined, position, queue_length, expiry_ms, state, rate,
 /// ewma, ewma_weight, opens_at_ms, score, now_ms, epoch, restored_at_ms,
-/// admitted_at_ms}`, or `{'unknown_event'}`.
-pub(super) fn location(reply: Vec<String>) -> Result<Location> {
+/// admitted_at_ms, reviving}`, or `{'unknown_event'}`; with whether the event is being
+/// brought back from retirement (the caller indexes it).
+pub(super) fn location(reply: Vec<String>) -> Result<(Location, bool)> {
     let corrupt = || Error::Corrupt(format!("locate reply {reply:?}"));
     if reply.first().is_some_and(|status| status == "unknown_event") {
-        return Ok(Location::UnknownEvent);
+        return Ok((Location::UnknownEvent, false));
     }
-    let [status, joined, position, queue_length, expiry_ms, state, rate, ewma, ewma_weight, opens_at_ms, score, now_ms, epoch, restored_at_ms, admitted_at_ms] =
+    let [status, joined, position, queue_length, expiry_ms, state, rate, ewma, ewma_weight, opens_at_ms, score, now_ms, epoch, restored_at_ms, admitted_at_ms, reviving] =
         reply.as_slice()
     else {
         return Err(corrupt());
+    };
+    let reviving = match reviving.as_str() {
+        "0" => false,
+        "1" => true,
+        _ => return Err(corrupt()),
     };
     // Every number comes back as text; integers are exact as doubles (all within 2^53).
     let number = |field: &String| field.parse::<f64>().map_err(|_| corrupt());
@@ -145,8 +154,8 @@ pub(super) fn location(reply: Vec<String>) -> Result<Location> {
     let now_ms = int(now_ms)?;
     let restored_at_ms = Some(int(restored_at_ms)?).filter(|&ms| ms > 0);
     let placement = match status.as_str() {
-        "closed" => return Ok(Location::Closed),
-        "not_found" => return Ok(Location::NotFound { restored_at_ms, now_ms }),
+        "closed" => return Ok((Location::Closed, reviving)),
+        "not_found" => return Ok((Location::NotFound { restored_at_ms, now_ms }, reviving)),
         "pre_queue" => Placement::PreQueue,
         "waiting" => Placement::Waiting { position: int(position)? as u64 },
         "admitted" => Placement::Admitted {
@@ -163,7 +172,7 @@ pub(super) fn location(reply: Vec<String>) -> Result<Location> {
         "2" => Arrival::Restored,
         _ => return Err(corrupt()),
     };
-    Ok(Location::Found(Located {
+    let located = Located {
         placement,
         arrival,
         score: Some(score).filter(|score| !score.is_empty()).map(int).transpose()?,
@@ -175,20 +184,24 @@ pub(super) fn location(reply: Vec<String>) -> Result<Location> {
         admit_rate: number(rate)?,
         measured_rate: measured_rate(number(ewma)?, number(ewma_weight)?),
         opens_at: millis(int(opens_at_ms)?),
-    }))
+    };
+    Ok((Location::Found(located), reviving))
 }
 
 /// `admit.lua`: `{code, opened_now, skipped, queue_length, active, max_active, rate,
-/// now_ms, expiry_ms, fan, score, fan, score, …}`; code -1 (unknown event) carries the
-/// first five, code 0 (nothing to do) the first seven, code 1 (stepped) all.
+/// now_ms, expiry_ms, fan, score, fan, score, …}`; codes -1 (unknown event) and 2
+/// (retired) carry the first five, code 0 (nothing to do) the first seven, code 1
+/// (stepped) all.
 pub(super) fn step(reply: Vec<Value>) -> Result<StepOutcome> {
     let corrupt = || Error::Corrupt(format!("admit reply {reply:?}"));
     let int = |value: &Value| redis::from_redis_value_ref::<i64>(value).map_err(|_| corrupt());
     let count = |value: &Value| int(value).map(|n| n.max(0) as u64);
     let text = |value: &Value| redis::from_redis_value_ref::<String>(value).map_err(|_| corrupt());
     let code = int(reply.first().ok_or_else(corrupt)?)?;
-    if code == -1 {
-        return Ok(StepOutcome::UnknownEvent);
+    match code {
+        -1 => return Ok(StepOutcome::UnknownEvent),
+        2 => return Ok(StepOutcome::Retired),
+        _ => {}
     }
     let [_, opened_now, skipped, queue_length, active, max_active, rate, stepped @ ..] = reply.as_slice() else {
         return Err(corrupt());
@@ -315,8 +328,9 @@ mod tests {
             "1",
             "0",
             "",
+            "0",
         ]);
-        let Location::Found(located) = location(waiting).unwrap() else { panic!("found") };
+        let Location::Found(located) = location(waiting).unwrap().0 else { panic!("found") };
         assert_eq!(located.placement, Placement::Waiting { position: 3 });
         assert_eq!(located.arrival, Arrival::Joined);
         assert_eq!((located.score, located.queue_length, located.epoch), (Some(42), 7, 1));
@@ -339,9 +353,12 @@ mod tests {
             "1",
             "5",
             "",
+            "1",
         ]);
-        assert!(matches!(location(not_found).unwrap(), Location::NotFound { restored_at_ms: Some(5), .. }));
-        assert!(matches!(location(strings(&["unknown_event"])).unwrap(), Location::UnknownEvent));
+        let (not_found, reviving) = location(not_found).unwrap();
+        assert!(matches!(not_found, Location::NotFound { restored_at_ms: Some(5), .. }));
+        assert!(reviving, "the event is being brought back from retirement");
+        assert!(matches!(location(strings(&["unknown_event"])).unwrap(), (Location::UnknownEvent, false)));
         // An admission that began before the organizer shortened the token lifetime
         // would seem to begin later than now: it begins now at the latest.
         let admitted = strings(&[
@@ -360,8 +377,9 @@ mod tests {
             "1",
             "0",
             "1700000000250",
+            "0",
         ]);
-        let Location::Found(located) = location(admitted).unwrap() else { panic!("found") };
+        let Location::Found(located) = location(admitted).unwrap().0 else { panic!("found") };
         let admission = Placement::Admitted { admitted_at_ms: 1_700_000_000_000, expires_at_ms: 1_700_000_600_000 };
         assert_eq!(located.placement, admission);
         assert!(location(strings(&["waiting", "1"])).is_err(), "a short reply is corrupt");
@@ -372,6 +390,7 @@ mod tests {
         let int = Value::Int;
         let text = |s: &str| Value::BulkString(s.as_bytes().to_vec());
         assert_eq!(step(vec![int(-1), int(0), int(0), int(0), int(0)]).unwrap(), StepOutcome::UnknownEvent);
+        assert_eq!(step(vec![int(2), int(0), int(0), int(0), int(0)]).unwrap(), StepOutcome::Retired);
         let idle = step(vec![int(0), int(1), int(0), int(4), int(2), text("10"), text("0")]).unwrap();
         let room = Room { queue_length: 4, active: 2, max_active: 10, admit_rate: 0.0, sale_opened: true };
         assert_eq!(idle, StepOutcome::Idle(room));

@@ -5,6 +5,7 @@ use std::time::Duration;
 use access_token::keys::PublicKey;
 use access_token::{KeyPair, TokenSigner};
 use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde_json::{json, Value};
 use service_kit::postgres::PostgresConfig;
@@ -14,6 +15,7 @@ use sqlx::PgPool;
 use test_support::{RedisKeys, Reply};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use waitroom::store::keys::{events_index, EventKeys};
 use waitroom::{Admitter, Application, WaitroomConfig};
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
@@ -251,6 +253,23 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// The TTL in seconds of each of the event's keys (-2: gone, -1: never expires).
+pub async fn ttls_of(app: &TestApp, event_id: Uuid) -> Vec<(String, i64)> {
+    let mut redis = app.redis.clone();
+    let mut ttls = Vec::new();
+    for key in EventKeys::new(&app.prefix, event_id).script_keys() {
+        let ttl: i64 = redis.ttl(&key).await.unwrap();
+        ttls.push((key.rsplit(':').next().unwrap().to_owned(), ttl));
+    }
+    ttls
+}
+
+/// Whether the index the admitter walks lists the event.
+pub async fn indexed(app: &TestApp, event_id: Uuid) -> bool {
+    let mut redis = app.redis.clone();
+    redis.sismember(events_index(&app.prefix), event_id.to_string()).await.unwrap()
 }
 
 pub fn settings(admit_rate: f64, max_active: u32) -> Value {

@@ -8,6 +8,7 @@ mod client_address;
 mod durability;
 mod errors;
 mod helpers;
+mod idle;
 mod latency;
 mod management;
 mod openapi;

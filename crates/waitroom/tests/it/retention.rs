@@ -5,28 +5,12 @@ use redis::AsyncCommands;
 use reqwest::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
-use waitroom::store::keys::{events_index, EventKeys};
+use waitroom::store::keys::EventKeys;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{indexed, spawn_app, ttls_of, TestApp};
 
 fn settings(state: &str) -> serde_json::Value {
     json!({ "admit_rate": 100.0, "max_active": 1, "token_lifetime_secs": 600, "state": state })
-}
-
-/// The TTL in seconds of each of the event's keys (-2: gone, -1: never expires).
-async fn ttls_of(app: &TestApp, event_id: Uuid) -> Vec<(String, i64)> {
-    let mut redis = app.redis.clone();
-    let mut ttls = Vec::new();
-    for key in EventKeys::new(&app.prefix, event_id).script_keys() {
-        let ttl: i64 = redis.ttl(&key).await.unwrap();
-        ttls.push((key.rsplit(':').next().unwrap().to_owned(), ttl));
-    }
-    ttls
-}
-
-async fn indexed(app: &TestApp, event_id: Uuid) -> bool {
-    let mut redis = app.redis.clone();
-    redis.sismember(events_index(&app.prefix), event_id.to_string()).await.unwrap()
 }
 
 /// An event with every key in use: fans waiting and seen, one admitted.

@@ -12,28 +12,57 @@
 -- restore.lua) the step admits nobody for ARGV[5] ms, so fans whose places Redis lost
 -- come back (their next poll puts them back) before anyone behind them is admitted.
 --
+-- Retiring an idle event (issue 19, item 9): an event whose sale is long over but that
+-- nobody closed would otherwise be stepped, and its keys kept, forever. The step keeps
+-- an idle clock, counters.idle_since_ms: started by the first step that finds the open
+-- event with nobody in line and nobody admitted, cleared by any step that finds a fan
+-- in line or admitted, by the step that opens the sale, and by every organizer write
+-- and rebuild (retain.lua). A step that finds the clock older than ARGV[6] retires the
+-- event: settings.retired = '1', every key expiring after ARGV[7] (as a closed
+-- event's), and code 2, on which the caller takes it out of the admitter's index and
+-- records the retirement in PostgreSQL. Why nothing is lost:
+--  * nobody waits and nobody holds an admission, checked in this atomic script: a fan
+--    who joins the moment after finds the mark and brings the event back (locate.lua);
+--  * never before the opening time: a pre-queue may wait weeks for it, and a step
+--    before the opening returns before the clock is looked at;
+--  * the clock only runs while steps see the room empty, so a fan who joins restarts
+--    it at the next step (a fan who joins and leaves between two steps goes unseen,
+--    and leaves nobody behind); a live admission keeps it stopped until it expires;
+--  * its settings, seed and admissions are in PostgreSQL, as for a closed event: a
+--    request after the keys expired rebuilds it (still retired), and a join then brings
+--    it back with the same seed and nobody's place lost.
+-- A retired event's step (the admitter's walk may still list it for a moment) changes
+-- nothing and answers code 2 again.
+--
 -- KEYS: settings, counters, queue, seen, admitted
 -- ARGV[1]: abandon_after_ms; ARGV[2]: max catch-up ms (caps a burst after every
 -- admitter was down); ARGV[3]: most fans examined per step; ARGV[4]: rate
--- measurement time constant in ms; ARGV[5]: pause after a rebuild, ms.
+-- measurement time constant in ms; ARGV[5]: pause after a rebuild, ms; ARGV[6]: how
+-- long an open event must stay idle before it is retired, ms; ARGV[7]: how long a
+-- retired event's keys live on, ms.
 -- Returns {code, opened_now, skipped, queue_length, active, max_active, rate, now_ms,
 -- expiry_ms, fan, score, fan, score, ...} with opened_now 1 when this step opened the
 -- sale, and code 1 (stepped), 0 (nothing to do: paused, closed, before opening or
--- just rebuilt) or -1 (unknown event). rate is the rate in force (0 unless running);
--- code 0 carries only the first seven, code -1 the first five. Each admitted fan comes
--- with the queue score they were admitted from, for the admission record.
+-- just rebuilt), 2 (retired for idleness, now or before) or -1 (unknown event). rate
+-- is the rate in force (0 unless running); code 0 carries only the first seven, codes
+-- -1 and 2 the first five. Each admitted fan comes with the queue score they were
+-- admitted from, for the admission record.
 local settings_key, counters_key, queue_key, seen_key, admitted_key = unpack(KEYS)
-local abandon_ms, max_catch_up_ms, scan_limit, tau, pause_after_restore_ms =
-  tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local abandon_ms, max_catch_up_ms, scan_limit, tau, pause_after_restore_ms, idle_retention_ms, retention_ms =
+  tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
+  tonumber(ARGV[6]), ARGV[7]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state, rate, max_active, lifetime_ms, opens_at_ms, opened, restored_at_ms = unpack(redis.call('HMGET',
-  settings_key, 'state', 'rate', 'max_active', 'lifetime_ms', 'opens_at_ms', 'opened', 'restored_at_ms'))
+local state, rate, max_active, lifetime_ms, opens_at_ms, opened, restored_at_ms, retired = unpack(redis.call('HMGET',
+  settings_key, 'state', 'rate', 'max_active', 'lifetime_ms', 'opens_at_ms', 'opened', 'restored_at_ms', 'retired'))
 if not state then
   return {-1, 0, 0, 0, 0}
 end
-local last_ms, prior_carry, prior_ewma, prior_weight =
-  unpack(redis.call('HMGET', counters_key, 'last_ms', 'carry', 'ewma', 'ewma_w'))
+if retired == '1' then
+  return {2, 0, 0, 0, 0}
+end
+local last_ms, prior_carry, prior_ewma, prior_weight, idle_since_ms =
+  unpack(redis.call('HMGET', counters_key, 'last_ms', 'carry', 'ewma', 'ewma_w', 'idle_since_ms'))
 local last = tonumber(last_ms) or now
 local dt = math.max(now - last, 0)
 redis.call('HSET', counters_key, 'last_ms', last + dt)
@@ -48,6 +77,20 @@ if opened ~= '1' then
   end
   redis.call('HSET', settings_key, 'opened', '1', 'opened_at_ms', now)
   opened_now = 1
+end
+if state ~= 'closed' then
+  -- The idle clock (see the top): from here on the sale has opened.
+  if waiting > 0 or active > 0 or opened_now == 1 then
+    if idle_since_ms then
+      redis.call('HDEL', counters_key, 'idle_since_ms')
+    end
+  elseif not idle_since_ms then
+    redis.call('HSET', counters_key, 'idle_since_ms', now)
+  elseif now - tonumber(idle_since_ms) >= idle_retention_ms then
+    redis.call('HSET', settings_key, 'retired', '1')
+    expire_keys(retention_ms)
+    return {2, 0, 0, 0, 0}
+  end
 end
 if state ~= 'running' or (restored_at_ms and now < tonumber(restored_at_ms) + pause_after_restore_ms) then
   return {0, opened_now, 0, waiting, active, max_active, '0'}

@@ -17,23 +17,31 @@
 -- their draw. The caller has checked in PostgreSQL that the fan was not admitted since
 -- the ticket was issued; a fan with an admission record here is never put back.
 --
+-- Retired for idleness (admit.lua; settings.retired = '1': nobody in line or admitted,
+-- keys expiring, out of the admitter's walk): before this script writes anything (a
+-- join, a restored place), it makes the keys permanent again and marks the event
+-- 'reviving', which every reply reports until the caller has put the event back in
+-- the admitter's index and cleared the mark (revived.lua). A caller that fails in
+-- between leaves the mark, so the next join or poll of any fan tries again.
+--
 -- KEYS: settings, counters, queue, seen, admitted
 -- ARGV[1]: fan id; ARGV[2]: 'join', 'poll' or 'restore'; for 'restore' also ARGV[3]:
 -- the ticket's place ('pre' or a score), ARGV[4]: its issue time (ms), ARGV[5]: how
 -- long after the rebuild tickets may restore (ms).
 -- Returns {status, joined, position, queue_length, expiry_ms, state, rate, ewma,
 --          ewma_weight, opens_at_ms, score, now_ms, epoch, restored_at_ms,
---          admitted_at_ms}; status is one of unknown_event (nothing else follows),
+--          admitted_at_ms, reviving}; status is one of unknown_event (nothing else follows),
 --          closed, not_found, pre_queue, waiting, admitted; joined is 1 when this call
 --          queued the fan, 2 when it put them back; score is the fan's queue score while
 --          waiting, else ''; admitted_at_ms is when an admitted fan's admission began
---          (its expiry less the event's token lifetime), else ''.
+--          (its expiry less the event's token lifetime), else ''; reviving is 1 while
+--          the event is marked 'reviving' (see above), else 0.
 local settings_key, counters_key, queue_key, seen_key, admitted_key = unpack(KEYS)
 local fan, mode, ticket_place, ticket_issued_at_ms, restore_window_ms = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state, rate, opens_at_ms, opened_flag, epoch, restored_at_ms =
-  unpack(redis.call('HMGET', settings_key, 'state', 'rate', 'opens_at_ms', 'opened', 'epoch', 'restored_at_ms'))
+local state, rate, opens_at_ms, opened_flag, epoch, restored_at_ms, retired = unpack(redis.call('HMGET',
+  settings_key, 'state', 'rate', 'opens_at_ms', 'opened', 'epoch', 'restored_at_ms', 'retired'))
 if not state then
   return {'unknown_event'}
 end
@@ -43,7 +51,19 @@ local opened = opened_flag == '1'
 local function reply(status, joined, position, expiry, queue_length, score, admitted_at)
   local length = queue_length or redis.call('ZCARD', queue_key)
   return {status, joined, position, length, expiry, state, rate, ewma or '0', ewma_weight or '0', opens_at_ms,
-    score or '', now, epoch or '0', restored_at_ms or '0', admitted_at or ''}
+    score or '', now, epoch or '0', restored_at_ms or '0', admitted_at or '', retired == 'reviving' and 1 or 0}
+end
+
+-- Before any write (see the top): a retired event's keys are kept again.
+local function revive()
+  if retired == '1' and state ~= 'closed' then
+    for _, key in ipairs(KEYS) do
+      redis.call('PERSIST', key)
+    end
+    redis.call('HDEL', counters_key, 'idle_since_ms')
+    redis.call('HSET', settings_key, 'retired', 'reviving')
+    retired = 'reviving'
+  end
 end
 
 local function draw_score()
@@ -62,6 +82,7 @@ end
 local closed = state == 'closed'
 local function seen()
   if not closed then
+    revive()
     redis.call('HSET', seen_key, fan, now)
   end
 end
@@ -85,6 +106,7 @@ elseif mode == 'restore' then
   end
   local pre = ticket_place == 'pre'
   score = pre and draw_score() or ticket_place
+  revive()
   redis.call('ZADD', queue_key, 'NX', score, fan)
   redis.call('HSET', seen_key, fan, now)
   if pre and not opened then
@@ -96,6 +118,7 @@ elseif mode ~= 'join' then
 elseif state == 'closed' then
   return reply('closed', 0, 0, 0)
 else
+  revive()
   if expiry then
     -- An expired admission: the fan starts over at the back.
     redis.call('ZREM', admitted_key, fan)

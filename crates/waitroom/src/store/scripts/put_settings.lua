@@ -3,7 +3,8 @@
 -- settings, and never replaced: its hash may already be public. The epoch (see
 -- restore.lua) is only set by a new event or a rebuild.
 --
--- Closed, the event's keys expire after retention_ms; in any other state they are kept.
+-- Closed, the event's keys expire after retention_ms; in any other state they are kept,
+-- and an event retired for idleness (retain.lua) is walked again.
 --
 -- KEYS: settings, counters, queue, seen, admitted
 -- ARGV: state, rate, max_active, lifetime_ms, opens_at_ms, seed, seed_sha256, epoch,
@@ -28,5 +29,5 @@ redis.call('HSETNX', settings_key, 'seed', seed)
 redis.call('HSETNX', settings_key, 'seed_sha256', seed_sha256)
 redis.call('HSETNX', settings_key, 'epoch', epoch)
 redis.call('HSETNX', settings_key, 'opened', '0')
-retain(state, retention_ms)
+retain(state, retention_ms, false)
 return 'ok'

@@ -20,13 +20,15 @@
 -- seed_sha256; ARGV[8]: epoch; ARGV[9]: arrival counter base (epoch << 40);
 -- ARGV[10]: admissions recorded so far; ARGV[11]: opened_at_ms to record when the
 -- sale opens at once; ARGV[12]: retention_ms (a closed event is rebuilt to answer
--- requests, and expires again after it); ARGV[13..]: fan, expiry_ms pairs of live
--- admissions.
+-- requests, and expires again after it); ARGV[13]: '1' when PostgreSQL records the
+-- event as retired for idleness (rebuilt retired: it expires again, and only a join
+-- brings it back into the walk, see retain.lua), else '0'; ARGV[14..]: fan, expiry_ms
+-- pairs of live admissions.
 -- Returns 1 when this call rebuilt the event, 0 when its settings were there already.
 local settings_key, counters_key, _, _, admitted_key = unpack(KEYS)
 local state, rate, max_active, lifetime_ms, opens_at_ms, seed, seed_sha256, epoch, seq_base, admitted_total,
-  opened_at_ms, retention_ms = unpack(ARGV, 1, 12)
-local FIRST_ADMISSION = 13
+  opened_at_ms, retention_ms, retired = unpack(ARGV, 1, 13)
+local FIRST_ADMISSION = 14
 if redis.call('EXISTS', settings_key) == 1 then
   return 0
 end
@@ -55,5 +57,5 @@ for i = FIRST_ADMISSION, #ARGV, 2 do
     redis.call('ZADD', admitted_key, 'GT', expiry_ms, fan)
   end
 end
-retain(state, retention_ms)
+retain(state, retention_ms, retired == '1')
 return 1

@@ -1,0 +1,20 @@
+-- Idle events leave the waiting room's admitter (issue 19, item 9).
+--
+-- The admitter steps every event PostgreSQL lists that is not closed, besides the
+-- events in Redis' own index (crates/waitroom/src/admitter.rs). An event whose sale is
+-- long over but that nobody ever closed would be stepped, and its Redis keys kept,
+-- forever. When an admission step finds such an event idle — opened, nobody in line,
+-- nobody admitted, no join, organizer write or rebuild for waitroom.idle_retention_secs
+-- — it retires the event in Redis (out of the index, its keys expiring after
+-- waitroom.closed_retention_secs, admit.lua) and records it here, so that the
+-- admitter's walk of PostgreSQL's events leaves it out too.
+--
+-- retired_at: when the admitter recorded the retirement; NULL while the event is walked.
+-- Only a hint for the walk and for rebuilds (a rebuilt retired event stays retired, so
+-- a late poll or an organizer's read does not bring it back): Redis decides, in the
+-- same atomic script as the idle check, and the admitter corrects this column to match
+-- what Redis says whenever the two differ. Cleared by every organizer write (settings,
+-- pause, resume, close) and by the admitter once a join brought the event back.
+-- Nothing else about the event changes: its settings, seed and admissions stay here,
+-- and everything is rebuilt from them on the next request after its keys expired.
+ALTER TABLE waitroom_events ADD COLUMN retired_at timestamptz;
