@@ -104,6 +104,9 @@ pub async fn check_invariants(db: &Database, scope: Scope) -> Result<u64, sales:
     let violations =
         db.with_deadline(deadline).transaction(move |tx| Box::pin(sales::store::invariants::check(tx, scope))).await?;
     metrics::invariants_checked(&violations);
+    let money =
+        db.with_deadline(deadline).transaction(move |tx| Box::pin(sales::store::invariants::money(tx, scope))).await?;
+    metrics::money_counted(&money);
     let total: i64 = violations.by_invariant().iter().map(|(_, n)| n).sum();
     if total > 0 {
         tracing::error!(?violations, "inventory invariants broken: seats may be oversold");

@@ -19,6 +19,13 @@ pub const INVARIANT_VIOLATIONS: &str = "boxoffice_invariant_violations";
 /// Only a completed check sets it; a skipped or failed run leaves it as it was.
 pub const WATCHDOG_LAST_RUN: &str = "boxoffice_watchdog_last_run_timestamp_seconds";
 
+/// Payments of the events on sale by `status`, succeeded payments by `resolution`
+/// (`booked`, `late_booked`, `refunded`, `unresolved`), refunds by `status`, as the
+/// watchdog last read them.
+pub const PAYMENTS: &str = "boxoffice_payments";
+pub const PAYMENT_RESOLUTIONS: &str = "boxoffice_payment_resolutions";
+pub const REFUNDS: &str = "boxoffice_refunds";
+
 /// What checkout reconciliation took up, by `kind`: `attempt` (a payment attempt left
 /// unsettled, asked about at the provider), `refund` (a refund retried), `unresolved` (a
 /// succeeded payment without a booking or refund), `cancelled_event_booking` (a booking
@@ -72,6 +79,21 @@ pub fn register() {
         metrics::counter!(JOB_FAILURES, "task" => task).increment(0);
         metrics::counter!(JOB_SKIPPED, "task" => task).increment(0);
     }
+}
+
+/// Sets the money gauges; a label absent from this read reads 0 (it may have been
+/// present before).
+pub fn money_counted(money: &sales::store::invariants::MoneyCounts) {
+    let set = |name: &'static str, label: &'static str, all: &[&'static str], counted: &[(String, i64)]| {
+        for value in all {
+            let n = counted.iter().find(|(l, _)| l == value).map_or(0, |(_, n)| *n);
+            metrics::gauge!(name, label => *value).set(n as f64);
+        }
+    };
+    let statuses = ["created", "pending", "succeeded", "failed", "canceled", "refunded", "partially_refunded"];
+    set(PAYMENTS, "status", &statuses, &money.payments);
+    set(PAYMENT_RESOLUTIONS, "resolution", &["booked", "late_booked", "refunded", "unresolved"], &money.resolutions);
+    set(REFUNDS, "status", &["pending", "succeeded", "failed"], &money.refunds);
 }
 
 pub fn invariants_checked(violations: &sales::store::invariants::Violations) {

@@ -156,6 +156,26 @@ pub const STATEMENT: &str = "WITH claims AS (
                    OR (p.booking_id IS NULL AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id))))
              AS payments_unresolved";
 
+/// How the money of the events checked stands: payments by status, succeeded payments
+/// by resolution (`booked`, `late_booked`, `refunded`, or `unresolved`), refunds by
+/// status. Exported beside the violations, so a dashboard sees declines, late payments
+/// and refunds pending without a counter that restarts with each process.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MoneyCounts {
+    pub payments: Vec<(String, i64)>,
+    pub resolutions: Vec<(String, i64)>,
+    pub refunds: Vec<(String, i64)>,
+}
+
+/// The money counts of the events `$1`, one statement per table, each entered by event.
+pub const MONEY: &str = "SELECT 'payment' AS kind, status::text AS label, count(*) AS n
+     FROM payments WHERE event_id = ANY($1) GROUP BY status
+     UNION ALL
+     SELECT 'resolution', coalesce(resolution::text, 'unresolved'), count(*)
+     FROM payments WHERE event_id = ANY($1) AND succeeded_at IS NOT NULL GROUP BY resolution
+     UNION ALL
+     SELECT 'refund', status::text, count(*) FROM refunds WHERE event_id = ANY($1) GROUP BY status";
+
 /// Checks every event in `scope`: one statement reads which events are in scope, one
 /// more reads their invariants. That second statement is one snapshot, so an order
 /// committing meanwhile is seen either whole or not at all.
@@ -178,4 +198,21 @@ pub async fn check(tx: &mut PgConnection, scope: Scope) -> Result<Violations> {
         .persistent(false)
         .fetch_one(&mut *tx)
         .await?)
+}
+
+/// The money counts ([`MoneyCounts`]) of the events in `scope`.
+pub async fn money(tx: &mut PgConnection, scope: Scope) -> Result<MoneyCounts> {
+    let events: Vec<Uuid> =
+        sqlx::query_scalar(SCOPE).bind(scope.after_start_hours).bind(scope.undated_days).fetch_all(&mut *tx).await?;
+    let rows: Vec<(String, String, i64)> =
+        sqlx::query_as(MONEY).bind(&events).persistent(false).fetch_all(&mut *tx).await?;
+    let mut money = MoneyCounts::default();
+    for (kind, label, n) in rows {
+        match kind.as_str() {
+            "payment" => money.payments.push((label, n)),
+            "resolution" => money.resolutions.push((label, n)),
+            _ => money.refunds.push((label, n)),
+        }
+    }
+    Ok(money)
 }

@@ -428,3 +428,57 @@ async fn during_a_partition_every_job_fails_within_its_deadline_and_the_jobs_rec
     assert_eq!(jobs::check_invariants(&service, scope).await.unwrap(), 0);
     assert_eq!(jobs::purge_idempotency_keys(&service, 24, 5).await.unwrap(), Batches { rows: 0, statements: 1 });
 }
+
+/// Payments written straight to the database, as the checkout leaves them: one
+/// declined, one pending, one booked, one booked late, one refunded in full, and one
+/// that broke the rules.
+#[tokio::test]
+async fn the_watchdog_counts_the_money_and_flags_payments_that_break_the_rules() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 2).await.unwrap();
+    let event = test_support::general_admission_event(&db.pool, 10).await.unwrap();
+    sqlx::query(
+        "INSERT INTO payments (id, event_id, hold_id, fan_id, amount_minor, currency, status, intent_id,
+                               succeeded_at, resolution, refunded_minor)
+         VALUES (gen_random_uuid(), $1, gen_random_uuid(), 'a', 100, 'EUR', 'failed', 'pi_a', NULL, NULL, 0),
+                (gen_random_uuid(), $1, gen_random_uuid(), 'b', 100, 'EUR', 'pending', 'pi_b', NULL, NULL, 0),
+                (gen_random_uuid(), $1, gen_random_uuid(), 'c', 100, 'EUR', 'succeeded', 'pi_c', now(), 'booked', 0),
+                (gen_random_uuid(), $1, gen_random_uuid(), 'd', 100, 'EUR', 'succeeded', 'pi_d', now(), 'late_booked', 0),
+                ('00000000-0000-0000-0000-00000000000e', $1, gen_random_uuid(), 'e', 100, 'EUR', 'refunded', 'pi_e',
+                 now(), 'refunded', 100),
+                -- Succeeded an hour ago and never resolved: money kept for nothing.
+                (gen_random_uuid(), $1, gen_random_uuid(), 'f', 100, 'EUR', 'succeeded', 'pi_f',
+                 now() - interval '1 hour', NULL, 0)",
+    )
+    .bind(event)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO refunds (id, payment_id, event_id, reason, amount_minor, status, succeeded_at)
+         VALUES (gen_random_uuid(), '00000000-0000-0000-0000-00000000000e', $1, 'late_payment', 100, 'succeeded', now())",
+    )
+    .bind(event)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+
+    let mut tx = db.pool.begin().await.unwrap();
+    let money = invariants::money(&mut tx, Scope::default()).await.unwrap();
+    let sorted = |mut v: Vec<(String, i64)>| {
+        v.sort();
+        v
+    };
+    let pairs = |v: &[(&str, i64)]| v.iter().map(|(l, n)| ((*l).to_owned(), *n)).collect::<Vec<_>>();
+    assert_eq!(sorted(money.payments), pairs(&[("failed", 1), ("pending", 1), ("refunded", 1), ("succeeded", 3)]));
+    assert_eq!(
+        sorted(money.resolutions),
+        pairs(&[("booked", 1), ("late_booked", 1), ("refunded", 1), ("unresolved", 1)])
+    );
+    assert_eq!(money.refunds, pairs(&[("succeeded", 1)]));
+    drop(tx);
+
+    let violations = check(&db, Scope::default()).await;
+    // One succeeded an hour ago, past the window, without a booking or a refund; the
+    // refunded one is covered by its refund, exactly.
+    assert_eq!(violations, Violations { payments_unresolved: 1, ..Violations::default() });
+}
