@@ -102,7 +102,9 @@ async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database(
         seats_per_row: 20,
         general_admission: 100,
         arrival: Arrival::AllAtOnce,
-        admit_rate: 150.0,
+        // Nine seconds of admissions: fans still come in after the first holds lapse,
+        // and take places that late payers then find gone.
+        admit_rate: 50.0,
         hold_ttl_secs: 5,
         think_ms: 50,
         poll_interval_ms: 200,
@@ -130,6 +132,8 @@ async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database(
     };
     let report = simulator::run(&scenario, targets, false).await.unwrap();
 
+    // Shown with `--nocapture`: the figures of a run.
+    eprintln!("{report}");
     assert!(report.broken.is_empty(), "{report}");
     let db = &report.database;
     assert_eq!(db.capacity, 200);
@@ -146,7 +150,7 @@ async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database(
     assert_eq!(sent, report.requests, "every request is in the latency table: {report}");
     assert_eq!(report.connection_wait_ms.count, report.requests, "and waited (if at all) once: {report}");
     let achieved = report.admission_rate.achieved.expect("fans waited in line for three seconds");
-    assert!((achieved - 150.0).abs() < 30.0, "admitted at {achieved}/s, configured 150/s: {report}");
+    assert!((achieved - 50.0).abs() < 10.0, "admitted at {achieved}/s, configured 50/s: {report}");
 
     // Checkout: every payment a fan made was booked or refunded, exactly as the fans
     // were told; nothing is left pending but the checkouts fans walked away from.

@@ -123,7 +123,6 @@ pub async fn check(
             .bind(&ids)
             .fetch_all(&pool)
             .await?;
-    pool.close().await;
     let payments = PaymentsCheck { paid_unsettled, ..payments(&pool, event).await? };
     pool.close().await;
     let states: std::collections::HashMap<Uuid, BookingStatus> = rows.into_iter().collect();

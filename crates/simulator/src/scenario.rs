@@ -259,11 +259,15 @@ impl Scenario {
     }
 
     /// Whether fan number `index` first pays with a card that is declined: a share of
-    /// `decline_rate`, spread over the crowd by a hash of its own (not the plan's, so
-    /// declines fall on every plan alike), the same on every rerun.
+    /// `decline_rate`, the same on every rerun. Spread by splitmix64's finalizer, not by
+    /// a multiplication like the plan's: two golden-ratio multiplications line up, and
+    /// declines fell on one plan only.
     pub fn declined_first(&self, index: u32) -> bool {
-        let spread = u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
-        (spread as f64 / f64::from(1u32 << 24)) < self.payments.decline_rate
+        let mut z = u64::from(index).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 40) as f64 / f64::from(1u32 << 24)) < self.payments.decline_rate
     }
 }
 
@@ -306,6 +310,13 @@ mod tests {
             Scenario { payments: Payments { decline_rate: 0.1, ..Payments::default() }, ..Scenario::default() };
         let declined = (0..10_000).filter(|&i| scenario.declined_first(i)).count();
         assert!((900..1_100).contains(&declined), "{declined} of 10,000 declined, rate 10 %");
+        // Declines fall on every plan, not on one.
+        let behaviour = Behaviour { pay_late: 10, ..Behaviour::default() };
+        let scenario = Scenario { behaviour, ..scenario };
+        let late = (0..10_000).filter(|&i| scenario.plan_of(i) == Plan::PayLate);
+        let late_declined = late.clone().filter(|&i| scenario.declined_first(i)).count() as f64;
+        let share = late_declined / late.count() as f64;
+        assert!((0.05..0.15).contains(&share), "{share} of late payers declined, rate 10 %");
         let none = Scenario { payments: Payments { decline_rate: 0.0, ..Payments::default() }, ..Scenario::default() };
         assert_eq!((0..10_000).filter(|&i| none.declined_first(i)).count(), 0);
     }
