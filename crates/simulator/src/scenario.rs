@@ -305,6 +305,17 @@ mod tests {
     }
 
     #[test]
+    fn every_example_scenario_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if let Err(e) = Scenario::from_file(&path) {
+                panic!("{}: {e}", path.display());
+            }
+        }
+    }
+
+    #[test]
     fn the_decline_rate_picks_that_share_of_the_crowd() {
         let scenario =
             Scenario { payments: Payments { decline_rate: 0.1, ..Payments::default() }, ..Scenario::default() };
