@@ -213,6 +213,9 @@ pub struct Api {
     waitrooms: Replicas,
     gateways: Replicas,
     admin_keys: AdminKeys,
+    /// The payments sandbox, when known: where to pay if a gateway names no payment
+    /// page (as with Stripe, whose form the fan app embeds).
+    sandbox: Option<Sandbox>,
     pub traffic: Traffic,
 }
 
@@ -226,7 +229,17 @@ impl Api {
         let http =
             reqwest::Client::builder().pool_max_idle_per_host(connections).timeout(Duration::from_secs(30)).build()?;
         let in_flight = tokio::sync::Semaphore::new(connections);
-        Ok(Self { http, in_flight, waitrooms, gateways, admin_keys, traffic: Traffic::default() })
+        Ok(Self { http, in_flight, waitrooms, gateways, admin_keys, sandbox: None, traffic: Traffic::default() })
+    }
+
+    /// Knows the payments sandbox: its faults can be set, and its page found.
+    pub fn with_sandbox(self, sandbox: Option<Sandbox>) -> Self {
+        Self { sandbox, ..self }
+    }
+
+    /// The sandbox's page for an intent, for a checkout that named no page.
+    pub fn sandbox_page(&self, intent: &str) -> Option<String> {
+        self.sandbox.as_ref().map(|s| format!("{}/pay/{intent}", s.url.trim_end_matches('/')))
     }
 
     pub fn replicas(&self) -> (usize, usize) {
@@ -437,7 +450,10 @@ impl Api {
 
     /// Replaces the sandbox's faults (its control route, with its secret key): the
     /// scenario's webhook faults for this rehearsal.
-    pub async fn set_sandbox_faults(&self, sandbox: &Sandbox, faults: Value) -> Result<(), Error> {
+    pub async fn set_sandbox_faults(&self, faults: Value) -> Result<(), Error> {
+        let Some(sandbox) = &self.sandbox else {
+            return Err(Error::Setup("webhook faults need the payments sandbox's URL (--payments-sandbox)".into()));
+        };
         let url = format!("{}/_sandbox/faults", sandbox.url.trim_end_matches('/'));
         crate::targets::require_loopback(
             &reqwest::Url::parse(&url).map_err(|e| Error::Setup(format!("payments sandbox {url}: {e}")))?,

@@ -55,13 +55,16 @@ pub struct Targets {
 /// ([`Report::broken`]); errors are for a rehearsal that could not run at all.
 pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Result<Report, Error> {
     scenario.validate()?;
-    let api = Arc::new(Api::new(
-        Replicas::new(targets.waitrooms)?,
-        Replicas::new(targets.gateways)?,
-        AdminKeys { waitroom: targets.waitroom_admin_key, gateway: targets.gateway_admin_key },
-        scenario.connections,
-    )?);
-    set_webhook_faults(&api, scenario, targets.payments_sandbox.as_ref()).await?;
+    let api = Arc::new(
+        Api::new(
+            Replicas::new(targets.waitrooms)?,
+            Replicas::new(targets.gateways)?,
+            AdminKeys { waitroom: targets.waitroom_admin_key, gateway: targets.gateway_admin_key },
+            scenario.connections,
+        )?
+        .with_sandbox(targets.payments_sandbox.clone()),
+    );
+    set_webhook_faults(&api, scenario, targets.payments_sandbox.is_some()).await?;
     let event = api.create_event(scenario).await?;
     let opens_at = (scenario.arrival == Arrival::PreQueue)
         .then(|| chrono::Utc::now() + Duration::from_secs_f64(scenario.arrival_secs + 1.0));
@@ -119,22 +122,17 @@ pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Resul
 
 /// Tells the sandbox the scenario's webhook faults, so a rehearsal says what it played
 /// against; none asked for and no sandbox given is a rehearsal without faults.
-async fn set_webhook_faults(api: &Api, scenario: &Scenario, sandbox: Option<&api::Sandbox>) -> Result<(), Error> {
+async fn set_webhook_faults(api: &Api, scenario: &Scenario, sandbox_known: bool) -> Result<(), Error> {
     let payments = &scenario.payments;
-    let Some(sandbox) = sandbox else {
-        if payments.has_webhook_faults() {
-            return Err(Error::Setup(
-                "webhook faults need the payments sandbox's URL (--payments-sandbox) to be set".into(),
-            ));
-        }
+    if !sandbox_known && !payments.has_webhook_faults() {
         return Ok(());
-    };
+    }
     let faults = serde_json::json!({
         "webhook_delay_ms": payments.webhook_delay_ms,
         "webhook_duplicate_probability": payments.webhook_duplicate_rate,
         "webhook_drop_probability": payments.webhook_drop_rate,
     });
-    api.set_sandbox_faults(sandbox, faults).await
+    api.set_sandbox_faults(faults).await
 }
 
 /// The waiting room's admitted count twice a second, until the sale is over: the
