@@ -193,3 +193,71 @@ async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database(
         .unwrap();
     assert!(applied > 0, "webhooks were applied: {report}");
 }
+
+/// Fans who pay and close the tab never ask the gateway anything after paying: only the
+/// provider's webhooks (late, and each twice) book their places, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fans_who_pay_and_leave_are_booked_by_the_webhooks_alone() {
+    let services = start_services().await;
+    let scenario = Scenario {
+        fans: 60,
+        rows: 2,
+        seats_per_row: 20,
+        general_admission: 40,
+        arrival: Arrival::AllAtOnce,
+        admit_rate: 100.0,
+        think_ms: 50,
+        poll_interval_ms: 200,
+        max_seconds: 30,
+        behaviour: Behaviour {
+            chosen_seats: 0,
+            best_available: 1,
+            general_admission: 1,
+            abandon_hold: 0,
+            cancel: 0,
+            pay_and_leave: 2,
+            ..Behaviour::default()
+        },
+        payments: Payments {
+            decline_rate: 0.0,
+            webhook_delay_ms: 300,
+            webhook_duplicate_rate: 1.0,
+            settle_secs: 10,
+            ..Payments::default()
+        },
+        ..Scenario::default()
+    };
+    let targets = Targets {
+        waitrooms: vec![services.waitroom.clone()],
+        gateways: vec![services.gateway.clone()],
+        waitroom_admin_key: ADMIN_KEY.into(),
+        gateway_admin_key: ADMIN_KEY.into(),
+        database_url: services.database_url.clone(),
+        faults_file: None,
+        payments_sandbox: Some(simulator::api::Sandbox { url: services.sandbox.url(), secret_key: SANDBOX_KEY.into() }),
+    };
+    let report = simulator::run(&scenario, targets, false).await.unwrap();
+
+    assert!(report.broken.is_empty(), "{report}");
+    let (db, paid) = (&report.database, &report.database.payments);
+    let count = |ending| report.endings.get(&ending).copied().unwrap_or(0);
+    assert_eq!(report.endings.values().sum::<usize>(), 60, "{report}");
+    assert!(count(Ending::PaidAndLeft) > 0, "{report}");
+    assert_eq!(paid.paid_unsettled, 0, "the webhooks settled every payment: {report}");
+    assert_eq!(paid.violations, Default::default(), "{report}");
+    assert_eq!(paid.resolutions.get("booked").copied().unwrap_or(0), report.payments.paid as i64, "{report}");
+    assert_eq!(
+        db.bookings as usize,
+        count(Ending::Booked) + count(Ending::PaidAndLeft),
+        "one booking per payment, whoever asked: {report}"
+    );
+    assert_eq!(paid.refunds.values().sum::<i64>(), 0, "nothing paid twice, nothing refunded: {report}");
+    // The sandbox records a delivery once the gateway's answer is back, just after the
+    // gateway committed: wait (bounded) for the record.
+    let twice =
+        |e: &payments_sandbox::EventRecord| e.kind != "payment_intent.succeeded" || (e.copies == 2 && e.delivered);
+    let events = services.sandbox.wait_for_events(Duration::from_secs(5), |events| events.iter().all(twice)).await;
+    let events = events.unwrap_or_else(|events| panic!("each webhook delivered twice: {events:?}"));
+    let succeeded = events.iter().filter(|e| e.kind == "payment_intent.succeeded").count();
+    assert_eq!(succeeded, report.payments.paid, "{report}");
+}
