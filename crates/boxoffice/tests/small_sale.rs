@@ -30,6 +30,21 @@ struct Services {
     _redis_keys: RedisKeys,
 }
 
+impl Services {
+    /// Where the rehearsal plays: these services, and the sandbox whose faults it sets.
+    fn targets(&self) -> Targets {
+        Targets {
+            waitrooms: vec![self.waitroom.clone()],
+            gateways: vec![self.gateway.clone()],
+            waitroom_admin_key: ADMIN_KEY.into(),
+            gateway_admin_key: ADMIN_KEY.into(),
+            database_url: self.database_url.clone(),
+            faults_file: None,
+            payments_sandbox: Some(simulator::api::Sandbox { url: self.sandbox.url(), secret_key: SANDBOX_KEY.into() }),
+        }
+    }
+}
+
 impl Drop for Services {
     fn drop(&mut self) {
         self.shutdown.cancel();
@@ -121,16 +136,7 @@ async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database(
         },
         ..Scenario::default()
     };
-    let targets = Targets {
-        waitrooms: vec![services.waitroom.clone()],
-        gateways: vec![services.gateway.clone()],
-        waitroom_admin_key: ADMIN_KEY.into(),
-        gateway_admin_key: ADMIN_KEY.into(),
-        database_url: services.database_url.clone(),
-        faults_file: None,
-        payments_sandbox: Some(simulator::api::Sandbox { url: services.sandbox.url(), secret_key: SANDBOX_KEY.into() }),
-    };
-    let report = simulator::run(&scenario, targets, false).await.unwrap();
+    let report = simulator::run(&scenario, services.targets(), false).await.unwrap();
 
     // Shown with `--nocapture`: the figures of a run.
     eprintln!("{report}");
@@ -227,16 +233,7 @@ async fn fans_who_pay_and_leave_are_booked_by_the_webhooks_alone() {
         },
         ..Scenario::default()
     };
-    let targets = Targets {
-        waitrooms: vec![services.waitroom.clone()],
-        gateways: vec![services.gateway.clone()],
-        waitroom_admin_key: ADMIN_KEY.into(),
-        gateway_admin_key: ADMIN_KEY.into(),
-        database_url: services.database_url.clone(),
-        faults_file: None,
-        payments_sandbox: Some(simulator::api::Sandbox { url: services.sandbox.url(), secret_key: SANDBOX_KEY.into() }),
-    };
-    let report = simulator::run(&scenario, targets, false).await.unwrap();
+    let report = simulator::run(&scenario, services.targets(), false).await.unwrap();
 
     assert!(report.broken.is_empty(), "{report}");
     let (db, paid) = (&report.database, &report.database.payments);
