@@ -240,6 +240,33 @@ pub struct LoadtestArgs {
     /// when it is over: the report gives each one's recovery (scripts/rehearse --chaos).
     #[arg(long)]
     faults_file: Option<PathBuf>,
+    /// The payments sandbox the gateways pay through (`boxoffice payments-sandbox`):
+    /// the rehearsal sets its webhook faults (below) through its control route.
+    #[arg(long)]
+    payments_sandbox: Option<String>,
+    /// The sandbox's secret key (default: gateway.payments.secret_key, the one the
+    /// gateways use).
+    #[arg(long, env = "BOXOFFICE_LOADTEST_SANDBOX_KEY", hide_env_values = true)]
+    payments_sandbox_key: Option<String>,
+    /// The price of every place in cents (0: a free event, nothing paid).
+    #[arg(long)]
+    price_minor: Option<u32>,
+    /// The share of paying fans whose first card is declined (they retry once).
+    #[arg(long)]
+    decline_rate: Option<f64>,
+    /// Every webhook's first delivery waits this long (needs --payments-sandbox).
+    #[arg(long)]
+    webhook_delay_ms: Option<u64>,
+    /// The chance that a webhook is delivered twice (needs --payments-sandbox).
+    #[arg(long)]
+    webhook_duplicate_rate: Option<f64>,
+    /// The chance that a webhook is never delivered (needs --payments-sandbox).
+    #[arg(long)]
+    webhook_drop_rate: Option<f64>,
+    /// How long, after the crowd, to wait for payments taken but not yet booked or
+    /// refunded before judging them.
+    #[arg(long)]
+    settle_secs: Option<u64>,
 }
 
 fn parse_rows(raw: &str) -> Result<(u32, u32), String> {
@@ -275,6 +302,25 @@ impl LoadtestArgs {
         if let Some(concurrency) = self.concurrency {
             scenario.concurrency = concurrency;
         }
+        if let Some(price) = self.price_minor {
+            scenario.price_minor = price;
+        }
+        let payments = &mut scenario.payments;
+        if let Some(rate) = self.decline_rate {
+            payments.decline_rate = rate;
+        }
+        if let Some(delay) = self.webhook_delay_ms {
+            payments.webhook_delay_ms = delay;
+        }
+        if let Some(rate) = self.webhook_duplicate_rate {
+            payments.webhook_duplicate_rate = rate;
+        }
+        if let Some(rate) = self.webhook_drop_rate {
+            payments.webhook_drop_rate = rate;
+        }
+        if let Some(settle) = self.settle_secs {
+            payments.settle_secs = settle;
+        }
         scenario.validate()?;
         Ok(scenario)
     }
@@ -289,6 +335,13 @@ pub async fn loadtest(settings: &Settings, args: LoadtestArgs) -> anyhow::Result
         gateway_admin_key: settings.gateway.admin_api_key.expose_secret().to_owned(),
         database_url: settings.database.url.expose_secret().to_owned(),
         faults_file: args.faults_file.clone(),
+        payments_sandbox: args.payments_sandbox.clone().map(|url| simulator::api::Sandbox {
+            url,
+            secret_key: args
+                .payments_sandbox_key
+                .clone()
+                .unwrap_or_else(|| settings.gateway.payments.secret_key.expose_secret().to_owned()),
+        }),
     };
     let report = simulator::run(&scenario, targets, !args.quiet).await?;
     if args.json {

@@ -57,7 +57,7 @@ enum Command {
     /// Rehearse a flash sale against running services: a crowd of fans queues, gets
     /// admitted and books; then the database is checked for oversell. Exits non-zero
     /// if anything was sold twice, oversold, or answered 5xx. Loopback only.
-    Loadtest(commands::LoadtestArgs),
+    Loadtest(Box<commands::LoadtestArgs>),
     /// Run the payments sandbox: a local, Stripe-shaped payment provider with a hosted
     /// payment page and signed webhooks (no real money; for local runs and rehearsals).
     PaymentsSandbox(commands::PaymentsSandboxArgs),
@@ -118,7 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::keygen(&kid, out.as_deref().unwrap_or(&settings.tokens.keys_dir), force)
         }
         Command::Token { event, fan, ttl } => commands::token(&settings, event, &fan, ttl),
-        Command::Loadtest(args) => commands::loadtest(&settings, args).await,
+        Command::Loadtest(args) => commands::loadtest(&settings, *args).await,
         Command::PaymentsSandbox(args) => commands::payments_sandbox(args).await,
     }
 }

@@ -1,25 +1,48 @@
-//! A small rehearsal against the real services (in-process, real PostgreSQL and Redis):
-//! the report must agree with what the database says was sold.
+//! A small rehearsal against the real services (in-process, real PostgreSQL and Redis,
+//! the payments sandbox on a free port): the report must agree with what the database
+//! says was sold and paid.
+
+use std::time::Duration;
 
 use access_token::TokenSigner;
 use gateway::GatewayConfig;
+use payments_sandbox::{Sandbox, SandboxConfig};
 use redis::aio::ConnectionManager;
 use simulator::fan::Ending;
-use simulator::scenario::{Arrival, Scenario};
+use simulator::scenario::{Arrival, Behaviour, Payments, Scenario};
 use simulator::Targets;
 use test_support::{RedisKeys, TestDatabase, TestKeys};
 use tokio_util::sync::CancellationToken;
 use waitroom::WaitroomConfig;
 
 const ADMIN_KEY: &str = "sim-admin-key-0123456789";
+const SANDBOX_KEY: &str = "sk_test_small_sale";
+const WEBHOOK_SECRET: &str = "whsec_small_sale";
 
 struct Services {
     waitroom: String,
     gateway: String,
     database_url: String,
+    /// The payments sandbox, delivering its webhooks to the gateway.
+    sandbox: Sandbox,
     shutdown: CancellationToken,
     /// The waiting room's keys on the shared Redis, deleted when the test ends.
     _redis_keys: RedisKeys,
+}
+
+impl Services {
+    /// Where the rehearsal plays: these services, and the sandbox whose faults it sets.
+    fn targets(&self) -> Targets {
+        Targets {
+            waitrooms: vec![self.waitroom.clone()],
+            gateways: vec![self.gateway.clone()],
+            waitroom_admin_key: ADMIN_KEY.into(),
+            gateway_admin_key: ADMIN_KEY.into(),
+            database_url: self.database_url.clone(),
+            faults_file: None,
+            payments_sandbox: Some(simulator::api::Sandbox { url: self.sandbox.url(), secret_key: SANDBOX_KEY.into() }),
+        }
+    }
 }
 
 impl Drop for Services {
@@ -33,9 +56,26 @@ async fn start_services() -> Services {
     let keys = TestKeys::new();
     let shutdown = CancellationToken::new();
 
-    let gateway_config: GatewayConfig = test_support::config(&[("admin_api_key", ADMIN_KEY)], |_| {});
+    let mut sandbox_config = SandboxConfig::new(SANDBOX_KEY);
+    // Failed deliveries retried within the sale, not over minutes.
+    sandbox_config.retry.base = Duration::from_millis(50);
+    sandbox_config.retry.max_delay = Duration::from_millis(500);
+    let sandbox = payments_sandbox::spawn("127.0.0.1:0".parse().unwrap(), sandbox_config).await.unwrap();
+    let api_base = sandbox.url();
+    let gateway_config: GatewayConfig =
+        test_support::config(&[("admin_api_key", ADMIN_KEY)], |c: &mut GatewayConfig| {
+            c.payments.payment_page_url = format!("{api_base}/pay/{{intent_id}}?client_secret={{client_secret}}");
+            c.payments.api_base = api_base;
+            c.payments.secret_key = SANDBOX_KEY.to_owned().into();
+            c.payments.webhook_secrets = vec![WEBHOOK_SECRET.to_owned().into()];
+            // Short payment windows, so fans who pay late do it within the sale.
+            c.payments.checkout_extension_secs = 3;
+            c.payments.refund_retry_first_ms = 50;
+            c.payments.refund_retry_max_ms = 500;
+        });
     let gateway = gateway::Application::build(&gateway_config, db.service_database(16), keys.verifier()).await.unwrap();
     let gateway_url = format!("http://{}", gateway.local_addr());
+    sandbox.set_webhook_endpoint(format!("{gateway_url}/v1/payments/webhooks"), WEBHOOK_SECRET);
     tokio::spawn(gateway.run(shutdown.clone()));
 
     let waitroom_config: WaitroomConfig = test_support::config(
@@ -58,7 +98,14 @@ async fn start_services() -> Services {
     tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
     tokio::spawn(waitroom.run(shutdown.clone()));
 
-    Services { waitroom: waitroom_url, gateway: gateway_url, database_url: db.url, shutdown, _redis_keys: redis_keys }
+    Services {
+        waitroom: waitroom_url,
+        gateway: gateway_url,
+        database_url: db.url,
+        sandbox,
+        shutdown,
+        _redis_keys: redis_keys,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -70,22 +117,29 @@ async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database(
         seats_per_row: 20,
         general_admission: 100,
         arrival: Arrival::AllAtOnce,
-        admit_rate: 150.0,
+        // Nine seconds of admissions: fans still come in after the first holds lapse,
+        // and take places that late payers then find gone.
+        admit_rate: 50.0,
+        hold_ttl_secs: 5,
         think_ms: 50,
         poll_interval_ms: 200,
         max_seconds: 30,
+        behaviour: Behaviour { abandon_checkout: 5, pay_late: 5, ..Behaviour::default() },
+        // A tenth of the fans' first card is declined; some webhooks come twice, some
+        // never (the fans' own questions, relayed by the gateway to the provider, then
+        // settle those payments).
+        payments: Payments {
+            decline_rate: 0.1,
+            webhook_duplicate_rate: 0.5,
+            webhook_drop_rate: 0.05,
+            ..Payments::default()
+        },
         ..Scenario::default()
     };
-    let targets = Targets {
-        waitrooms: vec![services.waitroom.clone()],
-        gateways: vec![services.gateway.clone()],
-        waitroom_admin_key: ADMIN_KEY.into(),
-        gateway_admin_key: ADMIN_KEY.into(),
-        database_url: services.database_url.clone(),
-        faults_file: None,
-    };
-    let report = simulator::run(&scenario, targets, false).await.unwrap();
+    let report = simulator::run(&scenario, services.targets(), false).await.unwrap();
 
+    // Shown with `--nocapture`: the figures of a run.
+    eprintln!("{report}");
     assert!(report.broken.is_empty(), "{report}");
     let db = &report.database;
     assert_eq!(db.capacity, 200);
@@ -102,5 +156,105 @@ async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database(
     assert_eq!(sent, report.requests, "every request is in the latency table: {report}");
     assert_eq!(report.connection_wait_ms.count, report.requests, "and waited (if at all) once: {report}");
     let achieved = report.admission_rate.achieved.expect("fans waited in line for three seconds");
-    assert!((achieved - 150.0).abs() < 30.0, "admitted at {achieved}/s, configured 150/s: {report}");
+    assert!((achieved - 50.0).abs() < 10.0, "admitted at {achieved}/s, configured 50/s: {report}");
+
+    // Checkout: every payment a fan made was booked or refunded, exactly as the fans
+    // were told; nothing is left pending but the checkouts fans walked away from.
+    let (fans, paid) = (&report.payments, &db.payments);
+    let resolved = |what: &str| paid.resolutions.get(what).copied().unwrap_or(0);
+    let refunds = |reason: &str| paid.refunds.get(reason).copied().unwrap_or(0);
+    assert_eq!(paid.violations, Default::default(), "{report}");
+    assert_eq!(paid.paid_unsettled, 0, "{report}");
+    assert_eq!(
+        resolved("booked") + resolved("late_booked") + resolved("refunded"),
+        fans.paid as i64,
+        "every payment fans made is booked or refunded: {report}"
+    );
+    assert_eq!(
+        resolved("booked") + resolved("late_booked"),
+        (count(Ending::Booked) + count(Ending::Cancelled)) as i64,
+        "a paid booking for every fan told of one: {report}"
+    );
+    assert_eq!(resolved("refunded"), count(Ending::Refunded) as i64, "{report}");
+    assert_eq!(refunds("late_payment"), resolved("refunded"), "late payments refunded once each: {report}");
+    assert_eq!(paid.needs_attention, resolved("refunded"), "each flagged for the organizer: {report}");
+    assert_eq!(refunds("cancellation"), count(Ending::Cancelled) as i64, "cancellations refunded: {report}");
+    assert_eq!(refunds("duplicate_payment"), 0, "{report}");
+    let refunded: i64 = paid.refunds.values().sum();
+    assert_eq!(paid.refunds_by_state.get("succeeded").copied().unwrap_or(0), refunded, "all confirmed: {report}");
+    assert_eq!(paid.pending, count(Ending::AbandonedCheckout) as i64, "abandoned checkouts stay pending: {report}");
+    assert!(fans.paid_late > 0 && resolved("late_booked") + resolved("refunded") >= fans.paid_late as i64, "{report}");
+    assert!(fans.cards_declined > 0, "a tenth of first cards are declined: {report}");
+    assert!(paid.attempts.get("failed").copied().unwrap_or(0) > 0, "declines are recorded: {report}");
+
+    // Both ways a verdict reaches the gateway ran: the provider's webhooks (some
+    // duplicated, applied once) and the fans' questions for the ones dropped.
+    let events = services.sandbox.events();
+    let succeeded: Vec<_> = events.iter().filter(|e| e.kind == "payment_intent.succeeded").collect();
+    assert!(succeeded.iter().any(|e| e.copies > 1), "some webhooks came twice: {report}");
+    assert!(succeeded.iter().any(|e| e.delivered), "webhooks were delivered: {report}");
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_provider_events WHERE type = 'payment_intent'")
+        .fetch_one(&sqlx::PgPool::connect(&services.database_url).await.unwrap())
+        .await
+        .unwrap();
+    assert!(applied > 0, "webhooks were applied: {report}");
+}
+
+/// Fans who pay and close the tab never ask the gateway anything after paying: only the
+/// provider's webhooks (late, and each twice) book their places, once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fans_who_pay_and_leave_are_booked_by_the_webhooks_alone() {
+    let services = start_services().await;
+    let scenario = Scenario {
+        fans: 60,
+        rows: 2,
+        seats_per_row: 20,
+        general_admission: 40,
+        arrival: Arrival::AllAtOnce,
+        admit_rate: 100.0,
+        think_ms: 50,
+        poll_interval_ms: 200,
+        max_seconds: 30,
+        behaviour: Behaviour {
+            chosen_seats: 0,
+            best_available: 1,
+            general_admission: 1,
+            abandon_hold: 0,
+            cancel: 0,
+            pay_and_leave: 2,
+            ..Behaviour::default()
+        },
+        payments: Payments {
+            decline_rate: 0.0,
+            webhook_delay_ms: 300,
+            webhook_duplicate_rate: 1.0,
+            settle_secs: 10,
+            ..Payments::default()
+        },
+        ..Scenario::default()
+    };
+    let report = simulator::run(&scenario, services.targets(), false).await.unwrap();
+
+    assert!(report.broken.is_empty(), "{report}");
+    let (db, paid) = (&report.database, &report.database.payments);
+    let count = |ending| report.endings.get(&ending).copied().unwrap_or(0);
+    assert_eq!(report.endings.values().sum::<usize>(), 60, "{report}");
+    assert!(count(Ending::PaidAndLeft) > 0, "{report}");
+    assert_eq!(paid.paid_unsettled, 0, "the webhooks settled every payment: {report}");
+    assert_eq!(paid.violations, Default::default(), "{report}");
+    assert_eq!(paid.resolutions.get("booked").copied().unwrap_or(0), report.payments.paid as i64, "{report}");
+    assert_eq!(
+        db.bookings as usize,
+        count(Ending::Booked) + count(Ending::PaidAndLeft),
+        "one booking per payment, whoever asked: {report}"
+    );
+    assert_eq!(paid.refunds.values().sum::<i64>(), 0, "nothing paid twice, nothing refunded: {report}");
+    // The sandbox records a delivery once the gateway's answer is back, just after the
+    // gateway committed: wait (bounded) for the record.
+    let twice =
+        |e: &payments_sandbox::EventRecord| e.kind != "payment_intent.succeeded" || (e.copies == 2 && e.delivered);
+    let events = services.sandbox.wait_for_events(Duration::from_secs(5), |events| events.iter().all(twice)).await;
+    let events = events.unwrap_or_else(|events| panic!("each webhook delivered twice: {events:?}"));
+    let succeeded = events.iter().filter(|e| e.kind == "payment_intent.succeeded").count();
+    assert_eq!(succeeded, report.payments.paid, "{report}");
 }

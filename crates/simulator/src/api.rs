@@ -88,10 +88,12 @@ pub struct Answered {
 }
 
 impl Answered {
-    /// Which service answered: `waitroom` or `gateway`.
+    /// Which service answered: `waitroom`, `gateway` or `payments` (the provider's
+    /// payment page).
     pub fn service(&self) -> &'static str {
         match self.endpoint {
             "join" | "poll" | "leave" | "open_waitroom" => "waitroom",
+            "pay" => "payments",
             _ => "gateway",
         }
     }
@@ -211,6 +213,9 @@ pub struct Api {
     waitrooms: Replicas,
     gateways: Replicas,
     admin_keys: AdminKeys,
+    /// The payments sandbox, when known: where to pay if a gateway names no payment
+    /// page (as with Stripe, whose form the fan app embeds).
+    sandbox: Option<Sandbox>,
     pub traffic: Traffic,
 }
 
@@ -224,7 +229,17 @@ impl Api {
         let http =
             reqwest::Client::builder().pool_max_idle_per_host(connections).timeout(Duration::from_secs(30)).build()?;
         let in_flight = tokio::sync::Semaphore::new(connections);
-        Ok(Self { http, in_flight, waitrooms, gateways, admin_keys, traffic: Traffic::default() })
+        Ok(Self { http, in_flight, waitrooms, gateways, admin_keys, sandbox: None, traffic: Traffic::default() })
+    }
+
+    /// Knows the payments sandbox: its faults can be set, and its page found.
+    pub fn with_sandbox(self, sandbox: Option<Sandbox>) -> Self {
+        Self { sandbox, ..self }
+    }
+
+    /// The sandbox's page for an intent, for a checkout that named no page.
+    pub fn sandbox_page(&self, intent: &str) -> Option<String> {
+        self.sandbox.as_ref().map(|s| format!("{}/pay/{intent}", s.url.trim_end_matches('/')))
     }
 
     pub fn replicas(&self) -> (usize, usize) {
@@ -284,7 +299,7 @@ impl Api {
 
     /// Creates the event on the gateway: one reserved section and/or one GA floor.
     pub async fn create_event(&self, scenario: &Scenario) -> Result<Event, Error> {
-        let price = json!({ "amount_minor": 5000, "currency": "EUR" });
+        let price = json!({ "amount_minor": scenario.price_minor, "currency": "EUR" });
         let mut sections = Vec::new();
         if scenario.reserved_capacity() > 0 {
             let rows: Vec<Value> = (0..scenario.rows)
@@ -387,6 +402,78 @@ impl Api {
         let path = format!("/v1/events/{event}/bookings/{booking}/cancel");
         self.call("cancel", Method::POST, (&self.gateways, Pick::Next), &path, Some(token), None).await
     }
+
+    pub async fn checkout(&self, event: Uuid, token: &str, hold: &str) -> Result<Answer, Error> {
+        let path = format!("/v1/events/{event}/holds/{hold}/checkout");
+        self.call("checkout", Method::POST, (&self.gateways, Pick::Next), &path, Some(token), None).await
+    }
+
+    /// The hold's payment; the gateway first asks the provider about a pending attempt.
+    pub async fn payment(&self, event: Uuid, token: &str, hold: &str) -> Result<Answer, Error> {
+        let path = format!("/v1/events/{event}/holds/{hold}/payment");
+        self.call("payment", Method::GET, (&self.gateways, Pick::Next), &path, Some(token), None).await
+    }
+
+    /// Pays on the provider's hosted page as the fan's browser would (the form post,
+    /// asking for JSON): `page` is the checkout's `payment_page_url`. The sandbox
+    /// answers the intent (200) or Stripe's `card_error` (402).
+    pub async fn pay(&self, page: &str, client_secret: &str, card: &str) -> Result<Answer, Error> {
+        let mut url = reqwest::Url::parse(page).map_err(|e| Error::Setup(format!("payment page {page}: {e}")))?;
+        // The simulator sends nothing off this machine, whatever a gateway answers.
+        crate::targets::require_loopback(&url)?;
+        url.set_query(None);
+        let queued = Instant::now();
+        let _permit = self.in_flight.acquire().await.expect("the semaphore is never closed");
+        self.traffic.record_slot_wait(queued.elapsed());
+        let started = Instant::now();
+        let sent = self
+            .http
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&[("client_secret", client_secret), ("card_number", card)])
+            .send()
+            .await;
+        match sent {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body = response.json().await.unwrap_or(Value::Null);
+                let answer = Answer { status, body };
+                self.traffic.record("pay", started.elapsed(), Some(&answer));
+                Ok(answer)
+            }
+            Err(e) => {
+                self.traffic.record("pay", started.elapsed(), None);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Replaces the sandbox's faults (its control route, with its secret key): the
+    /// scenario's webhook faults for this rehearsal.
+    pub async fn set_sandbox_faults(&self, faults: Value) -> Result<(), Error> {
+        let Some(sandbox) = &self.sandbox else {
+            return Err(Error::Setup("webhook faults need the payments sandbox's URL (--payments-sandbox)".into()));
+        };
+        let url = format!("{}/_sandbox/faults", sandbox.url.trim_end_matches('/'));
+        crate::targets::require_loopback(
+            &reqwest::Url::parse(&url).map_err(|e| Error::Setup(format!("payments sandbox {url}: {e}")))?,
+        )?;
+        let answer = self.http.post(url).bearer_auth(&sandbox.secret_key).json(&faults).send().await?;
+        let status = answer.status();
+        if !status.is_success() {
+            let body = answer.text().await.unwrap_or_default();
+            return Err(Error::Setup(format!("setting the payments sandbox's faults: {status} {body}")));
+        }
+        Ok(())
+    }
+}
+
+/// The payments sandbox the gateways pay through: its base URL and secret key (its
+/// control route needs the key, as its API does).
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    pub url: String,
+    pub secret_key: String,
 }
 
 fn uuid_of(value: &Value) -> Result<Uuid, Error> {

@@ -1,4 +1,5 @@
-//! One fan's evening: join the line, poll until admitted, shop by plan.
+//! One fan's evening: join the line, poll until admitted, shop by plan, and pay for
+//! paid places on the provider's page, as a browser would.
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,20 @@ pub enum Ending {
     SoldOut,
     /// Refused every attempt (contention, seats taken).
     GaveUp,
+    /// Opened the payment page and closed it without paying, on purpose.
+    AbandonedCheckout,
+    /// Paid and closed the tab before the page reported back, on purpose: the booking is
+    /// the webhook's to make.
+    PaidAndLeft,
+    /// Every card tried was declined.
+    Declined,
+    /// Paid too late: the hold had lapsed and its places were gone, so the payment was
+    /// refunded in full.
+    Refunded,
+    /// The hold lapsed before the fan could pay for it.
+    HoldExpired,
+    /// Paid, but the gateway had not said what became of it within `follow_secs`.
+    PaymentUnknown,
     /// Still waiting when the rehearsal's time ran out.
     NotAdmitted,
     /// Dropped from the line (skipped as abandoned, the event closed, or the line lost
@@ -47,6 +62,20 @@ pub struct FanRecord {
     pub seats: u32,
     /// The booking the fan was told about (a 2xx with its id), and what became of it.
     pub told: Option<ToldBooking>,
+    pub payment: PaymentRecord,
+}
+
+/// What a fan did and saw at checkout.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PaymentRecord {
+    /// Checkouts answered 2xx (a new attempt after a decline is a second one).
+    pub checkouts: u32,
+    /// Cards the payment page declined.
+    pub declined: u32,
+    /// The payment page said the payment succeeded: money taken.
+    pub paid: bool,
+    /// Paid after the hold's end (the `pay_late` plan).
+    pub late: bool,
 }
 
 /// A booking a fan was told about: it must be in the database, in the state the fan
@@ -61,10 +90,29 @@ pub struct ToldBooking {
 }
 
 impl ToldBooking {
-    fn of(answer: &Answer) -> Option<Self> {
-        let id = answer.text("id")?.parse().ok()?;
+    /// The booking in a 2xx answer, under `field` (`id` for a booking, `booking_id` for
+    /// a payment).
+    fn of(answer: &Answer, field: &str) -> Option<Self> {
+        let id = answer.text(field)?.parse().ok()?;
         Some(Self { id, cancelled: false, cancel_unanswered: false })
     }
+}
+
+/// Stripe's test cards, which decide the payment page's answer.
+const GOOD_CARD: &str = "4242 4242 4242 4242";
+const DECLINED_CARD: &str = "4000 0000 0000 0002";
+
+/// How a fan goes through checkout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Checkout {
+    /// Pays, then follows the payment until it is booked (or says why not).
+    Pay,
+    /// Opens the payment page and walks away.
+    Abandon,
+    /// Leaves the page open past the hold's end, then pays and follows.
+    PayLate,
+    /// Pays and closes the tab.
+    PayAndLeave,
 }
 
 impl FanRecord {
@@ -81,6 +129,7 @@ impl FanRecord {
             ending: Ending::Failed,
             seats: 0,
             told: None,
+            payment: PaymentRecord::default(),
         }
     }
 }
@@ -96,6 +145,8 @@ pub struct Fan<'a> {
     pub scenario: &'a Scenario,
     pub event: Event,
     pub plan: Plan,
+    /// The first card this fan tries is declined.
+    pub declined_first: bool,
     pub started: Instant,
     pub deadline: Instant,
 }
@@ -130,7 +181,7 @@ impl Fan<'_> {
             return Ok(());
         };
         self.think().await;
-        (record.ending, record.seats) = self.shop(&token, &mut record.told).await?;
+        (record.ending, record.seats) = self.shop(&token, &mut record.told, &mut record.payment).await?;
         // Done shopping: give the place in the room to the next fan, as a checkout page
         // that tells the waiting room would.
         self.api.leave(self.event.id, &ticket).await?;
@@ -174,85 +225,238 @@ impl Fan<'_> {
         }
     }
 
-    async fn shop(&self, token: &str, told: &mut Option<ToldBooking>) -> Result<(Ending, u32), Error> {
+    async fn shop(
+        &self,
+        token: &str,
+        told: &mut Option<ToldBooking>,
+        paid: &mut PaymentRecord,
+    ) -> Result<(Ending, u32), Error> {
         let quantity = self.scenario.quantity;
-        let any_section = self.event.general_admission.or(self.event.reserved);
         let by_quantity = |section: Option<uuid::Uuid>| json!({ "section_id": section, "quantity": quantity });
-        match self.plan {
-            Plan::ChosenSeats => self.hold_and_confirm(token, None, told).await,
-            Plan::BestAvailable => self.hold_and_confirm(token, Some(by_quantity(self.event.reserved)), told).await,
-            Plan::GeneralAdmission => self
-                .attempt(|| async {
-                    self.api.book(self.event.id, token, by_quantity(self.event.general_admission)).await
-                })
-                .await
-                .map(|outcome| {
-                    outcome.map_or_else(
-                        |ending| (ending, 0),
-                        |booking| {
-                            *told = ToldBooking::of(&booking);
-                            (Ending::Booked, quantity)
-                        },
-                    )
-                }),
+        let any_section = by_quantity(self.event.general_admission.or(self.event.reserved));
+        // Late payments: reserved seats first, whose lapsed holds are resold seat by seat
+        // (a refund when they went), GA otherwise (any free places will do).
+        let seats_first = by_quantity(self.event.reserved.or(self.event.general_admission));
+        let free = self.scenario.price_minor == 0;
+        let bought = match self.plan {
+            Plan::ChosenSeats => self.buy(token, None, paid).await?,
+            Plan::BestAvailable => self.buy(token, Some(by_quantity(self.event.reserved)), paid).await?,
+            // Free places are booked in one step; paid ones need a hold to pay for.
+            Plan::GeneralAdmission if free => {
+                let order = by_quantity(self.event.general_admission);
+                self.attempt(|| async { self.api.book(self.event.id, token, order.clone()).await })
+                    .await?
+                    .map(|booking| ToldBooking::of(&booking, "id"))
+            }
+            Plan::GeneralAdmission => self.buy(token, Some(by_quantity(self.event.general_admission)), paid).await?,
             Plan::AbandonHold => {
-                let held = self
-                    .attempt(|| async { self.api.hold(self.event.id, token, by_quantity(any_section)).await })
-                    .await?;
-                Ok(held.map_or_else(|ending| (ending, 0), |_| (Ending::AbandonedHold, 0)))
+                let held =
+                    self.attempt(|| async { self.api.hold(self.event.id, token, any_section.clone()).await }).await?;
+                return Ok(held.map_or_else(|ending| (ending, 0), |_| (Ending::AbandonedHold, 0)));
             }
-            Plan::Cancel => {
-                let booked = self
-                    .attempt(|| async { self.api.book(self.event.id, token, by_quantity(any_section)).await })
-                    .await?;
-                let booking = match booked {
-                    Ok(booking) => booking,
-                    Err(ending) => return Ok((ending, 0)),
-                };
-                *told = ToldBooking::of(&booking);
-                self.think().await;
-                let id = booking.text("id").unwrap_or_default().to_owned();
-                let cancelled = self.api.cancel(self.event.id, token, &id).await;
-                let ok = cancelled.as_ref().is_ok_and(Answer::ok);
-                if let Some(told) = told {
-                    (told.cancelled, told.cancel_unanswered) = (ok, !ok);
+            Plan::AbandonCheckout => return self.walk_out(token, any_section, Checkout::Abandon, paid).await,
+            Plan::PayLate => self.hold_and_pay(token, Some(seats_first), Checkout::PayLate, paid).await?,
+            Plan::PayAndLeave => return self.walk_out(token, any_section, Checkout::PayAndLeave, paid).await,
+            Plan::Cancel if free => self
+                .attempt(|| async { self.api.book(self.event.id, token, any_section.clone()).await })
+                .await?
+                .map(|booking| ToldBooking::of(&booking, "id")),
+            Plan::Cancel => self.buy(token, Some(any_section), paid).await?,
+        };
+        let booking = match bought {
+            Ok(booking) => booking,
+            Err(ending) => return Ok((ending, 0)),
+        };
+        *told = booking;
+        if self.plan != Plan::Cancel {
+            let kept = if told.is_some() { quantity } else { 0 };
+            return Ok((if told.is_some() { Ending::Booked } else { Ending::Failed }, kept));
+        }
+        self.think().await;
+        let id = told.map(|t| t.id.to_string()).unwrap_or_default();
+        let cancelled = self.api.cancel(self.event.id, token, &id).await;
+        let ok = cancelled.as_ref().is_ok_and(Answer::ok);
+        if let Some(told) = told {
+            (told.cancelled, told.cancel_unanswered) = (ok, !ok);
+        }
+        Ok((if cancelled?.ok() { Ending::Cancelled } else { Ending::Failed }, 0))
+    }
+
+    /// Holds `order` (or seats from the seat map) and buys it: confirms a free hold,
+    /// pays for a paid one. `Ok(Ok(booking))`: the fan was told of a booking (`None`
+    /// when a 2xx named none, counted as failed).
+    async fn buy(
+        &self,
+        token: &str,
+        order: Option<Value>,
+        paid: &mut PaymentRecord,
+    ) -> Result<Result<Option<ToldBooking>, Ending>, Error> {
+        if self.scenario.price_minor > 0 {
+            return self.hold_and_pay(token, order, Checkout::Pay, paid).await;
+        }
+        let hold = match self.hold(token, order).await? {
+            Ok(hold) => hold,
+            Err(ending) => return Ok(Err(ending)),
+        };
+        self.think().await;
+        let confirmed = self.api.confirm(self.event.id, token, hold.text("id").unwrap_or_default()).await?;
+        Ok(if confirmed.ok() { Ok(ToldBooking::of(&confirmed, "id")) } else { Err(Ending::Failed) })
+    }
+
+    /// The plans that leave checkout early: the fan ends as the plan says, unless
+    /// something came first (sold out, a decline, the hold lapsing).
+    async fn walk_out(
+        &self,
+        token: &str,
+        order: Value,
+        how: Checkout,
+        paid: &mut PaymentRecord,
+    ) -> Result<(Ending, u32), Error> {
+        let ending = match self.hold_and_pay(token, Some(order), how, paid).await? {
+            Err(ending) => ending,
+            // Not reached: these plans stop before the payment is followed.
+            Ok(_) => Ending::Failed,
+        };
+        Ok((ending, 0))
+    }
+
+    /// Holds, then checks out and pays as `how` says: the booking the fan was told of,
+    /// or how it ended without one.
+    async fn hold_and_pay(
+        &self,
+        token: &str,
+        order: Option<Value>,
+        how: Checkout,
+        paid: &mut PaymentRecord,
+    ) -> Result<Result<Option<ToldBooking>, Ending>, Error> {
+        let hold = match self.hold(token, order).await? {
+            Ok(hold) => hold,
+            Err(ending) => return Ok(Err(ending)),
+        };
+        self.think().await;
+        let hold = hold.text("id").unwrap_or_default().to_owned();
+        self.pay(token, &hold, how, paid).await
+    }
+
+    /// Checks the hold out and pays on the provider's page: the card this fan tries
+    /// first (declined for a share of the crowd), and after a decline a good one on a
+    /// new attempt, as people do. Then follows the payment until it is settled.
+    async fn pay(
+        &self,
+        token: &str,
+        hold: &str,
+        how: Checkout,
+        paid: &mut PaymentRecord,
+    ) -> Result<Result<Option<ToldBooking>, Ending>, Error> {
+        let cards: &[&str] = if self.declined_first { &[DECLINED_CARD, GOOD_CARD] } else { &[GOOD_CARD] };
+        for card in cards {
+            let checkout = self.checkout(token, hold).await?;
+            if !checkout.ok() {
+                return Ok(Err(match checkout.code() {
+                    "hold_expired" => Ending::HoldExpired,
+                    _ => Ending::Failed,
+                }));
+            }
+            paid.checkouts += 1;
+            let intent = checkout.text("intent_id").unwrap_or_default();
+            let page = checkout.text("payment_page_url").map(str::to_owned).or_else(|| self.api.sandbox_page(intent));
+            let (Some(page), Some(secret)) = (page, checkout.text("client_secret")) else {
+                return Ok(Err(Ending::Failed));
+            };
+            self.think().await;
+            match how {
+                Checkout::Abandon => return Ok(Err(Ending::AbandonedCheckout)),
+                Checkout::PayLate => {
+                    // Back at the page a second after the hold's end; a fan whose hold
+                    // ends after the rehearsal (a long checkout extension) never comes
+                    // back.
+                    let Some(ends) = checkout.text("hold_expires_at").and_then(until) else {
+                        return Ok(Err(Ending::Failed));
+                    };
+                    let back = Instant::now() + ends + Duration::from_secs(1);
+                    if back >= self.deadline {
+                        return Ok(Err(Ending::AbandonedCheckout));
+                    }
+                    tokio::time::sleep_until(back.into()).await;
+                    paid.late = true;
                 }
-                Ok((if cancelled?.ok() { Ending::Cancelled } else { Ending::Failed }, 0))
+                Checkout::Pay | Checkout::PayAndLeave => {}
             }
+            let answer = self.api.pay(&page, secret, card).await?;
+            if answer.status == 402 {
+                paid.declined += 1;
+                // Back in the shop, which shows the decline (the gateway asks the
+                // provider), before trying again on a new attempt.
+                self.think().await;
+                self.api.payment(self.event.id, token, hold).await?;
+                continue;
+            }
+            if !(answer.ok() && answer.text("status") == Some("succeeded")) {
+                return Ok(Err(Ending::Failed));
+            }
+            paid.paid = true;
+            if how == Checkout::PayAndLeave {
+                return Ok(Err(Ending::PaidAndLeft));
+            }
+            self.think().await;
+            return self.follow(token, hold).await;
+        }
+        Ok(Err(Ending::Declined))
+    }
+
+    /// Checks out, again after a `503` (the provider or the database unavailable:
+    /// checking out again is safe, it resumes the same attempt), a bounded number of
+    /// times.
+    async fn checkout(&self, token: &str, hold: &str) -> Result<Answer, Error> {
+        let mut answer = self.api.checkout(self.event.id, token, hold).await?;
+        for _ in 1..self.scenario.attempts.max(1) {
+            if answer.status != 503 || Instant::now() >= self.deadline {
+                break;
+            }
+            self.think().await;
+            answer = self.api.checkout(self.event.id, token, hold).await?;
+        }
+        Ok(answer)
+    }
+
+    /// Follows a paid hold's payment, as the page a fan is sent back to does, until it
+    /// names a booking or says there will be none; bounded by `follow_secs` and the
+    /// rehearsal's end.
+    async fn follow(&self, token: &str, hold: &str) -> Result<Result<Option<ToldBooking>, Ending>, Error> {
+        let until = (Instant::now() + Duration::from_secs(self.scenario.payments.follow_secs)).min(self.deadline);
+        loop {
+            let payment = self.api.payment(self.event.id, token, hold).await?;
+            if payment.ok() {
+                if let Some(booking) = ToldBooking::of(&payment, "booking_id") {
+                    return Ok(Ok(Some(booking)));
+                }
+                if payment.text("resolution") == Some("refunded") {
+                    return Ok(Err(Ending::Refunded));
+                }
+            } else if payment.status != 503 {
+                return Ok(Err(Ending::Failed));
+            }
+            if Instant::now() >= until {
+                return Ok(Err(Ending::PaymentUnknown));
+            }
+            tokio::time::sleep(Duration::from_millis(self.scenario.poll_interval_ms)).await;
         }
     }
 
     /// Holds `order`, or seats picked from the seat map when there is none (picked
-    /// again after someone else was faster), then confirms after thinking.
-    async fn hold_and_confirm(
-        &self,
-        token: &str,
-        order: Option<Value>,
-        told: &mut Option<ToldBooking>,
-    ) -> Result<(Ending, u32), Error> {
-        let held = self
-            .attempt(|| async {
-                let request = match &order {
-                    Some(order) => order.clone(),
-                    None => match self.pick_seats().await? {
-                        Some(labels) => json!({ "seats": labels }),
-                        None => return Ok(Answer { status: 409, body: json!({ "error": { "code": "sold_out" } }) }),
-                    },
-                };
-                self.api.hold(self.event.id, token, request).await
-            })
-            .await?;
-        let hold = match held {
-            Ok(hold) => hold,
-            Err(ending) => return Ok((ending, 0)),
-        };
-        self.think().await;
-        let id = hold.text("id").unwrap_or_default().to_owned();
-        let confirmed = self.api.confirm(self.event.id, token, &id).await?;
-        if confirmed.ok() {
-            *told = ToldBooking::of(&confirmed);
-        }
-        Ok(if confirmed.ok() { (Ending::Booked, self.scenario.quantity) } else { (Ending::Failed, 0) })
+    /// again after someone else was faster).
+    async fn hold(&self, token: &str, order: Option<Value>) -> Result<Result<Answer, Ending>, Error> {
+        self.attempt(|| async {
+            let request = match &order {
+                Some(order) => order.clone(),
+                None => match self.pick_seats().await? {
+                    Some(labels) => json!({ "seats": labels }),
+                    None => return Ok(Answer { status: 409, body: json!({ "error": { "code": "sold_out" } }) }),
+                },
+            };
+            self.api.hold(self.event.id, token, request).await
+        })
+        .await
     }
 
     /// `quantity` free seats from the seat map, at random; `None` when too few are left.
@@ -295,4 +499,10 @@ impl Fan<'_> {
     async fn think(&self) {
         tokio::time::sleep(Duration::from_millis(self.scenario.think_ms)).await;
     }
+}
+
+/// How long from now until `at` (RFC 3339), zero if it has passed.
+fn until(at: &str) -> Option<Duration> {
+    let at = chrono::DateTime::parse_from_rfc3339(at).ok()?;
+    Some((at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().unwrap_or_default())
 }

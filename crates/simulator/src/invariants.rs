@@ -1,5 +1,9 @@
-//! After the sale: what the database says was sold, and whether anything was sold twice.
-//! The simulator's own counts are not trusted for this.
+//! After the sale: what the database says was sold and paid, and whether anything was
+//! sold twice, sold unpaid, or refunded beyond what was paid. The simulator's own counts
+//! are not trusted for this.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use sales::states::BookingStatus;
 use sales::store::invariants::{self, Violations};
@@ -21,6 +25,53 @@ pub struct DatabaseCheck {
     /// The oversell watchdog's invariants, all of which must be 0.
     pub violations: Violations,
     pub told: ToldCheck,
+    pub payments: PaymentsCheck,
+}
+
+/// The event's payments and refunds, as the database has them once the sale settled.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PaymentsCheck {
+    /// Payment attempts by status (`succeeded`, `failed`, `pending`, `refunded`, …).
+    pub attempts: BTreeMap<String, i64>,
+    /// Succeeded payments by what became of them: `booked`, `late_booked` (the hold had
+    /// lapsed, its places were taken again) or `refunded` (nothing left to book).
+    pub resolutions: BTreeMap<String, i64>,
+    /// Attempts still `created` or `pending` at the end: abandoned checkouts, and paid
+    /// ones whose verdict the gateway never heard (dropped webhook, fan gone).
+    pub pending: i64,
+    /// Late payments refunded and flagged for the organizer.
+    pub needs_attention: i64,
+    /// Refunds by reason (`cancellation`, `late_payment`, `duplicate_payment`, …).
+    pub refunds: BTreeMap<String, i64>,
+    /// Refunds by state; `pending` ones are still to be confirmed by the provider.
+    pub refunds_by_state: BTreeMap<String, i64>,
+    /// Payments the payment page told fans had succeeded that the database still had not
+    /// booked or refunded after waiting `settle_secs`: money taken for nothing (until the
+    /// reconciliation job, if one runs, finds them).
+    pub paid_unsettled: i64,
+    pub violations: PaymentViolations,
+}
+
+/// The checkout's invariants, each of which must be 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
+pub struct PaymentViolations {
+    /// Live bookings of paid places whose payment has not succeeded (or that name none).
+    pub paid_bookings_without_payment: i64,
+    /// Payments applied to more than one booking, or whose booking names another.
+    pub payments_in_two_bookings: i64,
+    /// Payments refunded beyond their amount (their own tally, or the sum of refunds).
+    pub over_refunded_payments: i64,
+    /// Succeeded payments with neither a booking nor a refund.
+    pub succeeded_without_booking_or_refund: i64,
+}
+
+impl PaymentViolations {
+    pub fn total(&self) -> i64 {
+        self.paid_bookings_without_payment
+            + self.payments_in_two_bookings
+            + self.over_refunded_payments
+            + self.succeeded_without_booking_or_refund
+    }
 }
 
 /// Bookings fans were told about (a 2xx with a booking id), looked up in the database.
@@ -44,8 +95,17 @@ const SCOPE: invariants::Scope = invariants::Scope {
     payment_window: std::time::Duration::from_secs(330),
 };
 
-pub async fn check(database_url: &str, event: Uuid, told: &[ToldBooking]) -> Result<DatabaseCheck, Error> {
+/// `paid`: how many fans the payment page told their payment succeeded; the check waits
+/// up to `settle` for the gateway to book or refund as many (webhooks may be delayed).
+pub async fn check(
+    database_url: &str,
+    event: Uuid,
+    told: &[ToldBooking],
+    paid: i64,
+    settle: Duration,
+) -> Result<DatabaseCheck, Error> {
     let pool = PgPoolOptions::new().max_connections(1).connect(database_url).await?;
+    let paid_unsettled = settle_payments(&pool, event, paid, settle).await?;
     let (capacity, seats_sold, bookings): (i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT coalesce(sum(capacity), 0)::bigint FROM sections WHERE event_id = $1),
                 (SELECT count(*) FROM booking_seats bs JOIN bookings b ON b.id = bs.booking_id
@@ -63,6 +123,7 @@ pub async fn check(database_url: &str, event: Uuid, told: &[ToldBooking]) -> Res
             .bind(&ids)
             .fetch_all(&pool)
             .await?;
+    let payments = PaymentsCheck { paid_unsettled, ..payments(&pool, event).await? };
     pool.close().await;
     let states: std::collections::HashMap<Uuid, BookingStatus> = rows.into_iter().collect();
     let mut check = ToldCheck { told: told.len(), ..ToldCheck::default() };
@@ -75,5 +136,83 @@ pub async fn check(database_url: &str, event: Uuid, told: &[ToldBooking]) -> Res
             Some(_) => check.wrong_state.push(booking.id),
         }
     }
-    Ok(DatabaseCheck { event_id: event, capacity, seats_sold, bookings, violations, told: check })
+    Ok(DatabaseCheck { event_id: event, capacity, seats_sold, bookings, violations, told: check, payments })
 }
+
+/// Waits (at most `settle`, reading every 250 ms) until the event has `paid` payments
+/// booked or refunded and no refund waiting for the provider; returns how many of the
+/// `paid` are still unsettled then.
+async fn settle_payments(pool: &sqlx::PgPool, event: Uuid, paid: i64, settle: Duration) -> Result<i64, Error> {
+    let until = Instant::now() + settle;
+    loop {
+        let (settled, refunds_pending): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM payments
+                     WHERE event_id = $1 AND succeeded_at IS NOT NULL AND resolution IS NOT NULL),
+                    (SELECT count(*) FROM refunds WHERE event_id = $1 AND status = 'pending')",
+        )
+        .bind(event)
+        .fetch_one(pool)
+        .await?;
+        let unsettled = (paid - settled).max(0);
+        if (unsettled == 0 && refunds_pending == 0) || Instant::now() >= until {
+            return Ok(unsettled);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The event's payments and refunds by state, and the checkout's invariants.
+async fn payments(pool: &sqlx::PgPool, event: Uuid) -> Result<PaymentsCheck, Error> {
+    let count_by = |sql: &'static str| async move {
+        let rows: Vec<(String, i64)> = sqlx::query_as(sql).bind(event).fetch_all(pool).await?;
+        Ok::<_, Error>(rows.into_iter().collect::<BTreeMap<_, _>>())
+    };
+    let attempts = count_by("SELECT status::text, count(*) FROM payments WHERE event_id = $1 GROUP BY 1").await?;
+    let resolutions = count_by(
+        "SELECT resolution::text, count(*) FROM payments
+         WHERE event_id = $1 AND resolution IS NOT NULL GROUP BY 1",
+    )
+    .await?;
+    let refunds = count_by("SELECT reason::text, count(*) FROM refunds WHERE event_id = $1 GROUP BY 1").await?;
+    let refunds_by_state =
+        count_by("SELECT status::text, count(*) FROM refunds WHERE event_id = $1 GROUP BY 1").await?;
+    let pending = ["created", "pending"].iter().map(|s| attempts.get(*s).copied().unwrap_or(0)).sum();
+    let needs_attention: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM payments WHERE event_id = $1 AND needs_attention")
+            .bind(event)
+            .fetch_one(pool)
+            .await?;
+    let violations: PaymentViolations = sqlx::query_as(PAYMENT_INVARIANTS).bind(event).fetch_one(pool).await?;
+    Ok(PaymentsCheck {
+        attempts,
+        resolutions,
+        pending,
+        needs_attention,
+        refunds,
+        refunds_by_state,
+        paid_unsettled: 0,
+        violations,
+    })
+}
+
+/// The checkout's invariants for the event `$1`, in one statement (one snapshot). A
+/// payment that paid for a booking stays `succeeded`, or becomes `refunded` /
+/// `partially_refunded` when that booking is cancelled; failed refunds gave nothing back.
+const PAYMENT_INVARIANTS: &str = "SELECT
+     (SELECT count(*) FROM bookings b
+      WHERE b.event_id = $1 AND b.status = 'confirmed' AND b.total_minor > 0
+        AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.id = b.payment_id
+                        AND p.status IN ('succeeded', 'refunded', 'partially_refunded')))
+         AS paid_bookings_without_payment,
+     (SELECT count(*) FROM (SELECT payment_id FROM bookings WHERE event_id = $1 AND payment_id IS NOT NULL
+                            GROUP BY payment_id HAVING count(*) > 1) twice)
+     + (SELECT count(*) FROM bookings b JOIN payments p ON p.id = b.payment_id
+        WHERE b.event_id = $1 AND p.booking_id IS DISTINCT FROM b.id)
+         AS payments_in_two_bookings,
+     (SELECT count(*) FROM payments p WHERE p.event_id = $1 AND (p.refunded_minor > p.amount_minor
+          OR (SELECT coalesce(sum(r.amount_minor), 0) FROM refunds r
+              WHERE r.payment_id = p.id AND r.status <> 'failed') > p.amount_minor))
+         AS over_refunded_payments,
+     (SELECT count(*) FROM payments
+      WHERE event_id = $1 AND succeeded_at IS NOT NULL AND resolution IS NULL)
+         AS succeeded_without_booking_or_refund";

@@ -45,18 +45,26 @@ pub struct Targets {
     /// line, `NAME START END` in Unix seconds. The report then gives each fault's
     /// recovery, and requests that got no answer are expected rather than broken.
     pub faults_file: Option<std::path::PathBuf>,
+    /// The payments sandbox the gateways pay through, if the rehearsal may set its
+    /// webhook faults (the scenario's `[payments]`); without it, the scenario may ask
+    /// for none.
+    pub payments_sandbox: Option<api::Sandbox>,
 }
 
 /// Plays `scenario` and reports. The report says whether the sale was sound
 /// ([`Report::broken`]); errors are for a rehearsal that could not run at all.
 pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Result<Report, Error> {
     scenario.validate()?;
-    let api = Arc::new(Api::new(
-        Replicas::new(targets.waitrooms)?,
-        Replicas::new(targets.gateways)?,
-        AdminKeys { waitroom: targets.waitroom_admin_key, gateway: targets.gateway_admin_key },
-        scenario.connections,
-    )?);
+    let api = Arc::new(
+        Api::new(
+            Replicas::new(targets.waitrooms)?,
+            Replicas::new(targets.gateways)?,
+            AdminKeys { waitroom: targets.waitroom_admin_key, gateway: targets.gateway_admin_key },
+            scenario.connections,
+        )?
+        .with_sandbox(targets.payments_sandbox.clone()),
+    );
+    set_webhook_faults(&api, scenario, targets.payments_sandbox.is_some()).await?;
     let event = api.create_event(scenario).await?;
     let opens_at = (scenario.arrival == Arrival::PreQueue)
         .then(|| chrono::Utc::now() + Duration::from_secs_f64(scenario.arrival_secs + 1.0));
@@ -78,7 +86,15 @@ pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Resul
             let (api, bar) = (api.clone(), bar.clone());
             async move {
                 tokio::time::sleep_until((started + spacing * index).into()).await;
-                let fan = Fan { api: &api, scenario, event, plan: scenario.plan_of(index), started, deadline };
+                let fan = Fan {
+                    api: &api,
+                    scenario,
+                    event,
+                    plan: scenario.plan_of(index),
+                    declined_first: scenario.declined_first(index),
+                    started,
+                    deadline,
+                };
                 let record = fan.run().await;
                 bar.inc(1);
                 record
@@ -92,7 +108,9 @@ pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Resul
     sale_over.notify_one();
     let samples = sampler.await.unwrap_or_default();
     let told: Vec<_> = records.iter().filter_map(|r| r.told).collect();
-    let database = invariants::check(&targets.database_url, event.id, &told).await?;
+    let settle = Duration::from_secs(scenario.payments.settle_secs);
+    let paid = records.iter().filter(|r| r.payment.paid).count() as i64;
+    let database = invariants::check(&targets.database_url, event.id, &told, paid, settle).await?;
     let faults = match &targets.faults_file {
         Some(path) => report::read_faults(path, started_unix)?,
         None => Vec::new(),
@@ -100,6 +118,21 @@ pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Resul
     let mut report = Report::new(scenario, &records, &api.traffic, &samples, database, api.replicas(), elapsed);
     report.add_chaos(&api.traffic.timeline(), faults, targets.faults_file.is_some());
     Ok(report)
+}
+
+/// Tells the sandbox the scenario's webhook faults, so a rehearsal says what it played
+/// against; none asked for and no sandbox given is a rehearsal without faults.
+async fn set_webhook_faults(api: &Api, scenario: &Scenario, sandbox_known: bool) -> Result<(), Error> {
+    let payments = &scenario.payments;
+    if !sandbox_known && !payments.has_webhook_faults() {
+        return Ok(());
+    }
+    let faults = serde_json::json!({
+        "webhook_delay_ms": payments.webhook_delay_ms,
+        "webhook_duplicate_probability": payments.webhook_duplicate_rate,
+        "webhook_drop_probability": payments.webhook_drop_rate,
+    });
+    api.set_sandbox_faults(faults).await
 }
 
 /// The waiting room's admitted count twice a second, until the sale is over: the

@@ -22,6 +22,9 @@ pub struct Report {
     pub endings: BTreeMap<Ending, usize>,
     /// Places in the bookings fans kept (booked and not cancelled), as the fans saw them.
     pub seats_booked_by_fans: u64,
+    /// Checkout as the fans went through it; what the database made of it is in
+    /// `database.payments`.
+    pub payments: FansPaying,
     pub database: DatabaseCheck,
     pub fairness: Fairness,
     pub admission_rate: AdmissionRate,
@@ -54,6 +57,35 @@ pub struct Report {
     pub replicas: Replicas,
     /// Empty when the sale was sound; otherwise what broke. Non-empty exits non-zero.
     pub broken: Vec<String>,
+}
+
+/// What fans did and saw at checkout.
+#[derive(Debug, Default, Serialize)]
+pub struct FansPaying {
+    /// Fans who checked out at least once.
+    pub fans_checked_out: usize,
+    /// Checkouts answered 2xx (a second after a decline counts).
+    pub checkouts: u64,
+    /// Cards the payment page declined.
+    pub cards_declined: u64,
+    /// Fans the payment page told their payment succeeded.
+    pub paid: usize,
+    /// Of them, fans who paid after their hold's end (`pay_late`).
+    pub paid_late: usize,
+}
+
+impl FansPaying {
+    fn of(records: &[FanRecord]) -> Self {
+        let mut paying = Self::default();
+        for payment in records.iter().map(|r| r.payment) {
+            paying.fans_checked_out += usize::from(payment.checkouts > 0);
+            paying.checkouts += u64::from(payment.checkouts);
+            paying.cards_declined += u64::from(payment.declined);
+            paying.paid += usize::from(payment.paid);
+            paying.paid_late += usize::from(payment.paid && payment.late);
+        }
+        paying
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -126,7 +158,12 @@ fn timeline(answers: &[Answered]) -> Vec<Second> {
             gateway: BTreeMap::new(),
             waitroom: BTreeMap::new(),
         });
-        let by_status = if a.service() == "gateway" { &mut entry.gateway } else { &mut entry.waitroom };
+        let by_status = match a.service() {
+            "gateway" => &mut entry.gateway,
+            "waitroom" => &mut entry.waitroom,
+            // The provider's page is not ours to recover; its answers are in the table.
+            _ => continue,
+        };
         let status = match a.status {
             0 => "none".to_owned(),
             crate::api::REFUSED => "refused".to_owned(),
@@ -238,6 +275,7 @@ impl Report {
             admitted: records.iter().filter(|r| r.admitted_after.is_some()).count(),
             endings,
             seats_booked_by_fans: records.iter().map(|r| u64::from(r.seats)).sum(),
+            payments: FansPaying::of(records),
             database,
             fairness: Fairness { overtakes: overtakes(records), pre_queue_order_kept: pre_queue_order_kept(records) },
             admission_rate: AdmissionRate { configured: scenario.admit_rate, achieved: achieved_rate(samples) },
@@ -310,6 +348,16 @@ impl Report {
         let other: i64 = db.violations.by_invariant().iter().skip(2).map(|(_, n)| n).sum();
         if other > 0 {
             broken.push(format!("{other} inventory invariant violations: {:?}", db.violations));
+        }
+        let paying = &db.payments.violations;
+        if paying.total() > 0 {
+            broken.push(format!("{} checkout invariant violations: {paying:?}", paying.total()));
+        }
+        if db.payments.paid_unsettled > 0 {
+            broken.push(format!(
+                "{} payments fans made are neither booked nor refunded (money taken for nothing)",
+                db.payments.paid_unsettled
+            ));
         }
         if self.server_errors > 0 {
             broken.push(format!("{} requests answered 500", self.server_errors));
@@ -415,6 +463,7 @@ impl fmt::Display for Report {
             db.violations.seats_in_two_bookings,
             db.violations.by_invariant().iter().skip(2).map(|(_, n)| n).sum::<i64>()
         )?;
+        self.fmt_payments(f)?;
         let kept = self.fairness.pre_queue_order_kept.map_or("-".to_owned(), |k| format!("{:.2}", k));
         writeln!(f, "  fairness: {} overtakes after opening; pre-queue admitted in join order for {kept} of consecutive pairs (0.5 = shuffled)", self.fairness.overtakes)?;
         let achieved = self.admission_rate.achieved.map_or("-".to_owned(), |r| format!("{r:.1}"));
@@ -454,7 +503,10 @@ impl fmt::Display for Report {
         }
         self.fmt_chaos(f)?;
         if self.broken.is_empty() {
-            writeln!(f, "  sound: nothing oversold, nothing sold twice, no server errors, every told booking there")
+            writeln!(
+                f,
+                "  sound: nothing oversold, nothing sold twice or unpaid, nothing over-refunded, no server errors, every told booking there"
+            )
         } else {
             writeln!(f, "  BROKEN: {}", self.broken.join("; "))
         }
@@ -462,6 +514,49 @@ impl fmt::Display for Report {
 }
 
 impl Report {
+    /// The payments and refunds; only for a sale where fans paid, so a free one's
+    /// report stays as it was.
+    fn fmt_payments(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (fans, db) = (&self.payments, &self.database.payments);
+        if fans.checkouts == 0 && db.attempts.is_empty() {
+            return Ok(());
+        }
+        let counts = |by: &BTreeMap<String, i64>| {
+            let listed: Vec<String> = by.iter().map(|(what, n)| format!("{what} {n}")).collect();
+            if listed.is_empty() {
+                "none".to_owned()
+            } else {
+                listed.join(", ")
+            }
+        };
+        let resolved = |what: &str| db.resolutions.get(what).copied().unwrap_or(0);
+        writeln!(
+            f,
+            "  checkout: {} fans checked out ({} checkouts), {} cards declined, {} paid ({} after their hold ended)",
+            fans.fans_checked_out, fans.checkouts, fans.cards_declined, fans.paid, fans.paid_late
+        )?;
+        writeln!(f, "  payments: {}; {} pending at the end", counts(&db.attempts), db.pending)?;
+        writeln!(
+            f,
+            "  paid: booked {}, late payments booked {} or refunded {} ({} flagged for the organizer)",
+            resolved("booked"),
+            resolved("late_booked"),
+            resolved("refunded"),
+            db.needs_attention
+        )?;
+        writeln!(f, "  refunds: {} (by state: {})", counts(&db.refunds), counts(&db.refunds_by_state))?;
+        let v = &db.violations;
+        writeln!(
+            f,
+            "  paid bookings without a payment {}   payments in two bookings {}   over-refunded {}   paid, neither booked nor refunded {} (+{} the gateway never heard of)",
+            v.paid_bookings_without_payment,
+            v.payments_in_two_bookings,
+            v.over_refunded_payments,
+            v.succeeded_without_booking_or_refund,
+            db.paid_unsettled
+        )
+    }
+
     /// The faults, their recoveries and the answers per second; only when faults were
     /// injected, so an ordinary rehearsal's report stays short.
     fn fmt_chaos(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

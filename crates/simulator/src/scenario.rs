@@ -26,7 +26,12 @@ pub struct Scenario {
     pub hold_ttl_secs: u32,
     /// Places per order.
     pub quantity: u32,
+    /// The price of every place, in cents of EUR; 0 makes a free event whose holds are
+    /// confirmed (and GA places booked in one step) without paying.
+    pub price_minor: u32,
     pub behaviour: Behaviour,
+    /// How fans pay, and the faults the payments sandbox injects into its webhooks.
+    pub payments: Payments,
     /// A fan pauses this long between steps (choosing, paying).
     pub think_ms: u64,
     /// The shortest pause between a fan's polls; fans wait longer when the waiting
@@ -66,8 +71,40 @@ pub struct Behaviour {
     pub general_admission: u32,
     /// Hold places and walk away: the hold must expire and the places sell again.
     pub abandon_hold: u32,
-    /// Book places, then cancel: they must go back on sale.
+    /// Book places, then cancel: they must go back on sale (and a paid booking be
+    /// refunded by the event's policy).
     pub cancel: u32,
+    /// Hold places, open the payment page and close it without paying: the payment
+    /// stays pending and the hold, extended for checkout, must still lapse.
+    pub abandon_checkout: u32,
+    /// Hold, check out, leave the payment page open past the hold's end, then pay: a
+    /// late payment, booked if the places are still free and refunded otherwise.
+    pub pay_late: u32,
+    /// Hold, check out, pay and close the tab before the page reports back: only the
+    /// provider's webhook (or the reconciliation job) can book it.
+    pub pay_and_leave: u32,
+}
+
+/// Paying, and the payments sandbox's webhook faults (set through its control route,
+/// `POST /_sandbox/faults`, when the rehearsal is given the sandbox's URL).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Payments {
+    /// The share of paying fans whose first card is declined (Stripe's test card
+    /// 4000 0000 0000 0002); each tries once more with a good one, as people do.
+    pub decline_rate: f64,
+    /// How long a fan back from the payment page follows the payment (polling
+    /// `GET …/payment` every `poll_interval_ms`) before giving up on an answer.
+    pub follow_secs: u64,
+    /// After the crowd is done, how long the rehearsal waits for payments the provider
+    /// took but the gateway has not settled yet (delayed webhooks) before judging them.
+    pub settle_secs: u64,
+    /// Every webhook's first delivery waits this long.
+    pub webhook_delay_ms: u64,
+    /// The chance that a webhook is delivered one extra time.
+    pub webhook_duplicate_rate: f64,
+    /// The chance that a webhook is never delivered.
+    pub webhook_drop_rate: f64,
 }
 
 impl Default for Scenario {
@@ -84,7 +121,9 @@ impl Default for Scenario {
             token_lifetime_secs: 300,
             hold_ttl_secs: 10,
             quantity: 2,
+            price_minor: 5000,
             behaviour: Behaviour::default(),
+            payments: Payments::default(),
             think_ms: 200,
             poll_interval_ms: 500,
             attempts: 3,
@@ -97,7 +136,38 @@ impl Default for Scenario {
 
 impl Default for Behaviour {
     fn default() -> Self {
-        Self { chosen_seats: 40, best_available: 25, general_admission: 25, abandon_hold: 5, cancel: 5 }
+        // The checkout plans are off by default so the weights of the older plans, and
+        // of scenario files written before them, keep their meaning.
+        Self {
+            chosen_seats: 40,
+            best_available: 25,
+            general_admission: 25,
+            abandon_hold: 5,
+            cancel: 5,
+            abandon_checkout: 0,
+            pay_late: 0,
+            pay_and_leave: 0,
+        }
+    }
+}
+
+impl Default for Payments {
+    fn default() -> Self {
+        Self {
+            decline_rate: 0.05,
+            follow_secs: 20,
+            settle_secs: 10,
+            webhook_delay_ms: 0,
+            webhook_duplicate_rate: 0.0,
+            webhook_drop_rate: 0.0,
+        }
+    }
+}
+
+impl Payments {
+    /// Whether the sandbox must be told anything.
+    pub fn has_webhook_faults(&self) -> bool {
+        self.webhook_delay_ms > 0 || self.webhook_duplicate_rate > 0.0 || self.webhook_drop_rate > 0.0
     }
 }
 
@@ -109,6 +179,9 @@ pub enum Plan {
     GeneralAdmission,
     AbandonHold,
     Cancel,
+    AbandonCheckout,
+    PayLate,
+    PayAndLeave,
 }
 
 impl Scenario {
@@ -148,6 +221,18 @@ impl Scenario {
         if self.reserved_capacity() == 0 && (self.behaviour.chosen_seats + self.behaviour.best_available) > 0 {
             return fail("chosen_seats and best_available need reserved rows");
         }
+        let checkout_plans = self.behaviour.abandon_checkout + self.behaviour.pay_late + self.behaviour.pay_and_leave;
+        if self.price_minor == 0 && checkout_plans > 0 {
+            return fail("abandon_checkout, pay_late and pay_and_leave need a price (free places are not paid for)");
+        }
+        let payments = &self.payments;
+        let rates = [payments.decline_rate, payments.webhook_duplicate_rate, payments.webhook_drop_rate];
+        if !rates.iter().all(|r| (0.0..=1.0).contains(r)) {
+            return fail("decline_rate, webhook_duplicate_rate and webhook_drop_rate must be between 0 and 1");
+        }
+        if payments.follow_secs == 0 {
+            return fail("follow_secs must be positive");
+        }
         Ok(())
     }
 
@@ -172,16 +257,31 @@ impl Scenario {
         }
         unreachable!("the ticket is below the total weight")
     }
+
+    /// Whether fan number `index` first pays with a card that is declined: a share of
+    /// `decline_rate`, the same on every rerun. Spread by splitmix64's finalizer, not by
+    /// a multiplication like the plan's: two golden-ratio multiplications line up, and
+    /// declines fell on one plan only.
+    pub fn declined_first(&self, index: u32) -> bool {
+        let mut z = u64::from(index).wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 40) as f64 / f64::from(1u32 << 24)) < self.payments.decline_rate
+    }
 }
 
 impl Behaviour {
-    fn weights(&self) -> [(Plan, u32); 5] {
+    fn weights(&self) -> [(Plan, u32); 8] {
         [
             (Plan::ChosenSeats, self.chosen_seats),
             (Plan::BestAvailable, self.best_available),
             (Plan::GeneralAdmission, self.general_admission),
             (Plan::AbandonHold, self.abandon_hold),
             (Plan::Cancel, self.cancel),
+            (Plan::AbandonCheckout, self.abandon_checkout),
+            (Plan::PayLate, self.pay_late),
+            (Plan::PayAndLeave, self.pay_and_leave),
         ]
     }
 }
@@ -202,5 +302,45 @@ mod tests {
         assert!(Scenario { fans: 0, ..Scenario::default() }.validate().is_err());
         assert!(Scenario { rows: 0, general_admission: 0, ..Scenario::default() }.validate().is_err());
         assert!(Scenario::default().validate().is_ok());
+    }
+
+    #[test]
+    fn every_example_scenario_loads() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if let Err(e) = Scenario::from_file(&path) {
+                panic!("{}: {e}", path.display());
+            }
+        }
+    }
+
+    #[test]
+    fn the_decline_rate_picks_that_share_of_the_crowd() {
+        let scenario =
+            Scenario { payments: Payments { decline_rate: 0.1, ..Payments::default() }, ..Scenario::default() };
+        let declined = (0..10_000).filter(|&i| scenario.declined_first(i)).count();
+        assert!((900..1_100).contains(&declined), "{declined} of 10,000 declined, rate 10 %");
+        // Declines fall on every plan, not on one.
+        let behaviour = Behaviour { pay_late: 10, ..Behaviour::default() };
+        let scenario = Scenario { behaviour, ..scenario };
+        let late = (0..10_000).filter(|&i| scenario.plan_of(i) == Plan::PayLate);
+        let late_declined = late.clone().filter(|&i| scenario.declined_first(i)).count() as f64;
+        let share = late_declined / late.count() as f64;
+        assert!((0.05..0.15).contains(&share), "{share} of late payers declined, rate 10 %");
+        let none = Scenario { payments: Payments { decline_rate: 0.0, ..Payments::default() }, ..Scenario::default() };
+        assert_eq!((0..10_000).filter(|&i| none.declined_first(i)).count(), 0);
+    }
+
+    #[test]
+    fn checkout_plans_need_a_price_and_rates_must_be_shares() {
+        let free_checkout = Scenario {
+            price_minor: 0,
+            behaviour: Behaviour { pay_late: 1, ..Behaviour::default() },
+            ..Scenario::default()
+        };
+        assert!(free_checkout.validate().is_err());
+        let drop_all_twice = Payments { webhook_drop_rate: 2.0, ..Payments::default() };
+        assert!(Scenario { payments: drop_all_twice, ..Scenario::default() }.validate().is_err());
     }
 }

@@ -18,12 +18,7 @@ impl Replicas {
             return Err(Error::Setup("no URL given for a service".into()));
         }
         for url in &urls {
-            let parsed = reqwest::Url::parse(url).map_err(|e| Error::Setup(format!("{url}: {e}")))?;
-            let host = parsed.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
-            let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-            if !loopback {
-                return Err(Error::NotLoopback(url.clone()));
-            }
+            require_loopback(&reqwest::Url::parse(url).map_err(|e| Error::Setup(format!("{url}: {e}")))?)?;
         }
         Ok(Self {
             urls: urls.into_iter().map(|u| u.trim_end_matches('/').to_owned()).collect(),
@@ -42,6 +37,17 @@ impl Replicas {
 
     pub fn count(&self) -> usize {
         self.urls.len()
+    }
+}
+
+/// Refuses a URL off this machine: a rehearsal is a load test.
+pub fn require_loopback(url: &reqwest::Url) -> Result<(), Error> {
+    let host = url.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(Error::NotLoopback(url.to_string()))
     }
 }
 
