@@ -257,6 +257,11 @@ pub struct LoadtestArgs {
     /// Every webhook's first delivery waits this long (needs --payments-sandbox).
     #[arg(long)]
     webhook_delay_ms: Option<u64>,
+    /// The chance that a webhook is late by --webhook-late-ms (needs --payments-sandbox).
+    #[arg(long)]
+    webhook_late_rate: Option<f64>,
+    #[arg(long)]
+    webhook_late_ms: Option<u64>,
     /// The chance that a webhook is delivered twice (needs --payments-sandbox).
     #[arg(long)]
     webhook_duplicate_rate: Option<f64>,
@@ -311,6 +316,12 @@ impl LoadtestArgs {
         }
         if let Some(delay) = self.webhook_delay_ms {
             payments.webhook_delay_ms = delay;
+        }
+        if let Some(rate) = self.webhook_late_rate {
+            payments.webhook_late_rate = rate;
+        }
+        if let Some(late) = self.webhook_late_ms {
+            payments.webhook_late_ms = late;
         }
         if let Some(rate) = self.webhook_duplicate_rate {
             payments.webhook_duplicate_rate = rate;

@@ -81,6 +81,10 @@ impl RetryPolicy {
 pub struct Faults {
     /// Each event's first delivery waits this long.
     pub webhook_delay_ms: u64,
+    /// A share of events (this chance each) waits `webhook_late_ms` more before its first
+    /// delivery: "5 % of webhooks 30 s late" while the others arrive at once.
+    pub webhook_late_probability: f64,
+    pub webhook_late_ms: u64,
     /// Extra copies of every event (1 → each delivered twice).
     pub webhook_duplicates: u32,
     /// The chance that an event gets one more copy.
@@ -114,6 +118,7 @@ impl Faults {
     pub fn validate(&self) -> Result<(), InvalidFaults> {
         let waits = [
             ("webhook_delay_ms", self.webhook_delay_ms),
+            ("webhook_late_ms", self.webhook_late_ms),
             ("webhook_reorder_window_ms", self.webhook_reorder_window_ms),
             ("api_latency_ms", self.api_latency_ms),
         ];
@@ -124,6 +129,7 @@ impl Faults {
         }
         let probabilities = [
             ("webhook_duplicate_probability", self.webhook_duplicate_probability),
+            ("webhook_late_probability", self.webhook_late_probability),
             ("webhook_drop_probability", self.webhook_drop_probability),
             ("api_failure_probability", self.api_failure_probability),
         ];

@@ -55,31 +55,40 @@ pub(crate) async fn dispatch(shared: Arc<Shared>, mut events: UnboundedReceiver<
         }
         // Each event's fate is drawn here, by the one dispatcher, in the batch's order:
         // the same seed and the same events make the same decisions.
-        let (delay, plan) = {
+        let (delay, late_by, plan, late) = {
             let mut state = shared.lock();
             let delay = Duration::from_millis(state.faults.webhook_delay_ms);
-            let plan: Vec<(String, u32)> = batch
-                .into_iter()
-                .map(|id| {
-                    let copies = copies_of(&mut state, &id);
-                    (id, copies)
-                })
-                .collect();
-            (delay, plan)
+            let late_by = Duration::from_millis(state.faults.webhook_late_ms);
+            let late_probability = state.faults.webhook_late_probability;
+            let (mut plan, mut late) = (Vec::new(), Vec::new());
+            for id in batch {
+                let copies = copies_of(&mut state, &id);
+                match state::chance(&mut state.webhook_rng, late_probability) {
+                    true => late.push((id, copies)),
+                    false => plan.push((id, copies)),
+                }
+            }
+            (delay, late_by, plan, late)
         };
-        let shared = shared.clone();
-        // Delivered on a task of its own so a delayed batch does not hold up the next
-        // one; the events of one batch go out in the batch's order.
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = shared.cancel.cancelled() => return,
-                _ = tokio::time::sleep(delay) => {}
-            }
-            for (id, copies) in plan {
-                deliver_event(&shared, &id, copies).await;
-            }
-        });
+        // Delivered on tasks of their own so a delayed batch does not hold up the next
+        // one; the events of one batch go out in the batch's order, the late ones after.
+        spawn_deliveries(shared.clone(), delay, plan);
+        if !late.is_empty() {
+            spawn_deliveries(shared.clone(), delay + late_by, late);
+        }
     }
+}
+
+fn spawn_deliveries(shared: Arc<Shared>, after: Duration, plan: Vec<(String, u32)>) {
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shared.cancel.cancelled() => return,
+            _ = tokio::time::sleep(after) => {}
+        }
+        for (id, copies) in plan {
+            deliver_event(&shared, &id, copies).await;
+        }
+    });
 }
 
 /// How many copies of the event go out: 0 when the drop fault takes it, else 1 plus

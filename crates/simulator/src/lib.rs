@@ -129,6 +129,8 @@ async fn set_webhook_faults(api: &Api, scenario: &Scenario, sandbox_known: bool)
     }
     let faults = serde_json::json!({
         "webhook_delay_ms": payments.webhook_delay_ms,
+        "webhook_late_probability": payments.webhook_late_rate,
+        "webhook_late_ms": payments.webhook_late_ms,
         "webhook_duplicate_probability": payments.webhook_duplicate_rate,
         "webhook_drop_probability": payments.webhook_drop_rate,
     });

@@ -101,6 +101,9 @@ pub struct Payments {
     pub settle_secs: u64,
     /// Every webhook's first delivery waits this long.
     pub webhook_delay_ms: u64,
+    /// The chance that a webhook is late: its first delivery waits `webhook_late_ms` more.
+    pub webhook_late_rate: f64,
+    pub webhook_late_ms: u64,
     /// The chance that a webhook is delivered one extra time.
     pub webhook_duplicate_rate: f64,
     /// The chance that a webhook is never delivered.
@@ -158,6 +161,8 @@ impl Default for Payments {
             follow_secs: 20,
             settle_secs: 10,
             webhook_delay_ms: 0,
+            webhook_late_rate: 0.0,
+            webhook_late_ms: 0,
             webhook_duplicate_rate: 0.0,
             webhook_drop_rate: 0.0,
         }
@@ -167,7 +172,10 @@ impl Default for Payments {
 impl Payments {
     /// Whether the sandbox must be told anything.
     pub fn has_webhook_faults(&self) -> bool {
-        self.webhook_delay_ms > 0 || self.webhook_duplicate_rate > 0.0 || self.webhook_drop_rate > 0.0
+        self.webhook_delay_ms > 0
+            || (self.webhook_late_rate > 0.0 && self.webhook_late_ms > 0)
+            || self.webhook_duplicate_rate > 0.0
+            || self.webhook_drop_rate > 0.0
     }
 }
 
@@ -226,9 +234,16 @@ impl Scenario {
             return fail("abandon_checkout, pay_late and pay_and_leave need a price (free places are not paid for)");
         }
         let payments = &self.payments;
-        let rates = [payments.decline_rate, payments.webhook_duplicate_rate, payments.webhook_drop_rate];
+        let rates = [
+            payments.decline_rate,
+            payments.webhook_late_rate,
+            payments.webhook_duplicate_rate,
+            payments.webhook_drop_rate,
+        ];
         if !rates.iter().all(|r| (0.0..=1.0).contains(r)) {
-            return fail("decline_rate, webhook_duplicate_rate and webhook_drop_rate must be between 0 and 1");
+            return fail(
+                "decline_rate, webhook_late_rate, webhook_duplicate_rate and webhook_drop_rate must be between 0 and 1",
+            );
         }
         if payments.follow_secs == 0 {
             return fail("follow_secs must be positive");

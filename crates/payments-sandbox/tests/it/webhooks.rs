@@ -158,6 +158,29 @@ async fn a_delay_holds_each_delivery_back() {
 }
 
 #[tokio::test]
+async fn a_late_share_of_events_waits_longer_while_the_others_arrive_at_once() {
+    let receiver = Receiver::start().await;
+    let sandbox = sandbox().await;
+    sandbox.set_webhook_endpoint(&receiver.url, WHSEC);
+    let faults = Faults { webhook_late_probability: 0.5, webhook_late_ms: 3_000, ..Faults::default() };
+    sandbox.set_faults(faults).expect("valid");
+    for _ in 0..20 {
+        create_intent(&sandbox, "100").await;
+    }
+    let events = sandbox
+        .wait_for_events(Duration::from_secs(10), |e| e.len() == 20 && e.iter().all(|e| e.delivered))
+        .await
+        .expect("every event delivered in the end");
+    // By the sandbox's own clock, each event's first delivery after its creation (whole
+    // seconds, as Stripe's `created`): under 2 s on time, at least 3 s late.
+    let waits: Vec<u64> = events.iter().map(|e| e.attempts[0].at_ms.saturating_sub(e.created as u64 * 1000)).collect();
+    let late = waits.iter().filter(|&&ms| ms >= 3_000).count();
+    let on_time = waits.iter().filter(|&&ms| ms < 2_000).count();
+    assert_eq!(late + on_time, 20, "{waits:?}");
+    assert!(late > 0 && on_time > 0, "some late, some not: {waits:?}");
+}
+
+#[tokio::test]
 async fn the_same_seed_makes_the_same_fault_decisions() {
     async fn dropped_pattern(seed: u64) -> Vec<bool> {
         let mut config: SandboxConfig = config();
