@@ -52,7 +52,9 @@ impl Scenario {
     }
 
     fn section(self) -> serde_json::Value {
-        let price = json!({ "amount_minor": 5000, "currency": "EUR" });
+        // Free places: these scenarios measure the one-step order path (paid places go
+        // through checkout, and are refused 402 here).
+        let price = json!({ "amount_minor": 0, "currency": "EUR" });
         match self {
             Self::HotGeneralAdmission => {
                 json!({ "name": "Floor", "kind": "general_admission", "price": price, "capacity": PLACES })

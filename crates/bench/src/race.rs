@@ -7,7 +7,8 @@ use crate::Target;
 
 pub async fn run(target: &Target, places: u32, fans: usize) -> anyhow::Result<()> {
     let gateway = Gateway::connect(target, fans)?;
-    let section = json!({ "name": "Floor", "kind": "general_admission", "price": { "amount_minor": 5000, "currency": "EUR" }, "capacity": places });
+    // Free places, so each fan books in one step (paid places go through checkout).
+    let section = json!({ "name": "Floor", "kind": "general_admission", "price": { "amount_minor": 0, "currency": "EUR" }, "capacity": places });
     let (event_id, sections) = gateway.create_event(one_section_event("The race", section)).await?;
     println!("event {event_id}: {places} places, {fans} fans booking one each at the same instant");
     let request = json!({ "section_id": sections[0], "quantity": 1 });
