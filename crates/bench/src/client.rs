@@ -78,6 +78,15 @@ impl Gateway {
         outcome(self.http.delete(url).bearer_auth(token).send().await?).await
     }
 
+    /// A fan's POST without a body (confirm, checkout).
+    pub async fn post(&self, path: &str, token: &str) -> anyhow::Result<Outcome> {
+        outcome(self.http.post(format!("{}{path}", self.base)).bearer_auth(token).send().await?).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> anyhow::Result<Outcome> {
+        outcome(self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await?).await
+    }
+
     pub async fn section_counts(&self, event_id: Uuid) -> anyhow::Result<Value> {
         Ok(self.http.get(format!("{}/v1/events/{event_id}", self.base)).send().await?.json().await?)
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::client::{one_section_event, Gateway};
+use crate::client::{one_section_event, Gateway, Outcome};
 use crate::load::{closed_loop, Report};
 use crate::pgbench::{self, Ceiling};
 use crate::Target;
@@ -32,6 +32,14 @@ pub enum Scenario {
     /// Every client books one place in the same general-admission section.
     #[value(name = "hot-ga")]
     HotGeneralAdmission,
+    /// Every client holds its own free seat and confirms it: the free path of checkout.
+    #[value(name = "hold-confirm")]
+    FreeHoldConfirm,
+    /// Every client holds its own paid seat, checks out, pays on the sandbox's page and
+    /// comes back until its payment names the booking (as a fan back from the page does:
+    /// the gateway asks the provider, or the webhook got there first).
+    #[value(name = "paid-checkout")]
+    PaidCheckout,
 }
 
 impl Scenario {
@@ -40,6 +48,8 @@ impl Scenario {
             Self::DistinctChosenSeats => "distinct chosen seats",
             Self::ContendedChosenSeats => "contended chosen seats",
             Self::HotGeneralAdmission => "one hot GA section",
+            Self::FreeHoldConfirm => "free hold + confirm",
+            Self::PaidCheckout => "paid checkout + pay",
         }
     }
 
@@ -48,13 +58,15 @@ impl Scenario {
             Self::DistinctChosenSeats => Ceiling::DistinctSeatsNowait,
             Self::ContendedChosenSeats => Ceiling::HotSeatsNowait,
             Self::HotGeneralAdmission => Ceiling::HotRowAtomicUpdate,
+            Self::FreeHoldConfirm | Self::PaidCheckout => Ceiling::DistinctSeatsNowait,
         }
     }
 
     fn section(self) -> serde_json::Value {
-        // Free places: these scenarios measure the one-step order path (paid places go
-        // through checkout, and are refused 402 here).
-        let price = json!({ "amount_minor": 0, "currency": "EUR" });
+        // Free places, except for the paid checkout: one-step orders of paid places are
+        // refused 402.
+        let amount = if matches!(self, Self::PaidCheckout) { 5000 } else { 0 };
+        let price = json!({ "amount_minor": amount, "currency": "EUR" });
         match self {
             Self::HotGeneralAdmission => {
                 json!({ "name": "Floor", "kind": "general_admission", "price": price, "capacity": PLACES })
@@ -64,14 +76,36 @@ impl Scenario {
     }
 }
 
+/// The payments sandbox the paid scenario pays through, in this process: the gateway is
+/// pointed at `listen` with `secret_key`, and accepts webhooks signed with
+/// `webhook_secret` (scripts/bench-gateway sets both sides).
+pub struct Sandbox {
+    pub listen: std::net::SocketAddr,
+    pub secret_key: String,
+    pub webhook_secret: String,
+}
+
 pub async fn run(
     target: &Target,
     database_url: &str,
     scenarios: &[Scenario],
     client_counts: &[usize],
     duration: Duration,
+    sandbox: &Sandbox,
 ) -> anyhow::Result<()> {
     let max_clients = client_counts.iter().copied().max().unwrap_or(1);
+    let _payments = match scenarios.iter().any(|s| matches!(s, Scenario::PaidCheckout)) {
+        true => {
+            let running =
+                payments_sandbox::spawn(sandbox.listen, payments_sandbox::SandboxConfig::new(&sandbox.secret_key))
+                    .await
+                    .context("starting the payments sandbox")?;
+            let webhooks = format!("{}/v1/payments/webhooks", target.gateway.trim_end_matches('/'));
+            running.set_webhook_endpoint(webhooks, &sandbox.webhook_secret);
+            Some(running)
+        }
+        false => None,
+    };
     let gateway = Arc::new(Gateway::connect(target, max_clients)?);
     let pool = PgPool::connect(database_url).await.context("connecting to the benchmark database")?;
     pgbench::prepare(&pool).await?;
@@ -84,12 +118,14 @@ pub async fn run(
         "scenario", "clients", "booked/s", "p50 ms", "p99 ms", "rejected", "ceiling/s", "ratio"
     );
     let mut events = Vec::new();
+    let mut rates: Vec<(Scenario, usize, f64)> = Vec::new();
     for &scenario in scenarios {
         for &clients in client_counts {
             let (event_id, sections) =
                 gateway.create_event(one_section_event(scenario.name(), scenario.section())).await?;
             events.push(event_id);
             let report = ours(&gateway, scenario, event_id, sections[0], clients, duration).await?;
+            rates.push((scenario, clients, report.successes_per_sec()));
             let ceiling = pgbench::measure(database_url, &pool, scenario.ceiling(), clients, duration).await?;
             println!(
                 "{:<24} {:>7} {:>10.0} {:>8.1} {:>8.1} {:>8.1}% {:>12.0} {:>6.2}x",
@@ -110,6 +146,12 @@ pub async fn run(
         }
     }
     println!();
+    for &(scenario, clients, paid) in &rates {
+        let free = rates.iter().find(|(s, c, _)| matches!(s, Scenario::FreeHoldConfirm) && *c == clients);
+        if let (Scenario::PaidCheckout, Some(&(_, _, free))) = (scenario, free) {
+            println!("paid ÷ free bookings/s at {clients} clients: {:.2} (target ≥ 0.50)", paid / free);
+        }
+    }
     for ceiling in [Ceiling::DistinctSeatsNowait, Ceiling::HotSeatsNowait, Ceiling::HotRowAtomicUpdate] {
         println!("ceiling {:?}: {}", ceiling, ceiling.describe());
     }
@@ -145,11 +187,46 @@ async fn ours(
                     return Ok(outcome);
                 }
                 Scenario::HotGeneralAdmission => json!({ "section_id": section_id, "quantity": 1 }),
+                Scenario::FreeHoldConfirm | Scenario::PaidCheckout => {
+                    let seat = client as u64 + 1 + iteration * clients as u64;
+                    let held = gateway.hold(event_id, &tokens[client], &json!({ "seats": [seat.to_string()] })).await?;
+                    let Some(hold_id) = held.body["id"].as_str() else { return Ok(held) };
+                    let hold = format!("/v1/events/{event_id}/holds/{hold_id}");
+                    return match scenario {
+                        Scenario::PaidCheckout => pay(&gateway, &tokens[client], &hold).await,
+                        _ => gateway.post(&format!("{hold}/confirm"), &tokens[client]).await,
+                    };
+                }
             };
             gateway.book(event_id, &tokens[client], &request).await
         }
     })
     .await
+}
+
+/// Checks the hold out, pays on the sandbox's page with a card that succeeds, then asks
+/// for the payment until it names the booking (at most 5 s).
+async fn pay(gateway: &Gateway, token: &str, hold: &str) -> anyhow::Result<Outcome> {
+    let checkout = gateway.post(&format!("{hold}/checkout"), token).await?;
+    let Some(page) = checkout.body["payment_page_url"].as_str() else { return Ok(checkout) };
+    crate::client::ensure_loopback(page)?;
+    let secret = checkout.body["client_secret"].as_str().unwrap_or_default();
+    let paid = gateway
+        .http
+        .post(page.split('?').next().unwrap_or(page))
+        .header("Accept", "application/json")
+        .form(&[("client_secret", secret), ("card_number", "4242424242424242")])
+        .send()
+        .await?;
+    anyhow::ensure!(paid.status().is_success(), "the sandbox refused the payment: {}", paid.status());
+    for _ in 0..500 {
+        let payment = gateway.get(&format!("{hold}/payment"), token).await?;
+        if payment.body["booking_id"].is_string() {
+            return Ok(Outcome { status: 201, code: "created".into(), body: payment.body });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(Outcome { status: 504, code: "not_booked_in_time".into(), body: serde_json::Value::Null })
 }
 
 /// After the load: no seat in two live bookings, no section sold beyond capacity.

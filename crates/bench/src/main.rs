@@ -89,9 +89,17 @@ enum Command {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Scenarios to run: distinct, contended, hot-ga.
+        /// Scenarios to run: distinct, contended, hot-ga, hold-confirm, paid-checkout.
         #[arg(long, value_delimiter = ',', default_value = "distinct,contended,hot-ga")]
         scenarios: Vec<gateway_bench::Scenario>,
+        /// Where the paid scenario's payments sandbox listens (the gateway's
+        /// `gateway.payments.api_base`).
+        #[arg(long, default_value = "127.0.0.1:18111")]
+        sandbox_listen: std::net::SocketAddr,
+        #[arg(long, default_value = "sk_test_bench")]
+        sandbox_secret_key: String,
+        #[arg(long, default_value = "whsec_bench")]
+        sandbox_webhook_secret: String,
     },
     /// Measure joins and polls with a deep queue against redis-benchmark ceilings.
     Waitroom {
@@ -153,9 +161,23 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Gateway { target, database_url, clients, seconds, scenarios } => {
+        Command::Gateway {
+            target,
+            database_url,
+            clients,
+            seconds,
+            scenarios,
+            sandbox_listen,
+            sandbox_secret_key,
+            sandbox_webhook_secret,
+        } => {
             let duration = std::time::Duration::from_secs(seconds);
-            gateway_bench::run(&target, &database_url, &scenarios, &clients, duration).await
+            let sandbox = gateway_bench::Sandbox {
+                listen: sandbox_listen,
+                secret_key: sandbox_secret_key,
+                webhook_secret: sandbox_webhook_secret,
+            };
+            gateway_bench::run(&target, &database_url, &scenarios, &clients, duration, &sandbox).await
         }
         Command::Race { target, places, fans } => race::run(&target, places, fans).await,
         Command::ChaosProxy { listen, upstream } => chaos_proxy::run(listen, upstream).await,
