@@ -383,13 +383,24 @@ async fn retrieve_intent(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = admit(&shared, &headers).await {
+    retrieve(&shared, &headers, "payment_intent", &id, |state| state.intents.get(&id).map(to_json)).await
+}
+
+/// `GET` of one object by id, after the key check (and the latency fault): `find`
+/// renders it from the state, or it is Stripe's 404 for `kind`.
+async fn retrieve(
+    shared: &Shared,
+    headers: &HeaderMap,
+    kind: &str,
+    id: &str,
+    find: impl FnOnce(&State) -> Option<Value>,
+) -> Response {
+    if let Err(e) = admit(shared, headers).await {
         return e.into_response();
     }
-    let state = shared.lock();
-    match state.intents.get(&id) {
-        Some(intent) => Json(to_json(intent)).into_response(),
-        None => ApiError::missing("payment_intent", &id).into_response(),
+    match find(&shared.lock()) {
+        Some(object) => Json(object).into_response(),
+        None => ApiError::missing(kind, id).into_response(),
     }
 }
 
@@ -508,14 +519,7 @@ async fn retrieve_refund(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = admit(&shared, &headers).await {
-        return e.into_response();
-    }
-    let state = shared.lock();
-    match state.refunds.get(&id) {
-        Some(refund) => Json(to_json(refund)).into_response(),
-        None => ApiError::missing("refund", &id).into_response(),
-    }
+    retrieve(&shared, &headers, "refund", &id, |state| state.refunds.get(&id).map(to_json)).await
 }
 
 async fn retrieve_event(
@@ -523,14 +527,7 @@ async fn retrieve_event(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(e) = admit(&shared, &headers).await {
-        return e.into_response();
-    }
-    let state = shared.lock();
-    match state.event(&id) {
-        Some(event) => Json(event.json()).into_response(),
-        None => ApiError::missing("event", &id).into_response(),
-    }
+    retrieve(&shared, &headers, "event", &id, |state| state.event(&id).map(|event| event.json())).await
 }
 
 #[cfg(test)]
