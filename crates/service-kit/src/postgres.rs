@@ -293,21 +293,10 @@ async fn attempt<T, E: WorkError>(
         }
         Commit::AtTheEnd => {
             let mut tx = conn.begin().await?;
-            match work(&mut tx).await {
-                Ok(value) => {
-                    may_have_committed.store(true, Ordering::SeqCst);
-                    tx.commit().await?;
-                    Ok(value)
-                }
-                Err(refused) => {
-                    // Roll back before answering: a dropped transaction is rolled back
-                    // only when its connection is next used, and until then its row
-                    // locks stay, so a client retrying a refused order at once would
-                    // meet its own locks (seat_contended).
-                    tx.rollback().await?;
-                    Err(refused)
-                }
-            }
+            let value = work(&mut tx).await?;
+            may_have_committed.store(true, Ordering::SeqCst);
+            tx.commit().await?;
+            Ok(value)
         }
     }
 }
