@@ -101,7 +101,12 @@ pub async fn run(
                     .await
                     .context("starting the payments sandbox")?;
             let webhooks = format!("{}/v1/payments/webhooks", target.gateway.trim_end_matches('/'));
-            running.set_webhook_endpoint(webhooks, &sandbox.webhook_secret);
+            // Subscribed as a production endpoint at Stripe would be: to what the gateway
+            // acts on.
+            running.set_webhook(
+                payments_sandbox::WebhookEndpoint::new(webhooks, &sandbox.webhook_secret)
+                    .only(stripe_client::EVENTS_TO_SUBSCRIBE),
+            );
             Some(running)
         }
         false => None,

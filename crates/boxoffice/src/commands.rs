@@ -393,6 +393,10 @@ pub struct PaymentsSandboxArgs {
         hide_env_values = true
     )]
     webhook_secret: String,
+    /// The event types sent to the endpoint, comma-separated (`*`: all), as a Stripe
+    /// endpoint's `enabled_events`; by default the ones boxoffice acts on.
+    #[arg(long, env = "BOXOFFICE_PAYMENTS_SANDBOX_ENABLED_EVENTS", default_value_t = stripe_client::EVENTS_TO_SUBSCRIBE.join(","))]
+    enabled_events: String,
     /// Faults to start with, as the JSON `POST /_sandbox/faults` takes, e.g.
     /// '{"webhook_delay_ms": 30000, "webhook_drop_probability": 0.01}'.
     #[arg(long, env = "BOXOFFICE_PAYMENTS_SANDBOX_FAULTS")]
@@ -422,8 +426,10 @@ pub async fn payments_sandbox(args: PaymentsSandboxArgs) -> anyhow::Result<()> {
         None => payments_sandbox::Faults::default(),
     };
     let mut config = payments_sandbox::SandboxConfig::new(args.secret_key);
+    let enabled: Vec<&str> = args.enabled_events.split(',').map(str::trim).filter(|t| !t.is_empty()).collect();
+    anyhow::ensure!(!enabled.is_empty(), "--enabled-events names no event type");
     config.webhook =
-        Some(payments_sandbox::WebhookEndpoint { url: args.webhook_url.clone(), secret: args.webhook_secret });
+        Some(payments_sandbox::WebhookEndpoint::new(args.webhook_url.clone(), args.webhook_secret).only(&enabled));
     config.faults = faults;
     config.seed = args.seed;
     config.retry = payments_sandbox::RetryPolicy {

@@ -44,6 +44,26 @@ impl SandboxConfig {
 pub struct WebhookEndpoint {
     pub url: String,
     pub secret: String,
+    /// The event types delivered to it, as Stripe's `enabled_events`: `*` is every type.
+    /// Events of other types are still recorded (and retrievable), never sent.
+    pub enabled_events: Vec<String>,
+}
+
+impl WebhookEndpoint {
+    /// An endpoint sent every event type.
+    pub fn new(url: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self { url: url.into(), secret: secret.into(), enabled_events: vec!["*".to_owned()] }
+    }
+
+    /// Sent only events of these types.
+    pub fn only(mut self, event_types: &[&str]) -> Self {
+        self.enabled_events = event_types.iter().map(|t| (*t).to_owned()).collect();
+        self
+    }
+
+    pub fn wants(&self, event_type: &str) -> bool {
+        self.enabled_events.iter().any(|enabled| enabled == "*" || enabled == event_type)
+    }
 }
 
 /// Webhook retries: attempt `n + 1` waits `min(base × factor^(n−1), max_delay)` after

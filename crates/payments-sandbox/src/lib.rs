@@ -138,9 +138,14 @@ impl Sandbox {
         Ok(answer.status().as_u16())
     }
 
-    /// Where events go from now on (and retries of earlier ones).
+    /// Where events of every type go from now on (and retries of earlier ones).
     pub fn set_webhook_endpoint(&self, url: impl Into<String>, secret: impl Into<String>) {
-        self.shared.lock().webhook = Some(WebhookEndpoint { url: url.into(), secret: secret.into() });
+        self.set_webhook(WebhookEndpoint::new(url, secret));
+    }
+
+    /// Where events go from now on, and which types.
+    pub fn set_webhook(&self, endpoint: WebhookEndpoint) {
+        self.shared.lock().webhook = Some(endpoint);
     }
 
     pub fn set_faults(&self, faults: Faults) -> Result<(), InvalidFaults> {

@@ -66,9 +66,11 @@ pub fn chance(rng: &mut StdRng, p: f64) -> bool {
 }
 
 impl State {
-    /// Records an event about `object` and queues it for delivery.
+    /// Records an event about `object` and queues it for delivery, unless the endpoint
+    /// does not take its type. Events emitted before an endpoint is set wait for one.
     pub fn emit(&mut self, kind: &str, object: Value, request: RequestInfo) {
         let id = new_id("evt");
+        let delivered = self.webhook.as_ref().is_none_or(|endpoint| endpoint.wants(kind));
         let event = Event {
             id: id.clone(),
             object: "event",
@@ -76,7 +78,7 @@ impl State {
             created: now_secs(),
             data: EventData { object },
             livemode: false,
-            pending_webhooks: u32::from(self.webhook.is_some()),
+            pending_webhooks: u32::from(self.webhook.is_some() && delivered),
             request,
             kind: kind.to_owned(),
         };
@@ -95,7 +97,9 @@ impl State {
         });
         // The receiver lives as long as the sandbox; if it is gone, the sandbox is
         // shutting down and nothing is delivered anyway.
-        let _ = self.deliveries.send(id);
+        if delivered {
+            let _ = self.deliveries.send(id);
+        }
     }
 
     pub fn event(&self, id: &str) -> Option<&EventRecord> {

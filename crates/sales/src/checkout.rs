@@ -33,6 +33,7 @@ use crate::payment_provider::{Intent, IntentStatus, NewIntent, NewRefund, Provid
 use crate::payment_provider::{Refund, RefundStatus as ProviderRefundStatus};
 use crate::scope::FanScope;
 use crate::states::{HoldStatus, PaymentResolution, PaymentStatus, RefundReason, SectionKind};
+use crate::store::holds::HoldRow;
 use crate::store::inventory::{self, Written};
 use crate::store::payments::{self, PaymentRow};
 use crate::store::{events, holds, refunds};
@@ -177,56 +178,66 @@ impl Sales {
 
     /// The hold's latest payment attempt, after asking the provider about any still
     /// pending (so a fan back from the payment page sees the outcome before the webhook).
+    /// Once the webhook has been applied, this is one read and no call to the provider.
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, %hold_id))]
     pub async fn payment_status(&self, scope: &FanScope, hold_id: Uuid) -> Result<PaymentView> {
-        self.sync_payments(scope, hold_id).await?;
-        let fan = scope.clone();
-        self.db
-            .read(move |conn| {
-                Box::pin(async move {
-                    let hold = holds::find(conn, &fan, hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
-                    let latest = payments::for_hold(conn, hold_id).await?;
-                    // The attempt that paid, if one did; else the newest.
-                    let shown = latest
-                        .iter()
-                        .find(|p| p.succeeded_at.is_some())
-                        .or(latest.first())
-                        .cloned()
-                        .ok_or(Error::NotFound(What::Payment))?;
-                    let status = match hold.status {
-                        HoldStatus::Active if hold.expired => HoldStatus::Expired,
-                        status => status,
-                    };
-                    Ok(view(shown, hold.expires_at, status))
-                })
-            })
-            .await
+        let (hold, attempts) = self.hold_and_attempts(scope, hold_id).await?;
+        let (hold, attempts) = match self.ask_provider_about(&attempts).await? {
+            true => self.hold_and_attempts(scope, hold_id).await?,
+            false => (hold, attempts),
+        };
+        // The attempt that paid, if one did; else the newest.
+        let shown = attempts
+            .iter()
+            .find(|p| p.succeeded_at.is_some())
+            .or(attempts.first())
+            .cloned()
+            .ok_or(Error::NotFound(What::Payment))?;
+        let status = match hold.status {
+            HoldStatus::Active if hold.expired => HoldStatus::Expired,
+            status => status,
+        };
+        Ok(view(shown, hold.expires_at, status))
     }
 
     /// Asks the provider about the hold's attempts still pending and applies what it
     /// says, as a webhook would. A provider that cannot be reached leaves them pending.
     pub async fn sync_payments(&self, scope: &FanScope, hold_id: Uuid) -> Result<()> {
+        let (_, attempts) = self.hold_and_attempts(scope, hold_id).await?;
+        self.ask_provider_about(&attempts).await?;
+        Ok(())
+    }
+
+    /// The fan's hold and its payment attempts, newest first.
+    async fn hold_and_attempts(&self, scope: &FanScope, hold_id: Uuid) -> Result<(HoldRow, Vec<PaymentRow>)> {
         let fan = scope.clone();
-        let pending: Vec<PaymentRow> = self
-            .db
+        self.db
             .read(move |conn| {
                 Box::pin(async move {
                     let hold = holds::find(conn, &fan, hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
                     let attempts = payments::for_hold(conn, hold.id).await?;
-                    Ok::<_, Error>(attempts.into_iter().filter(|p| p.status == PaymentStatus::Pending).collect())
+                    Ok((hold, attempts))
                 })
             })
-            .await?;
-        for payment in pending {
-            let Some(intent_id) = payment.intent_id.clone() else { continue };
-            match self.provider.retrieve_intent(&intent_id).await {
-                Ok(intent) => {
+            .await
+    }
+
+    /// Asks the provider about each pending attempt and applies what changed. Returns
+    /// whether anything was applied.
+    async fn ask_provider_about(&self, attempts: &[PaymentRow]) -> Result<bool> {
+        let mut applied = false;
+        for payment in attempts.iter().filter(|p| p.status == PaymentStatus::Pending) {
+            let Some(intent_id) = payment.intent_id.as_deref() else { continue };
+            match self.provider.retrieve_intent(intent_id).await {
+                Ok(intent) if changes_a_payment(&intent) => {
                     self.apply_intent_now(payment.id, intent).await?;
+                    applied = true;
                 }
+                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, payment_id = %payment.id, "could not ask the provider"),
             }
         }
-        Ok(())
+        Ok(applied)
     }
 
     /// Applies what the provider says of an intent, outside any webhook.
@@ -253,6 +264,13 @@ impl Sales {
     /// reconciliation job if the provider cannot be reached now).
     #[tracing::instrument(skip_all, fields(provider_event = %event.id))]
     pub async fn apply_provider_event(&self, event: ProviderEvent) -> Result<Applied> {
+        if let ProviderEventKind::Intent(intent) = &event.kind {
+            if !changes_a_payment(intent) {
+                // `payment_intent.created`, `.processing`, `.requires_action`: nothing to
+                // apply and nothing to deduplicate, so no transaction is spent on them.
+                return Ok(Applied::Ignored);
+            }
+        }
         let (applied, refund) = self
             .db
             .transaction(move |tx| {
@@ -455,6 +473,16 @@ impl Sales {
     }
 }
 
+/// Whether [`apply_intent`] would change a payment because of this intent: a success,
+/// a cancellation, or a decline.
+fn changes_a_payment(intent: &Intent) -> bool {
+    match intent.status {
+        IntentStatus::Succeeded | IntentStatus::Canceled => true,
+        IntentStatus::RequiresPaymentMethod => intent.last_payment_error.is_some(),
+        _ => false,
+    }
+}
+
 /// Applies the provider's view of an intent to its (locked) payment. Returns a refund
 /// to execute after the commit, if applying it started one.
 async fn apply_intent(tx: &mut PgConnection, payment: PaymentRow, intent: &Intent) -> Result<Option<Uuid>> {
@@ -485,7 +513,7 @@ async fn apply_intent(tx: &mut PgConnection, payment: PaymentRow, intent: &Inten
             payments::mark_canceled(tx, payment.id).await?;
             Ok(None)
         }
-        IntentStatus::RequiresPaymentMethod if intent.last_payment_error.is_some() => {
+        IntentStatus::RequiresPaymentMethod if changes_a_payment(intent) => {
             payments::mark_failed(tx, payment.id, intent.last_payment_error.as_deref()).await?;
             Ok(None)
         }

@@ -25,3 +25,15 @@ mod wire;
 pub use client::{BuildError, StripeClient, StripeConfig};
 pub use event::{parse_event, EventError};
 pub use signature::{sign, verify_signature, SignatureError, DEFAULT_TOLERANCE};
+
+/// The event types boxoffice acts on: a webhook endpoint at the provider needs these
+/// (Stripe's `enabled_events`) and no others. Any other type is answered `200` and
+/// ignored, but costs a request each.
+pub const EVENTS_TO_SUBSCRIBE: &[&str] = &[
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+];

@@ -241,6 +241,37 @@ async fn webhooks_with_bad_stale_future_or_tampered_signatures_are_refused_and_c
     assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1", &hold).await, 1);
 }
 
+/// `payment_intent.created` (sent to an endpoint subscribed to every type) changes no
+/// payment: answered 200 `ignored` without a transaction, so nothing is recorded.
+#[tokio::test]
+async fn an_intent_event_that_changes_no_payment_is_ignored_without_being_recorded() {
+    let c = spawn(Faults { webhook_drop_probability: 1.0, ..Faults::default() }).await;
+    let event = c.app.numbered_event_priced(2, 2500).await;
+    let hold = c.hold(&event, "fan-1", &["1"]).await;
+    c.checkout(&event, "fan-1", &hold).await;
+    let events = c
+        .sandbox
+        .wait_for_events(Duration::from_secs(10), |events| events.iter().any(|e| e.kind == "payment_intent.created"))
+        .await
+        .unwrap();
+    let body = events.iter().find(|e| e.kind == "payment_intent.created").unwrap().body.clone().into_bytes();
+    let signature = stripe_client::sign(&body, WEBHOOK_SECRET, chrono::Utc::now().timestamp());
+
+    let reply = c
+        .app
+        .http
+        .post(c.app.url("/v1/payments/webhooks"))
+        .header("Stripe-Signature", signature)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(reply.json::<Value>().await.unwrap(), json!({ "received": true, "outcome": "ignored" }));
+    assert_eq!(c.count("SELECT count(*) FROM payment_provider_events WHERE $1::uuid IS NOT NULL", &hold).await, 0);
+    assert_eq!(c.wait_for_payment(&hold, |status, _| status == "pending").await, ("pending".to_owned(), None));
+}
+
 #[tokio::test]
 async fn a_fan_back_before_the_webhook_sees_the_booking_and_a_dropped_webhook_loses_nothing() {
     let c = spawn(Faults { webhook_drop_probability: 1.0, ..Faults::default() }).await;

@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use payments_sandbox::{Faults, SandboxConfig};
+use payments_sandbox::{Faults, SandboxConfig, WebhookEndpoint};
 use secrecy::SecretString;
 use stripe_client::{verify_signature, DEFAULT_TOLERANCE};
 
@@ -44,6 +44,37 @@ async fn events_are_delivered_signed_with_stripes_recipe() {
     let events =
         sandbox.wait_for_events(Duration::from_secs(2), |e| e.iter().all(|e| e.delivered)).await.expect("delivered");
     assert!(events.iter().all(|e| e.attempts.len() == 1 && e.attempts[0].status == Some(200)));
+}
+
+/// As Stripe's `enabled_events`: an endpoint subscribed to successes is sent those
+/// alone; the other events are recorded, retrievable, and never sent.
+#[tokio::test]
+async fn an_endpoint_is_sent_only_the_event_types_it_enabled() {
+    let receiver = Receiver::start().await;
+    let sandbox = sandbox().await;
+    sandbox.set_webhook(WebhookEndpoint::new(&receiver.url, WHSEC).only(&["payment_intent.succeeded"]));
+    let declined = create_intent(&sandbox, "1000").await;
+    pay(&sandbox, &declined, "4000000000000002").await;
+    let paid = create_intent(&sandbox, "1000").await;
+    pay(&sandbox, &paid, "4242424242424242").await;
+
+    let hits = receiver.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let kinds: Vec<String> =
+        receiver.hits().iter().map(|h| h.json()["type"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(kinds, ["payment_intent.succeeded"]);
+    assert_eq!(hits[0].json()["data"]["object"]["id"], paid["id"]);
+    let mut recorded: Vec<String> = sandbox.events().into_iter().map(|e| e.kind).collect();
+    recorded.sort();
+    assert_eq!(
+        recorded,
+        [
+            "payment_intent.created",
+            "payment_intent.created",
+            "payment_intent.payment_failed",
+            "payment_intent.succeeded"
+        ]
+    );
 }
 
 #[tokio::test]
