@@ -95,6 +95,8 @@ impl Application {
     /// requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         self.limits.spawn_sweeper(shutdown.clone());
+        let sales = self.sales.clone();
+        service_kit::rate_limit::spawn_sweeps(shutdown.clone(), move || sales.forget_idle_provider_checks());
         self.revocations.spawn_poller(self.sales, self.revocations_read, shutdown.clone());
         if let Some((dir, every)) = self.key_reload {
             crate::keys::spawn_reloader(self.verifier, dir, every, shutdown.clone());

@@ -79,6 +79,7 @@ pub struct PaymentsConfig {
     pub payment_page_url: String,
     pub refund_retry_first_ms: u64,
     pub refund_retry_max_ms: u64,
+    pub provider_check_interval_ms: u64,
 }
 
 fn secret_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
@@ -129,6 +130,9 @@ impl PaymentsConfig {
         }
         if !(1..=MAX_CHECKOUT_EXTENSION_SECS).contains(&self.checkout_extension_secs) {
             return Err(format!("gateway.payments.checkout_extension_secs must be 1-{MAX_CHECKOUT_EXTENSION_SECS}"));
+        }
+        if !(1..=60_000).contains(&self.provider_check_interval_ms) {
+            return Err("gateway.payments.provider_check_interval_ms must be 1-60000".into());
         }
         if self.refund_retry_first_ms == 0 || self.refund_retry_max_ms < self.refund_retry_first_ms {
             return Err(
@@ -223,6 +227,7 @@ impl GatewayConfig {
             checkout_extension: Duration::from_secs(self.payments.checkout_extension_secs),
             refund_retry_first: Duration::from_millis(self.payments.refund_retry_first_ms),
             refund_retry_max: Duration::from_millis(self.payments.refund_retry_max_ms),
+            provider_check_interval: Duration::from_millis(self.payments.provider_check_interval_ms),
         }
     }
 }

@@ -398,7 +398,9 @@ async fn retrieve(
     if let Err(e) = admit(shared, headers).await {
         return e.into_response();
     }
-    match find(&shared.lock()) {
+    let mut state = shared.lock();
+    *state.retrievals.entry(kind.to_owned()).or_default() += 1;
+    match find(&state) {
         Some(object) => Json(object).into_response(),
         None => ApiError::missing(kind, id).into_response(),
     }

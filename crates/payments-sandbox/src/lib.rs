@@ -148,6 +148,12 @@ impl Sandbox {
         self.shared.lock().webhook = Some(endpoint);
     }
 
+    /// How many times objects of `kind` (`payment_intent`, `refund`, `event`) were
+    /// retrieved through the API.
+    pub fn retrievals(&self, kind: &str) -> u64 {
+        self.shared.lock().retrievals.get(kind).copied().unwrap_or(0)
+    }
+
     pub fn set_faults(&self, faults: Faults) -> Result<(), InvalidFaults> {
         faults.validate()?;
         self.shared.lock().faults = faults;

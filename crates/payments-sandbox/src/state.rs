@@ -25,6 +25,9 @@ pub(crate) struct State {
     pub events: Vec<EventRecord>,
     pub event_index: HashMap<String, usize>,
     pub idempotency: HashMap<String, IdempotentResult>,
+    /// How many times objects of each kind (`payment_intent`, `refund`, `event`) were
+    /// retrieved: what a client's polling costs the provider.
+    pub retrievals: HashMap<String, u64>,
     pub faults: Faults,
     /// API failure decisions, in the order calls arrive: seeded.
     pub api_rng: StdRng,
@@ -50,6 +53,7 @@ impl State {
             events: Vec::new(),
             event_index: HashMap::new(),
             idempotency: HashMap::new(),
+            retrievals: HashMap::new(),
             faults,
             api_rng: StdRng::seed_from_u64(seed),
             webhook_rng: StdRng::seed_from_u64(seed ^ 0x5eed_0f3b_400c),

@@ -222,12 +222,16 @@ impl Sales {
             .await
     }
 
-    /// Asks the provider about each pending attempt and applies what changed. Returns
-    /// whether anything was applied.
+    /// Asks the provider about each pending attempt not asked about within the check
+    /// interval, and applies what changed. Returns whether anything was applied.
     async fn ask_provider_about(&self, attempts: &[PaymentRow]) -> Result<bool> {
         let mut applied = false;
         for payment in attempts.iter().filter(|p| p.status == PaymentStatus::Pending) {
             let Some(intent_id) = payment.intent_id.as_deref() else { continue };
+            if self.provider_checks.check(&payment.id).is_err() {
+                // Asked a moment ago: the webhook, or a later question, brings the news.
+                continue;
+            }
             match self.provider.retrieve_intent(intent_id).await {
                 Ok(intent) if changes_a_payment(&intent) => {
                     self.apply_intent_now(payment.id, intent).await?;

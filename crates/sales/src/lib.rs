@@ -49,6 +49,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use service_kit::postgres::Database;
+use service_kit::rate_limit::KeyedLimiter;
 
 pub use error::{Error, Result, What};
 use payment_provider::PaymentProvider;
@@ -70,6 +71,10 @@ pub struct Settings {
     /// `refund_retry_max`.
     pub refund_retry_first: Duration,
     pub refund_retry_max: Duration,
+    /// A fan asking about a pending payment makes this replica ask the provider about
+    /// the attempt at most once per this interval; the webhook is the usual way news
+    /// arrives, and the provider limits API calls (Stripe: 100 a second in live mode).
+    pub provider_check_interval: Duration,
 }
 
 /// What the use cases need, and nothing more: the database, the event-rules cache and
@@ -80,11 +85,25 @@ pub struct Sales {
     rules: rules::EventRulesCache,
     settings: Settings,
     provider: Arc<dyn PaymentProvider>,
+    /// When each payment attempt was last asked about at the provider for a fan.
+    provider_checks: Arc<KeyedLimiter<uuid::Uuid>>,
 }
 
 impl Sales {
     pub fn new(db: Database, settings: Settings, provider: Arc<dyn PaymentProvider>) -> Self {
-        Self { rules: rules::EventRulesCache::new(settings.event_rules_max_age), db, settings, provider }
+        Self {
+            rules: rules::EventRulesCache::new(settings.event_rules_max_age),
+            provider_checks: Arc::new(KeyedLimiter::once_per(settings.provider_check_interval)),
+            db,
+            settings,
+            provider,
+        }
+    }
+
+    /// Forgets the attempts not asked about for a while (call it now and then: the
+    /// gateway does every minute).
+    pub fn forget_idle_provider_checks(&self) {
+        self.provider_checks.forget_idle();
     }
 
     pub fn database(&self) -> &Database {

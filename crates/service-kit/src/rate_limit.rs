@@ -53,6 +53,13 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
         Self { buckets: RateLimiter::keyed(limit.quota()), clock: DefaultClock::default() }
     }
 
+    /// One call per `period` per key, no burst (a zero period is taken as 1 ms).
+    pub fn once_per(period: Duration) -> Self {
+        let quota =
+            Quota::with_period(period.max(Duration::from_millis(1))).unwrap_or(Quota::per_second(NonZeroU32::MIN));
+        Self { buckets: RateLimiter::keyed(quota), clock: DefaultClock::default() }
+    }
+
     /// `Err(wait)` when `key` has used up its bucket.
     pub fn check(&self, key: &K) -> Result<(), Duration> {
         self.buckets.check_key(key).map_err(|not_until| not_until.wait_time_from(self.clock.now()))
@@ -63,6 +70,19 @@ impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
     pub fn forget_idle(&self) {
         self.buckets.retain_recent();
     }
+}
+
+/// Runs `forget_idle` (of keyed limiters) every minute until `shutdown`.
+pub fn spawn_sweeps(shutdown: CancellationToken, forget_idle: impl Fn() + Send + 'static) {
+    tokio::spawn(async move {
+        let mut sweeps = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = sweeps.tick() => forget_idle(),
+            }
+        }
+    });
 }
 
 /// One bucket for everything: a ceiling on what one replica accepts.
@@ -174,15 +194,7 @@ impl ClientLimits {
     /// Forgets, every minute until `shutdown`, the clients whose buckets are full again.
     pub fn spawn_sweeper(self: &Arc<Self>, shutdown: CancellationToken) {
         let limits = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut sweeps = tokio::time::interval(SWEEP_EVERY);
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    _ = sweeps.tick() => limits.forget_idle(),
-                }
-            }
-        });
+        spawn_sweeps(shutdown, move || limits.forget_idle());
     }
 
     fn forget_idle(&self) {

@@ -23,6 +23,12 @@ struct Checkout {
 
 /// The gateway paying through a sandbox whose webhooks it receives (with `faults`).
 async fn spawn(faults: Faults) -> Checkout {
+    spawn_checking_every(faults, 1).await
+}
+
+/// As [`spawn`], asking the provider about an attempt for fans at most once per
+/// `provider_check_interval_ms`.
+async fn spawn_checking_every(faults: Faults, provider_check_interval_ms: u64) -> Checkout {
     let mut config = SandboxConfig::new(SECRET_KEY);
     config.faults = faults;
     config.retry.base = Duration::from_millis(20);
@@ -37,6 +43,7 @@ async fn spawn(faults: Faults) -> Checkout {
         c.payments.refund_retry_first_ms = 10;
         c.event_rules_max_age_ms = 200;
         c.payments.refund_retry_max_ms = 100;
+        c.payments.provider_check_interval_ms = provider_check_interval_ms;
     })
     .await;
     sandbox.set_webhook_endpoint(app.url("/v1/payments/webhooks"), WEBHOOK_SECRET);
@@ -291,6 +298,27 @@ async fn a_fan_back_before_the_webhook_sees_the_booking_and_a_dropped_webhook_lo
     assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1 AND payment_id IS NOT NULL", &hold).await, 1);
 }
 
+/// A fan refreshing the payment page cannot turn into a flood of provider API calls:
+/// one retrieval per attempt per interval, and one again once it has passed.
+#[tokio::test]
+async fn fans_asking_about_a_pending_payment_ask_the_provider_once_per_interval() {
+    let c = spawn_checking_every(Faults::default(), 400).await;
+    let event = c.app.numbered_event_priced(2, 2500).await;
+    let hold = c.hold(&event, "fan-1", &["1"]).await;
+    c.checkout(&event, "fan-1", &hold).await;
+
+    for _ in 0..10 {
+        let payment = c.payment(&event, "fan-1", &hold).await;
+        assert_eq!((payment.status, payment.body["status"].as_str()), (StatusCode::OK, Some("pending")));
+    }
+    assert_eq!(c.sandbox.retrievals("payment_intent"), 1);
+
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    c.payment(&event, "fan-1", &hold).await;
+    c.payment(&event, "fan-1", &hold).await;
+    assert_eq!(c.sandbox.retrievals("payment_intent"), 2);
+}
+
 #[tokio::test]
 async fn a_decline_then_a_new_attempt_and_two_checkouts_at_once_start_one_attempt() {
     let c = spawn(Faults::default()).await;
@@ -465,6 +493,7 @@ impl Checkout {
             checkout_extension: Duration::from_secs(600),
             refund_retry_first: Duration::from_millis(10),
             refund_retry_max: Duration::from_millis(100),
+            provider_check_interval: Duration::from_millis(1),
         };
         sales::Sales::new(self.app.db.clone(), settings, std::sync::Arc::new(provider))
     }
