@@ -85,6 +85,17 @@ pub struct Sandbox {
     pub webhook_secret: String,
 }
 
+/// What every scenario's events are created with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventOptions {
+    /// Each event limits places per fan to this (`max_per_fan`), so every order runs the
+    /// database's limit check (the fan's lock and count, migrations/*_fan_limits.sql);
+    /// each client then acts as a new fan every this many orders, so none is refused and
+    /// no fan's count grows past what a real limit allows. None: no limit, and each
+    /// client is one fan throughout, as before the limit existed.
+    pub max_per_fan: Option<u32>,
+}
+
 pub async fn run(
     target: &Target,
     database_url: &str,
@@ -92,6 +103,7 @@ pub async fn run(
     client_counts: &[usize],
     duration: Duration,
     sandbox: &Sandbox,
+    options: EventOptions,
 ) -> anyhow::Result<()> {
     let max_clients = client_counts.iter().copied().max().unwrap_or(1);
     let _payments = match scenarios.iter().any(|s| matches!(s, Scenario::PaidCheckout)) {
@@ -115,8 +127,12 @@ pub async fn run(
     let pool = PgPool::connect(database_url).await.context("connecting to the benchmark database")?;
     pgbench::prepare(&pool).await?;
     println!(
-        "boxoffice gateway benchmark: {}s per measurement, closed loop, synchronous_commit as configured",
-        duration.as_secs()
+        "boxoffice gateway benchmark: {}s per measurement, closed loop, synchronous_commit as configured, {}",
+        duration.as_secs(),
+        match options.max_per_fan {
+            Some(n) => format!("max_per_fan {n} (a new fan every {n} orders of a client)"),
+            None => "no max_per_fan".into(),
+        }
     );
     println!(
         "{:<24} {:>7} {:>10} {:>8} {:>8} {:>9} {:>12} {:>7}",
@@ -126,10 +142,14 @@ pub async fn run(
     let mut rates: Vec<(Scenario, usize, f64)> = Vec::new();
     for &scenario in scenarios {
         for &clients in client_counts {
-            let (event_id, sections) =
-                gateway.create_event(one_section_event(scenario.name(), scenario.section())).await?;
+            let mut event = one_section_event(scenario.name(), scenario.section());
+            if let Some(max_per_fan) = options.max_per_fan {
+                event["max_per_fan"] = json!(max_per_fan);
+            }
+            let (event_id, sections) = gateway.create_event(event).await?;
             events.push(event_id);
-            let report = ours(&gateway, scenario, event_id, sections[0], clients, duration).await?;
+            let fans = Fans::new(&gateway, event_id, clients, options.max_per_fan);
+            let report = ours(&gateway, scenario, event_id, sections[0], fans, duration).await?;
             rates.push((scenario, clients, report.successes_per_sec()));
             let ceiling = pgbench::measure(database_url, &pool, scenario.ceiling(), clients, duration).await?;
             println!(
@@ -163,20 +183,52 @@ pub async fn run(
     check_no_oversell(&pool, &events).await
 }
 
+/// The fan each client orders as, and its access token: one fan per client, or a new
+/// one every `max_per_fan` orders (a token is signed once per fan, not per order).
+struct Fans {
+    gateway: Arc<Gateway>,
+    event_id: Uuid,
+    max_per_fan: Option<u32>,
+    /// Per client: the generation of its current fan, and that fan's token.
+    current: Vec<std::sync::Mutex<(u64, String)>>,
+}
+
+impl Fans {
+    fn new(gateway: &Arc<Gateway>, event_id: Uuid, clients: usize, max_per_fan: Option<u32>) -> Arc<Self> {
+        let current =
+            (0..clients).map(|c| std::sync::Mutex::new((0, gateway.token(&format!("bench-{c}"), event_id)))).collect();
+        Arc::new(Self { gateway: gateway.clone(), event_id, max_per_fan, current })
+    }
+
+    fn clients(&self) -> usize {
+        self.current.len()
+    }
+
+    /// The token of the fan `client` orders as at its `iteration`th order.
+    fn token(&self, client: usize, iteration: u64) -> String {
+        let generation = self.max_per_fan.map_or(0, |n| iteration / u64::from(n.max(1)));
+        let mut current = self.current[client].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if current.0 != generation {
+            *current = (generation, self.gateway.token(&format!("bench-{client}-{generation}"), self.event_id));
+        }
+        current.1.clone()
+    }
+}
+
 async fn ours(
     gateway: &Arc<Gateway>,
     scenario: Scenario,
     event_id: Uuid,
     section_id: Uuid,
-    clients: usize,
+    fans: Arc<Fans>,
     duration: Duration,
 ) -> anyhow::Result<Report> {
-    let tokens: Arc<Vec<String>> =
-        Arc::new((0..clients).map(|c| gateway.token(&format!("bench-{c}"), event_id)).collect());
+    let clients = fans.clients();
     let gateway = gateway.clone();
     closed_loop(clients, duration, move |client, iteration| {
-        let (gateway, tokens) = (gateway.clone(), tokens.clone());
+        let (gateway, fans) = (gateway.clone(), fans.clone());
         async move {
+            let token = fans.token(client, iteration);
             let request = match scenario {
                 Scenario::DistinctChosenSeats => {
                     let seat = client as u64 + 1 + iteration * clients as u64;
@@ -185,25 +237,25 @@ async fn ours(
                 Scenario::ContendedChosenSeats => {
                     let seat = rand::thread_rng().gen_range(1..=HOT_SEATS);
                     let request = json!({ "seats": [seat.to_string()] });
-                    let outcome = gateway.hold(event_id, &tokens[client], &request).await?;
+                    let outcome = gateway.hold(event_id, &token, &request).await?;
                     if let Some(hold_id) = outcome.body["id"].as_str() {
-                        gateway.release(event_id, &tokens[client], hold_id).await?;
+                        gateway.release(event_id, &token, hold_id).await?;
                     }
                     return Ok(outcome);
                 }
                 Scenario::HotGeneralAdmission => json!({ "section_id": section_id, "quantity": 1 }),
                 Scenario::FreeHoldConfirm | Scenario::PaidCheckout => {
                     let seat = client as u64 + 1 + iteration * clients as u64;
-                    let held = gateway.hold(event_id, &tokens[client], &json!({ "seats": [seat.to_string()] })).await?;
+                    let held = gateway.hold(event_id, &token, &json!({ "seats": [seat.to_string()] })).await?;
                     let Some(hold_id) = held.body["id"].as_str() else { return Ok(held) };
                     let hold = format!("/v1/events/{event_id}/holds/{hold_id}");
                     return match scenario {
-                        Scenario::PaidCheckout => pay(&gateway, &tokens[client], &hold).await,
-                        _ => gateway.post(&format!("{hold}/confirm"), &tokens[client]).await,
+                        Scenario::PaidCheckout => pay(&gateway, &token, &hold).await,
+                        _ => gateway.post(&format!("{hold}/confirm"), &token).await,
                     };
                 }
             };
-            gateway.book(event_id, &tokens[client], &request).await
+            gateway.book(event_id, &token, &request).await
         }
     })
     .await

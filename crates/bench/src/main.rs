@@ -100,6 +100,11 @@ enum Command {
         sandbox_secret_key: String,
         #[arg(long, default_value = "whsec_bench")]
         sandbox_webhook_secret: String,
+        /// Create every event with this `max_per_fan`, so each order runs the database's
+        /// per-fan limit check; each client becomes a new fan every this many orders, so
+        /// none is refused. Run with and without it to measure the check's cost (D9).
+        #[arg(long)]
+        max_per_fan: Option<u32>,
     },
     /// Measure joins and polls with a deep queue against redis-benchmark ceilings.
     Waitroom {
@@ -170,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
             sandbox_listen,
             sandbox_secret_key,
             sandbox_webhook_secret,
+            max_per_fan,
         } => {
             let duration = std::time::Duration::from_secs(seconds);
             let sandbox = gateway_bench::Sandbox {
@@ -177,7 +183,8 @@ async fn main() -> anyhow::Result<()> {
                 secret_key: sandbox_secret_key,
                 webhook_secret: sandbox_webhook_secret,
             };
-            gateway_bench::run(&target, &database_url, &scenarios, &clients, duration, &sandbox).await
+            let options = gateway_bench::EventOptions { max_per_fan };
+            gateway_bench::run(&target, &database_url, &scenarios, &clients, duration, &sandbox, options).await
         }
         Command::Race { target, places, fans } => race::run(&target, places, fans).await,
         Command::ChaosProxy { listen, upstream } => chaos_proxy::run(listen, upstream).await,

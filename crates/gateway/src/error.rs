@@ -64,6 +64,7 @@ impl Error {
                 Sale::SeatUnavailable(_) => (StatusCode::CONFLICT, "seat_unavailable"),
                 Sale::SeatContended => (StatusCode::CONFLICT, "seat_contended"),
                 Sale::SoldOut(_) => (StatusCode::CONFLICT, "sold_out"),
+                Sale::FanLimitReached { .. } => (StatusCode::CONFLICT, "fan_limit_reached"),
                 Sale::HoldNotActive(_) => (StatusCode::CONFLICT, "hold_not_active"),
                 Sale::HoldExpired => (StatusCode::GONE, "hold_expired"),
                 Sale::EventCancelled => (StatusCode::CONFLICT, "event_cancelled"),
@@ -108,6 +109,15 @@ impl IntoResponse for Error {
             Self::RevocationsNotLoaded(wait) => {
                 let secs = wait.as_secs_f64().ceil() as u64;
                 return service_kit::error_body::error_response_retry_after(status, code, secs, self.to_string());
+            }
+            Self::Sales(sales::Error::FanLimitReached { max_per_fan, remaining }) => {
+                let details = serde_json::json!({ "max_per_fan": max_per_fan, "remaining": remaining });
+                return service_kit::error_body::error_response_with_details(
+                    status,
+                    code,
+                    self.to_string(),
+                    Some(details),
+                );
             }
             _ => {}
         }

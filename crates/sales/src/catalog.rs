@@ -6,10 +6,34 @@ use uuid::Uuid;
 
 use crate::domain::event::NewEvent;
 use crate::domain::refund_policy::RefundPolicy;
+use crate::domain::Invalid;
 use crate::error::{Error, Result, What};
 use crate::model::{AdminBookingView, EventDetails, EventSummary, SeatView};
 use crate::store::{bookings, events};
 use crate::Sales;
+
+/// What the organizer changes in an event (D8); `None` leaves a field as it is,
+/// `Some(None)` removes it.
+#[derive(Debug, Clone, Default)]
+pub struct EventChanges {
+    /// None inside: fans may not cancel.
+    pub refund_policy: Option<Option<RefundPolicy>>,
+    /// None inside: no limit.
+    pub max_per_fan: Option<Option<u32>>,
+}
+
+impl EventChanges {
+    /// Checks each change against the rules an event is created with.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if let Some(Some(policy)) = &self.refund_policy {
+            policy.validate()?;
+        }
+        if let Some(max_per_fan) = self.max_per_fan {
+            crate::domain::event::check_max_per_fan(max_per_fan)?;
+        }
+        Ok(())
+    }
+}
 
 impl Sales {
     /// Writes the event, its sections and every seat in one transaction, and answers
@@ -30,19 +54,20 @@ impl Sales {
             .await
     }
 
-    /// Changes what may change after creation (D8): the refund policy (`Some(None)`
-    /// removes it). Read at each cancellation, never cached, so it applies at once.
-    #[tracing::instrument(skip(self, refund_policy), fields(kind = "change_event"))]
-    pub async fn change_event(
-        &self,
-        event_id: Uuid,
-        refund_policy: Option<Option<RefundPolicy>>,
-    ) -> Result<EventDetails> {
+    /// Changes what may change after creation (D8): the refund policy and the limit of
+    /// places per fan, in one transaction. Neither is cached: the refund policy is read
+    /// at each cancellation and the limit by the database at each order, so a change
+    /// applies to the next one on every replica.
+    #[tracing::instrument(skip(self, changes), fields(kind = "change_event"))]
+    pub async fn change_event(&self, event_id: Uuid, changes: EventChanges) -> Result<EventDetails> {
         self.db
             .transaction(move |tx| {
                 Box::pin(async move {
-                    if let Some(policy) = &refund_policy {
+                    if let Some(policy) = &changes.refund_policy {
                         events::set_refund_policy(tx, event_id, policy.as_ref()).await?;
+                    }
+                    if let Some(max_per_fan) = changes.max_per_fan {
+                        events::set_max_per_fan(tx, event_id, max_per_fan).await?;
                     }
                     events::details(tx, event_id).await?.ok_or(Error::NotFound(What::Event))
                 })

@@ -540,6 +540,17 @@ pub(crate) async fn resolve_success(tx: &mut PgConnection, payment: &PaymentRow)
     }
     let live = hold.status == HoldStatus::Active && !hold.expired;
     let held: Vec<i64> = holds::seats(tx, hold.id).await?.iter().map(|s| s.seat_id).collect();
+    if !live {
+        // Booking a lapsed hold is a new order for the fan's limit (its places stopped
+        // counting when it lapsed), and the database would refuse one over it by
+        // aborting this transaction. Ask first, seats locked before the fan's lock as
+        // every order takes them; over the limit, the money goes back as for seats gone.
+        inventory::lock_seats(tx, &held).await?;
+        let allowance = events::fan_allowance(tx, payment.event_id, &payment.fan_id).await?;
+        if allowance.is_some_and(|remaining| (remaining as usize) < held.len()) {
+            return refund_unbooked(tx, payment, RefundReason::LatePayment, true).await;
+        }
+    }
     let booking_id = Uuid::now_v7();
     let mut written =
         crate::store::bookings::write_held(tx, &scope, booking_id, hold.id, &held, Some(payment.id)).await?;

@@ -23,6 +23,10 @@ pub enum Error {
     SeatContended,
     #[error("{0}")]
     SoldOut(String),
+    /// The order would take the fan past the event's `max_per_fan` (live holds and
+    /// bookings together); `remaining` more places they may still take now.
+    #[error("at most {max_per_fan} places per fan for this event; you may take {remaining} more")]
+    FanLimitReached { max_per_fan: u32, remaining: u32 },
     #[error("this hold is {0} and can no longer be changed")]
     HoldNotActive(HoldStatus),
     #[error("this hold has expired and its seats were released")]
@@ -106,6 +110,13 @@ impl From<Invalid> for Error {
     }
 }
 
+/// The DETAIL of the fan-limit trigger's refusal.
+#[derive(serde::Deserialize)]
+struct FanLimitDetail {
+    max_per_fan: u32,
+    remaining: u32,
+}
+
 /// `lock_not_available`: NOWAIT found a row locked, or `lock_timeout` passed.
 pub(crate) const LOCK_NOT_AVAILABLE: &str = "55P03";
 
@@ -129,6 +140,14 @@ impl From<sqlx::Error> for Error {
             }
             sqlx::Error::Database(db) if db.constraint() == Some("booking_seats_one_live_booking_per_seat") => {
                 Self::SeatUnavailable("in this order".into())
+            }
+            // The fan-limit trigger (migrations/*_fan_limits.sql): the figures in its DETAIL.
+            sqlx::Error::Database(db) if db.constraint() == Some("fan_limit") => {
+                let detail = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|pg| pg.detail());
+                match detail.and_then(|d| serde_json::from_str::<FanLimitDetail>(d).ok()) {
+                    Some(FanLimitDetail { max_per_fan, remaining }) => Self::FanLimitReached { max_per_fan, remaining },
+                    None => Self::Internal(e),
+                }
             }
             // Backstops: the domain's rules (no control characters, prices capped) keep
             // such values out, and a value that slips past them is still the input's

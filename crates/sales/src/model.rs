@@ -30,6 +30,8 @@ pub struct EventDetails {
     pub name: String,
     pub starts_at: Option<DateTime<Utc>>,
     pub max_per_order: i32,
+    /// Places one fan may hold and book in this event in all; none: no limit.
+    pub max_per_fan: Option<i32>,
     pub hold_ttl_seconds: i32,
     pub sections: Vec<SectionView>,
     /// How much a fan gets back for cancelling; none: fans may not cancel.

@@ -18,11 +18,26 @@ pub struct ErrorDetail {
     pub code: String,
     /// For people.
     pub message: String,
+    /// What a client can act on, for the few codes that carry figures (each route's
+    /// description names them, e.g. `fan_limit_reached`: `max_per_fan`, `remaining`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 /// Builds the error envelope every boxoffice endpoint answers with.
 pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: message.into() } };
+    error_response_with_details(status, code, message, None)
+}
+
+/// The error envelope with `details`: figures a client acts on.
+pub fn error_response_with_details(
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+    details: Option<serde_json::Value>,
+) -> Response {
+    let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: message.into(), details } };
     (status, Json(body)).into_response()
 }
 

@@ -11,6 +11,7 @@ use service_kit::extract::{Json, Path};
 use service_kit::openapi::{AdminKeyRefused, EventLookupRefused, RateLimited};
 use service_kit::ErrorBody;
 
+use sales::catalog::EventChanges;
 use sales::domain::event::{Layout, NewEvent, NewSection, Row};
 use sales::domain::refund_policy::RefundPolicy;
 use sales::domain::Invalid;
@@ -42,6 +43,9 @@ struct CreateEvent {
     /// How much a fan gets back for cancelling, by hours before `starts_at`; absent:
     /// fans may not cancel (the organizer still can). Changeable later.
     refund_policy: Option<RefundPolicy>,
+    /// Places one fan may hold and book in this event in all (live holds and bookings
+    /// together), 1-200000; absent or null: no limit. Changeable later.
+    max_per_fan: Option<u32>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -114,6 +118,7 @@ impl CreateEvent {
             hold_ttl_seconds: self.hold_ttl_seconds.unwrap_or(600),
             sections,
             refund_policy: self.refund_policy,
+            max_per_fan: self.max_per_fan,
         };
         event.validate()?;
         Ok(event)
@@ -155,6 +160,12 @@ struct ChangeEvent {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<RefundPolicy>)]
     refund_policy: Option<Option<RefundPolicy>>,
+    /// The limit of places per fan for orders from now on (1-200000); `null` removes it.
+    /// Holds and bookings already made stay, also above a lowered limit; the fan's next
+    /// order is refused (`409 fan_limit_reached`) until they are under it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u32>)]
+    max_per_fan: Option<Option<u32>>,
 }
 
 /// Tells "absent" (None) from "null" (Some(None)).
@@ -175,7 +186,7 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
         (status = 404, description = "`event_not_found`", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: a body past 2 MB", body = ErrorBody),
-        (status = 422, description = "`invalid_refund_policy`", body = ErrorBody),
+        (status = 422, description = "`invalid_refund_policy`, or `invalid_event` (`max_per_fan` out of range)", body = ErrorBody),
         (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
         AdminKeyRefused, RateLimited,
     ),
@@ -188,10 +199,9 @@ async fn change(
     Path(event_id): Path<Uuid>,
     Json(body): Json<ChangeEvent>,
 ) -> Result<Json<EventDetails>> {
-    if let Some(Some(policy)) = &body.refund_policy {
-        policy.validate()?;
-    }
-    Ok(Json(state.sales.change_event(event_id, body.refund_policy).await?))
+    let changes = EventChanges { refund_policy: body.refund_policy, max_per_fan: body.max_per_fan };
+    changes.validate()?;
+    Ok(Json(state.sales.change_event(event_id, changes).await?))
 }
 
 /// Cancels the whole event: nothing more is sold (every replica refuses orders with

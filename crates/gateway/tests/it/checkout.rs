@@ -401,6 +401,41 @@ async fn a_late_payment_rebooks_free_seats_and_refunds_once_when_they_are_gone()
     c.app.assert_inventory_consistent(&event).await;
 }
 
+/// A lapsed hold's places stop counting towards the fan's `max_per_fan`; a payment that
+/// arrives for it after the fan took others is refunded, not booked past the limit (and
+/// the webhook is answered, not failed forever).
+#[tokio::test]
+async fn a_late_payment_that_would_pass_the_fans_limit_is_refunded_and_a_live_hold_is_booked() {
+    let c = spawn(Faults::default()).await;
+    let event = c.app.numbered_event_priced(4, 2500).await;
+    let limited = c
+        .app
+        .send(Method::PATCH, &format!("/v1/events/{}", event.id), Some(ADMIN_KEY), Some(json!({ "max_per_fan": 1 })))
+        .await;
+    assert_eq!(limited.status, StatusCode::OK, "{}", limited.body);
+
+    let lapsed = c.hold(&event, "fan-1", &["1"]).await;
+    let lapsed_checkout = c.checkout(&event, "fan-1", &lapsed).await;
+    c.app.lapse_holds(&event).await;
+    let live = c.hold(&event, "fan-1", &["2"]).await;
+    let live_checkout = c.checkout(&event, "fan-1", &live).await;
+    c.pay(&lapsed_checkout.body, SUCCEEDS).await;
+    c.wait_for_payment(&lapsed, |s, r| s == "refunded" && r == Some("refunded")).await;
+    assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1", &lapsed).await, 0);
+
+    c.pay(&live_checkout.body, SUCCEEDS).await;
+    c.wait_for_payment(&live, |_, r| r == Some("booked")).await;
+    let (booked,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM bookings WHERE event_id = $1 AND fan_id = 'fan-1' AND status = 'confirmed'",
+    )
+    .bind(event.id)
+    .fetch_one(&c.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(booked, 1);
+    c.app.assert_inventory_consistent(&event).await;
+}
+
 #[tokio::test]
 async fn paid_places_are_never_booked_without_a_payment() {
     let c = spawn(Faults::default()).await;

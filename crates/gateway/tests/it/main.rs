@@ -6,6 +6,7 @@ mod bookings;
 mod checkout;
 mod errors;
 mod events;
+mod fan_limits;
 mod faults;
 mod helpers;
 mod holds;

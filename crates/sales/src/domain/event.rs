@@ -47,6 +47,24 @@ pub struct NewEvent {
     pub sections: Vec<NewSection>,
     /// None: fans may not cancel (the organizer still can).
     pub refund_policy: Option<super::refund_policy::RefundPolicy>,
+    /// Places one fan may hold and book in this event in all (see [`check_max_per_fan`]);
+    /// None: no limit.
+    pub max_per_fan: Option<u32>,
+}
+
+/// The highest `max_per_fan`: an event's largest size. A limit at or above the event's
+/// capacity limits nothing, and is allowed.
+pub const MAX_PER_FAN: u32 = MAX_SEATS_PER_EVENT;
+
+/// `max_per_fan`, when set, is 1 to [`MAX_PER_FAN`]: at creation and when the organizer
+/// changes it.
+pub fn check_max_per_fan(max_per_fan: Option<u32>) -> Result<(), Invalid> {
+    match max_per_fan {
+        Some(n) if !(1..=MAX_PER_FAN).contains(&n) => {
+            Err(Invalid::new("invalid_event", format!("max_per_fan must be between 1 and {MAX_PER_FAN}, or null")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// One seat row to insert: everything but its owner and state.
@@ -121,6 +139,7 @@ impl NewEvent {
         if !(1..=100).contains(&self.max_per_order) {
             return invalid("max_per_order must be between 1 and 100".into());
         }
+        check_max_per_fan(self.max_per_fan)?;
         if !(1..=86_400).contains(&self.hold_ttl_seconds) {
             return invalid("hold_ttl_seconds must be between 1 and 86400".into());
         }
@@ -247,6 +266,7 @@ mod tests {
             hold_ttl_seconds: 600,
             sections,
             refund_policy: None,
+            max_per_fan: None,
         }
     }
 

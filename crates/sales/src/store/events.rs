@@ -50,8 +50,8 @@ pub async fn allow_statements_to_run(conn: &mut PgConnection, limit: std::time::
 pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     let event_id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO events (id, name, starts_at, currency, max_per_order, hold_ttl_seconds, refund_policy)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO events (id, name, starts_at, currency, max_per_order, hold_ttl_seconds, refund_policy, max_per_fan)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(event_id)
     .bind(&event.name)
@@ -60,6 +60,7 @@ pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     .bind(event.max_per_order as i32)
     .bind(event.hold_ttl_seconds as i32)
     .bind(event.refund_policy.as_ref().map(sqlx::types::Json))
+    .bind(event.max_per_fan.map(|n| n as i32))
     .execute(&mut *conn)
     .await?;
     for (position, section) in event.sections.iter().enumerate() {
@@ -181,11 +182,35 @@ pub async fn set_refund_policy(conn: &mut PgConnection, event_id: Uuid, policy: 
     Ok(())
 }
 
+/// Replaces the event's limit of places per fan (None: no limit). The database reads it
+/// at every order (migrations/*_fan_limits.sql), so the next order on any replica obeys
+/// it; orders already made stay.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn set_max_per_fan(conn: &mut PgConnection, event_id: Uuid, max_per_fan: Option<u32>) -> Result<()> {
+    sqlx::query("UPDATE events SET max_per_fan = $2 WHERE id = $1")
+        .bind(event_id)
+        .bind(max_per_fan.map(|n| n as i32))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How many more places the fan may take now (None: the event has no limit), holding
+/// the fan's lock until the transaction ends, so an order written next in it is sure of
+/// the answer. Lock the order's seats first: every order statement takes this lock after
+/// its seats (migrations/*_fan_limits.sql).
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn fan_allowance(conn: &mut PgConnection, event_id: Uuid, fan_id: &str) -> Result<Option<u32>> {
+    let remaining: Option<i32> =
+        sqlx::query_scalar("SELECT fan_allowance($1, $2)").bind(event_id).bind(fan_id).fetch_one(conn).await?;
+    Ok(remaining.map(|n| n.max(0) as u32))
+}
+
 /// The event with each section's live counts, counted from the seat rows.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<EventDetails>> {
     let Some(event) = sqlx::query(
-        "SELECT name, starts_at, currency, max_per_order, hold_ttl_seconds, refund_policy, cancelled_at
+        "SELECT name, starts_at, currency, max_per_order, max_per_fan, hold_ttl_seconds, refund_policy, cancelled_at
          FROM events WHERE id = $1",
     )
     .bind(event_id)
@@ -221,6 +246,7 @@ pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<E
         name: event.get("name"),
         starts_at: event.get("starts_at"),
         max_per_order: event.get("max_per_order"),
+        max_per_fan: event.get("max_per_fan"),
         hold_ttl_seconds: event.get("hold_ttl_seconds"),
         sections,
         refund_policy: event.get::<Option<sqlx::types::Json<RefundPolicy>>, _>("refund_policy").map(|p| p.0),

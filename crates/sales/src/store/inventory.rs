@@ -105,6 +105,14 @@ pub(crate) async fn write_order(conn: &mut PgConnection, order: OrderStatement<'
     })
 }
 
+/// Locks the seats `ids`, in id order as every order statement does, waiting for them;
+/// for work that must hold them before it asks something else (the fan's allowance).
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn lock_seats(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
+    sqlx::query("SELECT id FROM seats WHERE id = ANY($1) ORDER BY id FOR UPDATE").bind(ids).execute(conn).await?;
+    Ok(())
+}
+
 /// The next `$2` free places of the general-admission section `$1`, locked.
 ///
 /// Takeable places are available ones or lapsed holds; each is scanned through its own

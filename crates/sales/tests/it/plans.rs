@@ -35,6 +35,7 @@ async fn event_with_holds(conn: &mut PgConnection) -> (Uuid, Uuid) {
         hold_ttl_seconds: 600,
         sections,
         refund_policy: None,
+        max_per_fan: None,
     };
     let event_id = events::insert(conn, &event).await.unwrap();
     sqlx::query(
