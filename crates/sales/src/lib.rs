@@ -17,6 +17,9 @@
 //!   Stripe-compatible client implements it).
 //! - [`revocations`]: the organizer revoking admissions (one token or one fan's), and
 //!   what each gateway replica polls to refuse them.
+//! - [`tickets`]: e-tickets (secrets signed when shown, reissue, the revocation feed
+//!   offline scanners follow, booking capability links) and check-in (scanner keys,
+//!   scans recorded exactly once).
 //! - [`scope`]: [`FanScope`], whose rows a fan's request may touch.
 //! - [`domain`]: rules with no I/O: valid events, what a fan may ask, best available.
 //! - [`store`]: SQL, including the seat locking in [`store::inventory`] and the
@@ -43,6 +46,7 @@ pub mod rules;
 pub mod scope;
 pub mod states;
 pub mod store;
+pub mod tickets;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -80,11 +84,20 @@ pub struct Sales {
     rules: rules::EventRulesCache,
     settings: Settings,
     provider: Arc<dyn PaymentProvider>,
+    /// Signs ticket secrets and booking links, verifies scans ([`tickets`]); None in a
+    /// process that only books (the scheduler).
+    ticket_keys: Option<Arc<tickets::TicketKeys>>,
 }
 
 impl Sales {
     pub fn new(db: Database, settings: Settings, provider: Arc<dyn PaymentProvider>) -> Self {
-        Self { rules: rules::EventRulesCache::new(settings.event_rules_max_age), db, settings, provider }
+        Self {
+            rules: rules::EventRulesCache::new(settings.event_rules_max_age),
+            db,
+            settings,
+            provider,
+            ticket_keys: None,
+        }
     }
 
     pub fn database(&self) -> &Database {

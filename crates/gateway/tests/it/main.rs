@@ -3,6 +3,7 @@
 
 mod admin;
 mod bookings;
+mod checkins;
 mod checkout;
 mod errors;
 mod events;
@@ -16,5 +17,6 @@ mod openapi;
 mod races;
 mod revocations;
 mod slow_clients;
+mod tickets;
 mod tokens;
 mod webhooks;
