@@ -13,6 +13,7 @@ mod holds;
 mod idempotency;
 mod limits;
 mod management;
+mod offline;
 mod openapi;
 mod races;
 mod revocations;
