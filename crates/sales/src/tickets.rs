@@ -414,7 +414,7 @@ impl Sales {
             .write(move |conn| {
                 Box::pin(async move {
                     let issue = fields.issue.min(i32::MAX as u32) as i32;
-                    let scan = store::check_in(conn, event_id, fields.ticket_id, issue, &gate).await?;
+                    let scan = store::check_in(conn, event_id, fields.ticket_id, issue, &gate, None).await?;
                     outcome(conn, &fields, scan, gate).await
                 })
             })
@@ -450,7 +450,7 @@ impl Sales {
                             Ok((fields, gate, at)) => {
                                 let issue = fields.issue.min(i32::MAX as u32) as i32;
                                 let scan =
-                                    store::check_in_offline(tx, event_id, fields.ticket_id, issue, &gate, at).await?;
+                                    store::check_in(tx, event_id, fields.ticket_id, issue, &gate, Some(at)).await?;
                                 outcome(tx, &fields, scan, gate).await?
                             }
                         });

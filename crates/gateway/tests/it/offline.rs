@@ -2,9 +2,6 @@
 //! using only the `cryptography` package reads the published JWKS and the secret, as an
 //! offline scanner would, and follows the README's byte layout.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::Method;
@@ -13,35 +10,16 @@ use serde_json::{json, Value};
 use crate::helpers::spawn_app;
 use crate::tickets::{book, secret, tickets};
 
-/// Runs `tests/python/verify_ticket.py` in the virtualenv `scripts/ensure-python` makes
-/// (`target/python`; `scripts/test` runs it first): `Ok(what it read)` or `Err(why not)`.
+/// Runs `tests/python/verify_ticket.py`: `Ok(what it read)` or `Err(why not)`.
 fn verified_by_python(jwks: &Value, secret: &str, event_id: &str) -> Result<String, String> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join("../../target/python/bin/python");
-    assert!(
-        python.exists(),
-        "no Python virtualenv at {}: run scripts/ensure-python (scripts/test does) to install cryptography",
-        python.display()
-    );
     let now = test_support::unix_now();
     let request = json!({ "jwks": jwks, "secret": secret, "event_id": event_id, "now": now });
-    // Bounded: a hung interpreter fails the test after a minute.
-    let mut child = Command::new("timeout")
-        .arg("60")
-        .arg(&python)
-        .arg(root.join("tests/python/verify_ticket.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&output.stdout).trim().to_owned();
-    match output.status.code() {
-        Some(0) if said.starts_with("verified ") => Ok(said),
-        Some(1) if said.starts_with("rejected: ") => Err(said),
-        _ => panic!("verify_ticket.py failed: {said} {}", String::from_utf8_lossy(&output.stderr)),
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/verify_ticket.py");
+    let said = test_support::python::run(&script, &request.to_string());
+    match said.code {
+        Some(0) if said.stdout.starts_with("verified ") => Ok(said.stdout),
+        Some(1) if said.stdout.starts_with("rejected: ") => Err(said.stdout),
+        _ => panic!("verify_ticket.py failed: {} {}", said.stdout, said.stderr),
     }
 }
 

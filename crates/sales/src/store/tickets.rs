@@ -189,10 +189,12 @@ pub struct Scan {
     pub recorded_at: Option<DateTime<Utc>>,
 }
 
-/// Records an online scan of the ticket's issue `issue` at `gate`, unless the ticket
-/// already has a check-in: one statement, exactly once by `checkins`' primary key (a
-/// rival scan's insert makes this one wait for its commit, then do nothing). The ticket
-/// row is share-locked so a cancellation cannot commit between the check and the insert.
+/// Records a scan of the ticket's issue `issue` at `gate` as the ticket's check-in, in
+/// one statement, exactly once by `checkins`' primary key: a rival scan's insert makes
+/// this one wait for its commit, then do nothing. An online scan (`scanned_at` None: the
+/// database's clock) never replaces a recorded one; an offline scan made at
+/// `scanned_at` takes the place of a later one (the earliest scan wins). The ticket row
+/// is share-locked so a cancellation cannot commit between the check and the insert.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn check_in(
     conn: &mut PgConnection,
@@ -200,49 +202,19 @@ pub async fn check_in(
     ticket_id: Uuid,
     issue: i32,
     gate: &str,
-) -> Result<Scan> {
-    Ok(sqlx::query_as(
-        "WITH ticket AS (
-             SELECT id, issue, revoked_at FROM tickets WHERE id = $1 AND event_id = $2 FOR SHARE
-         ), recorded AS (
-             INSERT INTO checkins (ticket_id, event_id, issue, gate, scanned_at)
-             SELECT id, $2, $3, $4, now() FROM ticket WHERE revoked_at IS NULL AND issue = $3
-             ON CONFLICT (ticket_id) DO NOTHING
-             RETURNING scanned_at
-         )
-         SELECT (SELECT issue FROM ticket) AS current_issue,
-                (SELECT revoked_at IS NOT NULL FROM ticket) AS revoked,
-                (SELECT scanned_at FROM recorded) AS recorded_at",
-    )
-    .bind(ticket_id)
-    .bind(event_id)
-    .bind(issue)
-    .bind(gate)
-    .fetch_one(conn)
-    .await?)
-}
-
-/// Records an offline scan made at `scanned_at`: as [`check_in`], except that a scan
-/// earlier than the recorded one takes its place (the earliest scan wins).
-#[tracing::instrument(level = "debug", skip(conn))]
-pub async fn check_in_offline(
-    conn: &mut PgConnection,
-    event_id: Uuid,
-    ticket_id: Uuid,
-    issue: i32,
-    gate: &str,
-    scanned_at: DateTime<Utc>,
+    scanned_at: Option<DateTime<Utc>>,
 ) -> Result<Scan> {
     Ok(sqlx::query_as(
         "WITH ticket AS (
              SELECT id, issue, revoked_at FROM tickets WHERE id = $1 AND event_id = $2 FOR SHARE
          ), recorded AS (
              INSERT INTO checkins (ticket_id, event_id, issue, gate, scanned_at, offline)
-             SELECT id, $2, $3, $4, $5, true FROM ticket WHERE revoked_at IS NULL AND issue = $3
+             SELECT id, $2, $3, $4, coalesce($5, now()), $5 IS NOT NULL
+             FROM ticket WHERE revoked_at IS NULL AND issue = $3
              ON CONFLICT (ticket_id) DO UPDATE
                  SET issue = EXCLUDED.issue, gate = EXCLUDED.gate, scanned_at = EXCLUDED.scanned_at,
                      recorded_at = now(), offline = true
-                 WHERE EXCLUDED.scanned_at < checkins.scanned_at
+                 WHERE EXCLUDED.offline AND EXCLUDED.scanned_at < checkins.scanned_at
              RETURNING scanned_at
          )
          SELECT (SELECT issue FROM ticket) AS current_issue,
