@@ -81,6 +81,20 @@ impl KeyPair {
         use ed25519_dalek::Signer;
         self.signing.sign(message).to_bytes()
     }
+
+    /// A 32-byte secret derived from this private key for one `purpose`, for a MAC the
+    /// key's holder alone checks (e.g. the gateway's booking links): SHA-256 over a
+    /// fixed label, the purpose and the key's seed. Nobody without the private key can
+    /// compute it, and no signature this key makes reveals it.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(b"boxoffice derived secret v1\0");
+        hash.update((purpose.len() as u32).to_be_bytes());
+        hash.update(purpose.as_bytes());
+        hash.update(self.signing.to_bytes());
+        hash.finalize().into()
+    }
 }
 
 /// A verification key and its id.
@@ -93,6 +107,23 @@ pub struct PublicKey {
 impl PublicKey {
     pub fn pem(&self) -> String {
         public_pem(&self.key)
+    }
+
+    /// Whether `signature` is this key's Ed25519 signature of `message` as it is (the
+    /// counterpart of [`KeyPair::sign_raw`]); strict verification (no malleable or
+    /// small-order forms).
+    pub fn verify_raw(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        let signature = ed25519_dalek::Signature::from_bytes(signature);
+        self.key.verify_strict(message, &signature).is_ok()
+    }
+
+    /// The key as a JSON Web Key for a purpose other than access tokens (DECISIONS.md
+    /// D6): `use` is `sig`, and `boxoffice_purpose` names what it signs, so a verifier
+    /// picks keys by purpose as well as by `kid`.
+    pub fn jwk_for(&self, purpose: &str) -> Value {
+        let mut jwk = self.jwk();
+        jwk["boxoffice_purpose"] = Value::from(purpose);
+        jwk
     }
 
     /// The key as a JSON Web Key (RFC 8037 OKP), for `/.well-known/jwks.json`.

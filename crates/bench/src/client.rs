@@ -57,6 +57,65 @@ impl Gateway {
         Ok((id, sections))
     }
 
+    /// A scanner key for the event's gates (the organizer's route).
+    pub async fn scanner_key(&self, event_id: Uuid) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .post(format!("{}/v1/admin/events/{event_id}/scanner-keys", self.base))
+            .bearer_auth(&self.admin_key)
+            .json(&json!({ "name": "bench" }))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await?;
+        if status.as_u16() != 201 {
+            bail!("creating a scanner key failed ({status}): {body}");
+        }
+        Ok(body["key"].as_str().context("key")?.to_owned())
+    }
+
+    /// Every ticket secret of a booking, read as its fan.
+    pub async fn ticket_secrets(&self, event_id: Uuid, booking_id: Uuid, token: &str) -> anyhow::Result<Vec<String>> {
+        let tickets = self.get(&format!("/v1/events/{event_id}/bookings/{booking_id}/tickets"), token).await?;
+        if tickets.status != 200 {
+            bail!("reading the tickets failed ({}): {}", tickets.status, tickets.body);
+        }
+        Ok(tickets.body["tickets"]
+            .as_array()
+            .context("tickets")?
+            .iter()
+            .filter_map(|t| t["secret"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// One scan at a gate: `Outcome` 201 `valid` when this scan recorded the check-in,
+    /// 409 with the result otherwise.
+    pub async fn check_in(
+        &self,
+        event_id: Uuid,
+        scanner_key: &str,
+        secret: &str,
+        gate: &str,
+    ) -> anyhow::Result<Outcome> {
+        let response = self
+            .http
+            .post(format!("{}/v1/events/{event_id}/checkins", self.base))
+            .bearer_auth(scanner_key)
+            .json(&json!({ "secret": secret, "gate": gate }))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let result = body["result"].as_str().or_else(|| body["error"]["code"].as_str()).unwrap_or("unreadable");
+        let status = match (status, result) {
+            (200, "valid") => 201,
+            (200, _) => 409,
+            (other, _) => other,
+        };
+        let code = if status == 201 { "created".to_owned() } else { result.to_owned() };
+        Ok(Outcome { status, code, body })
+    }
+
     pub fn token(&self, fan: &str, event_id: Uuid) -> String {
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);

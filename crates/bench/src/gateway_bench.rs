@@ -17,6 +17,8 @@ use crate::Target;
 
 /// Places per benchmark event: more than any run can sell.
 const PLACES: u32 = 100_000;
+/// Tickets per check-in event, all sold before the scans start: more than a run scans.
+const CHECKIN_PLACES: u32 = 30_000;
 /// How many seats contended clients all aim at.
 const HOT_SEATS: u64 = 32;
 
@@ -40,6 +42,10 @@ pub enum Scenario {
     /// the gateway asks the provider, or the webhook got there first).
     #[value(name = "paid-checkout")]
     PaidCheckout,
+    /// Every client scans its own tickets at a gate of its own (`POST …/checkins`), each
+    /// ticket once: recorded check-ins per second, each committed, exactly once.
+    #[value(name = "checkins")]
+    Checkins,
 }
 
 impl Scenario {
@@ -50,6 +56,7 @@ impl Scenario {
             Self::HotGeneralAdmission => "one hot GA section",
             Self::FreeHoldConfirm => "free hold + confirm",
             Self::PaidCheckout => "paid checkout + pay",
+            Self::Checkins => "check-ins",
         }
     }
 
@@ -59,6 +66,7 @@ impl Scenario {
             Self::ContendedChosenSeats => Ceiling::HotSeatsNowait,
             Self::HotGeneralAdmission => Ceiling::HotRowAtomicUpdate,
             Self::FreeHoldConfirm | Self::PaidCheckout => Ceiling::DistinctSeatsNowait,
+            Self::Checkins => Ceiling::SingleInsert,
         }
     }
 
@@ -70,6 +78,9 @@ impl Scenario {
         match self {
             Self::HotGeneralAdmission => {
                 json!({ "name": "Floor", "kind": "general_admission", "price": price, "capacity": PLACES })
+            }
+            Self::Checkins => {
+                json!({ "name": "Floor", "kind": "general_admission", "price": price, "capacity": CHECKIN_PLACES })
             }
             _ => json!({ "name": "Hall", "kind": "reserved", "price": price, "seats": PLACES }),
         }
@@ -140,6 +151,7 @@ pub async fn run(
     );
     let mut events = Vec::new();
     let mut rates: Vec<(Scenario, usize, f64)> = Vec::new();
+    let mut ratios: Vec<(Scenario, usize, f64)> = Vec::new();
     for &scenario in scenarios {
         for &clients in client_counts {
             let mut event = one_section_event(scenario.name(), scenario.section());
@@ -148,10 +160,16 @@ pub async fn run(
             }
             let (event_id, sections) = gateway.create_event(event).await?;
             events.push(event_id);
-            let fans = Fans::new(&gateway, event_id, clients, options.max_per_fan);
-            let report = ours(&gateway, scenario, event_id, sections[0], fans, duration).await?;
+            let report = match scenario {
+                Scenario::Checkins => checkins(&gateway, &pool, event_id, clients, duration).await?,
+                _ => {
+                    let fans = Fans::new(&gateway, event_id, clients, options.max_per_fan);
+                    ours(&gateway, scenario, event_id, sections[0], fans, duration).await?
+                }
+            };
             rates.push((scenario, clients, report.successes_per_sec()));
             let ceiling = pgbench::measure(database_url, &pool, scenario.ceiling(), clients, duration).await?;
+            ratios.push((scenario, clients, report.successes_per_sec() / ceiling));
             println!(
                 "{:<24} {:>7} {:>10.0} {:>8.1} {:>8.1} {:>8.1}% {:>12.0} {:>6.2}x",
                 scenario.name(),
@@ -171,13 +189,20 @@ pub async fn run(
         }
     }
     println!();
+    for &(scenario, clients, rate) in &ratios {
+        if matches!(scenario, Scenario::Checkins) {
+            println!("recorded check-ins ÷ single-insert ceiling at {clients} clients: {rate:.2} (target ≥ 0.50)");
+        }
+    }
     for &(scenario, clients, paid) in &rates {
         let free = rates.iter().find(|(s, c, _)| matches!(s, Scenario::FreeHoldConfirm) && *c == clients);
         if let (Scenario::PaidCheckout, Some(&(_, _, free))) = (scenario, free) {
             println!("paid ÷ free bookings/s at {clients} clients: {:.2} (target ≥ 0.50)", paid / free);
         }
     }
-    for ceiling in [Ceiling::DistinctSeatsNowait, Ceiling::HotSeatsNowait, Ceiling::HotRowAtomicUpdate] {
+    for ceiling in
+        [Ceiling::DistinctSeatsNowait, Ceiling::HotSeatsNowait, Ceiling::HotRowAtomicUpdate, Ceiling::SingleInsert]
+    {
         println!("ceiling {:?}: {}", ceiling, ceiling.describe());
     }
     check_no_oversell(&pool, &events).await
@@ -244,6 +269,7 @@ async fn ours(
                     return Ok(outcome);
                 }
                 Scenario::HotGeneralAdmission => json!({ "section_id": section_id, "quantity": 1 }),
+                Scenario::Checkins => anyhow::bail!("check-ins are measured by checkins(), not as orders"),
                 Scenario::FreeHoldConfirm | Scenario::PaidCheckout => {
                     let seat = client as u64 + 1 + iteration * clients as u64;
                     let held = gateway.hold(event_id, &token, &json!({ "seats": [seat.to_string()] })).await?;
@@ -256,6 +282,51 @@ async fn ours(
                 }
             };
             gateway.book(event_id, &token, &request).await
+        }
+    })
+    .await
+}
+
+/// Sells every place of the check-in event in one booking (written straight in the
+/// database, tickets included, as the booking statements write them: the sale is not
+/// what is measured), reads the secrets as the fan, then has each client scan its own
+/// share of the tickets once each at its own gate.
+async fn checkins(
+    gateway: &Arc<Gateway>,
+    pool: &PgPool,
+    event_id: Uuid,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Report> {
+    let booking_id = Uuid::new_v4();
+    sqlx::query(
+        "WITH places AS (
+             SELECT id FROM seats WHERE event_id = $1
+         ), booking AS (
+             INSERT INTO bookings (id, event_id, fan_id, quantity, total_minor)
+             SELECT $2, $1, 'bench-checkins', count(*), 0 FROM places
+         ), items AS (
+             INSERT INTO booking_seats (booking_id, seat_id, price_minor) SELECT $2, id, 0 FROM places
+         ), booked AS (
+             UPDATE seats SET state = 'booked', booking_id = $2 WHERE id IN (SELECT id FROM places)
+         )
+         INSERT INTO tickets (id, event_id, booking_id, seat_id) SELECT gen_random_uuid(), $1, $2, id FROM places",
+    )
+    .bind(event_id)
+    .bind(booking_id)
+    .execute(pool)
+    .await
+    .context("selling the check-in event's places")?;
+    let token = gateway.token("bench-checkins", event_id);
+    let secrets = Arc::new(gateway.ticket_secrets(event_id, booking_id, &token).await?);
+    let key = Arc::new(gateway.scanner_key(event_id).await?);
+    let gateway = gateway.clone();
+    closed_loop(clients, duration, move |client, iteration| {
+        let (gateway, secrets, key) = (gateway.clone(), secrets.clone(), key.clone());
+        async move {
+            let index = client + iteration as usize * clients;
+            let secret = secrets.get(index).context("the run scanned every ticket: raise CHECKIN_PLACES")?;
+            gateway.check_in(event_id, &key, secret, &format!("gate {client}")).await
         }
     })
     .await

@@ -89,7 +89,7 @@ enum Command {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
-        /// Scenarios to run: distinct, contended, hot-ga, hold-confirm, paid-checkout.
+        /// Scenarios to run: distinct, contended, hot-ga, hold-confirm, paid-checkout, checkins.
         #[arg(long, value_delimiter = ',', default_value = "distinct,contended,hot-ga")]
         scenarios: Vec<gateway_bench::Scenario>,
         /// Where the paid scenario's payments sandbox listens (the gateway's

@@ -18,6 +18,8 @@ pub enum Ceiling {
     HotSeatsNowait,
     /// One section row: atomic `UPDATE … WHERE remaining >= 1`, then insert a booking.
     HotRowAtomicUpdate,
+    /// One single-row insert per transaction: what a recorded check-in cannot beat.
+    SingleInsert,
 }
 
 impl Ceiling {
@@ -26,6 +28,7 @@ impl Ceiling {
             Self::DistinctSeatsNowait => "pgbench: distinct seat FOR UPDATE NOWAIT + UPDATE",
             Self::HotSeatsNowait => "pgbench: one of 32 hot seats FOR UPDATE NOWAIT + UPDATE, busy = rejected",
             Self::HotRowAtomicUpdate => "pgbench: one hot row, atomic UPDATE + INSERT",
+            Self::SingleInsert => "pgbench: one single-row INSERT per transaction",
         }
     }
 
@@ -39,6 +42,7 @@ impl Ceiling {
                  END;\n"
             }
             Self::HotSeatsNowait => "\\set id random(1, 32)\nSELECT ceiling_try_hot_seat(:id);\n",
+            Self::SingleInsert => "INSERT INTO ceiling_checkins (gate) VALUES ('bench');\n",
             Self::HotRowAtomicUpdate => {
                 "BEGIN;\n\
                  UPDATE ceiling_sections SET remaining = remaining - 1 WHERE id = 1 AND remaining >= 1;\n\
@@ -52,7 +56,8 @@ impl Ceiling {
 /// Creates the ceiling tables beside boxoffice's own (prefixed `ceiling_`).
 pub async fn prepare(pool: &PgPool) -> anyhow::Result<()> {
     for statement in [
-        "DROP TABLE IF EXISTS ceiling_seats, ceiling_hot_seats, ceiling_sections, ceiling_bookings",
+        "DROP TABLE IF EXISTS ceiling_seats, ceiling_hot_seats, ceiling_sections, ceiling_bookings, ceiling_checkins",
+        "CREATE TABLE ceiling_checkins (id bigserial PRIMARY KEY, gate text NOT NULL, scanned_at timestamptz NOT NULL DEFAULT now())",
         "CREATE TABLE ceiling_seats (id int PRIMARY KEY, taken int NOT NULL DEFAULT 0)",
         "CREATE TABLE ceiling_hot_seats (id int PRIMARY KEY, taken int NOT NULL DEFAULT 0)",
         "CREATE TABLE ceiling_sections (id int PRIMARY KEY, remaining int NOT NULL CHECK (remaining >= 0))",

@@ -72,10 +72,29 @@ async fn build_gateway(settings: &Settings, db: Database) -> anyhow::Result<gate
     let public_keys = access_token::keys::read_public_keys(&settings.tokens.keys_dir)
         .context("the gateway needs the waiting room's public keys (run `boxoffice keygen`)")?;
     let verifier = TokenVerifier::new(&public_keys, settings.gateway.token_leeway_secs);
-    let gateway = gateway::Application::build(&settings.gateway, db, verifier)
+    let gateway = gateway::Application::build(&settings.gateway, db, verifier, ticket_keys(settings)?)
         .await
         .with_context(|| format!("gateway cannot listen on {}", settings.gateway.listen))?;
     Ok(gateway.reload_keys_from(settings.tokens.keys_dir.clone(), settings.gateway.key_reload_interval()))
+}
+
+/// The ticket keys of `[tickets]`: None (with a warning) when the signing key's file is
+/// absent, a bad file an error.
+fn ticket_keys(settings: &Settings) -> anyhow::Result<Option<std::sync::Arc<sales::tickets::TicketKeys>>> {
+    let files = &settings.tickets;
+    let private = files.keys_dir.join(format!("{}.private.pem", files.signing_kid));
+    if !private.exists() {
+        tracing::warn!(
+            path = %private.display(),
+            "no ticket signing key: tickets cannot be shown or checked (run `boxoffice keygen --kid {} --out {}`)",
+            files.signing_kid,
+            files.keys_dir.display()
+        );
+        return Ok(None);
+    }
+    let keys = sales::tickets::TicketKeys::read(&files.keys_dir, &files.signing_kid)
+        .with_context(|| format!("reading the ticket keys in {}", files.keys_dir.display()))?;
+    Ok(Some(std::sync::Arc::new(keys)))
 }
 
 /// Starts whether or not Redis and PostgreSQL are up: both connect on first use (see

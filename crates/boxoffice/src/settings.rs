@@ -24,6 +24,7 @@ pub struct Settings {
     pub redis: RedisConfig,
     pub log: LogConfig,
     pub tokens: TokenKeys,
+    pub tickets: TicketKeyFiles,
     pub gateway: GatewayConfig,
     pub waitroom: WaitroomConfig,
     pub scheduler: SchedulerConfig,
@@ -41,6 +42,16 @@ impl TokenKeys {
     pub fn signing_key_path(&self) -> PathBuf {
         self.keys_dir.join(format!("{}.private.pem", self.signing_kid))
     }
+}
+
+/// Where the e-ticket keys live (`[tickets]`): a directory of their own, apart from
+/// `tokens.keys_dir` (a key there would be trusted for access tokens; DECISIONS.md D6).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TicketKeyFiles {
+    /// `<signing_kid>.private.pem` signs ticket secrets; every `*.public.pem` is
+    /// published in the gateway's JWKS and verifies scans.
+    pub keys_dir: PathBuf,
+    pub signing_kid: String,
 }
 
 /// Every service's section, for a process that serves them all (`boxoffice all`).
@@ -96,6 +107,14 @@ impl Settings {
         }
         if self.tokens.signing_kid.is_empty() {
             return Err("tokens.signing_kid must not be empty".into());
+        }
+        if self.tickets.signing_kid.is_empty() {
+            return Err("tickets.signing_kid must not be empty".into());
+        }
+        if self.tickets.keys_dir == self.tokens.keys_dir {
+            return Err("tickets.keys_dir must differ from tokens.keys_dir: a ticket key there would be trusted \
+                 for access tokens"
+                .into());
         }
         Ok(())
     }

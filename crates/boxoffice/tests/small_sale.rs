@@ -73,7 +73,8 @@ async fn start_services() -> Services {
             c.payments.refund_retry_first_ms = 50;
             c.payments.refund_retry_max_ms = 500;
         });
-    let gateway = gateway::Application::build(&gateway_config, db.service_database(16), keys.verifier()).await.unwrap();
+    let gateway =
+        gateway::Application::build(&gateway_config, db.service_database(16), keys.verifier(), None).await.unwrap();
     let gateway_url = format!("http://{}", gateway.local_addr());
     sandbox.set_webhook_endpoint(format!("{gateway_url}/v1/payments/webhooks"), WEBHOOK_SECRET);
     tokio::spawn(gateway.run(shutdown.clone()));

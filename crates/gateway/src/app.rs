@@ -9,6 +9,7 @@ use std::time::Duration;
 use access_token::TokenVerifier;
 use axum::Router;
 use chrono::{DateTime, Utc};
+use sales::tickets::TicketKeys;
 use sales::Sales;
 use service_kit::postgres::Database;
 use service_kit::rate_limit::ClientLimits;
@@ -44,13 +45,24 @@ const FIRST_REVOCATIONS_READ_WAIT: Duration = Duration::from_secs(2);
 
 impl Application {
     /// Binds both listeners and reads the revocations once (see [`crate::revocations`]).
-    pub async fn build(config: &GatewayConfig, db: Database, verifier: TokenVerifier) -> std::io::Result<Self> {
+    /// Without `tickets` (the ticket keys), bookings still get their tickets, but their
+    /// secrets cannot be shown or checked here (`503 tickets_unavailable`).
+    pub async fn build(
+        config: &GatewayConfig,
+        db: Database,
+        verifier: TokenVerifier,
+        tickets: Option<Arc<TicketKeys>>,
+    ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
         let management_listener = TcpListener::bind(config.management_listen).await?;
         service_kit::metrics::watch_pool(db.pool());
         crate::metrics::register();
         let provider = stripe_client::StripeClient::new(config.payments.stripe()).map_err(std::io::Error::other)?;
-        let state = AppState::new(config, Sales::new(db, config.sales_settings(), Arc::new(provider)), verifier);
+        let mut sales = Sales::new(db, config.sales_settings(), Arc::new(provider));
+        if let Some(keys) = tickets {
+            sales = sales.with_ticket_keys(keys);
+        }
+        let state = AppState::new(config, sales, verifier);
         let limits = state.limits.clone();
         let (revocations, sales, verifier) = (state.revocations.clone(), state.sales.clone(), state.verifier.clone());
         let routers = crate::routes::router(state);

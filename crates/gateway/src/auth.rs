@@ -1,9 +1,11 @@
-//! Who is calling: the organizer (admin API key) or an admitted fan (access token).
+//! Who is calling: the organizer (admin API key), an admitted fan (access token), the
+//! holder of a booking's capability link, or a gate's scanner (scanner key).
 
 use std::collections::BTreeMap;
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
+use sales::tickets::BookingAccess;
 use sales::FanScope;
 use service_kit::openapi::refusals;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -56,6 +58,73 @@ impl FromRequestParts<AppState> for Fan {
     }
 }
 
+/// Who may read a booking's tickets: the holder of its capability link (`?link=…`,
+/// checked by the use case against the booking in the path), or else its fan by access
+/// token, as [`Fan`] checks it.
+pub struct BookingHolder(pub BookingAccess);
+
+impl FromRequestParts<AppState> for BookingHolder {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let link = parts
+            .uri
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|pair| pair.strip_prefix("link="))
+            .map(str::to_owned);
+        if let Some(link) = link {
+            state.limits.check_fan(&link).map_err(Error::RateLimited)?;
+            return Ok(BookingHolder(BookingAccess::Link(link)));
+        }
+        let Fan(scope) = Fan::from_request_parts(parts, state).await?;
+        Ok(BookingHolder(BookingAccess::Fan(scope)))
+    }
+}
+
+/// A gate's scanner, proven by a scanner key of the event in the request path: it may
+/// check tickets in and read the revocation feed, nothing else.
+pub struct Scanner(pub Uuid);
+
+impl FromRequestParts<AppState> for Scanner {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let key = service_kit::auth::bearer(parts).ok_or(Error::MissingScannerKey)?.to_owned();
+        let event_id = path_event_id(parts, state).await?;
+        match state.sales.scanner_key_event(&key).await? {
+            Some(event) if event == event_id => Ok(Scanner(event_id)),
+            Some(_) => Err(Error::ScannerKeyForOtherEvent),
+            None => Err(Error::BadScannerKey),
+        }
+    }
+}
+
+/// What [`Scanner`] refuses, for `#[utoipa::path(responses(…))]`.
+pub struct ScannerRefused;
+
+impl IntoResponses for ScannerRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refusals([
+            ("401", "`scanner_key_required` or `invalid_scanner_key`"),
+            ("403", "`scanner_key_for_other_event`: the key is another event's"),
+        ])
+    }
+}
+
+/// What [`BookingHolder`] refuses before the handler runs.
+pub struct HolderRefused;
+
+impl IntoResponses for HolderRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refusals([
+            ("401", "`missing_token`, `invalid_token`, `token_expired`, `token_revoked`, or `invalid_link` (a booking link that is changed, expired, revoked or another booking's)"),
+            ("403", "`token_for_other_event`: the token names another event"),
+        ])
+    }
+}
+
 async fn path_event_id(parts: &mut Parts, state: &AppState) -> Result<Uuid, Error> {
     let params = RawPathParams::from_request_parts(parts, state).await.map_err(|e| Error::BadRequest(e.body_text()))?;
     let raw = params
@@ -69,8 +138,23 @@ async fn path_event_id(parts: &mut Parts, state: &AppState) -> Result<Uuid, Erro
 /// `security(("access_token" = []))`.
 const ACCESS_TOKEN: &str = "access_token";
 
-/// Adds the [`ACCESS_TOKEN`] scheme to the gateway's OpenAPI description.
+/// Adds the [`ACCESS_TOKEN`], `booking_link` and `scanner_key` schemes to the gateway's
+/// OpenAPI description.
 pub fn describe_access_token(openapi: &mut OpenApi) {
+    let link = utoipa::openapi::security::ApiKey::Query(utoipa::openapi::security::ApiKeyValue::with_description(
+        "link",
+        "A booking's capability link (`link` in the fan's booking answers): that booking's tickets, until a day \
+         after the event starts",
+    ));
+    let scanner = HttpBuilder::new()
+        .scheme(HttpAuthScheme::Bearer)
+        .description(Some(
+            "`Authorization: Bearer <scanner key>`: a key the organizer issued for one event's gates (check-in only)",
+        ))
+        .build();
+    let components = openapi.components.get_or_insert_with(Components::new);
+    components.security_schemes.insert("booking_link".to_owned(), SecurityScheme::ApiKey(link));
+    components.security_schemes.insert("scanner_key".to_owned(), SecurityScheme::Http(scanner));
     let scheme = HttpBuilder::new()
         .scheme(HttpAuthScheme::Bearer)
         .bearer_format("JWT")

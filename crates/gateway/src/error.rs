@@ -33,6 +33,12 @@ pub enum Error {
     /// it serves no fan until it can. Retry after a poll interval.
     #[error("this server cannot check access tokens yet; retry after {} s", .0.as_secs().max(1))]
     RevocationsNotLoaded(std::time::Duration),
+    #[error("a scanner key is required: send `Authorization: Bearer <scanner key>`")]
+    MissingScannerKey,
+    #[error("this scanner key is not valid")]
+    BadScannerKey,
+    #[error("this scanner key is for another event")]
+    ScannerKeyForOtherEvent,
     #[error(transparent)]
     Sales(#[from] sales::Error),
 }
@@ -53,6 +59,9 @@ impl Error {
             Self::InvalidEvent(_) => (StatusCode::BAD_REQUEST, "invalid_event"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::RevocationsNotLoaded(_) => (StatusCode::SERVICE_UNAVAILABLE, "revocations_not_loaded"),
+            Self::MissingScannerKey => (StatusCode::UNAUTHORIZED, "scanner_key_required"),
+            Self::BadScannerKey => (StatusCode::UNAUTHORIZED, "invalid_scanner_key"),
+            Self::ScannerKeyForOtherEvent => (StatusCode::FORBIDDEN, "scanner_key_for_other_event"),
             Self::Sales(sale) => match sale {
                 Sale::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.code),
                 Sale::NotFound(What::Event) => (StatusCode::NOT_FOUND, "event_not_found"),
@@ -61,6 +70,10 @@ impl Error {
                 Sale::NotFound(What::Payment) => (StatusCode::NOT_FOUND, "payment_not_found"),
                 Sale::NotFound(What::Refund) => (StatusCode::NOT_FOUND, "refund_not_found"),
                 Sale::NotFound(What::Webhook) => (StatusCode::NOT_FOUND, "webhook_not_found"),
+                Sale::NotFound(What::Ticket) => (StatusCode::NOT_FOUND, "ticket_not_found"),
+                Sale::TicketsUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "tickets_unavailable"),
+                Sale::InvalidLink => (StatusCode::UNAUTHORIZED, "invalid_link"),
+                Sale::TicketRevoked => (StatusCode::CONFLICT, "ticket_revoked"),
                 Sale::SeatUnavailable(_) => (StatusCode::CONFLICT, "seat_unavailable"),
                 Sale::SeatContended => (StatusCode::CONFLICT, "seat_contended"),
                 Sale::SoldOut(_) => (StatusCode::CONFLICT, "sold_out"),

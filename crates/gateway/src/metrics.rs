@@ -15,6 +15,10 @@ pub const WEBHOOK_SIGNATURE_FAILURES: &str = "boxoffice_gateway_payment_webhook_
 /// Payment webhooks verified, by outcome (`applied`, `already_applied`, `ignored`).
 pub const WEBHOOKS_APPLIED: &str = "boxoffice_gateway_payment_webhooks_total";
 
+/// Ticket scans by result (`valid`, `already_checked_in`, `revoked`, `wrong_event`,
+/// `invalid`), online and uploaded.
+pub const CHECKINS: &str = "boxoffice_gateway_checkins_total";
+
 /// Creates the counters a dashboard plots at 0, so their first increment shows in
 /// `rate()` and an idle panel reads 0 rather than "no data".
 pub fn register() {
@@ -30,6 +34,9 @@ pub fn register() {
     metrics::counter!(WEBHOOK_SIGNATURE_FAILURES).increment(0);
     for outcome in ["applied", "already_applied", "ignored"] {
         metrics::counter!(WEBHOOKS_APPLIED, "outcome" => outcome).increment(0);
+    }
+    for result in ["valid", "already_checked_in", "revoked", "wrong_event", "invalid"] {
+        metrics::counter!(CHECKINS, "result" => result).increment(0);
     }
     for reason in ["missing", "expired", "bad_signature", "other_event", "revoked"] {
         metrics::counter!(TOKEN_REJECTIONS, "reason" => reason).increment(0);
@@ -51,4 +58,8 @@ pub fn order_outcome<T>(kind: &'static str, result: &Result<T, crate::Error>) {
 
 pub fn token_rejected(reason: &'static str) {
     metrics::counter!(TOKEN_REJECTIONS, "reason" => reason).increment(1);
+}
+
+pub fn checkin(result: &'static str) {
+    metrics::counter!(CHECKINS, "result" => result).increment(1);
 }

@@ -30,6 +30,8 @@ pub struct AppState {
     pub client_address: Arc<ClientAddressConfig>,
     /// The admissions the organizer revoked, as this replica last read them.
     pub revocations: Arc<Revocations>,
+    /// `/.well-known/jwks.json`: the ticket keys' public halves.
+    pub jwks: Arc<serde_json::Value>,
     /// The webhook secrets and the payment page (`[gateway.payments]`).
     pub payments: Arc<crate::config::PaymentsConfig>,
     /// Serialized seat maps, briefly (`seat_map_max_age_ms`); `None` reads every time.
@@ -52,6 +54,7 @@ fn public_read_cache(max_age_ms: u64) -> Option<PublicReadCache> {
 
 impl AppState {
     pub fn new(config: &GatewayConfig, sales: Sales, verifier: TokenVerifier) -> Self {
+        let jwks = Arc::new(serde_json::json!({ "keys": sales.ticket_jwks() }));
         Self {
             sales,
             verifier: Arc::new(verifier),
@@ -59,6 +62,7 @@ impl AppState {
             limits: Arc::new(crate::limits::limits(config)),
             client_address: Arc::new(config.client_address.clone()),
             revocations: Arc::new(Revocations::new(config.revocation_poll_interval())),
+            jwks,
             payments: Arc::new(config.payments.clone()),
             seat_maps: public_read_cache(config.seat_map_max_age_ms),
             details: public_read_cache(config.seat_map_max_age_ms),

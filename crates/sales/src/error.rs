@@ -44,6 +44,15 @@ pub enum Error {
     /// this request.
     #[error(transparent)]
     PaymentProvider(#[from] crate::payment_provider::ProviderError),
+    /// This process holds no ticket keys: secrets can be neither shown nor checked.
+    #[error("tickets cannot be shown or checked here: this server has no ticket keys")]
+    TicketsUnavailable,
+    /// A booking link that is not ours, is for another booking, has ended or was revoked.
+    #[error("this booking link is not valid (changed, expired, or for another booking)")]
+    InvalidLink,
+    /// The ticket was revoked (its booking cancelled): it has no secret to reissue.
+    #[error("this ticket was revoked")]
+    TicketRevoked,
     #[error("this Idempotency-Key was already used with a different request")]
     IdempotencyKeyReused,
     #[error("a request with this Idempotency-Key is still being processed; retry shortly")]
@@ -74,6 +83,7 @@ pub enum What {
     Payment,
     Refund,
     Webhook,
+    Ticket,
 }
 
 impl fmt::Display for What {
@@ -85,6 +95,7 @@ impl fmt::Display for What {
             Self::Payment => "payment",
             Self::Refund => "refund",
             Self::Webhook => "webhook endpoint",
+            Self::Ticket => "ticket",
         })
     }
 }

@@ -17,6 +17,9 @@
 //!   Stripe-compatible client implements it).
 //! - [`revocations`]: the organizer revoking admissions (one token or one fan's), and
 //!   what each gateway replica polls to refuse them.
+//! - [`tickets`]: e-tickets (secrets signed when shown, reissue, the revocation feed
+//!   offline scanners follow, booking capability links) and check-in (scanner keys,
+//!   scans recorded exactly once).
 //! - [`scope`]: [`FanScope`], whose rows a fan's request may touch.
 //! - [`domain`]: rules with no I/O: valid events, what a fan may ask, best available.
 //! - [`store`]: SQL, including the seat locking in [`store::inventory`] and the
@@ -43,6 +46,7 @@ pub mod rules;
 pub mod scope;
 pub mod states;
 pub mod store;
+pub mod tickets;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -87,6 +91,9 @@ pub struct Sales {
     provider: Arc<dyn PaymentProvider>,
     /// When each payment attempt was last asked about at the provider for a fan.
     provider_checks: Arc<KeyedLimiter<uuid::Uuid>>,
+    /// Signs ticket secrets and booking links, verifies scans ([`tickets`]); None in a
+    /// process that only books (the scheduler).
+    ticket_keys: Option<Arc<tickets::TicketKeys>>,
 }
 
 impl Sales {
@@ -97,6 +104,7 @@ impl Sales {
             db,
             settings,
             provider,
+            ticket_keys: None,
         }
     }
 

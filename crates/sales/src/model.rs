@@ -95,6 +95,14 @@ pub struct BookingView {
     pub payment_id: Option<Uuid>,
     /// The refund its cancellation started, and how far it got.
     pub refund: Option<RefundView>,
+    /// The booking's capability link (DECISIONS.md D7), on the fan's own answers: its
+    /// tickets are at `…/bookings/{id}/tickets?link=<this>` until a day after the event
+    /// starts, without an access token. Keep it private, like the tickets themselves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// Which links are valid: moving it on revokes the ones given out before.
+    #[serde(skip)]
+    pub link_generation: i32,
 }
 
 /// Money going back for a booking.

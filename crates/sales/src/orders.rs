@@ -117,6 +117,7 @@ impl Sales {
                 return Err(Error::PaymentRequired);
             }
         }
+        let starts_at = rules.starts_at;
         let work = OrderWork {
             scope: scope.clone(),
             kind,
@@ -124,7 +125,7 @@ impl Sales {
             rules,
             best_available_attempts: self.settings.best_available_attempts,
         };
-        match (selection, key) {
+        let mut created = match (selection, key) {
             // The common case: one statement locks, checks and writes, with no transaction
             // around it to pay for. (A booking also writes its outbox message, so it
             // takes the transaction below.)
@@ -142,7 +143,17 @@ impl Sales {
                 let claim = key.map(|key| (key.to_owned(), fingerprint(kind, request)));
                 self.db.transaction(move |tx| Box::pin(work.create_in(tx, selection, claim))).await
             }
+        }?;
+        if let Order::Booking(booking) = &mut created.order {
+            self.add_link(booking, starts_at);
         }
+        Ok(created)
+    }
+
+    /// Puts the booking's capability link on a view the fan gets (nothing without
+    /// ticket keys).
+    fn add_link(&self, booking: &mut BookingView, starts_at: Option<chrono::DateTime<chrono::Utc>>) {
+        booking.link = self.booking_link(booking.event_id, booking.id, booking.link_generation, starts_at);
     }
 
     /// Turns an active free hold into a booking. A paid hold is booked by its payment
@@ -151,13 +162,18 @@ impl Sales {
     /// Confirming a hold that is already confirmed answers with its booking again.
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "confirm", %hold_id))]
     pub async fn confirm(&self, scope: &FanScope, hold_id: Uuid) -> Result<Confirmation> {
-        match self.confirm_unpaid(scope, hold_id).await {
+        let mut confirmation = match self.confirm_unpaid(scope, hold_id).await {
             Err(Error::PaymentRequired) => {
                 self.sync_payments(scope, hold_id).await?;
                 self.confirm_unpaid(scope, hold_id).await
             }
             outcome => outcome,
+        }?;
+        let starts_at = self.event_rules(scope.event_id).await?.starts_at;
+        match &mut confirmation {
+            Confirmation::Booked(booking) | Confirmation::AlreadyBooked(booking) => self.add_link(booking, starts_at),
         }
+        Ok(confirmation)
     }
 
     async fn confirm_unpaid(&self, scope: &FanScope, hold_id: Uuid) -> Result<Confirmation> {
@@ -203,6 +219,8 @@ impl Sales {
                         total: rules.price(hold.total_minor),
                         payment_id: None,
                         refund: None,
+                        link: None,
+                        link_generation: 1,
                     }))
                 })
             })
@@ -351,20 +369,30 @@ impl Sales {
 
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "get_booking", %booking_id))]
     pub async fn get_booking(&self, scope: &FanScope, booking_id: Uuid) -> Result<BookingView> {
+        let starts_at = self.event_rules(scope.event_id).await?.starts_at;
         let scope = scope.clone();
-        self.db
+        let mut booking = self
+            .db
             .read(move |conn| {
                 Box::pin(async move {
                     bookings::find(conn, &scope, booking_id).await?.ok_or(Error::NotFound(What::Booking))
                 })
             })
-            .await
+            .await?;
+        self.add_link(&mut booking, starts_at);
+        Ok(booking)
     }
 
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "my_bookings"))]
     pub async fn my_bookings(&self, scope: &FanScope) -> Result<Vec<BookingView>> {
+        let starts_at = self.event_rules(scope.event_id).await?.starts_at;
         let scope = scope.clone();
-        self.db.read(move |conn| Box::pin(async move { bookings::list_for_fan(conn, &scope).await })).await
+        let mut bookings =
+            self.db.read(move |conn| Box::pin(async move { bookings::list_for_fan(conn, &scope).await })).await?;
+        for booking in &mut bookings {
+            self.add_link(booking, starts_at);
+        }
+        Ok(bookings)
     }
 }
 
@@ -440,6 +468,8 @@ impl OrderWork {
                     total,
                     payment_id: None,
                     refund: None,
+                    link: None,
+                    link_generation: 1,
                 })
             }
         })

@@ -9,6 +9,8 @@
 //!   PostgreSQL message).
 //! - [`openapi`]: reading a service's `/openapi.json`: its operations, its refusals,
 //!   whether an answer fits a schema.
+//! - [`python`]: running the Python scripts that check our formats with other
+//!   people's libraries (DECISIONS.md D11).
 //! - [`redis_server`]: a `redis-server` of the test's own, to stop, restart or flush.
 //! - [`RedisKeys`]: a test's key prefix on the shared Redis, deleted when dropped.
 //! - [`config`]: a service's configuration as the binary loads it (`config/default.toml`
@@ -17,6 +19,7 @@
 
 pub mod chaos;
 pub mod openapi;
+pub mod python;
 mod redis_keys;
 pub mod redis_server;
 mod reply;

@@ -1,11 +1,13 @@
 //! HTTP only: each handler extracts, calls one function, and maps the result.
 
 mod bookings;
+mod checkins;
 mod events;
 mod extract;
 mod holds;
 mod payments;
 mod revocations;
+mod tickets;
 mod webhooks;
 
 use axum::middleware;
@@ -30,6 +32,8 @@ pub fn router(state: AppState) -> Routers {
         .merge(payments::router())
         .merge(revocations::router())
         .merge(webhooks::router())
+        .merge(tickets::router())
+        .merge(checkins::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::per_request))
         .with_state(state);
     auth::describe_access_token(api.get_openapi_mut());

@@ -149,6 +149,9 @@ async fn a_paid_hold_becomes_a_booking_through_the_webhook_with_its_outbox_messa
         .await
         .unwrap();
     assert_eq!(topics, ["payment.succeeded", "booking.confirmed"]);
+    // The webhook's transaction wrote a ticket per seat.
+    let tickets = "SELECT count(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id WHERE b.hold_id = $1";
+    assert_eq!(c.count(tickets, &hold).await, 2);
     c.app.assert_inventory_consistent(&event).await;
 }
 
@@ -657,6 +660,10 @@ async fn a_lost_webhook_is_made_good_by_reconciliation() {
     assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1 AND payment_id IS NOT NULL", &hold).await, 1);
     let (status, resolution) = c.wait_for_payment(&hold, |_, r| r.is_some()).await;
     assert_eq!((status.as_str(), resolution.as_deref()), ("succeeded", Some("booked")));
+    // The reconciliation's booking has its ticket, as every booking does.
+    let tickets = "SELECT count(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id WHERE b.hold_id = $1";
+    assert_eq!(c.count(tickets, &hold).await, 1);
+    c.app.assert_inventory_consistent(&event).await;
 }
 
 #[tokio::test]
@@ -699,5 +706,11 @@ async fn cancelling_an_event_refunds_every_booking_in_full_and_sells_nothing_mor
     assert_eq!((refused.status, refused.code()), (StatusCode::CONFLICT, "event_cancelled"));
     let again = cancel(&c).await;
     assert_eq!(again.body, json!({ "bookings_cancelled": 0, "refunds_started": 0, "holds_released": 0 }));
+    // Every ticket of the event was revoked by its booking's cancellation, each with the
+    // revocation offline scanners read.
+    let live = "SELECT count(*) FROM tickets WHERE event_id = $1 AND revoked_at IS NULL";
+    assert_eq!(crate::helpers::count(&c.app.pool, live, event.id).await, 0);
+    let revoked = "SELECT count(*) FROM ticket_revocations WHERE event_id = $1 AND reason = 'cancelled'";
+    assert_eq!(crate::helpers::count(&c.app.pool, revoked, event.id).await, 2);
     c.app.assert_inventory_consistent(&event).await;
 }

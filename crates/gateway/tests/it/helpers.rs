@@ -14,6 +14,14 @@ use uuid::Uuid;
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 
+/// The ticket key every test gateway in this process signs with (so a replica verifies
+/// another's tickets, as replicas sharing `tickets.keys_dir` do).
+pub fn ticket_keys() -> sales::tickets::TicketKeys {
+    static PAIR: std::sync::OnceLock<access_token::KeyPair> = std::sync::OnceLock::new();
+    let pair = PAIR.get_or_init(|| access_token::KeyPair::generate("tickets-test").expect("a valid kid"));
+    sales::tickets::TicketKeys::new(pair.clone(), Vec::new())
+}
+
 pub struct TestApp {
     pub addr: SocketAddr,
     pub management_addr: SocketAddr,
@@ -106,7 +114,9 @@ async fn start_with_keys(
 ) -> TestApp {
     // Tests read the seat map right after changing it.
     let config = test_support::config(&[("admin_api_key", ADMIN_KEY), ("seat_map_max_age_ms", "0")], adjust);
-    let mut app = Application::build(&config, database.clone(), keys.verifier()).await.expect("gateway binds");
+    let tickets = std::sync::Arc::new(ticket_keys());
+    let mut app =
+        Application::build(&config, database.clone(), keys.verifier(), Some(tickets)).await.expect("gateway binds");
     if let Some((dir, every)) = reload_keys {
         app = app.reload_keys_from(dir.to_owned(), every);
     }
@@ -294,6 +304,20 @@ impl TestApp {
         .await
         .unwrap();
         assert_eq!(quantity_mismatch, 0, "a confirmed booking's quantity differs from its live seats");
+        let (untickted, stray_tickets): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM (SELECT booking_id, seat_id FROM booking_seats WHERE live
+                                           EXCEPT SELECT booking_id, seat_id FROM tickets WHERE revoked_at IS NULL) x),
+                    (SELECT count(*) FROM (SELECT booking_id, seat_id FROM tickets WHERE revoked_at IS NULL
+                                           EXCEPT SELECT booking_id, seat_id FROM booking_seats WHERE live) y)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            (untickted, stray_tickets),
+            (0, 0),
+            "booked places without a live ticket, live tickets without a place"
+        );
         let (booked, capacity): (i64, i64) =
             sqlx::query_as("SELECT count(*) FILTER (WHERE state = 'booked'), count(*) FROM seats WHERE event_id = $1")
                 .bind(event.id)
@@ -314,6 +338,11 @@ impl TestApp {
         }
         booked
     }
+}
+
+/// Runs SQL returning one count, with `id` as `$1`.
+pub async fn count(pool: &PgPool, sql: &str, id: Uuid) -> i64 {
+    sqlx::query_scalar(sql).bind(id).fetch_one(pool).await.unwrap()
 }
 
 #[derive(Debug, Clone)]

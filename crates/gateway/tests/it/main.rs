@@ -3,6 +3,7 @@
 
 mod admin;
 mod bookings;
+mod checkins;
 mod checkout;
 mod errors;
 mod events;
@@ -13,9 +14,11 @@ mod holds;
 mod idempotency;
 mod limits;
 mod management;
+mod offline;
 mod openapi;
 mod races;
 mod revocations;
 mod slow_clients;
+mod tickets;
 mod tokens;
 mod webhooks;

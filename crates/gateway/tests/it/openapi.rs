@@ -36,6 +36,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/events/{event_id}/holds/{hold_id}"),
     ("POST", "/v1/events/{event_id}/holds/{hold_id}/confirm"),
     ("GET", "/v1/events/{event_id}/seats"),
+    ("GET", "/.well-known/jwks.json"),
+    ("GET", "/v1/events/{event_id}/bookings/{booking_id}/tickets"),
+    ("GET", "/v1/events/{event_id}/bookings/{booking_id}/tickets/{ticket_id}/qr.svg"),
+    ("POST", "/v1/events/{event_id}/bookings/{booking_id}/tickets/{ticket_id}/reissue"),
+    ("GET", "/v1/events/{event_id}/tickets/revocations"),
+    ("POST", "/v1/admin/events/{event_id}/scanner-keys"),
+    ("POST", "/v1/events/{event_id}/checkins"),
+    ("POST", "/v1/events/{event_id}/checkins/batch"),
+    ("GET", "/v1/admin/events/{event_id}/checkins"),
 ];
 
 async fn description(app: &TestApp) -> Value {
@@ -57,7 +66,7 @@ async fn openapi_json_documents_every_route_with_its_refusals() {
     // Both are `Authorization: Bearer …`: the fan's signed token, the organizer's key.
     let schemes = &description["components"]["securitySchemes"];
     let scheme_names: Vec<&String> = schemes.as_object().unwrap().keys().collect();
-    assert_eq!(scheme_names, ["access_token", "admin_key"]);
+    assert_eq!(scheme_names, ["access_token", "admin_key", "booking_link", "scanner_key"]);
     assert_eq!(
         (&schemes["access_token"]["scheme"], &schemes["access_token"]["bearerFormat"]),
         (&json!("bearer"), &json!("JWT"))

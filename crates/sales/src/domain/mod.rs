@@ -2,8 +2,10 @@
 //! ask for, and which seats "best available" means.
 
 pub mod best_available;
+pub mod booking_link;
 pub mod event;
 pub mod refund_policy;
 pub mod selection;
+pub mod ticket_secret;
 
 pub use service_kit::Invalid;

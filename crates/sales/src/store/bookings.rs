@@ -13,6 +13,10 @@ use crate::scope::FanScope;
 use crate::states::{BookingStatus, RefundStatus};
 use crate::store::inventory::{self, OrderStatement, SeatKeys, Written};
 
+// Each booking statement also writes one ticket per seat (`tickets`), so no booking
+// exists without its tickets, whichever path made it: a one-step booking, a confirmed
+// hold, a payment's webhook, a late payment or the reconciliation pass.
+
 /// Books the seats the fan chose by label (parameters: [`OrderStatement`]).
 const BOOK_BY_LABELS: &str = "WITH locked AS (
          SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
@@ -34,6 +38,9 @@ const BOOK_BY_LABELS: &str = "WITH locked AS (
      ), booked AS (
          UPDATE seats SET state = 'booked', booking_id = $2, hold_id = NULL, held_until = NULL
          WHERE id IN (SELECT seat_id FROM locked) AND EXISTS (SELECT 1 FROM booking)
+     ), tickets AS (
+         INSERT INTO tickets (id, event_id, booking_id, seat_id)
+         SELECT gen_random_uuid(), $1, $2, seat_id FROM locked WHERE EXISTS (SELECT 1 FROM booking)
      )
      SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked";
 
@@ -58,6 +65,9 @@ const BOOK_BY_IDS: &str = "WITH locked AS (
      ), booked AS (
          UPDATE seats SET state = 'booked', booking_id = $2, hold_id = NULL, held_until = NULL
          WHERE id IN (SELECT seat_id FROM locked) AND EXISTS (SELECT 1 FROM booking)
+     ), tickets AS (
+         INSERT INTO tickets (id, event_id, booking_id, seat_id)
+         SELECT gen_random_uuid(), $1, $2, seat_id FROM locked WHERE EXISTS (SELECT 1 FROM booking)
      )
      SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked";
 
@@ -86,6 +96,9 @@ const BOOK_HELD_SEATS: &str = "WITH locked AS (
      ), booked AS (
          UPDATE seats SET state = 'booked', booking_id = $2, hold_id = NULL, held_until = NULL
          WHERE id IN (SELECT seat_id FROM locked) AND EXISTS (SELECT 1 FROM booking)
+     ), tickets AS (
+         INSERT INTO tickets (id, event_id, booking_id, seat_id)
+         SELECT gen_random_uuid(), $1, $2, seat_id FROM locked WHERE EXISTS (SELECT 1 FROM booking)
      )
      SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked";
 
@@ -151,6 +164,7 @@ struct BookingRow {
     cancelled_at: Option<DateTime<Utc>>,
     total_minor: i64,
     currency: String,
+    link_generation: i32,
 }
 
 /// A seat of a booking, as [`booked_seats`] reads it.
@@ -168,7 +182,7 @@ struct BookedSeatRow {
 pub async fn find(conn: &mut PgConnection, scope: &FanScope, booking_id: Uuid) -> Result<Option<BookingView>> {
     let row: Option<BookingRow> = sqlx::query_as(
         "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
-                b.cancelled_at, b.total_minor, e.currency::text AS currency
+                b.cancelled_at, b.total_minor, e.currency::text AS currency, b.link_generation
          FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE b.id = $1 AND b.event_id = $2 AND b.fan_id = $3",
     )
@@ -185,7 +199,7 @@ pub async fn find(conn: &mut PgConnection, scope: &FanScope, booking_id: Uuid) -
 pub async fn find_by_hold(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<BookingView>> {
     let row: Option<BookingRow> = sqlx::query_as(
         "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
-                b.cancelled_at, b.total_minor, e.currency::text AS currency
+                b.cancelled_at, b.total_minor, e.currency::text AS currency, b.link_generation
          FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE b.hold_id = $1 AND b.event_id = $2 AND b.fan_id = $3",
     )
@@ -201,7 +215,7 @@ pub async fn find_by_hold(conn: &mut PgConnection, scope: &FanScope, hold_id: Uu
 pub async fn list_for_fan(conn: &mut PgConnection, scope: &FanScope) -> Result<Vec<BookingView>> {
     let rows: Vec<BookingRow> = sqlx::query_as(
         "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
-                b.cancelled_at, b.total_minor, e.currency::text AS currency
+                b.cancelled_at, b.total_minor, e.currency::text AS currency, b.link_generation
          FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE b.event_id = $1 AND b.fan_id = $2 ORDER BY b.created_at",
     )
@@ -222,7 +236,7 @@ pub async fn list_all(
 ) -> Result<Vec<AdminBookingView>> {
     let rows: Vec<BookingRow> = sqlx::query_as(
         "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
-                b.cancelled_at, b.total_minor, e.currency::text AS currency
+                b.cancelled_at, b.total_minor, e.currency::text AS currency, b.link_generation
          FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE $1::uuid IS NULL OR b.event_id = $1
          ORDER BY b.id DESC LIMIT $2 OFFSET $3",
@@ -269,6 +283,8 @@ async fn fan_views(conn: &mut PgConnection, rows: Vec<BookingRow>) -> Result<Vec
             }),
             total: Price { amount_minor: r.total_minor, currency: r.currency },
             payment_id: r.payment_id,
+            link: None,
+            link_generation: r.link_generation,
         })
         .collect())
 }
@@ -378,7 +394,7 @@ pub async fn lock_live_of_event(conn: &mut PgConnection, event_id: Uuid, limit: 
 pub async fn find_in_event(conn: &mut PgConnection, event_id: Uuid, booking_id: Uuid) -> Result<Option<BookingView>> {
     let row: Option<BookingRow> = sqlx::query_as(
         "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
-                b.cancelled_at, b.total_minor, e.currency::text AS currency
+                b.cancelled_at, b.total_minor, e.currency::text AS currency, b.link_generation
          FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE b.id = $1 AND b.event_id = $2",
     )
@@ -389,11 +405,19 @@ pub async fn find_in_event(conn: &mut PgConnection, event_id: Uuid, booking_id: 
     Ok(fan_views(conn, row.into_iter().collect()).await?.pop())
 }
 
-/// Cancels a booking and puts its seats back on sale in the same transaction.
+/// Cancels a booking and puts its seats back on sale in the same transaction, revoking
+/// its tickets (each with the revocation offline scanners read) in the same statement:
+/// no seat can be sold again while a valid ticket names it (`tickets_one_live_per_seat`).
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn cancel(conn: &mut PgConnection, booking_id: Uuid) -> Result<()> {
     sqlx::query(
-        "WITH freed AS (
+        "WITH revoked AS (
+             UPDATE tickets SET revoked_at = now() WHERE booking_id = $1 AND revoked_at IS NULL
+             RETURNING event_id, id, issue
+         ), recorded AS (
+             INSERT INTO ticket_revocations (event_id, ticket_id, issue, reason)
+             SELECT event_id, id, issue, 'cancelled' FROM revoked
+         ), freed AS (
              UPDATE seats SET state = 'available', booking_id = NULL
              WHERE id IN (SELECT seat_id FROM booking_seats WHERE booking_id = $1) AND booking_id = $1
          ), items AS (

@@ -21,6 +21,8 @@ pub struct EventRules {
     pub sections: HashMap<Uuid, SectionRules>,
     /// The organizer cancelled the event: nothing more is sold.
     pub cancelled: bool,
+    /// When it starts (tickets and booking links are valid until a day after).
+    pub starts_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -110,11 +112,12 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<EventSummary>> {
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn rules(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<EventRules>> {
     let Some(event) = sqlx::query(
-        "SELECT currency, max_per_order, hold_ttl_seconds, cancelled_at IS NOT NULL AS cancelled FROM events WHERE id = $1",
+        "SELECT currency, max_per_order, hold_ttl_seconds, cancelled_at IS NOT NULL AS cancelled, starts_at
+         FROM events WHERE id = $1",
     )
-        .bind(event_id)
-        .fetch_optional(&mut *conn)
-        .await?
+    .bind(event_id)
+    .fetch_optional(&mut *conn)
+    .await?
     else {
         return Ok(None);
     };
@@ -133,6 +136,7 @@ pub async fn rules(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<Eve
         hold_ttl_seconds: event.get("hold_ttl_seconds"),
         sections,
         cancelled: event.get("cancelled"),
+        starts_at: event.get("starts_at"),
     }))
 }
 

@@ -13,6 +13,8 @@
 //!   each attempt's outcome, disabling an endpoint that is gone.
 //! - [`invariants`]: the oversell watchdog's checks.
 //! - [`revocations`]: revoked admissions, written by the organizer, polled by gateways.
+//! - [`tickets`]: tickets (written by the booking statements), reissues, the revocation
+//!   feed, scanner keys and check-ins.
 
 pub mod bookings;
 pub mod deliveries;
@@ -25,4 +27,5 @@ pub mod outbox;
 pub mod payments;
 pub mod refunds;
 pub mod revocations;
+pub mod tickets;
 pub mod webhooks;

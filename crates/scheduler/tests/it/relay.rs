@@ -517,36 +517,17 @@ async fn retry_after_is_honoured_when_longer_than_the_schedule() {
 /// one request; true if it verifies. The library lives in the virtualenv
 /// `scripts/ensure-python` makes (`target/python`; `scripts/test` runs it first).
 fn verified_by_the_reference_library(secret: &str, receipt: &Receipt, body: &str) -> bool {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/python/bin/python");
-    assert!(
-        python.exists(),
-        "no Python virtualenv at {}: run scripts/ensure-python (scripts/test does) to install standardwebhooks",
-        python.display()
-    );
     let headers: serde_json::Map<String, serde_json::Value> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
         .iter()
         .map(|name| (name.to_string(), serde_json::json!(receipt.headers[*name].to_str().unwrap())))
         .collect();
     let request = serde_json::json!({ "secret": secret, "headers": headers, "body": body });
-    // Bounded: a hung interpreter fails the test after a minute.
-    let mut child = Command::new("timeout")
-        .arg("60")
-        .arg(&python)
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/verify_webhook.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
-    let output = child.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&output.stdout);
-    match output.status.code() {
-        Some(0) if said.trim() == "verified" => true,
-        Some(1) if said.starts_with("rejected: ") => false,
-        _ => panic!("verify_webhook.py failed: {said} {}", String::from_utf8_lossy(&output.stderr)),
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/verify_webhook.py");
+    let said = test_support::python::run(&script, &request.to_string());
+    match said.code {
+        Some(0) if said.stdout == "verified" => true,
+        Some(1) if said.stdout.starts_with("rejected: ") => false,
+        _ => panic!("verify_webhook.py failed: {} {}", said.stdout, said.stderr),
     }
 }
 
