@@ -194,8 +194,8 @@ impl Relay {
         let outcome = if held { outcome } else { "superseded" };
         ::metrics::counter!(metrics::OUTBOX_DELIVERIES, "outcome" => outcome).increment(1);
         if !held {
-            // Our lease ended before the outcome was recorded (a stall past it), or the
-            // endpoint was disabled meanwhile: the newer state stands.
+            // Our lease ended before the outcome was recorded (a stall past it): the
+            // newer claim stands.
             tracing::warn!(%message, "webhook delivery's claim was lost before its outcome was recorded");
         }
         Ok(())

@@ -103,9 +103,11 @@ pub enum Next {
 }
 
 /// Logs the attempt and moves the delivery on, in one statement. Returns false when
-/// the claim was lost (the lease ended and another relay claimed it again, or the
-/// endpoint was disabled meanwhile): the attempt is logged and the delivery left as
-/// the newer claim or the disabling put it.
+/// the claim was lost (the lease ended and another relay claimed it again): the
+/// attempt is logged and the delivery left as the newer claim put it. An endpoint
+/// disabled while this attempt was in flight does not take the claim away: the outcome
+/// is recorded, and a delivery still pending is not claimed until the endpoint is
+/// enabled again.
 #[tracing::instrument(level = "debug", skip(conn, claimed), fields(message = %claimed.message_id))]
 pub async fn record(conn: &mut PgConnection, claimed: &Claimed, attempt: &Attempt, next: Next) -> Result<bool> {
     let (status, delay) = match next {
