@@ -59,10 +59,40 @@ pub struct GatewayConfig {
     pub http: HttpConfig,
     /// The payment provider and checkout (`[gateway.payments]`).
     pub payments: PaymentsConfig,
+    /// The organizer's webhook endpoints (`[gateway.webhooks]`).
+    pub webhooks: WebhooksConfig,
     /// Handed over by the loader: with the `development` switch, the development admin
     /// key is accepted on any listener.
     #[serde(skip)]
     pub deployment: Deployment,
+}
+
+/// `[gateway.webhooks]`: what the organizer's webhook endpoints may be.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhooksConfig {
+    /// Endpoints may name `localhost` or a loopback, private, link-local, unique-local,
+    /// unspecified or multicast address. Off in production: a webhook would let whoever
+    /// holds the admin key make the relay call the services beside it (SSRF). Local
+    /// runs and tests, whose receivers listen on loopback, turn it on (the relay's
+    /// `scheduler.outbox_relay.allow_private_addresses` with it).
+    pub allow_private_urls: bool,
+    /// After a secret is rotated, requests carry the old secret's `v1` signature beside
+    /// the new one's this long, so receivers can switch without refusing a message.
+    pub secret_rotation_grace_ms: u64,
+}
+
+/// The longest rotation grace window: a week.
+const MAX_SECRET_ROTATION_GRACE_MS: u64 = 7 * 86_400_000;
+
+impl WebhooksConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.secret_rotation_grace_ms > MAX_SECRET_ROTATION_GRACE_MS {
+            return Err(format!(
+                "gateway.webhooks.secret_rotation_grace_ms must be at most {MAX_SECRET_ROTATION_GRACE_MS} (a week)"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `[gateway.payments]`: the Stripe-compatible provider and the checkout's timings.
@@ -199,6 +229,7 @@ impl Section for GatewayConfig {
         self.client_address.validate("gateway")?;
         self.http.validate("gateway")?;
         self.payments.validate(&listeners, self.deployment)?;
+        self.webhooks.validate()?;
         if self.create_event_timeout_ms == 0 || self.create_event_timeout_ms >= self.http.request_timeout_ms {
             return Err(
                 "gateway.create_event_timeout_ms must be at least 1 and shorter than gateway.http.request_timeout_ms"
@@ -228,6 +259,8 @@ impl GatewayConfig {
             refund_retry_first: Duration::from_millis(self.payments.refund_retry_first_ms),
             refund_retry_max: Duration::from_millis(self.payments.refund_retry_max_ms),
             provider_check_interval: Duration::from_millis(self.payments.provider_check_interval_ms),
+            webhook_secret_grace: Duration::from_millis(self.webhooks.secret_rotation_grace_ms),
+            webhook_private_urls_allowed: self.webhooks.allow_private_urls,
         }
     }
 }

@@ -79,6 +79,13 @@ pub struct Settings {
     /// the attempt at most once per this interval; the webhook is the usual way news
     /// arrives, and the provider limits API calls (Stripe: 100 a second in live mode).
     pub provider_check_interval: Duration,
+    /// After a webhook endpoint's secret is rotated, requests carry the old secret's
+    /// signature beside the new one's this long.
+    pub webhook_secret_grace: Duration,
+    /// Webhook endpoints may point at loopback, private, link-local and other
+    /// non-public addresses (local development and tests only: see
+    /// [`webhooks::WebhookUrl::refuse_private`]).
+    pub webhook_private_urls_allowed: bool,
 }
 
 /// What the use cases need, and nothing more: the database, the event-rules cache and

@@ -4,6 +4,7 @@
 //! the delivery log says what became of each message.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -56,6 +57,62 @@ impl WebhookUrl {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Refuses a URL whose host is `localhost` (or a name under it) or an IP literal
+    /// that is not a public address ([`is_non_public`]): a webhook must not be a way to
+    /// make our relay call the services beside it (SSRF). Names that resolve to such
+    /// addresses are refused by the relay when it connects (DNS can change after
+    /// registering).
+    pub fn refuse_private(&self) -> Result<(), Invalid> {
+        let url = url::Url::parse(&self.0).map_err(|_| Invalid::new("invalid_webhook_url", "url is not valid"))?;
+        let private = match url.host() {
+            Some(url::Host::Domain(name)) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                name == "localhost" || name.ends_with(".localhost")
+            }
+            Some(url::Host::Ipv4(ip)) => is_non_public(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => is_non_public(IpAddr::V6(ip)),
+            None => true,
+        };
+        if private {
+            return Err(Invalid::new(
+                "invalid_webhook_url",
+                "url must not name localhost or a loopback, private, link-local, unique-local, unspecified or \
+                 multicast address",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// True for addresses a webhook must not reach unless allowed: loopback, private
+/// (10/8, 172.16/12, 192.168/16), link-local (169.254/16, fe80::/10: cloud metadata
+/// services live there), unique-local (fc00::/7), unspecified and "this network"
+/// (0/8, ::), multicast and broadcast; an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`)
+/// as its IPv4 address. The standard library's classifications, not range tables of
+/// our own.
+pub fn is_non_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.octets()[0] == 0
+                || v4.is_multicast()
+                || v4.is_broadcast()
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_non_public(IpAddr::V4(v4)),
+            None => {
+                v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_unique_local()
+                    || v6.is_unicast_link_local()
+                    || v6.is_multicast()
+            }
+        },
     }
 }
 
@@ -145,6 +202,21 @@ pub struct RegisteredWebhook {
     pub secret: WebhookSecret,
 }
 
+/// The answer to rotating a secret: the endpoint, and its new secret, shown this once.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RotatedSecret {
+    #[serde(flatten)]
+    pub webhook: Webhook,
+    /// The new secret; not shown again.
+    pub secret: WebhookSecret,
+    /// Until then every request carries two `v1` signatures, the old secret's and the
+    /// new one's; after it, only the new one's.
+    pub previous_secret_expires_at: DateTime<Utc>,
+}
+
+/// The reason an endpoint the organizer turned off carries.
+pub const DISABLED_BY_ORGANIZER: &str = "disabled by the organizer";
+
 /// `outbox_delivery_status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, ToSchema)]
 #[sqlx(type_name = "outbox_delivery_status", rename_all = "snake_case")]
@@ -192,6 +264,9 @@ impl Sales {
                 other => drop(other?),
             }
         }
+        if !self.settings.webhook_private_urls_allowed {
+            new.url.refuse_private()?;
+        }
         let secret = WebhookSecret::generate();
         let id = Uuid::now_v7();
         let for_store = secret.clone();
@@ -200,6 +275,45 @@ impl Sales {
             .write(move |conn| Box::pin(async move { webhooks::insert(conn, id, &new, &for_store).await }))
             .await?;
         Ok(RegisteredWebhook { webhook, secret })
+    }
+
+    /// Turns an endpoint on or off. Off: nothing is sent to it, and its messages wait
+    /// (those pending, and those written meanwhile). On: each of its streams resumes,
+    /// in order, at the message where it stopped; its URL must still pass the rule
+    /// registering does ([`WebhookUrl::refuse_private`]).
+    #[tracing::instrument(skip(self), fields(kind = "set_webhook_enabled"))]
+    pub async fn set_webhook_enabled(&self, id: Uuid, enabled: bool) -> Result<Webhook> {
+        let check_url = enabled && !self.settings.webhook_private_urls_allowed;
+        let changed = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    if !enabled {
+                        return webhooks::disable(conn, id, DISABLED_BY_ORGANIZER).await;
+                    }
+                    if check_url {
+                        let Some(webhook) = webhooks::get(conn, id).await? else { return Ok(None) };
+                        WebhookUrl::parse(&webhook.url)?.refuse_private()?;
+                    }
+                    webhooks::enable(conn, id).await
+                })
+            })
+            .await?;
+        changed.ok_or(Error::NotFound(What::Webhook))
+    }
+
+    /// Draws a new secret for an endpoint; the old one still signs (beside it) for
+    /// `webhook_secret_grace`.
+    #[tracing::instrument(skip(self), fields(kind = "rotate_webhook_secret"))]
+    pub async fn rotate_webhook_secret(&self, id: Uuid) -> Result<RotatedSecret> {
+        let secret = WebhookSecret::generate();
+        let (for_store, grace) = (secret.clone(), self.settings.webhook_secret_grace);
+        let rotated = self
+            .db
+            .write(move |conn| Box::pin(async move { webhooks::rotate_secret(conn, id, &for_store, grace).await }))
+            .await?;
+        let (webhook, previous_secret_expires_at) = rotated.ok_or(Error::NotFound(What::Webhook))?;
+        Ok(RotatedSecret { webhook, secret, previous_secret_expires_at })
     }
 
     /// Every endpoint, oldest first.
@@ -247,6 +361,50 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
         assert!(WebhookUrl::parse(&long).is_err());
+    }
+
+    #[test]
+    fn localhost_and_non_public_ip_literals_are_refused_public_hosts_pass() {
+        for private in [
+            "http://localhost:8080/",
+            "http://LOCALHOST./x",
+            "http://hooks.localhost/",
+            "http://127.0.0.1/",
+            "http://127.9.9.9/",
+            "http://2130706433/",
+            "http://0x7f.1/",
+            "http://10.1.2.3/",
+            "http://172.16.0.1/",
+            "http://172.31.255.255/",
+            "http://192.168.1.1/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://0.0.0.0/",
+            "http://0.1.2.3/",
+            "http://224.0.0.1/",
+            "http://255.255.255.255/",
+            "http://[::1]/",
+            "http://[::]/",
+            "http://[fc00::1]/",
+            "http://[fd12:3456::1]/",
+            "http://[fe80::1]/",
+            "http://[ff02::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:10.0.0.1]/",
+        ] {
+            let url = WebhookUrl::parse(private).unwrap();
+            assert_eq!(url.refuse_private().map_err(|e| e.code), Err("invalid_webhook_url"), "{private}");
+        }
+        for public in [
+            "https://hooks.example.com/",
+            "https://localhost.example.com/",
+            "http://8.8.8.8/",
+            "http://172.32.0.1/",
+            "http://192.169.0.1/",
+            "http://[2001:4860:4860::8888]/",
+            "http://[::ffff:8.8.8.8]/",
+        ] {
+            assert_eq!(WebhookUrl::parse(public).unwrap().refuse_private().map_err(|e| e.code), Ok(()), "{public}");
+        }
     }
 
     #[test]

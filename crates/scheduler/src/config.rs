@@ -77,6 +77,11 @@ pub struct RelayConfig {
     /// default: only `v1` (HMAC) is sent.
     #[serde(default)]
     pub v1a_key_file: Option<std::path::PathBuf>,
+    /// Connect to receivers at loopback, private, link-local, unique-local, unspecified
+    /// or multicast addresses (an IP literal, or what a name resolves to at each
+    /// connection). Off in production (SSRF, DNS rebinding); on where receivers listen
+    /// on loopback, as `gateway.webhooks.allow_private_urls`.
+    pub allow_private_addresses: bool,
 }
 
 impl RelayConfig {

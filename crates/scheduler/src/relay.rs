@@ -13,11 +13,21 @@
 //!   with the endpoint's secret, base64-decoded after its `whsec_` prefix (the
 //!   `standardwebhooks` crate, the reference implementation, signs).
 //!
+//! During a secret rotation's grace window, `webhook-signature` carries two `v1`
+//! entries, space-separated: the new secret's, then the old one's.
+//!
 //! A `2xx` answer delivers; `410 Gone` disables the endpoint (its pending deliveries
-//! are given up); anything else (another status, a redirect, a timeout, a refused
-//! connection) is retried on [`RETRY_SCHEDULE`], or after the receiver's `Retry-After`
-//! when that is longer, and given up after the last attempt.
+//! wait, paused, until the organizer enables it again); anything else (another status,
+//! a redirect, a timeout, a refused connection) is retried on [`RETRY_SCHEDULE`], or
+//! after the receiver's `Retry-After` when that is longer, and given up after the last
+//! attempt.
+//!
+//! Unless `allow_private_addresses` is on, the relay connects only to public addresses:
+//! an IP literal that is not one, or a name that resolves only to such addresses
+//! (checked at each connection, so a name rebound to 127.0.0.1 after registering is
+//! caught), fails the attempt without a connection, logged as refused.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -87,7 +97,11 @@ enum Outcome {
 impl Relay {
     /// With `v1a_key`, every request carries an Ed25519 `v1a` signature beside `v1`.
     pub fn new(config: RelayConfig, v1a_key: Option<KeyPair>) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
+        let mut client = reqwest::Client::builder();
+        if !config.allow_private_addresses {
+            client = client.dns_resolver(Arc::new(PublicAddressesOnly));
+        }
+        let client = client
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .timeout(Duration::from_millis(config.request_timeout_ms))
             // A redirect is not a delivery: the endpoint registered is the one we send to
@@ -107,6 +121,12 @@ impl Relay {
     pub async fn run(&self, db: &Database) -> Result<RelayRun, sales::Error> {
         let mut run = RelayRun::default();
         let (batch, lease) = (self.config.batch, Duration::from_millis(self.config.lease_ms));
+        // Deliveries written paused by a transaction that read an endpoint as disabled
+        // but committed after it was enabled again.
+        let resumed = db.write(|conn| Box::pin(deliveries::resume(conn))).await?;
+        if resumed > 0 {
+            tracing::info!(resumed, "paused webhook deliveries of enabled endpoints resumed");
+        }
         while run.batches < self.config.max_batches_per_run {
             let claimed = db.write(move |conn| Box::pin(deliveries::claim(conn, batch, lease))).await?;
             if claimed.is_empty() {
@@ -130,13 +150,6 @@ impl Relay {
 
     /// Sends one claimed delivery and records what came of it. True if delivered.
     async fn deliver(&self, db: &Database, claimed: Claimed) -> Result<bool, sales::Error> {
-        if !claimed.active {
-            // Written by an order whose transaction began before the endpoint was disabled.
-            let attempt =
-                Attempt { duration: Duration::ZERO, response_status: None, error: Some("endpoint disabled".into()) };
-            self.record(db, claimed, attempt, Next::Abandoned, "abandoned").await?;
-            return Ok(false);
-        }
         let (attempt, outcome) = self.send(&claimed).await;
         match outcome {
             Outcome::Delivered => {
@@ -146,13 +159,13 @@ impl Relay {
             Outcome::Gone => {
                 ::metrics::counter!(metrics::WEBHOOK_FAILURES, "reason" => "gone").increment(1);
                 let subscriber = claimed.subscriber_id;
-                let abandoned = db
+                let paused = db
                     .write(move |conn| {
-                        Box::pin(async move { deliveries::disable(conn, &claimed, &attempt, GONE_REASON).await })
+                        Box::pin(async move { deliveries::disable_gone(conn, &claimed, &attempt, GONE_REASON).await })
                     })
                     .await?;
                 ::metrics::counter!(metrics::OUTBOX_DELIVERIES, "outcome" => "disabled").increment(1);
-                tracing::warn!(%subscriber, abandoned, "webhook endpoint answered 410 Gone: disabled");
+                tracing::warn!(%subscriber, paused, "webhook endpoint answered 410 Gone: disabled");
                 Ok(false)
             }
             Outcome::Failed { retry_after, reason } => {
@@ -181,8 +194,8 @@ impl Relay {
         let outcome = if held { outcome } else { "superseded" };
         ::metrics::counter!(metrics::OUTBOX_DELIVERIES, "outcome" => outcome).increment(1);
         if !held {
-            // Our lease ended before the outcome was recorded (a stall past it), or the
-            // endpoint was disabled meanwhile: the newer state stands.
+            // Our lease ended before the outcome was recorded (a stall past it): the
+            // newer claim stands.
             tracing::warn!(%message, "webhook delivery's claim was lost before its outcome was recorded");
         }
         Ok(())
@@ -196,11 +209,27 @@ impl Relay {
             let attempt = Attempt { duration: started.elapsed(), response_status: None, error: Some(error) };
             (attempt, Outcome::Failed { retry_after: None, reason })
         };
+        if !self.config.allow_private_addresses {
+            if let Some(ip) = non_public_ip_literal(&claimed.url) {
+                return failed(format!("refused: {}", PrivateAddress::Literal(ip)), "private_address");
+            }
+        }
         let id = claimed.message_id.to_string();
         let mut signature = match sign(&claimed.secret, &id, timestamp, &claimed.body) {
             Ok(signature) => signature,
             Err(e) => return failed(format!("cannot sign: {e}"), "signing"),
         };
+        // During a rotation's grace window: the old secret's signature too, so a
+        // receiver still verifying with it accepts the request.
+        if let Some(previous) = &claimed.previous_secret {
+            match sign(previous, &id, timestamp, &claimed.body) {
+                Ok(old) => {
+                    signature.push(' ');
+                    signature.push_str(&old);
+                }
+                Err(e) => return failed(format!("cannot sign with the previous secret: {e}"), "signing"),
+            }
+        }
         if let Some(key) = &self.v1a_key {
             signature.push(' ');
             signature.push_str(&sign_v1a(key, &id, timestamp, &claimed.body));
@@ -216,7 +245,9 @@ impl Relay {
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => {
-                let reason = if e.is_timeout() {
+                let reason = if refused_as_private(&e) {
+                    "private_address"
+                } else if e.is_timeout() {
                     "timeout"
                 } else if e.is_connect() {
                     "connect"
@@ -268,6 +299,66 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String
 pub fn sign_v1a(key: &KeyPair, id: &str, timestamp: i64, body: &str) -> String {
     let signature = key.sign_raw(format!("{id}.{timestamp}.{body}").as_bytes());
     format!("v1a,{}", base64::engine::general_purpose::STANDARD.encode(signature))
+}
+
+/// Why the relay refused to connect to a receiver.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivateAddress {
+    #[error("{0} is not a public address (scheduler.outbox_relay.allow_private_addresses is off)")]
+    Literal(IpAddr),
+    #[error(
+        "{name} resolves only to non-public addresses ({address}) \
+         (scheduler.outbox_relay.allow_private_addresses is off)"
+    )]
+    Resolved { name: String, address: IpAddr },
+}
+
+/// The URL's host, if it is an IP literal that is not a public address (names are
+/// checked as they resolve, by [`PublicAddressesOnly`]: reqwest does not resolve
+/// literals).
+fn non_public_ip_literal(url: &str) -> Option<IpAddr> {
+    let ip = match reqwest::Url::parse(url).ok()?.host()? {
+        url::Host::Ipv4(ip) => IpAddr::V4(ip),
+        url::Host::Ipv6(ip) => IpAddr::V6(ip),
+        url::Host::Domain(_) => return None,
+    };
+    sales::webhooks::is_non_public(ip).then_some(ip)
+}
+
+/// True if the request failed because [`PublicAddressesOnly`] refused the name.
+fn refused_as_private(error: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.is::<PrivateAddress>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// Resolves receivers' names with the system resolver and keeps only their public
+/// addresses: a name with none (`localhost`, a name rebound to 10.0.0.5 after it was
+/// registered) fails the connection. Checked at each connection, not at registration,
+/// so DNS rebinding cannot get around it.
+struct PublicAddressesOnly;
+
+impl reqwest::dns::Resolve for PublicAddressesOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let name = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let (public, private): (Vec<SocketAddr>, Vec<SocketAddr>) =
+                resolved.into_iter().partition(|a| !sales::webhooks::is_non_public(a.ip()));
+            match (public.is_empty(), private.first()) {
+                (true, Some(first)) => {
+                    let refused = PrivateAddress::Resolved { name, address: first.ip() };
+                    Err(Box::new(refused) as Box<dyn std::error::Error + Send + Sync>)
+                }
+                _ => Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs),
+            }
+        })
+    }
 }
 
 /// `Retry-After` in seconds (RFC 9110 also allows an HTTP date; receivers asking for a

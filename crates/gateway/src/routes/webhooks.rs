@@ -10,14 +10,18 @@ use service_kit::extract::{Json, Path, Query};
 use service_kit::openapi::{AdminKeyRefused, RateLimited};
 use service_kit::ErrorBody;
 
-use sales::webhooks::{DeliveryLogEntry, NewWebhook, RegisteredWebhook, Webhook};
+use sales::webhooks::{DeliveryLogEntry, NewWebhook, RegisteredWebhook, RotatedSecret, Webhook};
 
 use crate::auth::Admin;
 use crate::error::{Error, Result};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(register, list)).routes(routes!(deliveries))
+    OpenApiRouter::new()
+        .routes(routes!(register, list))
+        .routes(routes!(update))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(deliveries))
 }
 
 /// An endpoint to register.
@@ -49,7 +53,7 @@ struct RegisterWebhook {
         (status = 400, description = "`bad_request`: an unreadable body", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: a body past 2 MB", body = ErrorBody),
-        (status = 422, description = "`invalid_webhook_url`, `invalid_topics` (an unknown topic, none, or one twice) or `unknown_event`", body = ErrorBody),
+        (status = 422, description = "`invalid_webhook_url` (not absolute http(s), credentials, a fragment, too long, or naming localhost or a non-public IP address), `invalid_topics` (an unknown topic, none, or one twice) or `unknown_event`", body = ErrorBody),
         (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
         AdminKeyRefused, RateLimited,
     ),
@@ -86,6 +90,77 @@ struct WebhookList {
 #[tracing::instrument(skip_all)]
 async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<WebhookList>> {
     Ok(Json(WebhookList { webhooks: state.sales.webhooks().await? }))
+}
+
+/// What to change in an endpoint.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct UpdateWebhook {
+    /// `false` turns the endpoint off: nothing is sent, and its messages (pending, and
+    /// those written meanwhile) wait. `true` turns it back on (also after a `410 Gone`):
+    /// each event's stream resumes, in order, at the message where it stopped.
+    enabled: bool,
+}
+
+/// Turns an endpoint off or on again. Off, its messages wait; on, they are delivered
+/// in order from where each event's stream stopped, those written while it was off
+/// included. Turning it on checks its URL again.
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/webhooks/{webhook_id}",
+    operation_id = "update_webhook",
+    tag = "organizer",
+    params(("webhook_id" = Uuid, Path)),
+    request_body = UpdateWebhook,
+    responses(
+        (status = 200, description = "The endpoint as it is now", body = Webhook),
+        (status = 400, description = "`bad_request`: an unreadable id or body", body = ErrorBody),
+        (status = 404, description = "`webhook_not_found`", body = ErrorBody),
+        (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: a body past 2 MB", body = ErrorBody),
+        (status = 422, description = "`invalid_webhook_url`: turning on an endpoint whose URL names a non-public address", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
+#[tracing::instrument(skip(state, body))]
+async fn update(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(webhook_id): Path<Uuid>,
+    Json(body): Json<UpdateWebhook>,
+) -> Result<Json<Webhook>> {
+    Ok(Json(state.sales.set_webhook_enabled(webhook_id, body.enabled).await?))
+}
+
+/// Draws a new signing secret for an endpoint, answered this once. For the grace
+/// window (`previous_secret_expires_at`; a day by default) every request carries two
+/// `v1` signatures, space-separated in `webhook-signature`: the new secret's and the
+/// old one's, so a receiver verifying with either accepts it and can switch at leisure.
+/// After the window, only the new one's.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/webhooks/{webhook_id}/rotate-secret",
+    operation_id = "rotate_webhook_secret",
+    tag = "organizer",
+    params(("webhook_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "Rotated; the new secret is not shown again", body = RotatedSecret),
+        (status = 400, description = "`bad_request`: an unreadable id", body = ErrorBody),
+        (status = 404, description = "`webhook_not_found`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
+#[tracing::instrument(skip(state))]
+async fn rotate_secret(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(webhook_id): Path<Uuid>,
+) -> Result<Json<RotatedSecret>> {
+    Ok(Json(state.sales.rotate_webhook_secret(webhook_id).await?))
 }
 
 #[derive(Deserialize, IntoParams)]

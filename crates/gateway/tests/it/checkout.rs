@@ -532,6 +532,8 @@ impl Checkout {
             refund_retry_first: Duration::from_millis(10),
             refund_retry_max: Duration::from_millis(100),
             provider_check_interval: Duration::from_millis(1),
+            webhook_secret_grace: Duration::from_secs(86_400),
+            webhook_private_urls_allowed: true,
         };
         sales::Sales::new(self.app.db.clone(), settings, std::sync::Arc::new(provider))
     }

@@ -16,6 +16,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/events/{event_id}/revocations"),
     ("GET", "/v1/admin/webhooks"),
     ("POST", "/v1/admin/webhooks"),
+    ("PATCH", "/v1/admin/webhooks/{webhook_id}"),
+    ("POST", "/v1/admin/webhooks/{webhook_id}/rotate-secret"),
     ("GET", "/v1/admin/webhooks/{webhook_id}/deliveries"),
     ("GET", "/v1/events"),
     ("POST", "/v1/events"),

@@ -156,3 +156,144 @@ async fn the_delivery_log_shows_each_messages_status_attempts_and_last_answer() 
         .await;
     assert_eq!((missing.status, missing.code()), (StatusCode::NOT_FOUND, "webhook_not_found"));
 }
+
+async fn patch(app: &TestApp, id: &str, body: Value) -> test_support::Reply {
+    app.send(Method::PATCH, &format!("/v1/admin/webhooks/{id}"), Some(ADMIN_KEY), Some(body)).await
+}
+
+#[tokio::test]
+async fn an_endpoint_is_turned_off_and_on_again_and_its_paused_deliveries_resume() {
+    let app = spawn_app().await;
+    let registered = register(&app, json!({ "url": "https://hooks.example.com/in" })).await;
+    let id = registered.body["id"].as_str().unwrap().to_owned();
+    let message = |quantity| {
+        Message::HoldExpired(HoldExpired {
+            event_id: Uuid::nil(),
+            hold_id: Uuid::new_v4(),
+            fan_id: "fan-1".into(),
+            quantity,
+        })
+    };
+    let mut conn = app.pool.acquire().await.unwrap();
+    sales::store::outbox::enqueue(&mut conn, &[message(1)]).await.unwrap();
+
+    let off = patch(&app, &id, json!({ "enabled": false })).await;
+
+    assert_eq!(off.status, StatusCode::OK, "{}", off.body);
+    assert_eq!(
+        (&off.body["active"], &off.body["disabled_reason"]),
+        (&json!(false), &json!("disabled by the organizer"))
+    );
+    assert!(off.body["disabled_at"].is_string());
+    // While off: nothing is claimed, and a message written meanwhile waits too.
+    sales::store::outbox::enqueue(&mut conn, &[message(2)]).await.unwrap();
+    assert!(deliveries::claim(&mut conn, 10, Duration::from_secs(30)).await.unwrap().is_empty());
+    let again = patch(&app, &id, json!({ "enabled": false })).await;
+    assert_eq!(again.body["disabled_at"], off.body["disabled_at"], "turning it off again changes nothing");
+
+    let on = patch(&app, &id, json!({ "enabled": true })).await;
+
+    assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+    let mut expected = registered.body.clone();
+    expected.as_object_mut().unwrap().remove("secret");
+    assert_eq!(on.body, expected, "as registered: active, no disabling");
+    let claimed = deliveries::claim(&mut conn, 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(claimed.len(), 1, "the stream's head, due again");
+    assert!(claimed[0].body.contains("\"quantity\": 1"), "{}", claimed[0].body);
+
+    let missing = patch(&app, &Uuid::new_v4().to_string(), json!({ "enabled": true })).await;
+    assert_eq!((missing.status, missing.code()), (StatusCode::NOT_FOUND, "webhook_not_found"));
+    let bad = patch(&app, &id, json!({ "enabled": "yes" })).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let unknown_field = patch(&app, &id, json!({ "enabled": true, "url": "https://elsewhere.example/" })).await;
+    assert_eq!(unknown_field.status, StatusCode::BAD_REQUEST);
+    let refused = app
+        .send(Method::PATCH, &format!("/v1/admin/webhooks/{id}"), Some("wrong-key"), Some(json!({ "enabled": false })))
+        .await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::UNAUTHORIZED, "admin_key_required"));
+}
+
+#[tokio::test]
+async fn rotating_a_secret_answers_the_new_one_once_and_keeps_the_old_for_the_configured_grace() {
+    let app = crate::helpers::spawn_app_with(5, |c| c.webhooks.secret_rotation_grace_ms = 90_000).await;
+    let registered = register(&app, json!({ "url": "https://hooks.example.com/in" })).await;
+    let id = registered.body["id"].as_str().unwrap().to_owned();
+    let old = registered.body["secret"].as_str().unwrap().to_owned();
+
+    let rotated =
+        app.send(Method::POST, &format!("/v1/admin/webhooks/{id}/rotate-secret"), Some(ADMIN_KEY), None).await;
+
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let new = rotated.body["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_") && new.len() == 6 + 44 && new != old, "{new}");
+    let (stored_secret, stored_previous, grace_secs): (String, String, f64) = sqlx::query_as(
+        "SELECT secret, previous_secret, extract(epoch FROM previous_secret_until - now())::float8
+         FROM webhook_endpoints",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((stored_secret.as_str(), stored_previous.as_str()), (new.as_str(), old.as_str()));
+    assert!((80.0..=90.0).contains(&grace_secs), "the old secret signs for {grace_secs} s more");
+    let expires: chrono::DateTime<chrono::Utc> =
+        rotated.body["previous_secret_expires_at"].as_str().unwrap().parse().unwrap();
+    let until: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT previous_secret_until FROM webhook_endpoints").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(expires, until);
+    assert_eq!(rotated.body["id"], registered.body["id"]);
+    let listed = app.send(Method::GET, "/v1/admin/webhooks", Some(ADMIN_KEY), None).await;
+    assert!(!listed.body.to_string().contains("whsec_"), "never listed");
+
+    let missing = app
+        .send(Method::POST, &format!("/v1/admin/webhooks/{}/rotate-secret", Uuid::new_v4()), Some(ADMIN_KEY), None)
+        .await;
+    assert_eq!((missing.status, missing.code()), (StatusCode::NOT_FOUND, "webhook_not_found"));
+    let refused =
+        app.send(Method::POST, &format!("/v1/admin/webhooks/{id}/rotate-secret"), Some("wrong-key"), None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn private_urls_are_refused_at_registering_and_at_enabling_unless_allowed() {
+    let app = crate::helpers::spawn_app_with(5, |c| c.webhooks.allow_private_urls = false).await;
+    for url in [
+        "http://localhost:8080/hook",
+        "http://127.0.0.1:9/hook",
+        "http://10.0.0.7/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hook",
+        "http://[fd00::1]/hook",
+    ] {
+        let reply = register(&app, json!({ "url": url })).await;
+        assert_eq!(
+            (reply.status, reply.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_webhook_url"),
+            "{url}: {}",
+            reply.body
+        );
+    }
+    let public = register(&app, json!({ "url": "https://hooks.example.com/in" })).await;
+    assert_eq!(public.status, StatusCode::CREATED, "{}", public.body);
+    // An endpoint registered where private URLs were allowed, then turned off: turning
+    // it on again here checks its URL again.
+    let loopback = sales::webhooks::NewWebhook::new("http://127.0.0.1:9/hook", None, None).unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    let id = Uuid::now_v7();
+    sales::store::webhooks::insert(&mut conn, id, &loopback, &sales::webhooks::WebhookSecret::generate())
+        .await
+        .unwrap();
+    let off = patch(&app, &id.to_string(), json!({ "enabled": false })).await;
+    assert_eq!(off.status, StatusCode::OK, "turning it off needs no check");
+
+    let on = patch(&app, &id.to_string(), json!({ "enabled": true })).await;
+
+    assert_eq!((on.status, on.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_webhook_url"), "{}", on.body);
+    let active: bool = sqlx::query_scalar("SELECT active FROM outbox_subscribers WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(!active);
+    let listed = app.send(Method::GET, "/v1/admin/webhooks", Some(ADMIN_KEY), None).await;
+    assert_eq!(listed.body["webhooks"].as_array().unwrap().len(), 2);
+}

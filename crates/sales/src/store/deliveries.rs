@@ -1,6 +1,7 @@
 //! The relay's side of the outbox (`migrations/*_outbox.sql`,
 //! `*_webhook_endpoints.sql`): claiming due deliveries, recording what came of each
-//! attempt, disabling an endpoint that is gone. Each function is one statement that
+//! attempt, disabling an endpoint that is gone, resuming the paused deliveries of one
+//! enabled again. Each function is one statement that
 //! commits by itself: no transaction stays open while the relay talks to a receiver.
 
 use std::time::Duration;
@@ -28,8 +29,9 @@ pub struct Claimed {
     pub body: String,
     pub url: String,
     pub secret: String,
-    /// False once the endpoint was disabled: the delivery is given up, not sent.
-    pub active: bool,
+    /// The secret a rotation replaced, while its grace window lasts: requests are
+    /// signed with both, so receivers can switch without refusing a message.
+    pub previous_secret: Option<String>,
 }
 
 /// Claims up to `limit` due deliveries to webhook endpoints, each the head of its
@@ -40,7 +42,8 @@ pub struct Claimed {
 ///
 /// A head is a pending delivery with no earlier pending delivery of its stream: while
 /// a head waits for its retry, the messages after it wait too, and the other streams
-/// go on. SKIP LOCKED leaves rows another relay is claiming right now to it; that
+/// go on. A disabled endpoint's deliveries are not claimed: they wait, paused, until
+/// it is enabled again. SKIP LOCKED leaves rows another relay is claiming right now to it; that
 /// relay's head still counts as pending here (its row is pending in this statement's
 /// snapshot), so nothing behind it is taken early.
 #[tracing::instrument(level = "debug", skip(conn))]
@@ -50,7 +53,10 @@ pub async fn claim(conn: &mut PgConnection, limit: i64, lease: Duration) -> Resu
              SELECT d.subscriber_id, d.message_id
              FROM outbox_deliveries d
              WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-               AND EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.subscriber_id = d.subscriber_id)
+               AND EXISTS (
+                   SELECT 1 FROM webhook_endpoints w JOIN outbox_subscribers s ON s.id = w.subscriber_id
+                   WHERE w.subscriber_id = d.subscriber_id AND s.active
+               )
                AND NOT EXISTS (
                    SELECT 1 FROM outbox_deliveries earlier
                    WHERE earlier.subscriber_id = d.subscriber_id AND earlier.event_id = d.event_id
@@ -66,7 +72,8 @@ pub async fn claim(conn: &mut PgConnection, limit: i64, lease: Duration) -> Resu
          WHERE d.subscriber_id = due.subscriber_id AND d.message_id = due.message_id
            AND m.id = d.message_id AND w.subscriber_id = d.subscriber_id AND s.id = d.subscriber_id
          RETURNING d.subscriber_id, d.message_id AS message_seq, d.attempts AS attempt,
-                   m.message_id, m.event_id, m.topic, m.payload::text AS body, w.url, w.secret, s.active",
+                   m.message_id, m.event_id, m.topic, m.payload::text AS body, w.url, w.secret,
+                   CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret",
     )
     .bind(limit)
     .bind(lease.as_secs_f64())
@@ -96,9 +103,11 @@ pub enum Next {
 }
 
 /// Logs the attempt and moves the delivery on, in one statement. Returns false when
-/// the claim was lost (the lease ended and another relay claimed it again, or the
-/// endpoint was disabled meanwhile): the attempt is logged and the delivery left as
-/// the newer claim or the disabling put it.
+/// the claim was lost (the lease ended and another relay claimed it again): the
+/// attempt is logged and the delivery left as the newer claim put it. An endpoint
+/// disabled while this attempt was in flight does not take the claim away: the outcome
+/// is recorded, and a delivery still pending is not claimed until the endpoint is
+/// enabled again.
 #[tracing::instrument(level = "debug", skip(conn, claimed), fields(message = %claimed.message_id))]
 pub async fn record(conn: &mut PgConnection, claimed: &Claimed, attempt: &Attempt, next: Next) -> Result<bool> {
     let (status, delay) = match next {
@@ -131,11 +140,13 @@ pub async fn record(conn: &mut PgConnection, claimed: &Claimed, attempt: &Attemp
     Ok(updated.rows_affected() == 1)
 }
 
-/// The endpoint answered `410 Gone`: logs the attempt, turns the subscriber off (no new
-/// deliveries), marks the endpoint disabled with `reason`, and gives up every pending
-/// delivery to it, in one statement. Returns how many deliveries were given up.
+/// The endpoint answered `410 Gone`: logs the attempt, turns the subscriber off, marks
+/// the endpoint disabled with `reason`, and pauses every pending delivery to it (the
+/// one that got the 410 included, first in its stream again), in one statement: they
+/// are sent, in order, once the organizer enables the endpoint again. Returns how many
+/// deliveries were paused.
 #[tracing::instrument(level = "debug", skip(conn, claimed), fields(subscriber = %claimed.subscriber_id))]
-pub async fn disable(conn: &mut PgConnection, claimed: &Claimed, attempt: &Attempt, reason: &str) -> Result<u64> {
+pub async fn disable_gone(conn: &mut PgConnection, claimed: &Claimed, attempt: &Attempt, reason: &str) -> Result<u64> {
     let abandoned = sqlx::query(
         "WITH attempt AS (
              INSERT INTO outbox_delivery_attempts
@@ -147,7 +158,7 @@ pub async fn disable(conn: &mut PgConnection, claimed: &Claimed, attempt: &Attem
              UPDATE webhook_endpoints SET disabled_at = now(), disabled_reason = $7
              WHERE subscriber_id = $1 AND disabled_at IS NULL
          )
-         UPDATE outbox_deliveries SET status = 'abandoned'
+         UPDATE outbox_deliveries SET next_attempt_at = 'infinity'
          WHERE subscriber_id = $1 AND status = 'pending'",
     )
     .bind(claimed.subscriber_id)
@@ -162,14 +173,36 @@ pub async fn disable(conn: &mut PgConnection, claimed: &Claimed, attempt: &Attem
     Ok(abandoned.rows_affected())
 }
 
+/// Makes due the paused deliveries of every enabled endpoint: those an endpoint had
+/// when it was enabled again are made due by the enabling itself
+/// ([`crate::store::webhooks::set_enabled`]); this catches a delivery written paused by
+/// a transaction that read the endpoint as disabled but committed after it was enabled.
+/// One index probe per enabled subscriber (`outbox_deliveries_paused`). Returns how many
+/// deliveries it resumed.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn resume(conn: &mut PgConnection) -> Result<u64> {
+    let resumed = sqlx::query(
+        "UPDATE outbox_deliveries d SET next_attempt_at = now()
+         FROM outbox_subscribers s
+         WHERE s.active AND d.subscriber_id = s.id
+           AND d.status = 'pending' AND d.next_attempt_at = 'infinity'",
+    )
+    .execute(conn)
+    .await?;
+    Ok(resumed.rows_affected())
+}
+
 /// The outbox's lag: how long the oldest pending delivery that is due now has waited
 /// since its message was written, in seconds; 0 when none is due. Deliveries waiting
-/// for a later retry, or leased to a relay sending them, are not due.
+/// for a later retry, leased to a relay sending them, or paused with their disabled
+/// endpoint, are not due.
 pub async fn lag(conn: &mut PgConnection) -> Result<f64> {
     let (lag,): (f64,) = sqlx::query_as(
         "SELECT coalesce(extract(epoch FROM now() - min(m.created_at)), 0)::float8
-         FROM outbox_deliveries d JOIN outbox_messages m ON m.id = d.message_id
-         WHERE d.status = 'pending' AND d.next_attempt_at <= now()",
+         FROM outbox_deliveries d
+         JOIN outbox_messages m ON m.id = d.message_id
+         JOIN outbox_subscribers s ON s.id = d.subscriber_id
+         WHERE d.status = 'pending' AND d.next_attempt_at <= now() AND s.active",
     )
     .fetch_one(conn)
     .await?;

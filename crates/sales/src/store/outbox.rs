@@ -8,7 +8,9 @@ use crate::error::Result;
 use crate::outbox::{Message, VERSION};
 
 /// Writes `messages` and their deliveries in one statement, inside the caller's
-/// transaction: they exist exactly when the change they report commits.
+/// transaction: they exist exactly when the change they report commits. A disabled
+/// subscriber gets its deliveries too, paused (`next_attempt_at` infinity) until it is
+/// enabled again (see `migrations/*_webhook_admin.sql`).
 #[tracing::instrument(level = "debug", skip_all, fields(messages = messages.len()))]
 pub async fn enqueue(conn: &mut PgConnection, messages: &[Message]) -> Result<()> {
     if messages.is_empty() {
@@ -26,11 +28,11 @@ pub async fn enqueue(conn: &mut PgConnection, messages: &[Message]) -> Result<()
              FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[]) AS m (message_id, event_id, topic, data)
              RETURNING id, event_id, topic
          )
-         INSERT INTO outbox_deliveries (subscriber_id, message_id, event_id)
-         SELECT s.id, written.id, written.event_id
+         INSERT INTO outbox_deliveries (subscriber_id, message_id, event_id, next_attempt_at)
+         SELECT s.id, written.id, written.event_id,
+                CASE WHEN s.active THEN now() ELSE 'infinity'::timestamptz END
          FROM written JOIN outbox_subscribers s
-           ON s.active
-          AND (s.event_id IS NULL OR s.event_id = written.event_id)
+           ON (s.event_id IS NULL OR s.event_id = written.event_id)
           AND (s.topics IS NULL OR written.topic = ANY (s.topics))",
     )
     .bind(&ids)

@@ -212,8 +212,15 @@ pub async fn drain(relay: &Relay, db: &Database, pool: &PgPool) -> RelayRun {
     panic!("deliveries still pending after 20 s: {}", pending(pool).await);
 }
 
+/// Pending deliveries to enabled endpoints (those of a disabled one wait, paused).
 async fn pending(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM outbox_deliveries WHERE status = 'pending'").fetch_one(pool).await.unwrap()
+    sqlx::query_scalar(
+        "SELECT count(*) FROM outbox_deliveries d JOIN outbox_subscribers s ON s.id = d.subscriber_id
+         WHERE d.status = 'pending' AND s.active",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
 }
 
 /// Each event's messages in the order the receipts first show them (a redelivery does
@@ -349,7 +356,7 @@ async fn a_failing_head_blocks_only_its_events_stream_which_resumes_in_order_whe
 }
 
 #[tokio::test]
-async fn an_endpoint_answering_410_is_disabled_and_its_pending_deliveries_given_up() {
+async fn an_endpoint_answering_410_is_disabled_and_its_deliveries_wait_paused_new_ones_included() {
     let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     let receiver = Receiver::start().await;
     let event = Uuid::new_v4();
@@ -367,8 +374,8 @@ async fn an_endpoint_answering_410_is_disabled_and_its_pending_deliveries_given_
     let to_gone: Vec<i64> = receiver.receipts().iter().filter(|r| r.path == "gone").map(|r| r.seq).collect();
     assert_eq!(to_gone, vec![0], "one attempt, the head's, then nothing more");
     assert_eq!(
-        deliveries(&db.pool, gone).await,
-        vec![("abandoned".to_owned(), 1), ("abandoned".into(), 0), ("abandoned".into(), 0)]
+        paused(&db.pool, gone).await,
+        vec![("pending".to_owned(), 1, true), ("pending".into(), 0, true), ("pending".into(), 0, true)]
     );
     assert_eq!(deliveries(&db.pool, kept).await, vec![("delivered".to_owned(), 1); 3]);
     let (active, reason): (bool, Option<String>) = sqlx::query_as(
@@ -380,10 +387,87 @@ async fn an_endpoint_answering_410_is_disabled_and_its_pending_deliveries_given_
     .await
     .unwrap();
     assert_eq!((active, reason.as_deref()), (false, Some(scheduler::relay::GONE_REASON)));
-    // New messages are no longer fanned out to it.
+    // New messages wait for it too, paused; the relay sends it nothing.
     enqueue(&db.pool, event, 3).await;
-    assert_eq!(deliveries(&db.pool, gone).await.len(), 3);
+    assert_eq!(paused(&db.pool, gone).await.len(), 4);
+    assert!(paused(&db.pool, gone).await.iter().all(|(status, _, paused)| status == "pending" && *paused));
     assert_eq!(deliveries(&db.pool, kept).await.len(), 4);
+    drain(&relay(|_| {}), &db.service_database(4), &db.pool).await;
+    assert_eq!(receiver.receipts().iter().filter(|r| r.path == "gone").count(), 1);
+}
+
+/// (status, attempts, paused) of every delivery to `subscriber`, by message order.
+async fn paused(pool: &PgPool, subscriber: Uuid) -> Vec<(String, i32, bool)> {
+    sqlx::query_as(
+        "SELECT status::text, attempts, next_attempt_at = 'infinity' FROM outbox_deliveries
+         WHERE subscriber_id = $1 ORDER BY message_id",
+    )
+    .bind(subscriber)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn enabling_a_disabled_endpoint_resumes_each_stream_where_it_stopped_with_what_arrived_meanwhile_in_order() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (one, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let (hook, _) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    let (relay, service) = (relay(|_| {}), db.service_database(4));
+    // Delivered before: 0 of each event.
+    enqueue(&db.pool, one, 0).await;
+    enqueue(&db.pool, other, 0).await;
+    drain(&relay, &service, &db.pool).await;
+    // Then it answers 410 to the next message and is disabled ...
+    receiver.set(|rule| {
+        rule.status_by_path.insert("hook".into(), 410);
+    });
+    enqueue(&db.pool, one, 1).await;
+    drain(&relay, &service, &db.pool).await;
+    // ... 1 of `other`, and 2 and 3 of both, arrive while it is disabled (so does one
+    // more organizer's "off", which keeps the first reason).
+    for (event, seq) in [(other, 1), (one, 2), (other, 2), (one, 3), (other, 3)] {
+        enqueue(&db.pool, event, seq).await;
+    }
+    let mut conn = db.pool.acquire().await.unwrap();
+    let off = sales::store::webhooks::disable(&mut conn, hook, "by hand").await.unwrap().unwrap();
+    assert_eq!(off.disabled_reason.as_deref(), Some(scheduler::relay::GONE_REASON));
+    drain(&relay, &service, &db.pool).await;
+    assert_eq!(receiver.receipts().len(), 3, "nothing sent while disabled");
+    receiver.set(|rule| rule.status_by_path.clear());
+
+    let on = sales::store::webhooks::enable(&mut conn, hook).await.unwrap().unwrap();
+    assert!(on.active && on.disabled_at.is_none() && on.disabled_reason.is_none(), "{on:?}");
+    drain(&relay, &service, &db.pool).await;
+
+    let receipts = receiver.receipts();
+    assert_eq!(first_seen_order(&receipts), BTreeMap::from([(one, vec![0, 1, 2, 3]), (other, vec![0, 1, 2, 3])]));
+    assert_eq!(receiver.early(), 0, "a message was sent before its predecessor was acknowledged");
+    // 0 of each; 1 of `one` refused with 410, then sent again first on its stream; the
+    // five written while disabled once each.
+    assert_eq!(receipts.len(), 2 + 1 + 1 + 5);
+    assert_eq!(deliveries(&db.pool, hook).await.iter().filter(|(s, _)| s == "delivered").count(), 8);
+}
+
+#[tokio::test]
+async fn a_delivery_written_paused_after_its_endpoint_was_enabled_again_is_resumed_by_the_next_run() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (hook, _) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    enqueue(&db.pool, Uuid::new_v4(), 0).await;
+    // The race: an order read the endpoint as disabled and wrote its delivery paused,
+    // but committed after the enabling (which resumed only what it saw).
+    sqlx::query("UPDATE outbox_deliveries SET next_attempt_at = 'infinity' WHERE subscriber_id = $1")
+        .bind(hook)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let run = relay(|_| {}).run(&db.service_database(2)).await.unwrap();
+
+    assert_eq!((run.attempts, run.delivered), (1, 1));
+    assert_eq!(receiver.receipts().len(), 1);
 }
 
 #[tokio::test]
@@ -580,26 +664,130 @@ async fn https_endpoints_are_reached_over_tls() {
 }
 
 #[tokio::test]
-async fn a_delivery_written_for_an_endpoint_disabled_meanwhile_is_given_up_unsent() {
+async fn a_delivery_written_for_an_endpoint_disabled_meanwhile_waits_unsent_until_it_is_enabled() {
     let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
     let receiver = Receiver::start().await;
     let (subscriber, _) = endpoint(&db.pool, &receiver.url("hook"), None).await;
-    // The order's transaction fanned out to the endpoint before its disabling committed.
+    // The order's transaction fanned out to the endpoint (due now, not paused) before
+    // its disabling committed.
     enqueue(&db.pool, Uuid::new_v4(), 0).await;
     sqlx::query("UPDATE outbox_subscribers SET active = false WHERE id = $1")
         .bind(subscriber)
         .execute(&db.pool)
         .await
         .unwrap();
+    let (relay, service) = (relay(|_| {}), db.service_database(2));
 
-    let run = relay(|_| {}).run(&db.service_database(2)).await.unwrap();
+    let run = relay.run(&service).await.unwrap();
 
-    assert_eq!((run.attempts, run.delivered), (1, 0));
+    assert_eq!((run.attempts, run.delivered), (0, 0));
     assert!(receiver.receipts().is_empty());
-    assert_eq!(deliveries(&db.pool, subscriber).await, vec![("abandoned".to_owned(), 1)]);
-    let error: String =
-        sqlx::query_scalar("SELECT error FROM outbox_delivery_attempts").fetch_one(&db.pool).await.unwrap();
-    assert_eq!(error, "endpoint disabled");
+    assert_eq!(deliveries(&db.pool, subscriber).await, vec![("pending".to_owned(), 0)]);
+    // Not counted as lag while its endpoint is off.
+    let mut conn = db.pool.acquire().await.unwrap();
+    assert_eq!(sales::store::deliveries::lag(&mut conn).await.unwrap(), 0.0);
+
+    sales::store::webhooks::enable(&mut conn, subscriber).await.unwrap().unwrap();
+    assert_eq!(relay.run(&service).await.unwrap().delivered, 1);
+    assert_eq!(deliveries(&db.pool, subscriber).await, vec![("delivered".to_owned(), 1)]);
+}
+
+/// The secret a rotation of `subscriber` draws, the old one kept for `grace`.
+async fn rotate(pool: &PgPool, subscriber: Uuid, grace: Duration) -> WebhookSecret {
+    let secret = WebhookSecret::generate();
+    let mut conn = pool.acquire().await.unwrap();
+    sales::store::webhooks::rotate_secret(&mut conn, subscriber, &secret, grace).await.unwrap().unwrap();
+    secret
+}
+
+#[tokio::test]
+async fn after_a_rotation_requests_verify_with_the_old_and_the_new_secret_until_the_grace_ends_then_only_the_new() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let (hook, old) = endpoint(&db.pool, &receiver.url("hook"), None).await;
+    let event = Uuid::new_v4();
+    let new = rotate(&db.pool, hook, Duration::from_secs(3600)).await;
+    assert_ne!(old, new);
+    let (relay, service) = (relay(|_| {}), db.service_database(2));
+    enqueue(&db.pool, event, 0).await;
+    drain(&relay, &service, &db.pool).await;
+    // The grace window ends (backdated rather than waited for).
+    sqlx::query("UPDATE webhook_endpoints SET previous_secret_until = now() - interval '1 second'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    enqueue(&db.pool, event, 1).await;
+    drain(&relay, &service, &db.pool).await;
+    let receipts = receiver.receipts();
+    let (during, after) = (receipts[0].clone(), receipts[1].clone());
+    let signatures = |r: &Receipt| r.headers["webhook-signature"].to_str().unwrap().split(' ').count();
+    assert_eq!((signatures(&during), signatures(&after)), (2, 1));
+
+    let checks = tokio::task::spawn_blocking(move || {
+        [
+            verified_by_the_reference_library(old.expose(), &during, &during.body),
+            verified_by_the_reference_library(new.expose(), &during, &during.body),
+            verified_by_the_reference_library(old.expose(), &after, &after.body),
+            verified_by_the_reference_library(new.expose(), &after, &after.body),
+            verified_by_the_reference_library(WebhookSecret::generate().expose(), &during, &during.body),
+        ]
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(checks, [true, true, false, true, false], "[old, new] during the window, [old, new] after, another");
+}
+
+#[tokio::test]
+async fn without_private_addresses_allowed_loopback_literals_and_names_resolving_to_loopback_are_refused_and_logged() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let receiver = Receiver::start().await;
+    let port = receiver.addr.port();
+    let (literal, _) = endpoint(&db.pool, &format!("http://127.0.0.1:{port}/literal"), None).await;
+    let (mapped, _) = endpoint(&db.pool, &format!("http://[::ffff:127.0.0.1]:{port}/mapped"), None).await;
+    // A name: what it resolves to is checked when connecting (DNS rebinding).
+    let (named, _) = endpoint(&db.pool, &format!("http://localhost:{port}/named"), None).await;
+    enqueue(&db.pool, Uuid::new_v4(), 0).await;
+    let strict = relay(|c| {
+        c.outbox_relay.allow_private_addresses = false;
+        c.outbox_relay.retry_scale = 1.0;
+    });
+
+    let run = strict.run(&db.service_database(2)).await.unwrap();
+
+    assert_eq!((run.attempts, run.delivered), (3, 0));
+    assert!(receiver.receipts().is_empty(), "no request reached the receiver");
+    let error = |subscriber: Uuid| {
+        let pool = db.pool.clone();
+        async move {
+            let row: (Option<i16>, String, String) = sqlx::query_as(
+                "SELECT a.response_status, a.error, d.status::text FROM outbox_delivery_attempts a
+                 JOIN outbox_deliveries d USING (subscriber_id, message_id) WHERE a.subscriber_id = $1",
+            )
+            .bind(subscriber)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            row
+        }
+    };
+    let (status, text, delivery) = error(literal).await;
+    assert_eq!((status, delivery.as_str()), (None, "pending"), "a failed attempt, retried later");
+    assert_eq!(
+        text,
+        "refused: 127.0.0.1 is not a public address (scheduler.outbox_relay.allow_private_addresses is off)"
+    );
+    let (_, text, _) = error(mapped).await;
+    assert!(text.starts_with("refused: ::ffff:127.0.0.1 is not a public address"), "{text}");
+    let (status, text, _) = error(named).await;
+    assert_eq!(status, None);
+    assert!(text.contains("localhost resolves only to non-public addresses ("), "{text}");
+    assert!(text.contains("allow_private_addresses is off"), "{text}");
+
+    // Allowed (as in tests and local runs), the same deliveries go through.
+    sqlx::query("UPDATE outbox_deliveries SET next_attempt_at = now()").execute(&db.pool).await.unwrap();
+    let run = relay(|_| {}).run(&db.service_database(2)).await.unwrap();
+    assert_eq!(run.delivered, 3);
 }
 
 #[tokio::test]
