@@ -19,6 +19,28 @@ pub struct AccessClaims {
     pub jti: Uuid,
     pub iss: String,
     pub aud: String,
+    /// What the token lets the fan do; absent means `shop` (tokens signed before scopes
+    /// existed are admissions).
+    #[serde(default, skip_serializing_if = "TokenScope::is_shop")]
+    pub scope: TokenScope,
+}
+
+/// What an access token lets its fan do (DECISIONS.md D2).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    /// An admitted fan: hold, book, pay, and join a waitlist.
+    #[default]
+    Shop,
+    /// A fan still in line when the event had nothing left to sell: join its waitlist
+    /// only.
+    Waitlist,
+}
+
+impl TokenScope {
+    fn is_shop(&self) -> bool {
+        *self == Self::Shop
+    }
 }
 
 impl AccessClaims {
@@ -38,7 +60,13 @@ impl AccessClaims {
             jti: admission_id(fan_id, event_id, expires_at_ms),
             iss: crate::ISSUER.to_owned(),
             aud: crate::AUDIENCE.to_owned(),
+            scope: TokenScope::Shop,
         }
+    }
+
+    /// The same claims, for `scope`.
+    pub fn with_scope(self, scope: TokenScope) -> Self {
+        Self { scope, ..self }
     }
 
     /// Claims for `fan_id` on `event_id`, valid from `now` for `lifetime_secs`.
@@ -52,6 +80,7 @@ impl AccessClaims {
             jti: Uuid::new_v4(),
             iss: crate::ISSUER.to_owned(),
             aud: crate::AUDIENCE.to_owned(),
+            scope: TokenScope::Shop,
         }
     }
 }

@@ -17,7 +17,7 @@ pub mod keys;
 pub mod signer;
 pub mod verifier;
 
-pub use claims::AccessClaims;
+pub use claims::{AccessClaims, TokenScope};
 pub use keys::{KeyError, KeyPair};
 pub use signer::TokenSigner;
 pub use verifier::{KeyChanges, TokenError, TokenVerifier};

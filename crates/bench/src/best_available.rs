@@ -67,7 +67,8 @@ async fn measure(db: &TestDatabase, options: &Options) -> anyhow::Result<()> {
                 let mut tx = conn.begin().await?;
                 let started = Instant::now();
                 let taken = if algorithm == "windowed" {
-                    inventory::take_best(&mut tx, section_id, options.quantity, ATTEMPTS).await?
+                    inventory::take_best(&mut tx, section_id, options.quantity, ATTEMPTS, inventory::Taker::Order)
+                        .await?
                 } else {
                     before::take_best(&mut tx, section_id, options.quantity as usize).await?
                 };
@@ -109,6 +110,7 @@ async fn section(conn: &mut PgConnection, rows: usize, seats: u32) -> anyhow::Re
         }],
         refund_policy: None,
         max_per_fan: None,
+        waitlist: Default::default(),
     };
     let event_id = events::insert(conn, &event).await?;
     Ok(sqlx::query_scalar("SELECT id FROM sections WHERE event_id = $1").bind(event_id).fetch_one(conn).await?)

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use access_token::TokenScope;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use sales::tickets::BookingAccess;
@@ -20,8 +21,8 @@ use crate::metrics;
 use crate::state::AppState;
 
 /// An admitted fan acting on the event in the request path, proven by an access token
-/// for that event. Its [`FanScope`] goes to every use case, so a fan can only reach their
-/// own holds and bookings.
+/// for that event with the `shop` scope. Its [`FanScope`] goes to every use case, so a
+/// fan can only reach their own holds and bookings.
 #[derive(Debug, Clone)]
 pub struct Fan(pub FanScope);
 
@@ -29,33 +30,58 @@ impl FromRequestParts<AppState> for Fan {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = service_kit::auth::bearer(parts).ok_or_else(|| {
-            metrics::token_rejected("missing");
-            Error::MissingToken
-        })?;
-        let claims = state.verifier.verify(token).map_err(|e| {
-            metrics::token_rejected(e.reason());
-            Error::BadToken(e)
-        })?;
-        // On every request: a cached token may have been revoked since it was verified.
-        // Until this replica has read the revocations once, it cannot tell: it refuses
-        // (fails closed) rather than accept a token revoked before it started.
-        if !state.revocations.loaded() {
-            metrics::token_rejected("revocations_not_loaded");
-            return Err(Error::RevocationsNotLoaded(state.revocations.poll_every()));
+        match token_holder(parts, state).await? {
+            (scope, TokenScope::Shop) => Ok(Fan(scope)),
+            (_, TokenScope::Waitlist) => {
+                metrics::token_rejected("scope");
+                Err(Error::TokenScopeInsufficient)
+            }
         }
-        if state.revocations.is_revoked(&claims) {
-            metrics::token_rejected("revoked");
-            return Err(Error::TokenRevoked);
-        }
-        state.limits.check_fan(&claims.sub).map_err(Error::RateLimited)?;
-        let event_id = path_event_id(parts, state).await?;
-        if claims.evt != event_id {
-            metrics::token_rejected("other_event");
-            return Err(Error::TokenForOtherEvent);
-        }
-        Ok(Fan(FanScope { event_id, fan_id: claims.sub }))
     }
+}
+
+/// A fan who may join the event's waitlist: an admitted fan (`shop`), or one the
+/// waiting room sent to the waitlist because nothing was left to sell (`waitlist`).
+#[derive(Debug, Clone)]
+pub struct WaitlistFan(pub FanScope);
+
+impl FromRequestParts<AppState> for WaitlistFan {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        Ok(WaitlistFan(token_holder(parts, state).await?.0))
+    }
+}
+
+/// The fan an access token for the event in the request path names, and what the token
+/// lets them do.
+async fn token_holder(parts: &mut Parts, state: &AppState) -> Result<(FanScope, TokenScope), Error> {
+    let token = service_kit::auth::bearer(parts).ok_or_else(|| {
+        metrics::token_rejected("missing");
+        Error::MissingToken
+    })?;
+    let claims = state.verifier.verify(token).map_err(|e| {
+        metrics::token_rejected(e.reason());
+        Error::BadToken(e)
+    })?;
+    // On every request: a cached token may have been revoked since it was verified.
+    // Until this replica has read the revocations once, it cannot tell: it refuses
+    // (fails closed) rather than accept a token revoked before it started.
+    if !state.revocations.loaded() {
+        metrics::token_rejected("revocations_not_loaded");
+        return Err(Error::RevocationsNotLoaded(state.revocations.poll_every()));
+    }
+    if state.revocations.is_revoked(&claims) {
+        metrics::token_rejected("revoked");
+        return Err(Error::TokenRevoked);
+    }
+    state.limits.check_fan(&claims.sub).map_err(Error::RateLimited)?;
+    let event_id = path_event_id(parts, state).await?;
+    if claims.evt != event_id {
+        metrics::token_rejected("other_event");
+        return Err(Error::TokenForOtherEvent);
+    }
+    Ok((FanScope { event_id, fan_id: claims.sub }, claims.scope))
 }
 
 /// Who may read a booking's tickets: the holder of its capability link (`?link=…`,
@@ -120,7 +146,7 @@ impl IntoResponses for HolderRefused {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         refusals([
             ("401", "`missing_token`, `invalid_token`, `token_expired`, `token_revoked`, or `invalid_link` (a booking link that is changed, expired, revoked or another booking's)"),
-            ("403", "`token_for_other_event`: the token names another event"),
+            ("403", "`token_for_other_event` (the token names another event) or `token_scope_insufficient` (a `waitlist` token: it may only join the waitlist)"),
         ])
     }
 }
@@ -176,7 +202,7 @@ impl IntoResponses for FanRefused {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         refusals([
             ("401", "`missing_token`, `invalid_token`, `token_expired` or `token_revoked` (the organizer revoked the admission)"),
-            ("403", "`token_for_other_event`: the token names another event"),
+            ("403", "`token_for_other_event` (the token names another event) or `token_scope_insufficient` (a `waitlist` token: it may only join the waitlist)"),
         ])
     }
 }

@@ -20,6 +20,9 @@ pub enum Error {
     TokenRevoked,
     #[error("this access token was issued for another event")]
     TokenForOtherEvent,
+    /// A `waitlist`-scoped token used for anything but the waitlist.
+    #[error("this access token only lets its fan join the event's waitlist")]
+    TokenScopeInsufficient,
     /// A payment webhook whose `Stripe-Signature` does not verify.
     #[error("the webhook signature does not verify: {0}")]
     InvalidSignature(String),
@@ -55,6 +58,7 @@ impl Error {
             Self::BadToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
             Self::TokenRevoked => (StatusCode::UNAUTHORIZED, "token_revoked"),
             Self::TokenForOtherEvent => (StatusCode::FORBIDDEN, "token_for_other_event"),
+            Self::TokenScopeInsufficient => (StatusCode::FORBIDDEN, "token_scope_insufficient"),
             Self::InvalidSignature(_) => (StatusCode::BAD_REQUEST, "invalid_signature"),
             Self::InvalidEvent(_) => (StatusCode::BAD_REQUEST, "invalid_event"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
@@ -71,6 +75,10 @@ impl Error {
                 Sale::NotFound(What::Refund) => (StatusCode::NOT_FOUND, "refund_not_found"),
                 Sale::NotFound(What::Webhook) => (StatusCode::NOT_FOUND, "webhook_not_found"),
                 Sale::NotFound(What::Ticket) => (StatusCode::NOT_FOUND, "ticket_not_found"),
+                Sale::NotFound(What::WaitlistEntry) => (StatusCode::NOT_FOUND, "waitlist_entry_not_found"),
+                Sale::WaitlistClosed => (StatusCode::CONFLICT, "waitlist_closed"),
+                Sale::NotSoldOut(_) => (StatusCode::CONFLICT, "not_sold_out"),
+                Sale::AlreadyWaitlisted(_) => (StatusCode::CONFLICT, "already_waitlisted"),
                 Sale::TicketsUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "tickets_unavailable"),
                 Sale::InvalidLink => (StatusCode::UNAUTHORIZED, "invalid_link"),
                 Sale::TicketRevoked => (StatusCode::CONFLICT, "ticket_revoked"),

@@ -20,6 +20,9 @@ pub struct EventChanges {
     pub refund_policy: Option<Option<RefundPolicy>>,
     /// None inside: no limit.
     pub max_per_fan: Option<Option<u32>>,
+    /// Off ends every waiting entry (their sections go back on sale).
+    pub waitlist_enabled: Option<bool>,
+    pub waitlist_offer_ttl_seconds: Option<u32>,
 }
 
 impl EventChanges {
@@ -30,6 +33,9 @@ impl EventChanges {
         }
         if let Some(max_per_fan) = self.max_per_fan {
             crate::domain::event::check_max_per_fan(max_per_fan)?;
+        }
+        if let Some(seconds) = self.waitlist_offer_ttl_seconds {
+            crate::domain::event::check_offer_ttl(seconds)?;
         }
         Ok(())
     }
@@ -54,10 +60,11 @@ impl Sales {
             .await
     }
 
-    /// Changes what may change after creation (D8): the refund policy and the limit of
-    /// places per fan, in one transaction. Neither is cached: the refund policy is read
-    /// at each cancellation and the limit by the database at each order, so a change
-    /// applies to the next one on every replica.
+    /// Changes what may change after creation (D8): the refund policy, the limit of
+    /// places per fan and the waitlist, in one transaction. None is cached: the refund
+    /// policy is read at each cancellation, the limit by the database at each order and
+    /// the waitlist settings when a fan joins and an offer is made, so a change applies
+    /// to the next one on every replica.
     #[tracing::instrument(skip(self, changes), fields(kind = "change_event"))]
     pub async fn change_event(&self, event_id: Uuid, changes: EventChanges) -> Result<EventDetails> {
         self.db
@@ -68,6 +75,10 @@ impl Sales {
                     }
                     if let Some(max_per_fan) = changes.max_per_fan {
                         events::set_max_per_fan(tx, event_id, max_per_fan).await?;
+                    }
+                    if changes.waitlist_enabled.is_some() || changes.waitlist_offer_ttl_seconds.is_some() {
+                        let (enabled, ttl) = (changes.waitlist_enabled, changes.waitlist_offer_ttl_seconds);
+                        events::set_waitlist(tx, event_id, enabled, ttl).await?;
                     }
                     events::details(tx, event_id).await?.ok_or(Error::NotFound(What::Event))
                 })

@@ -34,7 +34,7 @@ use crate::payment_provider::{Refund, RefundStatus as ProviderRefundStatus};
 use crate::scope::FanScope;
 use crate::states::{HoldStatus, PaymentResolution, PaymentStatus, RefundReason, SectionKind};
 use crate::store::holds::HoldRow;
-use crate::store::inventory::{self, Written};
+use crate::store::inventory::{self, Taker, Written};
 use crate::store::payments::{self, PaymentRow};
 use crate::store::{events, holds, refunds};
 use crate::Sales;
@@ -556,7 +556,7 @@ pub(crate) async fn resolve_success(tx: &mut PgConnection, payment: &PaymentRow)
         crate::store::bookings::write_held(tx, &scope, booking_id, hold.id, &held, Some(payment.id)).await?;
     if let (Written::Refused(_), Some(section_id)) = (&written, general_admission_section(tx, &held).await?) {
         // General admission: any places of the same section are as good, at the same price.
-        if let Ok(places) = inventory::take_next(tx, section_id, held.len() as u32).await {
+        if let Ok(places) = inventory::take_next(tx, section_id, held.len() as u32, Taker::Order).await {
             let ids: Vec<i64> = places.iter().map(|p| p.seat_id).collect();
             written =
                 crate::store::bookings::write_held(tx, &scope, booking_id, hold.id, &ids, Some(payment.id)).await?;

@@ -31,6 +31,15 @@ pub enum Error {
     HoldNotActive(HoldStatus),
     #[error("this hold has expired and its seats were released")]
     HoldExpired,
+    /// The event takes no waitlist entries: it has none, was cancelled or has started.
+    #[error("this event has no open waitlist")]
+    WaitlistClosed,
+    /// A section the fan would wait for has places for sale now.
+    #[error("{0}")]
+    NotSoldOut(String),
+    /// The fan waits already, or holds an offer.
+    #[error("{0}")]
+    AlreadyWaitlisted(String),
     /// The organizer cancelled the event: nothing more is sold.
     #[error("this event was cancelled; nothing more is sold")]
     EventCancelled,
@@ -84,6 +93,7 @@ pub enum What {
     Refund,
     Webhook,
     Ticket,
+    WaitlistEntry,
 }
 
 impl fmt::Display for What {
@@ -96,6 +106,7 @@ impl fmt::Display for What {
             Self::Refund => "refund",
             Self::Webhook => "webhook endpoint",
             Self::Ticket => "ticket",
+            Self::WaitlistEntry => "waitlist entry",
         })
     }
 }

@@ -17,6 +17,8 @@
 //!   Stripe-compatible client implements it).
 //! - [`revocations`]: the organizer revoking admissions (one token or one fan's), and
 //!   what each gateway replica polls to refuse them.
+//! - [`waitlist`]: fans waiting for sold-out sections, and the offers freed places
+//!   become for them before anyone else may buy them.
 //! - [`tickets`]: e-tickets (secrets signed when shown, reissue, the revocation feed
 //!   offline scanners follow, booking capability links) and check-in (scanner keys,
 //!   scans recorded exactly once).
@@ -47,6 +49,7 @@ pub mod scope;
 pub mod states;
 pub mod store;
 pub mod tickets;
+pub mod waitlist;
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -38,6 +38,10 @@ pub struct EventDetails {
     pub refund_policy: Option<crate::domain::refund_policy::RefundPolicy>,
     /// When the organizer cancelled the whole event; nothing is sold after it.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// Whether fans may join a waitlist for its sold-out sections.
+    pub waitlist_enabled: bool,
+    /// How long a waitlist offer holds its places for the fan.
+    pub waitlist_offer_ttl_secs: i32,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -50,6 +54,34 @@ pub struct SectionView {
     pub remaining: i64,
     pub held: i64,
     pub booked: i64,
+    /// Free places kept for the section's waitlist (nothing is for sale while anyone
+    /// waits for it): remaining + held + booked + kept_for_waitlist = capacity.
+    pub kept_for_waitlist: i64,
+}
+
+/// A fan's waitlist entry.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WaitlistEntryView {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub status: crate::states::WaitlistState,
+    pub quantity: i32,
+    /// The sections the fan accepts, the preferred first.
+    pub section_ids: Vec<Uuid>,
+    pub allow_partial: bool,
+    /// While waiting: 1 + the entries ahead that want any of these sections.
+    pub position: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    /// The hold offered, once there is one.
+    pub offer: Option<WaitlistOffer>,
+}
+
+/// Places offered to a waitlist entry: a hold for the fan. Take it with the hold's
+/// checkout (or confirm it when free) before `expires_at`; release it to decline.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WaitlistOffer {
+    pub hold_id: Uuid,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]

@@ -25,7 +25,7 @@ use crate::store::events;
 use crate::store::events::EventRules;
 use crate::store::holds;
 use crate::store::idempotency::{self, Prior, Target};
-use crate::store::inventory::{self, LockedSeat, SeatKeys, Written};
+use crate::store::inventory::{self, LockedSeat, SeatKeys, Taker, Written};
 use crate::store::outbox;
 use crate::store::refunds;
 use crate::Sales;
@@ -245,6 +245,8 @@ impl Sales {
                         HoldStatus::Active => holds::end(tx, hold_id, HoldStatus::Released).await?,
                         HoldStatus::Released | HoldStatus::Expired => {}
                     }
+                    // Places freed in a section with a waitlist go to it, now.
+                    crate::waitlist::offer_kept_places(tx, scope.event_id).await?;
                     hold_view(tx, &scope, &rules, hold_id).await
                 })
             })
@@ -278,8 +280,16 @@ impl Sales {
     /// finishes what an order racing the cancellation left.
     #[tracing::instrument(skip(self))]
     pub async fn cancel_event(&self, event_id: Uuid) -> Result<EventCancellation> {
-        let found =
-            self.db.write(move |conn| Box::pin(async move { events::mark_cancelled(conn, event_id).await })).await?;
+        let found = self
+            .db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    let found = events::mark_cancelled(tx, event_id).await?;
+                    crate::store::waitlist::close(tx, event_id).await?;
+                    Ok::<_, Error>(found)
+                })
+            })
+            .await?;
         if !found {
             return Err(Error::NotFound(What::Event));
         }
@@ -485,9 +495,9 @@ impl OrderWork {
             .get(&section_id)
             .ok_or_else(|| Invalid::new("unknown_section", format!("this event has no section {section_id}")))?;
         match section.kind {
-            SectionKind::GeneralAdmission => inventory::take_next(conn, section_id, quantity).await,
+            SectionKind::GeneralAdmission => inventory::take_next(conn, section_id, quantity, Taker::Order).await,
             SectionKind::Reserved => {
-                inventory::take_best(conn, section_id, quantity, self.best_available_attempts).await
+                inventory::take_best(conn, section_id, quantity, self.best_available_attempts, Taker::Order).await
             }
         }
     }
@@ -541,6 +551,8 @@ async fn cancel_locked(tx: &mut PgConnection, booking: &Cancellable, by: Cancell
         })],
     )
     .await?;
+    // Places freed in a section with a waitlist go to it, now.
+    crate::waitlist::offer_kept_places(tx, booking.event_id).await?;
     Ok(refund_id)
 }
 

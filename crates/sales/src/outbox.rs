@@ -23,6 +23,7 @@ pub enum Message {
     PaymentRefunded(PaymentRefunded),
     HoldExpired(HoldExpired),
     LatePaymentNeedsAttention(LatePaymentNeedsAttention),
+    WaitlistOfferMade(WaitlistOfferMade),
 }
 
 /// The version every message is written with today.
@@ -30,13 +31,14 @@ pub const VERSION: i32 = 1;
 
 /// Every topic, as [`Message::topic`] names them: what a subscriber's topic filter may
 /// name.
-pub const TOPICS: [&str; 6] = [
+pub const TOPICS: [&str; 7] = [
     "booking.confirmed",
     "booking.cancelled",
     "payment.succeeded",
     "payment.refunded",
     "hold.expired",
     "late_payment.needs_attention",
+    "waitlist.offer_made",
 ];
 
 impl Message {
@@ -47,6 +49,7 @@ impl Message {
             Self::PaymentRefunded(_) => "payment.refunded",
             Self::HoldExpired(_) => "hold.expired",
             Self::LatePaymentNeedsAttention(_) => "late_payment.needs_attention",
+            Self::WaitlistOfferMade(_) => "waitlist.offer_made",
         }
     }
 
@@ -57,6 +60,7 @@ impl Message {
             Self::PaymentRefunded(m) => m.event_id,
             Self::HoldExpired(m) => m.event_id,
             Self::LatePaymentNeedsAttention(m) => m.event_id,
+            Self::WaitlistOfferMade(m) => m.event_id,
         }
     }
 
@@ -153,4 +157,18 @@ pub struct LatePaymentNeedsAttention {
     /// The full refund already started for it.
     pub refund_id: Uuid,
     pub reason: String,
+}
+
+/// Places offered to a waitlist entry: a hold for the fan until `expires_at`.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaitlistOfferMade {
+    pub event_id: Uuid,
+    pub entry_id: Uuid,
+    pub fan_id: String,
+    pub hold_id: Uuid,
+    /// The address the fan gave when joining, if any.
+    pub email: Option<String>,
+    pub seats: Vec<MessageSeat>,
+    pub total: Price,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
 }

@@ -35,6 +35,35 @@ pub enum BookingStatus {
     Cancelled,
 }
 
+/// `waitlist_entry_status`: in line, out of it with an offer, or gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[sqlx(type_name = "waitlist_entry_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum WaitlistEntryStatus {
+    Waiting,
+    Offered,
+    Left,
+}
+
+/// Where a fan's waitlist entry stands, as they see it: its status and its offer's
+/// hold together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitlistState {
+    /// In line (see `position`).
+    Waiting,
+    /// Places are held for the fan until `offer.expires_at`.
+    Offered,
+    /// The fan took the offer: it is a booking.
+    Accepted,
+    /// The fan released the offer's hold.
+    Declined,
+    /// The offer ran out before the fan took it.
+    Expired,
+    /// The fan left the line, or the organizer closed the waitlist.
+    Left,
+}
+
 /// `section_kind`: named seats in rows, or places without names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(type_name = "section_kind", rename_all = "snake_case")]

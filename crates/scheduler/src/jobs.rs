@@ -15,7 +15,9 @@ use crate::relay::Relay;
 const WATCHDOG_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 /// Ends every expired hold and frees its seats, batch by batch, until none is left
-/// that another replica is not already handling. Returns how many this call ended.
+/// that another replica is not already handling; places freed in a section with a
+/// waitlist become offers in the same transaction. Returns how many holds this call
+/// ended.
 ///
 /// Like every job here, each statement runs through [`Database`]: in a task of its
 /// own and within the services' client-side deadline, so a partition from PostgreSQL
@@ -24,7 +26,7 @@ const WATCHDOG_DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 pub async fn release_expired_holds(db: &Database, batch: i64) -> Result<u64, sales::Error> {
     let mut released = 0;
     loop {
-        let n = db.transaction(move |tx| Box::pin(sales::store::holds::release_expired(tx, batch))).await?;
+        let n = db.transaction(move |tx| Box::pin(sales::waitlist::release_expired_holds(tx, batch))).await?;
         released += n;
         ::metrics::counter!(metrics::HOLDS_RELEASED).increment(n);
         if n < batch as u64 {

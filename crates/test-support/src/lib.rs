@@ -158,6 +158,12 @@ impl TestKeys {
         self.signer.sign(&AccessClaims::new(fan_id, event_id, unix_now(), 300))
     }
 
+    /// A `waitlist`-scoped token: the fan may join the event's waitlist, nothing else.
+    pub fn waitlist_token(&self, fan_id: &str, event_id: Uuid) -> String {
+        let claims = AccessClaims::new(fan_id, event_id, unix_now(), 300);
+        self.signer.sign(&claims.with_scope(access_token::TokenScope::Waitlist))
+    }
+
     /// A token for `event_id` that expired ten minutes ago.
     pub fn expired_token(&self, fan_id: &str, event_id: Uuid) -> String {
         self.signer.sign(&AccessClaims::new(fan_id, event_id, unix_now() - 900, 300))

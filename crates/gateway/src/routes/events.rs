@@ -12,7 +12,7 @@ use service_kit::openapi::{AdminKeyRefused, EventLookupRefused, RateLimited};
 use service_kit::ErrorBody;
 
 use sales::catalog::EventChanges;
-use sales::domain::event::{Layout, NewEvent, NewSection, Row};
+use sales::domain::event::{Layout, NewEvent, NewSection, Row, WaitlistSettings};
 use sales::domain::refund_policy::RefundPolicy;
 use sales::domain::Invalid;
 use sales::model::{EventDetails, EventSummary};
@@ -46,6 +46,12 @@ struct CreateEvent {
     /// Places one fan may hold and book in this event in all (live holds and bookings
     /// together), 1-200000; absent or null: no limit. Changeable later.
     max_per_fan: Option<u32>,
+    /// Whether fans may join a waitlist for sold-out sections; false if absent.
+    /// Changeable later.
+    waitlist_enabled: Option<bool>,
+    /// How long a waitlist offer holds its places for the fan, 1-604800; 1800 if
+    /// absent. Changeable later.
+    waitlist_offer_ttl_secs: Option<u32>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -119,6 +125,12 @@ impl CreateEvent {
             sections,
             refund_policy: self.refund_policy,
             max_per_fan: self.max_per_fan,
+            waitlist: WaitlistSettings {
+                enabled: self.waitlist_enabled.unwrap_or(false),
+                offer_ttl_seconds: self
+                    .waitlist_offer_ttl_secs
+                    .unwrap_or(WaitlistSettings::default().offer_ttl_seconds),
+            },
         };
         event.validate()?;
         Ok(event)
@@ -166,6 +178,11 @@ struct ChangeEvent {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<u32>)]
     max_per_fan: Option<Option<u32>>,
+    /// Turns the waitlist on or off. Off ends every waiting entry at once (their
+    /// sections go back on sale); offers already made stay.
+    waitlist_enabled: Option<bool>,
+    /// How long the next waitlist offers last, 1-604800 seconds.
+    waitlist_offer_ttl_secs: Option<u32>,
 }
 
 /// Tells "absent" (None) from "null" (Some(None)).
@@ -186,7 +203,7 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
         (status = 404, description = "`event_not_found`", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: a body past 2 MB", body = ErrorBody),
-        (status = 422, description = "`invalid_refund_policy`, or `invalid_event` (`max_per_fan` out of range)", body = ErrorBody),
+        (status = 422, description = "`invalid_refund_policy`, or `invalid_event` (`max_per_fan` or `waitlist_offer_ttl_secs` out of range)", body = ErrorBody),
         (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
         AdminKeyRefused, RateLimited,
     ),
@@ -199,7 +216,12 @@ async fn change(
     Path(event_id): Path<Uuid>,
     Json(body): Json<ChangeEvent>,
 ) -> Result<Json<EventDetails>> {
-    let changes = EventChanges { refund_policy: body.refund_policy, max_per_fan: body.max_per_fan };
+    let changes = EventChanges {
+        refund_policy: body.refund_policy,
+        max_per_fan: body.max_per_fan,
+        waitlist_enabled: body.waitlist_enabled,
+        waitlist_offer_ttl_seconds: body.waitlist_offer_ttl_secs,
+    };
     changes.validate()?;
     Ok(Json(state.sales.change_event(event_id, changes).await?))
 }

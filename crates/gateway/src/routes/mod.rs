@@ -8,6 +8,7 @@ mod holds;
 mod payments;
 mod revocations;
 mod tickets;
+mod waitlist;
 mod webhooks;
 
 use axum::middleware;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Routers {
         .merge(webhooks::router())
         .merge(tickets::router())
         .merge(checkins::router())
+        .merge(waitlist::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::per_request))
         .with_state(state);
     auth::describe_access_token(api.get_openapi_mut());

@@ -24,9 +24,9 @@ fn service_settings() -> service_kit::postgres::PostgresConfig {
     test_support::postgres_config("postgres://unused", 1)
 }
 
-/// How the general-admission statement begins (`sales::store::inventory::TAKE_NEXT`):
-/// a pause after it stops an order mid-transaction, its seats locked.
-const TAKE_NEXT: &str = "WITH available AS";
+/// The general-admission statement, matched whole: a pause after it stops an order
+/// mid-transaction, its seats locked.
+const TAKE_NEXT: &str = sales::store::inventory::TAKE_NEXT;
 
 /// What one client saw: an answer, or nothing because it hung up first.
 #[derive(Debug)]

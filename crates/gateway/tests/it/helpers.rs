@@ -327,14 +327,15 @@ impl TestApp {
         assert!(booked <= capacity, "booked {booked} > capacity {capacity}");
         let details = self.details(event).await;
         for section in details["sections"].as_array().unwrap() {
-            let (remaining, held, sold, capacity) = (
+            let (remaining, held, sold, kept, capacity) = (
                 section["remaining"].as_i64().unwrap(),
                 section["held"].as_i64().unwrap(),
                 section["booked"].as_i64().unwrap(),
+                section["kept_for_waitlist"].as_i64().unwrap(),
                 section["capacity"].as_i64().unwrap(),
             );
             assert!(remaining >= 0, "negative remaining");
-            assert_eq!(remaining + held + sold, capacity, "counts do not add up: {section}");
+            assert_eq!(remaining + held + sold + kept, capacity, "counts do not add up: {section}");
         }
         booked
     }

@@ -21,4 +21,5 @@ mod revocations;
 mod slow_clients;
 mod tickets;
 mod tokens;
+mod waitlist;
 mod webhooks;

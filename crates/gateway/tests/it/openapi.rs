@@ -47,6 +47,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/events/{event_id}/checkins"),
     ("POST", "/v1/events/{event_id}/checkins/batch"),
     ("GET", "/v1/admin/events/{event_id}/checkins"),
+    ("POST", "/v1/events/{event_id}/waitlist"),
+    ("GET", "/v1/events/{event_id}/waitlist/me"),
+    ("DELETE", "/v1/events/{event_id}/waitlist/me"),
 ];
 
 async fn description(app: &TestApp) -> Value {

@@ -50,6 +50,38 @@ pub struct NewEvent {
     /// Places one fan may hold and book in this event in all (see [`check_max_per_fan`]);
     /// None: no limit.
     pub max_per_fan: Option<u32>,
+    pub waitlist: WaitlistSettings,
+}
+
+/// Whether fans may wait for the event's sold-out sections, and how long an offer holds
+/// its places for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitlistSettings {
+    pub enabled: bool,
+    pub offer_ttl_seconds: u32,
+}
+
+impl Default for WaitlistSettings {
+    /// Off; offers last 30 minutes once it is turned on.
+    fn default() -> Self {
+        Self { enabled: false, offer_ttl_seconds: 1800 }
+    }
+}
+
+/// The longest a waitlist offer may last: a week.
+pub const MAX_OFFER_TTL_SECONDS: u32 = 604_800;
+
+/// An offer lasts 1 second to [`MAX_OFFER_TTL_SECONDS`]: at creation and when the
+/// organizer changes it.
+pub fn check_offer_ttl(seconds: u32) -> Result<(), Invalid> {
+    if (1..=MAX_OFFER_TTL_SECONDS).contains(&seconds) {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            "invalid_event",
+            format!("waitlist_offer_ttl_secs must be between 1 and {MAX_OFFER_TTL_SECONDS}"),
+        ))
+    }
 }
 
 /// The highest `max_per_fan`: an event's largest size. A limit at or above the event's
@@ -140,6 +172,7 @@ impl NewEvent {
             return invalid("max_per_order must be between 1 and 100".into());
         }
         check_max_per_fan(self.max_per_fan)?;
+        check_offer_ttl(self.waitlist.offer_ttl_seconds)?;
         if !(1..=86_400).contains(&self.hold_ttl_seconds) {
             return invalid("hold_ttl_seconds must be between 1 and 86400".into());
         }
@@ -267,6 +300,7 @@ mod tests {
             sections,
             refund_policy: None,
             max_per_fan: None,
+            waitlist: WaitlistSettings::default(),
         }
     }
 

@@ -60,7 +60,7 @@ macro_rules! booking_writes {
 const BOOK_BY_LABELS: &str = concat!(
     "WITH locked AS (
          SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
-                seat_is_takeable(s.state, s.held_until) AS takeable
+                seat_is_for_sale(s.state, s.held_until, sec.waitlist_waiting) AS takeable
          FROM seats s JOIN sections sec ON sec.id = s.section_id
          WHERE s.event_id = $1 AND s.label = ANY($5::text[])
          ORDER BY s.id FOR UPDATE OF s NOWAIT
@@ -80,7 +80,7 @@ const BOOK_BY_LABELS: &str = concat!(
 const BOOK_BY_IDS: &str = concat!(
     "WITH locked AS (
          SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
-                seat_is_takeable(s.state, s.held_until) AS takeable
+                seat_is_for_sale(s.state, s.held_until, sec.waitlist_waiting) AS takeable
          FROM seats s JOIN sections sec ON sec.id = s.section_id
          WHERE s.event_id = $1 AND s.id = ANY($5::bigint[])
          ORDER BY s.id FOR UPDATE OF s NOWAIT
@@ -104,7 +104,8 @@ const BOOK_BY_IDS: &str = concat!(
 const BOOK_HELD_SEATS: &str = concat!(
     "WITH locked AS (
          SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
-                seat_is_takeable(s.state, s.held_until) OR coalesce(s.hold_id = $4, false) AS takeable
+                seat_is_for_sale(s.state, s.held_until, sec.waitlist_waiting) OR coalesce(s.hold_id = $4, false)
+                    AS takeable
          FROM seats s JOIN sections sec ON sec.id = s.section_id
          WHERE s.event_id = $1 AND s.id = ANY($5::bigint[])
          ORDER BY s.id FOR UPDATE OF s
@@ -145,6 +146,7 @@ pub async fn write(
         hold_seconds: None,
         payment_id: None,
         contact_email,
+        waitlist_entry: None,
     };
     inventory::write_order(conn, order).await
 }
@@ -169,6 +171,7 @@ pub async fn write_held(
         hold_seconds: None,
         payment_id,
         contact_email: None,
+        waitlist_entry: None,
     };
     inventory::write_order(conn, order).await
 }

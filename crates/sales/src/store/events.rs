@@ -52,8 +52,9 @@ pub async fn allow_statements_to_run(conn: &mut PgConnection, limit: std::time::
 pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     let event_id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO events (id, name, starts_at, currency, max_per_order, hold_ttl_seconds, refund_policy, max_per_fan)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO events (id, name, starts_at, currency, max_per_order, hold_ttl_seconds, refund_policy, max_per_fan,
+                             waitlist_enabled, waitlist_offer_ttl_seconds)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(event_id)
     .bind(&event.name)
@@ -63,6 +64,8 @@ pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     .bind(event.hold_ttl_seconds as i32)
     .bind(event.refund_policy.as_ref().map(sqlx::types::Json))
     .bind(event.max_per_fan.map(|n| n as i32))
+    .bind(event.waitlist.enabled)
+    .bind(event.waitlist.offer_ttl_seconds as i32)
     .execute(&mut *conn)
     .await?;
     for (position, section) in event.sections.iter().enumerate() {
@@ -199,6 +202,32 @@ pub async fn set_max_per_fan(conn: &mut PgConnection, event_id: Uuid, max_per_fa
     Ok(())
 }
 
+/// Turns the event's waitlist on or off, and sets how long its offers last (from the
+/// next offer on). Turning it off ends every waiting entry: their sections go back on
+/// sale at once; offers already made stay.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn set_waitlist(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    enabled: Option<bool>,
+    offer_ttl_seconds: Option<u32>,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE events SET waitlist_enabled = coalesce($2, waitlist_enabled),
+                waitlist_offer_ttl_seconds = coalesce($3, waitlist_offer_ttl_seconds)
+         WHERE id = $1",
+    )
+    .bind(event_id)
+    .bind(enabled)
+    .bind(offer_ttl_seconds.map(|n| n as i32))
+    .execute(&mut *conn)
+    .await?;
+    if enabled == Some(false) {
+        crate::store::waitlist::close(conn, event_id).await?;
+    }
+    Ok(())
+}
+
 /// How many more places the fan may take now (None: the event has no limit), holding
 /// the fan's lock until the transaction ends, so an order written next in it is sure of
 /// the answer. Lock the order's seats first: every order statement takes this lock after
@@ -214,7 +243,8 @@ pub async fn fan_allowance(conn: &mut PgConnection, event_id: Uuid, fan_id: &str
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<EventDetails>> {
     let Some(event) = sqlx::query(
-        "SELECT name, starts_at, currency, max_per_order, max_per_fan, hold_ttl_seconds, refund_policy, cancelled_at
+        "SELECT name, starts_at, currency, max_per_order, max_per_fan, hold_ttl_seconds, refund_policy, cancelled_at,
+                waitlist_enabled, waitlist_offer_ttl_seconds
          FROM events WHERE id = $1",
     )
     .bind(event_id)
@@ -226,7 +256,7 @@ pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<E
     let currency: String = event.get("currency");
     let sections = sqlx::query(
         "SELECT s.id, s.name, s.kind, s.price_minor, a.capacity::bigint AS capacity,
-                a.remaining, a.held, a.booked
+                a.remaining, a.held, a.booked, a.kept_for_waitlist
          FROM sections s JOIN section_availability a ON a.section_id = s.id
          WHERE s.event_id = $1 ORDER BY s.position",
     )
@@ -243,6 +273,7 @@ pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<E
         remaining: row.get("remaining"),
         held: row.get("held"),
         booked: row.get("booked"),
+        kept_for_waitlist: row.get("kept_for_waitlist"),
     })
     .collect();
     Ok(Some(EventDetails {
@@ -255,17 +286,23 @@ pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<E
         sections,
         refund_policy: event.get::<Option<sqlx::types::Json<RefundPolicy>>, _>("refund_policy").map(|p| p.0),
         cancelled_at: event.get("cancelled_at"),
+        waitlist_enabled: event.get("waitlist_enabled"),
+        waitlist_offer_ttl_secs: event.get("waitlist_offer_ttl_seconds"),
     }))
 }
 
 /// Every reserved seat of the event with its live status: a seat whose hold has lapsed
-/// shows available, as the next order may take it.
+/// shows available, as the next order may take it, and a free seat kept for its
+/// section's waitlist shows held, as no order may.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn seat_map(conn: &mut PgConnection, event_id: Uuid) -> Result<Vec<SeatView>> {
     Ok(sqlx::query_as(
-        "SELECT id, label, section_id, row_label AS row, seat_number AS number,
-                CASE WHEN seat_hold_lapsed(state, held_until) THEN 'available'::seat_state ELSE state END AS status
-         FROM seats WHERE event_id = $1 AND label IS NOT NULL ORDER BY section_id, sort_key",
+        "SELECT s.id, s.label, s.section_id, s.row_label AS row, s.seat_number AS number,
+                CASE WHEN seat_is_for_sale(s.state, s.held_until, sec.waitlist_waiting) THEN 'available'::seat_state
+                     WHEN seat_is_takeable(s.state, s.held_until) THEN 'held'::seat_state
+                     ELSE s.state END AS status
+         FROM seats s JOIN sections sec ON sec.id = s.section_id
+         WHERE s.event_id = $1 AND s.label IS NOT NULL ORDER BY s.section_id, s.sort_key",
     )
     .bind(event_id)
     .fetch_all(&mut *conn)

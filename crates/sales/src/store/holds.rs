@@ -26,7 +26,8 @@ pub struct HoldRow {
 /// Holds the seats the fan chose by label (parameters: [`OrderStatement`]).
 const HOLD_BY_LABELS: &str = "WITH locked AS (
          SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
-                seat_is_takeable(s.state, s.held_until) AS takeable
+                seat_is_for_sale(s.state, s.held_until, sec.waitlist_waiting)
+                OR ($9::uuid IS NOT NULL AND seat_is_takeable(s.state, s.held_until)) AS takeable
          FROM seats s JOIN sections sec ON sec.id = s.section_id
          WHERE s.event_id = $1 AND s.label = ANY($5::text[])
          ORDER BY s.id FOR UPDATE OF s NOWAIT
@@ -35,8 +36,8 @@ const HOLD_BY_LABELS: &str = "WITH locked AS (
                 coalesce(sum(price_minor), 0)::bigint AS total
          FROM locked
      ), hold AS (
-         INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at, contact_email)
-         SELECT $2, $1, $3, cardinality($5::text[]), total, now() + make_interval(secs => $6), $8
+         INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at, contact_email, waitlist_entry_id)
+         SELECT $2, $1, $3, cardinality($5::text[]), total, now() + make_interval(secs => $6), $8, $9
          FROM verdict WHERE ok
          RETURNING expires_at
      ), members AS (
@@ -50,7 +51,8 @@ const HOLD_BY_LABELS: &str = "WITH locked AS (
 /// Holds seats an any-N path found and locked, by id (parameters: [`OrderStatement`]).
 const HOLD_BY_IDS: &str = "WITH locked AS (
          SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
-                seat_is_takeable(s.state, s.held_until) AS takeable
+                seat_is_for_sale(s.state, s.held_until, sec.waitlist_waiting)
+                OR ($9::uuid IS NOT NULL AND seat_is_takeable(s.state, s.held_until)) AS takeable
          FROM seats s JOIN sections sec ON sec.id = s.section_id
          WHERE s.event_id = $1 AND s.id = ANY($5::bigint[])
          ORDER BY s.id FOR UPDATE OF s NOWAIT
@@ -59,8 +61,8 @@ const HOLD_BY_IDS: &str = "WITH locked AS (
                 coalesce(sum(price_minor), 0)::bigint AS total
          FROM locked
      ), hold AS (
-         INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at, contact_email)
-         SELECT $2, $1, $3, cardinality($5::bigint[]), total, now() + make_interval(secs => $6), $8
+         INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at, contact_email, waitlist_entry_id)
+         SELECT $2, $1, $3, cardinality($5::bigint[]), total, now() + make_interval(secs => $6), $8, $9
          FROM verdict WHERE ok
          RETURNING expires_at
      ), members AS (
@@ -95,6 +97,33 @@ pub async fn write(
         hold_seconds: Some(ttl_seconds),
         payment_id: None,
         contact_email,
+        waitlist_entry: None,
+    };
+    inventory::write_order(conn, order).await
+}
+
+/// Writes the offer to the waitlist entry `entry` over seats the caller found and
+/// locked (which may be places its section keeps for the waitlist): a hold for the
+/// entry's fan lasting `ttl_seconds`, in one statement.
+#[tracing::instrument(level = "debug", skip(conn, scope, seat_ids, entry), fields(entry_id = %entry.id))]
+pub async fn write_offer(
+    conn: &mut PgConnection,
+    scope: &FanScope,
+    hold_id: Uuid,
+    seat_ids: &[i64],
+    ttl_seconds: i32,
+    entry: &crate::store::waitlist::EntryRow,
+) -> Result<Written> {
+    let order = OrderStatement {
+        sql: HOLD_BY_IDS,
+        scope,
+        order_id: hold_id,
+        confirming: None,
+        seats: SeatKeys::Ids(seat_ids),
+        hold_seconds: Some(ttl_seconds),
+        payment_id: None,
+        contact_email: entry.contact_email.as_deref(),
+        waitlist_entry: Some(entry.id),
     };
     inventory::write_order(conn, order).await
 }
@@ -213,12 +242,19 @@ pub async fn release_all_of_event(conn: &mut PgConnection, event_id: Uuid, limit
     Ok(released.len() as u64)
 }
 
+/// What a pass of the hold sweep ended: how many holds, and the events they were of.
+#[derive(Debug, Default)]
+pub struct Released {
+    pub holds: u64,
+    pub events: Vec<Uuid>,
+}
+
 /// Ends up to `batch` expired holds, frees their seats and writes a `hold.expired`
 /// message for each, inside the caller's transaction. Holds locked by another sweeper
 /// (or a fan confirming) are skipped, so any number of schedulers can run this at once
 /// without releasing a hold twice or waiting on each other.
 #[tracing::instrument(level = "debug", skip(conn))]
-pub async fn release_expired(conn: &mut PgConnection, batch: i64) -> Result<u64> {
+pub async fn release_expired(conn: &mut PgConnection, batch: i64) -> Result<Released> {
     let released: Vec<(Uuid, Uuid, String, i32)> = sqlx::query_as(
         "WITH expired AS (
              SELECT id FROM holds WHERE status = 'active' AND expires_at <= now()
@@ -246,5 +282,8 @@ pub async fn release_expired(conn: &mut PgConnection, batch: i64) -> Result<u64>
         })
         .collect();
     crate::store::outbox::enqueue(conn, &messages).await?;
-    Ok(released.len() as u64)
+    let mut events: Vec<Uuid> = released.iter().map(|(_, event_id, _, _)| *event_id).collect();
+    events.sort_unstable();
+    events.dedup();
+    Ok(Released { holds: released.len() as u64, events })
 }

@@ -37,11 +37,18 @@ pub struct Violations {
     /// Payments succeeded longer ago than the reconciliation window with neither a
     /// booking nor a refund: money kept for nothing.
     pub payments_unresolved: i64,
+    /// Sections whose count of waiting entries (which takes them off sale) differs from
+    /// the entries that wait for them: a section kept from sale for nobody, or sold
+    /// while someone waits.
+    pub waitlist_counts_wrong: i64,
+    /// Entries whose offer disagrees with their status: offered without an offer hold,
+    /// or with one while still in line or gone.
+    pub waitlist_offers_wrong: i64,
 }
 
 impl Violations {
     /// Each invariant by its metric label, oversell included.
-    pub fn by_invariant(&self) -> [(&'static str, i64); 11] {
+    pub fn by_invariant(&self) -> [(&'static str, i64); 13] {
         [
             ("oversold_seat", self.oversold_seats),
             ("seat_in_two_bookings", self.seats_in_two_bookings),
@@ -54,6 +61,8 @@ impl Violations {
             ("payment_applied_twice", self.payments_applied_twice),
             ("payment_over_refunded", self.payments_over_refunded),
             ("payment_unresolved", self.payments_unresolved),
+            ("waitlist_count_mismatch", self.waitlist_counts_wrong),
+            ("waitlist_offer_mismatch", self.waitlist_offers_wrong),
         ]
     }
 }
@@ -154,7 +163,14 @@ pub const STATEMENT: &str = "WITH claims AS (
               AND p.succeeded_at < now() - make_interval(secs => $2)
               AND (p.resolution IS NULL
                    OR (p.booking_id IS NULL AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.payment_id = p.id))))
-             AS payments_unresolved";
+             AS payments_unresolved,
+         (SELECT count(*) FROM sections s WHERE s.event_id = ANY($1) AND s.waitlist_waiting <> (
+              SELECT count(*) FROM waitlist_entries w
+              WHERE w.event_id = s.event_id AND w.status = 'waiting' AND s.id = ANY (w.section_ids)))
+             AS waitlist_counts_wrong,
+         (SELECT count(*) FROM waitlist_entries w WHERE w.event_id = ANY($1)
+              AND (w.status = 'offered') <> EXISTS (SELECT 1 FROM holds h WHERE h.waitlist_entry_id = w.id))
+             AS waitlist_offers_wrong";
 
 /// How the money of the events checked stands: payments by status, succeeded payments
 /// by resolution (`booked`, `late_booked`, `refunded`, or `unresolved`), refunds by

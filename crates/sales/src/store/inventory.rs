@@ -7,7 +7,9 @@
 //! here first, inside the caller's transaction.
 //!
 //! Which seats are free is the database's `seat_is_takeable` (see
-//! `migrations/*_seat_takeable.sql`).
+//! `migrations/*_seat_takeable.sql`), and which of those an ordinary order may take its
+//! `seat_is_for_sale`: none of a section its waitlist waits for, whose free places only
+//! the waitlist's offers take (`migrations/*_waitlist.sql`).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -17,6 +19,20 @@ use crate::domain::best_available::{Candidate, Ranker};
 use crate::error::{Error, Result};
 use crate::model::OrderSeat;
 use crate::scope::FanScope;
+
+/// Who takes free places: an ordinary order (places for sale), or an offer to a
+/// waitlist entry (also the places a section keeps for its waitlist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taker {
+    Order,
+    Waitlist,
+}
+
+impl Taker {
+    fn is_waitlist(self) -> bool {
+        self == Self::Waitlist
+    }
+}
 
 /// The seats an order names: labels the fan chose, or ids the caller already locked
 /// (any-N paths, a hold being confirmed).
@@ -70,6 +86,7 @@ struct WrittenRow {
 /// | `$6` | the hold's lifetime in seconds (holds only) |
 /// | `$7` | the payment that paid for the booking (confirm only; NULL when free) |
 /// | `$8` | the address the fan gave for their confirmation, or NULL (new holds and one-step bookings) |
+/// | `$9` | the waitlist entry a new hold is the offer for, or NULL (holds only) |
 ///
 /// Each statement is the same in shape: `locked` locks the named seats in id order (so
 /// two orders for overlapping seats never deadlock), `NOWAIT` failing at once (SQLSTATE
@@ -86,6 +103,7 @@ pub(crate) struct OrderStatement<'a> {
     pub hold_seconds: Option<i32>,
     pub payment_id: Option<Uuid>,
     pub contact_email: Option<&'a str>,
+    pub waitlist_entry: Option<Uuid>,
 }
 
 /// Runs an order statement: the order written whole, or refused with the seats it found.
@@ -104,6 +122,7 @@ pub(crate) async fn write_order(conn: &mut PgConnection, order: OrderStatement<'
         .bind(order.hold_seconds.map(f64::from))
         .bind(order.payment_id)
         .bind(order.contact_email)
+        .bind(order.waitlist_entry)
         .fetch_all(conn)
         .await?;
     Ok(match rows.first().and_then(|row| row.at) {
@@ -120,7 +139,8 @@ pub async fn lock_seats(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// The next `$2` free places of the general-admission section `$1`, locked.
+/// The next `$2` free places of the general-admission section `$1`, locked; none of a
+/// section its waitlist waits for unless `$3` (an offer takes them).
 ///
 /// Takeable places are available ones or lapsed holds; each is scanned through its own
 /// partial index in its own order (`seats_available` by `sort_key`, then
@@ -129,24 +149,35 @@ pub async fn lock_seats(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
 /// when the available places run short (a `LIMIT` of 0 reads nothing). `SKIP LOCKED`
 /// lets concurrent orders each take different rows instead of queueing on one.
 /// Public so tests can `EXPLAIN` it.
-pub const TAKE_NEXT: &str = "WITH available AS (
+pub const TAKE_NEXT: &str = "WITH open AS (
+         SELECT $3 OR waitlist_waiting = 0 AS open FROM sections WHERE id = $1
+     ), available AS (
          SELECT id AS seat_id, section_id, label FROM seats
-         WHERE section_id = $1 AND state = 'available'
+         WHERE section_id = $1 AND state = 'available' AND (SELECT open FROM open)
          ORDER BY sort_key LIMIT $2 FOR UPDATE SKIP LOCKED
      ), lapsed AS (
          SELECT id AS seat_id, section_id, label FROM seats
-         WHERE section_id = $1 AND seat_hold_lapsed(state, held_until)
+         WHERE section_id = $1 AND seat_hold_lapsed(state, held_until) AND (SELECT open FROM open)
          ORDER BY held_until LIMIT $2 - (SELECT count(*) FROM available) FOR UPDATE SKIP LOCKED
      )
      SELECT * FROM available UNION ALL SELECT * FROM lapsed";
 
 /// Takes the next `quantity` free places of a general-admission section.
 #[tracing::instrument(level = "debug", skip(conn))]
-pub async fn take_next(conn: &mut PgConnection, section_id: Uuid, quantity: u32) -> Result<Vec<OrderSeat>> {
-    let seats: Vec<OrderSeat> =
-        sqlx::query_as(TAKE_NEXT).bind(section_id).bind(i64::from(quantity)).fetch_all(&mut *conn).await?;
+pub async fn take_next(
+    conn: &mut PgConnection,
+    section_id: Uuid,
+    quantity: u32,
+    taker: Taker,
+) -> Result<Vec<OrderSeat>> {
+    let seats: Vec<OrderSeat> = sqlx::query_as(TAKE_NEXT)
+        .bind(section_id)
+        .bind(i64::from(quantity))
+        .bind(taker.is_waitlist())
+        .fetch_all(&mut *conn)
+        .await?;
     if seats.len() < quantity as usize {
-        return Err(shortage(conn, section_id, quantity).await);
+        return Err(shortage(conn, section_id, quantity, taker).await);
     }
     Ok(seats)
 }
@@ -156,14 +187,17 @@ pub async fn take_next(conn: &mut PgConnection, section_id: Uuid, quantity: u32)
 /// candidates [`best_available`](crate::domain::best_available) chooses from. Available seats are read through
 /// `seats_available` in `sort_key` order, starting at `$2`, so a window costs its own
 /// size rather than the section's; lapsed holds (few: the sweeper releases them) through
-/// `seats_held_by_expiry`. Public so tests can `EXPLAIN` it.
-pub const BEST_AVAILABLE_CANDIDATES: &str = "WITH available AS (
+/// `seats_held_by_expiry`. None of a section its waitlist waits for unless `$4` (an offer
+/// takes them). Public so tests can `EXPLAIN` it.
+pub const BEST_AVAILABLE_CANDIDATES: &str = "WITH open AS (
+         SELECT $4 OR waitlist_waiting = 0 AS open FROM sections WHERE id = $1
+     ), available AS (
          SELECT id, row_rank, seat_number, sort_key FROM seats
-         WHERE section_id = $1 AND state = 'available' AND sort_key > $2
+         WHERE section_id = $1 AND state = 'available' AND sort_key > $2 AND (SELECT open FROM open)
          ORDER BY sort_key LIMIT $3
      ), lapsed AS (
          SELECT id, row_rank, seat_number, sort_key FROM seats
-         WHERE section_id = $1 AND seat_hold_lapsed(state, held_until) AND sort_key > $2
+         WHERE section_id = $1 AND seat_hold_lapsed(state, held_until) AND sort_key > $2 AND (SELECT open FROM open)
          ORDER BY sort_key LIMIT $3
      )
      SELECT id, row_rank, seat_number, sort_key FROM available
@@ -189,6 +223,7 @@ pub async fn take_best(
     section_id: Uuid,
     quantity: u32,
     attempts: usize,
+    taker: Taker,
 ) -> Result<Vec<OrderSeat>> {
     let mut ranker = Ranker::new(quantity as usize, attempts);
     let (mut after, mut window) = (i32::MIN, FIRST_WINDOW);
@@ -197,6 +232,7 @@ pub async fn take_best(
             .bind(section_id)
             .bind(after)
             .bind(window)
+            .bind(taker.is_waitlist())
             .fetch_all(&mut *conn)
             .await?;
         let read = rows.len() as i64;
@@ -211,27 +247,34 @@ pub async fn take_best(
     }
     for option in ranker.finish() {
         let seats: Vec<OrderSeat> = sqlx::query_as(
-            "SELECT id AS seat_id, section_id, label FROM seats
-             WHERE id = ANY($1) AND seat_is_takeable(state, held_until)
-             ORDER BY id FOR UPDATE SKIP LOCKED",
+            "SELECT s.id AS seat_id, s.section_id, s.label FROM seats s JOIN sections sec ON sec.id = s.section_id
+             WHERE s.id = ANY($1)
+               AND (seat_is_for_sale(s.state, s.held_until, sec.waitlist_waiting)
+                    OR ($2 AND seat_is_takeable(s.state, s.held_until)))
+             ORDER BY s.id FOR UPDATE OF s SKIP LOCKED",
         )
         .bind(&option)
+        .bind(taker.is_waitlist())
         .fetch_all(&mut *conn)
         .await?;
         if seats.len() == option.len() {
             return Ok(seats);
         }
     }
-    Err(shortage(conn, section_id, quantity).await)
+    Err(shortage(conn, section_id, quantity, taker).await)
 }
 
-/// Tells "sold out" from "busy": if the committed state still has enough takeable
-/// seats, other orders merely hold their locks, and a retry may succeed.
-async fn shortage(conn: &mut PgConnection, section_id: Uuid, quantity: u32) -> Error {
+/// Tells "sold out" from "busy": if the committed state still has enough seats the
+/// taker may take, other orders merely hold their locks, and a retry may succeed.
+async fn shortage(conn: &mut PgConnection, section_id: Uuid, quantity: u32, taker: Taker) -> Error {
     let remaining = sqlx::query_scalar::<_, i64>(
-        "SELECT count(*) FROM seats WHERE section_id = $1 AND seat_is_takeable(state, held_until)",
+        "SELECT count(*) FROM seats s JOIN sections sec ON sec.id = s.section_id
+         WHERE s.section_id = $1
+           AND (seat_is_for_sale(s.state, s.held_until, sec.waitlist_waiting)
+                OR ($2 AND seat_is_takeable(s.state, s.held_until)))",
     )
     .bind(section_id)
+    .bind(taker.is_waitlist())
     .fetch_one(&mut *conn)
     .await;
     match remaining {

@@ -28,4 +28,5 @@ pub mod payments;
 pub mod refunds;
 pub mod revocations;
 pub mod tickets;
+pub mod waitlist;
 pub mod webhooks;

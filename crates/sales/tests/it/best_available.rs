@@ -3,6 +3,7 @@
 //! prefers, locked.
 
 use sales::domain::event::{Layout, NewEvent, NewSection, Row};
+use sales::store::inventory::Taker;
 use sales::store::{events, inventory};
 use sqlx::PgConnection;
 use test_support::TestDatabase;
@@ -24,6 +25,7 @@ async fn section(conn: &mut PgConnection, rows: usize, seats: u32) -> Uuid {
         }],
         refund_policy: None,
         max_per_fan: None,
+        waitlist: Default::default(),
     };
     let event_id = events::insert(conn, &event).await.unwrap();
     sqlx::query_scalar("SELECT id FROM sections WHERE event_id = $1").bind(event_id).fetch_one(conn).await.unwrap()
@@ -60,7 +62,7 @@ async fn an_order_on_a_100000_seat_row_takes_a_contiguous_block() {
     // The row's first seats are held in a pattern leaving pairs: 1-2 free, 3 held, …
     hold(&mut conn, section_id, &(1..=300).filter(|n| n % 3 == 0).collect::<Vec<_>>()).await;
     let mut tx = db.pool.begin().await.unwrap();
-    let taken = inventory::take_best(&mut tx, section_id, 4, 5).await.unwrap();
+    let taken = inventory::take_best(&mut tx, section_id, 4, 5, Taker::Order).await.unwrap();
     // No pair holds four: the first block of four is 301-304, and it strands nobody.
     assert_eq!(places(&mut tx, &taken).await, [(0, 301), (0, 302), (0, 303), (0, 304)]);
     tx.commit().await.unwrap();
@@ -75,7 +77,7 @@ async fn a_block_stranding_nobody_further_along_a_long_row_is_found_past_the_fir
     // pair there strands a seat; from 60,001 on it is free. Row 1 is wholly free.
     hold(&mut conn, section_id, &(1..=60_000).filter(|n| n % 4 == 0).collect::<Vec<_>>()).await;
     let mut tx = db.pool.begin().await.unwrap();
-    let taken = inventory::take_best(&mut tx, section_id, 2, 5).await.unwrap();
+    let taken = inventory::take_best(&mut tx, section_id, 2, 5, Taker::Order).await.unwrap();
     assert_eq!(places(&mut tx, &taken).await, [(0, 60_001), (0, 60_002)]);
     tx.commit().await.unwrap();
 }
@@ -93,7 +95,7 @@ async fn a_locked_choice_is_passed_over_for_the_next() {
         .await
         .unwrap();
     let mut tx = db.pool.begin().await.unwrap();
-    let taken = inventory::take_best(&mut tx, section_id, 2, 5).await.unwrap();
+    let taken = inventory::take_best(&mut tx, section_id, 2, 5, Taker::Order).await.unwrap();
     assert_eq!(places(&mut tx, &taken).await, [(0, 3), (0, 4)]);
     tx.commit().await.unwrap();
     other.rollback().await.unwrap();

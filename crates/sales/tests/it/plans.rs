@@ -36,6 +36,7 @@ async fn event_with_holds(conn: &mut PgConnection) -> (Uuid, Uuid) {
         sections,
         refund_policy: None,
         max_per_fan: None,
+        waitlist: Default::default(),
     };
     let event_id = events::insert(conn, &event).await.unwrap();
     sqlx::query(
@@ -73,7 +74,8 @@ async fn general_admission_takes_places_through_both_partial_indexes() {
     let db = TestDatabase::new(&schema::MIGRATOR, 1).await.unwrap();
     let mut conn = db.pool.acquire().await.unwrap();
     let (general, _) = event_with_holds(&mut conn).await;
-    let plan = generic_plan(&mut conn, inventory::TAKE_NEXT, "uuid, bigint", &format!("'{general}', 4")).await;
+    let plan =
+        generic_plan(&mut conn, inventory::TAKE_NEXT, "uuid, bigint, boolean", &format!("'{general}', 4, false")).await;
     assert!(plan.contains("seats_available"), "{plan}");
     assert!(plan.contains("seats_held_by_expiry"), "{plan}");
 }
@@ -86,8 +88,8 @@ async fn best_available_reads_candidates_through_both_partial_indexes() {
     let plan = generic_plan(
         &mut conn,
         inventory::BEST_AVAILABLE_CANDIDATES,
-        "uuid, integer, bigint",
-        &format!("'{reserved}', 0, 256"),
+        "uuid, integer, bigint, boolean",
+        &format!("'{reserved}', 0, 256, false"),
     )
     .await;
     // Available seats in index order from the window's start, so a window reads its own

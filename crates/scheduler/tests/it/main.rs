@@ -482,3 +482,43 @@ async fn the_watchdog_counts_the_money_and_flags_payments_that_break_the_rules()
     // refunded one is covered by its refund, exactly.
     assert_eq!(violations, Violations { payments_unresolved: 1, ..Violations::default() });
 }
+
+#[tokio::test]
+async fn the_watchdog_finds_a_waitlist_count_or_offer_that_disagrees_with_the_entries() {
+    let db = TestDatabase::new(&schema::MIGRATOR, 2).await.unwrap();
+    let event = event(&db.pool, "1 minute", None, 0).await;
+    let section: Uuid = sqlx::query_scalar("SELECT id FROM sections WHERE event_id = $1")
+        .bind(event)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    for (fan, status) in [("waiting", "waiting"), ("offered", "offered")] {
+        sqlx::query(
+            "INSERT INTO waitlist_entries (id, event_id, fan_id, quantity, section_ids, status, ended_at)
+             VALUES ($1, $2, $3, 1, ARRAY[$4], $5::waitlist_entry_status,
+                     CASE WHEN $5 = 'waiting' THEN NULL ELSE now() END)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(event)
+        .bind(fan)
+        .bind(section)
+        .bind(status)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    let scope = Scope::default();
+    // The entry's trigger counted the waiting one; the offered one has no offer hold.
+    assert_eq!(check(&db, scope).await, Violations { waitlist_offers_wrong: 1, ..Violations::default() });
+
+    sqlx::query("UPDATE sections SET waitlist_waiting = 0 WHERE id = $1")
+        .bind(section)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(
+        check(&db, scope).await,
+        Violations { waitlist_counts_wrong: 1, waitlist_offers_wrong: 1, ..Violations::default() }
+    );
+}
