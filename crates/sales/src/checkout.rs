@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result, What};
 use crate::model::{AttentionPayment, Price};
-use crate::outbox::{self, Message, MessageSeat};
+use crate::outbox::{self, Message};
 use crate::payment_provider::{Intent, IntentStatus, NewIntent, NewRefund, ProviderEvent, ProviderEventKind};
 use crate::payment_provider::{Refund, RefundStatus as ProviderRefundStatus};
 use crate::scope::FanScope;
@@ -563,26 +563,10 @@ pub(crate) async fn resolve_success(tx: &mut PgConnection, payment: &PaymentRow)
         }
     }
     match written {
-        Written::Done { seats, .. } => {
+        Written::Done { .. } => {
             holds::end(tx, hold.id, HoldStatus::Confirmed).await?;
             let resolution = if live { PaymentResolution::Booked } else { PaymentResolution::LateBooked };
             payments::resolve(tx, payment.id, resolution, Some(booking_id), false).await?;
-            outbox_enqueue(
-                tx,
-                Message::BookingConfirmed(outbox::BookingConfirmed {
-                    event_id: payment.event_id,
-                    booking_id,
-                    fan_id: payment.fan_id.clone(),
-                    hold_id: Some(hold.id),
-                    payment_id: Some(payment.id),
-                    seats: seats
-                        .into_iter()
-                        .map(|s| MessageSeat { seat_id: s.seat_id, section_id: s.section_id, label: s.label })
-                        .collect(),
-                    total: price(payment, payment.amount_minor),
-                }),
-            )
-            .await?;
             Ok(None)
         }
         Written::Refused(_) => refund_unbooked(tx, payment, RefundReason::LatePayment, true).await,

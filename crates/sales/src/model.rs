@@ -2,13 +2,13 @@
 //! gateway serialises as they are.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::states::{BookingStatus, HoldStatus, SeatState, SectionKind};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct Price {
     pub amount_minor: i64,
     pub currency: String,

@@ -10,13 +10,14 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::contact_email::ContactEmail;
 use crate::domain::refund_policy::refund_amount;
 use crate::domain::selection::Selection;
 use crate::domain::Invalid;
 use crate::error::{Error, Result, What};
 use crate::model::Price;
 use crate::model::{BookingView, HoldView, OrderSeat};
-use crate::outbox::{self as messages, CancelledBy, Message, MessageSeat};
+use crate::outbox::{self as messages, CancelledBy, Message};
 use crate::scope::FanScope;
 use crate::states::{BookingStatus, HoldStatus, RefundReason, SectionKind};
 use crate::store::bookings::{self, Cancellable};
@@ -38,6 +39,9 @@ pub struct SeatRequest {
     /// With `quantity`: the best available seats of this section.
     pub section_id: Option<Uuid>,
     pub quantity: Option<i64>,
+    /// Where to send the confirmation and tickets (optional); given with a hold, it
+    /// carries over to the booking the hold becomes.
+    pub email: Option<String>,
 }
 
 /// What an order created: a hold, or a booking.
@@ -87,6 +91,7 @@ struct OrderWork {
     id: Uuid,
     rules: Arc<EventRules>,
     best_available_attempts: usize,
+    contact_email: Option<ContactEmail>,
 }
 
 impl Sales {
@@ -110,6 +115,7 @@ impl Sales {
         }
         let selection =
             Selection::parse(request.seats.clone(), request.section_id, request.quantity, rules.max_per_order)?;
+        let contact_email = request.email.as_deref().map(ContactEmail::parse).transpose()?;
         // Paid places are sold through checkout. Chosen seats' prices are known only once
         // they are read: the database refuses those (bookings_paid_name_a_payment).
         if let (Kind::Book, Selection::Section { section_id, .. }) = (kind, &selection) {
@@ -124,12 +130,12 @@ impl Sales {
             id: Uuid::now_v7(),
             rules,
             best_available_attempts: self.settings.best_available_attempts,
+            contact_email,
         };
         let mut created = match (selection, key) {
-            // The common case: one statement locks, checks and writes, with no transaction
-            // around it to pay for. (A booking also writes its outbox message, so it
-            // takes the transaction below.)
-            (Selection::Chosen(labels), None) if matches!(kind, Kind::Hold) => {
+            // The common case: one statement locks, checks and writes (a booking its
+            // tickets and outbox message too), with no transaction around it to pay for.
+            (Selection::Chosen(labels), None) => {
                 self.db
                     .write(move |conn| {
                         Box::pin(async move {
@@ -206,8 +212,6 @@ impl Sales {
                         Written::Refused(_) => return Err(Error::HoldExpired),
                     };
                     holds::end(tx, hold_id, HoldStatus::Confirmed).await?;
-                    outbox::enqueue(tx, &[booking_confirmed(&scope, booking_id, Some(hold_id), &seats, &rules)])
-                        .await?;
                     Ok(Confirmation::Booked(BookingView {
                         id: booking_id,
                         event_id: scope.event_id,
@@ -436,9 +440,10 @@ impl OrderWork {
     /// the seats could not be taken (nothing is written then).
     async fn write(&self, conn: &mut PgConnection, seats: SeatKeys<'_>) -> Result<Order> {
         let (scope, id, rules) = (&self.scope, self.id, &self.rules);
+        let contact_email = self.contact_email.as_ref().map(ContactEmail::as_str);
         let written = match self.kind {
-            Kind::Hold => holds::write(conn, scope, id, seats, rules.hold_ttl_seconds).await?,
-            Kind::Book => bookings::write(conn, scope, id, seats).await?,
+            Kind::Hold => holds::write(conn, scope, id, seats, rules.hold_ttl_seconds, contact_email).await?,
+            Kind::Book => bookings::write(conn, scope, id, seats, contact_email).await?,
         };
         let (taken, at) = match written {
             Written::Done { seats, at } => (seats, at),
@@ -455,23 +460,20 @@ impl OrderWork {
                 seats: seats.into_iter().map(LockedSeat::into_order_seat).collect(),
                 total,
             }),
-            Kind::Book => {
-                outbox::enqueue(conn, &[booking_confirmed(scope, id, None, &seats, rules)]).await?;
-                Order::Booking(BookingView {
-                    id,
-                    event_id: scope.event_id,
-                    hold_id: None,
-                    status: BookingStatus::Confirmed,
-                    created_at: at,
-                    cancelled_at: None,
-                    seats: seats.into_iter().map(LockedSeat::into_order_seat).collect(),
-                    total,
-                    payment_id: None,
-                    refund: None,
-                    link: None,
-                    link_generation: 1,
-                })
-            }
+            Kind::Book => Order::Booking(BookingView {
+                id,
+                event_id: scope.event_id,
+                hold_id: None,
+                status: BookingStatus::Confirmed,
+                created_at: at,
+                cancelled_at: None,
+                seats: seats.into_iter().map(LockedSeat::into_order_seat).collect(),
+                total,
+                payment_id: None,
+                refund: None,
+                link: None,
+                link_generation: 1,
+            }),
         })
     }
 
@@ -540,28 +542,6 @@ async fn cancel_locked(tx: &mut PgConnection, booking: &Cancellable, by: Cancell
     )
     .await?;
     Ok(refund_id)
-}
-
-/// The outbox message of a booking just written.
-fn booking_confirmed(
-    scope: &FanScope,
-    booking_id: Uuid,
-    hold_id: Option<Uuid>,
-    seats: &[LockedSeat],
-    rules: &EventRules,
-) -> Message {
-    Message::BookingConfirmed(messages::BookingConfirmed {
-        event_id: scope.event_id,
-        booking_id,
-        fan_id: scope.fan_id.clone(),
-        hold_id,
-        payment_id: None,
-        seats: seats
-            .iter()
-            .map(|s| MessageSeat { seat_id: s.seat_id, section_id: s.section_id, label: s.label.clone() })
-            .collect(),
-        total: rules.price(seats.iter().map(|s| s.price_minor).sum()),
-    })
 }
 
 /// What an earlier request with the same key created, as it is now.

@@ -5,10 +5,11 @@
 //! Each message is a versioned JSON document:
 //! `{"type": "booking.confirmed", "version": 1, "timestamp": "…", "data": {…}}`, where
 //! `timestamp` is the database's clock at the change and `data` is the
-//! [`Message`]'s fields. A field may be added within a version; removing or changing
+//! [`Message`]'s fields, or [`BookingConfirmed`]'s, which the booking statements write
+//! themselves (`store::bookings`). A field may be added within a version; removing or changing
 //! one makes a new version. The README's "Outbox events" lists them all.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::Price;
@@ -17,7 +18,6 @@ use crate::model::Price;
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Message {
-    BookingConfirmed(BookingConfirmed),
     BookingCancelled(BookingCancelled),
     PaymentSucceeded(PaymentSucceeded),
     PaymentRefunded(PaymentRefunded),
@@ -42,7 +42,6 @@ pub const TOPICS: [&str; 6] = [
 impl Message {
     pub fn topic(&self) -> &'static str {
         match self {
-            Self::BookingConfirmed(_) => "booking.confirmed",
             Self::BookingCancelled(_) => "booking.cancelled",
             Self::PaymentSucceeded(_) => "payment.succeeded",
             Self::PaymentRefunded(_) => "payment.refunded",
@@ -53,7 +52,6 @@ impl Message {
 
     pub fn event_id(&self) -> Uuid {
         match self {
-            Self::BookingConfirmed(m) => m.event_id,
             Self::BookingCancelled(m) => m.event_id,
             Self::PaymentSucceeded(m) => m.event_id,
             Self::PaymentRefunded(m) => m.event_id,
@@ -69,7 +67,7 @@ impl Message {
 }
 
 /// A seat of a booking, as messages name it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageSeat {
     pub seat_id: i64,
     pub section_id: Uuid,
@@ -77,7 +75,10 @@ pub struct MessageSeat {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// `booking.confirmed`'s `data`. Written in SQL by the statement that books (so a
+/// one-step booking needs no transaction around it), hence not a [`Message`]; read it
+/// with this type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BookingConfirmed {
     pub event_id: Uuid,
     pub booking_id: Uuid,
@@ -85,6 +86,9 @@ pub struct BookingConfirmed {
     pub hold_id: Option<Uuid>,
     /// None for free bookings.
     pub payment_id: Option<Uuid>,
+    /// The address the fan gave for their confirmation, if any.
+    pub email: Option<String>,
+    /// In seat id order.
     pub seats: Vec<MessageSeat>,
     pub total: Price,
 }

@@ -144,7 +144,7 @@ impl IntoResponses for OrderRefused {
             ("408", "`request_timeout`: the body arrived too slowly"),
             ("413", "`payload_too_large`: a body past 2 MB"),
             ("409", "`seat_unavailable`, `seat_contended`, `sold_out`, `fan_limit_reached` (the order would take the fan past the event's `max_per_fan`; `error.details` has `max_per_fan` and `remaining`, the places they may still take), or `request_in_progress` (an earlier request with this Idempotency-Key is being answered)"),
-            ("422", "`invalid_selection`, `invalid_quantity`, `order_limit_exceeded`, `unknown_seat`, `duplicate_seat`, `unknown_section`, `idempotency_key_reused` (with another body), or `value_out_of_range` (the order's total)"),
+            ("422", "`invalid_selection`, `invalid_quantity`, `order_limit_exceeded`, `unknown_seat`, `duplicate_seat`, `unknown_section`, `invalid_email`, `idempotency_key_reused` (with another body), or `value_out_of_range` (the order's total)"),
             ("503", "`unavailable` (nothing was written), `outcome_unknown` or `revocations_not_loaded` (with `Retry-After`)"),
         ])
     }

@@ -74,3 +74,105 @@ async fn metrics_count_order_outcomes_and_label_requests_by_route_template() {
     assert!(value(r#"boxoffice_db_pool_max_connections"#) >= 1.0);
     assert!(text.contains(r#"boxoffice_db_pool_connections{state="in_use"}"#));
 }
+
+/// The `booking.confirmed` outbox message of the booking `id`, with a delivery for
+/// every subscriber that wants it.
+async fn booking_confirmed_message(app: &crate::helpers::TestApp, id: &str) -> (serde_json::Value, i64) {
+    let id: uuid::Uuid = id.parse().unwrap();
+    let (payload, deliveries): (serde_json::Value, i64) = sqlx::query_as(
+        "SELECT m.payload, (SELECT count(*) FROM outbox_deliveries d WHERE d.message_id = m.id)
+         FROM outbox_messages m WHERE m.topic = 'booking.confirmed' AND m.payload->'data'->>'booking_id' = $1::text",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    (payload, deliveries)
+}
+
+#[tokio::test]
+async fn every_booking_path_writes_one_booking_confirmed_message_of_the_same_shape() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(6).await;
+    let ga = app.ga_event(5).await;
+    let hook = json!({ "url": "https://hooks.example.com/in", "event_id": event.id, "topics": ["booking.confirmed"] });
+    let registered = app.send(Method::POST, "/v1/admin/webhooks", Some(crate::helpers::ADMIN_KEY), Some(hook)).await;
+    assert_eq!(registered.status, StatusCode::CREATED, "{}", registered.body);
+    let token = app.token("fan-2", &event);
+
+    let chosen = app.book(&event, "fan-1", json!({ "seats": ["2", "1"], "email": " fan1@example.com " })).await;
+    let by_section = app.book(&ga, "fan-1", json!({ "section_id": ga.sections[0], "quantity": 2 })).await;
+    let hold = app.hold(&event, "fan-2", json!({ "seats": ["5"], "email": "fan2@example.com" })).await;
+    let hold_id = hold.body["id"].as_str().unwrap().to_owned();
+    let confirmed = app.send(Method::POST, &event.path(&format!("/holds/{hold_id}/confirm")), Some(&token), None).await;
+
+    for reply in [&chosen, &by_section, &hold, &confirmed] {
+        assert!(reply.status.is_success(), "{}", reply.body);
+    }
+    let expected = |reply: &test_support::Reply, event: &crate::helpers::Event, fan: &str, hold, email| {
+        let seats: Vec<_> = reply.body["seats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| json!({ "seat_id": s["seat_id"], "section_id": event.sections[0], "label": s["label"] }))
+            .collect();
+        json!({
+            "event_id": event.id, "booking_id": reply.body["id"], "fan_id": fan, "hold_id": hold,
+            "payment_id": null, "email": email, "seats": seats,
+            "total": { "amount_minor": 0, "currency": "EUR" },
+        })
+    };
+    let cases = [
+        (&chosen, &event, "fan-1", json!(null), json!("fan1@example.com"), 1),
+        (&by_section, &ga, "fan-1", json!(null), json!(null), 0),
+        (&confirmed, &event, "fan-2", json!(hold_id), json!("fan2@example.com"), 1),
+    ];
+    for (reply, event, fan, hold, email, deliveries) in cases {
+        let (payload, written) = booking_confirmed_message(&app, reply.body["id"].as_str().unwrap()).await;
+        assert_eq!(payload["type"], "booking.confirmed");
+        assert_eq!(payload["version"], sales::outbox::VERSION);
+        assert!(payload["timestamp"].as_str().is_some_and(|t| t.parse::<chrono::DateTime<chrono::Utc>>().is_ok()));
+        assert_eq!(payload["data"], expected(reply, event, fan, hold, email), "{}", reply.body);
+        serde_json::from_value::<sales::outbox::BookingConfirmed>(payload["data"].clone()).unwrap();
+        assert_eq!(written, deliveries, "a delivery for the webhook of `event` only");
+    }
+    let seat_ids: Vec<i64> =
+        chosen.body["seats"].as_array().unwrap().iter().map(|s| s["seat_id"].as_i64().unwrap()).collect();
+    let (payload, _) = booking_confirmed_message(&app, chosen.body["id"].as_str().unwrap()).await;
+    let in_message: Vec<i64> =
+        payload["data"]["seats"].as_array().unwrap().iter().map(|s| s["seat_id"].as_i64().unwrap()).collect();
+    assert_eq!(
+        in_message,
+        {
+            let mut sorted = seat_ids;
+            sorted.sort();
+            sorted
+        },
+        "seats in seat id order"
+    );
+    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_messages WHERE topic = 'booking.confirmed'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(messages, 3);
+}
+
+#[tokio::test]
+async fn a_refused_booking_writes_no_message_and_a_bad_email_is_refused_with_422() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(2).await;
+    let first = app.book(&event, "fan-1", json!({ "seats": ["1"] })).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+
+    let taken = app.book(&event, "fan-2", json!({ "seats": ["1", "2"], "email": "fan2@example.com" })).await;
+    let bad = app.book(&event, "fan-2", json!({ "seats": ["2"], "email": "not an address" })).await;
+    let bad_hold = app.hold(&event, "fan-2", json!({ "seats": ["2"], "email": "a@b@c" })).await;
+
+    assert_eq!(taken.code(), "seat_unavailable");
+    for reply in [&bad, &bad_hold] {
+        assert_eq!((reply.status, reply.code()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_email"), "{}", reply.body);
+    }
+    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox_messages").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(messages, 1);
+    assert_eq!(app.assert_inventory_consistent(&event).await, 1);
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use payments_sandbox::{Faults, Sandbox, SandboxConfig};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use crate::helpers::{spawn_app_with, Event, TestApp, ADMIN_KEY};
 
@@ -149,6 +150,19 @@ async fn a_paid_hold_becomes_a_booking_through_the_webhook_with_its_outbox_messa
         .await
         .unwrap();
     assert_eq!(topics, ["payment.succeeded", "booking.confirmed"]);
+    let (data, paid_by): (Value, Uuid) = sqlx::query_as(
+        "SELECT m.payload->'data', b.payment_id FROM outbox_messages m JOIN bookings b ON b.hold_id = $2
+         WHERE m.event_id = $1 AND m.topic = 'booking.confirmed'",
+    )
+    .bind(event.id)
+    .bind(hold.parse::<Uuid>().unwrap())
+    .fetch_one(&c.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (&data["booking_id"], &data["hold_id"], &data["payment_id"], &data["total"]),
+        (&json!(booking), &json!(hold), &json!(paid_by), &json!({ "amount_minor": 5000, "currency": "EUR" }))
+    );
     // The webhook's transaction wrote a ticket per seat.
     let tickets = "SELECT count(*) FROM tickets t JOIN bookings b ON b.id = t.booking_id WHERE b.hold_id = $1";
     assert_eq!(c.count(tickets, &hold).await, 2);

@@ -3,6 +3,7 @@
 
 pub mod best_available;
 pub mod booking_link;
+pub mod contact_email;
 pub mod event;
 pub mod refund_policy;
 pub mod selection;

@@ -13,12 +13,52 @@ use crate::scope::FanScope;
 use crate::states::{BookingStatus, RefundStatus};
 use crate::store::inventory::{self, OrderStatement, SeatKeys, Written};
 
-// Each booking statement also writes one ticket per seat (`tickets`), so no booking
-// exists without its tickets, whichever path made it: a one-step booking, a confirmed
-// hold, a payment's webhook, a late payment or the reconciliation pass.
+/// What every booking statement writes once it has locked and judged its seats (its
+/// `locked` and `booking` parts): the booking's seats, the seats' new state, one ticket
+/// per seat, and the `booking.confirmed` outbox message (its `data` is
+/// [`crate::outbox::BookingConfirmed`]; `version` is [`crate::outbox::VERSION`]) with a
+/// delivery per subscriber that wants it, a disabled subscriber's paused. Written by the
+/// statement that books, so no booking exists without its tickets and its message,
+/// whichever path made it (a one-step booking, a confirmed hold, a payment's webhook, a
+/// late payment, the reconciliation pass), and a one-step booking needs no transaction.
+macro_rules! booking_writes {
+    () => {
+        "), items AS (
+         INSERT INTO booking_seats (booking_id, seat_id, price_minor)
+         SELECT $2, seat_id, price_minor FROM locked WHERE EXISTS (SELECT 1 FROM booking)
+     ), booked AS (
+         UPDATE seats SET state = 'booked', booking_id = $2, hold_id = NULL, held_until = NULL
+         WHERE id IN (SELECT seat_id FROM locked) AND EXISTS (SELECT 1 FROM booking)
+     ), tickets AS (
+         INSERT INTO tickets (id, event_id, booking_id, seat_id)
+         SELECT gen_random_uuid(), $1, $2, seat_id FROM locked WHERE EXISTS (SELECT 1 FROM booking)
+     ), message AS (
+         INSERT INTO outbox_messages (message_id, event_id, topic, payload)
+         SELECT gen_random_uuid(), $1, 'booking.confirmed',
+                jsonb_build_object('type', 'booking.confirmed', 'version', 1, 'timestamp', now(), 'data',
+                    jsonb_build_object(
+                        'event_id', $1::uuid, 'booking_id', $2::uuid, 'fan_id', $3::text, 'hold_id', $4::uuid,
+                        'payment_id', $7::uuid, 'email', booking.contact_email,
+                        'seats', (SELECT jsonb_agg(jsonb_build_object('seat_id', seat_id, 'section_id', section_id,
+                                                                      'label', label) ORDER BY seat_id)
+                                  FROM locked),
+                        'total', jsonb_build_object('amount_minor', booking.total_minor, 'currency', e.currency)))
+         FROM booking JOIN events e ON e.id = $1
+         RETURNING id
+     ), deliveries AS (
+         INSERT INTO outbox_deliveries (subscriber_id, message_id, event_id, next_attempt_at)
+         SELECT s.id, message.id, $1, CASE WHEN s.active THEN now() ELSE 'infinity'::timestamptz END
+         FROM message JOIN outbox_subscribers s
+           ON (s.event_id IS NULL OR s.event_id = $1)
+          AND (s.topics IS NULL OR 'booking.confirmed' = ANY (s.topics))
+     )
+     SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked"
+    };
+}
 
 /// Books the seats the fan chose by label (parameters: [`OrderStatement`]).
-const BOOK_BY_LABELS: &str = "WITH locked AS (
+const BOOK_BY_LABELS: &str = concat!(
+    "WITH locked AS (
          SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
                 seat_is_takeable(s.state, s.held_until) AS takeable
          FROM seats s JOIN sections sec ON sec.id = s.section_id
@@ -29,23 +69,16 @@ const BOOK_BY_LABELS: &str = "WITH locked AS (
                 coalesce(sum(price_minor), 0)::bigint AS total
          FROM locked
      ), booking AS (
-         INSERT INTO bookings (id, event_id, fan_id, quantity, total_minor)
-         SELECT $2, $1, $3, cardinality($5::text[]), total FROM verdict WHERE ok
-         RETURNING created_at
-     ), items AS (
-         INSERT INTO booking_seats (booking_id, seat_id, price_minor)
-         SELECT $2, seat_id, price_minor FROM locked WHERE EXISTS (SELECT 1 FROM booking)
-     ), booked AS (
-         UPDATE seats SET state = 'booked', booking_id = $2, hold_id = NULL, held_until = NULL
-         WHERE id IN (SELECT seat_id FROM locked) AND EXISTS (SELECT 1 FROM booking)
-     ), tickets AS (
-         INSERT INTO tickets (id, event_id, booking_id, seat_id)
-         SELECT gen_random_uuid(), $1, $2, seat_id FROM locked WHERE EXISTS (SELECT 1 FROM booking)
-     )
-     SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked";
+         INSERT INTO bookings (id, event_id, fan_id, quantity, total_minor, contact_email)
+         SELECT $2, $1, $3, cardinality($5::text[]), total, $8 FROM verdict WHERE ok
+         RETURNING created_at, total_minor, contact_email
+     ",
+    booking_writes!()
+);
 
 /// Books seats an any-N path found and locked, by id (parameters: [`OrderStatement`]).
-const BOOK_BY_IDS: &str = "WITH locked AS (
+const BOOK_BY_IDS: &str = concat!(
+    "WITH locked AS (
          SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
                 seat_is_takeable(s.state, s.held_until) AS takeable
          FROM seats s JOIN sections sec ON sec.id = s.section_id
@@ -56,27 +89,20 @@ const BOOK_BY_IDS: &str = "WITH locked AS (
                 coalesce(sum(price_minor), 0)::bigint AS total
          FROM locked
      ), booking AS (
-         INSERT INTO bookings (id, event_id, fan_id, quantity, total_minor)
-         SELECT $2, $1, $3, cardinality($5::bigint[]), total FROM verdict WHERE ok
-         RETURNING created_at
-     ), items AS (
-         INSERT INTO booking_seats (booking_id, seat_id, price_minor)
-         SELECT $2, seat_id, price_minor FROM locked WHERE EXISTS (SELECT 1 FROM booking)
-     ), booked AS (
-         UPDATE seats SET state = 'booked', booking_id = $2, hold_id = NULL, held_until = NULL
-         WHERE id IN (SELECT seat_id FROM locked) AND EXISTS (SELECT 1 FROM booking)
-     ), tickets AS (
-         INSERT INTO tickets (id, event_id, booking_id, seat_id)
-         SELECT gen_random_uuid(), $1, $2, seat_id FROM locked WHERE EXISTS (SELECT 1 FROM booking)
-     )
-     SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked";
+         INSERT INTO bookings (id, event_id, fan_id, quantity, total_minor, contact_email)
+         SELECT $2, $1, $3, cardinality($5::bigint[]), total, $8 FROM verdict WHERE ok
+         RETURNING created_at, total_minor, contact_email
+     ",
+    booking_writes!()
+);
 
 /// Books the seats of the hold `$4` the fan is confirming, paid by the payment `$7`
-/// (NULL for a free hold) (parameters: [`OrderStatement`]). The hold's own seats count
-/// as takeable, and this statement waits
-/// for a seat's lock instead of NOWAIT: only a rival order's short NOWAIT attempt can
-/// hold it, and that attempt never waits in turn.
-const BOOK_HELD_SEATS: &str = "WITH locked AS (
+/// (NULL for a free hold), for the address the fan gave with the hold
+/// (parameters: [`OrderStatement`]). The hold's own seats count as takeable, and this
+/// statement waits for a seat's lock instead of NOWAIT: only a rival order's short
+/// NOWAIT attempt can hold it, and that attempt never waits in turn.
+const BOOK_HELD_SEATS: &str = concat!(
+    "WITH locked AS (
          SELECT s.id AS seat_id, s.section_id, s.label, sec.price_minor,
                 seat_is_takeable(s.state, s.held_until) OR coalesce(s.hold_id = $4, false) AS takeable
          FROM seats s JOIN sections sec ON sec.id = s.section_id
@@ -87,20 +113,14 @@ const BOOK_HELD_SEATS: &str = "WITH locked AS (
                 coalesce(sum(price_minor), 0)::bigint AS total
          FROM locked
      ), booking AS (
-         INSERT INTO bookings (id, event_id, fan_id, hold_id, quantity, total_minor, payment_id)
-         SELECT $2, $1, $3, $4, cardinality($5::bigint[]), total, $7 FROM verdict WHERE ok
-         RETURNING created_at
-     ), items AS (
-         INSERT INTO booking_seats (booking_id, seat_id, price_minor)
-         SELECT $2, seat_id, price_minor FROM locked WHERE EXISTS (SELECT 1 FROM booking)
-     ), booked AS (
-         UPDATE seats SET state = 'booked', booking_id = $2, hold_id = NULL, held_until = NULL
-         WHERE id IN (SELECT seat_id FROM locked) AND EXISTS (SELECT 1 FROM booking)
-     ), tickets AS (
-         INSERT INTO tickets (id, event_id, booking_id, seat_id)
-         SELECT gen_random_uuid(), $1, $2, seat_id FROM locked WHERE EXISTS (SELECT 1 FROM booking)
-     )
-     SELECT locked.*, (SELECT created_at FROM booking) AS at FROM locked";
+         INSERT INTO bookings (id, event_id, fan_id, hold_id, quantity, total_minor, payment_id, contact_email)
+         SELECT $2, $1, $3, $4, cardinality($5::bigint[]), total, $7,
+                (SELECT contact_email FROM holds WHERE id = $4)
+         FROM verdict WHERE ok
+         RETURNING created_at, total_minor, contact_email
+     ",
+    booking_writes!()
+);
 
 /// Locks the seats and books them, in one statement; refused as a whole if any seat
 /// is missing or taken.
@@ -110,6 +130,7 @@ pub async fn write(
     scope: &FanScope,
     booking_id: Uuid,
     seats: SeatKeys<'_>,
+    contact_email: Option<&str>,
 ) -> Result<Written> {
     let sql = match seats {
         SeatKeys::Labels(_) => BOOK_BY_LABELS,
@@ -123,6 +144,7 @@ pub async fn write(
         seats,
         hold_seconds: None,
         payment_id: None,
+        contact_email,
     };
     inventory::write_order(conn, order).await
 }
@@ -146,6 +168,7 @@ pub async fn write_held(
         seats: SeatKeys::Ids(seat_ids),
         hold_seconds: None,
         payment_id,
+        contact_email: None,
     };
     inventory::write_order(conn, order).await
 }

@@ -35,8 +35,8 @@ const HOLD_BY_LABELS: &str = "WITH locked AS (
                 coalesce(sum(price_minor), 0)::bigint AS total
          FROM locked
      ), hold AS (
-         INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at)
-         SELECT $2, $1, $3, cardinality($5::text[]), total, now() + make_interval(secs => $6)
+         INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at, contact_email)
+         SELECT $2, $1, $3, cardinality($5::text[]), total, now() + make_interval(secs => $6), $8
          FROM verdict WHERE ok
          RETURNING expires_at
      ), members AS (
@@ -59,8 +59,8 @@ const HOLD_BY_IDS: &str = "WITH locked AS (
                 coalesce(sum(price_minor), 0)::bigint AS total
          FROM locked
      ), hold AS (
-         INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at)
-         SELECT $2, $1, $3, cardinality($5::bigint[]), total, now() + make_interval(secs => $6)
+         INSERT INTO holds (id, event_id, fan_id, quantity, total_minor, expires_at, contact_email)
+         SELECT $2, $1, $3, cardinality($5::bigint[]), total, now() + make_interval(secs => $6), $8
          FROM verdict WHERE ok
          RETURNING expires_at
      ), members AS (
@@ -80,6 +80,7 @@ pub async fn write(
     hold_id: Uuid,
     seats: SeatKeys<'_>,
     ttl_seconds: i32,
+    contact_email: Option<&str>,
 ) -> Result<Written> {
     let sql = match seats {
         SeatKeys::Labels(_) => HOLD_BY_LABELS,
@@ -93,6 +94,7 @@ pub async fn write(
         seats,
         hold_seconds: Some(ttl_seconds),
         payment_id: None,
+        contact_email,
     };
     inventory::write_order(conn, order).await
 }

@@ -65,10 +65,11 @@ struct WrittenRow {
 /// | `$1` | the event ([`FanScope::event_id`]) |
 /// | `$2` | the new hold's or booking's id |
 /// | `$3` | the fan ([`FanScope::fan_id`]) |
-/// | `$4` | the hold being confirmed, whose own seats count as takeable (confirm only) |
+/// | `$4` | the hold being confirmed, whose own seats count as takeable (confirm only; NULL otherwise) |
 /// | `$5` | the seat labels (`text[]`) or ids (`bigint[]`) |
 /// | `$6` | the hold's lifetime in seconds (holds only) |
 /// | `$7` | the payment that paid for the booking (confirm only; NULL when free) |
+/// | `$8` | the address the fan gave for their confirmation, or NULL (new holds and one-step bookings) |
 ///
 /// Each statement is the same in shape: `locked` locks the named seats in id order (so
 /// two orders for overlapping seats never deadlock), `NOWAIT` failing at once (SQLSTATE
@@ -84,6 +85,7 @@ pub(crate) struct OrderStatement<'a> {
     pub seats: SeatKeys<'a>,
     pub hold_seconds: Option<i32>,
     pub payment_id: Option<Uuid>,
+    pub contact_email: Option<&'a str>,
 }
 
 /// Runs an order statement: the order written whole, or refused with the seats it found.
@@ -98,7 +100,12 @@ pub(crate) async fn write_order(conn: &mut PgConnection, order: OrderStatement<'
         SeatKeys::Labels(labels) => query.bind(labels),
         SeatKeys::Ids(ids) => query.bind(ids),
     };
-    let rows = query.bind(order.hold_seconds.map(f64::from)).bind(order.payment_id).fetch_all(conn).await?;
+    let rows = query
+        .bind(order.hold_seconds.map(f64::from))
+        .bind(order.payment_id)
+        .bind(order.contact_email)
+        .fetch_all(conn)
+        .await?;
     Ok(match rows.first().and_then(|row| row.at) {
         Some(at) => Written::Done { seats: rows.into_iter().map(|row| row.seat).collect(), at },
         None => Written::Refused(rows.into_iter().map(|row| row.seat).collect()),
