@@ -86,32 +86,24 @@ impl Sale {
         reply.json::<Value>().await.unwrap()["id"].as_str().unwrap().parse().unwrap()
     }
 
-    /// Books `seats` of `event` in one step as `fan`, giving `email` (the message's
-    /// `data.email`, written into the outbox message as the booking statement will).
+    /// Books `seats` of `event` in one step as `fan`, giving `email` if any (carried to
+    /// the `booking.confirmed` message as `data.email`).
     async fn book(&self, event: Uuid, fan: &str, seats: &[&str], email: Option<&str>) -> Booking {
         let token = self.tokens.token(fan, event);
+        let mut body = json!({ "seats": seats });
+        if let Some(email) = email {
+            body["email"] = json!(email);
+        }
         let reply = self
             .http
             .post(self.url(&format!("/v1/events/{event}/bookings")))
             .bearer_auth(token)
-            .json(&json!({ "seats": seats }))
+            .json(&body)
             .send()
             .await
             .unwrap();
         assert_eq!(reply.status(), 201);
         let id = reply.json::<Value>().await.unwrap()["id"].as_str().unwrap().parse().unwrap();
-        if let Some(email) = email {
-            let updated = sqlx::query(
-                "UPDATE outbox_messages SET payload = jsonb_set(payload, '{data,email}', to_jsonb($2::text))
-                 WHERE topic = 'booking.confirmed' AND payload->'data'->>'booking_id' = $1::text",
-            )
-            .bind(id)
-            .bind(email)
-            .execute(&self.pool)
-            .await
-            .unwrap();
-            assert_eq!(updated.rows_affected(), 1);
-        }
         Booking { id }
     }
 
@@ -389,4 +381,66 @@ async fn the_scheduler_refuses_to_send_emails_without_the_ticket_signing_key() {
     let config: SchedulerConfig = test_support::config(&[("smtp.url", "smtp://127.0.0.1:2525")], |_| {});
     let refused = scheduler::Scheduler::start(&config, db.service_database(2), None, None).await.err().unwrap();
     assert!(refused.to_string().contains("need the ticket signing key"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emails_and_webhooks_drain_their_own_deliveries_and_a_failing_webhook_holds_back_no_email() {
+    let sale = Sale::start(true).await;
+    let sink = SmtpSink::start().await;
+    // An organizer's endpoint where nothing listens: every webhook attempt fails.
+    let nowhere = SmtpSink::free_address().await;
+    let endpoint = json!({ "url": format!("http://{nowhere}/hook") });
+    let reply = sale.http.post(sale.url("/v1/admin/webhooks")).bearer_auth(ADMIN_KEY).json(&endpoint).send().await;
+    assert_eq!(reply.unwrap().status(), 201);
+    let event = sale.event().await;
+    let booking = sale.book(event, "fan-1", &["1"], Some(FAN_EMAIL)).await;
+    let webhook_attempts = || {
+        sqlx::query_scalar::<_, i32>(
+            "SELECT d.attempts FROM outbox_deliveries d JOIN outbox_subscribers s ON s.id = d.subscriber_id
+             WHERE s.kind = 'webhook'",
+        )
+        .fetch_one(&sale.pool)
+    };
+
+    // The webhook fails first: the email does not wait for it.
+    let config: SchedulerConfig = test_support::config(&[], |_| {});
+    let relay = scheduler::relay::Relay::new(config.outbox_relay, None).unwrap();
+    assert_eq!(relay.run(&sale.db).await.unwrap(), drained(1, 0, 1));
+    assert_eq!(sale.delivery(&booking).await, ("pending".to_owned(), 0), "the relay leaves the email alone");
+
+    // The sender takes only the email's delivery, never the webhook's.
+    assert_eq!(sale.sender(&sink.url()).run().await.unwrap(), drained(1, 1, 1));
+    assert_eq!(sink.received().len(), 1);
+    assert_eq!(sale.delivery(&booking).await, ("delivered".to_owned(), 1));
+    assert_eq!(webhook_attempts().await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_given_with_a_hold_gets_the_email_once_the_hold_is_confirmed() {
+    let sale = Sale::start(true).await;
+    let sink = SmtpSink::start().await;
+    let event = sale.event().await;
+    let token = sale.tokens.token("fan-1", event);
+    let hold: Value = sale
+        .http
+        .post(sale.url(&format!("/v1/events/{event}/holds")))
+        .bearer_auth(&token)
+        .json(&json!({ "seats": ["4"], "email": FAN_EMAIL }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let confirm = format!("/v1/events/{event}/holds/{}/confirm", hold["id"].as_str().unwrap());
+    let confirmed = sale.http.post(sale.url(&confirm)).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(confirmed.status(), 201);
+
+    assert_eq!(sale.sender(&sink.url()).run().await.unwrap(), drained(1, 1, 1));
+    let received = sink.received();
+    assert_eq!(received.len(), 1);
+    let email = show(&received[0]);
+    assert_eq!(email.to, FAN_EMAIL);
+    assert!(email.text.contains("- 4 (Stalls), ticket "), "{}", email.text);
+    assert_eq!(email.images.len(), 1);
 }
