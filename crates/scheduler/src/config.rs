@@ -120,26 +120,12 @@ pub struct EmailConfig {
 impl EmailConfig {
     fn validate(&self, smtp: &SmtpConfig) -> Result<(), String> {
         let key = |name: &str| format!("scheduler.confirmation_emails.{name}");
-        if self.every_secs == 0 {
-            return Err(format!("{} must be at least 1", key("every_secs")));
-        }
-        if !(1..=1_000).contains(&self.batch) {
-            return Err(format!("{} must be 1-1000", key("batch")));
-        }
-        if !(1..=256).contains(&self.concurrency) {
-            return Err(format!("{} must be 1-256", key("concurrency")));
-        }
-        if self.max_batches_per_run == 0 {
-            return Err(format!("{} must be at least 1", key("max_batches_per_run")));
-        }
+        check_runs(&key, self.every_secs, self.batch, self.concurrency, self.max_batches_per_run, self.retry_scale)?;
         if self.lease_ms < smtp.send_timeout_ms + RECORD_MARGIN_MS {
             return Err(format!(
                 "{} must be at least scheduler.smtp.send_timeout_ms + {RECORD_MARGIN_MS}",
                 key("lease_ms")
             ));
-        }
-        if !(self.retry_scale.is_finite() && self.retry_scale > 0.0 && self.retry_scale <= 1.0) {
-            return Err(format!("{} must be more than 0 and at most 1", key("retry_scale")));
         }
         if !self.booking_page_url.contains("{link}") {
             return Err(format!("{} must contain {{link}}", key("booking_page_url")));
@@ -187,18 +173,7 @@ pub struct RelayConfig {
 impl RelayConfig {
     fn validate(&self) -> Result<(), String> {
         let key = |name: &str| format!("scheduler.outbox_relay.{name}");
-        if self.every_secs == 0 {
-            return Err(format!("{} must be at least 1", key("every_secs")));
-        }
-        if !(1..=1_000).contains(&self.batch) {
-            return Err(format!("{} must be 1-1000", key("batch")));
-        }
-        if !(1..=256).contains(&self.concurrency) {
-            return Err(format!("{} must be 1-256", key("concurrency")));
-        }
-        if self.max_batches_per_run == 0 {
-            return Err(format!("{} must be at least 1", key("max_batches_per_run")));
-        }
+        check_runs(&key, self.every_secs, self.batch, self.concurrency, self.max_batches_per_run, self.retry_scale)?;
         if self.connect_timeout_ms == 0 || self.request_timeout_ms == 0 {
             return Err(format!("{} and request_timeout_ms must be at least 1", key("connect_timeout_ms")));
         }
@@ -207,14 +182,38 @@ impl RelayConfig {
         if self.lease_ms < self.request_timeout_ms + RECORD_MARGIN_MS {
             return Err(format!("{} must be at least request_timeout_ms + {RECORD_MARGIN_MS}", key("lease_ms")));
         }
-        if !(self.retry_scale.is_finite() && self.retry_scale > 0.0 && self.retry_scale <= 1.0) {
-            return Err(format!("{} must be more than 0 and at most 1", key("retry_scale")));
-        }
         if self.max_retry_after_secs > 86_400 {
             return Err(format!("{} must be at most 86400", key("max_retry_after_secs")));
         }
         Ok(())
     }
+}
+
+/// The bounds every outbox consumer's runs share (`key` names a key of its section).
+fn check_runs(
+    key: &dyn Fn(&str) -> String,
+    every_secs: u64,
+    batch: i64,
+    concurrency: usize,
+    max_batches_per_run: u32,
+    retry_scale: f64,
+) -> Result<(), String> {
+    if every_secs == 0 {
+        return Err(format!("{} must be at least 1", key("every_secs")));
+    }
+    if !(1..=1_000).contains(&batch) {
+        return Err(format!("{} must be 1-1000", key("batch")));
+    }
+    if !(1..=256).contains(&concurrency) {
+        return Err(format!("{} must be 1-256", key("concurrency")));
+    }
+    if max_batches_per_run == 0 {
+        return Err(format!("{} must be at least 1", key("max_batches_per_run")));
+    }
+    if !(retry_scale.is_finite() && retry_scale > 0.0 && retry_scale <= 1.0) {
+        return Err(format!("{} must be more than 0 and at most 1", key("retry_scale")));
+    }
+    Ok(())
 }
 
 /// How much longer than a request a lease lasts at least (see [`RelayConfig::lease_ms`]).
