@@ -141,10 +141,20 @@ impl Templates {
     }
 }
 
-/// `amount_minor` in the currency's major unit with two decimals ("12.50 EUR"), as every
-/// currency the sale takes has.
+/// `amount_minor` in the currency's major unit ("12.50 EUR", "1250 JPY", "1.250 KWD"),
+/// by ISO 4217's minor units: none or three for the currencies listed, two otherwise.
 fn money(amount_minor: i64, currency: &str) -> String {
-    format!("{}.{:02} {currency}", amount_minor / 100, (amount_minor % 100).abs())
+    const NO_MINOR_UNIT: [&str; 16] = [
+        "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND", "VUV", "XAF", "XOF", "XPF",
+    ];
+    const THREE_DECIMALS: [&str; 5] = ["BHD", "IQD", "JOD", "KWD", "OMR"];
+    if NO_MINOR_UNIT.contains(&currency) {
+        return format!("{amount_minor} {currency}");
+    }
+    let (unit, decimals) = if THREE_DECIMALS.contains(&currency) { (1_000, 3) } else { (100, 2) };
+    let sign = if amount_minor < 0 { "-" } else { "" };
+    let (major, minor) = (amount_minor.unsigned_abs() / unit, amount_minor.unsigned_abs() % unit);
+    format!("{sign}{major}.{minor:0decimals$} {currency}")
 }
 
 /// `text` as a QR code (error correction M: a phone's screen, scratched or dim, still
@@ -180,10 +190,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn money_has_two_decimals() {
+    fn money_is_written_in_the_currencys_major_unit() {
         assert_eq!(money(1250, "EUR"), "12.50 EUR");
         assert_eq!(money(5, "USD"), "0.05 USD");
         assert_eq!(money(0, "EUR"), "0.00 EUR");
+        assert_eq!(money(1250, "JPY"), "1250 JPY");
+        assert_eq!(money(1250, "KWD"), "1.250 KWD");
+        assert_eq!(money(-5, "EUR"), "-0.05 EUR");
     }
 
     #[test]
