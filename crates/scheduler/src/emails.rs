@@ -23,12 +23,12 @@ use std::time::{Duration, Instant};
 
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use sales::outbox::BookingConfirmed;
 use sales::states::SubscriberKind;
 use sales::store::deliveries::{Attempt, Claimed};
 use sales::tickets::TicketKeys;
 use serde::Deserialize;
 use service_kit::postgres::Database;
-use uuid::Uuid;
 
 use crate::config::{EmailConfig, SmtpConfig};
 use crate::consumer::{self, Consumer, Drained, Limits, Outcome};
@@ -58,18 +58,10 @@ pub enum SenderError {
     From(#[from] lettre::address::AddressError),
 }
 
-/// What the sender reads of a `booking.confirmed` message.
+/// A `booking.confirmed` message as the sender reads it.
 #[derive(Deserialize)]
 struct Document {
-    data: Data,
-}
-
-#[derive(Deserialize)]
-struct Data {
-    booking_id: Uuid,
-    /// The fan's address, when they gave one.
-    #[serde(default)]
-    email: Option<String>,
+    data: BookingConfirmed,
 }
 
 impl Sender {
