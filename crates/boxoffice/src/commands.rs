@@ -37,7 +37,9 @@ pub async fn waitroom(settings: &Settings) -> anyhow::Result<()> {
 
 pub async fn scheduler(settings: &Settings) -> anyhow::Result<()> {
     let db = database(settings).await?;
-    let scheduler = scheduler::Scheduler::start(&settings.scheduler, db.clone(), Some(payments(settings, db)?)).await?;
+    let payments = Some(payments(settings, db.clone())?);
+    let scheduler =
+        scheduler::Scheduler::start(&settings.scheduler, db, payments, email_ticket_keys(settings)?).await?;
     scheduler.run(shutdown_on_signal()).await?;
     Ok(())
 }
@@ -54,8 +56,9 @@ pub async fn all(settings: &Settings) -> anyhow::Result<()> {
     let db = database(settings).await?;
     let gateway = build_gateway(settings, db.clone()).await?;
     let waitroom = build_waitroom(settings).await?;
+    let payments = Some(payments(settings, db.clone())?);
     let scheduler =
-        scheduler::Scheduler::start(&settings.scheduler, db.clone(), Some(payments(settings, db.clone())?)).await?;
+        scheduler::Scheduler::start(&settings.scheduler, db.clone(), payments, email_ticket_keys(settings)?).await?;
     let shutdown = shutdown_on_signal();
     let admitter = tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
     let (gateway, waitroom, scheduler) =
@@ -76,6 +79,15 @@ async fn build_gateway(settings: &Settings, db: Database) -> anyhow::Result<gate
         .await
         .with_context(|| format!("gateway cannot listen on {}", settings.gateway.listen))?;
     Ok(gateway.reload_keys_from(settings.tokens.keys_dir.clone(), settings.gateway.key_reload_interval()))
+}
+
+/// The ticket keys the scheduler signs the tickets of confirmation emails with (D6: the
+/// process that mails tickets issues them), read only when emails are on.
+fn email_ticket_keys(settings: &Settings) -> anyhow::Result<Option<std::sync::Arc<sales::tickets::TicketKeys>>> {
+    if settings.scheduler.smtp.url().is_none() {
+        return Ok(None);
+    }
+    ticket_keys(settings)
 }
 
 /// The ticket keys of `[tickets]`: None (with a warning) when the signing key's file is

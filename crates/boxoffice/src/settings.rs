@@ -157,6 +157,23 @@ mod tests {
     }
 
     #[test]
+    fn confirmation_emails_are_off_by_default_and_an_environment_variable_turns_them_on() {
+        let defaults = Settings::load_with_env(None, ALL_SERVICES, env(&[])).unwrap();
+        assert_eq!(defaults.scheduler.smtp.url(), None);
+        let settings = Settings::load_with_env(
+            None,
+            ALL_SERVICES,
+            env(&[
+                ("BOXOFFICE__SCHEDULER__SMTP__URL", "smtp://127.0.0.1:2525"),
+                ("BOXOFFICE__SCHEDULER__SMTP__SEND_TIMEOUT_MS", "10000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.scheduler.smtp.url(), Some("smtp://127.0.0.1:2525"));
+        assert_eq!(settings.scheduler.smtp.send_timeout_ms, 10_000);
+    }
+
+    #[test]
     fn redis_timeouts_have_defaults_and_environment_overrides() {
         let defaults = Settings::load_with_env(None, ALL_SERVICES, env(&[])).unwrap();
         assert_eq!((defaults.redis.command_timeout_ms, defaults.redis.connect_timeout_ms), (500, 1000));
@@ -284,6 +301,9 @@ mod tests {
                 "waitroom.client_address.trusted_proxies",
             ),
             ("BOXOFFICE__WAITROOM__CLIENT_ADDRESS__HEADER", "bad header", "waitroom.client_address.header"),
+            ("BOXOFFICE__SCHEDULER__SMTP__URL", "mail.example.com:25", "scheduler.smtp.url"),
+            ("BOXOFFICE__SCHEDULER__SMTP__SEND_TIMEOUT_MS", "0", "scheduler.smtp.connect_timeout_ms"),
+            ("BOXOFFICE__SCHEDULER__CONFIRMATION_EMAILS__LEASE_MS", "1000", "scheduler.confirmation_emails.lease_ms"),
         ];
         for (key, value, named) in cases {
             let error = Settings::load_with_env(None, ALL_SERVICES, env(&[(key, value)])).unwrap_err();

@@ -11,6 +11,8 @@
 //!   refunds.
 //! - [`outbox`]: the messages the sale tells the world, written in the transaction
 //!   of the change they report.
+//! - [`confirmations`]: what a booking's confirmation email carries (tickets with
+//!   their secrets, the booking link, the refund policy), and its outbox subscriber.
 //! - [`webhooks`]: the organizer's webhook endpoints (the outbox's first subscribers)
 //!   and their delivery log.
 //! - [`payment_provider`]: the payment provider as the sale sees it (a trait; the
@@ -37,6 +39,7 @@
 
 pub mod catalog;
 pub mod checkout;
+pub mod confirmations;
 pub mod domain;
 pub mod error;
 pub mod model;

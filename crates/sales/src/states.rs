@@ -122,6 +122,16 @@ pub enum RefundReason {
     EventCancelled,
 }
 
+/// `outbox_subscriber_kind`: who an outbox subscriber is, and so which consumer drains
+/// its deliveries (the webhook relay, or the confirmation emails' sender).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
+#[sqlx(type_name = "outbox_subscriber_kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriberKind {
+    Webhook,
+    ConfirmationEmail,
+}
+
 /// Messages name a state as the API does; the serde rename rule is the one spelling.
 impl fmt::Display for HoldStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

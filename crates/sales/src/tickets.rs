@@ -79,6 +79,24 @@ impl TicketKeys {
         })
     }
 
+    /// The capability link of a booking's `generation` (D7), valid until a day after the
+    /// event starts.
+    pub fn booking_link(
+        &self,
+        event_id: Uuid,
+        booking_id: Uuid,
+        generation: i32,
+        starts_at: Option<DateTime<Utc>>,
+    ) -> String {
+        let link = BookingLink {
+            event_id,
+            booking_id,
+            generation: generation.max(1) as u32,
+            valid_until: valid_until(starts_at),
+        };
+        link.encode(&self.link_key)
+    }
+
     /// `Boxoffice-Signature` of a revocation feed's body: `kid=<kid>,ed25519=<base64url
     /// signature of FEED_CONTEXT ‖ body>`.
     pub fn sign_feed(&self, body: &[u8]) -> String {
@@ -249,14 +267,7 @@ impl Sales {
         generation: i32,
         starts_at: Option<DateTime<Utc>>,
     ) -> Option<String> {
-        let keys = self.ticket_keys.as_deref()?;
-        let link = BookingLink {
-            event_id,
-            booking_id,
-            generation: generation.max(1) as u32,
-            valid_until: valid_until(starts_at),
-        };
-        Some(link.encode(&keys.link_key))
+        Some(self.ticket_keys.as_deref()?.booking_link(event_id, booking_id, generation, starts_at))
     }
 
     fn booking_key(&self, access: &BookingAccess, event_id: Uuid, booking_id: Uuid) -> Result<BookingKey> {
@@ -546,7 +557,8 @@ fn valid_until(starts_at: Option<DateTime<Utc>>) -> u32 {
     starts_at.map_or(0, |at| (at.timestamp() + VALID_AFTER_START_SECS).clamp(1, i64::from(u32::MAX)) as u32)
 }
 
-fn view(keys: &TicketKeys, row: &TicketRow) -> TicketView {
+/// A ticket as its fan sees it, its secret signed now (none once revoked).
+pub(crate) fn view(keys: &TicketKeys, row: &TicketRow) -> TicketView {
     let until = valid_until(row.starts_at);
     let (place_kind, place_text) = match row.section_kind {
         SectionKind::Reserved => (PlaceKind::Seat, row.seat_label.clone().unwrap_or_default()),

@@ -46,6 +46,92 @@ pub struct SchedulerConfig {
     pub http: HttpConfig,
     /// The outbox relay to organizer webhooks (`[scheduler.outbox_relay]`).
     pub outbox_relay: RelayConfig,
+    /// The SMTP server confirmation emails go through (`[scheduler.smtp]`); its `url`
+    /// unset or empty turns them off.
+    pub smtp: SmtpConfig,
+    /// How the confirmation emails' sender drains its deliveries
+    /// (`[scheduler.confirmation_emails]`).
+    pub confirmation_emails: EmailConfig,
+}
+
+/// `[scheduler.smtp]`: where confirmation emails are sent from and through.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SmtpConfig {
+    /// `smtp://host:port` (plain; STARTTLS if the server offers it with
+    /// `?tls=opportunistic`, required with `?tls=required`), or `smtps://host:port`
+    /// (TLS from the start); credentials as `smtp://user:password@host`. Empty or absent:
+    /// no emails are sent (the default for local runs).
+    #[serde(default)]
+    pub url: Option<secrecy::SecretString>,
+    /// The `From` of every email, `Name <address>` or a bare address.
+    pub from: String,
+    /// Bound on connecting to the server, and on each of its answers.
+    pub connect_timeout_ms: u64,
+    /// Bound on one whole email: connecting, the envelope, the data, the server's verdict.
+    pub send_timeout_ms: u64,
+}
+
+impl SmtpConfig {
+    /// The server's URL, if emails are on.
+    pub fn url(&self) -> Option<&str> {
+        use secrecy::ExposeSecret;
+        self.url.as_ref().map(|u| u.expose_secret().trim()).filter(|u| !u.is_empty())
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let key = |name: &str| format!("scheduler.smtp.{name}");
+        if let Some(url) = self.url() {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(format!("{} must start with smtp:// or smtps:// (or be empty: no emails)", key("url")));
+            }
+            if self.from.parse::<lettre::message::Mailbox>().is_err() {
+                return Err(format!("{} must be an address, or `Name <address>`", key("from")));
+            }
+        }
+        if self.connect_timeout_ms == 0 || self.send_timeout_ms == 0 {
+            return Err(format!("{} and send_timeout_ms must be at least 1", key("connect_timeout_ms")));
+        }
+        if self.send_timeout_ms < self.connect_timeout_ms {
+            return Err(format!("{} must be at least connect_timeout_ms", key("send_timeout_ms")));
+        }
+        Ok(())
+    }
+}
+
+/// `[scheduler.confirmation_emails]`: the sender's runs, as [`RelayConfig`]'s.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmailConfig {
+    pub every_secs: u64,
+    /// Deliveries claimed per statement.
+    pub batch: i64,
+    /// Emails in flight at once within a batch.
+    pub concurrency: usize,
+    pub max_batches_per_run: u32,
+    /// How long a claim keeps a delivery from other senders: at least
+    /// `scheduler.smtp.send_timeout_ms` + 5 s (checked).
+    pub lease_ms: u64,
+    /// Multiplies the retry schedule (the relay's: 5 s … 24 h); tiny in tests.
+    pub retry_scale: f64,
+    /// The fan's page for the booking, linked from the email: `{event_id}`,
+    /// `{booking_id}` and `{link}` (the booking's capability link) are filled in.
+    pub booking_page_url: String,
+}
+
+impl EmailConfig {
+    fn validate(&self, smtp: &SmtpConfig) -> Result<(), String> {
+        let key = |name: &str| format!("scheduler.confirmation_emails.{name}");
+        check_runs(&key, self.every_secs, self.batch, self.concurrency, self.max_batches_per_run, self.retry_scale)?;
+        if self.lease_ms < smtp.send_timeout_ms + RECORD_MARGIN_MS {
+            return Err(format!(
+                "{} must be at least scheduler.smtp.send_timeout_ms + {RECORD_MARGIN_MS}",
+                key("lease_ms")
+            ));
+        }
+        if !self.booking_page_url.contains("{link}") {
+            return Err(format!("{} must contain {{link}}", key("booking_page_url")));
+        }
+        Ok(())
+    }
 }
 
 /// `[scheduler.outbox_relay]`: how the relay drains the outbox to webhook endpoints.
@@ -87,18 +173,7 @@ pub struct RelayConfig {
 impl RelayConfig {
     fn validate(&self) -> Result<(), String> {
         let key = |name: &str| format!("scheduler.outbox_relay.{name}");
-        if self.every_secs == 0 {
-            return Err(format!("{} must be at least 1", key("every_secs")));
-        }
-        if !(1..=1_000).contains(&self.batch) {
-            return Err(format!("{} must be 1-1000", key("batch")));
-        }
-        if !(1..=256).contains(&self.concurrency) {
-            return Err(format!("{} must be 1-256", key("concurrency")));
-        }
-        if self.max_batches_per_run == 0 {
-            return Err(format!("{} must be at least 1", key("max_batches_per_run")));
-        }
+        check_runs(&key, self.every_secs, self.batch, self.concurrency, self.max_batches_per_run, self.retry_scale)?;
         if self.connect_timeout_ms == 0 || self.request_timeout_ms == 0 {
             return Err(format!("{} and request_timeout_ms must be at least 1", key("connect_timeout_ms")));
         }
@@ -107,14 +182,38 @@ impl RelayConfig {
         if self.lease_ms < self.request_timeout_ms + RECORD_MARGIN_MS {
             return Err(format!("{} must be at least request_timeout_ms + {RECORD_MARGIN_MS}", key("lease_ms")));
         }
-        if !(self.retry_scale.is_finite() && self.retry_scale > 0.0 && self.retry_scale <= 1.0) {
-            return Err(format!("{} must be more than 0 and at most 1", key("retry_scale")));
-        }
         if self.max_retry_after_secs > 86_400 {
             return Err(format!("{} must be at most 86400", key("max_retry_after_secs")));
         }
         Ok(())
     }
+}
+
+/// The bounds every outbox consumer's runs share (`key` names a key of its section).
+fn check_runs(
+    key: &dyn Fn(&str) -> String,
+    every_secs: u64,
+    batch: i64,
+    concurrency: usize,
+    max_batches_per_run: u32,
+    retry_scale: f64,
+) -> Result<(), String> {
+    if every_secs == 0 {
+        return Err(format!("{} must be at least 1", key("every_secs")));
+    }
+    if !(1..=1_000).contains(&batch) {
+        return Err(format!("{} must be 1-1000", key("batch")));
+    }
+    if !(1..=256).contains(&concurrency) {
+        return Err(format!("{} must be 1-256", key("concurrency")));
+    }
+    if max_batches_per_run == 0 {
+        return Err(format!("{} must be at least 1", key("max_batches_per_run")));
+    }
+    if !(retry_scale.is_finite() && retry_scale > 0.0 && retry_scale <= 1.0) {
+        return Err(format!("{} must be more than 0 and at most 1", key("retry_scale")));
+    }
+    Ok(())
 }
 
 /// How much longer than a request a lease lasts at least (see [`RelayConfig::lease_ms`]).
@@ -157,7 +256,9 @@ impl Section for SchedulerConfig {
         if self.check_invariants_timeout_secs == 0 {
             return Err("scheduler.check_invariants_timeout_secs must be at least 1".into());
         }
-        self.outbox_relay.validate()
+        self.outbox_relay.validate()?;
+        self.smtp.validate()?;
+        self.confirmation_emails.validate(&self.smtp)
     }
 }
 
@@ -189,7 +290,17 @@ mod tests {
         assert_eq!(config().validate(), Ok(()));
         assert_eq!(config().invariant_scope(), Scope::default());
         type Change = fn(&mut SchedulerConfig);
-        let wrong: [(Change, &str); 8] = [
+        let wrong: [(Change, &str); 12] = [
+            (|c| c.smtp.url = Some("http://mail".into()), "scheduler.smtp.url"),
+            (
+                |c| {
+                    c.smtp.url = Some("smtp://127.0.0.1:2525".into());
+                    c.smtp.from = "not an address".into();
+                },
+                "scheduler.smtp.from",
+            ),
+            (|c| c.confirmation_emails.lease_ms = c.smtp.send_timeout_ms, "scheduler.confirmation_emails.lease_ms"),
+            (|c| c.confirmation_emails.booking_page_url = "http://x/".into(), "scheduler.confirmation_emails"),
             (|c| c.outbox_relay.batch = 0, "scheduler.outbox_relay.batch"),
             (|c| c.outbox_relay.lease_ms = c.outbox_relay.request_timeout_ms, "scheduler.outbox_relay.lease_ms"),
             (|c| c.outbox_relay.retry_scale = 0.0, "scheduler.outbox_relay.retry_scale"),

@@ -122,6 +122,16 @@ pub async fn relay_outbox(db: &Database, relay: &Relay) -> Result<u64, sales::Er
     relay.run(db).await.map(|run| run.delivered)
 }
 
+/// Turns the confirmation emails' subscriber on or off as this scheduler sends them or
+/// not (`sales::confirmations::set_enabled`), once, at start-up: retried every few
+/// seconds until the database answers.
+pub async fn set_email_subscriber(db: Database, on: bool) {
+    while let Err(e) = sales::confirmations::set_enabled(&db, on).await {
+        tracing::warn!(error = %e, on, "the confirmation emails' subscriber could not be set; retrying");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
 /// Logs a job's outcome; a failed run is retried at the next tick.
 pub fn log(job: &'static str, outcome: Result<u64, sales::Error>) {
     match outcome {

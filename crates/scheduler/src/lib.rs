@@ -1,8 +1,13 @@
 //! The scheduler: timed work on the booking database, run by tokio-cron-scheduler.
 //!
 //! - [`jobs`]: what each job does, one function each (callable from tests).
+//! - [`consumer`]: what every outbox consumer shares: claiming leased batches of due
+//!   deliveries of its kind, recording each outcome, retrying on a schedule.
 //! - [`relay`]: the outbox relay, delivering outbox messages to the organizers'
 //!   webhook endpoints (Standard Webhooks), at least once, in order per stream.
+//! - [`emails`]: the confirmation emails' sender, the outbox's second consumer: each
+//!   `booking.confirmed` by SMTP to the fan, with [`mail`] making the email (templates,
+//!   a QR code per ticket).
 //! - [`Scheduler`]: registers the jobs at their configured intervals and stops them on
 //!   shutdown.
 //!
@@ -19,7 +24,10 @@
 //! their lifetime in the same atomic script that counts the room under `max_active`.
 
 pub mod config;
+pub mod consumer;
+pub mod emails;
 pub mod jobs;
+pub mod mail;
 pub mod metrics;
 pub mod relay;
 
@@ -27,6 +35,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use sales::tickets::TicketKeys;
 use sales::Sales;
 use service_kit::health;
 use service_kit::postgres::Database;
@@ -47,6 +58,13 @@ pub enum Error {
     Relay(#[from] reqwest::Error),
     #[error("outbox relay's v1a key (scheduler.outbox_relay.v1a_key_file): {0}")]
     RelayKey(#[from] access_token::KeyError),
+    #[error("confirmation emails: {0}")]
+    Emails(#[from] emails::SenderError),
+    #[error(
+        "confirmation emails (scheduler.smtp.url is set) need the ticket signing key to sign the tickets they \
+         carry: put tickets.signing_kid's private key in tickets.keys_dir, or unset scheduler.smtp.url"
+    )]
+    EmailsWithoutTicketKey,
 }
 
 /// The running jobs, and the health endpoints of the process that runs them.
@@ -87,8 +105,15 @@ impl RepeatedJob<'_> {
 impl Scheduler {
     /// Registers every job and starts them. `payments`, the sale with its payment
     /// provider, runs the checkout's reconciliation; without it (tests of other jobs)
-    /// that job is not registered.
-    pub async fn start(config: &SchedulerConfig, db: Database, payments: Option<Sales>) -> Result<Self, Error> {
+    /// that job is not registered. `tickets`, the ticket keys with their private key,
+    /// sign the tickets confirmation emails carry: required when `scheduler.smtp.url` is
+    /// set.
+    pub async fn start(
+        config: &SchedulerConfig,
+        db: Database,
+        payments: Option<Sales>,
+        tickets: Option<Arc<TicketKeys>>,
+    ) -> Result<Self, Error> {
         let health = TcpListener::bind(config.listen).await?;
         service_kit::metrics::watch_pool(db.pool());
         // The recorder first (a no-op if `main` installed it), or the counters created
@@ -142,6 +167,22 @@ impl Scheduler {
                 async move { jobs::relay_outbox(&db, &relay).await }
             })
             .await?;
+        let sender = match config.smtp.url() {
+            Some(url) => {
+                let keys = tickets.ok_or(Error::EmailsWithoutTicketKey)?;
+                let sender =
+                    emails::Sender::new(url, &config.smtp, config.confirmation_emails.clone(), keys, db.clone())?;
+                repeat
+                    .add("send_confirmation_emails", every(config.confirmation_emails.every_secs), move |_| {
+                        let sender = sender.clone();
+                        async move { sender.run().await.map(|run| run.delivered) }
+                    })
+                    .await?;
+                true
+            }
+            None => false,
+        };
+        tokio::spawn(jobs::set_email_subscriber(db.clone(), sender));
         jobs.start().await?;
         Ok(Self { jobs, health, db, http: config.http })
     }

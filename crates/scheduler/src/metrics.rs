@@ -44,6 +44,21 @@ pub const OUTBOX_DELIVERIES: &str = "boxoffice_outbox_deliveries_total";
 /// endpoint is disabled), `signing` (a secret that cannot sign).
 pub const WEBHOOK_FAILURES: &str = "boxoffice_webhook_delivery_failures_total";
 
+/// Confirmation email deliveries by what came of them (`outcome`,
+/// [`DELIVERY_OUTCOMES`], as the webhooks').
+pub const CONFIRMATION_EMAIL_DELIVERIES: &str = "boxoffice_confirmation_email_deliveries_total";
+/// Confirmation email attempts that failed, by `reason` ([`EMAIL_FAILURE_REASONS`]).
+pub const CONFIRMATION_EMAIL_FAILURES: &str = "boxoffice_confirmation_email_failures_total";
+/// Confirmation email deliveries done, by `result`: `sent`; `no_address` (the fan gave
+/// none: nothing to send); `booking_cancelled` (cancelled before its email went out).
+pub const CONFIRMATION_EMAILS: &str = "boxoffice_confirmation_emails_total";
+
+/// The `reason` label of [`CONFIRMATION_EMAIL_FAILURES`]: retried: `transport` (no
+/// connection, or it broke), `timeout`, `deferred` (a 4xx reply), `database`, `render`;
+/// given up at once: `rejected` (a 5xx reply), `bad_address`, `malformed`.
+pub const EMAIL_FAILURE_REASONS: [&str; 8] =
+    ["transport", "timeout", "deferred", "database", "render", "rejected", "bad_address", "malformed"];
+
 /// The `outcome` label of [`OUTBOX_DELIVERIES`]: delivered; retried later; abandoned
 /// (retries ran out, or the endpoint was disabled before it was sent); disabled (it
 /// answered 410); superseded (the claim's lease ended before the outcome was recorded).
@@ -52,13 +67,14 @@ pub const DELIVERY_OUTCOMES: [&str; 5] = ["delivered", "retried", "abandoned", "
 pub const FAILURE_REASONS: [&str; 6] = ["status", "timeout", "connect", "transport", "gone", "signing"];
 
 /// The job names, as the `task` label of [`JOB_FAILURES`] and [`JOB_SKIPPED`].
-pub const TASKS: [&str; 6] = [
+pub const TASKS: [&str; 7] = [
     "release_expired_holds",
     "purge_idempotency_keys",
     "purge_token_revocations",
     "check_invariants",
     "reconcile_payments",
     "relay_outbox",
+    "send_confirmation_emails",
 ];
 
 /// Creates the counters at 0, so their first increment shows in `rate()`.
@@ -74,6 +90,15 @@ pub fn register() {
     }
     for reason in FAILURE_REASONS {
         metrics::counter!(WEBHOOK_FAILURES, "reason" => reason).increment(0);
+    }
+    for outcome in DELIVERY_OUTCOMES {
+        metrics::counter!(CONFIRMATION_EMAIL_DELIVERIES, "outcome" => outcome).increment(0);
+    }
+    for reason in EMAIL_FAILURE_REASONS {
+        metrics::counter!(CONFIRMATION_EMAIL_FAILURES, "reason" => reason).increment(0);
+    }
+    for result in ["sent", "no_address", "booking_cancelled"] {
+        metrics::counter!(CONFIRMATION_EMAILS, "result" => result).increment(0);
     }
     for task in TASKS {
         metrics::counter!(JOB_FAILURES, "task" => task).increment(0);

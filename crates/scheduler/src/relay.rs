@@ -1,10 +1,9 @@
 //! The outbox relay: delivers outbox messages to the organizers' webhook endpoints,
 //! signed per Standard Webhooks 1.0, at least once, in order per (endpoint, event).
 //!
-//! A run claims a batch of due stream heads (`sales::store::deliveries::claim`: one
-//! short statement that leases them), sends them over HTTP with no transaction open,
-//! then records each outcome in a statement of its own, and repeats until nothing is
-//! due. Each request carries
+//! A run drains the webhook subscribers' deliveries as every outbox consumer does
+//! ([`crate::consumer`]: claimed in leased batches, sent with no transaction open, each
+//! outcome recorded in a statement of its own). Each request carries
 //!
 //! - `webhook-id`: the message's id, the receiver's idempotency key (the same on every
 //!   attempt);
@@ -34,13 +33,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use access_token::KeyPair;
 use base64::Engine;
 
-use futures::stream::{self, StreamExt};
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
-use sales::store::deliveries::{self, Attempt, Claimed, Next};
+use sales::states::SubscriberKind;
+use sales::store::deliveries::{self, Attempt, Claimed, Endpoint};
 use service_kit::postgres::Database;
 
 use crate::config::RelayConfig;
+use crate::consumer::{self, Consumer, Drained, Limits, Outcome};
 use crate::metrics;
 
 /// Standard Webhooks' suggested waits after each failed attempt: 5 s, 5 min, 30 min,
@@ -73,27 +73,6 @@ pub struct Relay {
     v1a_key: Option<Arc<KeyPair>>,
 }
 
-/// What one run did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RelayRun {
-    /// Attempts made (each claimed delivery once).
-    pub attempts: u64,
-    pub delivered: u64,
-    pub batches: u32,
-}
-
-/// What an attempt's answer means for the delivery.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
-    Delivered,
-    /// Retry, not before this long if the receiver said so.
-    Failed {
-        retry_after: Option<Duration>,
-        reason: &'static str,
-    },
-    Gone,
-}
-
 impl Relay {
     /// With `v1a_key`, every request carries an Ed25519 `v1a` signature beside `v1`.
     pub fn new(config: RelayConfig, v1a_key: Option<KeyPair>) -> Result<Self, reqwest::Error> {
@@ -112,97 +91,23 @@ impl Relay {
         Ok(Self { client, config: Arc::new(config), v1a_key: v1a_key.map(Arc::new) })
     }
 
-    /// Drains the outbox: claims due stream heads batch by batch, sends them, records
-    /// each outcome, until nothing is due or `max_batches_per_run` batches ran. Then
-    /// exports the outbox's lag.
-    ///
-    /// Dropping the run's future (a crash, a shutdown) leaves its claimed deliveries
-    /// leased; they are due again once the lease ends.
-    pub async fn run(&self, db: &Database) -> Result<RelayRun, sales::Error> {
-        let mut run = RelayRun::default();
-        let (batch, lease) = (self.config.batch, Duration::from_millis(self.config.lease_ms));
+    /// Drains the webhook deliveries ([`consumer::drain`]), then exports the outbox's
+    /// lag.
+    pub async fn run(&self, db: &Database) -> Result<Drained, sales::Error> {
         // Deliveries written paused by a transaction that read an endpoint as disabled
         // but committed after it was enabled again.
         let resumed = db.write(|conn| Box::pin(deliveries::resume(conn))).await?;
         if resumed > 0 {
             tracing::info!(resumed, "paused webhook deliveries of enabled endpoints resumed");
         }
-        while run.batches < self.config.max_batches_per_run {
-            let claimed = db.write(move |conn| Box::pin(deliveries::claim(conn, batch, lease))).await?;
-            if claimed.is_empty() {
-                break;
-            }
-            run.batches += 1;
-            run.attempts += claimed.len() as u64;
-            let outcomes: Vec<Result<bool, sales::Error>> = stream::iter(claimed)
-                .map(|claimed| self.deliver(db, claimed))
-                .buffer_unordered(self.config.concurrency)
-                .collect()
-                .await;
-            for outcome in outcomes {
-                run.delivered += u64::from(outcome?);
-            }
-        }
+        let run = consumer::drain(db, self).await?;
         let lag = db.read(|conn| Box::pin(deliveries::lag(conn))).await?;
         ::metrics::gauge!(metrics::OUTBOX_LAG).set(lag);
         Ok(run)
     }
 
-    /// Sends one claimed delivery and records what came of it. True if delivered.
-    async fn deliver(&self, db: &Database, claimed: Claimed) -> Result<bool, sales::Error> {
-        let (attempt, outcome) = self.send(&claimed).await;
-        match outcome {
-            Outcome::Delivered => {
-                self.record(db, claimed, attempt, Next::Delivered, "delivered").await?;
-                Ok(true)
-            }
-            Outcome::Gone => {
-                ::metrics::counter!(metrics::WEBHOOK_FAILURES, "reason" => "gone").increment(1);
-                let subscriber = claimed.subscriber_id;
-                let paused = db
-                    .write(move |conn| {
-                        Box::pin(async move { deliveries::disable_gone(conn, &claimed, &attempt, GONE_REASON).await })
-                    })
-                    .await?;
-                ::metrics::counter!(metrics::OUTBOX_DELIVERIES, "outcome" => "disabled").increment(1);
-                tracing::warn!(%subscriber, paused, "webhook endpoint answered 410 Gone: disabled");
-                Ok(false)
-            }
-            Outcome::Failed { retry_after, reason } => {
-                ::metrics::counter!(metrics::WEBHOOK_FAILURES, "reason" => reason).increment(1);
-                match self.retry_delay(claimed.attempt, retry_after) {
-                    Some(delay) => self.record(db, claimed, attempt, Next::RetryAfter(delay), "retried").await?,
-                    None => self.record(db, claimed, attempt, Next::Abandoned, "abandoned").await?,
-                }
-                Ok(false)
-            }
-        }
-    }
-
-    async fn record(
-        &self,
-        db: &Database,
-        claimed: Claimed,
-        attempt: Attempt,
-        next: Next,
-        outcome: &'static str,
-    ) -> Result<(), sales::Error> {
-        let message = claimed.message_id;
-        let held = db
-            .write(move |conn| Box::pin(async move { deliveries::record(conn, &claimed, &attempt, next).await }))
-            .await?;
-        let outcome = if held { outcome } else { "superseded" };
-        ::metrics::counter!(metrics::OUTBOX_DELIVERIES, "outcome" => outcome).increment(1);
-        if !held {
-            // Our lease ended before the outcome was recorded (a stall past it): the
-            // newer claim stands.
-            tracing::warn!(%message, "webhook delivery's claim was lost before its outcome was recorded");
-        }
-        Ok(())
-    }
-
-    /// One signed POST of the message's JSON document.
-    async fn send(&self, claimed: &Claimed) -> (Attempt, Outcome) {
+    /// One signed POST of the message's JSON document to `endpoint`.
+    async fn send(&self, claimed: &Claimed, endpoint: &Endpoint) -> (Attempt, Outcome) {
         let started = Instant::now();
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
         let failed = |error: String, reason| {
@@ -210,18 +115,18 @@ impl Relay {
             (attempt, Outcome::Failed { retry_after: None, reason })
         };
         if !self.config.allow_private_addresses {
-            if let Some(ip) = non_public_ip_literal(&claimed.url) {
+            if let Some(ip) = non_public_ip_literal(&endpoint.url) {
                 return failed(format!("refused: {}", PrivateAddress::Literal(ip)), "private_address");
             }
         }
         let id = claimed.message_id.to_string();
-        let mut signature = match sign(&claimed.secret, &id, timestamp, &claimed.body) {
+        let mut signature = match sign(&endpoint.secret, &id, timestamp, &claimed.body) {
             Ok(signature) => signature,
             Err(e) => return failed(format!("cannot sign: {e}"), "signing"),
         };
         // During a rotation's grace window: the old secret's signature too, so a
         // receiver still verifying with it accepts the request.
-        if let Some(previous) = &claimed.previous_secret {
+        if let Some(previous) = &endpoint.previous_secret {
             match sign(previous, &id, timestamp, &claimed.body) {
                 Ok(old) => {
                     signature.push(' ');
@@ -236,7 +141,7 @@ impl Relay {
         }
         let request = self
             .client
-            .post(&claimed.url)
+            .post(&endpoint.url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .header("webhook-id", claimed.message_id.to_string())
             .header("webhook-timestamp", timestamp.to_string())
@@ -280,10 +185,42 @@ impl Relay {
     /// `retry_scale`, or the receiver's `Retry-After` (up to `max_retry_after_secs`)
     /// when that is longer.
     pub fn retry_delay(&self, attempt: i32, retry_after: Option<Duration>) -> Option<Duration> {
-        let index = usize::try_from(attempt).ok()?.checked_sub(1)?;
-        let scheduled = RETRY_SCHEDULE.get(index)?.mul_f64(self.config.retry_scale);
-        let asked = retry_after.unwrap_or_default().min(Duration::from_secs(self.config.max_retry_after_secs));
-        Some(scheduled.max(asked))
+        let max = Duration::from_secs(self.config.max_retry_after_secs);
+        consumer::scheduled_retry(&RETRY_SCHEDULE, self.config.retry_scale, attempt, retry_after, max)
+    }
+}
+
+impl Consumer for Relay {
+    const KIND: SubscriberKind = SubscriberKind::Webhook;
+    const DELIVERIES: &'static str = metrics::OUTBOX_DELIVERIES;
+    const FAILURES: &'static str = metrics::WEBHOOK_FAILURES;
+
+    fn limits(&self) -> Limits {
+        Limits {
+            batch: self.config.batch,
+            lease: Duration::from_millis(self.config.lease_ms),
+            concurrency: self.config.concurrency,
+            max_batches_per_run: self.config.max_batches_per_run,
+        }
+    }
+
+    async fn attempt(&self, claimed: &Claimed) -> (Attempt, Outcome) {
+        match &claimed.endpoint {
+            Some(endpoint) => self.send(claimed, endpoint).await,
+            // Not claimed without one (see `deliveries::claim`); were it, it waits.
+            None => {
+                let attempt = Attempt {
+                    duration: Duration::ZERO,
+                    response_status: None,
+                    error: Some("the webhook subscriber has no endpoint".into()),
+                };
+                (attempt, Outcome::Failed { retry_after: None, reason: "transport" })
+            }
+        }
+    }
+
+    fn retry_delay(&self, attempt: i32, retry_after: Option<Duration>) -> Option<Duration> {
+        Relay::retry_delay(self, attempt, retry_after)
     }
 }
 

@@ -83,7 +83,7 @@ async fn the_relay_job_delivers_on_its_interval_and_exports_outcomes_failures_an
         .await
         .unwrap();
     let config: SchedulerConfig = test_support::config(&[], |c: &mut SchedulerConfig| c.outbox_relay.every_secs = 1);
-    let scheduler = Scheduler::start(&config, db.service_database(4), None).await.unwrap();
+    let scheduler = Scheduler::start(&config, db.service_database(4), None, None).await.unwrap();
     let metrics = scheduler.health_addr().unwrap();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(scheduler.run(shutdown.clone()));

@@ -85,7 +85,7 @@ async fn the_watchdog_gauges_read_zero_until_an_invariant_is_broken_behind_the_a
     let sold = event_with_bookings(&db.pool, 10, 4).await;
     // Only the watchdog ticks during the test, every second.
     let config: SchedulerConfig = test_support::config(&[("check_invariants_every_secs", "1")], |_| {});
-    let scheduler = Scheduler::start(&config, db.service_database(4), None).await.unwrap();
+    let scheduler = Scheduler::start(&config, db.service_database(4), None, None).await.unwrap();
     let metrics = scheduler.health_addr().unwrap();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(scheduler.run(shutdown.clone()));

@@ -12,6 +12,8 @@
 //! - [`python`]: running the Python scripts that check our formats with other
 //!   people's libraries (DECISIONS.md D11).
 //! - [`redis_server`]: a `redis-server` of the test's own, to stop, restart or flush.
+//! - [`smtp_sink`]: an SMTP server on a port of its own that keeps what it is sent (and
+//!   can be stopped, restarted, or made to refuse).
 //! - [`RedisKeys`]: a test's key prefix on the shared Redis, deleted when dropped.
 //! - [`config`]: a service's configuration as the binary loads it (`config/default.toml`
 //!   and the test's overrides), validated.
@@ -24,6 +26,7 @@ mod redis_keys;
 pub mod redis_server;
 mod reply;
 mod settings;
+pub mod smtp_sink;
 
 pub use redis_keys::RedisKeys;
 pub use reply::Reply;

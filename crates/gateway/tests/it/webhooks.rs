@@ -91,7 +91,9 @@ async fn the_delivery_log_shows_each_messages_status_attempts_and_last_answer() 
     let mut conn = app.pool.acquire().await.unwrap();
     sales::store::outbox::enqueue(&mut conn, &[message(1), message(2)]).await.unwrap();
     // One attempt at the head, as the relay makes it: answered 500, retried later.
-    let claimed = deliveries::claim(&mut conn, 10, Duration::from_secs(30)).await.unwrap();
+    let claimed = deliveries::claim(&mut conn, sales::states::SubscriberKind::Webhook, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1, "only the stream's head");
     let attempt = Attempt {
         duration: Duration::from_millis(12),
@@ -187,7 +189,10 @@ async fn an_endpoint_is_turned_off_and_on_again_and_its_paused_deliveries_resume
     assert!(off.body["disabled_at"].is_string());
     // While off: nothing is claimed, and a message written meanwhile waits too.
     sales::store::outbox::enqueue(&mut conn, &[message(2)]).await.unwrap();
-    assert!(deliveries::claim(&mut conn, 10, Duration::from_secs(30)).await.unwrap().is_empty());
+    assert!(deliveries::claim(&mut conn, sales::states::SubscriberKind::Webhook, 10, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .is_empty());
     let again = patch(&app, &id, json!({ "enabled": false })).await;
     assert_eq!(again.body["disabled_at"], off.body["disabled_at"], "turning it off again changes nothing");
 
@@ -197,7 +202,9 @@ async fn an_endpoint_is_turned_off_and_on_again_and_its_paused_deliveries_resume
     let mut expected = registered.body.clone();
     expected.as_object_mut().unwrap().remove("secret");
     assert_eq!(on.body, expected, "as registered: active, no disabling");
-    let claimed = deliveries::claim(&mut conn, 10, Duration::from_secs(30)).await.unwrap();
+    let claimed = deliveries::claim(&mut conn, sales::states::SubscriberKind::Webhook, 10, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1, "the stream's head, due again");
     assert!(claimed[0].body.contains("\"quantity\": 1"), "{}", claimed[0].body);
 

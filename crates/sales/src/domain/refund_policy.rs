@@ -50,7 +50,29 @@ impl RefundPolicy {
             }
         }
     }
+
+    /// The policy in words, for the fan (the confirmation email): each tier, then what
+    /// is left after the last.
+    pub fn in_words(&self) -> String {
+        let tiers: Vec<String> = self
+            .0
+            .iter()
+            .map(|t| {
+                let hours = if t.before_hours == 1 { "1 hour".to_owned() } else { format!("{} hours", t.before_hours) };
+                format!("cancel at least {hours} before the start for a {}% refund", t.refund_percent)
+            })
+            .collect();
+        let mut words = tiers.join("; ");
+        if let Some(first) = words.get_mut(..1) {
+            first.make_ascii_uppercase();
+        }
+        words.push_str("; later, you may still cancel, with nothing refunded.");
+        words
+    }
 }
+
+/// What a fan is told of an event without a refund policy.
+pub const NO_POLICY_IN_WORDS: &str = "No refunds: only the organizer can cancel a booking of this event.";
 
 /// `percent` of `paid`, rounded down to the minor unit: never more than was paid.
 pub fn refund_amount(paid_minor: i64, percent: u8) -> i64 {
@@ -78,6 +100,21 @@ mod tests {
         assert_eq!(p.refund_percent(Some(3.999)), 0);
         assert_eq!(p.refund_percent(Some(-1.0)), 0, "after the start");
         assert_eq!(p.refund_percent(None), 100, "no start date: the first tier");
+    }
+
+    #[test]
+    fn a_policy_reads_as_words_tier_by_tier() {
+        assert_eq!(
+            policy().in_words(),
+            "Cancel at least 24 hours before the start for a 100% refund; cancel at least 4 hours before \
+             the start for a 50% refund; later, you may still cancel, with nothing refunded."
+        );
+        let one = RefundPolicy(vec![RefundTier { before_hours: 1, refund_percent: 0 }]);
+        assert_eq!(
+            one.in_words(),
+            "Cancel at least 1 hour before the start for a 0% refund; later, you may still cancel, with nothing \
+             refunded."
+        );
     }
 
     #[test]

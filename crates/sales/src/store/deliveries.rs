@@ -1,8 +1,10 @@
-//! The relay's side of the outbox (`migrations/*_outbox.sql`,
-//! `*_webhook_endpoints.sql`): claiming due deliveries, recording what came of each
-//! attempt, disabling an endpoint that is gone, resuming the paused deliveries of one
-//! enabled again. Each function is one statement that
-//! commits by itself: no transaction stays open while the relay talks to a receiver.
+//! The consumers' side of the outbox (`migrations/*_outbox.sql`,
+//! `*_webhook_endpoints.sql`, `*_confirmation_emails.sql`): claiming due deliveries of
+//! one kind of subscriber, recording what came of each attempt, disabling an endpoint
+//! that is gone, resuming the paused deliveries of one enabled again. The webhook relay
+//! and the confirmation emails' sender share them, so both keep the same claim, lease,
+//! order and retry rules. Each function is one statement that commits by itself: no
+//! transaction stays open while a consumer talks to a receiver.
 
 use std::time::Duration;
 
@@ -10,10 +12,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::states::SubscriberKind;
 use crate::webhooks::DeliveryStatus;
 
-/// A delivery the relay claimed, with what it needs to send it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// A delivery a consumer claimed, with what it needs to send it.
+#[derive(Debug, Clone)]
 pub struct Claimed {
     pub subscriber_id: Uuid,
     /// `outbox_messages.id`: the delivery's key with `subscriber_id`.
@@ -25,8 +28,15 @@ pub struct Claimed {
     pub message_id: Uuid,
     pub event_id: Uuid,
     pub topic: String,
-    /// The message's JSON document, the request body as it is sent and signed.
+    /// The message's JSON document (a webhook's request body as it is sent and signed).
     pub body: String,
+    /// Where a webhook goes; None for the other kinds of subscriber.
+    pub endpoint: Option<Endpoint>,
+}
+
+/// A webhook endpoint, as the relay sends to it.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
     pub url: String,
     pub secret: String,
     /// The secret a rotation replaced, while its grace window lasts: requests are
@@ -34,28 +44,66 @@ pub struct Claimed {
     pub previous_secret: Option<String>,
 }
 
-/// Claims up to `limit` due deliveries to webhook endpoints, each the head of its
-/// (subscriber, event) stream, and leases them for `lease`: the claim counts the
+/// A claimed row as the statement returns it: the endpoint's columns are NULL for a
+/// subscriber that is not a webhook.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    subscriber_id: Uuid,
+    message_seq: i64,
+    attempt: i32,
+    message_id: Uuid,
+    event_id: Uuid,
+    topic: String,
+    body: String,
+    url: Option<String>,
+    secret: Option<String>,
+    previous_secret: Option<String>,
+}
+
+impl From<ClaimedRow> for Claimed {
+    fn from(row: ClaimedRow) -> Self {
+        let endpoint = match (row.url, row.secret) {
+            (Some(url), Some(secret)) => Some(Endpoint { url, secret, previous_secret: row.previous_secret }),
+            _ => None,
+        };
+        Self {
+            subscriber_id: row.subscriber_id,
+            message_seq: row.message_seq,
+            attempt: row.attempt,
+            message_id: row.message_id,
+            event_id: row.event_id,
+            topic: row.topic,
+            body: row.body,
+            endpoint,
+        }
+    }
+}
+
+/// Claims up to `limit` due deliveries to active subscribers of `kind`, each the head
+/// of its (subscriber, event) stream, and leases them for `lease`: the claim counts the
 /// attempt and pushes `next_attempt_at` past the lease, so no other relay takes them
 /// while this one sends, and a relay that dies mid-send leaves them due again when the
 /// lease ends (at least once).
 ///
 /// A head is a pending delivery with no earlier pending delivery of its stream: while
 /// a head waits for its retry, the messages after it wait too, and the other streams
-/// go on. A disabled endpoint's deliveries are not claimed: they wait, paused, until
-/// it is enabled again. SKIP LOCKED leaves rows another relay is claiming right now to it; that
+/// go on. A disabled endpoint's deliveries (an inactive subscriber's) are not claimed:
+/// they wait, paused, until it is enabled again. A webhook subscriber is claimed for
+/// only with its endpoint row, which the relay needs to send. SKIP LOCKED leaves rows another relay is claiming right now to it; that
 /// relay's head still counts as pending here (its row is pending in this statement's
 /// snapshot), so nothing behind it is taken early.
 #[tracing::instrument(level = "debug", skip(conn))]
-pub async fn claim(conn: &mut PgConnection, limit: i64, lease: Duration) -> Result<Vec<Claimed>> {
-    let claimed = sqlx::query_as(
+pub async fn claim(conn: &mut PgConnection, kind: SubscriberKind, limit: i64, lease: Duration) -> Result<Vec<Claimed>> {
+    let claimed: Vec<ClaimedRow> = sqlx::query_as(
         "WITH due AS (
              SELECT d.subscriber_id, d.message_id
              FROM outbox_deliveries d
              WHERE d.status = 'pending' AND d.next_attempt_at <= now()
                AND EXISTS (
-                   SELECT 1 FROM webhook_endpoints w JOIN outbox_subscribers s ON s.id = w.subscriber_id
-                   WHERE w.subscriber_id = d.subscriber_id AND s.active
+                   SELECT 1 FROM outbox_subscribers s
+                   WHERE s.id = d.subscriber_id AND s.active AND s.kind = $3
+                     AND (s.kind <> 'webhook'
+                          OR EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.subscriber_id = s.id))
                )
                AND NOT EXISTS (
                    SELECT 1 FROM outbox_deliveries earlier
@@ -68,18 +116,19 @@ pub async fn claim(conn: &mut PgConnection, limit: i64, lease: Duration) -> Resu
          )
          UPDATE outbox_deliveries d
          SET attempts = d.attempts + 1, next_attempt_at = now() + make_interval(secs => $2)
-         FROM due, outbox_messages m, webhook_endpoints w, outbox_subscribers s
+         FROM due JOIN outbox_messages m ON m.id = due.message_id
+              LEFT JOIN webhook_endpoints w ON w.subscriber_id = due.subscriber_id
          WHERE d.subscriber_id = due.subscriber_id AND d.message_id = due.message_id
-           AND m.id = d.message_id AND w.subscriber_id = d.subscriber_id AND s.id = d.subscriber_id
          RETURNING d.subscriber_id, d.message_id AS message_seq, d.attempts AS attempt,
                    m.message_id, m.event_id, m.topic, m.payload::text AS body, w.url, w.secret,
                    CASE WHEN w.previous_secret_until > now() THEN w.previous_secret END AS previous_secret",
     )
     .bind(limit)
     .bind(lease.as_secs_f64())
+    .bind(kind)
     .fetch_all(conn)
     .await?;
-    Ok(claimed)
+    Ok(claimed.into_iter().map(Claimed::from).collect())
 }
 
 /// What one attempt found out.

@@ -9,14 +9,17 @@
 //! - [`payments`], [`refunds`]: payment attempts and the money going back.
 //! - [`outbox`]: outbox messages and their deliveries, written in the change's transaction.
 //! - [`webhooks`]: organizer webhook endpoints and their delivery log.
-//! - [`deliveries`]: the relay's side of the outbox: claiming due deliveries, recording
-//!   each attempt's outcome, disabling an endpoint that is gone.
+//! - [`deliveries`]: the consumers' side of the outbox: claiming due deliveries,
+//!   recording each attempt's outcome, disabling an endpoint that is gone.
+//! - [`confirmations`]: the confirmation emails' subscriber, and the booking an email
+//!   describes.
 //! - [`invariants`]: the oversell watchdog's checks.
 //! - [`revocations`]: revoked admissions, written by the organizer, polled by gateways.
 //! - [`tickets`]: tickets (written by the booking statements), reissues, the revocation
 //!   feed, scanner keys and check-ins.
 
 pub mod bookings;
+pub mod confirmations;
 pub mod deliveries;
 pub mod events;
 pub mod holds;

@@ -1,5 +1,6 @@
 //! Scheduler tests against a fresh PostgreSQL database each.
 
+mod emails;
 mod relay;
 
 use std::time::Duration;
@@ -92,7 +93,7 @@ async fn the_running_scheduler_sweeps_on_its_interval_and_stops_on_shutdown() {
         c.release_batch = 20;
     });
     let shutdown = CancellationToken::new();
-    let scheduler = Scheduler::start(&config, service(&db), None).await.unwrap();
+    let scheduler = Scheduler::start(&config, service(&db), None, None).await.unwrap();
     let health = scheduler.health_addr().unwrap();
     let running = tokio::spawn(scheduler.run(shutdown.clone()));
     let mut swept = false;
@@ -334,7 +335,7 @@ async fn a_run_that_finds_the_previous_one_still_going_skips_and_is_counted() {
     let db = TestDatabase::new(&schema::MIGRATOR, 2).await.unwrap();
     // A scheduler of its own, for its /metrics; its jobs do not tick during the test.
     let config = quiet_config(|_| {});
-    let scheduler = Scheduler::start(&config, service(&db), None).await.unwrap();
+    let scheduler = Scheduler::start(&config, service(&db), None, None).await.unwrap();
     let metrics = scheduler.health_addr().unwrap();
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(scheduler.run(shutdown.clone()));

@@ -11,7 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sales::outbox::{HoldExpired, Message};
 use sales::webhooks::{NewWebhook, WebhookSecret};
-use scheduler::relay::{Relay, RelayRun};
+use scheduler::consumer::Drained;
+use scheduler::relay::Relay;
 use scheduler::SchedulerConfig;
 use service_kit::postgres::Database;
 use sqlx::PgPool;
@@ -197,8 +198,8 @@ pub fn relay(adjust: impl FnOnce(&mut SchedulerConfig)) -> Relay {
 }
 
 /// Runs the relay until no delivery is pending, within 20 s.
-pub async fn drain(relay: &Relay, db: &Database, pool: &PgPool) -> RelayRun {
-    let mut total = RelayRun::default();
+pub async fn drain(relay: &Relay, db: &Database, pool: &PgPool) -> Drained {
+    let mut total = Drained::default();
     for _ in 0..400 {
         let run = relay.run(db).await.unwrap();
         total.attempts += run.attempts;

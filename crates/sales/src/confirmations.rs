@@ -1,0 +1,83 @@
+//! Booking confirmations by email: the outbox's `confirmation_email` subscriber, and
+//! what one booking's email carries (its tickets with their secrets, its capability
+//! link, the refund policy). The scheduler's sender renders and sends it.
+//!
+//! Secrets are signed here, so the process that sends the emails holds the ticket
+//! signing key (DECISIONS.md D6: it issues the tickets it mails, as the gateway issues
+//! those it shows). Ed25519 is deterministic: the email carries the same secret the
+//! gateway shows for the same ticket and issue.
+
+use chrono::{DateTime, Utc};
+use service_kit::postgres::Database;
+use uuid::Uuid;
+
+use crate::domain::refund_policy::NO_POLICY_IN_WORDS;
+use crate::error::{Error, Result};
+use crate::model::Price;
+use crate::states::BookingStatus;
+use crate::store::confirmations as store;
+use crate::store::tickets::{self as ticket_store, BookingKey};
+use crate::tickets::{view, TicketKeys, TicketView};
+
+/// The one subscriber of kind `confirmation_email` (every event's `booking.confirmed`).
+pub const SUBSCRIBER_ID: Uuid = Uuid::from_u128(0x0b0c_0f1c_e000_4000_8000_0000_e3a1_1001);
+
+/// Everything a booking's confirmation email says.
+#[derive(Debug, Clone)]
+pub struct Confirmation {
+    pub event_id: Uuid,
+    pub booking_id: Uuid,
+    pub event_name: String,
+    pub starts_at: Option<DateTime<Utc>>,
+    /// The refund policy in force now, in words.
+    pub refund_policy: String,
+    pub total: Price,
+    /// The booking's capability link (the token; the sender makes the URL).
+    pub link: String,
+    /// Best seat first; none revoked (a booking whose tickets are revoked is cancelled).
+    pub tickets: Vec<TicketView>,
+}
+
+/// Turns the confirmation emails' subscriber on (email configured: it is written if
+/// missing) or off (it hears nothing until turned on again: bookings made meanwhile get
+/// no email). See `migrations/*_confirmation_emails.sql`.
+pub async fn set_enabled(db: &Database, enabled: bool) -> Result<()> {
+    db.write(move |conn| Box::pin(store::set_subscriber(conn, SUBSCRIBER_ID, enabled))).await
+}
+
+/// The confirmation of the booking, with its secrets signed by `keys`; None when there
+/// is nothing to confirm any more: no such booking, or it was cancelled before its
+/// email went out.
+#[tracing::instrument(skip(db, keys))]
+pub async fn confirmation(
+    db: &Database,
+    keys: &TicketKeys,
+    event_id: Uuid,
+    booking_id: Uuid,
+) -> Result<Option<Confirmation>> {
+    let (booking, tickets) = db
+        .read(move |conn| {
+            Box::pin(async move {
+                let Some(booking) = store::booking(conn, event_id, booking_id).await? else {
+                    return Ok::<_, Error>((None, Vec::new()));
+                };
+                let key = BookingKey { event_id, booking_id, fan_id: None, link_generation: None };
+                let tickets = ticket_store::of_booking(conn, &key).await?;
+                Ok((Some(booking), tickets))
+            })
+        })
+        .await?;
+    let Some(booking) = booking.filter(|b| b.status == BookingStatus::Confirmed) else {
+        return Ok(None);
+    };
+    Ok(Some(Confirmation {
+        event_id,
+        booking_id,
+        link: keys.booking_link(event_id, booking_id, booking.link_generation, booking.starts_at),
+        refund_policy: booking.refund_policy.map_or_else(|| NO_POLICY_IN_WORDS.to_owned(), |p| p.0.in_words()),
+        event_name: booking.event_name,
+        starts_at: booking.starts_at,
+        total: Price { amount_minor: booking.total_minor, currency: booking.currency },
+        tickets: tickets.iter().filter(|t| t.revoked_at.is_none()).map(|row| view(keys, row)).collect(),
+    }))
+}

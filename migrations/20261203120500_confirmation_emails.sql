@@ -1,0 +1,15 @@
+-- Confirmation emails: the outbox's second kind of subscriber (DECISIONS.md D4).
+--
+-- One subscriber row of kind 'confirmation_email' hears every event's
+-- `booking.confirmed`; its deliveries are drained by the scheduler's email sender with
+-- the same claim, lease and retry rules as the webhook relay's, so a failing SMTP
+-- server holds back only the emails, never a webhook stream, and the other way round.
+--
+-- The row is not written here: `ALTER TYPE ... ADD VALUE` may run in a transaction, but
+-- the new value cannot be used until that transaction has committed, and every
+-- migration is one transaction. The scheduler writes it at start-up instead
+-- (`sales::store::confirmations::set_subscriber`), and only when `scheduler.smtp.url` is
+-- set: with email off (the default for local runs) there is no such subscriber and no
+-- delivery is written for it. Turning email off later makes it inactive with no topics:
+-- bookings confirmed meanwhile get no email, and nothing piles up unsent as outbox lag.
+ALTER TYPE outbox_subscriber_kind ADD VALUE 'confirmation_email';
