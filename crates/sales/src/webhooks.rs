@@ -316,6 +316,18 @@ impl Sales {
         Ok(RotatedSecret { webhook, secret, previous_secret_expires_at })
     }
 
+    /// Deletes an endpoint: nothing more is sent to it, its pending deliveries are
+    /// dropped, and it is gone from every read; its delivery log stays in the database.
+    #[tracing::instrument(skip(self), fields(kind = "delete_webhook"))]
+    pub async fn delete_webhook(&self, id: Uuid) -> Result<()> {
+        let deleted = self.db.write(move |conn| Box::pin(async move { webhooks::delete(conn, id).await })).await?;
+        if deleted {
+            Ok(())
+        } else {
+            Err(Error::NotFound(What::Webhook))
+        }
+    }
+
     /// Every endpoint, oldest first.
     #[tracing::instrument(skip(self), fields(kind = "list_webhooks"))]
     pub async fn webhooks(&self) -> Result<Vec<Webhook>> {

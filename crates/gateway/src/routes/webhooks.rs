@@ -19,7 +19,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register, list))
-        .routes(routes!(update))
+        .routes(routes!(update, delete))
         .routes(routes!(rotate_secret))
         .routes(routes!(deliveries))
 }
@@ -132,6 +132,30 @@ async fn update(
     Json(body): Json<UpdateWebhook>,
 ) -> Result<Json<Webhook>> {
     Ok(Json(state.sales.set_webhook_enabled(webhook_id, body.enabled).await?))
+}
+
+/// Deletes an endpoint: nothing more is sent to it, its pending deliveries are dropped
+/// (abandoned), and it answers `404` from then on. To stop it for a while instead, turn
+/// it off (`PATCH`).
+#[utoipa::path(
+    delete,
+    path = "/v1/admin/webhooks/{webhook_id}",
+    operation_id = "delete_webhook",
+    tag = "organizer",
+    params(("webhook_id" = Uuid, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "`bad_request`: an unreadable id", body = ErrorBody),
+        (status = 404, description = "`webhook_not_found` (also one deleted before)", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+        AdminKeyRefused, RateLimited,
+    ),
+    security(("admin_key" = [])),
+)]
+#[tracing::instrument(skip(state))]
+async fn delete(_: Admin, State(state): State<AppState>, Path(webhook_id): Path<Uuid>) -> Result<StatusCode> {
+    state.sales.delete_webhook(webhook_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Draws a new signing secret for an endpoint, answered this once. For the grace

@@ -17,6 +17,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/webhooks"),
     ("POST", "/v1/admin/webhooks"),
     ("PATCH", "/v1/admin/webhooks/{webhook_id}"),
+    ("DELETE", "/v1/admin/webhooks/{webhook_id}"),
     ("POST", "/v1/admin/webhooks/{webhook_id}/rotate-secret"),
     ("GET", "/v1/admin/webhooks/{webhook_id}/deliveries"),
     ("GET", "/v1/events"),

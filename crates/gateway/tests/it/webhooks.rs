@@ -304,3 +304,55 @@ async fn private_urls_are_refused_at_registering_and_at_enabling_unless_allowed(
     let listed = app.send(Method::GET, "/v1/admin/webhooks", Some(ADMIN_KEY), None).await;
     assert_eq!(listed.body["webhooks"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_deleted_endpoint_is_gone_its_pending_deliveries_dropped_and_it_hears_nothing_more() {
+    let app = spawn_app().await;
+    let kept = register(&app, json!({ "url": "https://kept.example.com/in" })).await;
+    let deleted = register(&app, json!({ "url": "https://deleted.example.com/in" })).await;
+    let id = deleted.body["id"].as_str().unwrap().to_owned();
+    let event = Uuid::new_v4();
+    let message = |quantity| {
+        Message::HoldExpired(HoldExpired { event_id: event, hold_id: Uuid::new_v4(), fan_id: "fan-1".into(), quantity })
+    };
+    let mut conn = app.pool.acquire().await.unwrap();
+    sales::store::outbox::enqueue(&mut conn, &[message(1)]).await.unwrap();
+
+    let reply = app.send(Method::DELETE, &format!("/v1/admin/webhooks/{id}"), Some(ADMIN_KEY), None).await;
+
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    sales::store::outbox::enqueue(&mut conn, &[message(2)]).await.unwrap();
+    let listed = app.send(Method::GET, "/v1/admin/webhooks", Some(ADMIN_KEY), None).await;
+    assert_eq!(listed.body["webhooks"].as_array().unwrap().len(), 1);
+    assert_eq!(listed.body["webhooks"][0]["id"], kept.body["id"]);
+    let gone = [
+        app.send(Method::DELETE, &format!("/v1/admin/webhooks/{id}"), Some(ADMIN_KEY), None).await,
+        app.send(Method::PATCH, &format!("/v1/admin/webhooks/{id}"), Some(ADMIN_KEY), Some(json!({ "enabled": true })))
+            .await,
+        app.send(Method::POST, &format!("/v1/admin/webhooks/{id}/rotate-secret"), Some(ADMIN_KEY), None).await,
+        app.send(Method::GET, &format!("/v1/admin/webhooks/{id}/deliveries"), Some(ADMIN_KEY), None).await,
+    ];
+    for reply in &gone {
+        assert_eq!((reply.status, reply.code()), (StatusCode::NOT_FOUND, "webhook_not_found"), "{}", reply.body);
+    }
+    let statuses = |subscriber: &str| {
+        let subscriber: Uuid = subscriber.parse().unwrap();
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT status::text FROM outbox_deliveries WHERE subscriber_id = $1 ORDER BY message_id",
+            )
+            .bind(subscriber)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(statuses(&id).await, ["abandoned"], "dropped, and nothing written after");
+    assert_eq!(statuses(kept.body["id"].as_str().unwrap()).await, ["pending", "pending"]);
+    assert!(deliveries::claim(&mut conn, sales::states::SubscriberKind::Webhook, 10, Duration::from_secs(30))
+        .await
+        .unwrap()
+        .iter()
+        .all(|claimed| claimed.subscriber_id.to_string() != id));
+}

@@ -41,6 +41,7 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<Webhook>> {
     let webhooks = sqlx::query_as(
         "SELECT s.id, e.url, s.event_id, s.topics, s.active, s.created_at, e.disabled_at, e.disabled_reason
          FROM webhook_endpoints e JOIN outbox_subscribers s ON s.id = e.subscriber_id
+         WHERE e.deleted_at IS NULL
          ORDER BY s.created_at, s.id",
     )
     .fetch_all(conn)
@@ -54,7 +55,7 @@ pub async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Option<Webhook>> {
     let webhook = sqlx::query_as(
         "SELECT s.id, e.url, s.event_id, s.topics, s.active, s.created_at, e.disabled_at, e.disabled_reason
          FROM webhook_endpoints e JOIN outbox_subscribers s ON s.id = e.subscriber_id
-         WHERE e.subscriber_id = $1",
+         WHERE e.subscriber_id = $1 AND e.deleted_at IS NULL",
     )
     .bind(id)
     .fetch_optional(conn)
@@ -71,7 +72,7 @@ pub async fn enable(conn: &mut PgConnection, id: Uuid) -> Result<Option<Webhook>
     let webhook = sqlx::query_as(
         "WITH subscriber AS (
              UPDATE outbox_subscribers SET active = true
-             WHERE id = $1 AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE subscriber_id = $1)
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE subscriber_id = $1 AND deleted_at IS NULL)
              RETURNING id, event_id, topics, active, created_at
          ), endpoint AS (
              UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL
@@ -99,7 +100,7 @@ pub async fn disable(conn: &mut PgConnection, id: Uuid, reason: &str) -> Result<
     let webhook = sqlx::query_as(
         "WITH subscriber AS (
              UPDATE outbox_subscribers SET active = false
-             WHERE id = $1 AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE subscriber_id = $1)
+             WHERE id = $1 AND EXISTS (SELECT 1 FROM webhook_endpoints WHERE subscriber_id = $1 AND deleted_at IS NULL)
              RETURNING id, event_id, topics, active, created_at
          ), endpoint AS (
              UPDATE webhook_endpoints
@@ -140,7 +141,7 @@ pub async fn rotate_secret(
         "WITH endpoint AS (
              UPDATE webhook_endpoints
              SET previous_secret = secret, previous_secret_until = now() + make_interval(secs => $3), secret = $2
-             WHERE subscriber_id = $1
+             WHERE subscriber_id = $1 AND deleted_at IS NULL
              RETURNING subscriber_id, url, disabled_at, disabled_reason, previous_secret_until
          )
          SELECT s.id, e.url, s.event_id, s.topics, s.active, s.created_at, e.disabled_at, e.disabled_reason,
@@ -156,11 +157,38 @@ pub async fn rotate_secret(
 }
 
 pub async fn exists(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
-    let (exists,): (bool,) = sqlx::query_as("SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE subscriber_id = $1)")
-        .bind(id)
-        .fetch_one(conn)
-        .await?;
+    let (exists,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE subscriber_id = $1 AND deleted_at IS NULL)",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
     Ok(exists)
+}
+
+/// Deletes the endpoint (see `migrations/*_webhook_deletion.sql`): gone from every read,
+/// its subscriber deaf, its pending deliveries abandoned, in one statement. False if no
+/// such endpoint, or deleted already.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
+    let deleted: i64 = sqlx::query_scalar(
+        "WITH endpoint AS (
+             UPDATE webhook_endpoints SET deleted_at = now()
+             WHERE subscriber_id = $1 AND deleted_at IS NULL
+             RETURNING subscriber_id
+         ), subscriber AS (
+             UPDATE outbox_subscribers SET active = false, topics = '{}'
+             WHERE id IN (SELECT subscriber_id FROM endpoint)
+         ), dropped AS (
+             UPDATE outbox_deliveries SET status = 'abandoned'
+             WHERE subscriber_id IN (SELECT subscriber_id FROM endpoint) AND status = 'pending'
+         )
+         SELECT count(*) FROM endpoint",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?;
+    Ok(deleted == 1)
 }
 
 /// The endpoint's deliveries, newest message first, each with its latest attempt.
