@@ -51,10 +51,6 @@ pub struct EventWaitlist {
     pub offer_ttl_seconds: i32,
 }
 
-const ENTRY_COLUMNS: &str = "w.id, w.seq, w.event_id, w.fan_id, w.quantity, w.section_ids, w.allow_partial,
-         w.contact_email, w.status, w.created_at, h.id AS offer_hold_id, h.status AS offer_status,
-         h.expires_at AS offer_expires_at, h.status = 'active' AND h.expires_at <= now() AS offer_lapsed";
-
 /// The event's waitlist settings and whether it still sells; None for an unknown event.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn event_settings(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<EventWaitlist>> {
@@ -108,11 +104,13 @@ pub async fn insert(conn: &mut PgConnection, scope: &FanScope, entry: &NewEntry<
 /// The fan's latest entry in the event, with its offer.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn latest_of_fan(conn: &mut PgConnection, scope: &FanScope) -> Result<Option<EntryRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {ENTRY_COLUMNS}
+    Ok(sqlx::query_as(
+        "SELECT w.id, w.seq, w.event_id, w.fan_id, w.quantity, w.section_ids, w.allow_partial,
+                w.contact_email, w.status, w.created_at, h.id AS offer_hold_id, h.status AS offer_status,
+                h.expires_at AS offer_expires_at, h.status = 'active' AND h.expires_at <= now() AS offer_lapsed
          FROM waitlist_entries w LEFT JOIN holds h ON h.waitlist_entry_id = w.id
-         WHERE w.event_id = $1 AND w.fan_id = $2 ORDER BY w.seq DESC LIMIT 1"
-    ))
+         WHERE w.event_id = $1 AND w.fan_id = $2 ORDER BY w.seq DESC LIMIT 1",
+    )
     .bind(scope.event_id)
     .bind(&scope.fan_id)
     .fetch_optional(conn)
@@ -165,16 +163,18 @@ pub async fn close(conn: &mut PgConnection, event_id: Uuid) -> Result<u64> {
 /// entry by entry, and the second sees the first's offers.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn lock_line(conn: &mut PgConnection, event_id: Uuid, after_seq: i64, limit: i64) -> Result<Vec<EntryRow>> {
-    Ok(sqlx::query_as(&format!(
+    Ok(sqlx::query_as(
         "WITH line AS (
              SELECT id FROM waitlist_entries
              WHERE event_id = $1 AND status = 'waiting' AND seq > $2
              ORDER BY seq LIMIT $3 FOR UPDATE
          )
-         SELECT {ENTRY_COLUMNS}
+         SELECT w.id, w.seq, w.event_id, w.fan_id, w.quantity, w.section_ids, w.allow_partial,
+                w.contact_email, w.status, w.created_at, h.id AS offer_hold_id, h.status AS offer_status,
+                h.expires_at AS offer_expires_at, h.status = 'active' AND h.expires_at <= now() AS offer_lapsed
          FROM waitlist_entries w LEFT JOIN holds h ON h.waitlist_entry_id = w.id
-         WHERE w.id IN (SELECT id FROM line) AND w.status = 'waiting' ORDER BY w.seq"
-    ))
+         WHERE w.id IN (SELECT id FROM line) AND w.status = 'waiting' ORDER BY w.seq",
+    )
     .bind(event_id)
     .bind(after_seq)
     .bind(limit)
