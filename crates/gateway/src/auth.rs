@@ -93,20 +93,41 @@ impl FromRequestParts<AppState> for BookingHolder {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let link = parts
-            .uri
-            .query()
-            .into_iter()
-            .flat_map(|q| q.split('&'))
-            .find_map(|pair| pair.strip_prefix("link="))
-            .map(str::to_owned);
-        if let Some(link) = link {
-            state.limits.check_fan(&link).map_err(Error::RateLimited)?;
+        if let Some(link) = capability_link(parts, state)? {
             return Ok(BookingHolder(BookingAccess::Link(link)));
         }
         let Fan(scope) = Fan::from_request_parts(parts, state).await?;
         Ok(BookingHolder(BookingAccess::Fan(scope)))
     }
+}
+
+/// A fan acting on the hold in the request path: through the hold's waitlist offer link
+/// (`?link=…`: an offer may come long after the fan's access token expired), or else by
+/// access token, as [`Fan`] checks it. Either way the use case gets the fan's scope, so
+/// the hold's own rules apply unchanged.
+pub struct HoldFan(pub FanScope);
+
+impl FromRequestParts<AppState> for HoldFan {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        if let Some(link) = capability_link(parts, state)? {
+            let event_id = path_id(parts, state, "event_id", "an event").await?;
+            let hold_id = path_id(parts, state, "hold_id", "a hold").await?;
+            return Ok(HoldFan(state.sales.offer_holder(&link, event_id, hold_id).await?));
+        }
+        let Fan(scope) = Fan::from_request_parts(parts, state).await?;
+        Ok(HoldFan(scope))
+    }
+}
+
+/// The `link` query parameter (a capability link), limited as a fan is: the link stands
+/// for its fan.
+fn capability_link(parts: &Parts, state: &AppState) -> Result<Option<String>, Error> {
+    let link = parts.uri.query().into_iter().flat_map(|q| q.split('&')).find_map(|pair| pair.strip_prefix("link="));
+    let Some(link) = link else { return Ok(None) };
+    state.limits.check_fan(link).map_err(Error::RateLimited)?;
+    Ok(Some(link.to_owned()))
 }
 
 /// A gate's scanner, proven by a scanner key of the event in the request path: it may
@@ -139,6 +160,18 @@ impl IntoResponses for ScannerRefused {
     }
 }
 
+/// What [`HoldFan`] refuses before the handler runs.
+pub struct HoldFanRefused;
+
+impl IntoResponses for HoldFanRefused {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refusals([
+            ("401", "`missing_token`, `invalid_token`, `token_expired`, `token_revoked`, or `invalid_link` (an offer link that is changed, expired, or another hold's; only a hold made as a waitlist offer has one)"),
+            ("403", "`token_for_other_event` (the token names another event) or `token_scope_insufficient` (a `waitlist` token: it may only join the waitlist)"),
+        ])
+    }
+}
+
 /// What [`BookingHolder`] refuses before the handler runs.
 pub struct HolderRefused;
 
@@ -152,25 +185,35 @@ impl IntoResponses for HolderRefused {
 }
 
 async fn path_event_id(parts: &mut Parts, state: &AppState) -> Result<Uuid, Error> {
+    path_id(parts, state, "event_id", "an event").await
+}
+
+/// The path parameter `name`, the id of `what`.
+async fn path_id(parts: &mut Parts, state: &AppState, name: &str, what: &str) -> Result<Uuid, Error> {
     let params = RawPathParams::from_request_parts(parts, state).await.map_err(|e| Error::BadRequest(e.body_text()))?;
     let raw = params
         .iter()
-        .find_map(|(name, value)| (name == "event_id").then_some(value))
-        .ok_or_else(|| Error::BadRequest("this route has no event in its path".into()))?;
-    raw.parse().map_err(|_| Error::BadRequest(format!("{} is not an event id (a UUID)", service_kit::quoted(raw))))
+        .find_map(|(param, value)| (param == name).then_some(value))
+        .ok_or_else(|| Error::BadRequest(format!("this route has no {name} in its path")))?;
+    raw.parse().map_err(|_| Error::BadRequest(format!("{} is not {what} id (a UUID)", service_kit::quoted(raw))))
 }
 
 /// The security scheme of the fan's routes, as a handler names it:
 /// `security(("access_token" = []))`.
 const ACCESS_TOKEN: &str = "access_token";
 
-/// Adds the [`ACCESS_TOKEN`], `booking_link` and `scanner_key` schemes to the gateway's
-/// OpenAPI description.
+/// Adds the [`ACCESS_TOKEN`], `booking_link`, `offer_link` and `scanner_key` schemes to
+/// the gateway's OpenAPI description.
 pub fn describe_access_token(openapi: &mut OpenApi) {
     let link = utoipa::openapi::security::ApiKey::Query(utoipa::openapi::security::ApiKeyValue::with_description(
         "link",
         "A booking's capability link (`link` in the fan's booking answers): that booking's tickets, until a day \
          after the event starts",
+    ));
+    let offer = utoipa::openapi::security::ApiKey::Query(utoipa::openapi::security::ApiKeyValue::with_description(
+        "link",
+        "A waitlist offer's capability link (`offer.link` in the fan's waitlist entry, and in the offer's email): \
+         that hold's routes, until a day after the event starts",
     ));
     let scanner = HttpBuilder::new()
         .scheme(HttpAuthScheme::Bearer)
@@ -180,6 +223,7 @@ pub fn describe_access_token(openapi: &mut OpenApi) {
         .build();
     let components = openapi.components.get_or_insert_with(Components::new);
     components.security_schemes.insert("booking_link".to_owned(), SecurityScheme::ApiKey(link));
+    components.security_schemes.insert("offer_link".to_owned(), SecurityScheme::ApiKey(offer));
     components.security_schemes.insert("scanner_key".to_owned(), SecurityScheme::Http(scanner));
     let scheme = HttpBuilder::new()
         .scheme(HttpAuthScheme::Bearer)

@@ -1,6 +1,7 @@
-//! Booking confirmations by email: the outbox's `confirmation_email` subscriber, and
-//! what one booking's email carries (its tickets with their secrets, its capability
-//! link, the refund policy). The scheduler's sender renders and sends it.
+//! Emails to fans: the outbox's `confirmation_email` subscriber, what one booking's
+//! confirmation carries (its tickets with their secrets, its capability link, the
+//! refund policy), and what a waitlist offer's email carries (the places, until when,
+//! the offer's capability link). The scheduler's sender renders and sends them.
 //!
 //! Secrets are signed here, so the process that sends the emails holds the ticket
 //! signing key (DECISIONS.md D6: it issues the tickets it mails, as the gateway issues
@@ -79,5 +80,55 @@ pub async fn confirmation(
         starts_at: booking.starts_at,
         total: Price { amount_minor: booking.total_minor, currency: booking.currency },
         tickets: tickets.iter().filter(|t| t.revoked_at.is_none()).map(|row| view(keys, row)).collect(),
+    }))
+}
+
+/// Everything a waitlist offer's email says.
+#[derive(Debug, Clone)]
+pub struct OfferNotice {
+    pub event_id: Uuid,
+    pub hold_id: Uuid,
+    pub event_name: String,
+    pub starts_at: Option<DateTime<Utc>>,
+    /// Take it (check it out, or confirm a free one) before then.
+    pub expires_at: DateTime<Utc>,
+    pub total: Price,
+    /// `(seat label, or None for general admission; section name)`, best first.
+    pub places: Vec<(Option<String>, String)>,
+    /// The offer's capability link (the token; the sender makes the URL).
+    pub link: String,
+}
+
+/// The notice of the offer `hold_id` (its `total` as the offer message says it); None
+/// when there is nothing to tell any more: the offer was taken, declined or lapsed
+/// before its email went out.
+#[tracing::instrument(skip(db, keys, total))]
+pub async fn offer(
+    db: &Database,
+    keys: &TicketKeys,
+    event_id: Uuid,
+    hold_id: Uuid,
+    total: Price,
+) -> Result<Option<OfferNotice>> {
+    let (offer, places) = db
+        .read(move |conn| {
+            Box::pin(async move {
+                let Some(offer) = store::offer(conn, event_id, hold_id).await? else {
+                    return Ok::<_, Error>((None, Vec::new()));
+                };
+                Ok((Some(offer), store::hold_places(conn, hold_id).await?))
+            })
+        })
+        .await?;
+    let Some(offer) = offer.filter(|o| o.live) else { return Ok(None) };
+    Ok(Some(OfferNotice {
+        event_id,
+        hold_id,
+        link: keys.offer_link(event_id, hold_id, offer.starts_at),
+        event_name: offer.event_name,
+        starts_at: offer.starts_at,
+        expires_at: offer.expires_at,
+        total,
+        places: places.into_iter().map(|p| (p.label, p.section_name)).collect(),
     }))
 }

@@ -56,8 +56,9 @@ pub enum Error {
     /// This process holds no ticket keys: secrets can be neither shown nor checked.
     #[error("tickets cannot be shown or checked here: this server has no ticket keys")]
     TicketsUnavailable,
-    /// A booking link that is not ours, is for another booking, has ended or was revoked.
-    #[error("this booking link is not valid (changed, expired, or for another booking)")]
+    /// A capability link (a booking's or an offer's) that is not ours, is for another
+    /// booking or hold, has ended or was revoked.
+    #[error("this link is not valid (changed, expired, revoked, or for another booking or offer)")]
     InvalidLink,
     /// The ticket was revoked (its booking cancelled): it has no secret to reissue.
     #[error("this ticket was revoked")]

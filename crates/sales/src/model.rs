@@ -82,6 +82,10 @@ pub struct WaitlistEntryView {
 pub struct WaitlistOffer {
     pub hold_id: Uuid,
     pub expires_at: DateTime<Utc>,
+    /// The offer's capability link: the hold's routes take it as `?link=…` in place of
+    /// an access token (the offer may come after the fan's token expired). None where
+    /// the gateway has no ticket keys.
+    pub link: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]

@@ -159,8 +159,9 @@ pub struct LatePaymentNeedsAttention {
     pub reason: String,
 }
 
-/// Places offered to a waitlist entry: a hold for the fan until `expires_at`.
-#[derive(Debug, Clone, Serialize)]
+/// Places offered to a waitlist entry: a hold for the fan until `expires_at`. Read back
+/// by the email sender.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WaitlistOfferMade {
     pub event_id: Uuid,
     pub entry_id: Uuid,

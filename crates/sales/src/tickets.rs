@@ -22,6 +22,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::domain::booking_link::{self, BookingLink};
+use crate::domain::offer_link::{self, OfferLink};
 use crate::domain::ticket_secret::{self, PlaceKind, SecretError, TicketFields};
 use crate::domain::Invalid;
 use crate::error::{Error, Result, What};
@@ -45,6 +46,7 @@ pub struct TicketKeys {
     signing: KeyPair,
     published: Vec<PublicKey>,
     link_key: [u8; 32],
+    offer_link_key: [u8; 32],
 }
 
 impl TicketKeys {
@@ -55,7 +57,8 @@ impl TicketKeys {
             published.push(signing.public_key());
         }
         let link_key = signing.derive_secret(booking_link::KEY_PURPOSE);
-        Self { signing, published, link_key }
+        let offer_link_key = signing.derive_secret(offer_link::KEY_PURPOSE);
+        Self { signing, published, link_key, offer_link_key }
     }
 
     /// `<dir>/<signing_kid>.private.pem` and every `<dir>/*.public.pem`.
@@ -95,6 +98,17 @@ impl TicketKeys {
             valid_until: valid_until(starts_at),
         };
         link.encode(&self.link_key)
+    }
+
+    /// The capability link of a waitlist offer (the hold made for the fan), valid until
+    /// a day after the event starts, as a booking's.
+    pub fn offer_link(&self, event_id: Uuid, hold_id: Uuid, starts_at: Option<DateTime<Utc>>) -> String {
+        OfferLink { event_id, hold_id, valid_until: valid_until(starts_at) }.encode(&self.offer_link_key)
+    }
+
+    /// The offer `token` names, if it is one of ours still in time.
+    pub(crate) fn open_offer_link(&self, token: &str) -> Option<OfferLink> {
+        OfferLink::decode(token, &self.offer_link_key, Utc::now().timestamp())
     }
 
     /// `Boxoffice-Signature` of a revocation feed's body: `kid=<kid>,ed25519=<base64url
@@ -254,7 +268,7 @@ impl Sales {
         self
     }
 
-    fn keys(&self) -> Result<&TicketKeys> {
+    pub(crate) fn keys(&self) -> Result<&TicketKeys> {
         self.ticket_keys.as_deref().ok_or(Error::TicketsUnavailable)
     }
 

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -78,7 +79,8 @@ impl Sales {
         }
         let contact_email = request.email.as_deref().map(ContactEmail::parse).transpose()?;
         let (scope, request) = (scope.clone(), request.clone());
-        self.db
+        let view = self
+            .db
             .transaction(move |tx| {
                 Box::pin(async move {
                     let settings =
@@ -113,24 +115,27 @@ impl Sales {
                     entry_view(tx, &scope).await
                 })
             })
-            .await
+            .await?;
+        Ok(self.with_offer_link(view, rules.starts_at))
     }
 
     /// The fan's latest waitlist entry in the event: where it stands, or its offer.
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "waitlist_entry"))]
     pub async fn waitlist_entry(&self, scope: &FanScope) -> Result<WaitlistEntryView> {
-        self.event_rules(scope.event_id).await?;
+        let rules = self.event_rules(scope.event_id).await?;
         let scope = scope.clone();
-        self.db.read(move |conn| Box::pin(async move { entry_view(conn, &scope).await })).await
+        let view = self.db.read(move |conn| Box::pin(async move { entry_view(conn, &scope).await })).await?;
+        Ok(self.with_offer_link(view, rules.starts_at))
     }
 
     /// Takes the fan out of the line; an offer they hold is declined (its places go to
     /// the next entry at once). Leaving twice answers with the entry as it is.
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "leave_waitlist"))]
     pub async fn leave_waitlist(&self, scope: &FanScope) -> Result<WaitlistEntryView> {
-        self.event_rules(scope.event_id).await?;
+        let rules = self.event_rules(scope.event_id).await?;
         let scope = scope.clone();
-        self.db
+        let view = self
+            .db
             .transaction(move |tx| {
                 Box::pin(async move {
                     if !waitlist::leave(tx, &scope).await? {
@@ -146,7 +151,38 @@ impl Sales {
                     entry_view(tx, &scope).await
                 })
             })
-            .await
+            .await?;
+        Ok(self.with_offer_link(view, rules.starts_at))
+    }
+
+    /// The capability link of a waitlist offer (D7), valid until a day after the event
+    /// starts; None without ticket keys.
+    pub fn offer_link(&self, event_id: Uuid, hold_id: Uuid, starts_at: Option<DateTime<Utc>>) -> Option<String> {
+        Some(self.ticket_keys.as_deref()?.offer_link(event_id, hold_id, starts_at))
+    }
+
+    /// The fan an offer link acts for, on the hold in the request's path: the link must
+    /// be ours, in time, name this event and hold, and the hold must be an offer (a
+    /// link never reaches a hold the fan made themselves). `InvalidLink` otherwise.
+    #[tracing::instrument(skip_all, fields(%event_id, %hold_id))]
+    pub async fn offer_holder(&self, link: &str, event_id: Uuid, hold_id: Uuid) -> Result<FanScope> {
+        self.keys()?
+            .open_offer_link(link)
+            .filter(|l| l.event_id == event_id && l.hold_id == hold_id)
+            .ok_or(Error::InvalidLink)?;
+        let fan_id = self
+            .db
+            .read(move |conn| Box::pin(async move { waitlist::offer_fan(conn, event_id, hold_id).await }))
+            .await?
+            .ok_or(Error::InvalidLink)?;
+        Ok(FanScope { event_id, fan_id })
+    }
+
+    fn with_offer_link(&self, mut view: WaitlistEntryView, starts_at: Option<DateTime<Utc>>) -> WaitlistEntryView {
+        if let Some(offer) = view.offer.as_mut() {
+            offer.link = self.offer_link(view.event_id, offer.hold_id, starts_at);
+        }
+        view
     }
 }
 
@@ -171,7 +207,7 @@ async fn entry_view(conn: &mut PgConnection, scope: &FanScope) -> Result<Waitlis
         (WaitlistEntryStatus::Offered, ..) => WaitlistState::Expired,
     };
     let offer = match (entry.offer_hold_id, entry.offer_expires_at) {
-        (Some(hold_id), Some(expires_at)) => Some(WaitlistOffer { hold_id, expires_at }),
+        (Some(hold_id), Some(expires_at)) => Some(WaitlistOffer { hold_id, expires_at, link: None }),
         _ => None,
     };
     Ok(WaitlistEntryView {

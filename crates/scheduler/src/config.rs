@@ -115,6 +115,9 @@ pub struct EmailConfig {
     /// The fan's page for the booking, linked from the email: `{event_id}`,
     /// `{booking_id}` and `{link}` (the booking's capability link) are filled in.
     pub booking_page_url: String,
+    /// The fan's page for a waitlist offer, linked from its email: `{event_id}`,
+    /// `{hold_id}` and `{link}` (the offer's capability link) are filled in.
+    pub offer_page_url: String,
 }
 
 impl EmailConfig {
@@ -127,8 +130,10 @@ impl EmailConfig {
                 key("lease_ms")
             ));
         }
-        if !self.booking_page_url.contains("{link}") {
-            return Err(format!("{} must contain {{link}}", key("booking_page_url")));
+        for (name, url) in [("booking_page_url", &self.booking_page_url), ("offer_page_url", &self.offer_page_url)] {
+            if !url.contains("{link}") {
+                return Err(format!("{} must contain {{link}}", key(name)));
+            }
         }
         Ok(())
     }
@@ -290,7 +295,7 @@ mod tests {
         assert_eq!(config().validate(), Ok(()));
         assert_eq!(config().invariant_scope(), Scope::default());
         type Change = fn(&mut SchedulerConfig);
-        let wrong: [(Change, &str); 12] = [
+        let wrong: [(Change, &str); 13] = [
             (|c| c.smtp.url = Some("http://mail".into()), "scheduler.smtp.url"),
             (
                 |c| {
@@ -301,6 +306,10 @@ mod tests {
             ),
             (|c| c.confirmation_emails.lease_ms = c.smtp.send_timeout_ms, "scheduler.confirmation_emails.lease_ms"),
             (|c| c.confirmation_emails.booking_page_url = "http://x/".into(), "scheduler.confirmation_emails"),
+            (
+                |c| c.confirmation_emails.offer_page_url = "http://x/".into(),
+                "scheduler.confirmation_emails.offer_page_url",
+            ),
             (|c| c.outbox_relay.batch = 0, "scheduler.outbox_relay.batch"),
             (|c| c.outbox_relay.lease_ms = c.outbox_relay.request_timeout_ms, "scheduler.outbox_relay.lease_ms"),
             (|c| c.outbox_relay.retry_scale = 0.0, "scheduler.outbox_relay.retry_scale"),

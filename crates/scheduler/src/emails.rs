@@ -1,12 +1,13 @@
-//! The confirmation emails' sender: an outbox consumer (DECISIONS.md D4) that drains
-//! the `confirmation_email` subscriber's deliveries of `booking.confirmed` as the
-//! webhook relay drains its own ([`crate::consumer`]), and sends each booking's
-//! confirmation by SMTP to the address the fan gave (`data.email`).
+//! The fan emails' sender: an outbox consumer (DECISIONS.md D4) that drains the
+//! `confirmation_email` subscriber's deliveries as the webhook relay drains its own
+//! ([`crate::consumer`]), and sends by SMTP to the address the fan gave (`data.email`):
+//! each booking's confirmation (`booking.confirmed`), and each waitlist offer with the
+//! link that takes or declines it (`waitlist.offer_made`).
 //!
 //! - No address in the message (the fan gave none, or a message written before the
 //!   field existed): nothing to send; the delivery is done, counted as `no_address`.
-//! - A booking cancelled before its email went out: nothing to send either
-//!   (`booking_cancelled`).
+//! - A booking cancelled, or an offer that ended (taken, declined, lapsed), before its
+//!   email went out: nothing to send either (`booking_cancelled`, `offer_ended`).
 //! - The server refuses for good (a `5xx` reply, or an address that is not one): given
 //!   up at once, no retry can help. Anything else (refused or lost connection, a `4xx`,
 //!   a timeout, the database unreachable) is retried on the relay's schedule times
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use sales::outbox::BookingConfirmed;
+use sales::outbox::{BookingConfirmed, WaitlistOfferMade};
 use sales::states::SubscriberKind;
 use sales::store::deliveries::{Attempt, Claimed};
 use sales::tickets::TicketKeys;
@@ -58,11 +59,14 @@ pub enum SenderError {
     From(#[from] lettre::address::AddressError),
 }
 
-/// A `booking.confirmed` message as the sender reads it.
+/// A message as the sender reads it: its `data`.
 #[derive(Deserialize)]
-struct Document {
-    data: BookingConfirmed,
+struct Document<T> {
+    data: T,
 }
+
+/// What comes before sending: the email, or the attempt's end without one.
+type Prepared = Result<lettre::Message, Sent>;
 
 impl Sender {
     /// A sender through the server at `url` (see [`SmtpConfig::url`]).
@@ -92,46 +96,20 @@ impl Sender {
         consumer::drain(&self.db, self).await
     }
 
-    /// Reads the booking, makes its email and sends it: what came of it, with the
-    /// server's reply code and the error text for the attempt log.
+    /// Makes the message's email and sends it: what came of it, with the server's reply
+    /// code and the error text for the attempt log.
     async fn send(&self, claimed: &Claimed) -> Sent {
-        let data = match serde_json::from_str::<Document>(&claimed.body) {
-            Ok(document) => document.data,
-            Err(e) => return Sent::abandoned("malformed", None, format!("not a booking.confirmed message: {e}")),
+        let (prepared, counter) = match claimed.topic.as_str() {
+            "waitlist.offer_made" => (self.offer_email(claimed).await, metrics::OFFER_EMAILS),
+            _ => (self.confirmation_email(claimed).await, metrics::CONFIRMATION_EMAILS),
         };
-        let Some(address) = data.email.as_deref().map(str::trim).filter(|a| !a.is_empty()) else {
-            ::metrics::counter!(metrics::CONFIRMATION_EMAILS, "result" => "no_address").increment(1);
-            return Sent::nothing("nothing to send: the fan gave no email address");
-        };
-        let to = match address.parse::<Mailbox>() {
-            Ok(to) => to,
-            Err(e) => return Sent::abandoned("bad_address", None, format!("the fan's address: {e}")),
-        };
-        let confirmation =
-            match sales::confirmations::confirmation(&self.db, &self.keys, claimed.event_id, data.booking_id).await {
-                Ok(Some(confirmation)) => confirmation,
-                Ok(None) => {
-                    ::metrics::counter!(metrics::CONFIRMATION_EMAILS, "result" => "booking_cancelled").increment(1);
-                    return Sent::nothing("nothing to send: the booking was cancelled");
-                }
-                Err(e) => return Sent::failed("database", None, format!("reading the booking: {e}")),
-            };
-        let url = self
-            .config
-            .booking_page_url
-            .replace("{event_id}", &confirmation.event_id.to_string())
-            .replace("{booking_id}", &confirmation.booking_id.to_string())
-            .replace("{link}", &confirmation.link);
-        let email = match self.templates.confirmation(&self.from, to, &confirmation, &url, claimed.message_id) {
+        let email = match prepared {
             Ok(email) => email,
-            Err(e) => {
-                tracing::error!(error = %e, "a confirmation email could not be made");
-                return Sent::failed("render", None, e.to_string());
-            }
+            Err(sent) => return sent,
         };
         match tokio::time::timeout(self.send_timeout, self.transport.send(email)).await {
             Ok(Ok(response)) => {
-                ::metrics::counter!(metrics::CONFIRMATION_EMAILS, "result" => "sent").increment(1);
+                ::metrics::counter!(counter, "result" => "sent").increment(1);
                 Sent { outcome: Outcome::Delivered, status: Some(reply_code(response.code())), error: None }
             }
             Ok(Err(e)) => {
@@ -149,6 +127,73 @@ impl Sender {
             Err(_) => Sent::failed("timeout", None, format!("no answer within {:?}", self.send_timeout)),
         }
     }
+
+    /// The confirmation of the booking a `booking.confirmed` message names.
+    async fn confirmation_email(&self, claimed: &Claimed) -> Prepared {
+        let data = match serde_json::from_str::<Document<BookingConfirmed>>(&claimed.body) {
+            Ok(document) => document.data,
+            Err(e) => return Err(Sent::abandoned("malformed", None, format!("not a booking.confirmed message: {e}"))),
+        };
+        let to = recipient(data.email.as_deref(), metrics::CONFIRMATION_EMAILS)?;
+        let confirmation =
+            match sales::confirmations::confirmation(&self.db, &self.keys, claimed.event_id, data.booking_id).await {
+                Ok(Some(confirmation)) => confirmation,
+                Ok(None) => {
+                    ::metrics::counter!(metrics::CONFIRMATION_EMAILS, "result" => "booking_cancelled").increment(1);
+                    return Err(Sent::nothing("nothing to send: the booking was cancelled"));
+                }
+                Err(e) => return Err(Sent::failed("database", None, format!("reading the booking: {e}"))),
+            };
+        let url = self
+            .config
+            .booking_page_url
+            .replace("{event_id}", &confirmation.event_id.to_string())
+            .replace("{booking_id}", &confirmation.booking_id.to_string())
+            .replace("{link}", &confirmation.link);
+        self.templates.confirmation(&self.from, to, &confirmation, &url, claimed.message_id).map_err(render_failed)
+    }
+
+    /// The offer a `waitlist.offer_made` message names, while it is still open.
+    async fn offer_email(&self, claimed: &Claimed) -> Prepared {
+        let data = match serde_json::from_str::<Document<WaitlistOfferMade>>(&claimed.body) {
+            Ok(document) => document.data,
+            Err(e) => {
+                return Err(Sent::abandoned("malformed", None, format!("not a waitlist.offer_made message: {e}")))
+            }
+        };
+        let to = recipient(data.email.as_deref(), metrics::OFFER_EMAILS)?;
+        let offer =
+            match sales::confirmations::offer(&self.db, &self.keys, claimed.event_id, data.hold_id, data.total).await {
+                Ok(Some(offer)) => offer,
+                Ok(None) => {
+                    ::metrics::counter!(metrics::OFFER_EMAILS, "result" => "offer_ended").increment(1);
+                    return Err(Sent::nothing("nothing to send: the offer was taken, declined or lapsed"));
+                }
+                Err(e) => return Err(Sent::failed("database", None, format!("reading the offer: {e}"))),
+            };
+        let url = self
+            .config
+            .offer_page_url
+            .replace("{event_id}", &offer.event_id.to_string())
+            .replace("{hold_id}", &offer.hold_id.to_string())
+            .replace("{link}", &offer.link);
+        self.templates.offer(&self.from, to, &offer, &url, claimed.message_id).map_err(render_failed)
+    }
+}
+
+/// The fan's address from the message; none given is nothing to send, counted on
+/// `counter` as `no_address`.
+fn recipient(address: Option<&str>, counter: &'static str) -> Result<Mailbox, Sent> {
+    let Some(address) = address.map(str::trim).filter(|a| !a.is_empty()) else {
+        ::metrics::counter!(counter, "result" => "no_address").increment(1);
+        return Err(Sent::nothing("nothing to send: the fan gave no email address"));
+    };
+    address.parse().map_err(|e| Sent::abandoned("bad_address", None, format!("the fan's address: {e}")))
+}
+
+fn render_failed(error: crate::mail::MailError) -> Sent {
+    tracing::error!(%error, "an email could not be made");
+    Sent::failed("render", None, error.to_string())
 }
 
 /// What one attempt came to, for the delivery and its attempt log.

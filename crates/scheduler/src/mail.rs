@@ -1,6 +1,7 @@
-//! A booking's confirmation email as MIME: the templates in `templates/email/` (plain
-//! text and HTML, rendered by minijinja, which escapes everything put into the HTML),
-//! and each ticket's QR code as an inline PNG the HTML shows by its `Content-ID`.
+//! Fans' emails as MIME: the templates in `templates/email/` (plain text and HTML,
+//! rendered by minijinja, which escapes everything put into the HTML). A booking's
+//! confirmation carries each ticket's QR code as an inline PNG the HTML shows by its
+//! `Content-ID`; a waitlist offer's is plain text and HTML alone.
 //!
 //! ```text
 //! multipart/alternative
@@ -16,7 +17,7 @@ use lettre::Message;
 use minijinja::Environment;
 use qrcode::types::Color;
 use qrcode::{EcLevel, QrCode};
-use sales::confirmations::Confirmation;
+use sales::confirmations::{Confirmation, OfferNotice};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -54,6 +55,8 @@ impl Default for Templates {
         for (name, source) in [
             ("confirmation.txt", include_str!("../templates/email/confirmation.txt")),
             ("confirmation.html", include_str!("../templates/email/confirmation.html")),
+            ("offer.txt", include_str!("../templates/email/offer.txt")),
+            ("offer.html", include_str!("../templates/email/offer.html")),
         ] {
             env.add_template(name, source).expect("the email templates parse (checked by the tests)");
         }
@@ -80,6 +83,23 @@ struct TicketContext {
     section: String,
     content_id: String,
     qr_width: usize,
+}
+
+#[derive(Serialize)]
+struct OfferContext<'a> {
+    event_name: &'a str,
+    starts_at: Option<String>,
+    expires_at: String,
+    total: String,
+    offer_url: &'a str,
+    places: Vec<PlaceContext>,
+}
+
+#[derive(Serialize)]
+struct PlaceContext {
+    /// The seat's label, or "General admission".
+    place: String,
+    section: String,
 }
 
 /// A ticket's QR code, as the email carries it.
@@ -118,7 +138,7 @@ impl Templates {
         }
         let context = Context {
             event_name: &confirmation.event_name,
-            starts_at: confirmation.starts_at.map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string()),
+            starts_at: confirmation.starts_at.map(when),
             booking_id: confirmation.booking_id,
             total: money(confirmation.total.amount_minor, &confirmation.total.currency),
             refund_policy: &confirmation.refund_policy,
@@ -139,6 +159,46 @@ impl Templates {
             .message_id(Some(format!("<{message_id}@boxoffice>")))
             .multipart(MultiPart::alternative().singlepart(SinglePart::plain(text)).multipart(related))?)
     }
+
+    /// The email to `to` telling of the waitlist offer `offer`, with `offer_url` as the
+    /// link to take or decline it; its `Message-ID` is the outbox message's.
+    pub fn offer(
+        &self,
+        from: &Mailbox,
+        to: Mailbox,
+        offer: &OfferNotice,
+        offer_url: &str,
+        message_id: Uuid,
+    ) -> Result<Message, MailError> {
+        let context = OfferContext {
+            event_name: &offer.event_name,
+            starts_at: offer.starts_at.map(when),
+            expires_at: when(offer.expires_at),
+            total: money(offer.total.amount_minor, &offer.total.currency),
+            offer_url,
+            places: offer
+                .places
+                .iter()
+                .map(|(label, section)| PlaceContext {
+                    place: label.clone().unwrap_or_else(|| "General admission".to_owned()),
+                    section: section.clone(),
+                })
+                .collect(),
+        };
+        let text = self.env.get_template("offer.txt")?.render(&context)?;
+        let html = self.env.get_template("offer.html")?.render(&context)?;
+        Ok(Message::builder()
+            .from(from.clone())
+            .to(to)
+            .subject(format!("Places for {} are kept for you", offer.event_name))
+            .message_id(Some(format!("<{message_id}@boxoffice>")))
+            .multipart(MultiPart::alternative_plain_html(text, html))?)
+    }
+}
+
+/// A moment as the emails write it.
+fn when(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// `amount_minor` in the currency's major unit ("12.50 EUR", "1250 JPY", "1.250 KWD"),

@@ -52,6 +52,10 @@ pub const CONFIRMATION_EMAIL_FAILURES: &str = "boxoffice_confirmation_email_fail
 /// Confirmation email deliveries done, by `result`: `sent`; `no_address` (the fan gave
 /// none: nothing to send); `booking_cancelled` (cancelled before its email went out).
 pub const CONFIRMATION_EMAILS: &str = "boxoffice_confirmation_emails_total";
+/// Waitlist offer emails done, by `result`: `sent`; `no_address`; `offer_ended` (taken,
+/// declined or lapsed before its email went out). They share the confirmations'
+/// deliveries and failures counters: one subscriber, one sender.
+pub const OFFER_EMAILS: &str = "boxoffice_waitlist_offer_emails_total";
 
 /// The `reason` label of [`CONFIRMATION_EMAIL_FAILURES`]: retried: `transport` (no
 /// connection, or it broke), `timeout`, `deferred` (a 4xx reply), `database`, `render`;
@@ -99,6 +103,9 @@ pub fn register() {
     }
     for result in ["sent", "no_address", "booking_cancelled"] {
         metrics::counter!(CONFIRMATION_EMAILS, "result" => result).increment(0);
+    }
+    for result in ["sent", "no_address", "offer_ended"] {
+        metrics::counter!(OFFER_EMAILS, "result" => result).increment(0);
     }
     for task in TASKS {
         metrics::counter!(JOB_FAILURES, "task" => task).increment(0);

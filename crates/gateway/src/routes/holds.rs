@@ -16,7 +16,7 @@ use uuid::Uuid;
 use service_kit::extract::{Json, Path};
 
 use super::extract::IdempotencyKey;
-use crate::auth::{Fan, FanRefused};
+use crate::auth::{Fan, FanRefused, HoldFan, HoldFanRefused};
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::state::AppState;
@@ -63,14 +63,14 @@ async fn create(
         (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
         (status = 404, description = "`event_not_found` or `hold_not_found` (also another fan's hold)", body = ErrorBody),
         (status = 503, description = "`unavailable` or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
-        FanRefused, RateLimited,
+        HoldFanRefused, RateLimited,
     ),
-    security(("access_token" = [])),
+    security(("access_token" = []), ("offer_link" = [])),
 )]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn show(
     State(state): State<AppState>,
-    Fan(scope): Fan,
+    HoldFan(scope): HoldFan,
     Path((_, hold_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<HoldView>> {
     Ok(Json(state.sales.get_hold(&scope, hold_id).await?))
@@ -88,14 +88,14 @@ async fn show(
         (status = 404, description = "`event_not_found` or `hold_not_found`", body = ErrorBody),
         (status = 409, description = "`hold_not_active`: it was confirmed", body = ErrorBody),
         (status = 503, description = "`unavailable`, `outcome_unknown` or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
-        FanRefused, RateLimited,
+        HoldFanRefused, RateLimited,
     ),
-    security(("access_token" = [])),
+    security(("access_token" = []), ("offer_link" = [])),
 )]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn release(
     State(state): State<AppState>,
-    Fan(scope): Fan,
+    HoldFan(scope): HoldFan,
     Path((_, hold_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<HoldView>> {
     Ok(Json(state.sales.release(&scope, hold_id).await?))
@@ -115,14 +115,14 @@ async fn release(
         (status = 409, description = "`hold_not_active`: it was released", body = ErrorBody),
         (status = 410, description = "`hold_expired`", body = ErrorBody),
         (status = 503, description = "`unavailable`, `outcome_unknown` or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
-        FanRefused, RateLimited,
+        HoldFanRefused, RateLimited,
     ),
-    security(("access_token" = [])),
+    security(("access_token" = []), ("offer_link" = [])),
 )]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
 async fn confirm(
     State(state): State<AppState>,
-    Fan(scope): Fan,
+    HoldFan(scope): HoldFan,
     Path((_, hold_id)): Path<(Uuid, Uuid)>,
 ) -> Result<(StatusCode, Json<BookingView>)> {
     let result = state.sales.confirm(&scope, hold_id).await.map_err(Error::from);

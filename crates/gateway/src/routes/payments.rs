@@ -16,7 +16,7 @@ use service_kit::extract::{Json, Path, Query};
 use service_kit::openapi::{AdminKeyRefused, RateLimited};
 use service_kit::ErrorBody;
 
-use crate::auth::{Admin, Fan, FanRefused};
+use crate::auth::{Admin, HoldFan, HoldFanRefused};
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::state::AppState;
@@ -56,14 +56,14 @@ struct CheckoutAnswer {
         (status = 422, description = "`nothing_to_pay`: a free hold (confirm it)", body = ErrorBody),
         (status = 502, description = "`payment_provider_refused`", body = ErrorBody),
         (status = 503, description = "`payment_provider_unavailable`, `unavailable` or `outcome_unknown` (checking out again is safe)", body = ErrorBody),
-        FanRefused, RateLimited,
+        HoldFanRefused, RateLimited,
     ),
-    security(("access_token" = [])),
+    security(("access_token" = []), ("offer_link" = [])),
 )]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, %hold_id))]
 async fn checkout(
     State(state): State<AppState>,
-    Fan(scope): Fan,
+    HoldFan(scope): HoldFan,
     Path((_, hold_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<CheckoutAnswer>> {
     let result = state.sales.checkout(&scope, hold_id).await.map_err(Error::from);
@@ -84,14 +84,14 @@ async fn checkout(
         (status = 200, description = "The payment attempt", body = CheckoutAnswer),
         (status = 404, description = "`hold_not_found`, or `payment_not_found`: no checkout yet", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
-        FanRefused, RateLimited,
+        HoldFanRefused, RateLimited,
     ),
-    security(("access_token" = [])),
+    security(("access_token" = []), ("offer_link" = [])),
 )]
 #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, %hold_id))]
 async fn payment(
     State(state): State<AppState>,
-    Fan(scope): Fan,
+    HoldFan(scope): HoldFan,
     Path((_, hold_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<CheckoutAnswer>> {
     let payment = state.sales.payment_status(&scope, hold_id).await?;

@@ -72,7 +72,7 @@ async fn openapi_json_documents_every_route_with_its_refusals() {
     // Both are `Authorization: Bearer …`: the fan's signed token, the organizer's key.
     let schemes = &description["components"]["securitySchemes"];
     let scheme_names: Vec<&String> = schemes.as_object().unwrap().keys().collect();
-    assert_eq!(scheme_names, ["access_token", "admin_key", "booking_link", "scanner_key"]);
+    assert_eq!(scheme_names, ["access_token", "admin_key", "booking_link", "offer_link", "scanner_key"]);
     assert_eq!(
         (&schemes["access_token"]["scheme"], &schemes["access_token"]["bearerFormat"]),
         (&json!("bearer"), &json!("JWT"))

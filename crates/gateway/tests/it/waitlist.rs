@@ -331,3 +331,75 @@ async fn a_waitlist_token_joins_the_waitlist_and_nothing_else() {
     let holds: i64 = sqlx::query_scalar("SELECT count(*) FROM holds").fetch_one(&app.pool).await.unwrap();
     assert_eq!(holds, 0);
 }
+
+#[tokio::test]
+async fn an_offers_link_takes_or_declines_it_without_an_access_token_and_reaches_no_other_hold() {
+    let app = spawn_app().await;
+    let event = waitlisted_event(&app, "reserved", 3, json!({})).await;
+    let booking = app.book(&event, "buyer", json!({ "seats": ["1", "2"] })).await;
+    assert_eq!(booking.status, StatusCode::CREATED, "{}", booking.body);
+    let own_hold = app.hold(&event, "holder", json!({ "seats": ["3"] })).await;
+    assert_eq!(own_hold.status, StatusCode::CREATED, "{}", own_hold.body);
+    for fan in ["w1", "w2"] {
+        assert_eq!(join(&app, &event, fan, 1).await.status, StatusCode::CREATED);
+    }
+    assert_eq!(cancel(&app, &event, "buyer", &booking.body).await.status, StatusCode::OK);
+    let (w1, w2) = (entry(&app, &event, "w1").await, entry(&app, &event, "w2").await);
+    let offer = |entry: &Value| {
+        let offer = &entry["offer"];
+        (offer["hold_id"].as_str().unwrap().to_owned(), offer["link"].as_str().expect("an offer link").to_owned())
+    };
+    let ((hold1, link1), (hold2, link2)) = (offer(&w1), offer(&w2));
+    let with_link = |hold: &str, rest: &str, link: &str| event.path(&format!("/holds/{hold}{rest}?link={link}"));
+
+    // The link shows its hold to someone with no access token at all.
+    let shown = app.send(Method::GET, &with_link(&hold1, "", &link1), None, None).await;
+    assert_eq!(
+        (shown.status, &shown.body["id"], &shown.body["status"]),
+        (StatusCode::OK, &json!(hold1), &json!("active"))
+    );
+
+    // It reaches no other hold: another offer, a hold the fan made themselves (even
+    // with a well-made offer link for it), and no link of another kind or altered.
+    let keys = crate::helpers::ticket_keys();
+    let own_hold_id = own_hold.body["id"].as_str().unwrap();
+    let forged_for_own_hold = keys.offer_link(event.id, own_hold_id.parse().unwrap(), None);
+    let booking_link = booking.body["link"].as_str().expect("a booking link");
+    let mut altered = link1.clone().into_bytes();
+    altered[10] = if altered[10] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    for (path, why) in [
+        (with_link(&hold2, "", &link1), "another offer's hold"),
+        (with_link(own_hold_id, "", &forged_for_own_hold), "a hold that is no offer"),
+        (with_link(&hold1, "", booking_link), "a booking link"),
+        (with_link(&hold1, "", &altered), "an altered link"),
+        (with_link(&hold1, "/confirm", &link2), "confirming with another offer's link"),
+    ] {
+        let method = if path.ends_with("/confirm") || path.contains("/confirm?") { Method::POST } else { Method::GET };
+        let refused = app.send(method, &path, None, None).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (StatusCode::UNAUTHORIZED, "invalid_link"),
+            "{why}: {}",
+            refused.body
+        );
+    }
+
+    // w1 takes the offer through the link (a free one is confirmed); w2 declines theirs.
+    let taken = app.send(Method::POST, &with_link(&hold1, "/confirm", &link1), None, None).await;
+    assert_eq!(taken.status, StatusCode::CREATED, "{}", taken.body);
+    let declined = app.send(Method::DELETE, &with_link(&hold2, "", &link2), None, None).await;
+    assert_eq!((declined.status, &declined.body["status"]), (StatusCode::OK, &json!("released")), "{}", declined.body);
+    assert_eq!(entry(&app, &event, "w1").await["status"], "accepted");
+    assert_eq!(entry(&app, &event, "w2").await["status"], "declined");
+    let booked_by: String = sqlx::query_scalar("SELECT fan_id FROM bookings WHERE id = $1")
+        .bind(taken.body["id"].as_str().unwrap().parse::<Uuid>().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(booked_by, "w1", "the booking is the waiting fan's");
+    // A taken offer's link still shows the hold, as it now is.
+    let after = app.send(Method::GET, &with_link(&hold1, "", &link1), None, None).await;
+    assert_eq!((after.status, &after.body["status"]), (StatusCode::OK, &json!("confirmed")));
+    app.assert_inventory_consistent(&event).await;
+}

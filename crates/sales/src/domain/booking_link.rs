@@ -10,11 +10,9 @@
 //! from the ticket key, see `access_token::KeyPair::derive_secret`), not a signature.
 //! Moving the booking's `link_generation` on revokes every link given out before.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use uuid::Uuid;
+
+use super::capability_link;
 
 /// What the tag covers before the link's bytes.
 pub const MAC_CONTEXT: &[u8] = b"boxoffice.booking-link\0";
@@ -22,7 +20,6 @@ pub const MAC_CONTEXT: &[u8] = b"boxoffice.booking-link\0";
 pub const KEY_PURPOSE: &str = "booking-link";
 const VERSION: u8 = 1;
 const BODY_LEN: usize = 1 + 16 + 16 + 4 + 4;
-const TAG_LEN: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BookingLink {
@@ -35,27 +32,17 @@ pub struct BookingLink {
 
 impl BookingLink {
     pub fn encode(&self, key: &[u8; 32]) -> String {
-        let mut bytes = self.body().to_vec();
-        bytes.extend_from_slice(&tag(key, &bytes));
-        URL_SAFE_NO_PAD.encode(bytes)
+        capability_link::seal(MAC_CONTEXT, key, &self.body())
     }
 
     /// The link `token` names, if it carries a good tag under `key` and is valid at
     /// `now` (Unix seconds). Whether its generation is still the booking's is the
     /// database's to say.
     pub fn decode(token: &str, key: &[u8; 32], now: i64) -> Option<Self> {
-        if token.len() > 128 {
+        let body = capability_link::open::<BODY_LEN>(MAC_CONTEXT, key, token)?;
+        if body[0] != VERSION {
             return None;
         }
-        let bytes = URL_SAFE_NO_PAD.decode(token).ok()?;
-        if bytes.len() != BODY_LEN + TAG_LEN || bytes[0] != VERSION {
-            return None;
-        }
-        let (body, given) = bytes.split_at(BODY_LEN);
-        let mut mac = <Hmac<Sha256>>::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(MAC_CONTEXT);
-        mac.update(body);
-        mac.verify_truncated_left(given).ok()?;
         let u32_at = |at: usize| u32::from_be_bytes(body[at..at + 4].try_into().expect("four bytes"));
         let link = Self {
             event_id: Uuid::from_bytes(body[1..17].try_into().expect("sixteen bytes")),
@@ -63,7 +50,7 @@ impl BookingLink {
             generation: u32_at(33),
             valid_until: u32_at(37),
         };
-        (link.valid_until == 0 || now <= i64::from(link.valid_until)).then_some(link)
+        capability_link::in_time(link.valid_until, now).then_some(link)
     }
 
     fn body(&self) -> [u8; BODY_LEN] {
@@ -77,15 +64,11 @@ impl BookingLink {
     }
 }
 
-fn tag(key: &[u8; 32], body: &[u8]) -> [u8; TAG_LEN] {
-    let mut mac = <Hmac<Sha256>>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(MAC_CONTEXT);
-    mac.update(body);
-    mac.finalize().into_bytes()[..TAG_LEN].try_into().expect("sixteen bytes")
-}
-
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
     use super::*;
 
     const KEY: [u8; 32] = [7; 32];

@@ -3,8 +3,10 @@
 
 pub mod best_available;
 pub mod booking_link;
+pub mod capability_link;
 pub mod contact_email;
 pub mod event;
+pub mod offer_link;
 pub mod refund_policy;
 pub mod selection;
 pub mod ticket_secret;

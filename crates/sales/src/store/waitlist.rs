@@ -117,6 +117,17 @@ pub async fn latest_of_fan(conn: &mut PgConnection, scope: &FanScope) -> Result<
     .await?)
 }
 
+/// The fan of the event's hold `hold_id` if it was made as a waitlist offer: whom its
+/// offer link acts for.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn offer_fan(conn: &mut PgConnection, event_id: Uuid, hold_id: Uuid) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT fan_id FROM holds WHERE id = $1 AND event_id = $2 AND waitlist_entry_id IS NOT NULL")
+        .bind(hold_id)
+        .bind(event_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
 /// Where a waiting entry stands: 1 + the waiting entries ahead of it that want any of
 /// its sections.
 #[tracing::instrument(level = "debug", skip(conn, entry), fields(entry_id = %entry.id))]

@@ -107,6 +107,41 @@ impl Sale {
         Booking { id }
     }
 
+    /// A free event, "Hall & <Friends>", with two numbered seats and its waitlist on
+    /// (offers last 10 minutes): its id and its section's.
+    async fn waitlisted_event(&self) -> (Uuid, Uuid) {
+        let body = json!({
+            "name": "Hall & <Friends>", "max_per_order": 4, "waitlist_enabled": true, "waitlist_offer_ttl_secs": 600,
+            "refund_policy": [{ "before_hours": 0, "refund_percent": 100 }],
+            "sections": [{ "name": "Stalls", "kind": "reserved", "price": { "amount_minor": 0, "currency": "EUR" }, "seats": 2 }]
+        });
+        let reply = self.http.post(self.url("/v1/events")).bearer_auth(ADMIN_KEY).json(&body).send().await.unwrap();
+        assert_eq!(reply.status(), 201);
+        let event: Value = reply.json().await.unwrap();
+        let id = |v: &Value| v["id"].as_str().unwrap().parse().unwrap();
+        (id(&event), id(&event["sections"][0]))
+    }
+
+    /// `method path` as `fan` (with their access token): status and body.
+    async fn as_fan(
+        &self,
+        method: reqwest::Method,
+        event: Uuid,
+        fan: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/v1/events/{event}{path}")))
+            .bearer_auth(self.tokens.token(fan, event));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let reply = request.send().await.unwrap();
+        (reply.status().as_u16(), reply.json().await.unwrap_or(Value::Null))
+    }
+
     /// A sender through `smtp` (an `smtp://` URL), retrying after 4 % of the schedule
     /// (the first retry 200 ms later: not within the same run), linking to this
     /// gateway's tickets route.
@@ -117,6 +152,8 @@ impl Sale {
             c.confirmation_emails.retry_scale = 0.04;
             c.confirmation_emails.booking_page_url =
                 format!("http://{}/v1/events/{{event_id}}/bookings/{{booking_id}}/tickets?link={{link}}", self.gateway);
+            c.confirmation_emails.offer_page_url =
+                format!("http://{}/v1/events/{{event_id}}/holds/{{hold_id}}?link={{link}}", self.gateway);
         });
         Sender::new(smtp, &config.smtp, config.confirmation_emails, self.tickets.clone(), self.db.clone()).unwrap()
     }
@@ -443,4 +480,71 @@ async fn an_address_given_with_a_hold_gets_the_email_once_the_hold_is_confirmed(
     assert_eq!(email.to, FAN_EMAIL);
     assert!(email.text.contains("- 4 (Stalls), ticket "), "{}", email.text);
     assert_eq!(email.images.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waitlist_offer_is_emailed_with_a_link_that_takes_it_and_an_offer_ended_first_sends_nothing() {
+    let sale = Sale::start(true).await;
+    let sink = SmtpSink::start().await;
+    let (event, section) = sale.waitlisted_event().await;
+    let booking = sale.book(event, "buyer", &["1", "2"], None).await;
+    for fan in ["w1", "w2"] {
+        let body = json!({ "quantity": 1, "section_ids": [section], "email": format!("{fan}@example.com") });
+        assert_eq!(sale.as_fan(reqwest::Method::POST, event, fan, "/waitlist", Some(body)).await.0, 201);
+    }
+    let cancelled =
+        sale.as_fan(reqwest::Method::POST, event, "buyer", &format!("/bookings/{}/cancel", booking.id), None).await;
+    assert_eq!(cancelled.0, 200, "{}", cancelled.1);
+    // w2 declines before any email went out: theirs has nothing left to say.
+    let (_, w2) = sale.as_fan(reqwest::Method::GET, event, "w2", "/waitlist/me", None).await;
+    let declined = format!("/holds/{}", w2["offer"]["hold_id"].as_str().unwrap());
+    assert_eq!(sale.as_fan(reqwest::Method::DELETE, event, "w2", &declined, None).await.0, 200);
+
+    // The buyer's confirmation (no address) and the two offers: one event's stream, so
+    // one message at a time, in order.
+    assert_eq!(sale.sender(&sink.url()).run().await.unwrap(), drained(3, 3, 3));
+    let received = sink.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].to, ["w1@example.com".to_owned()]);
+    let email = show(&received[0]);
+    assert_eq!(email.subject, "Places for Hall & <Friends> are kept for you");
+    let (_, w1) = sale.as_fan(reqwest::Method::GET, event, "w1", "/waitlist/me", None).await;
+    let seat: String = sqlx::query_scalar(
+        "SELECT s.label FROM hold_seats h JOIN seats s ON s.id = h.seat_id WHERE h.hold_id = $1::text::uuid",
+    )
+    .bind(w1["offer"]["hold_id"].as_str().unwrap())
+    .fetch_one(&sale.pool)
+    .await
+    .unwrap();
+    assert!(email.text.contains(&format!("- {seat} (Stalls)")), "{}", email.text);
+    assert!(email.html.contains("Hall &amp; &lt;Friends&gt;") && !email.html.contains("<Friends>"), "{}", email.html);
+    for body in [&email.text, &email.html] {
+        assert!(body.contains("0.00 EUR"), "{body}");
+    }
+
+    // The link in the email shows the offer and takes it, with no access token.
+    let link =
+        email.text.lines().find(|l| l.contains("?link=")).expect("the offer's link in the text").trim().to_owned();
+    let shown: Value = sale.http.get(&link).send().await.unwrap().json().await.unwrap();
+    assert_eq!((&shown["id"], &shown["status"]), (&w1["offer"]["hold_id"], &json!("active")));
+    let (path, query) = link.split_once('?').unwrap();
+    let taken = sale.http.post(format!("{path}/confirm?{query}")).send().await.unwrap();
+    assert_eq!(taken.status(), 201);
+
+    let outcomes: Vec<(String, Option<String>)> = sqlx::query_as(
+        "SELECT m.payload->'data'->>'email', a.error
+         FROM outbox_delivery_attempts a JOIN outbox_messages m ON m.id = a.message_id
+         WHERE a.subscriber_id = $1 AND m.topic = 'waitlist.offer_made' ORDER BY m.id",
+    )
+    .bind(sales::confirmations::SUBSCRIBER_ID)
+    .fetch_all(&sale.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            ("w1@example.com".to_owned(), None),
+            ("w2@example.com".to_owned(), Some("nothing to send: the offer was taken, declined or lapsed".to_owned())),
+        ]
+    );
 }
