@@ -471,6 +471,7 @@ async fn create_refund(AxumState(shared): AxumState<Arc<Shared>>, headers: Heade
         }
     };
     let metadata = params.metadata;
+    let settler = shared.clone();
     idempotent(&shared, &headers, "POST /v1/refunds".to_owned(), pairs, move |state, request| {
         let Some(intent) = state.intents.get_mut(&intent_id) else {
             return Err(ApiError::missing("payment_intent", &intent_id).param("payment_intent"));
@@ -497,6 +498,7 @@ async fn create_refund(AxumState(shared): AxumState<Arc<Shared>>, headers: Heade
             .param("amount"));
         }
         intent.amount_refunded += amount;
+        let settle_after = state.faults.refund_settle_ms;
         let refund = Refund {
             id: state::new_id("re"),
             object: "refund",
@@ -504,16 +506,30 @@ async fn create_refund(AxumState(shared): AxumState<Arc<Shared>>, headers: Heade
             currency: intent.currency.clone(),
             payment_intent: intent_id.clone(),
             charge: intent.latest_charge.clone(),
-            status: "succeeded",
+            status: if settle_after > 0 { "pending" } else { "succeeded" },
             reason,
             metadata,
             created: state::now_secs(),
         };
         let body = to_json(&refund);
+        if settle_after > 0 {
+            tokio::spawn(settle_refund(settler, refund.id.clone(), Duration::from_millis(settle_after)));
+        }
         state.refunds.insert(refund.id.clone(), refund);
         state.emit("refund.created", body.clone(), request);
         Ok(body)
     })
+}
+
+/// A pending refund succeeds `after` its creation (the `refund_settle_ms` fault), and
+/// says so with `refund.updated`, as Stripe's do when the bank has settled them.
+async fn settle_refund(shared: Arc<Shared>, id: String, after: Duration) {
+    tokio::time::sleep(after).await;
+    let mut state = shared.lock();
+    let Some(refund) = state.refunds.get_mut(&id).filter(|r| r.status == "pending") else { return };
+    refund.status = "succeeded";
+    let body = to_json(&*refund);
+    state.emit("refund.updated", body, RequestInfo::default());
 }
 
 async fn retrieve_refund(

@@ -120,6 +120,9 @@ pub struct Faults {
     /// Every API call waits this long before it is handled (longer than a client's
     /// timeout: a timeout).
     pub api_latency_ms: u64,
+    /// Refunds are created `pending` and succeed this long after, told by a
+    /// `refund.updated` event, as a bank's refund settles later (0: they succeed at once).
+    pub refund_settle_ms: u64,
 }
 
 /// Faults refused: a probability outside 0..=1, or a wait beyond an hour.
@@ -141,6 +144,7 @@ impl Faults {
             ("webhook_late_ms", self.webhook_late_ms),
             ("webhook_reorder_window_ms", self.webhook_reorder_window_ms),
             ("api_latency_ms", self.api_latency_ms),
+            ("refund_settle_ms", self.refund_settle_ms),
         ];
         for (name, ms) in waits {
             if ms > MAX_FAULT_WAIT_MS {

@@ -312,7 +312,11 @@ impl Sales {
 
     /// Asks the provider to refund, with the refund's id as the idempotency key, and
     /// records the answer. A provider that cannot be reached, or refuses, leaves the
-    /// refund pending, to be retried after the backoff.
+    /// refund pending, to be retried after the backoff. Once the provider has the
+    /// refund (its id is recorded) it is asked what became of it instead: creating it
+    /// again with the same key would only replay the first answer, and a refund pending
+    /// at the provider settles later (`refund.updated`, or this check after the backoff
+    /// when that webhook is lost).
     #[tracing::instrument(skip(self))]
     pub async fn execute_refund(&self, refund_id: Uuid) -> Result<()> {
         let refund = self
@@ -324,18 +328,22 @@ impl Sales {
             return Ok(());
         }
         let Some(intent_id) = refund.intent_id.clone() else { return Ok(()) };
-        let answer = self
-            .provider
-            .create_refund(NewRefund {
-                payment_intent: intent_id,
-                amount_minor: refund.amount_minor,
-                idempotency_key: refund.id.to_string(),
-                metadata: BTreeMap::from([
-                    (REFUND_ID.to_owned(), refund.id.to_string()),
-                    (PAYMENT_ID.to_owned(), refund.payment_id.to_string()),
-                ]),
-            })
-            .await;
+        let answer = match &refund.provider_refund_id {
+            Some(provider_refund_id) => self.provider.retrieve_refund(provider_refund_id).await,
+            None => {
+                self.provider
+                    .create_refund(NewRefund {
+                        payment_intent: intent_id,
+                        amount_minor: refund.amount_minor,
+                        idempotency_key: refund.id.to_string(),
+                        metadata: BTreeMap::from([
+                            (REFUND_ID.to_owned(), refund.id.to_string()),
+                            (PAYMENT_ID.to_owned(), refund.payment_id.to_string()),
+                        ]),
+                    })
+                    .await
+            }
+        };
         let backoff = self.refund_backoff(refund.attempts);
         self.db
             .transaction(move |tx| {
@@ -343,6 +351,10 @@ impl Sales {
                     match answer {
                         Ok(provider_refund) => {
                             apply_refund_for(tx, refund_id, &provider_refund).await?;
+                            if provider_refund.status != ProviderRefundStatus::Succeeded {
+                                let status = format!("{:?} at the provider", provider_refund.status);
+                                refunds::retry_later(tx, refund_id, &status, backoff).await?;
+                            }
                         }
                         Err(e) => refunds::retry_later(tx, refund_id, &e.to_string(), backoff).await?,
                     }

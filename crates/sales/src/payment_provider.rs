@@ -101,6 +101,8 @@ pub trait PaymentProvider: Send + Sync + 'static {
     fn create_intent(&self, intent: NewIntent) -> BoxFuture<'_, Result<Intent, ProviderError>>;
     fn retrieve_intent<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Intent, ProviderError>>;
     fn create_refund(&self, refund: NewRefund) -> BoxFuture<'_, Result<Refund, ProviderError>>;
+    /// The refund as the provider has it now (a pending one settles later).
+    fn retrieve_refund<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Refund, ProviderError>>;
 }
 
 /// A provider's webhook event, verified and parsed by the client crate.

@@ -62,12 +62,6 @@ impl StripeClient {
         Ok(object.into())
     }
 
-    pub async fn retrieve_refund(&self, id: &str) -> Result<Refund, ProviderError> {
-        let path = format!("/v1/refunds/{}", encode_path(id));
-        let object: RefundObject = self.call(Method::GET, &path, Vec::new(), None).await?;
-        Ok(object.into())
-    }
-
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -159,6 +153,14 @@ impl PaymentProvider for StripeClient {
             form.extend(refund.metadata.into_iter().map(|(k, v)| (format!("metadata[{k}]"), v)));
             let object: RefundObject =
                 self.call(Method::POST, "/v1/refunds", form, Some(&refund.idempotency_key)).await?;
+            Ok(object.into())
+        })
+    }
+
+    fn retrieve_refund<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Refund, ProviderError>> {
+        Box::pin(async move {
+            let path = format!("/v1/refunds/{}", encode_path(id));
+            let object: RefundObject = self.call(Method::GET, &path, Vec::new(), None).await?;
             Ok(object.into())
         })
     }

@@ -662,6 +662,85 @@ async fn a_refund_the_provider_failed_is_retried_until_it_succeeds_and_never_twi
     assert_eq!(refunds_at_provider, 1);
 }
 
+impl Checkout {
+    /// What the gateway knows of `booking`'s one refund: its status and how many
+    /// `payment.refunded` messages were written for it.
+    async fn refund_of(&self, booking: &str) -> (String, i64) {
+        sqlx::query_as(
+            "SELECT r.status::text,
+                    (SELECT count(*) FROM outbox_messages m
+                     WHERE m.topic = 'payment.refunded' AND m.payload->'data'->>'refund_id' = r.id::text)
+             FROM refunds r WHERE r.booking_id = $1",
+        )
+        .bind(booking.parse::<Uuid>().unwrap())
+        .fetch_one(&self.app.pool)
+        .await
+        .unwrap()
+    }
+
+    fn sandbox_events(&self, kind: &str) -> usize {
+        self.sandbox.events().iter().filter(|e| e.kind == kind).count()
+    }
+}
+
+#[tokio::test]
+async fn a_refund_that_settles_later_is_applied_once_from_its_refund_updated_webhook() {
+    // Every webhook delivered twice: the settlement must still be applied once.
+    let c = spawn(Faults { refund_settle_ms: 150, webhook_duplicates: 1, ..Faults::default() }).await;
+    let event = c.event_starting(None, 2).await;
+    let booking = c.paid_booking(&event, "fan-1", "1").await;
+
+    let cancelled = c.cancel(&event, "fan-1", &booking).await;
+
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["refund"]["status"], "pending", "the provider has not settled it yet");
+    assert_eq!(c.refund_of(&booking).await, ("pending".to_owned(), 0));
+    let mut seen = c.refund_of(&booking).await;
+    for _ in 0..250 {
+        if seen.0 == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen = c.refund_of(&booking).await;
+    }
+    assert_eq!(seen, ("succeeded".to_owned(), 1), "settled by refund.updated, told once");
+    assert_eq!((c.sandbox_events("refund.created"), c.sandbox_events("refund.updated")), (1, 1));
+    let payment: String = sqlx::query_scalar(
+        "SELECT p.status::text FROM payments p JOIN bookings b ON b.payment_id = p.id WHERE b.id = $1",
+    )
+    .bind(booking.parse::<Uuid>().unwrap())
+    .fetch_one(&c.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(payment, "refunded");
+    // Webhooks still arriving (the duplicates) change nothing more.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.refund_of(&booking).await, ("succeeded".to_owned(), 1));
+}
+
+#[tokio::test]
+async fn a_refund_settled_at_the_provider_whose_webhooks_were_lost_is_found_by_reconciliation() {
+    let c = spawn(Faults::default()).await;
+    let event = c.event_starting(None, 2).await;
+    let booking = c.paid_booking(&event, "fan-1", "1").await;
+    c.sandbox.set_faults(Faults { refund_settle_ms: 100, webhook_drop_probability: 1.0, ..Faults::default() }).unwrap();
+
+    let cancelled = c.cancel(&event, "fan-1", &booking).await;
+
+    assert_eq!((cancelled.status, &cancelled.body["refund"]["status"]), (StatusCode::OK, &json!("pending")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(c.sandbox_events("refund.updated"), 1, "settled at the provider");
+    assert_eq!(c.refund_of(&booking).await, ("pending".to_owned(), 0), "no webhook told the gateway");
+
+    let done = c.scheduler_sales().reconcile(Duration::from_secs(300), 100).await.unwrap();
+
+    assert_eq!(done.refunds_retried, 1);
+    assert_eq!(c.refund_of(&booking).await, ("succeeded".to_owned(), 1));
+    assert_eq!(c.sandbox_events("refund.created"), 1, "asked about, never made twice");
+    let again = c.scheduler_sales().reconcile(Duration::from_secs(300), 100).await.unwrap();
+    assert_eq!(again.refunds_retried, 0);
+}
+
 #[tokio::test]
 async fn a_lost_webhook_is_made_good_by_reconciliation() {
     let c = spawn(Faults { webhook_drop_probability: 1.0, ..Faults::default() }).await;
