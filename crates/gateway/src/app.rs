@@ -62,7 +62,13 @@ impl Application {
         if let Some(keys) = tickets {
             sales = sales.with_ticket_keys(keys);
         }
-        let state = AppState::new(config, sales, verifier);
+        let webhook_keys = match &config.webhooks.v1a_public_keys_dir {
+            Some(dir) => access_token::keys::read_public_keys(dir).map_err(|e| {
+                std::io::Error::other(format!("gateway.webhooks.v1a_public_keys_dir ({}): {e}", dir.display()))
+            })?,
+            None => Vec::new(),
+        };
+        let state = AppState::new(config, sales, verifier, &webhook_keys);
         let limits = state.limits.clone();
         let (revocations, sales, verifier) = (state.revocations.clone(), state.sales.clone(), state.verifier.clone());
         let routers = crate::routes::router(state);

@@ -79,6 +79,12 @@ pub struct WebhooksConfig {
     /// After a secret is rotated, requests carry the old secret's `v1` signature beside
     /// the new one's this long, so receivers can switch without refusing a message.
     pub secret_rotation_grace_ms: u64,
+    /// Where the outbox relay's `v1a` public keys are (`<kid>.public.pem`, beside
+    /// `scheduler.outbox_relay.v1a_key_file`): published in `/.well-known/jwks.json`
+    /// with `boxoffice_purpose: "webhook"`, so receivers fetch the key that verifies
+    /// `v1a` signatures. None: no webhook key is published.
+    #[serde(default)]
+    pub v1a_public_keys_dir: Option<std::path::PathBuf>,
 }
 
 /// The longest rotation grace window: a week.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use access_token::keys::PublicKey;
 use access_token::TokenVerifier;
 use axum::body::Bytes;
 use axum::extract::FromRef;
@@ -53,8 +54,12 @@ fn public_read_cache(max_age_ms: u64) -> Option<PublicReadCache> {
 }
 
 impl AppState {
-    pub fn new(config: &GatewayConfig, sales: Sales, verifier: TokenVerifier) -> Self {
-        let jwks = Arc::new(serde_json::json!({ "keys": sales.ticket_jwks() }));
+    /// `webhook_keys`: the outbox relay's `v1a` public keys, published beside the
+    /// ticket keys.
+    pub fn new(config: &GatewayConfig, sales: Sales, verifier: TokenVerifier, webhook_keys: &[PublicKey]) -> Self {
+        let mut keys = sales.ticket_jwks();
+        keys.extend(webhook_keys.iter().map(|k| k.jwk_for(sales::webhooks::V1A_KEY_PURPOSE)));
+        let jwks = Arc::new(serde_json::json!({ "keys": keys }));
         Self {
             sales,
             verifier: Arc::new(verifier),

@@ -19,6 +19,9 @@ use crate::outbox::TOPICS;
 use crate::store::webhooks;
 use crate::Sales;
 
+/// `boxoffice_purpose` of the outbox relay's `v1a` keys in the gateway's JWKS.
+pub const V1A_KEY_PURPOSE: &str = "webhook";
+
 /// The longest URL accepted: past it, some receivers' proxies refuse the request line.
 pub const MAX_URL_LEN: usize = 2048;
 /// Random bytes in a secret: Standard Webhooks asks for 24 to 64.

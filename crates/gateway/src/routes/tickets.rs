@@ -32,8 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The public keys that sign e-ticket secrets (`boxoffice_purpose: "ticket"`), for
-/// scanners and anyone verifying a ticket offline. Keys stay here while their files are
-/// in `tickets.keys_dir`: keep an old key's public file until its events are over.
+/// scanners and anyone verifying a ticket offline, and those of the outbox relay's `v1a`
+/// webhook signatures (`"webhook"`, when configured). Ticket keys stay here while their
+/// files are in `tickets.keys_dir`: keep an old key's public file until its events are over.
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",

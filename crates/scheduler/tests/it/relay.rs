@@ -797,7 +797,7 @@ async fn with_a_webhook_key_each_request_also_carries_a_v1a_ed25519_signature() 
     use ed25519_dalek::pkcs8::DecodePublicKey;
     use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
-    let db = TestDatabase::new(&schema::MIGRATOR, 5).await.unwrap();
+    let db = TestDatabase::new(&schema::MIGRATOR, 7).await.unwrap();
     let receiver = Receiver::start().await;
     let (_, secret) = endpoint(&db.pool, &receiver.url("hook"), None).await;
     enqueue(&db.pool, Uuid::new_v4(), 3).await;
@@ -814,8 +814,8 @@ async fn with_a_webhook_key_each_request_also_carries_a_v1a_ed25519_signature() 
     assert_eq!(v1a.len(), 1, "{header}");
     let signature = base64::engine::general_purpose::STANDARD.decode(v1a[0]).unwrap();
     let signature = Signature::from_slice(&signature).unwrap();
-    // The receiver's side: plain Ed25519 with the published public key.
-    let public = VerifyingKey::from_public_key_pem(&key.public_pem()).unwrap();
+    // The receiver's side: plain Ed25519 with the key the gateway publishes.
+    let public = published_webhook_key(&db, &key).await;
     let signed = |body: &str| {
         let (id, timestamp) = (&receipt.headers["webhook-id"], &receipt.headers["webhook-timestamp"]);
         format!("{}.{}.{body}", id.to_str().unwrap(), timestamp.to_str().unwrap())
@@ -827,4 +827,37 @@ async fn with_a_webhook_key_each_request_also_carries_a_v1a_ed25519_signature() 
     let other = access_token::KeyPair::generate("other").unwrap();
     let other = VerifyingKey::from_public_key_pem(&other.public_pem()).unwrap();
     assert!(other.verify(signed(&receipt.body).as_bytes(), &signature).is_err());
+}
+
+/// The relay's public key as a receiver gets it: from the JWKS of a gateway given the
+/// key's public file (`gateway.webhooks.v1a_public_keys_dir`), by `kid` and purpose.
+async fn published_webhook_key(db: &TestDatabase, key: &access_token::KeyPair) -> ed25519_dalek::VerifyingKey {
+    use base64::Engine;
+
+    let dir = std::env::temp_dir().join(format!("bo-webhook-keys-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("webhooks-2026.public.pem"), key.public_pem()).unwrap();
+    let config: gateway::GatewayConfig =
+        test_support::config(&[("admin_api_key", "test-admin-key-0123456789")], |c: &mut gateway::GatewayConfig| {
+            c.webhooks.v1a_public_keys_dir = Some(dir.clone());
+        });
+    let app =
+        gateway::Application::build(&config, db.service_database(2), test_support::TestKeys::new().verifier(), None)
+            .await
+            .unwrap();
+    let address = app.local_addr();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(app.run(shutdown.clone()));
+    let jwks: serde_json::Value =
+        reqwest::get(format!("http://{address}/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
+    shutdown.cancel();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == "webhooks-2026" && k["boxoffice_purpose"] == "webhook")
+        .unwrap_or_else(|| panic!("the relay's key in the JWKS: {jwks}"));
+    let x = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap();
+    ed25519_dalek::VerifyingKey::from_bytes(&x.try_into().unwrap()).unwrap()
 }
