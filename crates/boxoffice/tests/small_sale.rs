@@ -9,7 +9,7 @@ use gateway::GatewayConfig;
 use payments_sandbox::{Sandbox, SandboxConfig};
 use redis::aio::ConnectionManager;
 use simulator::fan::Ending;
-use simulator::scenario::{Arrival, Behaviour, Payments, Scenario};
+use simulator::scenario::{Arrival, Behaviour, Payments, Scenario, Waitlist};
 use simulator::Targets;
 use test_support::{RedisKeys, TestDatabase, TestKeys};
 use tokio_util::sync::CancellationToken;
@@ -73,8 +73,17 @@ async fn start_services() -> Services {
             c.payments.refund_retry_first_ms = 50;
             c.payments.refund_retry_max_ms = 500;
         });
-    let gateway =
-        gateway::Application::build(&gateway_config, db.service_database(16), keys.verifier(), None).await.unwrap();
+    // Ticket keys: waitlist offers carry their capability links, which fans use.
+    let tickets =
+        sales::tickets::TicketKeys::new(access_token::KeyPair::generate("small-sale-tickets").unwrap(), Vec::new());
+    let gateway = gateway::Application::build(
+        &gateway_config,
+        db.service_database(16),
+        keys.verifier(),
+        Some(std::sync::Arc::new(tickets)),
+    )
+    .await
+    .unwrap();
     let gateway_url = format!("http://{}", gateway.local_addr());
     sandbox.set_webhook_endpoint(format!("{gateway_url}/v1/payments/webhooks"), WEBHOOK_SECRET);
     tokio::spawn(gateway.run(shutdown.clone()));
@@ -258,4 +267,76 @@ async fn fans_who_pay_and_leave_are_booked_by_the_webhooks_alone() {
     let events = events.unwrap_or_else(|events| panic!("each webhook delivered twice: {events:?}"));
     let succeeded = events.iter().filter(|e| e.kind == "payment_intent.succeeded").count();
     assert_eq!(succeeded, report.payments.paid, "{report}");
+}
+
+/// Fans who find the show sold out wait on its waitlist; cancellations, released offers
+/// and lapsed holds (the sweep running as the scheduler would) become offers, which fans
+/// take, decline or let lapse through the offers' links. The database says every offer
+/// was made in line order and no place went to anyone else while the line waited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sold_out_show_serves_its_waitlist_in_order_before_anyone_else() {
+    let services = start_services().await;
+    let sweeping = CancellationToken::new();
+    let pool = sqlx::PgPool::connect(&services.database_url).await.unwrap();
+    let sweep = {
+        let (pool, sweeping) = (pool.clone(), sweeping.clone());
+        tokio::spawn(async move {
+            while !sweeping.is_cancelled() {
+                let mut tx = pool.begin().await.unwrap();
+                sales::waitlist::release_expired_holds(&mut tx, 100).await.unwrap();
+                tx.commit().await.unwrap();
+                // As the scheduler's sweep, every two seconds: lapsed holds stay
+                // unoffered (kept from sale) that long, while fans still arrive and shop.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    };
+    let scenario = Scenario {
+        fans: 150,
+        rows: 2,
+        seats_per_row: 10,
+        general_admission: 20,
+        // Fans keep arriving for fifteen seconds, shopping while holds lapse.
+        arrival: Arrival::Ramp,
+        arrival_secs: 15.0,
+        admit_rate: 20.0,
+        hold_ttl_secs: 2,
+        price_minor: 0,
+        think_ms: 50,
+        poll_interval_ms: 200,
+        max_seconds: 25,
+        behaviour: Behaviour {
+            chosen_seats: 30,
+            best_available: 20,
+            general_admission: 20,
+            abandon_hold: 30,
+            cancel: 15,
+            ..Behaviour::default()
+        },
+        waitlist: Waitlist { enabled: true, offer_ttl_secs: 3, accept_rate: 0.6, decline_rate: 0.2 },
+        ..Scenario::default()
+    };
+
+    let report = simulator::run(&scenario, services.targets(), false).await.unwrap();
+    sweeping.cancel();
+    sweep.await.unwrap();
+
+    eprintln!("{report}");
+    assert!(report.broken.is_empty(), "{report}");
+    let (db, waitlist) = (&report.database, &report.database.waitlist);
+    let count = |ending| report.endings.get(&ending).copied().unwrap_or(0);
+    let offers = |what: &str| waitlist.offers.get(what).copied().unwrap_or(0) as usize;
+    assert_eq!(report.endings.values().sum::<usize>(), 150, "{report}");
+    assert_eq!(db.violations, Default::default(), "the watchdog's waitlist checks too: {report}");
+    assert_eq!((waitlist.out_of_order, waitlist.sold_past_the_line), (0, 0), "{report}");
+    assert!(waitlist.entries > 0 && offers("taken") > 0, "fans waited and took offers: {report}");
+    assert_eq!(offers("taken"), count(Ending::WaitlistBooked), "each offer taken is a fan told so: {report}");
+    assert_eq!(offers("declined"), count(Ending::WaitlistDeclined), "{report}");
+    assert!(offers("lapsed") + offers("open") >= count(Ending::WaitlistLapsed), "{report}");
+    assert_eq!(
+        db.bookings as usize,
+        count(Ending::Booked) + count(Ending::WaitlistBooked),
+        "bookings in the database = fans who booked, from the line or not: {report}"
+    );
+    assert_eq!(db.seats_sold as u64, report.seats_booked_by_fans, "places sold = places fans hold: {report}");
 }

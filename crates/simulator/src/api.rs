@@ -199,6 +199,24 @@ pub enum Pick {
     Next,
 }
 
+/// How a fan shows a hold is theirs: their access token, or a waitlist offer's
+/// capability link (`?link=`), which needs no token.
+#[derive(Debug, Clone, Copy)]
+pub enum Holder<'a> {
+    Token(&'a str),
+    OfferLink(&'a str),
+}
+
+impl<'a> Holder<'a> {
+    /// `path` as this holder asks for it, and the bearer token to send.
+    fn on(self, path: String) -> (String, Option<&'a str>) {
+        match self {
+            Self::Token(token) => (path, Some(token)),
+            Self::OfferLink(link) => (format!("{path}?link={link}"), None),
+        }
+    }
+}
+
 /// The organizer's keys for each service.
 pub struct AdminKeys {
     pub waitroom: String,
@@ -314,7 +332,9 @@ impl Api {
         let body = json!({ "name": "Rehearsal", "max_per_order": scenario.quantity.max(1),
                            "hold_ttl_seconds": scenario.hold_ttl_secs, "sections": sections,
                            // Fans who cancel get everything back until the start.
-                           "refund_policy": [{ "before_hours": 0, "refund_percent": 100 }] });
+                           "refund_policy": [{ "before_hours": 0, "refund_percent": 100 }],
+                           "waitlist_enabled": scenario.waitlist.enabled,
+                           "waitlist_offer_ttl_secs": scenario.waitlist.offer_ttl_secs });
         let (gateway, key) = ((&self.gateways, Pick::First), Some(self.admin_keys.gateway.as_str()));
         let answer = self.call("create_event", Method::POST, gateway, "/v1/events", key, Some(body)).await?;
         if answer.status != 201 {
@@ -388,9 +408,25 @@ impl Api {
         self.call("hold", Method::POST, (&self.gateways, Pick::Next), &path, Some(token), Some(order)).await
     }
 
-    pub async fn confirm(&self, event: Uuid, token: &str, hold: &str) -> Result<Answer, Error> {
-        let path = format!("/v1/events/{event}/holds/{hold}/confirm");
-        self.call("confirm", Method::POST, (&self.gateways, Pick::Next), &path, Some(token), None).await
+    pub async fn confirm(&self, event: Uuid, holder: Holder<'_>, hold: &str) -> Result<Answer, Error> {
+        let (path, token) = holder.on(format!("/v1/events/{event}/holds/{hold}/confirm"));
+        self.call("confirm", Method::POST, (&self.gateways, Pick::Next), &path, token, None).await
+    }
+
+    /// Gives the hold's places back (declines an offer).
+    pub async fn release(&self, event: Uuid, holder: Holder<'_>, hold: &str) -> Result<Answer, Error> {
+        let (path, token) = holder.on(format!("/v1/events/{event}/holds/{hold}"));
+        self.call("release", Method::DELETE, (&self.gateways, Pick::Next), &path, token, None).await
+    }
+
+    pub async fn join_waitlist(&self, event: Uuid, token: &str, request: Value) -> Result<Answer, Error> {
+        let path = format!("/v1/events/{event}/waitlist");
+        self.call("join_waitlist", Method::POST, (&self.gateways, Pick::Next), &path, Some(token), Some(request)).await
+    }
+
+    pub async fn waitlist_entry(&self, event: Uuid, token: &str) -> Result<Answer, Error> {
+        let path = format!("/v1/events/{event}/waitlist/me");
+        self.call("waitlist_entry", Method::GET, (&self.gateways, Pick::Next), &path, Some(token), None).await
     }
 
     pub async fn book(&self, event: Uuid, token: &str, order: Value) -> Result<Answer, Error> {
@@ -403,15 +439,15 @@ impl Api {
         self.call("cancel", Method::POST, (&self.gateways, Pick::Next), &path, Some(token), None).await
     }
 
-    pub async fn checkout(&self, event: Uuid, token: &str, hold: &str) -> Result<Answer, Error> {
-        let path = format!("/v1/events/{event}/holds/{hold}/checkout");
-        self.call("checkout", Method::POST, (&self.gateways, Pick::Next), &path, Some(token), None).await
+    pub async fn checkout(&self, event: Uuid, holder: Holder<'_>, hold: &str) -> Result<Answer, Error> {
+        let (path, token) = holder.on(format!("/v1/events/{event}/holds/{hold}/checkout"));
+        self.call("checkout", Method::POST, (&self.gateways, Pick::Next), &path, token, None).await
     }
 
     /// The hold's payment; the gateway first asks the provider about a pending attempt.
-    pub async fn payment(&self, event: Uuid, token: &str, hold: &str) -> Result<Answer, Error> {
-        let path = format!("/v1/events/{event}/holds/{hold}/payment");
-        self.call("payment", Method::GET, (&self.gateways, Pick::Next), &path, Some(token), None).await
+    pub async fn payment(&self, event: Uuid, holder: Holder<'_>, hold: &str) -> Result<Answer, Error> {
+        let (path, token) = holder.on(format!("/v1/events/{event}/holds/{hold}/payment"));
+        self.call("payment", Method::GET, (&self.gateways, Pick::Next), &path, token, None).await
     }
 
     /// Pays on the provider's hosted page as the fan's browser would (the form post,

@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
+use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::api::{Answer, Api, Event};
+use crate::api::{Answer, Api, Event, Holder};
 use crate::error::Error;
 use crate::scenario::{Plan, Scenario};
 
@@ -36,6 +37,15 @@ pub enum Ending {
     HoldExpired,
     /// Paid, but the gateway had not said what became of it within `follow_secs`.
     PaymentUnknown,
+    /// Found it sold out, waited on the waitlist, was offered places and took them.
+    WaitlistBooked,
+    /// Was offered places from the waitlist and declined them.
+    WaitlistDeclined,
+    /// Was offered places from the waitlist and let the offer lapse.
+    WaitlistLapsed,
+    /// Waited on the waitlist and saw no offer: none came before the rehearsal ended
+    /// or the fan's access token expired (they would have heard by email).
+    WaitlistNoOffer,
     /// Still waiting when the rehearsal's time ran out.
     NotAdmitted,
     /// Dropped from the line (skipped as abandoned, the event closed, or the line lost
@@ -182,6 +192,9 @@ impl Fan<'_> {
         };
         self.think().await;
         (record.ending, record.seats) = self.shop(&token, &mut record.told, &mut record.payment).await?;
+        if record.ending == Ending::SoldOut && self.scenario.waitlist.enabled {
+            (record.ending, record.seats) = self.wait_for_offer(&token, &mut record.told, &mut record.payment).await?;
+        }
         // Done shopping: give the place in the room to the next fan, as a checkout page
         // that tells the waiting room would.
         self.api.leave(self.event.id, &ticket).await?;
@@ -299,7 +312,8 @@ impl Fan<'_> {
             Err(ending) => return Ok(Err(ending)),
         };
         self.think().await;
-        let confirmed = self.api.confirm(self.event.id, token, hold.text("id").unwrap_or_default()).await?;
+        let confirmed =
+            self.api.confirm(self.event.id, Holder::Token(token), hold.text("id").unwrap_or_default()).await?;
         Ok(if confirmed.ok() { Ok(ToldBooking::of(&confirmed, "id")) } else { Err(Ending::Failed) })
     }
 
@@ -335,7 +349,81 @@ impl Fan<'_> {
         };
         self.think().await;
         let hold = hold.text("id").unwrap_or_default().to_owned();
-        self.pay(token, &hold, how, paid).await
+        self.pay(Holder::Token(token), &hold, how, paid).await
+    }
+
+    /// Joins the waitlist (every section, else each one still sold out), waits for an
+    /// offer, then takes it, declines it or lets it lapse as the scenario's shares say,
+    /// through the offer's link; `SoldOut` when the fan could not join.
+    async fn wait_for_offer(
+        &self,
+        token: &str,
+        told: &mut Option<ToldBooking>,
+        paid: &mut PaymentRecord,
+    ) -> Result<(Ending, u32), Error> {
+        let sections: Vec<uuid::Uuid> =
+            [self.event.reserved, self.event.general_admission].into_iter().flatten().collect();
+        let choices = std::iter::once(sections.clone()).chain(sections.iter().map(|s| vec![*s]));
+        let mut joined = false;
+        for choice in choices {
+            let request = json!({ "quantity": self.scenario.quantity, "section_ids": choice });
+            let answer = self.api.join_waitlist(self.event.id, token, request).await?;
+            joined = answer.ok();
+            if joined || answer.code() != "not_sold_out" {
+                break;
+            }
+        }
+        if !joined {
+            return Ok((Ending::SoldOut, 0));
+        }
+        let every = Duration::from_millis(self.scenario.poll_interval_ms.max(500));
+        let entry = loop {
+            if Instant::now() + every >= self.deadline {
+                return Ok((Ending::WaitlistNoOffer, 0));
+            }
+            tokio::time::sleep(every).await;
+            let entry = self.api.waitlist_entry(self.event.id, token).await?;
+            match entry.text("status") {
+                Some("offered") => break entry,
+                Some("waiting") => {}
+                _ if entry.status == 503 || entry.code() == "rate_limited" => {}
+                // The token expired, or the entry ended without an offer seen.
+                _ => return Ok((Ending::WaitlistNoOffer, 0)),
+            }
+        };
+        let offer = &entry.body["offer"];
+        let hold = offer["hold_id"].as_str().unwrap_or_default().to_owned();
+        // A gateway without ticket keys gives no link: the token it is, while it lasts.
+        let holder = offer["link"].as_str().map_or(Holder::Token(token), Holder::OfferLink);
+        self.think().await;
+        let draw: f64 = rand::thread_rng().gen();
+        let waitlist = &self.scenario.waitlist;
+        if draw < waitlist.accept_rate {
+            let taken = if self.scenario.price_minor > 0 {
+                self.pay(holder, &hold, Checkout::Pay, paid).await?
+            } else {
+                let confirmed = self.api.confirm(self.event.id, holder, &hold).await?;
+                if confirmed.ok() {
+                    Ok(ToldBooking::of(&confirmed, "id"))
+                } else {
+                    Err(Ending::Failed)
+                }
+            };
+            return Ok(match taken {
+                Ok(Some(booking)) => {
+                    *told = Some(booking);
+                    let places = offer_places(&entry);
+                    (Ending::WaitlistBooked, places)
+                }
+                Ok(None) => (Ending::Failed, 0),
+                Err(ending) => (ending, 0),
+            });
+        }
+        if draw < waitlist.accept_rate + waitlist.decline_rate {
+            let released = self.api.release(self.event.id, holder, &hold).await?;
+            return Ok((if released.ok() { Ending::WaitlistDeclined } else { Ending::Failed }, 0));
+        }
+        Ok((Ending::WaitlistLapsed, 0))
     }
 
     /// Checks the hold out and pays on the provider's page: the card this fan tries
@@ -343,14 +431,14 @@ impl Fan<'_> {
     /// new attempt, as people do. Then follows the payment until it is settled.
     async fn pay(
         &self,
-        token: &str,
+        holder: Holder<'_>,
         hold: &str,
         how: Checkout,
         paid: &mut PaymentRecord,
     ) -> Result<Result<Option<ToldBooking>, Ending>, Error> {
         let cards: &[&str] = if self.declined_first { &[DECLINED_CARD, GOOD_CARD] } else { &[GOOD_CARD] };
         for card in cards {
-            let checkout = self.checkout(token, hold).await?;
+            let checkout = self.checkout(holder, hold).await?;
             if !checkout.ok() {
                 return Ok(Err(match checkout.code() {
                     "hold_expired" => Ending::HoldExpired,
@@ -388,7 +476,7 @@ impl Fan<'_> {
                 // Back in the shop, which shows the decline (the gateway asks the
                 // provider), before trying again on a new attempt.
                 self.think().await;
-                self.api.payment(self.event.id, token, hold).await?;
+                self.api.payment(self.event.id, holder, hold).await?;
                 continue;
             }
             if !(answer.ok() && answer.text("status") == Some("succeeded")) {
@@ -399,7 +487,7 @@ impl Fan<'_> {
                 return Ok(Err(Ending::PaidAndLeft));
             }
             self.think().await;
-            return self.follow(token, hold).await;
+            return self.follow(holder, hold).await;
         }
         Ok(Err(Ending::Declined))
     }
@@ -407,14 +495,14 @@ impl Fan<'_> {
     /// Checks out, again after a `503` (the provider or the database unavailable:
     /// checking out again is safe, it resumes the same attempt), a bounded number of
     /// times.
-    async fn checkout(&self, token: &str, hold: &str) -> Result<Answer, Error> {
-        let mut answer = self.api.checkout(self.event.id, token, hold).await?;
+    async fn checkout(&self, holder: Holder<'_>, hold: &str) -> Result<Answer, Error> {
+        let mut answer = self.api.checkout(self.event.id, holder, hold).await?;
         for _ in 1..self.scenario.attempts.max(1) {
             if answer.status != 503 || Instant::now() >= self.deadline {
                 break;
             }
             self.think().await;
-            answer = self.api.checkout(self.event.id, token, hold).await?;
+            answer = self.api.checkout(self.event.id, holder, hold).await?;
         }
         Ok(answer)
     }
@@ -422,10 +510,10 @@ impl Fan<'_> {
     /// Follows a paid hold's payment, as the page a fan is sent back to does, until it
     /// names a booking or says there will be none; bounded by `follow_secs` and the
     /// rehearsal's end.
-    async fn follow(&self, token: &str, hold: &str) -> Result<Result<Option<ToldBooking>, Ending>, Error> {
+    async fn follow(&self, holder: Holder<'_>, hold: &str) -> Result<Result<Option<ToldBooking>, Ending>, Error> {
         let until = (Instant::now() + Duration::from_secs(self.scenario.payments.follow_secs)).min(self.deadline);
         loop {
-            let payment = self.api.payment(self.event.id, token, hold).await?;
+            let payment = self.api.payment(self.event.id, holder, hold).await?;
             if payment.ok() {
                 if let Some(booking) = ToldBooking::of(&payment, "booking_id") {
                     return Ok(Ok(Some(booking)));
@@ -499,6 +587,12 @@ impl Fan<'_> {
     async fn think(&self) {
         tokio::time::sleep(Duration::from_millis(self.scenario.think_ms)).await;
     }
+}
+
+/// How many places a waitlist entry was offered: its quantity (offers are whole unless
+/// the fan allowed partial ones, which these fans do not).
+fn offer_places(entry: &Answer) -> u32 {
+    entry.body["quantity"].as_u64().and_then(|q| u32::try_from(q).ok()).unwrap_or(0)
 }
 
 /// How long from now until `at` (RFC 3339), zero if it has passed.

@@ -26,6 +26,28 @@ pub struct DatabaseCheck {
     pub violations: Violations,
     pub told: ToldCheck,
     pub payments: PaymentsCheck,
+    pub waitlist: WaitlistCheck,
+}
+
+/// The event's waitlist as the database has it at the end.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WaitlistCheck {
+    pub entries: i64,
+    /// Entries still waiting at the end.
+    pub still_waiting: i64,
+    /// Offers (holds made for entries) by what became of them: `taken`, `declined`,
+    /// `lapsed` (ended by the sweep, or past their time), `open`.
+    pub offers: BTreeMap<String, i64>,
+    /// Offers made to an entry while an earlier entry wanting the same (quantity and
+    /// sections) was waiting all along: line order broken. Must be 0. The earlier entry
+    /// must have joined over a second before the offer, so a join still committing when
+    /// the offer was made (it was not in line yet) is not counted.
+    pub out_of_order: i64,
+    /// Orders by anyone (holds that are no offer, one-step bookings) that took places of
+    /// a section while one of its entries waited, from over a second before to over a
+    /// second after: places that went back on sale before the line was served. Must be
+    /// 0. (A late payment's booking of other free places is not counted.)
+    pub sold_past_the_line: i64,
 }
 
 /// The event's payments and refunds, as the database has them once the sale settled.
@@ -124,6 +146,7 @@ pub async fn check(
             .fetch_all(&pool)
             .await?;
     let payments = PaymentsCheck { paid_unsettled, ..payments(&pool, event).await? };
+    let waitlist = waitlist(&pool, event).await?;
     pool.close().await;
     let states: std::collections::HashMap<Uuid, BookingStatus> = rows.into_iter().collect();
     let mut check = ToldCheck { told: told.len(), ..ToldCheck::default() };
@@ -136,7 +159,47 @@ pub async fn check(
             Some(_) => check.wrong_state.push(booking.id),
         }
     }
-    Ok(DatabaseCheck { event_id: event, capacity, seats_sold, bookings, violations, told: check, payments })
+    Ok(DatabaseCheck { event_id: event, capacity, seats_sold, bookings, violations, told: check, payments, waitlist })
+}
+
+async fn waitlist(pool: &sqlx::PgPool, event: Uuid) -> Result<WaitlistCheck, Error> {
+    let (entries, still_waiting, out_of_order, sold_past_the_line): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM waitlist_entries WHERE event_id = $1),
+                (SELECT count(*) FROM waitlist_entries WHERE event_id = $1 AND status = 'waiting'),
+                (SELECT count(*) FROM waitlist_entries later JOIN holds offer ON offer.waitlist_entry_id = later.id
+                 WHERE later.event_id = $1 AND EXISTS (
+                     SELECT 1 FROM waitlist_entries earlier
+                     WHERE earlier.event_id = $1 AND earlier.seq < later.seq AND earlier.status = 'waiting'
+                       AND earlier.quantity = later.quantity AND earlier.section_ids = later.section_ids
+                       AND earlier.allow_partial = later.allow_partial
+                       AND earlier.created_at < offer.created_at - interval '1 second')),
+                (SELECT count(*) FROM (
+                     SELECT h.created_at, hs.seat_id FROM holds h JOIN hold_seats hs ON hs.hold_id = h.id
+                     WHERE h.event_id = $1 AND h.waitlist_entry_id IS NULL
+                     UNION ALL
+                     SELECT b.created_at, bs.seat_id FROM bookings b JOIN booking_seats bs ON bs.booking_id = b.id
+                     WHERE b.event_id = $1 AND b.hold_id IS NULL
+                 ) taken JOIN seats s ON s.id = taken.seat_id
+                 WHERE EXISTS (
+                     SELECT 1 FROM waitlist_entries e
+                     WHERE e.event_id = $1 AND s.section_id = ANY (e.section_ids)
+                       AND e.created_at < taken.created_at - interval '1 second'
+                       AND coalesce(e.ended_at, 'infinity') > taken.created_at + interval '1 second'))",
+    )
+    .bind(event)
+    .fetch_one(pool)
+    .await?;
+    let offers: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT CASE WHEN h.status = 'confirmed' THEN 'taken'
+                     WHEN h.status = 'released' THEN 'declined'
+                     WHEN h.status = 'expired' OR h.expires_at <= now() THEN 'lapsed'
+                     ELSE 'open' END, count(*)
+         FROM holds h WHERE h.event_id = $1 AND h.waitlist_entry_id IS NOT NULL GROUP BY 1",
+    )
+    .bind(event)
+    .fetch_all(pool)
+    .await?;
+    Ok(WaitlistCheck { entries, still_waiting, offers: offers.into_iter().collect(), out_of_order, sold_past_the_line })
 }
 
 /// Waits (at most `settle`, reading every 250 ms) until the event has `paid` payments

@@ -365,6 +365,16 @@ impl Report {
         if self.unanswered > 0 && !chaos {
             broken.push(format!("{} requests not answered at all", self.unanswered));
         }
+        let waitlist = &db.waitlist;
+        if waitlist.out_of_order > 0 {
+            broken.push(format!("{} waitlist offers made out of line order", waitlist.out_of_order));
+        }
+        if waitlist.sold_past_the_line > 0 {
+            broken.push(format!(
+                "{} places sold to others while the waitlist for them waited",
+                waitlist.sold_past_the_line
+            ));
+        }
         let told = &db.told;
         if !told.missing.is_empty() {
             broken.push(format!(
@@ -464,6 +474,7 @@ impl fmt::Display for Report {
             db.violations.by_invariant().iter().skip(2).map(|(_, n)| n).sum::<i64>()
         )?;
         self.fmt_payments(f)?;
+        self.fmt_waitlist(f)?;
         let kept = self.fairness.pre_queue_order_kept.map_or("-".to_owned(), |k| format!("{:.2}", k));
         writeln!(f, "  fairness: {} overtakes after opening; pre-queue admitted in join order for {kept} of consecutive pairs (0.5 = shuffled)", self.fairness.overtakes)?;
         let achieved = self.admission_rate.achieved.map_or("-".to_owned(), |r| format!("{r:.1}"));
@@ -554,6 +565,24 @@ impl Report {
             v.over_refunded_payments,
             v.succeeded_without_booking_or_refund,
             db.paid_unsettled
+        )
+    }
+
+    /// The waitlist; only for a sale that had one.
+    fn fmt_waitlist(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let waitlist = &self.database.waitlist;
+        if waitlist.entries == 0 {
+            return Ok(());
+        }
+        let offers: Vec<String> = waitlist.offers.iter().map(|(what, n)| format!("{what} {n}")).collect();
+        writeln!(
+            f,
+            "  waitlist: {} entries, {} still waiting; offers: {}; {} made out of line order, {} places sold past the line",
+            waitlist.entries,
+            waitlist.still_waiting,
+            if offers.is_empty() { "none".to_owned() } else { offers.join(", ") },
+            waitlist.out_of_order,
+            waitlist.sold_past_the_line
         )
     }
 

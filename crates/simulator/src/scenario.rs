@@ -32,6 +32,8 @@ pub struct Scenario {
     pub behaviour: Behaviour,
     /// How fans pay, and the faults the payments sandbox injects into its webhooks.
     pub payments: Payments,
+    /// The event's waitlist, and what fans who find the show sold out do with it.
+    pub waitlist: Waitlist,
     /// A fan pauses this long between steps (choosing, paying).
     pub think_ms: u64,
     /// The shortest pause between a fan's polls; fans wait longer when the waiting
@@ -110,6 +112,28 @@ pub struct Payments {
     pub webhook_drop_rate: f64,
 }
 
+/// The event's waitlist (DECISIONS.md D2): fans who find it sold out join it for every
+/// section, with the quantity they wanted, and wait for an offer; offered places are
+/// taken, declined or left to lapse through the offer's capability link (D7), never
+/// with the access token, which may have expired by then.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Waitlist {
+    pub enabled: bool,
+    /// How long an offer holds its places (`waitlist_offer_ttl_secs`).
+    pub offer_ttl_secs: u32,
+    /// Of the fans offered places, the share who take them and the share who decline
+    /// them; the others let the offer lapse.
+    pub accept_rate: f64,
+    pub decline_rate: f64,
+}
+
+impl Default for Waitlist {
+    fn default() -> Self {
+        Self { enabled: false, offer_ttl_secs: 15, accept_rate: 0.7, decline_rate: 0.15 }
+    }
+}
+
 impl Default for Scenario {
     fn default() -> Self {
         Self {
@@ -127,6 +151,7 @@ impl Default for Scenario {
             price_minor: 5000,
             behaviour: Behaviour::default(),
             payments: Payments::default(),
+            waitlist: Waitlist::default(),
             think_ms: 200,
             poll_interval_ms: 500,
             attempts: 3,
@@ -247,6 +272,14 @@ impl Scenario {
         }
         if payments.follow_secs == 0 {
             return fail("follow_secs must be positive");
+        }
+        let waitlist = &self.waitlist;
+        let shares = [waitlist.accept_rate, waitlist.decline_rate];
+        if !shares.iter().all(|r| (0.0..=1.0).contains(r)) || shares.iter().sum::<f64>() > 1.0 {
+            return fail("waitlist accept_rate and decline_rate must be between 0 and 1, and add up to at most 1");
+        }
+        if waitlist.enabled && waitlist.offer_ttl_secs == 0 {
+            return fail("waitlist offer_ttl_secs must be positive");
         }
         Ok(())
     }
