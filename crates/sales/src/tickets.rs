@@ -26,8 +26,10 @@ use crate::domain::offer_link::{self, OfferLink};
 use crate::domain::ticket_secret::{self, PlaceKind, SecretError, TicketFields};
 use crate::domain::Invalid;
 use crate::error::{Error, Result, What};
+use crate::model::BookingView;
 use crate::states::SectionKind;
-use crate::store::tickets::{self as store, BookingKey, TicketRow};
+use crate::store::bookings::{self as booking_store, BookingKey};
+use crate::store::tickets::{self as store, TicketRow};
 use crate::{FanScope, Sales};
 
 /// `boxoffice_purpose` of ticket keys in the JWKS.
@@ -121,7 +123,7 @@ impl TicketKeys {
     }
 }
 
-/// Who is asking for a booking's tickets.
+/// Who is asking for a booking (its tickets, to cancel it, to rotate its link).
 #[derive(Debug, Clone)]
 pub enum BookingAccess {
     /// The booking's fan, by access token.
@@ -284,14 +286,13 @@ impl Sales {
         Some(self.ticket_keys.as_deref()?.booking_link(event_id, booking_id, generation, starts_at))
     }
 
-    fn booking_key(&self, access: &BookingAccess, event_id: Uuid, booking_id: Uuid) -> Result<BookingKey> {
+    /// Which booking `access` may reach: the fan's own, or the one a valid link names
+    /// (`InvalidLink` for a changed or expired link, or one of another booking). Whether
+    /// the link's generation is still the booking's is said by the statement the key is
+    /// used in.
+    pub(crate) fn booking_key(&self, access: &BookingAccess, event_id: Uuid, booking_id: Uuid) -> Result<BookingKey> {
         match access {
-            BookingAccess::Fan(scope) => Ok(BookingKey {
-                event_id: scope.event_id,
-                booking_id,
-                fan_id: Some(scope.fan_id.clone()),
-                link_generation: None,
-            }),
+            BookingAccess::Fan(scope) => Ok(BookingKey::of_fan(scope, booking_id)),
             BookingAccess::Link(token) => {
                 let link = BookingLink::decode(token, &self.keys()?.link_key, Utc::now().timestamp())
                     .filter(|l| l.event_id == event_id && l.booking_id == booking_id)
@@ -321,6 +322,36 @@ impl Sales {
             return Err(Error::NotFound(What::Booking));
         }
         Ok(BookingTickets { booking_id, tickets: rows.iter().map(|row| view(keys, row)).collect() })
+    }
+
+    /// Revokes every link of the booking given out so far and answers the booking with
+    /// its new one (a link leaked, or was forwarded to someone it should not reach): the
+    /// booking's fan by access token, or whoever holds a current link. The generation
+    /// moves on in one conditional statement, so two rotations through the same link
+    /// make one new link, and a link rotated away works for nothing from the commit on.
+    #[tracing::instrument(skip_all, fields(%event_id, %booking_id))]
+    pub async fn rotate_booking_link(
+        &self,
+        access: &BookingAccess,
+        event_id: Uuid,
+        booking_id: Uuid,
+    ) -> Result<BookingView> {
+        let key = self.booking_key(access, event_id, booking_id)?;
+        self.keys()?;
+        let starts_at = self.event_rules(event_id).await?.starts_at;
+        let mut booking = self
+            .db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    booking_store::rotate_link(tx, &key).await?.ok_or(Error::NotFound(What::Booking))?;
+                    booking_store::find(tx, &BookingKey::any(event_id, booking_id))
+                        .await?
+                        .ok_or(Error::NotFound(What::Booking))
+                })
+            })
+            .await?;
+        booking.link = self.booking_link(event_id, booking_id, booking.link_generation, starts_at);
+        Ok(booking)
     }
 
     /// One ticket of the booking, as [`Sales::booking_tickets`] shows it.

@@ -27,6 +27,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/events/{event_id}/bookings"),
     ("GET", "/v1/events/{event_id}/bookings/{booking_id}"),
     ("POST", "/v1/events/{event_id}/bookings/{booking_id}/cancel"),
+    ("POST", "/v1/events/{event_id}/bookings/{booking_id}/rotate-link"),
     ("POST", "/v1/admin/events/{event_id}/bookings/{booking_id}/cancel"),
     ("PATCH", "/v1/events/{event_id}"),
     ("POST", "/v1/admin/events/{event_id}/cancel"),

@@ -325,3 +325,88 @@ async fn the_revocation_feed_moves_on_from_where_a_scanner_stopped_and_answers_3
     assert_eq!(app.send(Method::GET, &path, Some(&other_key), None).await.code(), "scanner_key_for_other_event");
     assert_eq!(count(&app.pool, "SELECT count(*) FROM scanner_keys WHERE event_id = $1", event.id).await, 1);
 }
+
+fn id(value: &Value) -> &str {
+    value["id"].as_str().unwrap()
+}
+
+/// `path` with the booking link as its query.
+fn with_link(path: &str, link: &str) -> String {
+    format!("{path}?link={link}")
+}
+
+#[tokio::test]
+async fn rotating_the_link_revokes_every_earlier_link_at_once_and_only_the_new_one_works() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(3).await;
+    let booking = book(&app, &event, "fan", json!({ "seats": ["1", "2"] })).await;
+    let ticket = tickets(&app, &event, "fan", &booking).await.remove(0);
+    let old = booking["link"].as_str().unwrap().to_owned();
+    let booking_path = event.path(&format!("/bookings/{}", id(&booking)));
+    let rotate = format!("{booking_path}/rotate-link");
+
+    let rotated = app.send(Method::POST, &with_link(&rotate, &old), None, None).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let new = rotated.body["link"].as_str().expect("the answer carries the new link").to_owned();
+    assert_ne!(new, old);
+    assert_eq!((&rotated.body["id"], &rotated.body["status"]), (&booking["id"], &json!("confirmed")));
+
+    // The old link opens nothing any more, rotating it again included.
+    let ticket_path = format!("{}/{}", tickets_path(&event, &booking), id(&ticket));
+    let refused = [
+        (Method::GET, tickets_path(&event, &booking), "booking_not_found"),
+        (Method::GET, format!("{ticket_path}/qr.svg"), "booking_not_found"),
+        (Method::POST, format!("{ticket_path}/reissue"), "ticket_not_found"),
+        (Method::GET, booking_path.clone(), "booking_not_found"),
+        (Method::POST, format!("{booking_path}/cancel"), "booking_not_found"),
+        (Method::POST, rotate.clone(), "booking_not_found"),
+    ];
+    for (method, path, code) in refused {
+        let reply = app.send(method.clone(), &with_link(&path, &old), None, None).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::NOT_FOUND, code), "{method} {path}: {}", reply.body);
+    }
+    // Nothing was changed through it: the booking is confirmed, its secrets as they were.
+    let now = tickets(&app, &event, "fan", &booking).await;
+    assert!(now.iter().all(|t| t["status"] == "valid" && t["issue"] == 1), "{now:?}");
+    assert_eq!(now[0]["secret"], ticket["secret"], "rotating a link leaves the tickets' secrets alone");
+
+    // The new link works; the booking's answers carry it.
+    let by_new = app.send(Method::GET, &with_link(&tickets_path(&event, &booking), &new), None, None).await;
+    assert_eq!(by_new.status, StatusCode::OK, "{}", by_new.body);
+    let shown = app.send(Method::GET, &with_link(&booking_path, &new), None, None).await;
+    assert_eq!(shown.body["link"], json!(new), "{}", shown.body);
+    let mine = app.send(Method::GET, &event.path("/bookings"), Some(&app.token("fan", &event)), None).await;
+    assert_eq!(mine.body["bookings"][0]["link"], json!(new));
+
+    // The fan rotates with the access token too; then the second link is old as well.
+    let by_fan = app.send(Method::POST, &rotate, Some(&app.token("fan", &event)), None).await;
+    assert_eq!(by_fan.status, StatusCode::OK, "{}", by_fan.body);
+    let stale = app.send(Method::GET, &with_link(&tickets_path(&event, &booking), &new), None, None).await;
+    assert_eq!((stale.status, stale.code()), (StatusCode::NOT_FOUND, "booking_not_found"));
+    let newest = by_fan.body["link"].as_str().unwrap();
+    let by_newest = app.send(Method::POST, &with_link(&format!("{booking_path}/cancel"), newest), None, None).await;
+    assert_eq!(by_newest.body["status"], "cancelled", "{}", by_newest.body);
+    // Not another fan's booking.
+    let other = app.send(Method::POST, &rotate, Some(&app.token("other", &event)), None).await;
+    assert_eq!((other.status, other.code()), (StatusCode::NOT_FOUND, "booking_not_found"));
+}
+
+#[tokio::test]
+async fn rotations_through_the_same_link_at_once_make_exactly_one_new_link() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(1).await;
+    let booking = book(&app, &event, "fan", json!({ "seats": ["1"] })).await;
+    let rotate =
+        with_link(&event.path(&format!("/bookings/{}/rotate-link", id(&booking))), booking["link"].as_str().unwrap());
+    let replies = futures::future::join_all((0..10).map(|_| app.send(Method::POST, &rotate, None, None))).await;
+    let statuses: Vec<StatusCode> = replies.iter().map(|r| r.status).collect();
+    let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(won, 1, "{statuses:?}");
+    assert!(replies.iter().all(|r| r.status == StatusCode::OK || r.code() == "booking_not_found"), "{statuses:?}");
+    let generation: i32 = sqlx::query_scalar("SELECT link_generation FROM bookings WHERE id = $1")
+        .bind(id(&booking).parse::<Uuid>().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(generation, 2);
+}

@@ -8,18 +8,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::states::SectionKind;
-
-/// Whose tickets a request may read: the booking's fan (by access token), or whoever
-/// holds a link of the booking's current generation.
-#[derive(Debug, Clone)]
-pub struct BookingKey {
-    pub event_id: Uuid,
-    pub booking_id: Uuid,
-    /// The fan's own bookings only (access token); None with a link.
-    pub fan_id: Option<String>,
-    /// The link's generation, which must still be the booking's; None with a token.
-    pub link_generation: Option<i32>,
-}
+use crate::store::bookings::BookingKey;
 
 /// A ticket with what its secret and its view need.
 #[derive(Debug, Clone, sqlx::FromRow)]
