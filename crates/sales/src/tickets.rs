@@ -172,6 +172,15 @@ pub struct BookingTickets {
     pub tickets: Vec<TicketView>,
 }
 
+/// A booking's tickets with what a printed ticket shows of its event.
+#[derive(Debug, Clone)]
+pub struct PrintableTickets {
+    pub event_name: String,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub booking_id: Uuid,
+    pub tickets: Vec<TicketView>,
+}
+
 /// One page of an event's revoked ticket secrets.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RevocationFeed {
@@ -315,13 +324,31 @@ impl Sales {
         event_id: Uuid,
         booking_id: Uuid,
     ) -> Result<BookingTickets> {
+        let printable = self.printable_tickets(access, event_id, booking_id).await?;
+        Ok(BookingTickets { booking_id, tickets: printable.tickets })
+    }
+
+    /// The booking's tickets as [`Sales::booking_tickets`] shows them, with the event's
+    /// name and start, for a printed page.
+    #[tracing::instrument(skip_all, fields(%event_id, %booking_id))]
+    pub async fn printable_tickets(
+        &self,
+        access: &BookingAccess,
+        event_id: Uuid,
+        booking_id: Uuid,
+    ) -> Result<PrintableTickets> {
         let key = self.booking_key(access, event_id, booking_id)?;
         let keys = self.keys()?;
         let rows = self.db.read(move |conn| Box::pin(async move { store::of_booking(conn, &key).await })).await?;
-        if rows.is_empty() {
+        let Some(first) = rows.first() else {
             return Err(Error::NotFound(What::Booking));
-        }
-        Ok(BookingTickets { booking_id, tickets: rows.iter().map(|row| view(keys, row)).collect() })
+        };
+        Ok(PrintableTickets {
+            event_name: first.event_name.clone(),
+            starts_at: first.starts_at,
+            booking_id,
+            tickets: rows.iter().map(|row| view(keys, row)).collect(),
+        })
     }
 
     /// Revokes every link of the booking given out so far and answers the booking with

@@ -136,7 +136,7 @@ async fn cancel(
 
 /// Revokes every link of the booking given out so far and answers the booking with a
 /// new one (a link leaked or went to the wrong person): from the commit on, an old link
-/// opens nothing (the booking, tickets, QR codes, reissue, cancel, this). For the
+/// opens nothing (the booking, tickets, QR codes, the printable page, reissue, cancel, this). For the
 /// booking's fan (access token) or through the booking's current link. Its tickets'
 /// secrets stay as they are: reissue a ticket whose QR code leaked.
 #[utoipa::path(

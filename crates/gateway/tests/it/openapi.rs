@@ -43,6 +43,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/v1/events/{event_id}/bookings/{booking_id}/tickets"),
     ("GET", "/v1/events/{event_id}/bookings/{booking_id}/tickets/{ticket_id}/qr.svg"),
+    ("GET", "/v1/events/{event_id}/bookings/{booking_id}/tickets/print"),
     ("POST", "/v1/events/{event_id}/bookings/{booking_id}/tickets/{ticket_id}/reissue"),
     ("GET", "/v1/events/{event_id}/tickets/revocations"),
     ("POST", "/v1/admin/events/{event_id}/scanner-keys"),

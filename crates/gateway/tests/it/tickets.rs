@@ -356,6 +356,7 @@ async fn rotating_the_link_revokes_every_earlier_link_at_once_and_only_the_new_o
     let refused = [
         (Method::GET, tickets_path(&event, &booking), "booking_not_found"),
         (Method::GET, format!("{ticket_path}/qr.svg"), "booking_not_found"),
+        (Method::GET, format!("{}/print", tickets_path(&event, &booking)), "booking_not_found"),
         (Method::POST, format!("{ticket_path}/reissue"), "ticket_not_found"),
         (Method::GET, booking_path.clone(), "booking_not_found"),
         (Method::POST, format!("{booking_path}/cancel"), "booking_not_found"),
@@ -409,4 +410,59 @@ async fn rotations_through_the_same_link_at_once_make_exactly_one_new_link() {
         .await
         .unwrap();
     assert_eq!(generation, 2);
+}
+
+#[tokio::test]
+async fn the_printable_page_shows_each_live_tickets_qr_code_and_escapes_the_organizers_text() {
+    let app = spawn_app().await;
+    let details = app
+        .create_event(json!({
+            "name": "<script>alert('x')</script> & Friends", "starts_at": "2031-06-01T19:30:00Z",
+            "refund_policy": [{ "before_hours": 0, "refund_percent": 100 }],
+            "sections": [{ "name": "Hall <b>", "kind": "reserved", "price": { "amount_minor": 0, "currency": "EUR" }, "seats": 4 }]
+        }))
+        .await;
+    let event = crate::helpers::Event::from_details(&details);
+    let booking = book(&app, &event, "fan", json!({ "seats": ["1", "2", "3"] })).await;
+    let link = booking["link"].as_str().unwrap();
+    let print = format!("{}/print", tickets_path(&event, &booking));
+
+    let reply = app.http.get(app.url(&with_link(&print, link))).send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(reply.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(reply.headers()["cache-control"], "private, no-store");
+    let page = reply.text().await.unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"), "{}", &page[..page.len().min(200)]);
+    assert!(!page.to_lowercase().contains("<script"), "the event name is escaped: {page}");
+    assert!(page.contains("<title>Tickets: &lt;script&gt;alert("), "{page}");
+    assert!(!page.contains("Hall <b>") && page.contains("Hall &lt;b&gt;"), "{page}");
+    assert!(page.contains("2031-06-01 19:30 UTC") && page.contains("break-after: page"));
+    // Every ticket's QR code, as its own route draws it, described for screen readers.
+    let tickets = tickets(&app, &event, "fan", &booking).await;
+    assert_eq!(page.matches("<svg").count(), 3);
+    assert_eq!(page.matches("role=\"img\" aria-label=\"QR code of the ticket for ").count(), 3);
+    for ticket in &tickets {
+        let qr = app
+            .http
+            .get(app.url(&with_link(&format!("{}/{}/qr.svg", tickets_path(&event, &booking), id(ticket)), link)));
+        let svg = qr.send().await.unwrap().text().await.unwrap();
+        let element = &svg[svg.find("<svg").unwrap()..];
+        assert!(page.contains(element), "ticket {} has its QR code on the page", id(ticket));
+        assert!(page.contains(&format!("Ticket {}", id(ticket))));
+    }
+    // With the fan's token too.
+    let by_token = app.send(Method::GET, &print, Some(&app.token("fan", &event)), None).await;
+    assert_eq!(by_token.status, StatusCode::OK);
+
+    // Cancelled: every ticket is marked revoked, with no code.
+    let cancel = event.path(&format!("/bookings/{}/cancel", id(&booking)));
+    assert_eq!(app.send(Method::POST, &with_link(&cancel, link), None, None).await.status, StatusCode::OK);
+    let page = app.http.get(app.url(&with_link(&print, link))).send().await.unwrap().text().await.unwrap();
+    assert_eq!((page.matches("<svg").count(), page.matches("Revoked: ").count()), (0, 3), "{page}");
+
+    // A revoked link opens no page.
+    let rotate = event.path(&format!("/bookings/{}/rotate-link", id(&booking)));
+    assert_eq!(app.send(Method::POST, &with_link(&rotate, link), None, None).await.status, StatusCode::OK);
+    let revoked = app.send(Method::GET, &with_link(&print, link), None, None).await;
+    assert_eq!((revoked.status, revoked.code()), (StatusCode::NOT_FOUND, "booking_not_found"));
 }

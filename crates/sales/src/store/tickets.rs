@@ -24,6 +24,7 @@ pub struct TicketRow {
     pub section_id: Uuid,
     pub section_name: String,
     pub section_kind: SectionKind,
+    pub event_name: String,
     pub starts_at: Option<DateTime<Utc>>,
     pub checked_in_at: Option<DateTime<Utc>>,
     pub gate: Option<String>,
@@ -36,7 +37,8 @@ pub async fn of_booking(conn: &mut PgConnection, key: &BookingKey) -> Result<Vec
     Ok(sqlx::query_as(
         "SELECT t.id, t.event_id, t.booking_id, t.issue, t.created_at, t.revoked_at,
                 s.label AS seat_label, s.seat_number, sec.id AS section_id, sec.name AS section_name,
-                sec.kind AS section_kind, e.starts_at, c.scanned_at AS checked_in_at, c.gate
+                sec.kind AS section_kind, e.name AS event_name, e.starts_at,
+                c.scanned_at AS checked_in_at, c.gate
          FROM bookings b
          JOIN tickets t ON t.booking_id = b.id
          JOIN seats s ON s.id = t.seat_id
