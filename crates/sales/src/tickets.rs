@@ -40,6 +40,9 @@ pub const VALID_AFTER_START_SECS: i64 = 86_400;
 pub const FEED_CONTEXT: &[u8] = b"boxoffice.ticket-revocations\0";
 /// The most scans one batch upload may carry.
 pub const MAX_BATCH: usize = 500;
+/// The most revocations a page of the feed holds (and how many unless asked for fewer),
+/// unless one transaction alone revoked more: a page holds whole transactions.
+pub const MAX_FEED_PAGE: u32 = 1000;
 
 /// The ticket keys: the one that signs secrets now, and every public key still
 /// published (older keys stay while their files do, so tickets signed before a rotation
@@ -190,6 +193,10 @@ pub struct RevocationFeed {
     /// Where to ask from next (`?since=`): every revocation before it is in this page
     /// or an earlier one, and none can appear there later.
     pub next: u64,
+    /// More revocations are there already: ask again from `next` at once. A page holds
+    /// whole transactions (one cancellation's tickets are never split), so it may hold
+    /// fewer rows than the limit, or more when one transaction alone revoked more.
+    pub more: bool,
     pub revocations: Vec<TicketRevocation>,
 }
 
@@ -420,23 +427,29 @@ impl Sales {
         self.booking_ticket(access, event_id, booking_id, ticket_id).await
     }
 
-    /// The event's revocations from `since` (0: all) on.
+    /// A page of the event's revocations from `since` (0: all) on: about `limit` rows
+    /// (1 to [`MAX_FEED_PAGE`]; the gateway refuses others, this takes the nearest),
+    /// whole transactions only.
     #[tracing::instrument(skip(self))]
-    pub async fn ticket_revocations(&self, event_id: Uuid, since: u64) -> Result<RevocationFeed> {
-        let rows = self
+    pub async fn ticket_revocations(&self, event_id: Uuid, since: u64, limit: u32) -> Result<RevocationFeed> {
+        let limit = limit.clamp(1, MAX_FEED_PAGE);
+        let page = self
             .db
-            .read(move |conn| Box::pin(async move { store::revocations_since(conn, event_id, since).await }))
+            .read(move |conn| Box::pin(async move { store::revocations_since(conn, event_id, since, limit).await }))
             .await?
             .ok_or(Error::NotFound(What::Event))?;
-        // Every row read is of a finished transaction below the watermark, so moving past
-        // the last one read is safe; with none, the position stays (never past a row
-        // that could still appear).
-        let next = rows.iter().map(|r| r.xid as u64 + 1).max().unwrap_or(since).max(since);
+        // Every row read is of a finished transaction below the watermark, and the page
+        // holds every row of each of its transactions, so moving past the last one read
+        // is safe; with none, the position stays (never past a row that could still
+        // appear).
+        let next = page.rows.iter().map(|r| r.xid as u64 + 1).max().unwrap_or(since).max(since);
         Ok(RevocationFeed {
             event_id,
             since,
             next,
-            revocations: rows
+            more: page.more,
+            revocations: page
+                .rows
                 .into_iter()
                 .map(|r| TicketRevocation {
                     ticket_id: r.ticket_id,

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use sales::tickets::{BookingTickets, RevocationFeed, TicketStatus, TicketView};
+use sales::tickets::{BookingTickets, RevocationFeed, TicketStatus, TicketView, MAX_FEED_PAGE};
 use service_kit::extract::{Json, Path, Query};
 use service_kit::openapi::RateLimited;
 use service_kit::ErrorBody;
@@ -226,13 +226,23 @@ async fn reissue(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct Since {
+struct FeedPage {
     /// The `next` of the last page read; 0 (default) for everything.
     #[serde(default)]
     since: u64,
+    /// The most revocations a page holds, unless one transaction (a cancellation) alone
+    /// revoked more: a page holds whole transactions.
+    #[serde(default = "max_feed_page")]
+    #[param(minimum = 1, maximum = 1000, default = 1000)]
+    limit: u32,
 }
 
-/// The event's revoked ticket secrets since a position, for offline scanners. The body
+fn max_feed_page() -> u32 {
+    MAX_FEED_PAGE
+}
+
+/// The event's revoked ticket secrets since a position, for offline scanners, a page at
+/// a time: while `more` is true, ask again from `next`. The body
 /// is signed with the ticket key: `Boxoffice-Signature: kid=<kid>,ed25519=<base64url
 /// Ed25519 signature of "boxoffice.ticket-revocations\0" followed by the body>`. The
 /// `ETag` names the body: `If-None-Match` with it answers `304` while nothing changed.
@@ -241,12 +251,12 @@ struct Since {
     path = "/v1/events/{event_id}/tickets/revocations",
     operation_id = "ticket_revocations",
     tag = "check-in",
-    params(("event_id" = Uuid, Path), Since),
+    params(("event_id" = Uuid, Path), FeedPage),
     responses(
         (status = 200, description = "Revocations from `since` on, and where to go on from", body = RevocationFeed,
             headers(("ETag" = String), ("Boxoffice-Signature" = String))),
         (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
-        (status = 400, description = "`bad_request`: an unreadable event id or `since`", body = ErrorBody),
+        (status = 400, description = "`bad_request`: an unreadable event id, `since` or `limit`, or `limit` out of range", body = ErrorBody),
         (status = 404, description = "`event_not_found`", body = ErrorBody),
         (status = 503, description = "`unavailable` or `tickets_unavailable`", body = ErrorBody),
         ScannerRefused, RateLimited,
@@ -257,10 +267,13 @@ struct Since {
 async fn revocations(
     State(state): State<AppState>,
     Scanner(event_id): Scanner,
-    Query(q): Query<Since>,
+    Query(q): Query<FeedPage>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let feed = state.sales.ticket_revocations(event_id, q.since).await?;
+    if !(1..=MAX_FEED_PAGE).contains(&q.limit) {
+        return Err(Error::BadRequest(format!("limit must be 1-{MAX_FEED_PAGE}")));
+    }
+    let feed = state.sales.ticket_revocations(event_id, q.since, q.limit).await?;
     let body = serde_json::to_vec(&feed).expect("a revocation feed always serialises");
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..16]));
     let signature = state.sales.sign_revocation_feed(&body)?;

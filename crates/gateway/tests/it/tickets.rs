@@ -466,3 +466,111 @@ async fn the_printable_page_shows_each_live_tickets_qr_code_and_escapes_the_orga
     let revoked = app.send(Method::GET, &with_link(&print, link), None, None).await;
     assert_eq!((revoked.status, revoked.code()), (StatusCode::NOT_FOUND, "booking_not_found"));
 }
+
+/// Every page of the feed from 0 with `limit`, read until `more` is false.
+async fn feed_pages(app: &TestApp, event: &Event, key: &str, limit: u32) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut since = 0;
+    loop {
+        let path = event.path(&format!("/tickets/revocations?since={since}&limit={limit}"));
+        let page = app.send(Method::GET, &path, Some(key), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let next = page.body["next"].as_u64().unwrap();
+        let more = page.body["more"].as_bool().expect("every page says whether more follow");
+        assert!(if more { next > since } else { next >= since }, "{}", page.body);
+        since = next;
+        pages.push(page.body);
+        if !more {
+            return pages;
+        }
+        assert!(pages.len() < 100, "the feed never ended");
+    }
+}
+
+/// The revocations' transaction ids, by (ticket, issue).
+async fn revocation_xids(app: &TestApp, event: &Event) -> std::collections::HashMap<(String, i64), String> {
+    let rows: Vec<(Uuid, i32, String)> =
+        sqlx::query_as("SELECT ticket_id, issue, xid::text FROM ticket_revocations WHERE event_id = $1")
+            .bind(event.id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    rows.into_iter().map(|(ticket, issue, xid)| ((ticket.to_string(), i64::from(issue)), xid)).collect()
+}
+
+fn revocation_key(row: &Value) -> (String, i64) {
+    (row["ticket_id"].as_str().unwrap().to_owned(), row["issue"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn one_cancellation_revoking_more_tickets_than_a_page_holds_comes_whole_in_one_page() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(8).await;
+    let key = scanner_key(&app, &event).await;
+    let token = app.token("fan", &event);
+    let big = book(&app, &event, "fan", json!({ "seats": ["1", "2", "3", "4", "5"] })).await;
+    let small = book(&app, &event, "fan", json!({ "seats": ["6", "7"] })).await;
+    for booking in [&big, &small] {
+        let cancel = event.path(&format!("/bookings/{}/cancel", id(booking)));
+        assert_eq!(app.send(Method::POST, &cancel, Some(&token), None).await.status, StatusCode::OK);
+    }
+    let unpaged = feed_with(&app, &event, &key, 0, 7).await;
+    assert_eq!(unpaged.body["more"], false);
+
+    let pages = feed_pages(&app, &event, &key, 2).await;
+    let sizes: Vec<usize> = pages.iter().map(|p| p["revocations"].as_array().unwrap().len()).collect();
+    assert_eq!(sizes, [5, 2], "the five-ticket cancellation whole, then the other");
+    let mores: Vec<&Value> = pages.iter().map(|p| &p["more"]).collect();
+    assert_eq!(mores, [&json!(true), &json!(false)]);
+    assert_eq!(pages[1]["next"], unpaged.body["next"]);
+}
+
+#[tokio::test]
+async fn pages_of_whole_transactions_add_up_to_the_unpaged_feed_exactly() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(16).await;
+    let key = scanner_key(&app, &event).await;
+    let token = app.token("fan", &event);
+    // Cancellations of 1, 2 and 3 tickets and reissues of one: transactions of every size.
+    let mut revoked = 0;
+    for seats in [vec!["1"], vec!["2", "3"], vec!["4", "5", "6"], vec!["7"], vec!["8", "9"], vec!["10", "11", "12"]] {
+        let booking = book(&app, &event, "fan", json!({ "seats": seats })).await;
+        let cancel = event.path(&format!("/bookings/{}/cancel", id(&booking)));
+        assert_eq!(app.send(Method::POST, &cancel, Some(&token), None).await.status, StatusCode::OK);
+        revoked += seats.len();
+    }
+    let kept = book(&app, &event, "fan", json!({ "seats": ["13", "14"] })).await;
+    for ticket in tickets(&app, &event, "fan", &kept).await {
+        let reissue = format!("{}/{}/reissue", tickets_path(&event, &kept), id(&ticket));
+        assert_eq!(app.send(Method::POST, &reissue, Some(&token), None).await.status, StatusCode::OK);
+        revoked += 1;
+    }
+    let unpaged = feed_with(&app, &event, &key, 0, revoked).await;
+    let all = unpaged.body["revocations"].as_array().unwrap().clone();
+    assert_eq!((all.len(), &unpaged.body["more"]), (revoked, &json!(false)));
+    let xids = revocation_xids(&app, &event).await;
+
+    for limit in [1, 2, 3, 4, 5] {
+        let pages = feed_pages(&app, &event, &key, limit).await;
+        let read: Vec<Value> = pages.iter().flat_map(|p| p["revocations"].as_array().unwrap().clone()).collect();
+        assert_eq!(read, all, "limit {limit}: the pages in order are the unpaged feed");
+        assert_eq!(pages.last().unwrap()["next"], unpaged.body["next"], "limit {limit}");
+        // No transaction is split across pages: each page holds all of its rows.
+        let mut seen = std::collections::HashSet::new();
+        for page in &pages {
+            let here: std::collections::HashSet<&String> =
+                page["revocations"].as_array().unwrap().iter().map(|r| &xids[&revocation_key(r)]).collect();
+            for xid in here {
+                assert!(seen.insert(xid.clone()), "limit {limit}: transaction {xid} is on two pages");
+            }
+        }
+        assert!(pages.len() > 1 && pages.len() <= revoked, "limit {limit}: {} pages", pages.len());
+    }
+
+    // A limit out of range, or not a number, is refused.
+    for limit in ["0", "1001", "-1", "many"] {
+        let path = event.path(&format!("/tickets/revocations?limit={limit}"));
+        let reply = app.send(Method::GET, &path, Some(&key), None).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "bad_request"), "limit={limit}");
+    }
+}
