@@ -84,9 +84,10 @@ async fn token_holder(parts: &mut Parts, state: &AppState) -> Result<(FanScope, 
     Ok((FanScope { event_id, fan_id: claims.sub }, claims.scope))
 }
 
-/// Who may read a booking's tickets: the holder of its capability link (`?link=…`,
-/// checked by the use case against the booking in the path), or else its fan by access
-/// token, as [`Fan`] checks it.
+/// Who may reach a booking (show it, cancel it, its tickets, its link): the holder of
+/// its capability link (`?link=…`, checked by the use case against the booking in the
+/// path, its generation by the statement that reads or locks the booking), or else its
+/// fan by access token, as [`Fan`] checks it.
 pub struct BookingHolder(pub BookingAccess);
 
 impl FromRequestParts<AppState> for BookingHolder {
@@ -178,7 +179,7 @@ pub struct HolderRefused;
 impl IntoResponses for HolderRefused {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         refusals([
-            ("401", "`missing_token`, `invalid_token`, `token_expired`, `token_revoked`, or `invalid_link` (a booking link that is changed, expired, revoked or another booking's)"),
+            ("401", "`missing_token`, `invalid_token`, `token_expired`, `token_revoked`, or `invalid_link` (a booking link that is changed, expired, or another booking's; a revoked one is `404 booking_not_found`)"),
             ("403", "`token_for_other_event` (the token names another event) or `token_scope_insufficient` (a `waitlist` token: it may only join the waitlist)"),
         ])
     }
@@ -207,8 +208,8 @@ const ACCESS_TOKEN: &str = "access_token";
 pub fn describe_access_token(openapi: &mut OpenApi) {
     let link = utoipa::openapi::security::ApiKey::Query(utoipa::openapi::security::ApiKeyValue::with_description(
         "link",
-        "A booking's capability link (`link` in the fan's booking answers): that booking's tickets, until a day \
-         after the event starts",
+        "A booking's capability link (`link` in the fan's booking answers): that booking, its tickets, \
+         cancelling it and rotating its link, until a day after the event starts or until the link is rotated",
     ));
     let offer = utoipa::openapi::security::ApiKey::Query(utoipa::openapi::security::ApiKeyValue::with_description(
         "link",

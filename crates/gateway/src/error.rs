@@ -42,6 +42,9 @@ pub enum Error {
     BadScannerKey,
     #[error("this scanner key is for another event")]
     ScannerKeyForOtherEvent,
+    /// A page template failed to render: our fault, answered as a generic 500.
+    #[error("internal error")]
+    Page(#[source] minijinja::Error),
     #[error(transparent)]
     Sales(#[from] sales::Error),
 }
@@ -66,6 +69,7 @@ impl Error {
             Self::MissingScannerKey => (StatusCode::UNAUTHORIZED, "scanner_key_required"),
             Self::BadScannerKey => (StatusCode::UNAUTHORIZED, "invalid_scanner_key"),
             Self::ScannerKeyForOtherEvent => (StatusCode::FORBIDDEN, "scanner_key_for_other_event"),
+            Self::Page(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Sales(sale) => match sale {
                 Sale::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.code),
                 Sale::NotFound(What::Event) => (StatusCode::NOT_FOUND, "event_not_found"),
@@ -124,6 +128,7 @@ impl IntoResponse for Error {
         match &self {
             // Logged once, here at the boundary; the client gets the generic message.
             Self::Sales(sales::Error::Internal(source)) => tracing::error!(error = %source, "request failed"),
+            Self::Page(source) => tracing::error!(error = %source, "rendering a page failed"),
             Self::RateLimited(wait) => {
                 return service_kit::error_body::too_many_requests(wait.as_secs_f64().ceil() as u64, self.to_string())
             }

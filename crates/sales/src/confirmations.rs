@@ -16,8 +16,9 @@ use crate::domain::refund_policy::NO_POLICY_IN_WORDS;
 use crate::error::{Error, Result};
 use crate::model::Price;
 use crate::states::BookingStatus;
+use crate::store::bookings::BookingKey;
 use crate::store::confirmations as store;
-use crate::store::tickets::{self as ticket_store, BookingKey};
+use crate::store::tickets as ticket_store;
 use crate::tickets::{view, TicketKeys, TicketView};
 
 /// The one subscriber of kind `confirmation_email` (every event's `booking.confirmed`).
@@ -62,7 +63,7 @@ pub async fn confirmation(
                 let Some(booking) = store::booking(conn, event_id, booking_id).await? else {
                     return Ok::<_, Error>((None, Vec::new()));
                 };
-                let key = BookingKey { event_id, booking_id, fan_id: None, link_generation: None };
+                let key = BookingKey::any(event_id, booking_id);
                 let tickets = ticket_store::of_booking(conn, &key).await?;
                 Ok((Some(booking), tickets))
             })

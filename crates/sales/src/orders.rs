@@ -20,7 +20,7 @@ use crate::model::{BookingView, HoldView, OrderSeat};
 use crate::outbox::{self as messages, CancelledBy, Message};
 use crate::scope::FanScope;
 use crate::states::{BookingStatus, HoldStatus, RefundReason, SectionKind};
-use crate::store::bookings::{self, Cancellable};
+use crate::store::bookings::{self, BookingKey, Cancellable};
 use crate::store::events;
 use crate::store::events::EventRules;
 use crate::store::holds;
@@ -28,6 +28,7 @@ use crate::store::idempotency::{self, Prior, Target};
 use crate::store::inventory::{self, LockedSeat, SeatKeys, Taker, Written};
 use crate::store::outbox;
 use crate::store::refunds;
+use crate::tickets::BookingAccess;
 use crate::Sales;
 
 /// The body of "hold seats" and "book seats": either chosen seats or a section and a quantity.
@@ -262,16 +263,18 @@ impl Sales {
     /// Cancels the fan's booking by the event's refund policy in force now: its seats are
     /// on sale again when this returns, and a paid booking's refund is started (and
     /// retried until the provider confirms it). An event without a policy does not let
-    /// fans cancel. Cancelling a cancelled booking is a no-op.
-    #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "cancel", %booking_id))]
-    pub async fn cancel(&self, scope: &FanScope, booking_id: Uuid) -> Result<BookingView> {
-        self.cancel_booking(scope.event_id, Some(scope.fan_id.clone()), booking_id, CancelledBy::Fan).await
+    /// fans cancel. Cancelling a cancelled booking is a no-op. By the fan's access token,
+    /// or through the booking's link (D7: long after the token expired), the same rules.
+    #[tracing::instrument(skip_all, fields(%event_id, kind = "cancel", %booking_id))]
+    pub async fn cancel(&self, access: &BookingAccess, event_id: Uuid, booking_id: Uuid) -> Result<BookingView> {
+        let key = self.booking_key(access, event_id, booking_id)?;
+        self.cancel_booking(key, CancelledBy::Fan).await
     }
 
     /// Cancels a booking as the organizer, whatever the policy says, refunding it in full.
     #[tracing::instrument(skip(self))]
     pub async fn cancel_as_organizer(&self, event_id: Uuid, booking_id: Uuid) -> Result<BookingView> {
-        self.cancel_booking(event_id, None, booking_id, CancelledBy::Organizer).await
+        self.cancel_booking(BookingKey::any(event_id, booking_id), CancelledBy::Organizer).await
     }
 
     /// Cancels the whole event as the organizer: nothing more is sold (within the rules
@@ -340,27 +343,21 @@ impl Sales {
         Ok(done)
     }
 
-    async fn cancel_booking(
-        &self,
-        event_id: Uuid,
-        fan_id: Option<String>,
-        booking_id: Uuid,
-        by: CancelledBy,
-    ) -> Result<BookingView> {
+    /// Cancels the booking `key` names, if it is found and locked (the key's conditions,
+    /// a link's generation among them, are the locking statement's own).
+    async fn cancel_booking(&self, key: BookingKey, by: CancelledBy) -> Result<BookingView> {
+        let found = BookingKey::any(key.event_id, key.booking_id);
+        let read_again = found.clone();
         let (view, refund) = self
             .db
             .transaction(move |tx| {
                 Box::pin(async move {
-                    let booking = bookings::lock_for_cancel(tx, event_id, fan_id.as_deref(), booking_id)
-                        .await?
-                        .ok_or(Error::NotFound(What::Booking))?;
+                    let booking = bookings::lock_for_cancel(tx, &key).await?.ok_or(Error::NotFound(What::Booking))?;
                     let refund = match booking.status {
                         BookingStatus::Confirmed => cancel_locked(tx, &booking, by).await?,
                         BookingStatus::Cancelled => None,
                     };
-                    let view = bookings::find_in_event(tx, event_id, booking_id)
-                        .await?
-                        .ok_or(Error::NotFound(What::Booking))?;
+                    let view = bookings::find(tx, &found).await?.ok_or(Error::NotFound(What::Booking))?;
                     Ok::<_, Error>((view, refund))
                 })
             })
@@ -371,9 +368,7 @@ impl Sales {
                     tracing::warn!(error = %e, %refund_id, "refund not executed yet; the reconciliation job retries it");
                 }
                 self.db
-                    .read(move |conn| {
-                        Box::pin(async move { bookings::find_in_event(conn, event_id, booking_id).await })
-                    })
+                    .read(move |conn| Box::pin(async move { bookings::find(conn, &read_again).await }))
                     .await?
                     .ok_or(Error::NotFound(What::Booking))
             }
@@ -381,16 +376,15 @@ impl Sales {
         }
     }
 
-    #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "get_booking", %booking_id))]
-    pub async fn get_booking(&self, scope: &FanScope, booking_id: Uuid) -> Result<BookingView> {
-        let starts_at = self.event_rules(scope.event_id).await?.starts_at;
-        let scope = scope.clone();
+    /// The booking, for its fan (access token) or through its link, with its current link.
+    #[tracing::instrument(skip_all, fields(%event_id, kind = "get_booking", %booking_id))]
+    pub async fn get_booking(&self, access: &BookingAccess, event_id: Uuid, booking_id: Uuid) -> Result<BookingView> {
+        let key = self.booking_key(access, event_id, booking_id)?;
+        let starts_at = self.event_rules(event_id).await?.starts_at;
         let mut booking = self
             .db
             .read(move |conn| {
-                Box::pin(async move {
-                    bookings::find(conn, &scope, booking_id).await?.ok_or(Error::NotFound(What::Booking))
-                })
+                Box::pin(async move { bookings::find(conn, &key).await?.ok_or(Error::NotFound(What::Booking)) })
             })
             .await?;
         self.add_link(&mut booking, starts_at);
@@ -561,7 +555,8 @@ async fn replay(conn: &mut PgConnection, scope: &FanScope, rules: &EventRules, t
     Ok(match target {
         Target::Hold(id) => Order::Hold(hold_view(conn, scope, rules, id).await?),
         Target::Booking(id) => {
-            Order::Booking(bookings::find(conn, scope, id).await?.ok_or(Error::NotFound(What::Booking))?)
+            let key = BookingKey::of_fan(scope, id);
+            Order::Booking(bookings::find(conn, &key).await?.ok_or(Error::NotFound(What::Booking))?)
         }
     })
 }

@@ -26,8 +26,10 @@ use crate::domain::offer_link::{self, OfferLink};
 use crate::domain::ticket_secret::{self, PlaceKind, SecretError, TicketFields};
 use crate::domain::Invalid;
 use crate::error::{Error, Result, What};
+use crate::model::BookingView;
 use crate::states::SectionKind;
-use crate::store::tickets::{self as store, BookingKey, TicketRow};
+use crate::store::bookings::{self as booking_store, BookingKey};
+use crate::store::tickets::{self as store, TicketRow};
 use crate::{FanScope, Sales};
 
 /// `boxoffice_purpose` of ticket keys in the JWKS.
@@ -38,6 +40,9 @@ pub const VALID_AFTER_START_SECS: i64 = 86_400;
 pub const FEED_CONTEXT: &[u8] = b"boxoffice.ticket-revocations\0";
 /// The most scans one batch upload may carry.
 pub const MAX_BATCH: usize = 500;
+/// The most revocations a page of the feed holds (and how many unless asked for fewer),
+/// unless one transaction alone revoked more: a page holds whole transactions.
+pub const MAX_FEED_PAGE: u32 = 1000;
 
 /// The ticket keys: the one that signs secrets now, and every public key still
 /// published (older keys stay while their files do, so tickets signed before a rotation
@@ -121,7 +126,7 @@ impl TicketKeys {
     }
 }
 
-/// Who is asking for a booking's tickets.
+/// Who is asking for a booking (its tickets, to cancel it, to rotate its link).
 #[derive(Debug, Clone)]
 pub enum BookingAccess {
     /// The booking's fan, by access token.
@@ -170,6 +175,15 @@ pub struct BookingTickets {
     pub tickets: Vec<TicketView>,
 }
 
+/// A booking's tickets with what a printed ticket shows of its event.
+#[derive(Debug, Clone)]
+pub struct PrintableTickets {
+    pub event_name: String,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub booking_id: Uuid,
+    pub tickets: Vec<TicketView>,
+}
+
 /// One page of an event's revoked ticket secrets.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RevocationFeed {
@@ -179,6 +193,10 @@ pub struct RevocationFeed {
     /// Where to ask from next (`?since=`): every revocation before it is in this page
     /// or an earlier one, and none can appear there later.
     pub next: u64,
+    /// More revocations are there already: ask again from `next` at once. A page holds
+    /// whole transactions (one cancellation's tickets are never split), so it may hold
+    /// fewer rows than the limit, or more when one transaction alone revoked more.
+    pub more: bool,
     pub revocations: Vec<TicketRevocation>,
 }
 
@@ -284,14 +302,13 @@ impl Sales {
         Some(self.ticket_keys.as_deref()?.booking_link(event_id, booking_id, generation, starts_at))
     }
 
-    fn booking_key(&self, access: &BookingAccess, event_id: Uuid, booking_id: Uuid) -> Result<BookingKey> {
+    /// Which booking `access` may reach: the fan's own, or the one a valid link names
+    /// (`InvalidLink` for a changed or expired link, or one of another booking). Whether
+    /// the link's generation is still the booking's is said by the statement the key is
+    /// used in.
+    pub(crate) fn booking_key(&self, access: &BookingAccess, event_id: Uuid, booking_id: Uuid) -> Result<BookingKey> {
         match access {
-            BookingAccess::Fan(scope) => Ok(BookingKey {
-                event_id: scope.event_id,
-                booking_id,
-                fan_id: Some(scope.fan_id.clone()),
-                link_generation: None,
-            }),
+            BookingAccess::Fan(scope) => Ok(BookingKey::of_fan(scope, booking_id)),
             BookingAccess::Link(token) => {
                 let link = BookingLink::decode(token, &self.keys()?.link_key, Utc::now().timestamp())
                     .filter(|l| l.event_id == event_id && l.booking_id == booking_id)
@@ -314,13 +331,61 @@ impl Sales {
         event_id: Uuid,
         booking_id: Uuid,
     ) -> Result<BookingTickets> {
+        let printable = self.printable_tickets(access, event_id, booking_id).await?;
+        Ok(BookingTickets { booking_id, tickets: printable.tickets })
+    }
+
+    /// The booking's tickets as [`Sales::booking_tickets`] shows them, with the event's
+    /// name and start, for a printed page.
+    #[tracing::instrument(skip_all, fields(%event_id, %booking_id))]
+    pub async fn printable_tickets(
+        &self,
+        access: &BookingAccess,
+        event_id: Uuid,
+        booking_id: Uuid,
+    ) -> Result<PrintableTickets> {
         let key = self.booking_key(access, event_id, booking_id)?;
         let keys = self.keys()?;
         let rows = self.db.read(move |conn| Box::pin(async move { store::of_booking(conn, &key).await })).await?;
-        if rows.is_empty() {
+        let Some(first) = rows.first() else {
             return Err(Error::NotFound(What::Booking));
-        }
-        Ok(BookingTickets { booking_id, tickets: rows.iter().map(|row| view(keys, row)).collect() })
+        };
+        Ok(PrintableTickets {
+            event_name: first.event_name.clone(),
+            starts_at: first.starts_at,
+            booking_id,
+            tickets: rows.iter().map(|row| view(keys, row)).collect(),
+        })
+    }
+
+    /// Revokes every link of the booking given out so far and answers the booking with
+    /// its new one (a link leaked, or was forwarded to someone it should not reach): the
+    /// booking's fan by access token, or whoever holds a current link. The generation
+    /// moves on in one conditional statement, so two rotations through the same link
+    /// make one new link, and a link rotated away works for nothing from the commit on.
+    #[tracing::instrument(skip_all, fields(%event_id, %booking_id))]
+    pub async fn rotate_booking_link(
+        &self,
+        access: &BookingAccess,
+        event_id: Uuid,
+        booking_id: Uuid,
+    ) -> Result<BookingView> {
+        let key = self.booking_key(access, event_id, booking_id)?;
+        self.keys()?;
+        let starts_at = self.event_rules(event_id).await?.starts_at;
+        let mut booking = self
+            .db
+            .transaction(move |tx| {
+                Box::pin(async move {
+                    booking_store::rotate_link(tx, &key).await?.ok_or(Error::NotFound(What::Booking))?;
+                    booking_store::find(tx, &BookingKey::any(event_id, booking_id))
+                        .await?
+                        .ok_or(Error::NotFound(What::Booking))
+                })
+            })
+            .await?;
+        booking.link = self.booking_link(event_id, booking_id, booking.link_generation, starts_at);
+        Ok(booking)
     }
 
     /// One ticket of the booking, as [`Sales::booking_tickets`] shows it.
@@ -362,23 +427,29 @@ impl Sales {
         self.booking_ticket(access, event_id, booking_id, ticket_id).await
     }
 
-    /// The event's revocations from `since` (0: all) on.
+    /// A page of the event's revocations from `since` (0: all) on: about `limit` rows
+    /// (1 to [`MAX_FEED_PAGE`]; the gateway refuses others, this takes the nearest),
+    /// whole transactions only.
     #[tracing::instrument(skip(self))]
-    pub async fn ticket_revocations(&self, event_id: Uuid, since: u64) -> Result<RevocationFeed> {
-        let rows = self
+    pub async fn ticket_revocations(&self, event_id: Uuid, since: u64, limit: u32) -> Result<RevocationFeed> {
+        let limit = limit.clamp(1, MAX_FEED_PAGE);
+        let page = self
             .db
-            .read(move |conn| Box::pin(async move { store::revocations_since(conn, event_id, since).await }))
+            .read(move |conn| Box::pin(async move { store::revocations_since(conn, event_id, since, limit).await }))
             .await?
             .ok_or(Error::NotFound(What::Event))?;
-        // Every row read is of a finished transaction below the watermark, so moving past
-        // the last one read is safe; with none, the position stays (never past a row
-        // that could still appear).
-        let next = rows.iter().map(|r| r.xid as u64 + 1).max().unwrap_or(since).max(since);
+        // Every row read is of a finished transaction below the watermark, and the page
+        // holds every row of each of its transactions, so moving past the last one read
+        // is safe; with none, the position stays (never past a row that could still
+        // appear).
+        let next = page.rows.iter().map(|r| r.xid as u64 + 1).max().unwrap_or(since).max(since);
         Ok(RevocationFeed {
             event_id,
             since,
             next,
-            revocations: rows
+            more: page.more,
+            revocations: page
+                .rows
                 .into_iter()
                 .map(|r| TicketRevocation {
                     ticket_id: r.ticket_id,

@@ -15,7 +15,7 @@ use sales::orders::SeatRequest;
 
 use super::extract::IdempotencyKey;
 use super::holds::OrderRefused;
-use crate::auth::{Admin, Fan, FanRefused};
+use crate::auth::{Admin, BookingHolder, Fan, FanRefused, HolderRefused};
 use crate::error::{Error, Result};
 use crate::metrics;
 use crate::state::AppState;
@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(book, list_mine))
         .routes(routes!(show))
         .routes(routes!(cancel))
+        .routes(routes!(rotate_link))
         .routes(routes!(cancel_as_organizer))
         .routes(routes!(list_all))
 }
@@ -78,6 +79,8 @@ async fn list_mine(State(state): State<AppState>, Fan(scope): Fan) -> Result<Jso
     Ok(Json(MyBookings { bookings: state.sales.my_bookings(&scope).await? }))
 }
 
+/// The booking, with its current link. For the booking's fan (access token) or through
+/// the booking's link (`?link=…`), long after the access token expired.
 #[utoipa::path(
     get,
     path = "/v1/events/{event_id}/bookings/{booking_id}",
@@ -85,27 +88,28 @@ async fn list_mine(State(state): State<AppState>, Fan(scope): Fan) -> Result<Jso
     tag = "orders",
     params(("event_id" = Uuid, Path), ("booking_id" = Uuid, Path)),
     responses(
-        (status = 200, description = "The fan's booking", body = BookingView),
+        (status = 200, description = "The booking", body = BookingView),
         (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
-        (status = 404, description = "`booking_not_found` (also another fan's booking)", body = ErrorBody),
-        (status = 503, description = "`unavailable` or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
-        FanRefused, RateLimited,
+        (status = 404, description = "`booking_not_found` (also another fan's booking, or a revoked link's)", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `tickets_unavailable` (a link, and no ticket keys here) or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
+        HolderRefused, RateLimited,
     ),
-    security(("access_token" = [])),
+    security(("access_token" = []), ("booking_link" = [])),
 )]
-#[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
+#[tracing::instrument(skip_all, fields(%event_id, %booking_id))]
 async fn show(
     State(state): State<AppState>,
-    Fan(scope): Fan,
-    Path((_, booking_id)): Path<(Uuid, Uuid)>,
+    BookingHolder(access): BookingHolder,
+    Path((event_id, booking_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<BookingView>> {
-    Ok(Json(state.sales.get_booking(&scope, booking_id).await?))
+    Ok(Json(state.sales.get_booking(&access, event_id, booking_id).await?))
 }
 
 /// Cancels a confirmed booking by the event's refund policy in force now: the seats go
 /// back on sale at once, and a paid booking's refund (the policy's share of the price,
 /// by hours before the start) is started and shown on the booking. Cancelling it again
-/// answers it as it is.
+/// answers it as it is. For the booking's fan (access token) or through the booking's
+/// link (`?link=…`), long after the access token expired: the same rules either way.
 #[utoipa::path(
     post,
     path = "/v1/events/{event_id}/bookings/{booking_id}/cancel",
@@ -115,19 +119,48 @@ async fn show(
         (status = 200, description = "The booking, cancelled, with its refund", body = BookingView),
         (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
         (status = 403, description = "`cancellation_not_allowed`: the event has no refund policy (only the organizer may cancel)", body = ErrorBody),
-        (status = 404, description = "`booking_not_found`", body = ErrorBody),
-        (status = 503, description = "`unavailable`, `outcome_unknown` or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
-        FanRefused, RateLimited,
+        (status = 404, description = "`booking_not_found` (also another fan's booking, or a revoked link's)", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `outcome_unknown`, `tickets_unavailable` (a link, and no ticket keys here) or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
+        HolderRefused, RateLimited,
     ),
-    security(("access_token" = [])),
+    security(("access_token" = []), ("booking_link" = [])),
 )]
-#[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
+#[tracing::instrument(skip_all, fields(%event_id, %booking_id))]
 async fn cancel(
     State(state): State<AppState>,
-    Fan(scope): Fan,
-    Path((_, booking_id)): Path<(Uuid, Uuid)>,
+    BookingHolder(access): BookingHolder,
+    Path((event_id, booking_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<BookingView>> {
-    Ok(Json(state.sales.cancel(&scope, booking_id).await?))
+    Ok(Json(state.sales.cancel(&access, event_id, booking_id).await?))
+}
+
+/// Revokes every link of the booking given out so far and answers the booking with a
+/// new one (a link leaked or went to the wrong person): from the commit on, an old link
+/// opens nothing (the booking, tickets, QR codes, the printable page, reissue, cancel, this). For the
+/// booking's fan (access token) or through the booking's current link. Its tickets'
+/// secrets stay as they are: reissue a ticket whose QR code leaked.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/bookings/{booking_id}/rotate-link",
+    operation_id = "rotate_booking_link",
+    tag = "tickets",
+    params(("event_id" = Uuid, Path), ("booking_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The booking with its new `link`", body = BookingView),
+        (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`booking_not_found` (also another fan's booking, or a revoked link's)", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `outcome_unknown`, `tickets_unavailable` (no ticket keys here) or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
+        HolderRefused, RateLimited,
+    ),
+    security(("access_token" = []), ("booking_link" = [])),
+)]
+#[tracing::instrument(skip_all, fields(%event_id, %booking_id))]
+async fn rotate_link(
+    State(state): State<AppState>,
+    BookingHolder(access): BookingHolder,
+    Path((event_id, booking_id)): Path<(Uuid, Uuid)>,
+) -> Result<Json<BookingView>> {
+    Ok(Json(state.sales.rotate_booking_link(&access, event_id, booking_id).await?))
 }
 
 /// Cancels a booking as the organizer, whatever the refund policy says, and refunds it

@@ -1,11 +1,13 @@
 //! E-tickets: the gateway's JWKS (the ticket keys, for offline scanners), a booking's
-//! tickets and their QR codes, a reissue, and the revocation feed.
+//! tickets, their QR codes and printable page, a reissue, and the revocation feed.
+
+use std::sync::LazyLock;
 
 use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use utoipa::IntoParams;
@@ -13,13 +15,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use sales::tickets::{BookingTickets, RevocationFeed, TicketView};
+use sales::tickets::{BookingTickets, RevocationFeed, TicketStatus, TicketView, MAX_FEED_PAGE};
 use service_kit::extract::{Json, Path, Query};
 use service_kit::openapi::RateLimited;
 use service_kit::ErrorBody;
 
 use crate::auth::{BookingHolder, HolderRefused, Scanner, ScannerRefused};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -27,6 +29,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jwks))
         .routes(routes!(list))
         .routes(routes!(qr_svg))
+        .routes(routes!(print))
         .routes(routes!(reissue))
         .routes(routes!(revocations))
 }
@@ -114,6 +117,84 @@ fn qr_code_svg(secret: &str) -> String {
     }
 }
 
+/// The QR code as an `<svg>` element to put inside HTML: the document without its XML
+/// declaration, which has no place in HTML.
+fn qr_code_svg_element(secret: &str) -> String {
+    let document = qr_code_svg(secret);
+    match document.find("<svg") {
+        Some(start) => document[start..].to_owned(),
+        None => unreachable!("the SVG renderer always writes an <svg> element"),
+    }
+}
+
+/// The page templates (`templates/`), compiled in; `.html` ones escape what they show.
+static PAGES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
+    let mut env = minijinja::Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.add_template("tickets.html", include_str!("../../templates/tickets.html"))
+        .expect("the page templates parse (checked by the tests)");
+    env
+});
+
+#[derive(Serialize)]
+struct PrintedTicket {
+    id: Uuid,
+    /// The seat's label, or "General admission".
+    place: String,
+    section: String,
+    revoked: bool,
+    checked_in: bool,
+    /// The QR code as an `<svg>` element; empty once revoked.
+    qr_svg: String,
+}
+
+/// The booking's tickets as one HTML page to print (one ticket a printed page) or show:
+/// the event, each ticket's place and its QR code; a revoked ticket is marked, with no
+/// code. For the booking's fan (access token) or through the booking's link.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/bookings/{booking_id}/tickets/print",
+    operation_id = "print_tickets",
+    tag = "tickets",
+    params(("event_id" = Uuid, Path), ("booking_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The printable page", content_type = "text/html; charset=utf-8", body = String),
+        (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`booking_not_found` (also another fan's booking, or a revoked link's)", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `tickets_unavailable` (no ticket keys here) or `revocations_not_loaded`", body = ErrorBody),
+        HolderRefused, RateLimited,
+    ),
+    security(("access_token" = []), ("booking_link" = [])),
+)]
+#[tracing::instrument(skip_all, fields(%event_id, %booking_id))]
+async fn print(
+    State(state): State<AppState>,
+    BookingHolder(access): BookingHolder,
+    Path((event_id, booking_id)): Path<(Uuid, Uuid)>,
+) -> Result<Response> {
+    let printable = state.sales.printable_tickets(&access, event_id, booking_id).await?;
+    let tickets: Vec<PrintedTicket> = printable
+        .tickets
+        .into_iter()
+        .map(|ticket| PrintedTicket {
+            id: ticket.id,
+            place: ticket.label.unwrap_or_else(|| "General admission".to_owned()),
+            section: ticket.section_name,
+            revoked: ticket.status == TicketStatus::Revoked,
+            checked_in: ticket.status == TicketStatus::CheckedIn,
+            qr_svg: ticket.secret.as_deref().map(qr_code_svg_element).unwrap_or_default(),
+        })
+        .collect();
+    let context = minijinja::context! {
+        event_name => printable.event_name,
+        starts_at => printable.starts_at.map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string()),
+        tickets => tickets,
+    };
+    let page = PAGES.get_template("tickets.html").and_then(|t| t.render(context)).map_err(Error::Page)?;
+    Ok(([(CONTENT_TYPE, "text/html; charset=utf-8"), (CACHE_CONTROL, "private, no-store")], page).into_response())
+}
+
 /// Gives the ticket a new secret (its QR code leaked): the current secret is revoked,
 /// and the new one made, in one transaction, the revocation first. Scanners refuse the
 /// old one at once online, and offline once they have read the revocation feed.
@@ -145,13 +226,23 @@ async fn reissue(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
-struct Since {
+struct FeedPage {
     /// The `next` of the last page read; 0 (default) for everything.
     #[serde(default)]
     since: u64,
+    /// The most revocations a page holds, unless one transaction (a cancellation) alone
+    /// revoked more: a page holds whole transactions.
+    #[serde(default = "max_feed_page")]
+    #[param(minimum = 1, maximum = 1000, default = 1000)]
+    limit: u32,
 }
 
-/// The event's revoked ticket secrets since a position, for offline scanners. The body
+fn max_feed_page() -> u32 {
+    MAX_FEED_PAGE
+}
+
+/// The event's revoked ticket secrets since a position, for offline scanners, a page at
+/// a time: while `more` is true, ask again from `next`. The body
 /// is signed with the ticket key: `Boxoffice-Signature: kid=<kid>,ed25519=<base64url
 /// Ed25519 signature of "boxoffice.ticket-revocations\0" followed by the body>`. The
 /// `ETag` names the body: `If-None-Match` with it answers `304` while nothing changed.
@@ -160,12 +251,12 @@ struct Since {
     path = "/v1/events/{event_id}/tickets/revocations",
     operation_id = "ticket_revocations",
     tag = "check-in",
-    params(("event_id" = Uuid, Path), Since),
+    params(("event_id" = Uuid, Path), FeedPage),
     responses(
         (status = 200, description = "Revocations from `since` on, and where to go on from", body = RevocationFeed,
             headers(("ETag" = String), ("Boxoffice-Signature" = String))),
         (status = 304, description = "Unchanged since the `If-None-Match` ETag"),
-        (status = 400, description = "`bad_request`: an unreadable event id or `since`", body = ErrorBody),
+        (status = 400, description = "`bad_request`: an unreadable event id, `since` or `limit`, or `limit` out of range", body = ErrorBody),
         (status = 404, description = "`event_not_found`", body = ErrorBody),
         (status = 503, description = "`unavailable` or `tickets_unavailable`", body = ErrorBody),
         ScannerRefused, RateLimited,
@@ -176,10 +267,13 @@ struct Since {
 async fn revocations(
     State(state): State<AppState>,
     Scanner(event_id): Scanner,
-    Query(q): Query<Since>,
+    Query(q): Query<FeedPage>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let feed = state.sales.ticket_revocations(event_id, q.since).await?;
+    if !(1..=MAX_FEED_PAGE).contains(&q.limit) {
+        return Err(Error::BadRequest(format!("limit must be 1-{MAX_FEED_PAGE}")));
+    }
+    let feed = state.sales.ticket_revocations(event_id, q.since, q.limit).await?;
     let body = serde_json::to_vec(&feed).expect("a revocation feed always serialises");
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..16]));
     let signature = state.sales.sign_revocation_feed(&body)?;

@@ -176,3 +176,49 @@ async fn a_refused_booking_writes_no_message_and_a_bad_email_is_refused_with_422
     assert_eq!(messages, 1);
     assert_eq!(app.assert_inventory_consistent(&event).await, 1);
 }
+
+#[tokio::test]
+async fn the_booking_link_cancels_without_an_access_token_and_another_bookings_link_changes_nothing() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(4).await;
+    let mine = crate::tickets::book(&app, &event, "fan", json!({ "seats": ["1", "2"] })).await;
+    let theirs = crate::tickets::book(&app, &event, "other", json!({ "seats": ["3"] })).await;
+    let (link, their_link) = (mine["link"].as_str().unwrap(), theirs["link"].as_str().unwrap());
+    let cancel = |booking: &serde_json::Value, link: &str| {
+        app.send(
+            Method::POST,
+            &event.path(&format!("/bookings/{}/cancel?link={link}", booking["id"].as_str().unwrap())),
+            None,
+            None,
+        )
+    };
+
+    // A link opens its own booking only: not another booking, whichever way round.
+    for (booking, link) in [(&theirs, link), (&mine, their_link)] {
+        let refused = cancel(booking, link).await;
+        assert_eq!((refused.status, refused.code()), (StatusCode::UNAUTHORIZED, "invalid_link"), "{}", refused.body);
+    }
+    let untouched = crate::tickets::tickets(&app, &event, "other", &theirs).await;
+    assert!(untouched.iter().all(|t| t["status"] == "valid"), "{untouched:?}");
+
+    let cancelled = cancel(&mine, link).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let again = cancel(&mine, link).await;
+    assert_eq!((again.status, &again.body["status"]), (StatusCode::OK, &json!("cancelled")), "{}", again.body);
+    // The same link shows the tickets revoked, and reads the booking.
+    let by_link = app
+        .send(Method::GET, &format!("{}?link={link}", crate::tickets::tickets_path(&event, &mine)), None, None)
+        .await;
+    let tickets = by_link.body["tickets"].as_array().unwrap();
+    assert_eq!(tickets.len(), 2);
+    assert!(tickets.iter().all(|t| t["status"] == "revoked" && t["secret"].is_null()), "{tickets:?}");
+    let shown = app
+        .send(Method::GET, &event.path(&format!("/bookings/{}?link={link}", mine["id"].as_str().unwrap())), None, None)
+        .await;
+    assert_eq!((shown.status, &shown.body["status"]), (StatusCode::OK, &json!("cancelled")), "{}", shown.body);
+
+    assert_eq!(app.book(&event, "third", json!({ "seats": ["1"] })).await.status, StatusCode::CREATED);
+    assert_eq!(crate::tickets::tickets(&app, &event, "other", &theirs).await[0]["status"], "valid");
+    assert_eq!(app.assert_inventory_consistent(&event).await, 2);
+}

@@ -809,3 +809,33 @@ async fn cancelling_an_event_refunds_every_booking_in_full_and_sells_nothing_mor
     assert_eq!(crate::helpers::count(&c.app.pool, revoked, event.id).await, 2);
     c.app.assert_inventory_consistent(&event).await;
 }
+
+#[tokio::test]
+async fn the_booking_link_cancels_a_paid_booking_by_the_same_policy_and_refund_as_the_fans_token() {
+    let c = spawn(Faults::default()).await;
+    // Starting in 23 h 58 min: the 50 % tier.
+    let event = c.event_starting(Some(24 * 60 - 2), 2).await;
+    let link_of = |booking: String| {
+        let token = c.app.token("fan-1", &event);
+        let show = c.app.send(Method::GET, &event.path(&format!("/bookings/{booking}")), Some(&token), None);
+        async move { (show.await.body["link"].as_str().unwrap().to_owned(), booking) }
+    };
+    let (link, booking) = link_of(c.paid_booking(&event, "fan-1", "1").await).await;
+    let cancel = event.path(&format!("/bookings/{booking}/cancel?link={link}"));
+    let cancelled = c.app.send(Method::POST, &cancel, None, None).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.body["refund"]["amount"]["amount_minor"], 1250, "{}", cancelled.body);
+    assert_eq!(cancelled.body["refund"]["status"], "succeeded");
+    let again = c.app.send(Method::POST, &cancel, None, None).await;
+    assert_eq!(again.body["refund"]["id"], cancelled.body["refund"]["id"], "cancelling again refunds nothing more");
+    assert_eq!(c.count("SELECT count(*) FROM refunds WHERE booking_id = $1", &booking).await, 1);
+
+    // Without a policy the link cannot cancel either.
+    let unset = Some(json!({ "refund_policy": null }));
+    c.app.send(Method::PATCH, &format!("/v1/events/{}", event.id), Some(ADMIN_KEY), unset).await;
+    let (link, second) = link_of(c.paid_booking(&event, "fan-1", "2").await).await;
+    let refused =
+        c.app.send(Method::POST, &event.path(&format!("/bookings/{second}/cancel?link={link}")), None, None).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, "cancellation_not_allowed"));
+    assert_eq!(c.count("SELECT count(*) FROM bookings WHERE id = $1 AND status = 'confirmed'", &second).await, 1);
+}

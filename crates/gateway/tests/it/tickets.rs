@@ -325,3 +325,252 @@ async fn the_revocation_feed_moves_on_from_where_a_scanner_stopped_and_answers_3
     assert_eq!(app.send(Method::GET, &path, Some(&other_key), None).await.code(), "scanner_key_for_other_event");
     assert_eq!(count(&app.pool, "SELECT count(*) FROM scanner_keys WHERE event_id = $1", event.id).await, 1);
 }
+
+fn id(value: &Value) -> &str {
+    value["id"].as_str().unwrap()
+}
+
+/// `path` with the booking link as its query.
+fn with_link(path: &str, link: &str) -> String {
+    format!("{path}?link={link}")
+}
+
+#[tokio::test]
+async fn rotating_the_link_revokes_every_earlier_link_at_once_and_only_the_new_one_works() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(3).await;
+    let booking = book(&app, &event, "fan", json!({ "seats": ["1", "2"] })).await;
+    let ticket = tickets(&app, &event, "fan", &booking).await.remove(0);
+    let old = booking["link"].as_str().unwrap().to_owned();
+    let booking_path = event.path(&format!("/bookings/{}", id(&booking)));
+    let rotate = format!("{booking_path}/rotate-link");
+
+    let rotated = app.send(Method::POST, &with_link(&rotate, &old), None, None).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let new = rotated.body["link"].as_str().expect("the answer carries the new link").to_owned();
+    assert_ne!(new, old);
+    assert_eq!((&rotated.body["id"], &rotated.body["status"]), (&booking["id"], &json!("confirmed")));
+
+    // The old link opens nothing any more, rotating it again included.
+    let ticket_path = format!("{}/{}", tickets_path(&event, &booking), id(&ticket));
+    let refused = [
+        (Method::GET, tickets_path(&event, &booking), "booking_not_found"),
+        (Method::GET, format!("{ticket_path}/qr.svg"), "booking_not_found"),
+        (Method::GET, format!("{}/print", tickets_path(&event, &booking)), "booking_not_found"),
+        (Method::POST, format!("{ticket_path}/reissue"), "ticket_not_found"),
+        (Method::GET, booking_path.clone(), "booking_not_found"),
+        (Method::POST, format!("{booking_path}/cancel"), "booking_not_found"),
+        (Method::POST, rotate.clone(), "booking_not_found"),
+    ];
+    for (method, path, code) in refused {
+        let reply = app.send(method.clone(), &with_link(&path, &old), None, None).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::NOT_FOUND, code), "{method} {path}: {}", reply.body);
+    }
+    // Nothing was changed through it: the booking is confirmed, its secrets as they were.
+    let now = tickets(&app, &event, "fan", &booking).await;
+    assert!(now.iter().all(|t| t["status"] == "valid" && t["issue"] == 1), "{now:?}");
+    assert_eq!(now[0]["secret"], ticket["secret"], "rotating a link leaves the tickets' secrets alone");
+
+    // The new link works; the booking's answers carry it.
+    let by_new = app.send(Method::GET, &with_link(&tickets_path(&event, &booking), &new), None, None).await;
+    assert_eq!(by_new.status, StatusCode::OK, "{}", by_new.body);
+    let shown = app.send(Method::GET, &with_link(&booking_path, &new), None, None).await;
+    assert_eq!(shown.body["link"], json!(new), "{}", shown.body);
+    let mine = app.send(Method::GET, &event.path("/bookings"), Some(&app.token("fan", &event)), None).await;
+    assert_eq!(mine.body["bookings"][0]["link"], json!(new));
+
+    // The fan rotates with the access token too; then the second link is old as well.
+    let by_fan = app.send(Method::POST, &rotate, Some(&app.token("fan", &event)), None).await;
+    assert_eq!(by_fan.status, StatusCode::OK, "{}", by_fan.body);
+    let stale = app.send(Method::GET, &with_link(&tickets_path(&event, &booking), &new), None, None).await;
+    assert_eq!((stale.status, stale.code()), (StatusCode::NOT_FOUND, "booking_not_found"));
+    let newest = by_fan.body["link"].as_str().unwrap();
+    let by_newest = app.send(Method::POST, &with_link(&format!("{booking_path}/cancel"), newest), None, None).await;
+    assert_eq!(by_newest.body["status"], "cancelled", "{}", by_newest.body);
+    // Not another fan's booking.
+    let other = app.send(Method::POST, &rotate, Some(&app.token("other", &event)), None).await;
+    assert_eq!((other.status, other.code()), (StatusCode::NOT_FOUND, "booking_not_found"));
+}
+
+#[tokio::test]
+async fn rotations_through_the_same_link_at_once_make_exactly_one_new_link() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(1).await;
+    let booking = book(&app, &event, "fan", json!({ "seats": ["1"] })).await;
+    let rotate =
+        with_link(&event.path(&format!("/bookings/{}/rotate-link", id(&booking))), booking["link"].as_str().unwrap());
+    let replies = futures::future::join_all((0..10).map(|_| app.send(Method::POST, &rotate, None, None))).await;
+    let statuses: Vec<StatusCode> = replies.iter().map(|r| r.status).collect();
+    let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(won, 1, "{statuses:?}");
+    assert!(replies.iter().all(|r| r.status == StatusCode::OK || r.code() == "booking_not_found"), "{statuses:?}");
+    let generation: i32 = sqlx::query_scalar("SELECT link_generation FROM bookings WHERE id = $1")
+        .bind(id(&booking).parse::<Uuid>().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(generation, 2);
+}
+
+#[tokio::test]
+async fn the_printable_page_shows_each_live_tickets_qr_code_and_escapes_the_organizers_text() {
+    let app = spawn_app().await;
+    let details = app
+        .create_event(json!({
+            "name": "<script>alert('x')</script> & Friends", "starts_at": "2031-06-01T19:30:00Z",
+            "refund_policy": [{ "before_hours": 0, "refund_percent": 100 }],
+            "sections": [{ "name": "Hall <b>", "kind": "reserved", "price": { "amount_minor": 0, "currency": "EUR" }, "seats": 4 }]
+        }))
+        .await;
+    let event = crate::helpers::Event::from_details(&details);
+    let booking = book(&app, &event, "fan", json!({ "seats": ["1", "2", "3"] })).await;
+    let link = booking["link"].as_str().unwrap();
+    let print = format!("{}/print", tickets_path(&event, &booking));
+
+    let reply = app.http.get(app.url(&with_link(&print, link))).send().await.unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(reply.headers()["content-type"], "text/html; charset=utf-8");
+    assert_eq!(reply.headers()["cache-control"], "private, no-store");
+    let page = reply.text().await.unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>\n<html lang=\"en\">"), "{}", &page[..page.len().min(200)]);
+    assert!(!page.to_lowercase().contains("<script"), "the event name is escaped: {page}");
+    assert!(page.contains("<title>Tickets: &lt;script&gt;alert("), "{page}");
+    assert!(!page.contains("Hall <b>") && page.contains("Hall &lt;b&gt;"), "{page}");
+    assert!(page.contains("2031-06-01 19:30 UTC") && page.contains("break-after: page"));
+    // Every ticket's QR code, as its own route draws it, described for screen readers.
+    let tickets = tickets(&app, &event, "fan", &booking).await;
+    assert_eq!(page.matches("<svg").count(), 3);
+    assert_eq!(page.matches("role=\"img\" aria-label=\"QR code of the ticket for ").count(), 3);
+    for ticket in &tickets {
+        let qr = app
+            .http
+            .get(app.url(&with_link(&format!("{}/{}/qr.svg", tickets_path(&event, &booking), id(ticket)), link)));
+        let svg = qr.send().await.unwrap().text().await.unwrap();
+        let element = &svg[svg.find("<svg").unwrap()..];
+        assert!(page.contains(element), "ticket {} has its QR code on the page", id(ticket));
+        assert!(page.contains(&format!("Ticket {}", id(ticket))));
+    }
+    // With the fan's token too.
+    let by_token = app.send(Method::GET, &print, Some(&app.token("fan", &event)), None).await;
+    assert_eq!(by_token.status, StatusCode::OK);
+
+    // Cancelled: every ticket is marked revoked, with no code.
+    let cancel = event.path(&format!("/bookings/{}/cancel", id(&booking)));
+    assert_eq!(app.send(Method::POST, &with_link(&cancel, link), None, None).await.status, StatusCode::OK);
+    let page = app.http.get(app.url(&with_link(&print, link))).send().await.unwrap().text().await.unwrap();
+    assert_eq!((page.matches("<svg").count(), page.matches("Revoked: ").count()), (0, 3), "{page}");
+
+    // A revoked link opens no page.
+    let rotate = event.path(&format!("/bookings/{}/rotate-link", id(&booking)));
+    assert_eq!(app.send(Method::POST, &with_link(&rotate, link), None, None).await.status, StatusCode::OK);
+    let revoked = app.send(Method::GET, &with_link(&print, link), None, None).await;
+    assert_eq!((revoked.status, revoked.code()), (StatusCode::NOT_FOUND, "booking_not_found"));
+}
+
+/// Every page of the feed from 0 with `limit`, read until `more` is false.
+async fn feed_pages(app: &TestApp, event: &Event, key: &str, limit: u32) -> Vec<Value> {
+    let mut pages = Vec::new();
+    let mut since = 0;
+    loop {
+        let path = event.path(&format!("/tickets/revocations?since={since}&limit={limit}"));
+        let page = app.send(Method::GET, &path, Some(key), None).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let next = page.body["next"].as_u64().unwrap();
+        let more = page.body["more"].as_bool().expect("every page says whether more follow");
+        assert!(if more { next > since } else { next >= since }, "{}", page.body);
+        since = next;
+        pages.push(page.body);
+        if !more {
+            return pages;
+        }
+        assert!(pages.len() < 100, "the feed never ended");
+    }
+}
+
+/// The revocations' transaction ids, by (ticket, issue).
+async fn revocation_xids(app: &TestApp, event: &Event) -> std::collections::HashMap<(String, i64), String> {
+    let rows: Vec<(Uuid, i32, String)> =
+        sqlx::query_as("SELECT ticket_id, issue, xid::text FROM ticket_revocations WHERE event_id = $1")
+            .bind(event.id)
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    rows.into_iter().map(|(ticket, issue, xid)| ((ticket.to_string(), i64::from(issue)), xid)).collect()
+}
+
+fn revocation_key(row: &Value) -> (String, i64) {
+    (row["ticket_id"].as_str().unwrap().to_owned(), row["issue"].as_i64().unwrap())
+}
+
+#[tokio::test]
+async fn one_cancellation_revoking_more_tickets_than_a_page_holds_comes_whole_in_one_page() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(8).await;
+    let key = scanner_key(&app, &event).await;
+    let token = app.token("fan", &event);
+    let big = book(&app, &event, "fan", json!({ "seats": ["1", "2", "3", "4", "5"] })).await;
+    let small = book(&app, &event, "fan", json!({ "seats": ["6", "7"] })).await;
+    for booking in [&big, &small] {
+        let cancel = event.path(&format!("/bookings/{}/cancel", id(booking)));
+        assert_eq!(app.send(Method::POST, &cancel, Some(&token), None).await.status, StatusCode::OK);
+    }
+    let unpaged = feed_with(&app, &event, &key, 0, 7).await;
+    assert_eq!(unpaged.body["more"], false);
+
+    let pages = feed_pages(&app, &event, &key, 2).await;
+    let sizes: Vec<usize> = pages.iter().map(|p| p["revocations"].as_array().unwrap().len()).collect();
+    assert_eq!(sizes, [5, 2], "the five-ticket cancellation whole, then the other");
+    let mores: Vec<&Value> = pages.iter().map(|p| &p["more"]).collect();
+    assert_eq!(mores, [&json!(true), &json!(false)]);
+    assert_eq!(pages[1]["next"], unpaged.body["next"]);
+}
+
+#[tokio::test]
+async fn pages_of_whole_transactions_add_up_to_the_unpaged_feed_exactly() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(16).await;
+    let key = scanner_key(&app, &event).await;
+    let token = app.token("fan", &event);
+    // Cancellations of 1, 2 and 3 tickets and reissues of one: transactions of every size.
+    let mut revoked = 0;
+    for seats in [vec!["1"], vec!["2", "3"], vec!["4", "5", "6"], vec!["7"], vec!["8", "9"], vec!["10", "11", "12"]] {
+        let booking = book(&app, &event, "fan", json!({ "seats": seats })).await;
+        let cancel = event.path(&format!("/bookings/{}/cancel", id(&booking)));
+        assert_eq!(app.send(Method::POST, &cancel, Some(&token), None).await.status, StatusCode::OK);
+        revoked += seats.len();
+    }
+    let kept = book(&app, &event, "fan", json!({ "seats": ["13", "14"] })).await;
+    for ticket in tickets(&app, &event, "fan", &kept).await {
+        let reissue = format!("{}/{}/reissue", tickets_path(&event, &kept), id(&ticket));
+        assert_eq!(app.send(Method::POST, &reissue, Some(&token), None).await.status, StatusCode::OK);
+        revoked += 1;
+    }
+    let unpaged = feed_with(&app, &event, &key, 0, revoked).await;
+    let all = unpaged.body["revocations"].as_array().unwrap().clone();
+    assert_eq!((all.len(), &unpaged.body["more"]), (revoked, &json!(false)));
+    let xids = revocation_xids(&app, &event).await;
+
+    for limit in [1, 2, 3, 4, 5] {
+        let pages = feed_pages(&app, &event, &key, limit).await;
+        let read: Vec<Value> = pages.iter().flat_map(|p| p["revocations"].as_array().unwrap().clone()).collect();
+        assert_eq!(read, all, "limit {limit}: the pages in order are the unpaged feed");
+        assert_eq!(pages.last().unwrap()["next"], unpaged.body["next"], "limit {limit}");
+        // No transaction is split across pages: each page holds all of its rows.
+        let mut seen = std::collections::HashSet::new();
+        for page in &pages {
+            let here: std::collections::HashSet<&String> =
+                page["revocations"].as_array().unwrap().iter().map(|r| &xids[&revocation_key(r)]).collect();
+            for xid in here {
+                assert!(seen.insert(xid.clone()), "limit {limit}: transaction {xid} is on two pages");
+            }
+        }
+        assert!(pages.len() > 1 && pages.len() <= revoked, "limit {limit}: {} pages", pages.len());
+    }
+
+    // A limit out of range, or not a number, is refused.
+    for limit in ["0", "1001", "-1", "many"] {
+        let path = event.path(&format!("/tickets/revocations?limit={limit}"));
+        let reply = app.send(Method::GET, &path, Some(&key), None).await;
+        assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "bad_request"), "limit={limit}");
+    }
+}

@@ -176,6 +176,32 @@ pub async fn write_held(
     inventory::write_order(conn, order).await
 }
 
+/// Which booking a request may reach, and whose: the booking's fan (by access token),
+/// whoever holds a link of the booking's current generation, or anyone (the organizer,
+/// the sale's own work). Every statement that takes one filters by all of it, so a
+/// revoked link's request finds no row, also when the link is revoked while it runs.
+#[derive(Debug, Clone)]
+pub struct BookingKey {
+    pub event_id: Uuid,
+    pub booking_id: Uuid,
+    /// The fan's own bookings only (access token); None with a link or for anyone.
+    pub fan_id: Option<String>,
+    /// The link's generation, which must still be the booking's; None without a link.
+    pub link_generation: Option<i32>,
+}
+
+impl BookingKey {
+    /// The fan's own booking, by access token.
+    pub fn of_fan(scope: &FanScope, booking_id: Uuid) -> Self {
+        Self { event_id: scope.event_id, booking_id, fan_id: Some(scope.fan_id.clone()), link_generation: None }
+    }
+
+    /// The booking whoever asks: the organizer, or the sale's own work.
+    pub fn any(event_id: Uuid, booking_id: Uuid) -> Self {
+        Self { event_id, booking_id, fan_id: None, link_generation: None }
+    }
+}
+
 /// A booking row with its event's name and currency; every booking read selects it.
 #[derive(sqlx::FromRow)]
 struct BookingRow {
@@ -204,17 +230,20 @@ struct BookedSeatRow {
     price_minor: i64,
 }
 
-#[tracing::instrument(level = "debug", skip(conn, scope))]
-pub async fn find(conn: &mut PgConnection, scope: &FanScope, booking_id: Uuid) -> Result<Option<BookingView>> {
+/// The booking `key` names, as its fan sees it.
+#[tracing::instrument(level = "debug", skip_all, fields(booking_id = %key.booking_id))]
+pub async fn find(conn: &mut PgConnection, key: &BookingKey) -> Result<Option<BookingView>> {
     let row: Option<BookingRow> = sqlx::query_as(
         "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
                 b.cancelled_at, b.total_minor, e.currency::text AS currency, b.link_generation
          FROM bookings b JOIN events e ON e.id = b.event_id
-         WHERE b.id = $1 AND b.event_id = $2 AND b.fan_id = $3",
+         WHERE b.id = $1 AND b.event_id = $2 AND ($3::text IS NULL OR b.fan_id = $3)
+           AND ($4::integer IS NULL OR b.link_generation = $4)",
     )
-    .bind(booking_id)
-    .bind(scope.event_id)
-    .bind(&scope.fan_id)
+    .bind(key.booking_id)
+    .bind(key.event_id)
+    .bind(key.fan_id.as_deref())
+    .bind(key.link_generation)
     .fetch_optional(&mut *conn)
     .await?;
     Ok(fan_views(conn, row.into_iter().collect()).await?.pop())
@@ -376,25 +405,45 @@ pub struct Cancellable {
     pub hours_before_start: Option<f64>,
 }
 
-#[tracing::instrument(level = "debug", skip(conn))]
-pub async fn lock_for_cancel(
-    conn: &mut PgConnection,
-    event_id: Uuid,
-    fan_id: Option<&str>,
-    booking_id: Uuid,
-) -> Result<Option<Cancellable>> {
+/// Locks the booking `key` names for cancelling. The key's conditions are this
+/// statement's: a link revoked by a rotation that commits first finds no row here.
+#[tracing::instrument(level = "debug", skip_all, fields(booking_id = %key.booking_id))]
+pub async fn lock_for_cancel(conn: &mut PgConnection, key: &BookingKey) -> Result<Option<Cancellable>> {
     Ok(sqlx::query_as(
         "SELECT b.id, b.event_id, b.fan_id, b.status, b.payment_id, b.total_minor, e.currency::text AS currency,
                 e.refund_policy, (extract(epoch FROM e.starts_at - now()) / 3600.0)::float8 AS hours_before_start
          FROM bookings b JOIN events e ON e.id = b.event_id
          WHERE b.id = $1 AND b.event_id = $2 AND ($3::text IS NULL OR b.fan_id = $3)
+           AND ($4::integer IS NULL OR b.link_generation = $4)
          FOR UPDATE OF b",
     )
-    .bind(booking_id)
-    .bind(event_id)
-    .bind(fan_id)
+    .bind(key.booking_id)
+    .bind(key.event_id)
+    .bind(key.fan_id.as_deref())
+    .bind(key.link_generation)
     .fetch_optional(conn)
     .await?)
+}
+
+/// Moves the link generation of the booking `key` names on by one, in one conditional
+/// statement: every link given out before stops working when this commits, and of two
+/// rotations through the same link only the first finds the row. The new generation;
+/// None when `key` names no booking (another fan's, a revoked link's).
+#[tracing::instrument(level = "debug", skip_all, fields(booking_id = %key.booking_id))]
+pub async fn rotate_link(conn: &mut PgConnection, key: &BookingKey) -> Result<Option<i32>> {
+    let row: Option<(i32,)> = sqlx::query_as(
+        "UPDATE bookings SET link_generation = link_generation + 1
+         WHERE id = $1 AND event_id = $2 AND ($3::text IS NULL OR fan_id = $3)
+           AND ($4::integer IS NULL OR link_generation = $4)
+         RETURNING link_generation",
+    )
+    .bind(key.booking_id)
+    .bind(key.event_id)
+    .bind(key.fan_id.as_deref())
+    .bind(key.link_generation)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(generation,)| generation))
 }
 
 /// Up to `limit` live bookings of the event, locked for cancelling, skipping those
@@ -413,22 +462,6 @@ pub async fn lock_live_of_event(conn: &mut PgConnection, event_id: Uuid, limit: 
     .bind(limit)
     .fetch_all(conn)
     .await?)
-}
-
-/// Every booking of the event, as the organizer sees it (for a cancellation).
-#[tracing::instrument(level = "debug", skip(conn))]
-pub async fn find_in_event(conn: &mut PgConnection, event_id: Uuid, booking_id: Uuid) -> Result<Option<BookingView>> {
-    let row: Option<BookingRow> = sqlx::query_as(
-        "SELECT b.id, b.payment_id, b.event_id, e.name AS event_name, b.fan_id, b.hold_id, b.status, b.created_at,
-                b.cancelled_at, b.total_minor, e.currency::text AS currency, b.link_generation
-         FROM bookings b JOIN events e ON e.id = b.event_id
-         WHERE b.id = $1 AND b.event_id = $2",
-    )
-    .bind(booking_id)
-    .bind(event_id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    Ok(fan_views(conn, row.into_iter().collect()).await?.pop())
 }
 
 /// Cancels a booking and puts its seats back on sale in the same transaction, revoking

@@ -8,18 +8,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::states::SectionKind;
-
-/// Whose tickets a request may read: the booking's fan (by access token), or whoever
-/// holds a link of the booking's current generation.
-#[derive(Debug, Clone)]
-pub struct BookingKey {
-    pub event_id: Uuid,
-    pub booking_id: Uuid,
-    /// The fan's own bookings only (access token); None with a link.
-    pub fan_id: Option<String>,
-    /// The link's generation, which must still be the booking's; None with a token.
-    pub link_generation: Option<i32>,
-}
+use crate::store::bookings::BookingKey;
 
 /// A ticket with what its secret and its view need.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -35,6 +24,7 @@ pub struct TicketRow {
     pub section_id: Uuid,
     pub section_name: String,
     pub section_kind: SectionKind,
+    pub event_name: String,
     pub starts_at: Option<DateTime<Utc>>,
     pub checked_in_at: Option<DateTime<Utc>>,
     pub gate: Option<String>,
@@ -47,7 +37,8 @@ pub async fn of_booking(conn: &mut PgConnection, key: &BookingKey) -> Result<Vec
     Ok(sqlx::query_as(
         "SELECT t.id, t.event_id, t.booking_id, t.issue, t.created_at, t.revoked_at,
                 s.label AS seat_label, s.seat_number, sec.id AS section_id, sec.name AS section_name,
-                sec.kind AS section_kind, e.starts_at, c.scanned_at AS checked_in_at, c.gate
+                sec.kind AS section_kind, e.name AS event_name, e.starts_at,
+                c.scanned_at AS checked_in_at, c.gate
          FROM bookings b
          JOIN tickets t ON t.booking_id = b.id
          JOIN seats s ON s.id = t.seat_id
@@ -116,32 +107,110 @@ pub struct RevocationRow {
     pub xid: i64,
 }
 
+/// A page of an event's revocations: whole transactions only.
+#[derive(Debug, Clone)]
+pub struct RevocationPage {
+    pub rows: Vec<RevocationRow>,
+    /// More rows follow the page's last transaction (below the watermark, now).
+    pub more: bool,
+}
+
 /// The event's revocations from position `since` on, up to the transaction-id watermark
 /// (DECISIONS.md D3): only rows of transactions that have all finished, so none that
-/// commits later can land behind a position a scanner has passed. None when there is no
-/// such event.
+/// commits later can land behind a position a scanner has passed. About `limit` rows,
+/// whole transactions only: a scanner moves on to just past the page's last
+/// transaction, so a transaction split across two pages would lose its rest (see
+/// [`page_end`]). None when there is no such event.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn revocations_since(
     conn: &mut PgConnection,
     event_id: Uuid,
     since: u64,
-) -> Result<Option<Vec<RevocationRow>>> {
+    limit: u32,
+) -> Result<Option<RevocationPage>> {
     let exists: Option<(Uuid,)> =
         sqlx::query_as("SELECT id FROM events WHERE id = $1").bind(event_id).fetch_optional(&mut *conn).await?;
     if exists.is_none() {
         return Ok(None);
     }
-    let rows = sqlx::query_as(
-        "SELECT ticket_id, issue, reason::text AS reason, revoked_at, xid::text::bigint AS xid
-         FROM ticket_revocations
-         WHERE event_id = $1 AND xid >= $2::text::xid8 AND xid < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY xid, ticket_id, issue",
+    // One row past the limit tells whether the page's last transaction goes on. Ordered
+    // by `r.xid`, the column (a bare `xid` would be the bigint output column): the index
+    // gives that order, so a page reads about `limit` rows, not all since `since`.
+    let mut rows: Vec<RevocationRow> = sqlx::query_as(
+        "SELECT r.ticket_id, r.issue, r.reason::text AS reason, r.revoked_at, r.xid::text::bigint AS xid
+         FROM ticket_revocations r
+         WHERE r.event_id = $1 AND r.xid >= $2::text::xid8 AND r.xid < pg_snapshot_xmin(pg_current_snapshot())
+         ORDER BY r.xid, r.ticket_id, r.issue
+         LIMIT $3",
     )
     .bind(event_id)
     .bind(since.to_string())
+    .bind(i64::from(limit) + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let xids: Vec<i64> = rows.iter().map(|r| r.xid).collect();
+    let page = match page_end(&xids, limit as usize) {
+        PageEnd::Whole => RevocationPage { rows, more: false },
+        PageEnd::Before(len) => {
+            rows.truncate(len);
+            RevocationPage { rows, more: true }
+        }
+        PageEnd::OneTransaction(xid) => one_transaction(conn, event_id, xid).await?,
+    };
+    Ok(Some(page))
+}
+
+/// Every revocation of the one transaction `xid` (a cancellation of more tickets than a
+/// page holds), and whether any follows it.
+async fn one_transaction(conn: &mut PgConnection, event_id: Uuid, xid: i64) -> Result<RevocationPage> {
+    // The transaction's rows, then the first row after it if there is one. `xid` is
+    // below the watermark already: its transaction has ended and all its rows show.
+    let mut rows: Vec<RevocationRow> = sqlx::query_as(
+        "(SELECT ticket_id, issue, reason::text AS reason, revoked_at, xid::text::bigint AS xid
+          FROM ticket_revocations
+          WHERE event_id = $1 AND xid = $2::text::xid8)
+         UNION ALL
+         (SELECT r.ticket_id, r.issue, r.reason::text AS reason, r.revoked_at, r.xid::text::bigint AS xid
+          FROM ticket_revocations r
+          WHERE r.event_id = $1 AND r.xid > $2::text::xid8 AND r.xid < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY r.xid, r.ticket_id, r.issue
+          LIMIT 1)
+         ORDER BY xid, ticket_id, issue",
+    )
+    .bind(event_id)
+    .bind(xid.to_string())
     .fetch_all(conn)
     .await?;
-    Ok(Some(rows))
+    let more = rows.last().is_some_and(|r| r.xid != xid);
+    if more {
+        rows.pop();
+    }
+    Ok(RevocationPage { rows, more })
+}
+
+/// Where a page of at most `limit` rows ends, given the transaction ids of up to
+/// `limit + 1` rows read in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PageEnd {
+    /// Everything read fits: this is the last page.
+    Whole,
+    /// The page is the first this many rows: whole transactions, more after them.
+    Before(usize),
+    /// One transaction alone fills the page: the page is all of its rows, however many.
+    OneTransaction(i64),
+}
+
+/// The page ends before the transaction of the first row past `limit`, which may go on
+/// beyond what was read; if that is the page's only transaction, the page is all of it.
+pub fn page_end(xids: &[i64], limit: usize) -> PageEnd {
+    let Some(&first_left_out) = xids.get(limit) else {
+        return PageEnd::Whole;
+    };
+    match xids.iter().position(|&xid| xid == first_left_out) {
+        Some(0) => PageEnd::OneTransaction(first_left_out),
+        Some(len) => PageEnd::Before(len),
+        None => unreachable!("the row at `limit` is among the rows"),
+    }
 }
 
 /// Stores a scanner key's hash for the event. False when there is no such event.
@@ -266,4 +335,30 @@ pub async fn counts(conn: &mut PgConnection, event_id: Uuid) -> Result<Vec<Secti
     .bind(event_id)
     .fetch_all(conn)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_that_fits_what_was_read_is_the_last() {
+        assert_eq!(page_end(&[], 3), PageEnd::Whole);
+        assert_eq!(page_end(&[5, 5, 6], 3), PageEnd::Whole);
+    }
+
+    #[test]
+    fn a_full_page_ends_before_the_transaction_that_goes_past_it() {
+        // Row 4 (index 3) is left out and its transaction 7 starts inside the page.
+        assert_eq!(page_end(&[5, 6, 7, 7], 3), PageEnd::Before(2));
+        // Row 4 starts a new transaction: the page is exactly the limit.
+        assert_eq!(page_end(&[5, 6, 7, 8], 3), PageEnd::Before(3));
+        assert_eq!(page_end(&[5, 5, 5, 8], 3), PageEnd::Before(3));
+    }
+
+    #[test]
+    fn one_transaction_larger_than_a_page_comes_whole() {
+        assert_eq!(page_end(&[5, 5, 5, 5], 3), PageEnd::OneTransaction(5));
+        assert_eq!(page_end(&[5, 5], 1), PageEnd::OneTransaction(5));
+    }
 }
