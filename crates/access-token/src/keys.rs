@@ -98,7 +98,7 @@ impl KeyPair {
 }
 
 /// A verification key and its id.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
     pub kid: String,
     key: VerifyingKey,

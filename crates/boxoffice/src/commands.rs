@@ -78,7 +78,13 @@ async fn build_gateway(settings: &Settings, db: Database) -> anyhow::Result<gate
     let gateway = gateway::Application::build(&settings.gateway, db, verifier, ticket_keys(settings)?)
         .await
         .with_context(|| format!("gateway cannot listen on {}", settings.gateway.listen))?;
-    Ok(gateway.reload_keys_from(settings.tokens.keys_dir.clone(), settings.gateway.key_reload_interval()))
+    let every = settings.gateway.key_reload_interval();
+    let tickets = &settings.tickets;
+    Ok(gateway.reload_keys_from(settings.tokens.keys_dir.clone(), every).reload_ticket_keys_from(
+        tickets.keys_dir.clone(),
+        tickets.signing_kid.clone(),
+        every,
+    ))
 }
 
 /// The ticket keys the scheduler signs the tickets of confirmation emails with (D6: the

@@ -34,6 +34,8 @@ pub struct Application {
     sales: Sales,
     verifier: Arc<TokenVerifier>,
     key_reload: Option<(PathBuf, Duration)>,
+    /// The ticket keys' directory, signing key id and how often to read them again.
+    ticket_key_reload: Option<(PathBuf, String, Duration)>,
     grace: Duration,
     http: HttpConfig,
 }
@@ -88,6 +90,7 @@ impl Application {
             sales,
             verifier,
             key_reload: None,
+            ticket_key_reload: None,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             http: config.http,
         })
@@ -97,6 +100,13 @@ impl Application {
     /// [`crate::keys`]); without this the keys given to [`Application::build`] stay.
     pub fn reload_keys_from(mut self, dir: PathBuf, every: Duration) -> Self {
         self.key_reload = Some((dir, every));
+        self
+    }
+
+    /// Reads the ticket keys (`<dir>/<signing_kid>.private.pem` and every public key in
+    /// `dir`) again every `every` while serving (see [`crate::keys`]).
+    pub fn reload_ticket_keys_from(mut self, dir: PathBuf, signing_kid: String, every: Duration) -> Self {
+        self.ticket_key_reload = Some((dir, signing_kid, every));
         self
     }
 
@@ -115,6 +125,9 @@ impl Application {
         self.limits.spawn_sweeper(shutdown.clone());
         let sales = self.sales.clone();
         service_kit::rate_limit::spawn_sweeps(shutdown.clone(), move || sales.forget_idle_provider_checks());
+        if let Some((dir, kid, every)) = self.ticket_key_reload {
+            crate::keys::spawn_ticket_key_reloader(self.sales.clone(), dir, kid, every, shutdown.clone());
+        }
         self.revocations.spawn_poller(self.sales, self.revocations_read, shutdown.clone());
         if let Some((dir, every)) = self.key_reload {
             crate::keys::spawn_reloader(self.verifier, dir, every, shutdown.clone());

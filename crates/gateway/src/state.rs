@@ -31,8 +31,9 @@ pub struct AppState {
     pub client_address: Arc<ClientAddressConfig>,
     /// The admissions the organizer revoked, as this replica last read them.
     pub revocations: Arc<Revocations>,
-    /// `/.well-known/jwks.json`: the ticket keys' public halves.
-    pub jwks: Arc<serde_json::Value>,
+    /// The outbox relay's `v1a` public keys as JSON Web Keys, published in
+    /// `/.well-known/jwks.json` after the ticket keys in use.
+    pub webhook_jwks: Arc<Vec<serde_json::Value>>,
     /// The webhook secrets and the payment page (`[gateway.payments]`).
     pub payments: Arc<crate::config::PaymentsConfig>,
     /// Serialized seat maps, briefly (`seat_map_max_age_ms`); `None` reads every time.
@@ -57,9 +58,7 @@ impl AppState {
     /// `webhook_keys`: the outbox relay's `v1a` public keys, published beside the
     /// ticket keys.
     pub fn new(config: &GatewayConfig, sales: Sales, verifier: TokenVerifier, webhook_keys: &[PublicKey]) -> Self {
-        let mut keys = sales.ticket_jwks();
-        keys.extend(webhook_keys.iter().map(|k| k.jwk_for(sales::webhooks::V1A_KEY_PURPOSE)));
-        let jwks = Arc::new(serde_json::json!({ "keys": keys }));
+        let webhook_jwks = Arc::new(webhook_keys.iter().map(|k| k.jwk_for(sales::webhooks::V1A_KEY_PURPOSE)).collect());
         Self {
             sales,
             verifier: Arc::new(verifier),
@@ -67,7 +66,7 @@ impl AppState {
             limits: Arc::new(crate::limits::limits(config)),
             client_address: Arc::new(config.client_address.clone()),
             revocations: Arc::new(Revocations::new(config.revocation_poll_interval())),
-            jwks,
+            webhook_jwks,
             payments: Arc::new(config.payments.clone()),
             seat_maps: public_read_cache(config.seat_map_max_age_ms),
             details: public_read_cache(config.seat_map_max_age_ms),

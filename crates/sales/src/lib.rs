@@ -104,9 +104,10 @@ pub struct Sales {
     provider: Arc<dyn PaymentProvider>,
     /// When each payment attempt was last asked about at the provider for a fan.
     provider_checks: Arc<KeyedLimiter<uuid::Uuid>>,
-    /// Signs ticket secrets and booking links, verifies scans ([`tickets`]); None in a
-    /// process that only books (the scheduler).
-    ticket_keys: Option<Arc<tickets::TicketKeys>>,
+    /// Signs ticket secrets and capability links, verifies scans ([`tickets`]); none in
+    /// a process that only books (the scheduler), or until the keys' files are there.
+    /// Shared by every clone, so a reload reaches them all.
+    ticket_keys: Arc<arc_swap::ArcSwapOption<tickets::TicketKeys>>,
 }
 
 impl Sales {
@@ -117,7 +118,7 @@ impl Sales {
             db,
             settings,
             provider,
-            ticket_keys: None,
+            ticket_keys: Arc::new(arc_swap::ArcSwapOption::empty()),
         }
     }
 

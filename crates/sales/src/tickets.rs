@@ -72,6 +72,13 @@ impl TicketKeys {
         Ok(Self::new(signing, read_public_keys(dir)?))
     }
 
+    /// Whether `other` signs with the same key and publishes the same keys.
+    pub fn same_as(&self, other: &TicketKeys) -> bool {
+        self.signing.kid == other.signing.kid
+            && self.signing.public_key() == other.signing.public_key()
+            && self.published == other.published
+    }
+
     /// The public keys as JSON Web Keys naming their purpose.
     pub fn jwks(&self) -> Vec<serde_json::Value> {
         self.published.iter().map(|k| k.jwk_for(TICKET_PURPOSE)).collect()
@@ -281,13 +288,25 @@ pub struct SectionCheckins {
 impl Sales {
     /// The sale with ticket keys: without them tickets are still written with every
     /// booking, but their secrets cannot be shown or checked (`TicketsUnavailable`).
-    pub fn with_ticket_keys(mut self, keys: Arc<TicketKeys>) -> Self {
-        self.ticket_keys = Some(keys);
+    pub fn with_ticket_keys(self, keys: Arc<TicketKeys>) -> Self {
+        self.set_ticket_keys(keys);
         self
     }
 
-    pub(crate) fn keys(&self) -> Result<&TicketKeys> {
-        self.ticket_keys.as_deref().ok_or(Error::TicketsUnavailable)
+    /// Puts `keys` in use at once, for every clone of this sale (the gateway's key
+    /// reload): secrets shown and links made from now on are signed with them, and
+    /// scans verified against their published keys.
+    pub fn set_ticket_keys(&self, keys: Arc<TicketKeys>) {
+        self.ticket_keys.store(Some(keys));
+    }
+
+    /// The ticket keys in use, if any.
+    pub fn ticket_keys(&self) -> Option<Arc<TicketKeys>> {
+        self.ticket_keys.load_full()
+    }
+
+    pub(crate) fn keys(&self) -> Result<Arc<TicketKeys>> {
+        self.ticket_keys.load_full().ok_or(Error::TicketsUnavailable)
     }
 
     /// The capability link of a booking (D7), valid until a day after the event starts;
@@ -299,7 +318,7 @@ impl Sales {
         generation: i32,
         starts_at: Option<DateTime<Utc>>,
     ) -> Option<String> {
-        Some(self.ticket_keys.as_deref()?.booking_link(event_id, booking_id, generation, starts_at))
+        Some(self.ticket_keys.load_full()?.booking_link(event_id, booking_id, generation, starts_at))
     }
 
     /// Which booking `access` may reach: the fan's own, or the one a valid link names
@@ -354,7 +373,7 @@ impl Sales {
             event_name: first.event_name.clone(),
             starts_at: first.starts_at,
             booking_id,
-            tickets: rows.iter().map(|row| view(keys, row)).collect(),
+            tickets: rows.iter().map(|row| view(&keys, row)).collect(),
         })
     }
 
@@ -686,6 +705,6 @@ pub(crate) fn view(keys: &TicketKeys, row: &TicketRow) -> TicketView {
 impl Sales {
     /// The ticket keys' public halves as JSON Web Keys (none without ticket keys).
     pub fn ticket_jwks(&self) -> Vec<serde_json::Value> {
-        self.ticket_keys.as_deref().map(TicketKeys::jwks).unwrap_or_default()
+        self.ticket_keys.load_full().map(|keys| keys.jwks()).unwrap_or_default()
     }
 }

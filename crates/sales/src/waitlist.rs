@@ -158,7 +158,7 @@ impl Sales {
     /// The capability link of a waitlist offer (D7), valid until a day after the event
     /// starts; None without ticket keys.
     pub fn offer_link(&self, event_id: Uuid, hold_id: Uuid, starts_at: Option<DateTime<Utc>>) -> Option<String> {
-        Some(self.ticket_keys.as_deref()?.offer_link(event_id, hold_id, starts_at))
+        Some(self.ticket_keys.load_full()?.offer_link(event_id, hold_id, starts_at))
     }
 
     /// The fan an offer link acts for, on the hold in the request's path: the link must

@@ -49,7 +49,9 @@ pub fn router() -> OpenApiRouter<AppState> {
     ),
 )]
 async fn jwks(State(state): State<AppState>) -> Json<Value> {
-    Json(state.jwks.as_ref().clone())
+    let mut keys = state.sales.ticket_jwks();
+    keys.extend(state.webhook_jwks.iter().cloned());
+    Json(serde_json::json!({ "keys": keys }))
 }
 
 /// The booking's tickets, each with its secret (the QR code's content) while it is

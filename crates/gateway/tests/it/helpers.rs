@@ -105,6 +105,29 @@ pub async fn spawn_app_reloading_keys(keys: TestKeys, dir: &std::path::Path, eve
     start_with_keys(db.pool, database, keys, Some((dir, every)), |_| {}).await
 }
 
+/// The app started with no ticket keys, reading `<dir>/<signing_kid>.private.pem` and
+/// every public key in `dir` again every `every`.
+pub async fn spawn_app_reloading_ticket_keys(
+    dir: &std::path::Path,
+    signing_kid: &str,
+    every: std::time::Duration,
+) -> TestApp {
+    let db = TestDatabase::new(&schema::MIGRATOR, 4).await.expect("test database");
+    let database = db.service_database(4);
+    let keys = TestKeys::new();
+    let config = test_support::config(&[("admin_api_key", ADMIN_KEY), ("seat_map_max_age_ms", "0")], |_| {});
+    let app = Application::build(&config, database.clone(), keys.verifier(), None)
+        .await
+        .expect("gateway binds")
+        .reload_ticket_keys_from(dir.to_owned(), signing_kid.to_owned(), every);
+    let addr = app.local_addr();
+    let management_addr = app.management_addr();
+    let shutdown = CancellationToken::new();
+    let server = Some(tokio::spawn(app.run(shutdown.clone())));
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
+    TestApp { addr, management_addr, pool: db.pool, db: database, keys, http, shutdown, server }
+}
+
 async fn start_with_keys(
     pool: PgPool,
     database: Database,

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use test_support::Reply;
 use uuid::Uuid;
 
-use crate::helpers::{count, spawn_app, Event, TestApp, ADMIN_KEY};
+use crate::helpers::{count, spawn_app, spawn_app_reloading_ticket_keys, Event, TestApp, ADMIN_KEY};
 
 /// Books `request` for `fan` and returns the booking's answer.
 pub async fn book(app: &TestApp, event: &Event, fan: &str, request: Value) -> Value {
@@ -573,4 +573,64 @@ async fn pages_of_whole_transactions_add_up_to_the_unpaged_feed_exactly() {
         let reply = app.send(Method::GET, &path, Some(&key), None).await;
         assert_eq!((reply.status, reply.code()), (StatusCode::BAD_REQUEST, "bad_request"), "limit={limit}");
     }
+}
+
+/// The JWKS's ticket key ids, once they are `want` (read every 50 ms, for at most 5 s).
+async fn published_ticket_kids(app: &TestApp, want: &[&str]) -> Vec<String> {
+    let mut kids = Vec::new();
+    for _ in 0..100 {
+        let jwks = app.send(Method::GET, "/.well-known/jwks.json", None, None).await.body;
+        kids = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["boxoffice_purpose"] == "ticket")
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect();
+        if kids == want {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    kids
+}
+
+#[tokio::test]
+async fn ticket_keys_are_read_again_while_serving_without_a_restart() {
+    let dir = std::env::temp_dir().join(format!("bo-ticket-keys-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = spawn_app_reloading_ticket_keys(&dir, "t1", std::time::Duration::from_millis(50)).await;
+    let event = app.numbered_event(4).await;
+    let booking = book(&app, &event, "fan", json!({ "seats": ["1"] })).await;
+    let path = tickets_path(&event, &booking);
+    let token = app.token("fan", &event);
+
+    // Started before its key was there (a Secret mounted late): books, shows no secret.
+    let before = app.send(Method::GET, &path, Some(&token), None).await;
+    assert_eq!((before.status, before.code()), (StatusCode::SERVICE_UNAVAILABLE, "tickets_unavailable"));
+    assert_eq!(published_ticket_kids(&app, &[]).await, Vec::<String>::new());
+
+    // The key appears: published, and signing the secrets shown, with no restart.
+    let t1 = access_token::KeyPair::generate("t1").unwrap();
+    t1.write_to_dir(&dir).unwrap();
+    assert_eq!(published_ticket_kids(&app, &["t1"]).await, ["t1"]);
+    let shown = app.send(Method::GET, &path, Some(&token), None).await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    let jwks = app.send(Method::GET, "/.well-known/jwks.json", None, None).await.body;
+    let fields = verify_with_jwks(&jwks, &secret(&shown.body["tickets"][0])).unwrap();
+    assert_eq!(fields.kid, "t1");
+
+    // A next key's public half is published before anything is signed with it; taken
+    // away, it is no longer published (nor trusted for scans).
+    let t2 = access_token::KeyPair::generate("t2").unwrap();
+    std::fs::write(dir.join("t2.public.pem"), t2.public_pem()).unwrap();
+    assert_eq!(published_ticket_kids(&app, &["t1", "t2"]).await, ["t1", "t2"]);
+    std::fs::remove_file(dir.join("t2.public.pem")).unwrap();
+    assert_eq!(published_ticket_kids(&app, &["t1"]).await, ["t1"]);
+
+    // A directory that cannot be read keeps the keys in use.
+    std::fs::remove_dir_all(&dir).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(app.send(Method::GET, &path, Some(&token), None).await.status, StatusCode::OK);
+    assert_eq!(published_ticket_kids(&app, &["t1"]).await, ["t1"]);
 }
