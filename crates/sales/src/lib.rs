@@ -108,10 +108,17 @@ pub struct Sales {
     /// a process that only books (the scheduler), or until the keys' files are there.
     /// Shared by every clone, so a reload reaches them all.
     ticket_keys: Arc<arc_swap::ArcSwapOption<tickets::TicketKeys>>,
+    /// Scanner keys found live, by their hash, with their event: for as long as an
+    /// event's rules (`event_rules_max_age`), so a gate's scan costs one round trip,
+    /// not two; None when that is zero. Keys not found are always looked up.
+    scanner_keys: Option<moka::future::Cache<Vec<u8>, uuid::Uuid>>,
 }
 
 impl Sales {
     pub fn new(db: Database, settings: Settings, provider: Arc<dyn PaymentProvider>) -> Self {
+        let scanner_keys = (!settings.event_rules_max_age.is_zero()).then(|| {
+            moka::future::Cache::builder().max_capacity(10_000).time_to_live(settings.event_rules_max_age).build()
+        });
         Self {
             rules: rules::EventRulesCache::new(settings.event_rules_max_age),
             provider_checks: Arc::new(KeyedLimiter::once_per(settings.provider_check_interval)),
@@ -119,6 +126,7 @@ impl Sales {
             settings,
             provider,
             ticket_keys: Arc::new(arc_swap::ArcSwapOption::empty()),
+            scanner_keys,
         }
     }
 

@@ -508,13 +508,29 @@ impl Sales {
         Ok(NewScannerKey { id, event_id, name, key, created_at })
     }
 
-    /// The event a scanner key opens, if it is a live one.
+    /// The event a scanner key opens, if it is a live one. A key found live is taken
+    /// from this replica's copy for up to `event_rules_max_age` (a key revoked in the
+    /// database stops opening anything within that); one not found is looked up every
+    /// time, so a new key works at once.
     pub async fn scanner_key_event(&self, key: &str) -> Result<Option<Uuid>> {
         if !key.starts_with("bosk_") || key.len() > 100 {
             return Ok(None);
         }
         let hash = scanner_key_hash(key);
-        self.db.read(move |conn| Box::pin(async move { store::scanner_key_event(conn, &hash).await })).await
+        let copy = match &self.scanner_keys {
+            Some(copies) => copies.get(&hash).await,
+            None => None,
+        };
+        if copy.is_some() {
+            return Ok(copy);
+        }
+        let looked_up = hash.clone();
+        let event =
+            self.db.read(move |conn| Box::pin(async move { store::scanner_key_event(conn, &looked_up).await })).await?;
+        if let (Some(copies), Some(event)) = (&self.scanner_keys, event) {
+            copies.insert(hash, event).await;
+        }
+        Ok(event)
     }
 
     /// A gate's online scan: `valid` exactly once per ticket, whichever gates race.

@@ -244,8 +244,14 @@ impl Api {
         admin_keys: AdminKeys,
         connections: usize,
     ) -> Result<Self, Error> {
-        let http =
-            reqwest::Client::builder().pool_max_idle_per_host(connections).timeout(Duration::from_secs(30)).build()?;
+        // Idle connections are dropped well before the services close them (their
+        // `http.header_read_timeout_ms`, 5 s by default): a request sent on a connection
+        // the server is closing at that moment gets no answer.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .pool_idle_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(30))
+            .build()?;
         let in_flight = tokio::sync::Semaphore::new(connections);
         Ok(Self { http, in_flight, waitrooms, gateways, admin_keys, sandbox: None, traffic: Traffic::default() })
     }

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{count, spawn_app, ADMIN_KEY};
+use crate::helpers::{count, spawn_app, spawn_app_with, ADMIN_KEY};
 use crate::tickets::{book, scan, scanner_key, secret, tickets};
 
 #[tokio::test]
@@ -184,4 +184,31 @@ async fn the_organizer_counts_checked_in_against_sold_by_section_and_the_metric_
 
     let text = app.http.get(app.management_url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(text.lines().any(|l| l.starts_with(r#"boxoffice_gateway_checkins_total{result="valid"}"#)), "{text}");
+}
+
+/// A scanner key found live is taken from the replica's copy for as long as an event's
+/// rules (one round trip per scan, not two): revoked in the database, it still opens
+/// scans there until the copy ends, and is refused once it has.
+#[tokio::test]
+async fn a_scanner_key_is_kept_as_long_as_an_events_rules_then_read_again() {
+    for (max_age_ms, after_revoking) in [(60_000, StatusCode::OK), (1, StatusCode::UNAUTHORIZED)] {
+        let app = spawn_app_with(4, |c| c.event_rules_max_age_ms = max_age_ms).await;
+        let event = app.numbered_event(2).await;
+        let booking = book(&app, &event, "fan", json!({ "seats": ["1", "2"] })).await;
+        let mut tickets = tickets(&app, &event, "fan", &booking).await;
+        let key = scanner_key(&app, &event).await;
+        let first = scan(&app, &event, &key, &secret(&tickets.remove(0)), "North 1").await;
+        assert_eq!((first.status, &first.body["result"]), (StatusCode::OK, &json!("valid")), "{}", first.body);
+
+        sqlx::query("UPDATE scanner_keys SET revoked_at = now() WHERE event_id = $1")
+            .bind(event.id)
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        // Past a 1 ms copy's end; well within a minute's.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let second = scan(&app, &event, &key, &secret(&tickets.remove(0)), "North 1").await;
+
+        assert_eq!(second.status, after_revoking, "event_rules_max_age_ms {max_age_ms}: {}", second.body);
+    }
 }
