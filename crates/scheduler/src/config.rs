@@ -25,6 +25,11 @@ pub struct SchedulerConfig {
     /// How often token revocations that cover no valid token any more (a day and five
     /// minutes after they were written) are deleted.
     pub purge_token_revocations_every_secs: u64,
+    /// How often the seat feed's old changes are deleted.
+    pub prune_seat_changes_every_secs: u64,
+    /// How long the seat feed keeps a change: a reader further behind (a replica that
+    /// was away longer) takes a snapshot instead.
+    pub seat_change_retention_secs: u64,
     /// How often the oversell watchdog re-reads the inventory invariants. A run that
     /// finds the previous one still going skips (each job runs once at a time per replica).
     pub check_invariants_every_secs: u64,
@@ -232,6 +237,8 @@ impl Section for SchedulerConfig {
             self.release_expired_holds_every_secs,
             self.purge_idempotency_keys_every_secs,
             self.purge_token_revocations_every_secs,
+            self.prune_seat_changes_every_secs,
+            self.seat_change_retention_secs,
             self.check_invariants_every_secs,
             self.reconcile_payments_every_secs,
             self.reconcile_unsettled_after_secs,

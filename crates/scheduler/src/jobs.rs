@@ -93,6 +93,29 @@ pub async fn purge_token_revocations(db: &Database, batch: i64) -> Result<Batche
     }
 }
 
+/// Deletes the seat feed's changes older than `retention_secs` (DECISIONS.md D3), at
+/// most `batch` per statement, until a batch comes back short; each event's horizon
+/// moves past them in the same statement, so a reader that far behind takes a snapshot
+/// instead of missing them.
+pub async fn prune_seat_changes(db: &Database, retention_secs: u64, batch: i64) -> Result<Batches, sales::Error> {
+    let mut done = Batches::default();
+    loop {
+        let n = db
+            .write(move |conn| {
+                Box::pin(async move {
+                    Ok::<_, sales::Error>(seat_feed::store::prune(conn, retention_secs as f64, batch).await?)
+                })
+            })
+            .await?;
+        done.rows += n;
+        done.statements += 1;
+        ::metrics::counter!(metrics::SEAT_CHANGES_PRUNED).increment(n);
+        if n < batch as u64 {
+            return Ok(done);
+        }
+    }
+}
+
 /// The oversell watchdog: re-reads the inventory invariants of the events in `scope`
 /// and exports what it finds, with the time it finished. Read-only, so every replica
 /// may run it; each exports the same figures. Returns the number of violations. A

@@ -144,6 +144,12 @@ impl Scheduler {
                 jobs::purge_token_revocations(&db, purge_batch).await.map(|done| done.rows)
             })
             .await?;
+        let seat_change_retention = config.seat_change_retention_secs;
+        repeat
+            .add("prune_seat_changes", every(config.prune_seat_changes_every_secs), move |db| async move {
+                jobs::prune_seat_changes(&db, seat_change_retention, purge_batch).await.map(|done| done.rows)
+            })
+            .await?;
         repeat
             .add("check_invariants", every(config.check_invariants_every_secs), move |db| async move {
                 jobs::check_invariants(&db, scope).await

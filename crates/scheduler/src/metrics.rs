@@ -6,6 +6,8 @@ pub const HOLDS_RELEASED: &str = "boxoffice_scheduler_holds_released_total";
 pub const IDEMPOTENCY_KEYS_PURGED: &str = "boxoffice_scheduler_idempotency_keys_purged_total";
 /// Token revocations deleted once no token they cover can still be valid.
 pub const TOKEN_REVOCATIONS_PURGED: &str = "boxoffice_scheduler_token_revocations_purged_total";
+/// The seat feed's changes deleted once older than `seat_change_retention_secs`.
+pub const SEAT_CHANGES_PRUNED: &str = "boxoffice_scheduler_seat_changes_pruned_total";
 /// Job runs that failed, by `task` (not `job`: Prometheus sets that label itself).
 pub const JOB_FAILURES: &str = "boxoffice_scheduler_job_failures_total";
 /// Ticks at which a job did not run because its previous run in this replica was still
@@ -71,10 +73,11 @@ pub const DELIVERY_OUTCOMES: [&str; 5] = ["delivered", "retried", "abandoned", "
 pub const FAILURE_REASONS: [&str; 6] = ["status", "timeout", "connect", "transport", "gone", "signing"];
 
 /// The job names, as the `task` label of [`JOB_FAILURES`] and [`JOB_SKIPPED`].
-pub const TASKS: [&str; 7] = [
+pub const TASKS: [&str; 8] = [
     "release_expired_holds",
     "purge_idempotency_keys",
     "purge_token_revocations",
+    "prune_seat_changes",
     "check_invariants",
     "reconcile_payments",
     "relay_outbox",
@@ -89,6 +92,7 @@ pub fn register() {
         metrics::counter!(PAYMENTS_RECONCILED, "kind" => kind).increment(0);
     }
     metrics::counter!(TOKEN_REVOCATIONS_PURGED).increment(0);
+    metrics::counter!(SEAT_CHANGES_PRUNED).increment(0);
     for outcome in DELIVERY_OUTCOMES {
         metrics::counter!(OUTBOX_DELIVERIES, "outcome" => outcome).increment(0);
     }

@@ -23,6 +23,11 @@
 //!
 //! Every admission is handed to the [`Recorder`](crate::recorder::Recorder), which
 //! writes them to PostgreSQL on its own task.
+//!
+//! Each step also caps the room by what the sale has left ([`Inventory`], issue 18):
+//! no more fans shopping at once than the remaining places can use, none at all once
+//! the show is sold out. The counts are refreshed in the background; a step never
+//! waits for them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -37,6 +42,7 @@ use crate::config::WaitroomConfig;
 use crate::domain::poll;
 use crate::domain::settings::EventState;
 use crate::error::{Error, Result};
+use crate::inventory::Inventory;
 use crate::ledger::{Admission, Listing};
 use crate::restore::Restorer;
 use crate::store::{Step, StepOutcome, Store};
@@ -48,16 +54,18 @@ const CONCURRENT_EVENTS: usize = 16;
 pub struct Admitter {
     store: Store,
     restorer: Arc<Restorer>,
+    inventory: Inventory,
     abandon_after_ms: u64,
     pause_after_restore_ms: u64,
     tick: Duration,
 }
 
 impl Admitter {
-    pub fn new(store: Store, restorer: Arc<Restorer>, config: &WaitroomConfig) -> Self {
+    pub fn new(store: Store, restorer: Arc<Restorer>, inventory: Inventory, config: &WaitroomConfig) -> Self {
         Self {
             store,
             restorer,
+            inventory,
             abandon_after_ms: config.abandon_after_secs * 1000,
             pause_after_restore_ms: poll::restore_pause_ms(config.abandon_after_secs),
             tick: Duration::from_millis(config.admitter_tick_ms),
@@ -78,7 +86,11 @@ impl Admitter {
     /// One admission step for one event; at the opening time it also opens the sale.
     /// The admitted fans are queued for recording in PostgreSQL.
     pub async fn step(&self, event_id: Uuid) -> Result<Step> {
-        let outcome = self.store.admit_step(event_id, self.abandon_after_ms, self.pause_after_restore_ms).await?;
+        self.inventory.refresh_in_background(event_id);
+        let budget = self.inventory.budget(event_id);
+        crate::metrics::budget(event_id, budget.as_ref(), self.inventory.stale(event_id));
+        let cap = budget.map(|b| b.shopper_cap);
+        let outcome = self.store.admit_step(event_id, self.abandon_after_ms, self.pause_after_restore_ms, cap).await?;
         let listed = || self.restorer.directory_now().and_then(|events| events.get(&event_id).copied());
         if matches!(outcome, StepOutcome::Stepped(_) | StepOutcome::Idle(_)) && listed().is_some_and(|l| l.retired) {
             // A join brought the event back (the index lists it, or it would not be
@@ -92,7 +104,7 @@ impl Admitter {
         }
         match outcome {
             StepOutcome::Stepped(step) => {
-                crate::metrics::admission_step(event_id, &step);
+                crate::metrics::admission_step(event_id, &step, budget.as_ref());
                 self.restorer.recorder().push(step.admitted.iter().zip(&step.scores).map(|(fan, &score)| Admission {
                     event_id,
                     fan_id: fan.clone(),
@@ -103,7 +115,7 @@ impl Admitter {
                 Ok(step)
             }
             StepOutcome::Idle(room) => {
-                crate::metrics::room(event_id, &room);
+                crate::metrics::room(event_id, &room, budget.as_ref());
                 Ok(Step { room, ..Step::default() })
             }
             StepOutcome::Retired => {

@@ -20,6 +20,7 @@ use crate::admitter::Admitter;
 use crate::config::WaitroomConfig;
 use crate::domain::ticket::TicketKey;
 use crate::domain::vouched::ClientFanIds;
+use crate::inventory::Inventory;
 use crate::ledger::Ledger;
 use crate::queue::Queue;
 use crate::recorder::Recorder;
@@ -34,6 +35,8 @@ pub struct AppState {
     /// PostgreSQL's record, and rebuilding what Redis lost from it.
     pub restorer: Arc<Restorer>,
     pub queue: Queue,
+    /// What the sale has left, per event (the admission budget and the sale's state).
+    pub inventory: Inventory,
     /// Joins per client address and per fan.
     pub join_limits: Arc<ClientLimits>,
     /// Polls and leaves per client address and per ticket.
@@ -67,6 +70,7 @@ pub struct Application {
     join_limits: Arc<ClientLimits>,
     poll_limits: Arc<ClientLimits>,
     admitter: Admitter,
+    inventory: Inventory,
     grace: Duration,
     http: HttpConfig,
 }
@@ -93,6 +97,7 @@ impl Application {
         let store = Store::new(redis, key_prefix)
             .with_closed_retention(Duration::from_secs(config.closed_retention_secs))
             .with_idle_retention(Duration::from_secs(config.idle_retention_secs));
+        let inventory = Inventory::new(database.clone(), config.inventory);
         let ledger = Ledger::new(database);
         let restorer = Arc::new(Restorer::new(store.clone(), ledger.clone(), Arc::new(Recorder::new(ledger))));
         let join_limits = Arc::new(ClientLimits::new(
@@ -105,15 +110,17 @@ impl Application {
             config.poll_limit_per_address,
             config.poll_limit_per_ticket,
         ));
-        let admitter = Admitter::new(store.clone(), restorer.clone(), config);
+        let admitter = Admitter::new(store.clone(), restorer.clone(), inventory.clone(), config);
         let state = AppState {
             queue: Queue::new(
                 store.clone(),
                 restorer.clone(),
                 TicketKey::new(config.ticket_secret.clone(), Duration::from_secs(config.ticket_lifetime_secs)),
                 AdmissionTokens::new(signer),
+                inventory.clone(),
                 config.abandon_after_secs,
             ),
+            inventory,
             store,
             restorer,
             join_limits: join_limits.clone(),
@@ -123,6 +130,7 @@ impl Application {
             client_fan_ids: ClientFanIds::new(config.fan_id_secret.clone(), config.deployment.development),
             jwks: Arc::new(json!({ "keys": public_keys.iter().map(PublicKey::jwk).collect::<Vec<_>>() })),
         };
+        let inventory = state.inventory.clone();
         let routers = crate::routes::router(state);
         Ok(Self {
             listener,
@@ -132,6 +140,7 @@ impl Application {
             join_limits,
             poll_limits,
             admitter,
+            inventory,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             http: config.http,
         })
@@ -150,6 +159,11 @@ impl Application {
     /// [`crate::run_admitter`].
     pub fn admitter(&self) -> Admitter {
         self.admitter.clone()
+    }
+
+    /// What the sale has left, as this replica reads it (tests refresh it directly).
+    pub fn inventory(&self) -> Inventory {
+        self.inventory.clone()
     }
 
     /// Serves both listeners until `shutdown` is cancelled, then drains in-flight

@@ -66,11 +66,43 @@ pub struct WaitroomConfig {
     pub shutdown_grace_secs: u64,
     /// How long clients may take (`[waitroom.http]`).
     pub http: HttpConfig,
+    /// Admission by the sale's remaining places (`[waitroom.inventory]`).
+    pub inventory: InventoryConfig,
     /// Handed over by the loader: with the `development` switch, development secrets
     /// are accepted on any listener, and without a `fan_id_secret` a client's own fan
     /// id is taken as given.
     #[serde(skip)]
     pub deployment: Deployment,
+}
+
+/// `[waitroom.inventory]`: admission that knows what the sale has left (issue 18,
+/// `crate::inventory`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct InventoryConfig {
+    /// Off: admission follows the organizer's rate and `max_active` only.
+    pub enabled: bool,
+    /// How often each replica reads the seats' change feed, per event it steps.
+    pub refresh_ms: u64,
+    /// Counts not read for this long are not used: admission goes on at the
+    /// organizer's rate (the feed stopped, PostgreSQL is unreachable).
+    pub stale_after_ms: u64,
+    /// Admitted fans allowed per place still for sale (see `domain::budget`).
+    pub shoppers_per_place: f64,
+}
+
+impl InventoryConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(50..=10_000).contains(&self.refresh_ms) {
+            return Err("waitroom.inventory.refresh_ms must be 50-10000".into());
+        }
+        if self.stale_after_ms < 2 * self.refresh_ms {
+            return Err("waitroom.inventory.stale_after_ms must be at least twice refresh_ms".into());
+        }
+        if !(self.shoppers_per_place.is_finite() && (0.1..=100.0).contains(&self.shoppers_per_place)) {
+            return Err("waitroom.inventory.shoppers_per_place must be 0.1-100".into());
+        }
+        Ok(())
+    }
 }
 
 use service_kit::client_address::ClientAddressConfig;
@@ -139,7 +171,7 @@ impl Section for WaitroomConfig {
         self.poll_limit_per_address.validate("waitroom.poll_limit_per_address")?;
         self.poll_limit_per_ticket.validate("waitroom.poll_limit_per_ticket")?;
         self.client_address.validate("waitroom")?;
-        Ok(())
+        self.inventory.validate()
     }
 }
 
@@ -172,6 +204,15 @@ mod tests {
         refused(WaitroomConfig { poll_limit_per_ticket: zero, ..config() }, "waitroom.poll_limit_per_ticket");
         refused(WaitroomConfig { idle_retention_secs: 3_599, ..config() }, "waitroom.idle_retention_secs");
         refused(WaitroomConfig { idle_retention_secs: 90 * 24 * 3600 + 1, ..config() }, "waitroom.idle_retention_secs");
+        let inventory = |change: fn(&mut InventoryConfig)| {
+            let mut inventory = config().inventory;
+            change(&mut inventory);
+            WaitroomConfig { inventory, ..config() }
+        };
+        refused(inventory(|i| i.shoppers_per_place = f64::NAN), "waitroom.inventory.shoppers_per_place");
+        refused(inventory(|i| i.shoppers_per_place = 0.0), "waitroom.inventory.shoppers_per_place");
+        refused(inventory(|i| i.stale_after_ms = i.refresh_ms), "waitroom.inventory.stale_after_ms");
+        refused(inventory(|i| i.refresh_ms = 0), "waitroom.inventory.refresh_ms");
         assert_eq!(config().idle_retention_secs, 3 * 24 * 3600, "config/default.toml's");
         let (abandon_after_secs, ticket_lifetime_secs) = (60, 119);
         refused(

@@ -8,6 +8,8 @@
 //! - [`queue`]: the fan's use cases (join, poll, leave).
 //! - [`tokens`]: admitted fans' access tokens, one per admission.
 //! - [`admitter`]: the background task that admits fans, one atomic step at a time.
+//! - [`inventory`]: what the sale has left, read from the seats' change feed: the
+//!   admission budget and the sale's state (`on_sale`, `all_held`, `sold_out`).
 //! - [`domain`]: rules with no I/O: fan ids, tickets, settings, the auditable
 //!   pre-queue shuffle, ETA.
 //! - [`store`]: Redis keys and Lua scripts; all the atomicity lives there.
@@ -22,6 +24,7 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod inventory;
 pub mod ledger;
 pub mod metrics;
 pub mod model;

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::domain::budget::{self, Budget};
 use crate::store::{Room, Step};
 
 /// Joins that put a fan in line (repeated joins of a waiting fan are not counted).
@@ -22,9 +23,21 @@ pub const ACTIVE: &str = "boxoffice_waitroom_active";
 /// The organizer's cap on active fans, by event.
 pub const MAX_ACTIVE: &str = "boxoffice_waitroom_max_active";
 /// The admission rate in force, by event: the organizer's rate while running, 0 while
-/// paused, closed or before opening (so "queue waiting, rate > 0, nobody admitted" is a
-/// stall).
+/// paused, closed or before opening, and while the admission budget is used up (so
+/// "queue waiting, rate > 0, nobody admitted" is a stall).
 pub const ADMIT_RATE: &str = "boxoffice_waitroom_admit_rate";
+/// Places the next order may take, by event, as this replica's seat feed says (issue
+/// 18); absent for an event the sale does not know.
+pub const PLACES_SELLABLE: &str = "boxoffice_waitroom_places_sellable";
+/// Places in someone's basket (held by a hold still running), by event.
+pub const PLACES_HELD: &str = "boxoffice_waitroom_places_held";
+/// The admission budget: admitted fans the remaining places can use, by event.
+pub const SHOPPER_CAP: &str = "boxoffice_waitroom_shopper_cap";
+/// 1 while an event's counts are too old to use (the seat feed cannot be read), so
+/// admission follows the organizer's rate alone; 0 otherwise.
+pub const INVENTORY_STALE: &str = "boxoffice_waitroom_inventory_stale";
+/// Reads of the seat feed that failed (retried at the next refresh).
+pub const INVENTORY_READ_FAILURES: &str = "boxoffice_waitroom_inventory_read_failures_total";
 /// Each Redis script call of the waiting room, by command.
 pub const REDIS_COMMAND_DURATION: &str = "boxoffice_redis_command_duration_seconds";
 /// Joins, polls and leaves refused by a rate limit, by limit (`address` or `fan`: the
@@ -59,26 +72,47 @@ pub fn register() {
     metrics::counter!(RECORDS_DROPPED).increment(0);
     metrics::counter!(PLACES_RESTORED).increment(0);
     metrics::counter!(QUEUE_RESETS).increment(0);
+    metrics::counter!(INVENTORY_READ_FAILURES).increment(0);
 }
 
 pub fn joined(pre_queue: bool) {
     metrics::counter!(JOINS, "queue" => if pre_queue { "pre_queue" } else { "queue" }).increment(1);
 }
 
-pub fn admission_step(event_id: Uuid, step: &Step) {
+pub fn admission_step(event_id: Uuid, step: &Step, budget: Option<&Budget>) {
     let event = event_id.to_string();
     metrics::counter!(ADMISSIONS, "event" => event.clone()).increment(step.admitted.len() as u64);
     metrics::counter!(SKIPPED, "event" => event).increment(step.skipped);
-    room(event_id, &step.room);
+    room(event_id, &step.room, budget);
 }
 
 /// The gauges of an event's line and room, from any admission step.
-pub fn room(event_id: Uuid, room: &Room) {
+pub fn room(event_id: Uuid, room: &Room, budget: Option<&Budget>) {
     let event = event_id.to_string();
     metrics::gauge!(QUEUE_LENGTH, "event" => event.clone()).set(room.queue_length as f64);
     metrics::gauge!(ACTIVE, "event" => event.clone()).set(room.active as f64);
     metrics::gauge!(MAX_ACTIVE, "event" => event.clone()).set(room.max_active as f64);
-    metrics::gauge!(ADMIT_RATE, "event" => event).set(room.admit_rate);
+    metrics::gauge!(ADMIT_RATE, "event" => event).set(budget::rate_in_force(
+        room.admit_rate,
+        room.active,
+        room.max_active,
+        budget,
+    ));
+}
+
+/// The admission budget's gauges, at every step (before it runs).
+pub fn budget(event_id: Uuid, budget: Option<&Budget>, stale: bool) {
+    let event = event_id.to_string();
+    metrics::gauge!(INVENTORY_STALE, "event" => event.clone()).set(if stale { 1.0 } else { 0.0 });
+    if let Some(budget) = budget {
+        metrics::gauge!(PLACES_SELLABLE, "event" => event.clone()).set(budget.availability.sellable as f64);
+        metrics::gauge!(PLACES_HELD, "event" => event.clone()).set(budget.availability.held as f64);
+        metrics::gauge!(SHOPPER_CAP, "event" => event).set(budget.shopper_cap as f64);
+    }
+}
+
+pub fn inventory_read_failed() {
+    metrics::counter!(INVENTORY_READ_FAILURES).increment(1);
 }
 
 pub fn redis_command(command: &'static str, took: Duration) {

@@ -5,7 +5,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::budget::{Budget, SaleState};
 use crate::domain::settings::{EventState, WaitroomEvent};
+use crate::store::Stats;
 
 /// A fan's standing, answered to join and poll.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -29,6 +31,13 @@ pub struct FanView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub poll_after_secs: Option<u64>,
     pub event_state: EventState,
+    /// What the sale has left, derived from its inventory beside the organizer's
+    /// `event_state`: `on_sale`; `all_held` (every remaining place is in someone's
+    /// basket, some may come back: keep your place); `sold_out` (nobody more is let in).
+    /// Absent when the waiting room cannot tell (the sale does not know the event, or
+    /// its counts could not be read lately).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sale_state: Option<SaleState>,
     pub opens_at: Option<DateTime<Utc>>,
     /// Present once admitted: the token the booking gateway accepts.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,6 +102,39 @@ impl PublicEventView {
             opens_at: event.settings.opens_at,
             opened_at: event.opened_at,
             shuffle: ShuffleView { seed_sha256: event.seed_sha256, seed: event.seed },
+        }
+    }
+}
+
+/// The organizer's live stats: the queue and the room, and what the sale has left.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatsView {
+    #[serde(flatten)]
+    pub room: Stats,
+    /// Absent when the sale does not know the event or its counts are stale (then
+    /// admission follows `admit_rate` and `max_active` alone).
+    pub inventory: Option<InventoryView>,
+}
+
+/// The admission budget as this replica last read the sale's inventory.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InventoryView {
+    pub sale_state: SaleState,
+    /// Places the next order may take.
+    pub sellable: i64,
+    /// Places held by holds still running.
+    pub held: i64,
+    /// Admitted fans the remaining places can use: admission stops while as many shop.
+    pub shopper_cap: u64,
+}
+
+impl InventoryView {
+    pub fn new(budget: Budget) -> Self {
+        Self {
+            sale_state: budget.sale_state(),
+            sellable: budget.availability.sellable,
+            held: budget.availability.held,
+            shopper_cap: budget.shopper_cap,
         }
     }
 }

@@ -10,10 +10,12 @@ use std::sync::Arc;
 use chrono::Utc;
 use uuid::Uuid;
 
+use crate::domain::budget::SaleState;
 use crate::domain::fan::FanId;
 use crate::domain::ticket::{Issued, Place, Ticket, TicketKey};
 use crate::domain::{eta, poll};
 use crate::error::{Error, Result};
+use crate::inventory::Inventory;
 use crate::model::FanView;
 use crate::restore::Restorer;
 use crate::store::{Arrival, LocateMode, Located, Location, Placement, RestorePlace, Store};
@@ -25,6 +27,7 @@ pub struct Queue {
     restorer: Arc<Restorer>,
     tickets: TicketKey,
     tokens: Arc<AdmissionTokens>,
+    inventory: Inventory,
     /// Bounds the poll interval fans are given, so following it keeps their place.
     abandon_after_secs: u64,
 }
@@ -35,9 +38,10 @@ impl Queue {
         restorer: Arc<Restorer>,
         tickets: TicketKey,
         tokens: AdmissionTokens,
+        inventory: Inventory,
         abandon_after_secs: u64,
     ) -> Self {
-        Self { store, restorer, tickets, tokens: Arc::new(tokens), abandon_after_secs }
+        Self { store, restorer, tickets, tokens: Arc::new(tokens), inventory, abandon_after_secs }
     }
 
     /// Puts `fan` in line (or answers where they already are, [`Arrival::AlreadyThere`]).
@@ -149,6 +153,7 @@ impl Queue {
             Placement::Admitted { .. } => Place::None,
         };
         let issued = Issued { place, epoch: located.epoch, at_ms: located.now_ms };
+        let sale_state = self.inventory.sale_state(event_id);
         let mut view = FanView {
             event_id,
             fan_id: fan.to_string(),
@@ -159,6 +164,7 @@ impl Queue {
             eta_seconds: None,
             poll_after_secs: None,
             event_state: located.state,
+            sale_state,
             opens_at: located.opens_at,
             access_token: None,
             access_token_expires_at: None,
@@ -175,8 +181,10 @@ impl Queue {
                 let paused_ms = located.restored_at_ms.map_or(0, |at| {
                     (at + poll::restore_pause_ms(self.abandon_after_secs) as i64 - located.now_ms).max(0) as u64
                 });
+                // Sold out: nobody more will be let in, so there is no wait to tell.
                 view.eta_seconds =
                     eta::estimate_secs(position, located.state, located.measured_rate, located.admit_rate)
+                        .filter(|_| sale_state != Some(SaleState::SoldOut))
                         .map(|secs| secs + paused_ms.div_ceil(1000));
                 view.poll_after_secs = Some(poll::after_secs(view.eta_seconds, self.abandon_after_secs));
             }

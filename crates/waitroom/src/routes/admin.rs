@@ -21,8 +21,8 @@ use crate::app::AppState;
 use crate::domain::settings::{EventState, Settings};
 use crate::domain::shuffle;
 use crate::error::{Error, Result};
-use crate::model::SettingsView;
-use crate::store::{PutOutcome, Stats};
+use crate::model::{InventoryView, SettingsView, StatsView};
+use crate::store::PutOutcome;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -131,17 +131,18 @@ async fn settings(_: Admin, State(state): State<AppState>, Path(event_id): Path<
     tag = "organizer",
     params(("event_id" = Uuid, Path)),
     responses(
-        (status = 200, description = "The queue and the room right now", body = Stats),
+        (status = 200, description = "The queue and the room right now, and what the sale has left", body = StatsView),
         EventLookupRefused, AdminKeyRefused,
     ),
     security(("admin_key" = [])),
 )]
-async fn stats(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<Stats>> {
+async fn stats(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uuid>) -> Result<Json<StatsView>> {
     let mut stats = state.store.stats(event_id).await?;
     if stats.is_none() && state.restorer.rebuild_if_known(event_id).await? {
         stats = state.store.stats(event_id).await?;
     }
-    Ok(Json(stats.ok_or(Error::NotFound("event"))?))
+    let room = stats.ok_or(Error::NotFound("event"))?;
+    Ok(Json(StatsView { room, inventory: state.inventory.budget(event_id).map(InventoryView::new) }))
 }
 
 /// Stops admitting; fans keep their places.

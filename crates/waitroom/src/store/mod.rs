@@ -385,6 +385,7 @@ impl Store {
         event_id: Uuid,
         abandon_after_ms: u64,
         pause_after_restore_ms: u64,
+        shopper_cap: Option<u64>,
     ) -> Result<StepOutcome> {
         let mut conn = self.conn.clone();
         let mut invocation = ADMIT.key(&self.keys(event_id).script_keys());
@@ -395,7 +396,8 @@ impl Store {
             .arg(RATE_TAU_MS)
             .arg(pause_after_restore_ms)
             .arg(self.idle_retention_ms)
-            .arg(self.closed_retention_ms);
+            .arg(self.closed_retention_ms)
+            .arg(shopper_cap.map_or(-1, |cap| cap.min(i64::MAX as u64) as i64));
         replies::step(timed("admit", invocation.invoke_async(&mut conn)).await?)
     }
 }

@@ -189,7 +189,7 @@ async fn metrics_show_the_line_the_admissions_and_the_route_templates() {
     assert_eq!(series("boxoffice_waitroom_admissions_total"), Some(3.0), "{text}");
     assert_eq!(series("boxoffice_waitroom_queue_length"), Some(2.0));
     assert_eq!(series("boxoffice_waitroom_active"), Some(3.0));
-    assert_eq!(series("boxoffice_waitroom_admit_rate"), Some(1000.0));
+    assert_eq!(series("boxoffice_waitroom_admit_rate"), Some(0.0), "the rate in force: the room is full");
     assert_eq!(series("boxoffice_waitroom_max_active"), Some(3.0));
     assert!(
         text.contains(r#"method="POST",route="/v1/events/{event_id}/queue",status="201""#),

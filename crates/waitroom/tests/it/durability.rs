@@ -15,9 +15,7 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, PgPool};
-use test_support::chaos::ChaosProxy;
+use sqlx::PgPool;
 use test_support::redis_server::RedisServer;
 use test_support::{redis_config, RedisKeys, Reply};
 use tokio_util::sync::CancellationToken;
@@ -26,7 +24,7 @@ use waitroom::domain::fan::FanId;
 use waitroom::domain::shuffle;
 use waitroom::domain::ticket::{Issued, Place, TicketKey};
 
-use crate::helpers::{database_url, spawn_app, spawn_app_on, spawn_app_with_database, test_config, TestApp};
+use crate::helpers::{database_behind_proxy, spawn_app, spawn_app_on, spawn_app_with_database, test_config, TestApp};
 
 /// Anything the tests wait for happens well within this.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -401,10 +399,8 @@ async fn redis_wiped_and_restarted_mid_queue_every_polling_fan_keeps_their_place
 #[tokio::test]
 async fn every_admission_is_recorded_and_admission_goes_on_while_postgres_is_unreachable() {
     let keys = RedisKeys::new();
-    let upstream: PgConnectOptions = database_url(keys.prefix()).await.parse().unwrap();
-    let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await.unwrap();
-    let via_proxy = upstream.host("127.0.0.1").port(proxy.addr().port()).to_url_lossy().to_string();
-    let app = spawn_app_with_database(keys, &test_support::postgres_config(&via_proxy, 4), |c| {
+    let (proxy, database) = database_behind_proxy(&keys).await;
+    let app = spawn_app_with_database(keys, &database, |c| {
         c.admitter_tick_ms = 20;
     })
     .await;
@@ -472,11 +468,9 @@ async fn every_admission_is_recorded_and_admission_goes_on_while_postgres_is_unr
 #[tokio::test]
 async fn the_waiting_room_starts_while_postgres_is_down_and_is_ready_once_it_reached_it() {
     let keys = RedisKeys::new();
-    let upstream: PgConnectOptions = database_url(keys.prefix()).await.parse().unwrap();
-    let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await.unwrap();
+    let (proxy, database) = database_behind_proxy(&keys).await;
     proxy.refuse(true);
-    let via_proxy = upstream.host("127.0.0.1").port(proxy.addr().port()).to_url_lossy().to_string();
-    let app = spawn_app_with_database(keys, &test_support::postgres_config(&via_proxy, 4), |_| {}).await;
+    let app = spawn_app_with_database(keys, &database, |_| {}).await;
     let readyz = || async {
         let response = Reply::of(app.http.get(format!("{}/readyz", app.management))).await;
         (response.status, response.body)
@@ -527,7 +521,7 @@ async fn admission_step_cost_with_and_without_recording() {
             for recording in [false, true] {
                 let settings = json!({ "admit_rate": 100000.0, "max_active": 10000000, "token_lifetime_secs": 600 });
                 let event = app.new_event(settings).await;
-                store.admit_step(event, 60_000, 22_000).await.unwrap(); // starts the admission clock
+                store.admit_step(event, 60_000, 22_000, None).await.unwrap(); // starts the admission clock
                 let (mut steps, mut inserts) = (Vec::new(), Vec::new());
                 for i in 0..STEPS {
                     for j in 0..per_step {
@@ -541,7 +535,7 @@ async fn admission_step_cost_with_and_without_recording() {
                     let n = if recording {
                         app.admitter.step(event).await.unwrap().admitted.len()
                     } else {
-                        match store.admit_step(event, 60_000, 22_000).await.unwrap() {
+                        match store.admit_step(event, 60_000, 22_000, None).await.unwrap() {
                             waitroom::store::StepOutcome::Stepped(step) => step.admitted.len(),
                             _ => 0,
                         }

@@ -11,10 +11,13 @@ use serde_json::{json, Value};
 use service_kit::postgres::PostgresConfig;
 use service_kit::redis_conn::RedisConfig;
 use service_kit::settings::Section;
-use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, PgPool};
+use test_support::chaos::ChaosProxy;
 use test_support::{RedisKeys, Reply};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use waitroom::inventory::Inventory;
 use waitroom::store::keys::{events_index, EventKeys};
 use waitroom::{Admitter, Application, WaitroomConfig};
 
@@ -27,6 +30,8 @@ pub struct TestApp {
     pub management: String,
     pub http: reqwest::Client,
     pub admitter: Admitter,
+    /// The replica's view of the sale's inventory (the admission budget).
+    pub inventory: Inventory,
     pub public_keys: Vec<PublicKey>,
     pub redis: ConnectionManager,
     pub prefix: String,
@@ -52,6 +57,15 @@ pub async fn database_url(prefix: &str) -> String {
     }
     let url = test_support::TestDatabase::new(&schema::MIGRATOR, 1).await.expect("a test database").url;
     URLS.lock().unwrap().entry(prefix.to_owned()).or_insert(url).clone()
+}
+
+/// A chaos proxy in front of the database of the deployment `keys` names, and the
+/// settings that reach it through the proxy.
+pub async fn database_behind_proxy(keys: &RedisKeys) -> (ChaosProxy, PostgresConfig) {
+    let upstream: PgConnectOptions = database_url(keys.prefix()).await.parse().unwrap();
+    let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await.unwrap();
+    let via_proxy = upstream.host("127.0.0.1").port(proxy.addr().port()).to_url_lossy().to_string();
+    (proxy, test_support::postgres_config(&via_proxy, 4))
 }
 
 /// The waiting room's database settings in tests: the timeouts of `config/default.toml`.
@@ -126,6 +140,7 @@ async fn start(
     let base = format!("http://{}", app.local_addr());
     let management = format!("http://{}", app.management_addr());
     let admitter = app.admitter();
+    let inventory = app.inventory();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
     let db =
@@ -135,6 +150,7 @@ async fn start(
         management,
         http: reqwest::Client::new(),
         admitter,
+        inventory,
         public_keys,
         redis,
         prefix,

@@ -9,6 +9,7 @@ mod durability;
 mod errors;
 mod helpers;
 mod idle;
+mod inventory;
 mod latency;
 mod management;
 mod openapi;

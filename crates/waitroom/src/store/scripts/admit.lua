@@ -39,7 +39,9 @@
 -- admitter was down); ARGV[3]: most fans examined per step; ARGV[4]: rate
 -- measurement time constant in ms; ARGV[5]: pause after a rebuild, ms; ARGV[6]: how
 -- long an open event must stay idle before it is retired, ms; ARGV[7]: how long a
--- retired event's keys live on, ms.
+-- retired event's keys live on, ms; ARGV[8]: the admission budget (issue 18), the
+-- most admitted fans the sale's remaining places can use, or -1 when there is none
+-- (the inventory unknown or stale): the lower of it and max_active caps the room.
 -- Returns {code, opened_now, skipped, queue_length, active, max_active, rate, now_ms,
 -- expiry_ms, fan, score, fan, score, ...} with opened_now 1 when this step opened the
 -- sale, and code 1 (stepped), 0 (nothing to do: paused, closed, before opening or
@@ -51,6 +53,7 @@ local settings_key, counters_key, queue_key, seen_key, admitted_key = unpack(KEY
 local abandon_ms, max_catch_up_ms, scan_limit, tau, pause_after_restore_ms, idle_retention_ms, retention_ms =
   tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
   tonumber(ARGV[6]), ARGV[7]
+local budget = tonumber(ARGV[8])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local state, rate, max_active, lifetime_ms, opens_at_ms, opened, restored_at_ms, retired = unpack(redis.call('HMGET',
@@ -100,7 +103,11 @@ dt = math.min(dt, max_catch_up_ms)
 local owed_f = (tonumber(prior_carry) or 0) + dt * tonumber(rate) / 1000
 local owed = math.floor(owed_f)
 local carry = owed_f - owed
-local k = math.min(owed, math.max(tonumber(max_active) - active, 0))
+local cap = tonumber(max_active)
+if budget >= 0 and budget < cap then
+  cap = budget
+end
+local k = math.min(owed, math.max(cap - active, 0))
 
 local expiry = now + tonumber(lifetime_ms)
 -- admitted: fan, score pairs for the n fans admitted.

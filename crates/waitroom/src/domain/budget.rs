@@ -1,0 +1,90 @@
+//! The admission budget (issue 18): how many fans may be shopping at once, by what the
+//! sale has left, and the sale's state as fans are told it.
+
+use seat_feed::Availability;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What the sale allows now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub availability: Availability,
+    /// Admitted fans (not yet expired or gone) the sale can still use:
+    /// `ceil(sellable × shoppers_per_place)`. The admitter lets nobody in while as many
+    /// are shopping, whatever the organizer's `max_active` (the lower of the two wins).
+    pub shopper_cap: u64,
+}
+
+impl Budget {
+    /// `shoppers_per_place` above 1 leaves slack for fans who hold and walk away (their
+    /// places come back when the hold lapses), below 1 lets fewer in than places left.
+    pub fn new(availability: Availability, shoppers_per_place: f64) -> Self {
+        let shopper_cap = (availability.sellable.max(0) as f64 * shoppers_per_place).ceil() as u64;
+        Self { availability, shopper_cap }
+    }
+
+    pub fn sale_state(&self) -> SaleState {
+        match (self.availability.sellable > 0, self.availability.held > 0) {
+            (true, _) => SaleState::OnSale,
+            (false, true) => SaleState::AllHeld,
+            (false, false) => SaleState::SoldOut,
+        }
+    }
+}
+
+/// The rate fans are let in at now: the organizer's `admit_rate`, or 0 while the room
+/// is full, by `max_active` or by the sale's budget.
+pub fn rate_in_force(admit_rate: f64, active: u64, max_active: u64, budget: Option<&Budget>) -> f64 {
+    let cap = budget.map_or(max_active, |b| b.shopper_cap.min(max_active));
+    if active >= cap {
+        0.0
+    } else {
+        admit_rate
+    }
+}
+
+/// Where the sale stands, derived from the inventory (never stored or set by hand).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SaleState {
+    /// Places can be bought.
+    OnSale,
+    /// Every remaining place is in someone's basket; some may come back (a hold that
+    /// lapses or is given back), so waiting fans keep their place.
+    AllHeld,
+    /// Nothing left and nothing held: nobody more is admitted.
+    SoldOut,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(sellable: i64, held: i64, shoppers_per_place: f64) -> Budget {
+        Budget::new(Availability { sellable, held }, shoppers_per_place)
+    }
+
+    #[test]
+    fn the_cap_follows_the_places_left_rounded_up() {
+        assert_eq!(budget(5000, 0, 1.0).shopper_cap, 5000);
+        assert_eq!(budget(3, 0, 1.5).shopper_cap, 5);
+        assert_eq!(budget(1, 0, 0.5).shopper_cap, 1);
+        assert_eq!(budget(0, 40, 2.0).shopper_cap, 0, "held places are their holders'");
+    }
+
+    #[test]
+    fn the_rate_in_force_is_zero_while_the_room_is_full_by_either_cap() {
+        assert_eq!(rate_in_force(100.0, 10, 50, None), 100.0);
+        assert_eq!(rate_in_force(100.0, 50, 50, None), 0.0);
+        assert_eq!(rate_in_force(100.0, 10, 50, Some(&budget(10, 0, 1.0))), 0.0);
+        assert_eq!(rate_in_force(100.0, 10, 50, Some(&budget(11, 0, 1.0))), 100.0);
+        assert_eq!(rate_in_force(100.0, 0, 50, Some(&budget(0, 0, 1.0))), 0.0, "sold out");
+    }
+
+    #[test]
+    fn the_sale_state_says_whether_anything_may_still_come_back() {
+        assert_eq!(budget(1, 0, 1.0).sale_state(), SaleState::OnSale);
+        assert_eq!(budget(0, 2, 1.0).sale_state(), SaleState::AllHeld);
+        assert_eq!(budget(0, 0, 1.0).sale_state(), SaleState::SoldOut);
+    }
+}
