@@ -51,7 +51,9 @@ impl Drop for Services {
     }
 }
 
-async fn start_services() -> Services {
+/// The services of a sale; `admission_budget` off leaves admission to the organizer's
+/// rate alone, as before the waiting room knew the inventory (issue 18).
+async fn start_services(admission_budget: bool) -> Services {
     let db = TestDatabase::new(&schema::MIGRATOR, 20).await.unwrap();
     let keys = TestKeys::new();
     let shutdown = CancellationToken::new();
@@ -90,7 +92,7 @@ async fn start_services() -> Services {
 
     let waitroom_config: WaitroomConfig = test_support::config(
         &[("admin_api_key", ADMIN_KEY), ("abandon_after_secs", "30"), ("admitter_tick_ms", "20")],
-        |_| {},
+        |c: &mut WaitroomConfig| c.inventory.enabled = admission_budget,
     );
     let redis_keys = RedisKeys::new();
     let redis = ConnectionManager::new(redis_keys.config().client().unwrap()).await.unwrap();
@@ -120,7 +122,9 @@ async fn start_services() -> Services {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database() {
-    let services = start_services().await;
+    // Without the admission budget: this test also checks the organizer's rate, which
+    // the budget lowers by design once the places left cannot use everyone admitted.
+    let services = start_services(false).await;
     let scenario = Scenario {
         fans: 450,
         rows: 5,
@@ -210,11 +214,53 @@ async fn a_small_sale_sells_each_place_once_and_the_report_matches_the_database(
     assert!(applied > 0, "webhooks were applied: {report}");
 }
 
+/// With the admission budget (issue 18), a show that sells out lets in hardly more fans
+/// than it has places, and tells everyone still in line that it is sold out: nobody is
+/// left waiting for nothing, and few are admitted only to find nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sold_out_show_tells_its_line_and_lets_nobody_more_in() {
+    let services = start_services(true).await;
+    let scenario = Scenario {
+        fans: 300,
+        rows: 0,
+        seats_per_row: 0,
+        general_admission: 40,
+        arrival: Arrival::AllAtOnce,
+        admit_rate: 100.0,
+        think_ms: 50,
+        poll_interval_ms: 200,
+        max_seconds: 25,
+        behaviour: Behaviour {
+            chosen_seats: 0,
+            best_available: 0,
+            general_admission: 1,
+            abandon_hold: 0,
+            cancel: 0,
+            abandon_checkout: 0,
+            pay_late: 0,
+            ..Behaviour::default()
+        },
+        payments: Payments { decline_rate: 0.0, ..Payments::default() },
+        ..Scenario::default()
+    };
+    let report = simulator::run(&scenario, services.targets(), false).await.unwrap();
+
+    assert!(report.broken.is_empty(), "{report}");
+    assert_eq!((report.database.seats_sold, report.database.capacity), (40, 40), "{report}");
+    let count = |ending| report.endings.get(&ending).copied().unwrap_or(0);
+    assert_eq!(report.endings.values().sum::<usize>(), 300, "{report}");
+    assert_eq!(count(Ending::NotAdmitted), 0, "nobody left waiting for nothing: {report}");
+    assert_eq!(count(Ending::SoldOutInLine), 300 - report.admitted, "the rest told in line: {report}");
+    // Two places per order: 20 orders sell the show. Without the budget all 300 were
+    // admitted within three seconds.
+    assert!(report.admitted <= 80, "admitted at most twice the places: {report}");
+}
+
 /// Fans who pay and close the tab never ask the gateway anything after paying: only the
 /// provider's webhooks (late, and each twice) book their places, once each.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fans_who_pay_and_leave_are_booked_by_the_webhooks_alone() {
-    let services = start_services().await;
+    let services = start_services(true).await;
     let scenario = Scenario {
         fans: 60,
         rows: 2,
@@ -275,7 +321,10 @@ async fn fans_who_pay_and_leave_are_booked_by_the_webhooks_alone() {
 /// was made in line order and no place went to anyone else while the line waited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sold_out_show_serves_its_waitlist_in_order_before_anyone_else() {
-    let services = start_services().await;
+    // Without the admission budget: fans reach the waitlist here once admitted and told
+    // the show is sold out; the waiting room does not yet hand its line waitlist tokens
+    // (DECISIONS.md D2), so with the budget they would leave the line instead.
+    let services = start_services(false).await;
     let sweeping = CancellationToken::new();
     let pool = sqlx::PgPool::connect(&services.database_url).await.unwrap();
     let sweep = {

@@ -46,6 +46,9 @@ pub enum Ending {
     /// Waited on the waitlist and saw no offer: none came before the rehearsal ended
     /// or the fan's access token expired (they would have heard by email).
     WaitlistNoOffer,
+    /// Told in line that the show was sold out (the waiting room's `sale_state`), and
+    /// left the line.
+    SoldOutInLine,
     /// Still waiting when the rehearsal's time ran out.
     NotAdmitted,
     /// Dropped from the line (skipped as abandoned, the event closed, or the line lost
@@ -225,6 +228,12 @@ impl Fan<'_> {
             if polled.status == 503 {
                 tokio::time::sleep(Duration::from_millis(self.scenario.poll_interval_ms)).await;
                 continue;
+            }
+            if polled.text("sale_state") == Some("sold_out") {
+                // As the waiting page would tell them: nothing left, nobody more let in.
+                self.api.leave(self.event.id, &ticket).await?;
+                record.ending = Ending::SoldOutInLine;
+                return Ok(None);
             }
             if !polled.ok() {
                 // 404: the ticket names no line; 409 queue_reset: the line was lost and

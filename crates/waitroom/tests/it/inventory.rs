@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use test_support::RedisKeys;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use waitroom::domain::budget::SaleState;
 
 use crate::helpers::{database_behind_proxy, settings, spawn_app_with, spawn_app_with_database, TestApp};
 
@@ -58,7 +59,7 @@ async fn admission_stops_at_the_places_left_says_sold_out_and_resumes_in_line_or
     let event = sale(&app, 4, 1000.0).await;
     let fans: Vec<String> = (0..10).map(|i| format!("fan-{i:02}")).collect();
     let tickets = joined(&app, event, &fans).await;
-    app.inventory.refresh(event).await.unwrap();
+    read_until(&app, event, SaleState::OnSale).await;
 
     assert_eq!(app.admit(event, 10, 25).await, fans[..4], "as many shoppers as places");
     let stats = app.stats(event).await;
@@ -69,14 +70,14 @@ async fn admission_stops_at_the_places_left_says_sold_out_and_resumes_in_line_or
     // basket, so the line waits and is told why.
     move_seats(&app.db, event, "available", "held", 2).await;
     move_seats(&app.db, event, "available", "booked", 2).await;
-    app.inventory.refresh(event).await.unwrap();
+    read_until(&app, event, SaleState::AllHeld).await;
     let waiting = app.poll_ok(event, &tickets[4]).await;
     assert_eq!((waiting["status"].as_str(), waiting["sale_state"].as_str()), (Some("waiting"), Some("all_held")));
     assert_eq!(app.stats(event).await["inventory"]["shopper_cap"], 0);
 
     // The holds are booked: sold out. Shoppers leaving free no room for anyone.
     move_seats(&app.db, event, "held", "booked", 2).await;
-    app.inventory.refresh(event).await.unwrap();
+    read_until(&app, event, SaleState::SoldOut).await;
     for admitted in &tickets[..4] {
         app.leave(event, admitted).await;
     }
@@ -91,7 +92,7 @@ async fn admission_stops_at_the_places_left_says_sold_out_and_resumes_in_line_or
 
     // A cancellation gives a place back: the next fan in line, and only them.
     move_seats(&app.db, event, "booked", "available", 1).await;
-    app.inventory.refresh(event).await.unwrap();
+    read_until(&app, event, SaleState::OnSale).await;
     assert_eq!(app.admit(event, 2, 10).await, fans[4..5]);
     assert_eq!(app.poll_ok(event, &tickets[4]).await["sale_state"], "on_sale");
 }
@@ -125,7 +126,7 @@ async fn when_the_feed_cannot_be_read_admission_follows_the_organizers_rate_and_
     move_seats(&app.db, event, "available", "booked", 2).await;
     let fans: Vec<String> = (0..6).map(|i| format!("fan-{i}")).collect();
     joined(&app, event, &fans).await;
-    app.inventory.refresh(event).await.unwrap();
+    read_until(&app, event, SaleState::SoldOut).await;
     let stop = CancellationToken::new();
     let admitter = tokio::spawn(waitroom::run_admitter(app.admitter.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -147,6 +148,17 @@ async fn when_the_feed_cannot_be_read_admission_follows_the_organizers_rate_and_
     assert_eq!(app.stats(event).await["inventory"]["sale_state"], "sold_out");
     stop.cancel();
     admitter.await.unwrap();
+}
+
+/// Reads the seat feed until the sale is in `state`. A change is readable once every
+/// transaction of the cluster older than it has ended, other tests' among them, so one
+/// read right after a write may not see it yet.
+async fn read_until(app: &TestApp, event: Uuid, state: SaleState) {
+    until(|| async {
+        app.inventory.refresh(event).await.unwrap();
+        (app.inventory.sale_state(event) == Some(state)).then_some(())
+    })
+    .await;
 }
 
 async fn metric(app: &TestApp, series: &str) -> Option<f64> {
