@@ -14,4 +14,4 @@ pub mod counts;
 pub mod store;
 
 pub use counts::{Availability, EventCounts, Position, SeatState, SectionChange};
-pub use store::Read;
+pub use store::{EventWaitlist, Read};

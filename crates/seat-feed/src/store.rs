@@ -154,15 +154,31 @@ pub async fn snapshot(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<(
     Ok((counts, watermark))
 }
 
-/// The event's sections with somebody on their waitlist: they sell nothing to others
-/// (DECISIONS.md D2).
+/// An event's waitlist, as what it sells depends on it (DECISIONS.md D2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventWaitlist {
+    /// Fans may join it (the organizer's `waitlist_enabled`).
+    pub enabled: bool,
+    /// Sections with somebody on the waitlist: they sell nothing to others.
+    pub kept_for_waitlist: HashSet<Uuid>,
+}
+
+/// The event's waitlist setting and the sections kept for it; the default for an
+/// event the sale does not know.
 #[tracing::instrument(level = "debug", skip(conn))]
-pub async fn kept_for_waitlist(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<HashSet<Uuid>> {
-    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM sections WHERE event_id = $1 AND waitlist_waiting > 0")
-        .bind(event_id)
-        .fetch_all(conn)
-        .await?;
-    Ok(ids.into_iter().collect())
+pub async fn waitlist(conn: &mut PgConnection, event_id: Uuid) -> sqlx::Result<EventWaitlist> {
+    let row: Option<(bool, Vec<Uuid>)> = sqlx::query_as(
+        "SELECT e.waitlist_enabled,
+                ARRAY(SELECT s.id FROM sections s WHERE s.event_id = e.id AND s.waitlist_waiting > 0)
+         FROM events e WHERE e.id = $1",
+    )
+    .bind(event_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map_or_else(EventWaitlist::default, |(enabled, kept)| EventWaitlist {
+        enabled,
+        kept_for_waitlist: kept.into_iter().collect(),
+    }))
 }
 
 /// Deletes up to `batch` change rows older than `retention_secs` and moves each

@@ -190,7 +190,17 @@ impl Fan<'_> {
         let Some(ticket) = joined.text("ticket").filter(|_| joined.ok()) else {
             return Ok(());
         };
-        let Some(Admitted { token, ticket }) = self.wait_for_admission(ticket.to_owned(), record).await? else {
+        let mut waitlist_token = None;
+        let Some(Admitted { token, ticket }) =
+            self.wait_for_admission(ticket.to_owned(), record, &mut waitlist_token).await?
+        else {
+            // Told in line the show sold out, with a token for its waitlist (D2).
+            if let Some(token) = waitlist_token.filter(|_| self.scenario.waitlist.enabled) {
+                let (ending, seats) = self.wait_for_offer(&token, &mut record.told, &mut record.payment).await?;
+                if ending != Ending::SoldOut {
+                    (record.ending, record.seats) = (ending, seats);
+                }
+            }
             return Ok(());
         };
         self.think().await;
@@ -206,8 +216,14 @@ impl Fan<'_> {
 
     /// Polls as a browser tab would, each time with the latest ticket (every answer
     /// carries a fresh one, so a fan in a long line never outlives a ticket's lifetime);
-    /// `None` when the fan never got in.
-    async fn wait_for_admission(&self, mut ticket: String, record: &mut FanRecord) -> Result<Option<Admitted>, Error> {
+    /// `None` when the fan never got in. A fan told the show sold out leaves the line,
+    /// with the waitlist token the answer carried if the show has a waitlist.
+    async fn wait_for_admission(
+        &self,
+        mut ticket: String,
+        record: &mut FanRecord,
+        waitlist_token: &mut Option<String>,
+    ) -> Result<Option<Admitted>, Error> {
         loop {
             if Instant::now() >= self.deadline {
                 record.ending = Ending::NotAdmitted;
@@ -231,6 +247,7 @@ impl Fan<'_> {
             }
             if polled.text("sale_state") == Some("sold_out") {
                 // As the waiting page would tell them: nothing left, nobody more let in.
+                *waitlist_token = polled.text("waitlist_token").map(str::to_owned);
                 self.api.leave(self.event.id, &ticket).await?;
                 record.ending = Ending::SoldOutInLine;
                 return Ok(None);

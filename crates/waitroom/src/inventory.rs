@@ -11,13 +11,13 @@
 //! event the sale does not know (no sections: a waiting room used on its own) has no
 //! budget either.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use seat_feed::store::{self as feed, Read};
-use seat_feed::{Availability, EventCounts, Position};
+use seat_feed::{Availability, EventCounts, EventWaitlist, Position};
 use service_kit::postgres::Database;
 use uuid::Uuid;
 
@@ -41,7 +41,7 @@ struct Watched {
     counts: EventCounts,
     /// Where the next read starts; None before the first snapshot.
     position: Option<Position>,
-    kept_for_waitlist: HashSet<Uuid>,
+    waitlist: EventWaitlist,
     /// When a read last succeeded.
     read_at: Option<Instant>,
     /// A refresh is running (at most one per event).
@@ -73,7 +73,7 @@ impl Inventory {
         if !watched.fresh(self.config.stale_after()) || watched.counts.sections.is_empty() {
             return None;
         }
-        let availability = watched.counts.availability(Utc::now(), &watched.kept_for_waitlist);
+        let availability = watched.counts.availability(Utc::now(), &watched.waitlist.kept_for_waitlist);
         Some(Budget::new(availability, self.config.shoppers_per_place))
     }
 
@@ -122,36 +122,36 @@ impl Inventory {
                     .read(move |conn| {
                         Box::pin(async move {
                             let read = feed::changes_since(conn, event_id, since, MAX_CHANGES_PER_READ).await?;
-                            Ok::<_, Error>((read, feed::kept_for_waitlist(conn, event_id).await?))
+                            Ok::<_, Error>((read, feed::waitlist(conn, event_id).await?))
                         })
                     })
                     .await?
             }
-            None => (Read::Behind, HashSet::new()),
+            None => (Read::Behind, EventWaitlist::default()),
         };
         match read {
-            (Read::Changes { changes, watermark }, kept_for_waitlist) => Ok(self.update(event_id, |watched| {
+            (Read::Changes { changes, watermark }, waitlist) => Ok(self.update(event_id, |watched| {
                 // Another refresh (tests call this directly) may have moved on meanwhile.
                 if watched.position == position {
                     changes.iter().for_each(|change| watched.counts.apply(change));
                     watched.position = Some(watermark);
-                    watched.kept_for_waitlist = kept_for_waitlist;
+                    watched.waitlist = waitlist;
                 }
             })),
             (Read::Behind, _) => {
-                let (counts, watermark, kept_for_waitlist) = self
+                let (counts, watermark, waitlist) = self
                     .db
                     .transaction(move |tx| {
                         Box::pin(async move {
                             let (counts, watermark) = feed::snapshot(tx, event_id).await?;
-                            Ok::<_, Error>((counts, watermark, feed::kept_for_waitlist(tx, event_id).await?))
+                            Ok::<_, Error>((counts, watermark, feed::waitlist(tx, event_id).await?))
                         })
                     })
                     .await?;
                 Ok(self.update(event_id, |watched| {
                     watched.counts = counts;
                     watched.position = Some(watermark);
-                    watched.kept_for_waitlist = kept_for_waitlist;
+                    watched.waitlist = waitlist;
                 }))
             }
         }
@@ -163,7 +163,7 @@ impl Inventory {
         let watched = events.entry(event_id).or_default();
         apply(watched);
         watched.read_at = Some(Instant::now());
-        watched.counts.availability(Utc::now(), &watched.kept_for_waitlist)
+        watched.counts.availability(Utc::now(), &watched.waitlist.kept_for_waitlist)
     }
 
     fn position(&self, event_id: Uuid) -> Option<Position> {
@@ -173,6 +173,12 @@ impl Inventory {
     /// The sale's state for fans: None when there is no budget to go by.
     pub fn sale_state(&self, event_id: Uuid) -> Option<SaleState> {
         self.budget(event_id).map(|budget| budget.sale_state())
+    }
+
+    /// Whether fans may join the event's waitlist, as last read.
+    pub fn waitlist_enabled(&self, event_id: Uuid) -> bool {
+        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events.get(&event_id).is_some_and(|watched| watched.waitlist.enabled)
     }
 }
 

@@ -39,6 +39,13 @@ pub struct FanView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sale_state: Option<SaleState>,
     pub opens_at: Option<DateTime<Utc>>,
+    /// Present while the fan waits in line for a show that is `sold_out` and has a
+    /// waitlist: a token the gateway accepts for joining that waitlist only
+    /// (`POST /v1/events/{event_id}/waitlist`, then `GET …/waitlist/me`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waitlist_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waitlist_token_expires_at: Option<DateTime<Utc>>,
     /// Present once admitted: the token the booking gateway accepts.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access_token: Option<String>,

@@ -166,9 +166,18 @@ impl Queue {
             event_state: located.state,
             sale_state,
             opens_at: located.opens_at,
+            waitlist_token: None,
+            waitlist_token_expires_at: None,
             access_token: None,
             access_token_expires_at: None,
         };
+        let sold_out_with_waitlist =
+            sale_state == Some(SaleState::SoldOut) && self.inventory.waitlist_enabled(event_id);
+        if sold_out_with_waitlist && !matches!(located.placement, Placement::Admitted { .. }) {
+            let (token, expires_at) = self.tokens.waitlist_token(event_id, fan, located.now_ms);
+            view.waitlist_token = Some(token);
+            view.waitlist_token_expires_at = Some(expires_at);
+        }
         match located.placement {
             Placement::PreQueue => {
                 view.status = "pre_queue";

@@ -1,4 +1,6 @@
-//! Access tokens for admitted fans: one per admission.
+//! Access tokens for admitted fans: one per admission; and `waitlist` tokens for fans
+//! still in line when the show sold out (DECISIONS.md D2), which the gateway accepts
+//! for its waitlist only.
 //!
 //! An admitted fan is handed their access token on every poll until the admission
 //! expires. Signing a new one each time would cost an Ed25519 signature per poll and
@@ -9,7 +11,7 @@
 
 use std::time::Duration;
 
-use access_token::{AccessClaims, TokenSigner};
+use access_token::{AccessClaims, TokenScope, TokenSigner};
 use chrono::{DateTime, Utc};
 use moka::sync::Cache;
 use uuid::Uuid;
@@ -22,18 +24,27 @@ const KEPT_TOKENS: u64 = 100_000;
 /// identical.
 const KEPT_WHILE_POLLED: Duration = Duration::from_secs(120);
 
-/// One admission: the fan, the event, and the expiry that tells it from the fan's
-/// earlier or later admissions.
+/// A waitlist token lives this long: long enough to join the waitlist and follow the
+/// entry for a while (an offer also comes by email, with a link that needs no token).
+const WAITLIST_TOKEN_LIFETIME_MS: i64 = 3_600_000;
+/// Waitlist tokens are issued from the start of the current period of this length, so
+/// every replica signs the very same token for a fan within it (and keeps it, as
+/// admission tokens are kept): each lives 50 to 60 minutes from when it is handed out.
+const WAITLIST_TOKEN_PERIOD_MS: i64 = 600_000;
+
+/// One token: the fan, the event, the expiry that tells it from the fan's earlier or
+/// later ones, and whether it is a `waitlist` token (else an admission's).
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct Admission {
+struct Signed {
     event_id: Uuid,
     fan: FanId,
     expires_at_ms: i64,
+    waitlist: bool,
 }
 
 pub struct AdmissionTokens {
     signer: TokenSigner,
-    signed: Cache<Admission, String>,
+    signed: Cache<Signed, String>,
 }
 
 impl AdmissionTokens {
@@ -51,10 +62,26 @@ impl AdmissionTokens {
         admitted_at_ms: i64,
         expires_at_ms: i64,
     ) -> (String, DateTime<Utc>) {
-        let admission = Admission { event_id, fan: fan.clone(), expires_at_ms };
-        let token = self.signed.get_with(admission, || {
+        let signed = Signed { event_id, fan: fan.clone(), expires_at_ms, waitlist: false };
+        let token = self.signed.get_with(signed, || {
             crate::metrics::token_issued();
             let claims = AccessClaims::for_admission(fan.as_str(), event_id, admitted_at_ms, expires_at_ms);
+            self.signer.sign(&claims)
+        });
+        let expires_at = DateTime::from_timestamp(expires_at_ms.div_euclid(1000), 0).unwrap_or(DateTime::UNIX_EPOCH);
+        (token, expires_at)
+    }
+
+    /// A `waitlist` token for a fan in line at `now_ms` (Redis' clock), and when it
+    /// expires: it lets them join the event's waitlist and nothing else.
+    pub fn waitlist_token(&self, event_id: Uuid, fan: &FanId, now_ms: i64) -> (String, DateTime<Utc>) {
+        let issued_at_ms = now_ms - now_ms.rem_euclid(WAITLIST_TOKEN_PERIOD_MS);
+        let expires_at_ms = issued_at_ms + WAITLIST_TOKEN_LIFETIME_MS;
+        let signed = Signed { event_id, fan: fan.clone(), expires_at_ms, waitlist: true };
+        let token = self.signed.get_with(signed, || {
+            crate::metrics::token_issued();
+            let claims = AccessClaims::for_admission(fan.as_str(), event_id, issued_at_ms, expires_at_ms)
+                .with_scope(TokenScope::Waitlist);
             self.signer.sign(&claims)
         });
         let expires_at = DateTime::from_timestamp(expires_at_ms.div_euclid(1000), 0).unwrap_or(DateTime::UNIX_EPOCH);

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use access_token::{TokenScope, TokenVerifier};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use test_support::RedisKeys;
@@ -86,15 +87,30 @@ async fn admission_stops_at_the_places_left_says_sold_out_and_resumes_in_line_or
     assert_eq!(told["sale_state"], "sold_out");
     assert_eq!(told["eta_seconds"], Value::Null, "no wait to tell when nobody more is let in");
     assert_eq!(told["position"], 1, "the fan keeps their place");
+    assert!(told.get("waitlist_token").is_none(), "the event has no waitlist");
     let stats = app.stats(event).await;
     assert_eq!(stats["inventory"], json!({ "sale_state": "sold_out", "sellable": 0, "held": 0, "shopper_cap": 0 }));
     assert_eq!(stats["active"], 0);
+
+    // The organizer opens a waitlist: the line is handed tokens to join it, and only it.
+    sqlx::query("UPDATE events SET waitlist_enabled = true WHERE id = $1").bind(event).execute(&app.db).await.unwrap();
+    until(|| async {
+        app.inventory.refresh(event).await.unwrap();
+        app.inventory.waitlist_enabled(event).then_some(())
+    })
+    .await;
+    let told = app.poll_ok(event, &tickets[5]).await;
+    let token = told["waitlist_token"].as_str().expect("a waitlist token for a fan in line");
+    let claims = TokenVerifier::new(&app.public_keys, 0).verify(token).expect("the gateway accepts it");
+    assert_eq!((claims.sub.as_str(), claims.evt, claims.scope), ("fan-05", event, TokenScope::Waitlist));
+    assert_eq!(app.poll_ok(event, &tickets[5]).await["waitlist_token"], token, "the same token while it lasts");
 
     // A cancellation gives a place back: the next fan in line, and only them.
     move_seats(&app.db, event, "booked", "available", 1).await;
     read_until(&app, event, SaleState::OnSale).await;
     assert_eq!(app.admit(event, 2, 10).await, fans[4..5]);
     assert_eq!(app.poll_ok(event, &tickets[4]).await["sale_state"], "on_sale");
+    assert!(app.poll_ok(event, &tickets[5]).await.get("waitlist_token").is_none(), "not sold out any more");
 }
 
 #[tokio::test]
