@@ -27,6 +27,8 @@ struct System {
     _keys: TempDir,
     /// The system's keys on the shared Redis, deleted after `drop` has killed it.
     _redis_keys: RedisKeys,
+    /// What answers once the system is ready.
+    readiness: Vec<String>,
 }
 
 struct TempDir(std::path::PathBuf);
@@ -51,7 +53,24 @@ fn free_port() -> u16 {
 }
 
 impl System {
+    /// Starts the system and waits until it is ready. Its ports are picked free and then
+    /// bound by the child processes, so another process may take one in between (seen in
+    /// CI: "Address already in use"): a system whose process exits before it is ready is
+    /// started again on other ports, up to three times.
     async fn start() -> System {
+        let mut attempt = 1;
+        loop {
+            let mut system = System::spawn().await;
+            match system.ready().await {
+                Ok(()) => return system,
+                Err(why) if attempt < 3 => eprintln!("starting the system again: {why}"),
+                Err(why) => panic!("the system did not start: {why}"),
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn spawn() -> System {
         let db = TestDatabase::new(&schema::MIGRATOR, 2).await.unwrap();
         let redis_keys = RedisKeys::new();
         let keys = TempDir(std::env::temp_dir().join(format!("bo-e2e-{}", redis_keys.prefix())));
@@ -95,7 +114,8 @@ impl System {
             .stdout(Stdio::null())
             .spawn()
             .expect("the boxoffice binary starts");
-        let system = System {
+        let sandbox_ready = format!("{payments}/v1/payment_intents/none");
+        System {
             child,
             sandbox,
             payments,
@@ -105,27 +125,39 @@ impl System {
             http: reqwest::Client::new(),
             _keys: keys,
             _redis_keys: redis_keys,
-        };
-        for port in [gateway_management, waitroom_management] {
-            system.wait_ready(&format!("http://127.0.0.1:{port}/readyz")).await;
+            readiness: vec![
+                format!("http://127.0.0.1:{gateway_management}/readyz"),
+                format!("http://127.0.0.1:{waitroom_management}/readyz"),
+                // The sandbox has no probes: its API refusing a request without a key is ready.
+                sandbox_ready,
+            ],
         }
-        // The sandbox has no probes: its API refusing a request without a key is ready.
-        system.wait_ready(&format!("{}/v1/payment_intents/none", system.payments)).await;
-        system
     }
 
-    /// Waits until `url` answers at all: 2xx, or 401 from the sandbox's API.
-    async fn wait_ready(&self, url: &str) {
+    /// Waits until every readiness URL answers at all (2xx, or 401 from the sandbox's
+    /// API); an error as soon as a process has exited, or after 30 s.
+    async fn ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(r) = self.http.get(url).send().await {
-                if r.status().is_success() || r.status() == reqwest::StatusCode::UNAUTHORIZED {
-                    return;
+        for url in self.readiness.clone() {
+            loop {
+                for (name, process) in [("boxoffice all", &mut self.child), ("the payments sandbox", &mut self.sandbox)]
+                {
+                    if let Ok(Some(status)) = process.try_wait() {
+                        return Err(format!("{name} exited ({status})"));
+                    }
                 }
+                if let Ok(r) = self.http.get(&url).send().await {
+                    if r.status().is_success() || r.status() == reqwest::StatusCode::UNAUTHORIZED {
+                        break;
+                    }
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!("{url} did not become ready"));
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("{url} did not become ready");
+        Ok(())
     }
 
     async fn call(
