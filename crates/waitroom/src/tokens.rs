@@ -62,14 +62,7 @@ impl AdmissionTokens {
         admitted_at_ms: i64,
         expires_at_ms: i64,
     ) -> (String, DateTime<Utc>) {
-        let signed = Signed { event_id, fan: fan.clone(), expires_at_ms, waitlist: false };
-        let token = self.signed.get_with(signed, || {
-            crate::metrics::token_issued();
-            let claims = AccessClaims::for_admission(fan.as_str(), event_id, admitted_at_ms, expires_at_ms);
-            self.signer.sign(&claims)
-        });
-        let expires_at = DateTime::from_timestamp(expires_at_ms.div_euclid(1000), 0).unwrap_or(DateTime::UNIX_EPOCH);
-        (token, expires_at)
+        self.signed_once(event_id, fan, admitted_at_ms, expires_at_ms, TokenScope::Shop)
     }
 
     /// A `waitlist` token for a fan in line at `now_ms` (Redis' clock), and when it
@@ -77,11 +70,24 @@ impl AdmissionTokens {
     pub fn waitlist_token(&self, event_id: Uuid, fan: &FanId, now_ms: i64) -> (String, DateTime<Utc>) {
         let issued_at_ms = now_ms - now_ms.rem_euclid(WAITLIST_TOKEN_PERIOD_MS);
         let expires_at_ms = issued_at_ms + WAITLIST_TOKEN_LIFETIME_MS;
-        let signed = Signed { event_id, fan: fan.clone(), expires_at_ms, waitlist: true };
+        self.signed_once(event_id, fan, issued_at_ms, expires_at_ms, TokenScope::Waitlist)
+    }
+
+    /// The token of `scope` valid from `from_ms` to `expires_at_ms`, signed once per
+    /// replica and kept while asked for, and when it expires.
+    fn signed_once(
+        &self,
+        event_id: Uuid,
+        fan: &FanId,
+        from_ms: i64,
+        expires_at_ms: i64,
+        scope: TokenScope,
+    ) -> (String, DateTime<Utc>) {
+        let waitlist = scope == TokenScope::Waitlist;
+        let signed = Signed { event_id, fan: fan.clone(), expires_at_ms, waitlist };
         let token = self.signed.get_with(signed, || {
             crate::metrics::token_issued();
-            let claims = AccessClaims::for_admission(fan.as_str(), event_id, issued_at_ms, expires_at_ms)
-                .with_scope(TokenScope::Waitlist);
+            let claims = AccessClaims::for_admission(fan.as_str(), event_id, from_ms, expires_at_ms).with_scope(scope);
             self.signer.sign(&claims)
         });
         let expires_at = DateTime::from_timestamp(expires_at_ms.div_euclid(1000), 0).unwrap_or(DateTime::UNIX_EPOCH);
