@@ -20,12 +20,15 @@ KEYS = [
     ("flash-sale", "Queue length per event", "A"),
     ("flash-sale", "Admission rate: achieved vs configured", "A"),
     ("flash-sale", "Admission rate: achieved vs configured", "B"),
-    ("flash-sale", "Active fans per event: active vs max", "A"),
-    ("flash-sale", "Active fans per event: active vs max", "B"),
+    ("flash-sale", "Active fans per event: active vs max and the sale's budget", "A"),
+    ("flash-sale", "Active fans per event: active vs max and the sale's budget", "B"),
     ("flash-sale", "Booking outcomes", "A"),
     ("flash-sale", "Oversold seats", "A"),
     ("flash-sale", "Invariant violations", "A"),
     ("flash-sale", "Latency p99 by route", "A"),
+    ("flash-sale", "Why the rate in force is what it is", "A"),
+    ("flash-sale", "Slots freed by bookings", "A"),
+    ("flash-sale", "Time from booking to slot freed", "A"),
     ("service-health", "Database pool: in use vs max", "A"),
     ("service-health", "Database pool: in use vs max", "C"),
     ("service-health", "Redis command p99 by command", "A"),
@@ -36,10 +39,11 @@ MUST_BE_ZERO = {("flash-sale", "Oversold seats", "A"), ("flash-sale", "Invariant
 # Key expressions that must have been above 0 at some point of the sale (1s steps).
 PEAK_ABOVE_ZERO = {("flash-sale", "Queue length per event", "A"),
                    ("flash-sale", "Admission rate: achieved vs configured", "A"),
-                   ("flash-sale", "Active fans per event: active vs max", "A"),
-                   ("flash-sale", "Active fans per event: active vs max", "B"),
+                   ("flash-sale", "Active fans per event: active vs max and the sale's budget", "A"),
+                   ("flash-sale", "Active fans per event: active vs max and the sale's budget", "B"),
                    ("flash-sale", "Booking outcomes", "A"),
                    ("flash-sale", "Latency p99 by route", "A"),
+                   ("flash-sale", "Slots freed by bookings", "A"),
                    ("service-health", "Database pool: in use vs max", "C")}
 # Every other dashboard expression must return data too (the counters a board plots exist
 # at 0 from start-up), except these, which are empty when nothing went wrong.

@@ -80,11 +80,16 @@ async fn build_gateway(settings: &Settings, db: Database) -> anyhow::Result<gate
         .with_context(|| format!("gateway cannot listen on {}", settings.gateway.listen))?;
     let every = settings.gateway.key_reload_interval();
     let tickets = &settings.tickets;
-    Ok(gateway.reload_keys_from(settings.tokens.keys_dir.clone(), every).reload_ticket_keys_from(
-        tickets.keys_dir.clone(),
-        tickets.signing_kid.clone(),
-        every,
-    ))
+    // The waiting room's Redis carries the gateways' distress to its admitter; connected
+    // lazily, so a gateway starts and sells while Redis is down.
+    let report_to = gateway::distress::ReportTo {
+        redis: settings.redis.connection_manager().context("redis.url")?,
+        prefix: settings.redis.key_prefix.clone(),
+    };
+    Ok(gateway
+        .reload_keys_from(settings.tokens.keys_dir.clone(), every)
+        .reload_ticket_keys_from(tickets.keys_dir.clone(), tickets.signing_kid.clone(), every)
+        .report_distress_to(report_to))
 }
 
 /// The ticket keys the scheduler signs the tickets of confirmation emails with (D6: the

@@ -321,12 +321,12 @@ async fn fans_who_pay_and_leave_are_booked_by_the_webhooks_alone() {
 /// was made in line order and no place went to anyone else while the line waited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sold_out_show_serves_its_waitlist_in_order_before_anyone_else() {
-    // Without the admission budget: fans reach the waitlist once admitted and told the
-    // show is sold out. With it (fans still in line joining with the waitlist token the
-    // waiting room hands them, DECISIONS.md D2), this test passed in eight runs of nine and
-    // failed once with other suites running at once, its report lost; it stays off here
-    // until that is understood (waitroom::inventory tests the token itself).
-    let services = start_services(false).await;
+    // With the admission budget: fans still in line join with the waitlist token the
+    // waiting room hands them (DECISIONS.md D2). Fans who join the waitlist free their
+    // place in the room (`waitlist.joined`); before they did, they held the budget of a
+    // show with a few places left in other sections, and the line stalled behind them
+    // (one run in six).
+    let services = start_services(true).await;
     let sweeping = CancellationToken::new();
     let pool = sqlx::PgPool::connect(&services.database_url).await.unwrap();
     let sweep = {

@@ -1,5 +1,6 @@
 //! Wiring: the gateway bound to its ports (public and management), its routers and its
-//! background work: the limiter sweep, the revocation poll and the key reload.
+//! background work: the limiter sweep, the revocation poll, the key reload and the
+//! distress report.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use sales::tickets::TicketKeys;
 use sales::Sales;
+use service_kit::distress::{DistressThresholds, PoolPressure};
 use service_kit::postgres::Database;
 use service_kit::rate_limit::ClientLimits;
 use service_kit::serve::HttpConfig;
@@ -18,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::GatewayConfig;
+use crate::distress::{ReportTo, Reporter};
 use crate::revocations::Revocations;
 use crate::state::AppState;
 
@@ -36,6 +39,11 @@ pub struct Application {
     key_reload: Option<(PathBuf, Duration)>,
     /// The ticket keys' directory, signing key id and how often to read them again.
     ticket_key_reload: Option<(PathBuf, String, Duration)>,
+    /// How long work waits for a database connection, measured by the pool's every
+    /// acquire, and where the distress it makes is reported.
+    pressure: Arc<PoolPressure>,
+    distress: DistressThresholds,
+    report_distress_to: Option<ReportTo>,
     grace: Duration,
     http: HttpConfig,
 }
@@ -59,6 +67,8 @@ impl Application {
         let management_listener = TcpListener::bind(config.management_listen).await?;
         service_kit::metrics::watch_pool(db.pool());
         crate::metrics::register();
+        let pressure = Arc::new(PoolPressure::default());
+        let db = db.with_pressure(pressure.clone());
         let provider = stripe_client::StripeClient::new(config.payments.stripe()).map_err(std::io::Error::other)?;
         let mut sales = Sales::new(db, config.sales_settings(), Arc::new(provider));
         if let Some(keys) = tickets {
@@ -91,6 +101,9 @@ impl Application {
             verifier,
             key_reload: None,
             ticket_key_reload: None,
+            pressure,
+            distress: config.distress,
+            report_distress_to: None,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             http: config.http,
         })
@@ -107,6 +120,13 @@ impl Application {
     /// `dir`) again every `every` while serving (see [`crate::keys`]).
     pub fn reload_ticket_keys_from(mut self, dir: PathBuf, signing_kid: String, every: Duration) -> Self {
         self.ticket_key_reload = Some((dir, signing_kid, every));
+        self
+    }
+
+    /// Reports this replica's distress to the waiting room through `to` while serving
+    /// (see [`crate::distress`]); without it, the level only shows in the metrics.
+    pub fn report_distress_to(mut self, to: ReportTo) -> Self {
+        self.report_distress_to = Some(to);
         self
     }
 
@@ -129,6 +149,7 @@ impl Application {
             crate::keys::spawn_ticket_key_reloader(self.sales.clone(), dir, kid, every, shutdown.clone());
         }
         self.revocations.spawn_poller(self.sales, self.revocations_read, shutdown.clone());
+        Reporter::new(self.pressure, self.distress, self.report_distress_to).spawn(shutdown.clone());
         if let Some((dir, every)) = self.key_reload {
             crate::keys::spawn_reloader(self.verifier, dir, every, shutdown.clone());
         }

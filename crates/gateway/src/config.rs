@@ -4,6 +4,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use service_kit::client_address::ClientAddressConfig;
+use service_kit::distress::DistressThresholds;
 use service_kit::rate_limit::RateLimit;
 use service_kit::serve::HttpConfig;
 use service_kit::settings::{Deployment, Section};
@@ -61,6 +62,9 @@ pub struct GatewayConfig {
     pub payments: PaymentsConfig,
     /// The organizer's webhook endpoints (`[gateway.webhooks]`).
     pub webhooks: WebhooksConfig,
+    /// When this replica counts itself in distress, and how often it tells the waiting
+    /// room (`[gateway.distress]`, `crate::distress`).
+    pub distress: DistressThresholds,
     /// Handed over by the loader: with the `development` switch, the development admin
     /// key is accepted on any listener.
     #[serde(skip)]
@@ -213,6 +217,7 @@ impl Section for GatewayConfig {
         let listeners = [self.listen];
         let admin_api_key = self.admin_api_key.expose_secret();
         self.deployment.refuse_development_secret("gateway.admin_api_key", admin_api_key, &listeners)?;
+        self.distress.validate()?;
         if self.token_leeway_secs > 300 {
             return Err("gateway.token_leeway_secs must be at most 300".into());
         }

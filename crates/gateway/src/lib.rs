@@ -10,6 +10,8 @@
 //! - [`limits`]: rate limits per replica, client address and fan.
 //! - [`revocations`]: the admissions the organizer revoked, polled from PostgreSQL and
 //!   checked on every fan's request.
+//! - [`distress`]: how long orders wait for a database connection, reported to the
+//!   waiting room (back-pressure).
 //! - [`error`]: every failure, the sale's included, and its status and code.
 //! - [`state`]: what requests share; [`app`]: binding, serving, the limiter sweep and
 //!   the revocation poll.
@@ -18,6 +20,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod distress;
 pub mod error;
 pub mod keys;
 pub mod limits;

@@ -19,6 +19,14 @@ pub const WEBHOOKS_APPLIED: &str = "boxoffice_gateway_payment_webhooks_total";
 /// `invalid`), online and uploaded.
 pub const CHECKINS: &str = "boxoffice_gateway_checkins_total";
 
+/// This replica's mean wait for a database connection over the last report interval
+/// (back-pressure, `crate::distress`).
+pub const POOL_WAIT: &str = "boxoffice_gateway_pool_wait_seconds";
+/// This replica's distress level as it reports it to the waiting room, 0 to 1.
+pub const DISTRESS: &str = "boxoffice_gateway_distress_level";
+/// Distress reports that could not be written to Redis.
+pub const DISTRESS_REPORT_FAILURES: &str = "boxoffice_gateway_distress_report_failures_total";
+
 /// Creates the counters a dashboard plots at 0, so their first increment shows in
 /// `rate()` and an idle panel reads 0 rather than "no data".
 pub fn register() {
@@ -41,6 +49,16 @@ pub fn register() {
     for reason in ["missing", "expired", "bad_signature", "other_event", "revoked"] {
         metrics::counter!(TOKEN_REJECTIONS, "reason" => reason).increment(0);
     }
+    metrics::counter!(DISTRESS_REPORT_FAILURES).increment(0);
+}
+
+pub fn distress(pool_wait: std::time::Duration, level: f64) {
+    metrics::gauge!(POOL_WAIT).set(pool_wait.as_secs_f64());
+    metrics::gauge!(DISTRESS).set(level);
+}
+
+pub fn distress_report_failed() {
+    metrics::counter!(DISTRESS_REPORT_FAILURES).increment(1);
 }
 
 /// Records how an order attempt (`hold`, `book`, `confirm`) ended: `success`, or the

@@ -16,8 +16,10 @@ use crate::domain::refund_policy::NO_POLICY_IN_WORDS;
 use crate::error::{Error, Result};
 use crate::model::Price;
 use crate::states::BookingStatus;
+use crate::states::SubscriberKind;
 use crate::store::bookings::BookingKey;
 use crate::store::confirmations as store;
+use crate::store::deliveries::{self, Subscriber};
 use crate::store::tickets as ticket_store;
 use crate::tickets::{view, TicketKeys, TicketView};
 
@@ -44,7 +46,13 @@ pub struct Confirmation {
 /// missing) or off (it hears nothing until turned on again: bookings made meanwhile get
 /// no email). See `migrations/*_confirmation_emails.sql`.
 pub async fn set_enabled(db: &Database, enabled: bool) -> Result<()> {
-    db.write(move |conn| Box::pin(store::set_subscriber(conn, SUBSCRIBER_ID, enabled))).await
+    let subscriber = Subscriber {
+        id: SUBSCRIBER_ID,
+        kind: SubscriberKind::ConfirmationEmail,
+        topics: &["booking.confirmed", "waitlist.offer_made"],
+        ordered: true,
+    };
+    db.write(move |conn| Box::pin(deliveries::set_subscriber(conn, subscriber, enabled))).await
 }
 
 /// The confirmation of the booking, with its secrets signed by `keys`; None when there

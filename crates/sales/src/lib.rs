@@ -11,6 +11,8 @@
 //!   refunds.
 //! - [`outbox`]: the messages the sale tells the world, written in the transaction
 //!   of the change they report.
+//! - [`consumer`]: how every outbox consumer drains its deliveries (claim, attempt,
+//!   record, retry), in the scheduler and the waiting room alike.
 //! - [`confirmations`]: what a booking's confirmation email carries (tickets with
 //!   their secrets, the booking link, the refund policy), and its outbox subscriber.
 //! - [`webhooks`]: the organizer's webhook endpoints (the outbox's first subscribers)
@@ -40,6 +42,7 @@
 pub mod catalog;
 pub mod checkout;
 pub mod confirmations;
+pub mod consumer;
 pub mod domain;
 pub mod error;
 pub mod model;

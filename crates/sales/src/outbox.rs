@@ -23,6 +23,7 @@ pub enum Message {
     PaymentRefunded(PaymentRefunded),
     HoldExpired(HoldExpired),
     LatePaymentNeedsAttention(LatePaymentNeedsAttention),
+    WaitlistJoined(WaitlistJoined),
     WaitlistOfferMade(WaitlistOfferMade),
 }
 
@@ -31,13 +32,14 @@ pub const VERSION: i32 = 1;
 
 /// Every topic, as [`Message::topic`] names them: what a subscriber's topic filter may
 /// name.
-pub const TOPICS: [&str; 7] = [
+pub const TOPICS: [&str; 8] = [
     "booking.confirmed",
     "booking.cancelled",
     "payment.succeeded",
     "payment.refunded",
     "hold.expired",
     "late_payment.needs_attention",
+    "waitlist.joined",
     "waitlist.offer_made",
 ];
 
@@ -49,6 +51,7 @@ impl Message {
             Self::PaymentRefunded(_) => "payment.refunded",
             Self::HoldExpired(_) => "hold.expired",
             Self::LatePaymentNeedsAttention(_) => "late_payment.needs_attention",
+            Self::WaitlistJoined(_) => "waitlist.joined",
             Self::WaitlistOfferMade(_) => "waitlist.offer_made",
         }
     }
@@ -60,6 +63,7 @@ impl Message {
             Self::PaymentRefunded(m) => m.event_id,
             Self::HoldExpired(m) => m.event_id,
             Self::LatePaymentNeedsAttention(m) => m.event_id,
+            Self::WaitlistJoined(m) => m.event_id,
             Self::WaitlistOfferMade(m) => m.event_id,
         }
     }
@@ -157,6 +161,18 @@ pub struct LatePaymentNeedsAttention {
     /// The full refund already started for it.
     pub refund_id: Uuid,
     pub reason: String,
+}
+
+/// A fan joined the event's waitlist: done shopping for now (the waiting room frees
+/// their place in the room, as for a booking).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WaitlistJoined {
+    pub event_id: Uuid,
+    pub entry_id: Uuid,
+    pub fan_id: String,
+    pub quantity: i64,
+    pub section_ids: Vec<Uuid>,
+    pub allow_partial: bool,
 }
 
 /// Places offered to a waitlist entry: a hold for the fan until `expires_at`. Read back

@@ -123,13 +123,15 @@ pub enum RefundReason {
 }
 
 /// `outbox_subscriber_kind`: who an outbox subscriber is, and so which consumer drains
-/// its deliveries (the webhook relay, or the confirmation emails' sender).
+/// its deliveries (the webhook relay, the confirmation emails' sender, or the waiting
+/// room's slot release).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[sqlx(type_name = "outbox_subscriber_kind", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriberKind {
     Webhook,
     ConfirmationEmail,
+    SlotRelease,
 }
 
 /// Messages name a state as the API does; the serde rename rule is the one spelling.

@@ -27,7 +27,7 @@ use crate::domain::contact_email::ContactEmail;
 use crate::domain::Invalid;
 use crate::error::{Error, Result, What};
 use crate::model::{WaitlistEntryView, WaitlistOffer};
-use crate::outbox::{Message, MessageSeat, WaitlistOfferMade};
+use crate::outbox::{Message, MessageSeat, WaitlistJoined, WaitlistOfferMade};
 use crate::scope::FanScope;
 use crate::states::{HoldStatus, SectionKind, WaitlistEntryStatus, WaitlistState};
 use crate::store::inventory::{self, Taker, Written};
@@ -111,6 +111,15 @@ impl Sales {
                     if !waitlist::insert(tx, &scope, &entry).await? {
                         return Err(Error::AlreadyWaitlisted("you are already on this event's waitlist".into()));
                     }
+                    let joined = WaitlistJoined {
+                        event_id: scope.event_id,
+                        entry_id: entry.id,
+                        fan_id: scope.fan_id.clone(),
+                        quantity: request.quantity,
+                        section_ids: request.section_ids.clone(),
+                        allow_partial: request.allow_partial,
+                    };
+                    outbox::enqueue(tx, &[Message::WaitlistJoined(joined)]).await?;
                     offer_kept_places(tx, scope.event_id).await?;
                     entry_view(tx, &scope).await
                 })

@@ -1,6 +1,6 @@
 //! The fan emails' sender: an outbox consumer (DECISIONS.md D4) that drains the
 //! `confirmation_email` subscriber's deliveries as the webhook relay drains its own
-//! ([`crate::consumer`]), and sends by SMTP to the address the fan gave (`data.email`):
+//! ([`sales::consumer`]), and sends by SMTP to the address the fan gave (`data.email`):
 //! each booking's confirmation (`booking.confirmed`), and each waitlist offer with the
 //! link that takes or declines it (`waitlist.offer_made`).
 //!
@@ -32,10 +32,10 @@ use serde::Deserialize;
 use service_kit::postgres::Database;
 
 use crate::config::{EmailConfig, SmtpConfig};
-use crate::consumer::{self, Consumer, Drained, Limits, Outcome};
 use crate::mail::Templates;
 use crate::metrics;
 use crate::relay::RETRY_SCHEDULE;
+use sales::consumer::{self, Consumer, Drained, Limits, Outcome};
 
 /// The sender: an SMTP client with bounded waits, the templates, the ticket keys.
 /// Cheap to clone.

@@ -1,13 +1,14 @@
 //! The scheduler: timed work on the booking database, run by tokio-cron-scheduler.
 //!
 //! - [`jobs`]: what each job does, one function each (callable from tests).
-//! - [`consumer`]: what every outbox consumer shares: claiming leased batches of due
-//!   deliveries of its kind, recording each outcome, retrying on a schedule.
 //! - [`relay`]: the outbox relay, delivering outbox messages to the organizers'
 //!   webhook endpoints (Standard Webhooks), at least once, in order per stream.
 //! - [`emails`]: the confirmation emails' sender, the outbox's second consumer: each
 //!   `booking.confirmed` by SMTP to the fan, with [`mail`] making the email (templates,
 //!   a QR code per ticket).
+//!
+//! Both drain their deliveries with [`sales::consumer`], which the waiting room's slot
+//! release shares.
 //! - [`Scheduler`]: registers the jobs at their configured intervals and stops them on
 //!   shutdown.
 //!
@@ -24,7 +25,6 @@
 //! their lifetime in the same atomic script that counts the room under `max_active`.
 
 pub mod config;
-pub mod consumer;
 pub mod emails;
 pub mod jobs;
 pub mod mail;

@@ -2,7 +2,7 @@
 //! signed per Standard Webhooks 1.0, at least once, in order per (endpoint, event).
 //!
 //! A run drains the webhook subscribers' deliveries as every outbox consumer does
-//! ([`crate::consumer`]: claimed in leased batches, sent with no transaction open, each
+//! ([`sales::consumer`]: claimed in leased batches, sent with no transaction open, each
 //! outcome recorded in a statement of its own). Each request carries
 //!
 //! - `webhook-id`: the message's id, the receiver's idempotency key (the same on every
@@ -40,8 +40,8 @@ use sales::store::deliveries::{self, Attempt, Claimed, Endpoint};
 use service_kit::postgres::Database;
 
 use crate::config::RelayConfig;
-use crate::consumer::{self, Consumer, Drained, Limits, Outcome};
 use crate::metrics;
+use sales::consumer::{self, Consumer, Drained, Limits, Outcome};
 
 /// Standard Webhooks' suggested waits after each failed attempt: 5 s, 5 min, 30 min,
 /// 2 h, 5 h, 10 h, 14 h, 20 h, 24 h (the first attempt is immediate). After the attempt
@@ -57,9 +57,6 @@ pub const RETRY_SCHEDULE: [Duration; 9] = [
     Duration::from_secs(20 * 3600),
     Duration::from_secs(24 * 3600),
 ];
-
-/// The reason an endpoint disabled by a `410` carries.
-pub const GONE_REASON: &str = "the endpoint answered 410 Gone";
 
 /// What a receiver's error text may fill in the attempt log, in characters.
 const ERROR_TEXT_MAX: usize = 300;

@@ -5,6 +5,8 @@
 //!   trusted proxies of the configuration.
 //! - [`compression`]: gzip for large public answers, on the way out or made once for a
 //!   cached copy.
+//! - [`distress`]: back-pressure: how long a gateway's work waits for a database
+//!   connection, reported through Redis to the waiting room's admitter.
 //! - [`error_body`]: the one JSON error envelope, `{"error":{"code","message"}}`.
 //! - [`extract`]: `Json`, `Path` and `Query` whose rejections use that envelope.
 //! - [`invalid`]: a broken input rule, as services' domain modules report it, and
@@ -27,6 +29,7 @@
 pub mod auth;
 pub mod client_address;
 pub mod compression;
+pub mod distress;
 pub mod error_body;
 pub mod extract;
 pub mod health;

@@ -4,8 +4,10 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use crate::distress::PoolPressure;
 use crate::settings::Section;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -176,6 +178,9 @@ pub type WorkFuture<'c, T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send
 pub struct Database {
     pool: PgPool,
     deadline: Duration,
+    /// Where each acquire's wait is added, when someone watches (the gateway's distress
+    /// report, [`crate::distress`]).
+    pressure: Option<Arc<PoolPressure>>,
 }
 
 #[derive(Clone, Copy)]
@@ -190,7 +195,13 @@ enum Commit {
 
 impl Database {
     pub fn new(pool: PgPool, deadline: Duration) -> Self {
-        Self { pool, deadline }
+        Self { pool, deadline, pressure: None }
+    }
+
+    /// The same pool, adding how long each unit of work waits for its connection to
+    /// `pressure`.
+    pub fn with_pressure(self, pressure: Arc<PoolPressure>) -> Self {
+        Self { pressure: Some(pressure), ..self }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -200,7 +211,7 @@ impl Database {
     /// The same pool with another deadline, for work known to take longer than the
     /// rest (its statements need a matching `SET LOCAL statement_timeout`).
     pub fn with_deadline(&self, deadline: Duration) -> Self {
-        Self { pool: self.pool.clone(), deadline }
+        Self { pool: self.pool.clone(), deadline, pressure: self.pressure.clone() }
     }
 
     /// Work that only reads.
@@ -236,7 +247,8 @@ impl Database {
     async fn run<T: Send + 'static, E: WorkError>(&self, commit: Commit, work: Work<T, E>) -> Result<T, E> {
         // In a task of its own, so a caller that goes away cannot cut it short; its logs
         // stay inside the caller's span.
-        let task = tokio::spawn(run_on_pool(self.pool.clone(), self.deadline, commit, work).in_current_span());
+        let pool = (self.pool.clone(), self.pressure.clone());
+        let task = tokio::spawn(run_on_pool(pool, self.deadline, commit, work).in_current_span());
         match task.await {
             Ok(result) => result,
             Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
@@ -249,12 +261,17 @@ impl Database {
 /// Acquires a connection, runs the work on it within `deadline`, and closes the
 /// connection instead of returning it when the deadline passed or the connection broke.
 async fn run_on_pool<T, E: WorkError>(
-    pool: PgPool,
+    (pool, pressure): (PgPool, Option<Arc<PoolPressure>>),
     deadline: Duration,
     commit: Commit,
     work: Work<T, E>,
 ) -> Result<T, E> {
-    let mut conn = pool.acquire().await.map_err(|e| match is_connection_lost(&e) {
+    let waiting = Instant::now();
+    let acquired = pool.acquire().await;
+    if let Some(pressure) = pressure {
+        pressure.record(waiting.elapsed());
+    }
+    let mut conn = acquired.map_err(|e| match is_connection_lost(&e) {
         true => E::from(Fault::Unavailable),
         false => E::from(e),
     })?;

@@ -71,6 +71,10 @@ pub struct FanRecord {
     pub join_answered: Duration,
     pub last_waiting_poll_sent: Option<Duration>,
     pub admitted_after: Option<Duration>,
+    /// When the fan last got an answer from the waiting room (a join or a poll, 2xx)
+    /// that did not say the show was sold out: after the sell-out every answer is to
+    /// say so (issue 18), so this tells how long the line went on hearing otherwise.
+    pub last_answer_not_sold_out: Option<Duration>,
     pub ending: Ending,
     pub seats: u32,
     /// The booking the fan was told about (a 2xx with its id), and what became of it.
@@ -129,6 +133,13 @@ enum Checkout {
 }
 
 impl FanRecord {
+    /// Notes a waiting room's answer, `at` the time it came.
+    fn heard(&mut self, answer: &Answer, at: Duration) {
+        if answer.ok() && answer.text("sale_state") != Some("sold_out") {
+            self.last_answer_not_sold_out = Some(at);
+        }
+    }
+
     /// A fan whose requests got no answer (the error is in the traffic counts).
     pub fn failed(plan: Plan) -> Self {
         Self {
@@ -139,6 +150,7 @@ impl FanRecord {
             join_answered: Duration::ZERO,
             last_waiting_poll_sent: None,
             admitted_after: None,
+            last_answer_not_sold_out: None,
             ending: Ending::Failed,
             seats: 0,
             told: None,
@@ -187,6 +199,7 @@ impl Fan<'_> {
         record.joined = joined.ok();
         record.pre_queue = joined.text("status") == Some("pre_queue");
         record.join_answered = self.started.elapsed();
+        record.heard(&joined, record.join_answered);
         let Some(ticket) = joined.text("ticket").filter(|_| joined.ok()) else {
             return Ok(());
         };
@@ -208,9 +221,12 @@ impl Fan<'_> {
         if record.ending == Ending::SoldOut && self.scenario.waitlist.enabled {
             (record.ending, record.seats) = self.wait_for_offer(&token, &mut record.told, &mut record.payment).await?;
         }
-        // Done shopping: give the place in the room to the next fan, as a checkout page
-        // that tells the waiting room would.
-        self.api.leave(self.event.id, &ticket).await?;
+        // A fan who booked is done: the booking frees their place in the room (the
+        // waiting room's slot release). One who did not gives it back, as a page that
+        // tells the waiting room when the fan gives up would.
+        if !matches!(record.ending, Ending::Booked | Ending::Cancelled | Ending::WaitlistBooked | Ending::PaidAndLeft) {
+            self.api.leave(self.event.id, &ticket).await?;
+        }
         Ok(())
     }
 
@@ -231,6 +247,7 @@ impl Fan<'_> {
             }
             let sent = self.started.elapsed();
             let polled = self.api.poll(self.event.id, &ticket).await?;
+            record.heard(&polled, self.started.elapsed());
             if let Some(fresh) = polled.text("ticket").filter(|_| polled.ok()) {
                 ticket = fresh.to_owned();
             }

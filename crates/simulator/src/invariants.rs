@@ -27,6 +27,10 @@ pub struct DatabaseCheck {
     pub told: ToldCheck,
     pub payments: PaymentsCheck,
     pub waitlist: WaitlistCheck,
+    /// When the last place sold, in Unix seconds (the database's clock): the newest
+    /// booking's time, when every seat of the event is booked at the end; None when the
+    /// show did not sell out.
+    pub sold_out_at_unix: Option<f64>,
 }
 
 /// The event's waitlist as the database has it at the end.
@@ -137,6 +141,14 @@ pub async fn check(
     .bind(event)
     .fetch_one(&pool)
     .await?;
+    let sold_out_at_unix: Option<f64> = sqlx::query_scalar(
+        "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM seats WHERE event_id = $1 AND state <> 'booked')
+                     THEN (SELECT extract(epoch FROM max(created_at))::float8 FROM bookings WHERE event_id = $1)
+                END",
+    )
+    .bind(event)
+    .fetch_one(&pool)
+    .await?;
     let violations = invariants::check(&mut *pool.begin().await?, SCOPE).await?;
     let ids: Vec<Uuid> = told.iter().map(|t| t.id).collect();
     let rows: Vec<(Uuid, BookingStatus)> =
@@ -159,7 +171,17 @@ pub async fn check(
             Some(_) => check.wrong_state.push(booking.id),
         }
     }
-    Ok(DatabaseCheck { event_id: event, capacity, seats_sold, bookings, violations, told: check, payments, waitlist })
+    Ok(DatabaseCheck {
+        event_id: event,
+        capacity,
+        seats_sold,
+        bookings,
+        violations,
+        told: check,
+        payments,
+        waitlist,
+        sold_out_at_unix,
+    })
 }
 
 async fn waitlist(pool: &sqlx::PgPool, event: Uuid) -> Result<WaitlistCheck, Error> {

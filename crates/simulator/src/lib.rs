@@ -116,6 +116,7 @@ pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Resul
         None => Vec::new(),
     };
     let mut report = Report::new(scenario, &records, &api.traffic, &samples, database, api.replicas(), elapsed);
+    report.sell_out = report::SellOut::of(&records, report.database.sold_out_at_unix, started_unix);
     report.add_chaos(&api.traffic.timeline(), faults, targets.faults_file.is_some());
     Ok(report)
 }

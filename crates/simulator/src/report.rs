@@ -28,6 +28,8 @@ pub struct Report {
     pub database: DatabaseCheck,
     pub fairness: Fairness,
     pub admission_rate: AdmissionRate,
+    /// The sell-out as the line heard it; None when the show did not sell out.
+    pub sell_out: Option<SellOut>,
     pub latency_ms: BTreeMap<String, Percentiles>,
     /// How long requests waited for one of the simulator's connections before being
     /// sent; not part of `latency_ms`. Long waits mean the crowd outran this machine:
@@ -57,6 +59,44 @@ pub struct Report {
     pub replicas: Replicas,
     /// Empty when the sale was sound; otherwise what broke. Non-empty exits non-zero.
     pub broken: Vec<String>,
+}
+
+/// The sell-out as the line heard it (issue 18): when the last place sold, and how the
+/// waiting room's answers followed.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SellOut {
+    /// When the last place sold, in seconds since the start (the database's clock).
+    pub at_s: f64,
+    /// Fans who had joined and were not yet admitted then.
+    pub waiting_then: usize,
+    /// Of them, fans admitted afterwards (target: under 1 % of `waiting_then`).
+    pub admitted_after: usize,
+    /// The last answer a fan got that did not say `sold_out`, in seconds after the
+    /// sell-out (0 when none came after it): every answer more than 2 s after is to
+    /// say it.
+    pub last_answer_not_saying_it_s: f64,
+    /// Fans who heard otherwise more than 2 s after the sell-out.
+    pub fans_told_otherwise_after_2s: usize,
+}
+
+impl SellOut {
+    /// From the fans' records and the database's sell-out time; `started_unix` is when
+    /// the rehearsal began (Unix time).
+    pub fn of(records: &[FanRecord], sold_out_at_unix: Option<f64>, started_unix: Duration) -> Option<Self> {
+        let at = Duration::try_from_secs_f64(sold_out_at_unix? - started_unix.as_secs_f64()).unwrap_or_default();
+        let waiting: Vec<&FanRecord> = records
+            .iter()
+            .filter(|r| r.joined && r.join_answered <= at && r.admitted_after.is_none_or(|admitted| admitted > at))
+            .collect();
+        let lag = |r: &FanRecord| r.last_answer_not_sold_out.map_or(Duration::ZERO, |last| last.saturating_sub(at));
+        Some(Self {
+            at_s: at.as_secs_f64(),
+            waiting_then: waiting.len(),
+            admitted_after: waiting.iter().filter(|r| r.admitted_after.is_some()).count(),
+            last_answer_not_saying_it_s: records.iter().map(lag).max().unwrap_or_default().as_secs_f64(),
+            fans_told_otherwise_after_2s: records.iter().filter(|r| lag(r) > Duration::from_secs(2)).count(),
+        })
+    }
 }
 
 /// What fans did and saw at checkout.
@@ -279,6 +319,7 @@ impl Report {
             database,
             fairness: Fairness { overtakes: overtakes(records), pre_queue_order_kept: pre_queue_order_kept(records) },
             admission_rate: AdmissionRate { configured: scenario.admit_rate, achieved: achieved_rate(samples) },
+            sell_out: None,
             latency_ms,
             connection_wait_ms: Percentiles::of(&traffic.slot_wait()),
             answers,
@@ -479,6 +520,18 @@ impl fmt::Display for Report {
         writeln!(f, "  fairness: {} overtakes after opening; pre-queue admitted in join order for {kept} of consecutive pairs (0.5 = shuffled)", self.fairness.overtakes)?;
         let achieved = self.admission_rate.achieved.map_or("-".to_owned(), |r| format!("{r:.1}"));
         writeln!(f, "  admission rate: {achieved}/s achieved, {}/s configured", self.admission_rate.configured)?;
+        match &self.sell_out {
+            Some(sold) => writeln!(
+                f,
+                "  sell-out at {:.1} s: {} of the {} fans then waiting admitted after it; the last answer not saying sold_out came {:.2} s after it ({} fans heard otherwise over 2 s after)",
+                sold.at_s,
+                sold.admitted_after,
+                sold.waiting_then,
+                sold.last_answer_not_saying_it_s,
+                sold.fans_told_otherwise_after_2s
+            )?,
+            None => writeln!(f, "  sell-out: none (places left unsold or held at the end)")?,
+        }
         writeln!(
             f,
             "  told bookings: {} of {} found in the database as the fans were told ({} missing, {} in another state)",

@@ -22,12 +22,14 @@
 //! record is corrected in the background.
 //!
 //! Every admission is handed to the [`Recorder`](crate::recorder::Recorder), which
-//! writes them to PostgreSQL on its own task.
+//! writes them to PostgreSQL on its own task; and fans who booked stop counting
+//! under `max_active` ([`crate::release`]), on another.
 //!
 //! Each step also caps the room by what the sale has left ([`Inventory`], issue 18):
 //! no more fans shopping at once than the remaining places can use, none at all once
-//! the show is sold out. The counts are refreshed in the background; a step never
-//! waits for them.
+//! the show is sold out; and slows down while the gateways report distress
+//! ([`Backpressure`]). Both are refreshed in the background; a step never waits for
+//! them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -38,12 +40,14 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::backpressure::Backpressure;
 use crate::config::WaitroomConfig;
 use crate::domain::poll;
 use crate::domain::settings::EventState;
 use crate::error::{Error, Result};
 use crate::inventory::Inventory;
-use crate::ledger::{Admission, Listing};
+use crate::ledger::{Admission, Listing, Record};
+use crate::release::SlotRelease;
 use crate::restore::Restorer;
 use crate::store::{Step, StepOutcome, Store};
 
@@ -55,17 +59,28 @@ pub struct Admitter {
     store: Store,
     restorer: Arc<Restorer>,
     inventory: Inventory,
+    backpressure: Backpressure,
+    slot_release: SlotRelease,
     abandon_after_ms: u64,
     pause_after_restore_ms: u64,
     tick: Duration,
 }
 
 impl Admitter {
-    pub fn new(store: Store, restorer: Arc<Restorer>, inventory: Inventory, config: &WaitroomConfig) -> Self {
+    pub fn new(
+        store: Store,
+        restorer: Arc<Restorer>,
+        inventory: Inventory,
+        backpressure: Backpressure,
+        slot_release: SlotRelease,
+        config: &WaitroomConfig,
+    ) -> Self {
         Self {
             store,
             restorer,
             inventory,
+            backpressure,
+            slot_release,
             abandon_after_ms: config.abandon_after_secs * 1000,
             pause_after_restore_ms: poll::restore_pause_ms(config.abandon_after_secs),
             tick: Duration::from_millis(config.admitter_tick_ms),
@@ -83,6 +98,12 @@ impl Admitter {
         self.restorer.recorder().pending()
     }
 
+    /// Frees the admissions of fans who booked now (the admitter's own task does this
+    /// by itself, see [`run_admitter`]); what the run did.
+    pub async fn release_slots(&self) -> Result<sales::consumer::Drained> {
+        self.slot_release.release_due().await
+    }
+
     /// One admission step for one event; at the opening time it also opens the sale.
     /// The admitted fans are queued for recording in PostgreSQL.
     pub async fn step(&self, event_id: Uuid) -> Result<Step> {
@@ -90,7 +111,10 @@ impl Admitter {
         let budget = self.inventory.budget(event_id);
         crate::metrics::budget(event_id, budget.as_ref(), self.inventory.stale(event_id));
         let cap = budget.map(|b| b.shopper_cap);
-        let outcome = self.store.admit_step(event_id, self.abandon_after_ms, self.pause_after_restore_ms, cap).await?;
+        self.backpressure.refresh_in_background();
+        let share = self.backpressure.view().rate_share;
+        let (abandon, pause) = (self.abandon_after_ms, self.pause_after_restore_ms);
+        let outcome = self.store.admit_step(event_id, abandon, pause, cap, share).await?;
         let listed = || self.restorer.directory_now().and_then(|events| events.get(&event_id).copied());
         if matches!(outcome, StepOutcome::Stepped(_) | StepOutcome::Idle(_)) && listed().is_some_and(|l| l.retired) {
             // A join brought the event back (the index lists it, or it would not be
@@ -104,18 +128,20 @@ impl Admitter {
         }
         match outcome {
             StepOutcome::Stepped(step) => {
-                crate::metrics::admission_step(event_id, &step, budget.as_ref());
-                self.restorer.recorder().push(step.admitted.iter().zip(&step.scores).map(|(fan, &score)| Admission {
-                    event_id,
-                    fan_id: fan.clone(),
-                    score,
-                    admitted_at_ms: step.admitted_at_ms,
-                    expires_at_ms: step.expires_at_ms,
+                crate::metrics::admission_step(event_id, &step, budget.as_ref(), share);
+                self.restorer.recorder().push(step.admitted.iter().zip(&step.scores).map(|(fan, &score)| {
+                    Record::Admitted(Admission {
+                        event_id,
+                        fan_id: fan.clone(),
+                        score,
+                        admitted_at_ms: step.admitted_at_ms,
+                        expires_at_ms: step.expires_at_ms,
+                    })
                 }));
                 Ok(step)
             }
             StepOutcome::Idle(room) => {
-                crate::metrics::room(event_id, &room, budget.as_ref());
+                crate::metrics::room(event_id, &room, budget.as_ref(), share);
                 Ok(Step { room, ..Step::default() })
             }
             StepOutcome::Retired => {
@@ -251,8 +277,9 @@ impl FailureLog {
     }
 }
 
-/// Steps every event each tick until `shutdown` is cancelled, and records the
-/// admissions in PostgreSQL on a task of its own. It keeps ticking while Redis is down
+/// Steps every event each tick until `shutdown` is cancelled, records the admissions
+/// in PostgreSQL on a task of its own, and frees the slots of fans who booked on
+/// another ([`crate::release`]). It keeps ticking while Redis is down
 /// (each tick fails fast, within the Redis timeouts) and resumes admitting as soon as
 /// Redis answers again; it keeps admitting while PostgreSQL is down, and records the
 /// admissions once PostgreSQL is back.
@@ -262,6 +289,7 @@ pub async fn run_admitter(admitter: Admitter, shutdown: CancellationToken) {
         let (tick, shutdown) = (admitter.tick, shutdown.clone());
         async move { recorder.run(tick, shutdown).await }
     });
+    let releasing = tokio::spawn(admitter.slot_release.clone().run(shutdown.clone()));
     let mut ticks = tokio::time::interval(admitter.tick);
     // After a slow Redis round, carry on at the normal pace rather than catching up
     // with a burst of steps: the script owes admissions by elapsed time anyway.
@@ -276,6 +304,9 @@ pub async fn run_admitter(admitter: Admitter, shutdown: CancellationToken) {
     }
     if let Err(e) = recording.await {
         tracing::error!(error = %e, "the admission recorder panicked");
+    }
+    if let Err(e) = releasing.await {
+        tracing::error!(error = %e, "the slot release panicked");
     }
     tracing::info!("admitter stopped");
 }

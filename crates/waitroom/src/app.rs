@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::admitter::Admitter;
+use crate::backpressure::Backpressure;
 use crate::config::WaitroomConfig;
 use crate::domain::ticket::TicketKey;
 use crate::domain::vouched::ClientFanIds;
@@ -24,6 +25,7 @@ use crate::inventory::Inventory;
 use crate::ledger::Ledger;
 use crate::queue::Queue;
 use crate::recorder::Recorder;
+use crate::release::SlotRelease;
 use crate::restore::Restorer;
 use crate::store::Store;
 use crate::tokens::AdmissionTokens;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub queue: Queue,
     /// What the sale has left, per event (the admission budget and the sale's state).
     pub inventory: Inventory,
+    /// The gateways' distress, and the share of the organizer's rate it leaves.
+    pub backpressure: Backpressure,
     /// Joins per client address and per fan.
     pub join_limits: Arc<ClientLimits>,
     /// Polls and leaves per client address and per ticket.
@@ -71,6 +75,7 @@ pub struct Application {
     poll_limits: Arc<ClientLimits>,
     admitter: Admitter,
     inventory: Inventory,
+    backpressure: Backpressure,
     grace: Duration,
     http: HttpConfig,
 }
@@ -94,11 +99,13 @@ impl Application {
         let listener = TcpListener::bind(config.listen).await?;
         let management_listener = TcpListener::bind(config.management_listen).await?;
         crate::metrics::register();
-        let store = Store::new(redis, key_prefix)
+        let store = Store::new(redis.clone(), key_prefix)
             .with_closed_retention(Duration::from_secs(config.closed_retention_secs))
             .with_idle_retention(Duration::from_secs(config.idle_retention_secs));
         let inventory = Inventory::new(database.clone(), config.inventory);
-        let ledger = Ledger::new(database);
+        let slot_release = SlotRelease::new(store.clone(), database.clone(), config.slot_release);
+        let backpressure = Backpressure::new(redis.clone(), key_prefix, config.backpressure);
+        let ledger = Ledger::new(database, config.slot_release);
         let restorer = Arc::new(Restorer::new(store.clone(), ledger.clone(), Arc::new(Recorder::new(ledger))));
         let join_limits = Arc::new(ClientLimits::new(
             crate::metrics::RATE_LIMITED,
@@ -110,7 +117,14 @@ impl Application {
             config.poll_limit_per_address,
             config.poll_limit_per_ticket,
         ));
-        let admitter = Admitter::new(store.clone(), restorer.clone(), inventory.clone(), config);
+        let admitter = Admitter::new(
+            store.clone(),
+            restorer.clone(),
+            inventory.clone(),
+            backpressure.clone(),
+            slot_release,
+            config,
+        );
         let state = AppState {
             queue: Queue::new(
                 store.clone(),
@@ -121,6 +135,7 @@ impl Application {
                 config.abandon_after_secs,
             ),
             inventory,
+            backpressure,
             store,
             restorer,
             join_limits: join_limits.clone(),
@@ -130,7 +145,7 @@ impl Application {
             client_fan_ids: ClientFanIds::new(config.fan_id_secret.clone(), config.deployment.development),
             jwks: Arc::new(json!({ "keys": public_keys.iter().map(PublicKey::jwk).collect::<Vec<_>>() })),
         };
-        let inventory = state.inventory.clone();
+        let (inventory, backpressure) = (state.inventory.clone(), state.backpressure.clone());
         let routers = crate::routes::router(state);
         Ok(Self {
             listener,
@@ -141,6 +156,7 @@ impl Application {
             poll_limits,
             admitter,
             inventory,
+            backpressure,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             http: config.http,
         })
@@ -164,6 +180,11 @@ impl Application {
     /// What the sale has left, as this replica reads it (tests refresh it directly).
     pub fn inventory(&self) -> Inventory {
         self.inventory.clone()
+    }
+
+    /// The gateways' distress, as this replica reads it (tests refresh it directly).
+    pub fn backpressure(&self) -> Backpressure {
+        self.backpressure.clone()
     }
 
     /// Serves both listeners until `shutdown` is cancelled, then drains in-flight

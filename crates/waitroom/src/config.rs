@@ -68,6 +68,10 @@ pub struct WaitroomConfig {
     pub http: HttpConfig,
     /// Admission by the sale's remaining places (`[waitroom.inventory]`).
     pub inventory: InventoryConfig,
+    /// Freeing the admissions of fans who booked (`[waitroom.slot_release]`).
+    pub slot_release: SlotReleaseConfig,
+    /// Slowing admission while the gateways report distress (`[waitroom.backpressure]`).
+    pub backpressure: BackpressureConfig,
     /// Handed over by the loader: with the `development` switch, development secrets
     /// are accepted on any listener, and without a `fan_id_secret` a client's own fan
     /// id is taken as given.
@@ -100,6 +104,72 @@ impl InventoryConfig {
         }
         if !(self.shoppers_per_place.is_finite() && (0.1..=100.0).contains(&self.shoppers_per_place)) {
             return Err("waitroom.inventory.shoppers_per_place must be 0.1-100".into());
+        }
+        Ok(())
+    }
+}
+
+/// `[waitroom.slot_release]`: a fan who booked stops counting under `max_active`
+/// (issue 18, `crate::release`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct SlotReleaseConfig {
+    /// Off: a fan counts until they leave or their admission expires, and no
+    /// `booking.confirmed` or `waitlist.joined` is kept for the waiting room.
+    pub enabled: bool,
+    /// How often each replica looks for bookings to release.
+    pub poll_ms: u64,
+    /// Deliveries claimed per statement, and at most released at once.
+    pub batch: u32,
+    /// How long a replica's claim keeps a delivery from the others.
+    pub lease_ms: u64,
+    /// How far the database's clock (a booking's time) and Redis' (an admission's)
+    /// may disagree: an admission that began up to this long after the booking is
+    /// still released.
+    pub clock_skew_ms: u64,
+}
+
+impl SlotReleaseConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(10..=10_000).contains(&self.poll_ms) {
+            return Err("waitroom.slot_release.poll_ms must be 10-10000".into());
+        }
+        if !(1..=10_000).contains(&self.batch) {
+            return Err("waitroom.slot_release.batch must be 1-10000".into());
+        }
+        if !(100..=600_000).contains(&self.lease_ms) {
+            return Err("waitroom.slot_release.lease_ms must be 100-600000".into());
+        }
+        if self.clock_skew_ms > 60_000 {
+            return Err("waitroom.slot_release.clock_skew_ms must be at most 60000".into());
+        }
+        Ok(())
+    }
+}
+
+/// `[waitroom.backpressure]`: the admission rate follows the gateways' distress (issue
+/// 18, `crate::backpressure`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct BackpressureConfig {
+    /// Off: the organizer's rate, whatever the gateways report.
+    pub enabled: bool,
+    /// How often each replica reads the gateways' reports.
+    pub refresh_ms: u64,
+    /// Reports not read for this long are not used (Redis unreachable): no distress.
+    pub stale_after_ms: u64,
+    /// The share of the organizer's rate left at full distress.
+    pub min_rate_share: f64,
+}
+
+impl BackpressureConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(50..=10_000).contains(&self.refresh_ms) {
+            return Err("waitroom.backpressure.refresh_ms must be 50-10000".into());
+        }
+        if self.stale_after_ms < 2 * self.refresh_ms {
+            return Err("waitroom.backpressure.stale_after_ms must be at least twice refresh_ms".into());
+        }
+        if !(self.min_rate_share.is_finite() && (0.01..=1.0).contains(&self.min_rate_share)) {
+            return Err("waitroom.backpressure.min_rate_share must be 0.01-1".into());
         }
         Ok(())
     }
@@ -171,7 +241,9 @@ impl Section for WaitroomConfig {
         self.poll_limit_per_address.validate("waitroom.poll_limit_per_address")?;
         self.poll_limit_per_ticket.validate("waitroom.poll_limit_per_ticket")?;
         self.client_address.validate("waitroom")?;
-        self.inventory.validate()
+        self.inventory.validate()?;
+        self.slot_release.validate()?;
+        self.backpressure.validate()
     }
 }
 

@@ -59,6 +59,9 @@ pub enum Error {
     DatabaseConnectionLost,
     #[error("internal error")]
     Database(#[source] sqlx::Error),
+    /// The outbox's shared consumer failed otherwise (see `crate::release`).
+    #[error("internal error")]
+    Outbox(#[source] sales::Error),
     /// Redis or PostgreSQL holds something our own code never writes.
     #[error("unexpected stored data: {0}")]
     Corrupt(String),
@@ -83,7 +86,9 @@ impl Error {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             Self::OutcomeUnknown => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
-            Self::Redis(_) | Self::Database(_) | Self::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Redis(_) | Self::Database(_) | Self::Outbox(_) | Self::Corrupt(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         }
     }
 
@@ -126,6 +131,19 @@ impl From<redis::RedisError> for Error {
             Self::Unavailable(e)
         } else {
             Self::Redis(e)
+        }
+    }
+}
+
+/// The slot release drains its deliveries with the sale's outbox consumer, whose
+/// failures are the sale's.
+impl From<sales::Error> for Error {
+    fn from(e: sales::Error) -> Self {
+        match e {
+            sales::Error::Unavailable => Self::DatabaseUnavailable,
+            sales::Error::OutcomeUnknown => Self::OutcomeUnknown,
+            sales::Error::ConnectionLost => Self::DatabaseConnectionLost,
+            other => Self::Outbox(other),
         }
     }
 }

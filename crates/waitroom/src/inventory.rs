@@ -9,7 +9,9 @@
 //! dropped and admission carries on at the organizer's rate, as it did before the
 //! waiting room knew the inventory; `boxoffice_waitroom_inventory_stale` says so. An
 //! event the sale does not know (no sections: a waiting room used on its own) has no
-//! budget either.
+//! budget either. Events no longer stepped are forgotten after ten times
+//! `stale_after_ms`, so the counts held grow with the events on sale, not with every
+//! event ever sold.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,9 +26,13 @@ use uuid::Uuid;
 use crate::config::InventoryConfig;
 use crate::domain::budget::{Budget, SaleState};
 use crate::error::{Error, Result};
+use crate::refresh::RefreshTurn;
 
 /// Change rows read per refresh at most; a reader further behind takes a snapshot.
 const MAX_CHANGES_PER_READ: i64 = 20_000;
+/// An event not refreshed for this many times `stale_after_ms` is no longer stepped and
+/// is forgotten (read again from a snapshot if it comes back).
+const FORGET_AFTER_STALE: u32 = 10;
 
 #[derive(Clone)]
 pub struct Inventory {
@@ -44,10 +50,8 @@ struct Watched {
     waitlist: EventWaitlist,
     /// When a read last succeeded.
     read_at: Option<Instant>,
-    /// A refresh is running (at most one per event).
-    refreshing: bool,
-    /// When the last refresh started.
-    started_at: Option<Instant>,
+    /// At most one refresh at a time, every `refresh_ms` at most.
+    turn: RefreshTurn,
 }
 
 impl Watched {
@@ -91,20 +95,23 @@ impl Inventory {
         }
         {
             let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+            if !events.contains_key(&event_id) {
+                // Events no longer stepped (closed, retired) are forgotten, so the map
+                // holds only what the admitter walks; a new event is the moment to look.
+                let forget_after = self.config.stale_after() * FORGET_AFTER_STALE;
+                events.retain(|_, watched| watched.turn.started_within(forget_after));
+            }
             let watched = events.entry(event_id).or_default();
-            let due = watched.started_at.is_none_or(|at| at.elapsed() >= self.config.refresh());
-            if watched.refreshing || !due {
+            if !watched.turn.take(self.config.refresh()) {
                 return;
             }
-            watched.refreshing = true;
-            watched.started_at = Some(Instant::now());
         }
         let inventory = self.clone();
         tokio::spawn(async move {
             let outcome = inventory.refresh(event_id).await;
             let mut events = inventory.events.lock().unwrap_or_else(|e| e.into_inner());
             let watched = events.entry(event_id).or_default();
-            watched.refreshing = false;
+            watched.turn.finished();
             if let Err(e) = outcome {
                 crate::metrics::inventory_read_failed();
                 tracing::debug!(%event_id, error = ?e, "the seat feed could not be read");

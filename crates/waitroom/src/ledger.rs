@@ -4,8 +4,8 @@
 //! - `waitroom_events`: each event's settings, its shuffle seed and commitment, the
 //!   epoch its Redis state was last rebuilt in, and whether the admitter retired it for
 //!   idleness (`migrations/*_waitroom_idle_retirement.sql`);
-//! - `waitroom_admissions`: every admission, written in batches by the admitter
-//!   ([`crate::recorder`]).
+//! - `waitroom_admissions`: every admission, and when a fan let in left early, written
+//!   in batches by the recorder ([`crate::recorder`]).
 //!
 //! Each function is one unit of cancel-safe, deadline-bounded work
 //! ([`service_kit::postgres::Database`]). Fans' joins and polls never come here, except
@@ -17,6 +17,7 @@ use service_kit::postgres::Database;
 use sqlx::Row;
 use uuid::Uuid;
 
+use crate::config::SlotReleaseConfig;
 use crate::domain::fan::FanId;
 use crate::domain::settings::{EventState, Settings, SettingsWrite, WaitroomEvent};
 use crate::domain::shuffle;
@@ -26,6 +27,7 @@ use crate::store::Rebuild;
 #[derive(Clone)]
 pub struct Ledger {
     db: Database,
+    slot_release: SlotReleaseConfig,
 }
 
 /// An event as PostgreSQL records it.
@@ -79,13 +81,33 @@ pub struct Admission {
     pub expires_at_ms: i64,
 }
 
+/// An admitted fan who left the waiting room before their admission expired; the
+/// admission is the fan's one that expires at `expires_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    pub event_id: Uuid,
+    pub fan_id: String,
+    pub expires_at_ms: i64,
+    /// Redis time, ms.
+    pub left_at_ms: i64,
+}
+
+/// What the recorder writes: admissions, and departures from them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    Admitted(Admission),
+    Left(Departure),
+}
+
 /// The columns of `waitroom_events` every query below returns, in this order.
 const EVENT_COLUMNS: &str = "state::text AS state, admit_rate, max_active, token_lifetime_secs, opens_at, seed, \
                              seed_sha256, epoch, created_at";
 
 impl Ledger {
-    pub fn new(db: Database) -> Self {
-        Self { db }
+    /// `slot_release`: whether fans who booked or joined the waitlist stop counting
+    /// (`crate::release`), so a rebuild leaves their admissions out too.
+    pub fn new(db: Database, slot_release: SlotReleaseConfig) -> Self {
+        Self { db, slot_release }
     }
 
     pub fn database(&self) -> &Database {
@@ -234,6 +256,8 @@ impl Ledger {
     /// transaction. `None` when PostgreSQL does not know the event.
     #[tracing::instrument(skip(self), fields(%event_id))]
     pub async fn begin_rebuild(&self, event_id: Uuid) -> Result<Option<Rebuild>> {
+        let released = self.slot_release.enabled;
+        let skew_secs = self.slot_release.clock_skew_ms as f64 / 1000.0;
         self.db
             .transaction(move |conn| {
                 Box::pin(async move {
@@ -250,12 +274,25 @@ impl Ledger {
                     let event = event_from_row(&row)?;
                     let retired: bool = row.try_get("retired")?;
                     // A fan admitted twice (expired, joined again) counts once, with the
-                    // later expiry.
+                    // later expiry. One who left is gone. One who booked or joined the waitlist since being let
+                    // in was done, and their place freed (`crate::release`, by the same
+                    // rule): rebuilt, they would hold it again until it expired, and
+                    // with the admission budget the line would wait behind them.
                     let live: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
-                        "SELECT fan_id, max(expires_at) FROM waitroom_admissions
-                         WHERE event_id = $1 AND expires_at > now() GROUP BY fan_id",
+                        "SELECT a.fan_id, max(a.expires_at) FROM waitroom_admissions a
+                         WHERE a.event_id = $1 AND a.expires_at > now() AND a.left_at IS NULL
+                           AND NOT ($2 AND (
+                               EXISTS (SELECT 1 FROM bookings b
+                                       WHERE b.event_id = a.event_id AND b.fan_id = a.fan_id
+                                         AND b.created_at >= a.admitted_at - make_interval(secs => $3))
+                               OR EXISTS (SELECT 1 FROM waitlist_entries w
+                                          WHERE w.event_id = a.event_id AND w.fan_id = a.fan_id
+                                            AND w.created_at >= a.admitted_at - make_interval(secs => $3))))
+                         GROUP BY a.fan_id",
                     )
                     .bind(event_id)
+                    .bind(released)
+                    .bind(skew_secs)
                     .fetch_all(&mut *conn)
                     .await?;
                     let admitted_total: i64 =
@@ -278,40 +315,70 @@ impl Ledger {
             .await
     }
 
-    /// Records admissions in one statement; an admission already recorded (a retry
-    /// after an unknown outcome) is skipped.
-    pub async fn record(&self, admissions: Vec<Admission>) -> Result<u64> {
+    /// Records admissions and departures in one transaction, the admissions first (a
+    /// departure always follows its admission in the recorder's order). An admission
+    /// already recorded (a retry after an unknown outcome) is skipped; a departure is
+    /// recorded once, on the admission it ended.
+    pub async fn record(&self, records: Vec<Record>) -> Result<()> {
+        let n = records.len();
+        let (mut events, mut fans, mut scores, mut at, mut until) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut left_events, mut left_fans, mut left_expiries, mut left_at) = (vec![], vec![], vec![], vec![]);
+        for record in records {
+            match record {
+                Record::Admitted(a) => {
+                    events.push(a.event_id);
+                    fans.push(a.fan_id);
+                    scores.push(a.score);
+                    at.push(timestamp(a.admitted_at_ms));
+                    until.push(timestamp(a.expires_at_ms));
+                }
+                Record::Left(d) => {
+                    left_events.push(d.event_id);
+                    left_fans.push(d.fan_id);
+                    left_expiries.push(timestamp(d.expires_at_ms));
+                    left_at.push(timestamp(d.left_at_ms));
+                }
+            }
+        }
         self.db
-            .write(move |conn| {
+            .transaction(move |conn| {
                 Box::pin(async move {
-                    let n = admissions.len();
-                    let (mut events, mut fans, mut scores, mut at, mut until) = (
-                        Vec::with_capacity(n),
-                        Vec::with_capacity(n),
-                        Vec::with_capacity(n),
-                        Vec::with_capacity(n),
-                        Vec::with_capacity(n),
-                    );
-                    for a in admissions {
-                        events.push(a.event_id);
-                        fans.push(a.fan_id);
-                        scores.push(a.score);
-                        at.push(timestamp(a.admitted_at_ms));
-                        until.push(timestamp(a.expires_at_ms));
+                    if !events.is_empty() {
+                        sqlx::query(
+                            "INSERT INTO waitroom_admissions (event_id, fan_id, join_score, admitted_at, expires_at)
+                             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(events)
+                        .bind(fans)
+                        .bind(scores)
+                        .bind(at)
+                        .bind(until)
+                        .execute(&mut *conn)
+                        .await?;
                     }
-                    let done = sqlx::query(
-                        "INSERT INTO waitroom_admissions (event_id, fan_id, join_score, admitted_at, expires_at)
-                         SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind(events)
-                    .bind(fans)
-                    .bind(scores)
-                    .bind(at)
-                    .bind(until)
-                    .execute(conn)
-                    .await?;
-                    Ok(done.rows_affected())
+                    if !left_events.is_empty() {
+                        sqlx::query(
+                            "UPDATE waitroom_admissions a SET left_at = d.left_at
+                             FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[])
+                                  AS d (event_id, fan_id, expires_at, left_at)
+                             WHERE a.event_id = d.event_id AND a.fan_id = d.fan_id AND a.expires_at = d.expires_at
+                               AND a.left_at IS NULL",
+                        )
+                        .bind(left_events)
+                        .bind(left_fans)
+                        .bind(left_expiries)
+                        .bind(left_at)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    Ok(())
                 })
             })
             .await

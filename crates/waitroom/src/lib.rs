@@ -8,6 +8,7 @@
 //! - [`queue`]: the fan's use cases (join, poll, leave).
 //! - [`tokens`]: admitted fans' access tokens, one per admission.
 //! - [`admitter`]: the background task that admits fans, one atomic step at a time.
+//! - [`backpressure`]: the gateways' distress, read from Redis, slowing admission.
 //! - [`inventory`]: what the sale has left, read from the seats' change feed: the
 //!   admission budget and the sale's state (`on_sale`, `all_held`, `sold_out`).
 //! - [`domain`]: rules with no I/O: fan ids, tickets, settings, the auditable
@@ -15,12 +16,18 @@
 //! - [`store`]: Redis keys and Lua scripts; all the atomicity lives there.
 //! - [`ledger`]: PostgreSQL, the source of truth for settings, seeds and admissions.
 //! - [`recorder`]: writes admissions to PostgreSQL in batches, off the admission path.
+//! - [`refresh`]: one background read at a time, at most every interval (the
+//!   inventory's and the back-pressure's).
+//! - [`release`]: fans who booked or joined the waitlist stop counting under
+//!   `max_active` (the outbox's `booking.confirmed` and `waitlist.joined`, delivered to
+//!   the waiting room).
 //! - [`restore`]: notices an event Redis lost and rebuilds it from PostgreSQL.
 //! - [`error`]: every failure and its status and code.
 //! - [`metrics`]: every metric name.
 
 pub mod admitter;
 pub mod app;
+pub mod backpressure;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -30,6 +37,8 @@ pub mod metrics;
 pub mod model;
 pub mod queue;
 pub mod recorder;
+pub mod refresh;
+pub mod release;
 pub mod restore;
 pub mod routes;
 pub mod store;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::domain::budget::{self, Budget};
+use crate::domain::budget::{self, Budget, RateReason};
 use crate::store::{Room, Step};
 
 /// Joins that put a fan in line (repeated joins of a waiting fan are not counted).
@@ -22,9 +22,10 @@ pub const QUEUE_LENGTH: &str = "boxoffice_waitroom_queue_length";
 pub const ACTIVE: &str = "boxoffice_waitroom_active";
 /// The organizer's cap on active fans, by event.
 pub const MAX_ACTIVE: &str = "boxoffice_waitroom_max_active";
-/// The admission rate in force, by event: the organizer's rate while running, 0 while
-/// paused, closed or before opening, and while the admission budget is used up (so
-/// "queue waiting, rate > 0, nobody admitted" is a stall).
+/// The admission rate in force, by event: the organizer's rate while running (a share
+/// of it while the gateways report distress), 0 while paused, closed or before
+/// opening, and while the room or the admission budget is full (so "queue waiting,
+/// rate > 0, nobody admitted" is a stall). Why: [`ADMIT_RATE_REASON`].
 pub const ADMIT_RATE: &str = "boxoffice_waitroom_admit_rate";
 /// Places the next order may take, by event, as this replica's seat feed says (issue
 /// 18); absent for an event the sale does not know.
@@ -38,6 +39,29 @@ pub const SHOPPER_CAP: &str = "boxoffice_waitroom_shopper_cap";
 pub const INVENTORY_STALE: &str = "boxoffice_waitroom_inventory_stale";
 /// Reads of the seat feed that failed (retried at the next refresh).
 pub const INVENTORY_READ_FAILURES: &str = "boxoffice_waitroom_inventory_read_failures_total";
+/// Admissions released because the fan booked (`crate::release`).
+pub const SLOTS_RELEASED: &str = "boxoffice_waitroom_slots_released_total";
+/// How long after the booking (or the waitlist join, by the database's clock) its fan's
+/// admission was released: the "within a second or two" of issue 18.
+pub const SLOT_RELEASE_DURATION: &str = "boxoffice_waitroom_slot_release_duration_seconds";
+/// Bookings the slot release handled, by `outcome` (as every outbox consumer's:
+/// `delivered`, `retried`, `abandoned`, `superseded`).
+pub const SLOT_RELEASE_DELIVERIES: &str = "boxoffice_waitroom_slot_release_deliveries_total";
+/// Slot releases that failed, by `reason`: `redis` (retried), `unreadable` (a message
+/// that is not a booking this waiting room could have admitted: given up).
+pub const SLOT_RELEASE_FAILURES: &str = "boxoffice_waitroom_slot_release_failures_total";
+/// Runs of the slot release that failed (PostgreSQL unreachable): retried at the next
+/// poll.
+pub const SLOT_RELEASE_ERRORS: &str = "boxoffice_waitroom_slot_release_errors_total";
+/// 1 for the reason the event's rate in force is what it is (`reason`: organizer_rate,
+/// not_running, sold_out, budget_full, room_full, gateway_distress), 0 for the others.
+pub const ADMIT_RATE_REASON: &str = "boxoffice_waitroom_admit_rate_reason";
+/// Gateway replicas whose distress report has not expired.
+pub const GATEWAYS_REPORTING: &str = "boxoffice_waitroom_gateways_reporting";
+/// The gateways' mean distress level, 0 (fine) to 1 (saturated).
+pub const GATEWAY_DISTRESS: &str = "boxoffice_waitroom_gateway_distress";
+/// The share of the organizer's rate the back-pressure leaves, 0 to 1.
+pub const RATE_SHARE: &str = "boxoffice_waitroom_backpressure_rate_share";
 /// Each Redis script call of the waiting room, by command.
 pub const REDIS_COMMAND_DURATION: &str = "boxoffice_redis_command_duration_seconds";
 /// Joins, polls and leaves refused by a rate limit, by limit (`address` or `fan`: the
@@ -73,31 +97,41 @@ pub fn register() {
     metrics::counter!(PLACES_RESTORED).increment(0);
     metrics::counter!(QUEUE_RESETS).increment(0);
     metrics::counter!(INVENTORY_READ_FAILURES).increment(0);
+    metrics::counter!(SLOTS_RELEASED).increment(0);
+    metrics::counter!(SLOT_RELEASE_ERRORS).increment(0);
 }
 
 pub fn joined(pre_queue: bool) {
     metrics::counter!(JOINS, "queue" => if pre_queue { "pre_queue" } else { "queue" }).increment(1);
 }
 
-pub fn admission_step(event_id: Uuid, step: &Step, budget: Option<&Budget>) {
+pub fn admission_step(event_id: Uuid, step: &Step, budget: Option<&Budget>, rate_share: f64) {
     let event = event_id.to_string();
     metrics::counter!(ADMISSIONS, "event" => event.clone()).increment(step.admitted.len() as u64);
     metrics::counter!(SKIPPED, "event" => event).increment(step.skipped);
-    room(event_id, &step.room, budget);
+    room(event_id, &step.room, budget, rate_share);
 }
 
 /// The gauges of an event's line and room, from any admission step.
-pub fn room(event_id: Uuid, room: &Room, budget: Option<&Budget>) {
+pub fn room(event_id: Uuid, room: &Room, budget: Option<&Budget>, rate_share: f64) {
     let event = event_id.to_string();
     metrics::gauge!(QUEUE_LENGTH, "event" => event.clone()).set(room.queue_length as f64);
     metrics::gauge!(ACTIVE, "event" => event.clone()).set(room.active as f64);
     metrics::gauge!(MAX_ACTIVE, "event" => event.clone()).set(room.max_active as f64);
-    metrics::gauge!(ADMIT_RATE, "event" => event).set(budget::rate_in_force(
-        room.admit_rate,
-        room.active,
-        room.max_active,
-        budget,
-    ));
+    let in_force = budget::rate_in_force(room.admit_rate, room.active, room.max_active, budget, rate_share);
+    metrics::gauge!(ADMIT_RATE, "event" => event.clone()).set(in_force.rate);
+    for reason in RateReason::ALL {
+        let now = if reason == in_force.reason { 1.0 } else { 0.0 };
+        metrics::gauge!(ADMIT_RATE_REASON, "event" => event.clone(), "reason" => reason.as_str()).set(now);
+    }
+}
+
+/// The gateways' distress as this replica last read it, and the share of the
+/// organizer's rate it leaves.
+pub fn backpressure(reporting: u64, level: f64, rate_share: f64) {
+    metrics::gauge!(GATEWAYS_REPORTING).set(reporting as f64);
+    metrics::gauge!(GATEWAY_DISTRESS).set(level);
+    metrics::gauge!(RATE_SHARE).set(rate_share);
 }
 
 /// The admission budget's gauges, at every step (before it runs).
@@ -149,4 +183,13 @@ pub fn place_restored() {
 
 pub fn queue_reset() {
     metrics::counter!(QUEUE_RESETS).increment(1);
+}
+
+pub fn slot_released(lag: Duration) {
+    metrics::counter!(SLOTS_RELEASED).increment(1);
+    metrics::histogram!(SLOT_RELEASE_DURATION).record(lag);
+}
+
+pub fn slot_release_failed() {
+    metrics::counter!(SLOT_RELEASE_ERRORS).increment(1);
 }

@@ -5,7 +5,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::domain::budget::{Budget, SaleState};
+use crate::backpressure::BackpressureView;
+use crate::domain::budget::{rate_in_force, Budget, RateReason, SaleState};
 use crate::domain::settings::{EventState, WaitroomEvent};
 use crate::store::Stats;
 
@@ -121,6 +122,35 @@ pub struct StatsView {
     /// Absent when the sale does not know the event or its counts are stale (then
     /// admission follows `admit_rate` and `max_active` alone).
     pub inventory: Option<InventoryView>,
+    pub admission: AdmissionView,
+}
+
+/// The rate fans are let in at now, why, and the gateways' distress behind it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AdmissionView {
+    /// Fans per second.
+    pub rate_in_force: f64,
+    pub reason: RateReason,
+    pub backpressure: BackpressureView,
+}
+
+impl AdmissionView {
+    /// The event's admission now, with `active` fans admitted: the organizer's rate
+    /// once the sale is open and running, capped and cut as [`rate_in_force`] says.
+    pub fn new(
+        event: &WaitroomEvent,
+        active: u64,
+        budget: Option<&Budget>,
+        backpressure: BackpressureView,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let settings = &event.settings;
+        let open = event.opened_at.is_some() || settings.opens_at.is_none_or(|at| at <= now);
+        let admit_rate = if open && settings.state == EventState::Running { settings.admit_rate } else { 0.0 };
+        let max_active = u64::from(settings.max_active);
+        let in_force = rate_in_force(admit_rate, active, max_active, budget, backpressure.rate_share);
+        Self { rate_in_force: in_force.rate, reason: in_force.reason, backpressure }
+    }
 }
 
 /// The admission budget as this replica last read the sale's inventory.

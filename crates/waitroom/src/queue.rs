@@ -16,6 +16,7 @@ use crate::domain::ticket::{Issued, Place, Ticket, TicketKey};
 use crate::domain::{eta, poll};
 use crate::error::{Error, Result};
 use crate::inventory::Inventory;
+use crate::ledger::{Departure, Record};
 use crate::model::FanView;
 use crate::restore::Restorer;
 use crate::store::{Arrival, LocateMode, Located, Location, Placement, RestorePlace, Store};
@@ -108,16 +109,28 @@ impl Queue {
         }
     }
 
+    /// Takes the fan out of line, or ends their admission. An ended admission is
+    /// recorded (in the background, with the admissions), so that a rebuild after a
+    /// wipe does not count the fan again.
     pub async fn leave(&self, event_id: Uuid, ticket: Ticket) -> Result<()> {
         let fan = ticket.fan;
         let mut left = self.store.leave(event_id, &fan).await?;
         if left.is_none() && self.restorer.rebuild_if_known(event_id).await? {
             left = self.store.leave(event_id, &fan).await?;
         }
-        match left {
-            None => Err(Error::NotFound("event")),
-            Some(false) => Err(Error::NotFound("fan")),
-            Some(true) => Ok(()),
+        let left = left.ok_or(Error::NotFound("event"))?;
+        if let Some(expires_at_ms) = left.admission_expiring_ms {
+            self.restorer.recorder().push([Record::Left(Departure {
+                event_id,
+                fan_id: fan.as_str().to_owned(),
+                expires_at_ms,
+                left_at_ms: left.at_ms,
+            })]);
+        }
+        if left.removed {
+            Ok(())
+        } else {
+            Err(Error::NotFound("fan"))
         }
     }
 

@@ -1,8 +1,11 @@
-//! Records every admission in PostgreSQL, without ever holding admission up.
+//! Records every admission in PostgreSQL, and every admitted fan who left early, without
+//! ever holding admission up.
 //!
-//! Each admission step hands the fans it admitted to [`Recorder::push`], which only
+//! Each admission step hands the fans it admitted to [`Recorder::push`] (a fan who
+//! leaves is pushed the same way, after their admission), which only
 //! appends them to a buffer in memory. A task of its own ([`Recorder::run`]) writes
-//! the buffer in one batched `INSERT … SELECT * FROM unnest(…)` per round — normally
+//! the buffer in one batched `INSERT … SELECT * FROM unnest(…)` per round (and one
+//! `UPDATE` for the departures, in the same transaction) — normally
 //! one statement per admitter tick, whatever the number of events or fans. A write
 //! that fails (PostgreSQL down, partitioned, slower than its deadline) leaves the
 //! records in the buffer for the next round and is counted; meanwhile admission goes
@@ -21,7 +24,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::ledger::{Admission, Ledger};
+use crate::ledger::{Ledger, Record};
 
 /// Records kept while PostgreSQL cannot take them: at 1,000 admissions a second,
 /// about 100 s of outage (~15 MB).
@@ -42,7 +45,7 @@ pub struct Recorder {
 #[derive(Default)]
 struct Buffer {
     /// Records not yet known to be written, oldest first, each with a sequence number.
-    pending: VecDeque<(u64, Admission)>,
+    pending: VecDeque<(u64, Record)>,
     next: u64,
 }
 
@@ -55,13 +58,13 @@ impl Recorder {
         self.buffer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Queues admissions for the next write and wakes the writer. Never waits.
-    pub fn push(&self, admissions: impl IntoIterator<Item = Admission>) {
+    /// Queues records for the next write, in order, and wakes the writer. Never waits.
+    pub fn push(&self, records: impl IntoIterator<Item = Record>) {
         let mut buffer = self.buffer();
-        for admission in admissions {
+        for record in records {
             let seq = buffer.next;
             buffer.next += 1;
-            buffer.pending.push_back((seq, admission));
+            buffer.pending.push_back((seq, record));
         }
         let over = buffer.pending.len().saturating_sub(CAPACITY);
         if over > 0 {
@@ -85,10 +88,10 @@ impl Recorder {
         let _one_at_a_time = self.flushing.lock().await;
         let mut written = 0;
         loop {
-            let batch: Vec<(u64, Admission)> = self.buffer().pending.iter().take(BATCH).cloned().collect();
+            let batch: Vec<(u64, Record)> = self.buffer().pending.iter().take(BATCH).cloned().collect();
             let Some(&(last, _)) = batch.last() else { break };
             let size = batch.len();
-            let result = self.ledger.record(batch.into_iter().map(|(_, admission)| admission).collect()).await;
+            let result = self.ledger.record(batch.into_iter().map(|(_, record)| record).collect()).await;
             if let Err(e) = result {
                 crate::metrics::admission_record_failed();
                 return Err(e);

@@ -10,34 +10,6 @@ use crate::domain::refund_policy::RefundPolicy;
 use crate::error::Result;
 use crate::states::BookingStatus;
 
-/// Turns the fan emails' subscriber (`id`) on, writing it if it is missing: active,
-/// hearing every event's `booking.confirmed` and `waitlist.offer_made` (an older row's
-/// topics are brought up to date), and the deliveries written while
-/// it was paused due now; or off: inactive and hearing nothing, so no delivery piles up
-/// while emails are off (a missing subscriber stays missing). One statement; doing it
-/// again changes nothing.
-#[tracing::instrument(level = "debug", skip(conn))]
-pub async fn set_subscriber(conn: &mut PgConnection, id: Uuid, on: bool) -> Result<()> {
-    sqlx::query(
-        "WITH turned_on AS (
-             INSERT INTO outbox_subscribers (id, kind, event_id, topics, active)
-             SELECT $1, 'confirmation_email', NULL, ARRAY['booking.confirmed', 'waitlist.offer_made'], true
-             WHERE $2
-             ON CONFLICT (id) DO UPDATE SET active = true, topics = excluded.topics
-         ), turned_off AS (
-             UPDATE outbox_subscribers SET active = false, topics = '{}'
-             WHERE id = $1 AND NOT $2
-         )
-         UPDATE outbox_deliveries SET next_attempt_at = now()
-         WHERE $2 AND subscriber_id = $1 AND status = 'pending' AND next_attempt_at = 'infinity'",
-    )
-    .bind(id)
-    .bind(on)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// What a confirmation email says of the booking besides its tickets.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct BookingRow {

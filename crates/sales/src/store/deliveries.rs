@@ -1,9 +1,10 @@
 //! The consumers' side of the outbox (`migrations/*_outbox.sql`,
-//! `*_webhook_endpoints.sql`, `*_confirmation_emails.sql`): claiming due deliveries of
-//! one kind of subscriber, recording what came of each attempt, disabling an endpoint
-//! that is gone, resuming the paused deliveries of one enabled again. The webhook relay
-//! and the confirmation emails' sender share them, so both keep the same claim, lease,
-//! order and retry rules. Each function is one statement that commits by itself: no
+//! `*_webhook_endpoints.sql`, `*_confirmation_emails.sql`, `*_slot_release.sql`):
+//! writing the subscribers the services keep themselves, claiming due deliveries of one
+//! kind of subscriber, recording what came of each attempt, disabling an endpoint that
+//! is gone, resuming the paused deliveries of one enabled again. The webhook relay, the
+//! confirmation emails' sender and the waiting room's slot release share them
+//! ([`crate::consumer`]), so all keep the same claim, lease and retry rules. Each function is one statement that commits by itself: no
 //! transaction stays open while a consumer talks to a receiver.
 
 use std::time::Duration;
@@ -85,6 +86,8 @@ impl From<ClaimedRow> for Claimed {
 /// while this one sends, and a relay that dies mid-send leaves them due again when the
 /// lease ends (at least once).
 ///
+/// For an ordered subscriber (all but the slot release, see
+/// `migrations/*_slot_release.sql`), a delivery is claimed only at the head of its stream.
 /// A head is a pending delivery with no earlier pending delivery of its stream: while
 /// a head waits for its retry, the messages after it wait too, and the other streams
 /// go on. A disabled endpoint's deliveries (an inactive subscriber's) are not claimed:
@@ -98,18 +101,16 @@ pub async fn claim(conn: &mut PgConnection, kind: SubscriberKind, limit: i64, le
         "WITH due AS (
              SELECT d.subscriber_id, d.message_id
              FROM outbox_deliveries d
+             JOIN outbox_subscribers s ON s.id = d.subscriber_id
              WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-               AND EXISTS (
-                   SELECT 1 FROM outbox_subscribers s
-                   WHERE s.id = d.subscriber_id AND s.active AND s.kind = $3
-                     AND (s.kind <> 'webhook'
-                          OR EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.subscriber_id = s.id))
-               )
-               AND NOT EXISTS (
+               AND s.active AND s.kind = $3
+               AND (s.kind <> 'webhook'
+                    OR EXISTS (SELECT 1 FROM webhook_endpoints w WHERE w.subscriber_id = s.id))
+               AND (NOT s.ordered OR NOT EXISTS (
                    SELECT 1 FROM outbox_deliveries earlier
                    WHERE earlier.subscriber_id = d.subscriber_id AND earlier.event_id = d.event_id
                      AND earlier.status = 'pending' AND earlier.message_id < d.message_id
-               )
+               ))
              ORDER BY d.next_attempt_at, d.message_id
              LIMIT $1
              FOR UPDATE OF d SKIP LOCKED
@@ -131,6 +132,47 @@ pub async fn claim(conn: &mut PgConnection, kind: SubscriberKind, limit: i64, le
     Ok(claimed.into_iter().map(Claimed::from).collect())
 }
 
+/// A subscriber of one of the kinds the services write themselves (not a webhook
+/// endpoint, which the organizer adds): who it is, which topics it hears from every
+/// event, and whether its deliveries keep per-event order.
+#[derive(Debug, Clone, Copy)]
+pub struct Subscriber {
+    pub id: Uuid,
+    pub kind: SubscriberKind,
+    pub topics: &'static [&'static str],
+    pub ordered: bool,
+}
+
+/// Turns `subscriber` on, writing it if it is missing: active, hearing every event's
+/// `topics` (an older row's topics and order are brought up to date), and the
+/// deliveries written while it was paused due now; or off: inactive and hearing
+/// nothing, so no delivery piles up while its consumer is off (a missing subscriber
+/// stays missing). One statement; doing it again changes nothing.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn set_subscriber(conn: &mut PgConnection, subscriber: Subscriber, on: bool) -> Result<()> {
+    sqlx::query(
+        "WITH turned_on AS (
+             INSERT INTO outbox_subscribers (id, kind, event_id, topics, ordered, active)
+             SELECT $1, $3, NULL, $4, $5, true
+             WHERE $2
+             ON CONFLICT (id) DO UPDATE SET active = true, topics = excluded.topics, ordered = excluded.ordered
+         ), turned_off AS (
+             UPDATE outbox_subscribers SET active = false, topics = '{}'
+             WHERE id = $1 AND NOT $2
+         )
+         UPDATE outbox_deliveries SET next_attempt_at = now()
+         WHERE $2 AND subscriber_id = $1 AND status = 'pending' AND next_attempt_at = 'infinity'",
+    )
+    .bind(subscriber.id)
+    .bind(on)
+    .bind(subscriber.kind)
+    .bind(subscriber.topics)
+    .bind(subscriber.ordered)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// What one attempt found out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -138,7 +180,8 @@ pub struct Attempt {
     pub duration: Duration,
     /// The receiver's status code, if it answered.
     pub response_status: Option<u16>,
-    /// Why it did not answer, or why the answer counts as a failure when it did.
+    /// Why it did not answer, or why the answer counts as a failure when it did. With
+    /// neither this nor a status, the attempt is not logged.
     pub error: Option<String>,
 }
 
@@ -151,7 +194,8 @@ pub enum Next {
     Abandoned,
 }
 
-/// Logs the attempt and moves the delivery on, in one statement. Returns false when
+/// Logs the attempt (unless it has nothing to log: no receiver's answer and no error,
+/// as a slot release that succeeded) and moves the delivery on, in one statement. Returns false when
 /// the claim was lost (the lease ended and another relay claimed it again): the
 /// attempt is logged and the delivery left as the newer claim put it. An endpoint
 /// disabled while this attempt was in flight does not take the claim away: the outcome
@@ -168,7 +212,8 @@ pub async fn record(conn: &mut PgConnection, claimed: &Claimed, attempt: &Attemp
         "WITH attempt AS (
              INSERT INTO outbox_delivery_attempts
                  (subscriber_id, message_id, attempt, attempted_at, duration_ms, response_status, error)
-             VALUES ($1, $2, $3, now() - make_interval(secs => $4 / 1000.0), $4, $5, $6)
+             SELECT $1, $2, $3, now() - make_interval(secs => $4 / 1000.0), $4, $5, $6
+             WHERE $5 IS NOT NULL OR $6 IS NOT NULL
          )
          UPDATE outbox_deliveries
          SET status = $7,

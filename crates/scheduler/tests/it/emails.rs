@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use sales::consumer::Drained;
 use sales::domain::ticket_secret::{self, TicketFields};
 use sales::tickets::TicketKeys;
-use scheduler::consumer::Drained;
 use scheduler::emails::Sender;
 use scheduler::SchedulerConfig;
 use serde_json::{json, Value};

@@ -9,9 +9,9 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use sales::consumer::Drained;
 use sales::outbox::{HoldExpired, Message};
 use sales::webhooks::{NewWebhook, WebhookSecret};
-use scheduler::consumer::Drained;
 use scheduler::relay::Relay;
 use scheduler::SchedulerConfig;
 use service_kit::postgres::Database;
@@ -387,7 +387,7 @@ async fn an_endpoint_answering_410_is_disabled_and_its_deliveries_wait_paused_ne
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    assert_eq!((active, reason.as_deref()), (false, Some(scheduler::relay::GONE_REASON)));
+    assert_eq!((active, reason.as_deref()), (false, Some(sales::consumer::GONE_REASON)));
     // New messages wait for it too, paused; the relay sends it nothing.
     enqueue(&db.pool, event, 3).await;
     assert_eq!(paused(&db.pool, gone).await.len(), 4);
@@ -433,7 +433,7 @@ async fn enabling_a_disabled_endpoint_resumes_each_stream_where_it_stopped_with_
     }
     let mut conn = db.pool.acquire().await.unwrap();
     let off = sales::store::webhooks::disable(&mut conn, hook, "by hand").await.unwrap().unwrap();
-    assert_eq!(off.disabled_reason.as_deref(), Some(scheduler::relay::GONE_REASON));
+    assert_eq!(off.disabled_reason.as_deref(), Some(sales::consumer::GONE_REASON));
     drain(&relay, &service, &db.pool).await;
     assert_eq!(receiver.receipts().len(), 3, "nothing sent while disabled");
     receiver.set(|rule| rule.status_by_path.clear());

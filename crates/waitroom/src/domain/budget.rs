@@ -32,15 +32,76 @@ impl Budget {
     }
 }
 
-/// The rate fans are let in at now: the organizer's `admit_rate`, or 0 while the room
-/// is full, by `max_active` or by the sale's budget.
-pub fn rate_in_force(admit_rate: f64, active: u64, max_active: u64, budget: Option<&Budget>) -> f64 {
-    let cap = budget.map_or(max_active, |b| b.shopper_cap.min(max_active));
-    if active >= cap {
-        0.0
-    } else {
-        admit_rate
+/// The rate fans are let in at now, and why it is that.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateInForce {
+    pub rate: f64,
+    pub reason: RateReason,
+}
+
+/// Why the rate in force is what it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RateReason {
+    /// The organizer's `admit_rate`, in full.
+    OrganizerRate,
+    /// Paused, closed, or not open yet: nobody is let in.
+    NotRunning,
+    /// Nothing left to sell and nothing held.
+    SoldOut,
+    /// As many fans shop as the places left can use (the admission budget).
+    BudgetFull,
+    /// As many fans shop as the organizer's `max_active` allows.
+    RoomFull,
+    /// The gateways report distress: a share of the organizer's rate.
+    GatewayDistress,
+}
+
+impl RateReason {
+    pub const ALL: [Self; 6] =
+        [Self::OrganizerRate, Self::NotRunning, Self::SoldOut, Self::BudgetFull, Self::RoomFull, Self::GatewayDistress];
+
+    /// As the API and the metrics' `reason` label spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrganizerRate => "organizer_rate",
+            Self::NotRunning => "not_running",
+            Self::SoldOut => "sold_out",
+            Self::BudgetFull => "budget_full",
+            Self::RoomFull => "room_full",
+            Self::GatewayDistress => "gateway_distress",
+        }
     }
+}
+
+/// The rate in force: the organizer's `admit_rate` (0 unless running) times
+/// `rate_share` (below 1 while the gateways report distress), or 0 while the room is
+/// full, by `max_active` or by the sale's budget.
+pub fn rate_in_force(
+    admit_rate: f64,
+    active: u64,
+    max_active: u64,
+    budget: Option<&Budget>,
+    rate_share: f64,
+) -> RateInForce {
+    let stopped = |reason| RateInForce { rate: 0.0, reason };
+    if admit_rate <= 0.0 {
+        return stopped(RateReason::NotRunning);
+    }
+    if let Some(budget) = budget {
+        if budget.sale_state() == SaleState::SoldOut {
+            return stopped(RateReason::SoldOut);
+        }
+        if active >= budget.shopper_cap && budget.shopper_cap < max_active {
+            return stopped(RateReason::BudgetFull);
+        }
+    }
+    if active >= max_active {
+        return stopped(RateReason::RoomFull);
+    }
+    let rate_share = rate_share.clamp(0.0, 1.0);
+    let reason = if rate_share < 1.0 { RateReason::GatewayDistress } else { RateReason::OrganizerRate };
+    RateInForce { rate: admit_rate * rate_share, reason }
 }
 
 /// Where the sale stands, derived from the inventory (never stored or set by hand).
@@ -73,12 +134,22 @@ mod tests {
     }
 
     #[test]
-    fn the_rate_in_force_is_zero_while_the_room_is_full_by_either_cap() {
-        assert_eq!(rate_in_force(100.0, 10, 50, None), 100.0);
-        assert_eq!(rate_in_force(100.0, 50, 50, None), 0.0);
-        assert_eq!(rate_in_force(100.0, 10, 50, Some(&budget(10, 0, 1.0))), 0.0);
-        assert_eq!(rate_in_force(100.0, 10, 50, Some(&budget(11, 0, 1.0))), 100.0);
-        assert_eq!(rate_in_force(100.0, 0, 50, Some(&budget(0, 0, 1.0))), 0.0, "sold out");
+    fn the_rate_in_force_is_zero_while_the_room_is_full_by_either_cap_and_says_why() {
+        let rate = |active, budget: Option<Budget>, share| {
+            let r = rate_in_force(100.0, active, 50, budget.as_ref(), share);
+            (r.rate, r.reason)
+        };
+        assert_eq!(rate(10, None, 1.0), (100.0, RateReason::OrganizerRate));
+        assert_eq!(rate(50, None, 1.0), (0.0, RateReason::RoomFull));
+        assert_eq!(rate(10, Some(budget(10, 0, 1.0)), 1.0), (0.0, RateReason::BudgetFull));
+        assert_eq!(rate(10, Some(budget(11, 0, 1.0)), 1.0), (100.0, RateReason::OrganizerRate));
+        assert_eq!(rate(50, Some(budget(80, 0, 1.0)), 1.0), (0.0, RateReason::RoomFull), "max_active is lower");
+        assert_eq!(rate(0, Some(budget(0, 0, 1.0)), 1.0), (0.0, RateReason::SoldOut));
+        assert_eq!(rate(0, Some(budget(0, 3, 1.0)), 1.0), (0.0, RateReason::BudgetFull), "all held");
+        assert_eq!(rate(10, None, 0.25), (25.0, RateReason::GatewayDistress));
+        assert_eq!(rate(10, None, 7.0), (100.0, RateReason::OrganizerRate), "never above the organizer's rate");
+        let paused = rate_in_force(0.0, 0, 50, None, 1.0);
+        assert_eq!((paused.rate, paused.reason), (0.0, RateReason::NotRunning));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::domain::settings::{EventState, Settings};
 use crate::domain::shuffle;
 use crate::error::{Error, Result};
-use crate::model::{InventoryView, SettingsView, StatsView};
+use crate::model::{AdmissionView, InventoryView, SettingsView, StatsView};
 use crate::store::PutOutcome;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -142,7 +142,10 @@ async fn stats(_: Admin, State(state): State<AppState>, Path(event_id): Path<Uui
         stats = state.store.stats(event_id).await?;
     }
     let room = stats.ok_or(Error::NotFound("event"))?;
-    Ok(Json(StatsView { room, inventory: state.inventory.budget(event_id).map(InventoryView::new) }))
+    let event = state.store.event(event_id).await?.ok_or(Error::NotFound("event"))?;
+    let budget = state.inventory.budget(event_id);
+    let admission = AdmissionView::new(&event, room.active, budget.as_ref(), state.backpressure.view(), Utc::now());
+    Ok(Json(StatsView { room, inventory: budget.map(InventoryView::new), admission }))
 }
 
 /// Stops admitting; fans keep their places.

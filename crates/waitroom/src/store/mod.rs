@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 pub use self::keys::{EventKey, EventKeys};
 use self::replies::millis;
-pub use self::replies::{Arrival, Located, Location, Placement, PutOutcome, Room, Stats, Step, StepOutcome};
+pub use self::replies::{Arrival, Left, Located, Location, Placement, PutOutcome, Room, Stats, Step, StepOutcome};
 use crate::domain::fan::FanId;
 use crate::domain::settings::{EventState, Settings, SettingsWrite, WaitroomEvent};
 use crate::error::{Error, Result};
@@ -37,6 +37,7 @@ static PUT_SETTINGS: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::PU
 static SET_STATE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::SET_STATE));
 static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::STATS));
 static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::LEAVE));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::RELEASE));
 static RESTORE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::RESTORE));
 static REVIVED: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::REVIVED));
 
@@ -352,14 +353,25 @@ impl Store {
         Ok(location)
     }
 
-    /// Removes a fan from the event; `None` when the event is unknown, else whether
-    /// the fan held a place.
+    /// Removes a fan from the event; `None` when the event is unknown.
     #[tracing::instrument(skip(self), fields(%event_id, %fan))]
-    pub async fn leave(&self, event_id: Uuid, fan: &FanId) -> Result<Option<bool>> {
+    pub async fn leave(&self, event_id: Uuid, fan: &FanId) -> Result<Option<Left>> {
         let mut conn = self.conn.clone();
         let mut invocation = LEAVE.key(&self.keys(event_id).script_keys());
         invocation.arg(fan.as_str());
         Ok(replies::left(timed("leave", invocation.invoke_async(&mut conn)).await?))
+    }
+
+    /// Stops counting the admission of a fan who booked at `booked_at_ms` (the
+    /// database's clock), if it began before then, allowing `skew_ms` between the two
+    /// clocks (`scripts/release.lua`); `None` when the event is unknown, else whether
+    /// an admission was released.
+    #[tracing::instrument(skip(self), fields(%event_id, %fan))]
+    pub async fn release(&self, event_id: Uuid, fan: &FanId, booked_at_ms: i64, skew_ms: u64) -> Result<Option<bool>> {
+        let mut conn = self.conn.clone();
+        let mut invocation = RELEASE.key(&self.keys(event_id).script_keys());
+        invocation.arg(fan.as_str()).arg(booked_at_ms).arg(skew_ms);
+        Ok(replies::released(timed("release", invocation.invoke_async(&mut conn)).await?))
     }
 
     #[tracing::instrument(skip(self), fields(%event_id))]
@@ -376,8 +388,9 @@ impl Store {
         Ok(members.iter().filter_map(|m| m.parse().ok()).collect())
     }
 
-    /// One atomic admission step for `event_id` (see `scripts/admit.lua`); nobody is
-    /// admitted within `pause_after_restore_ms` of a rebuild. An event found idle for
+    /// One atomic admission step for `event_id` (see `scripts/admit.lua`) at
+    /// `rate_share` of the organizer's rate; nobody is admitted within
+    /// `pause_after_restore_ms` of a rebuild. An event found idle for
     /// the idle retention is retired ([`StepOutcome::Retired`]).
     #[tracing::instrument(level = "debug", skip(self), fields(%event_id))]
     pub async fn admit_step(
@@ -386,6 +399,7 @@ impl Store {
         abandon_after_ms: u64,
         pause_after_restore_ms: u64,
         shopper_cap: Option<u64>,
+        rate_share: f64,
     ) -> Result<StepOutcome> {
         let mut conn = self.conn.clone();
         let mut invocation = ADMIT.key(&self.keys(event_id).script_keys());
@@ -397,7 +411,8 @@ impl Store {
             .arg(pause_after_restore_ms)
             .arg(self.idle_retention_ms)
             .arg(self.closed_retention_ms)
-            .arg(shopper_cap.map_or(-1, |cap| cap.min(i64::MAX as u64) as i64));
+            .arg(shopper_cap.map_or(-1, |cap| cap.min(i64::MAX as u64) as i64))
+            .arg(rate_share.clamp(0.0, 1.0));
         replies::step(timed("admit", invocation.invoke_async(&mut conn)).await?)
     }
 }

@@ -280,10 +280,32 @@ pub(super) fn state_set(reply: i64) -> bool {
     reply == 1
 }
 
-/// `leave.lua`: -1 for an unknown event, else how many places were removed: `None`,
-/// or whether the fan held a place.
-pub(super) fn left(reply: i64) -> Option<bool> {
+/// `release.lua`: -1 for an unknown event, else how many places were released: `None`,
+/// or whether the fan held one.
+pub(super) fn released(reply: i64) -> Option<bool> {
     (reply >= 0).then_some(reply > 0)
+}
+
+/// A fan's leaving, as `Store::leave` did it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Left {
+    /// Whether the fan held a place (in line or admitted).
+    pub removed: bool,
+    /// The expiry of the admission their leaving ended, if they were admitted.
+    pub admission_expiring_ms: Option<i64>,
+    /// Redis time.
+    pub at_ms: i64,
+}
+
+/// `leave.lua`: `{-1, 0, 0}` for an unknown event (`None`), else `{places removed, the
+/// ended admission's expiry or 0, now}`.
+pub(super) fn left(reply: (i64, i64, i64)) -> Option<Left> {
+    let (removed, expiry_ms, now_ms) = reply;
+    (removed >= 0).then_some(Left {
+        removed: removed > 0,
+        admission_expiring_ms: (expiry_ms > 0).then_some(expiry_ms),
+        at_ms: now_ms,
+    })
 }
 
 /// `restore.lua`: 1 when this call rebuilt the event, 0 when it was there already.

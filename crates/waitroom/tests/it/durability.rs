@@ -461,6 +461,39 @@ async fn every_admission_is_recorded_and_admission_goes_on_while_postgres_is_unr
     assert_eq!(app.admitter.unrecorded_admissions(), 0);
 }
 
+/// A fan let in who leaves is recorded as gone, on that admission only: after a wipe
+/// the rebuilt room does not count them under max_active again, while a fan still
+/// shopping counts.
+#[tokio::test]
+async fn after_a_wipe_a_fan_who_left_after_being_let_in_does_not_count_again() {
+    let app = spawn_app().await;
+    let event = app.new_event(json!({ "admit_rate": 1000.0, "max_active": 10, "token_lifetime_secs": 600 })).await;
+    let leaving = app.join_ok(event, "fan-leaving").await;
+    app.join_ok(event, "fan-shopping").await;
+    assert_eq!(app.admit(event, 2, 25).await, ["fan-leaving", "fan-shopping"]);
+    app.admitter.record_admissions().await.unwrap();
+    let ticket = leaving["ticket"].as_str().unwrap();
+    let left = app.leave(event, ticket).await;
+    assert!(left.status.is_success(), "{} {}", left.status, left.body);
+    assert_eq!(app.stats(event).await["active"], 1);
+    app.admitter.record_admissions().await.unwrap();
+    let departures: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT fan_id, left_at IS NOT NULL FROM waitroom_admissions WHERE event_id = $1 ORDER BY fan_id",
+    )
+    .bind(event)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(departures, [("fan-leaving".to_owned(), true), ("fan-shopping".to_owned(), false)]);
+
+    let mut redis = app.redis.clone();
+    let keys = waitroom::store::keys::EventKeys::new(&app.prefix, event).script_keys();
+    let _: () = redis::AsyncCommands::del(&mut redis, &keys[..]).await.unwrap();
+    let rebuilt = app.stats(event).await;
+    assert!(rebuilt["restored_at"].is_string(), "rebuilt: {rebuilt}");
+    assert_eq!(rebuilt["active"], 1, "fan-shopping only: fan-leaving went home");
+}
+
 /// Like Redis, PostgreSQL need not be up for the waiting room to start: it answers
 /// `/healthz`, says on `/readyz` that it has not reached PostgreSQL yet, and is ready
 /// once it has. From then on a PostgreSQL outage does not make it unready, since fans'
@@ -521,7 +554,7 @@ async fn admission_step_cost_with_and_without_recording() {
             for recording in [false, true] {
                 let settings = json!({ "admit_rate": 100000.0, "max_active": 10000000, "token_lifetime_secs": 600 });
                 let event = app.new_event(settings).await;
-                store.admit_step(event, 60_000, 22_000, None).await.unwrap(); // starts the admission clock
+                store.admit_step(event, 60_000, 22_000, None, 1.0).await.unwrap(); // starts the admission clock
                 let (mut steps, mut inserts) = (Vec::new(), Vec::new());
                 for i in 0..STEPS {
                     for j in 0..per_step {
@@ -535,7 +568,7 @@ async fn admission_step_cost_with_and_without_recording() {
                     let n = if recording {
                         app.admitter.step(event).await.unwrap().admitted.len()
                     } else {
-                        match store.admit_step(event, 60_000, 22_000, None).await.unwrap() {
+                        match store.admit_step(event, 60_000, 22_000, None, 1.0).await.unwrap() {
                             waitroom::store::StepOutcome::Stepped(step) => step.admitted.len(),
                             _ => 0,
                         }

@@ -17,6 +17,7 @@ use test_support::chaos::ChaosProxy;
 use test_support::{RedisKeys, Reply};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+use waitroom::backpressure::Backpressure;
 use waitroom::inventory::Inventory;
 use waitroom::store::keys::{events_index, EventKeys};
 use waitroom::{Admitter, Application, WaitroomConfig};
@@ -32,6 +33,8 @@ pub struct TestApp {
     pub admitter: Admitter,
     /// The replica's view of the sale's inventory (the admission budget).
     pub inventory: Inventory,
+    /// The replica's view of the gateways' distress.
+    pub backpressure: Backpressure,
     pub public_keys: Vec<PublicKey>,
     pub redis: ConnectionManager,
     pub prefix: String,
@@ -141,6 +144,7 @@ async fn start(
     let management = format!("http://{}", app.management_addr());
     let admitter = app.admitter();
     let inventory = app.inventory();
+    let backpressure = app.backpressure();
     let shutdown = CancellationToken::new();
     tokio::spawn(app.run(shutdown.clone()));
     let db =
@@ -151,6 +155,7 @@ async fn start(
         http: reqwest::Client::new(),
         admitter,
         inventory,
+        backpressure,
         public_keys,
         redis,
         prefix,

@@ -193,3 +193,22 @@ async fn until<T, F: std::future::Future<Output = Option<T>>>(mut check: impl Fn
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn events_no_longer_stepped_are_forgotten_and_read_afresh_if_they_come_back() {
+    let app = spawn_app_with(|c| {
+        c.inventory.refresh_ms = 50;
+        c.inventory.stale_after_ms = 100;
+    })
+    .await;
+    let (old, new) = (sale(&app, 4, 10.0).await, sale(&app, 4, 10.0).await);
+    app.inventory.refresh_in_background(old);
+    until(|| async { app.inventory.budget(old) }).await;
+    // Ten times stale_after_ms without a step: the admitter no longer walks it.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(app.inventory.stale(old), "still held, too old to use");
+    app.inventory.refresh_in_background(new);
+    assert!(!app.inventory.stale(old), "forgotten: nothing is held of it");
+    app.inventory.refresh_in_background(old);
+    assert_eq!(until(|| async { app.inventory.budget(old) }).await.availability.sellable, 4);
+}

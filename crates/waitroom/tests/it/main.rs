@@ -4,6 +4,7 @@
 //! tests run a `redis-server` of their own where they stop or wipe it.
 
 mod admission;
+mod backpressure;
 mod client_address;
 mod durability;
 mod errors;
@@ -17,6 +18,7 @@ mod outage;
 mod polls;
 mod prequeue;
 mod queue;
+mod release;
 mod retention;
 mod slow_clients;
 mod tokens;

@@ -41,7 +41,9 @@
 -- long an open event must stay idle before it is retired, ms; ARGV[7]: how long a
 -- retired event's keys live on, ms; ARGV[8]: the admission budget (issue 18), the
 -- most admitted fans the sale's remaining places can use, or -1 when there is none
--- (the inventory unknown or stale): the lower of it and max_active caps the room.
+-- (the inventory unknown or stale): the lower of it and max_active caps the room;
+-- ARGV[9]: the share of the organizer's rate in force, 0 to 1 (below 1 while the
+-- gateways report distress, issue 18's back-pressure).
 -- Returns {code, opened_now, skipped, queue_length, active, max_active, rate, now_ms,
 -- expiry_ms, fan, score, fan, score, ...} with opened_now 1 when this step opened the
 -- sale, and code 1 (stepped), 0 (nothing to do: paused, closed, before opening or
@@ -54,6 +56,7 @@ local abandon_ms, max_catch_up_ms, scan_limit, tau, pause_after_restore_ms, idle
   tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
   tonumber(ARGV[6]), ARGV[7]
 local budget = tonumber(ARGV[8])
+local rate_share = tonumber(ARGV[9])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local state, rate, max_active, lifetime_ms, opens_at_ms, opened, restored_at_ms, retired = unpack(redis.call('HMGET',
@@ -100,7 +103,7 @@ if state ~= 'running' or (restored_at_ms and now < tonumber(restored_at_ms) + pa
 end
 
 dt = math.min(dt, max_catch_up_ms)
-local owed_f = (tonumber(prior_carry) or 0) + dt * tonumber(rate) / 1000
+local owed_f = (tonumber(prior_carry) or 0) + dt * tonumber(rate) * rate_share / 1000
 local owed = math.floor(owed_f)
 local carry = owed_f - owed
 local cap = tonumber(max_active)

@@ -1,8 +1,9 @@
-//! What every outbox consumer shares (DECISIONS.md D4): the webhook relay and the
-//! confirmation emails' sender each drain the deliveries of their own kind of
-//! subscriber with the same discipline, written once here.
+//! What every outbox consumer shares (DECISIONS.md D4): the scheduler's webhook relay
+//! and confirmation emails' sender, and the waiting room's slot release, each drain the
+//! deliveries of their own kind of subscriber with the same discipline, written once
+//! here.
 //!
-//! A run claims a batch of due stream heads (`sales::store::deliveries::claim`: one
+//! A run claims a batch of due deliveries (`crate::store::deliveries::claim`: one
 //! short statement that leases them), attempts them with no transaction open, at most
 //! `concurrency` at once, then records each outcome in a statement of its own, and
 //! repeats until nothing is due or `max_batches_per_run` batches ran. A failed attempt
@@ -14,11 +15,13 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
-use sales::states::SubscriberKind;
-use sales::store::deliveries::{self, Attempt, Claimed, Next};
 use service_kit::postgres::Database;
 
-use crate::relay::GONE_REASON;
+use crate::states::SubscriberKind;
+use crate::store::deliveries::{self, Attempt, Claimed, Next};
+
+/// Why a webhook endpoint was disabled when it answered `410 Gone`.
+pub const GONE_REASON: &str = "the endpoint answered 410 Gone";
 
 /// What an attempt means for the delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,7 +59,8 @@ pub struct Limits {
 pub trait Consumer: Sync {
     /// Whose deliveries it drains.
     const KIND: SubscriberKind;
-    /// Its counter of deliveries by `outcome` ([`crate::metrics::DELIVERY_OUTCOMES`]).
+    /// Its counter of deliveries by `outcome`: `delivered`, `retried`, `abandoned`,
+    /// `disabled` or `superseded`.
     const DELIVERIES: &'static str;
     /// Its counter of failed attempts by `reason`.
     const FAILURES: &'static str;
@@ -82,7 +86,7 @@ pub struct Drained {
 
 /// Drains `consumer`'s due deliveries (see the module's description).
 #[tracing::instrument(skip_all, fields(kind = ?C::KIND))]
-pub async fn drain<C: Consumer>(db: &Database, consumer: &C) -> Result<Drained, sales::Error> {
+pub async fn drain<C: Consumer>(db: &Database, consumer: &C) -> Result<Drained, crate::Error> {
     let mut run = Drained::default();
     let limits = consumer.limits();
     while run.batches < limits.max_batches_per_run {
@@ -93,7 +97,7 @@ pub async fn drain<C: Consumer>(db: &Database, consumer: &C) -> Result<Drained, 
         }
         run.batches += 1;
         run.attempts += claimed.len() as u64;
-        let outcomes: Vec<Result<bool, sales::Error>> = stream::iter(claimed)
+        let outcomes: Vec<Result<bool, crate::Error>> = stream::iter(claimed)
             .map(|claimed| deliver(db, consumer, claimed))
             .buffer_unordered(limits.concurrency)
             .collect()
@@ -106,7 +110,7 @@ pub async fn drain<C: Consumer>(db: &Database, consumer: &C) -> Result<Drained, 
 }
 
 /// Attempts one claimed delivery and records what came of it. True if delivered.
-async fn deliver<C: Consumer>(db: &Database, consumer: &C, claimed: Claimed) -> Result<bool, sales::Error> {
+async fn deliver<C: Consumer>(db: &Database, consumer: &C, claimed: Claimed) -> Result<bool, crate::Error> {
     let (attempt, outcome) = consumer.attempt(&claimed).await;
     match outcome {
         Outcome::Delivered => {
@@ -147,7 +151,7 @@ async fn record<C: Consumer>(
     attempt: Attempt,
     next: Next,
     outcome: &'static str,
-) -> Result<(), sales::Error> {
+) -> Result<(), crate::Error> {
     let message = claimed.message_id;
     let held =
         db.write(move |conn| Box::pin(async move { deliveries::record(conn, &claimed, &attempt, next).await })).await?;

@@ -1,0 +1,14 @@
+-- Fans who leave the waiting room after being let in (issue 18). Leaving frees their
+-- place under max_active at once in Redis; this records it, so that a rebuild after a
+-- Redis wipe does not count them again until their admission would have expired — with
+-- the admission budget, the line would wait behind fans who have gone home (seen in
+-- the chaos rehearsal: a restart mid-sale brought every departed fan back). It also
+-- tells the published admission log why an admission ended early.
+--
+-- Written by the same batched recorder as the admissions, after them (crates/waitroom/
+-- src/recorder.rs), and aimed at one admission by its expiry: a departure written late
+-- never ends an admission the fan got afterwards by queueing again. Redis' clock, like
+-- admitted_at. No CHECK against admitted_at: the clock of a Redis that came back on
+-- another host may disagree, and a batch refused by a constraint would be retried for
+-- ever, holding up every admission record behind it.
+ALTER TABLE waitroom_admissions ADD COLUMN left_at timestamptz;
