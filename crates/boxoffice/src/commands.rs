@@ -135,6 +135,20 @@ async fn build_waitroom(settings: &Settings) -> anyhow::Result<waitroom::Applica
     let signing = KeyPair::read_private(&settings.tokens.signing_key_path())
         .context("the waiting room needs a signing key (run `boxoffice keygen`)")?;
     let public_keys = access_token::keys::read_public_keys(&settings.tokens.keys_dir)?;
+    let receipts = &settings.receipts;
+    let receipt_keys = if receipts.keys_dir.join(format!("{}.private.pem", receipts.signing_kid)).exists() {
+        let keys = waitroom::domain::receipt::ReceiptKeys::read(&receipts.keys_dir, &receipts.signing_kid)
+            .with_context(|| format!("reading the receipt keys in {}", receipts.keys_dir.display()))?;
+        Some(std::sync::Arc::new(keys))
+    } else {
+        tracing::warn!(
+            "no receipt signing key: admission receipts and the admission log answer 503 (run `boxoffice keygen \
+             --kid {} --out {}`)",
+            receipts.signing_kid,
+            receipts.keys_dir.display()
+        );
+        None
+    };
     waitroom::Application::build(
         &settings.waitroom,
         redis,
@@ -142,6 +156,7 @@ async fn build_waitroom(settings: &Settings) -> anyhow::Result<waitroom::Applica
         database,
         TokenSigner::new(&signing),
         &public_keys,
+        receipt_keys,
     )
     .await
     .with_context(|| format!("waiting room cannot listen on {}", settings.waitroom.listen))

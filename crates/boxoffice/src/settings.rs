@@ -24,7 +24,8 @@ pub struct Settings {
     pub redis: RedisConfig,
     pub log: LogConfig,
     pub tokens: TokenKeys,
-    pub tickets: TicketKeyFiles,
+    pub tickets: SigningKeyFiles,
+    pub receipts: SigningKeyFiles,
     pub gateway: GatewayConfig,
     pub waitroom: WaitroomConfig,
     pub scheduler: SchedulerConfig,
@@ -44,12 +45,14 @@ impl TokenKeys {
     }
 }
 
-/// Where the e-ticket keys live (`[tickets]`): a directory of their own, apart from
-/// `tokens.keys_dir` (a key there would be trusted for access tokens; DECISIONS.md D6).
+/// Where the keys of one purpose other than access tokens live (DECISIONS.md D6):
+/// `[tickets]`, the e-ticket keys, and `[receipts]`, the admission-receipt keys. Each
+/// in a directory of its own, apart from `tokens.keys_dir` (a key there would be
+/// trusted for access tokens).
 #[derive(Debug, Clone, Deserialize)]
-pub struct TicketKeyFiles {
-    /// `<signing_kid>.private.pem` signs ticket secrets; every `*.public.pem` is
-    /// published in the gateway's JWKS and verifies scans.
+pub struct SigningKeyFiles {
+    /// `<signing_kid>.private.pem` signs (ticket secrets, receipts); every
+    /// `*.public.pem` is published in the JWKS with its purpose and verifies.
     pub keys_dir: PathBuf,
     pub signing_kid: String,
 }
@@ -114,6 +117,14 @@ impl Settings {
         if self.tickets.keys_dir == self.tokens.keys_dir {
             return Err("tickets.keys_dir must differ from tokens.keys_dir: a ticket key there would be trusted \
                  for access tokens"
+                .into());
+        }
+        if self.receipts.signing_kid.is_empty() {
+            return Err("receipts.signing_kid must not be empty".into());
+        }
+        if self.receipts.keys_dir == self.tokens.keys_dir || self.receipts.keys_dir == self.tickets.keys_dir {
+            return Err("receipts.keys_dir must differ from tokens.keys_dir and tickets.keys_dir: a key signs for \
+                 one purpose only"
                 .into());
         }
         Ok(())

@@ -72,6 +72,7 @@ async fn a_saturated_gateway_slows_admission_and_its_recovery_restores_the_organ
         db.service_database(2),
         TokenSigner::new(&keys.pair),
         &[keys.pair.public_key()],
+        None,
     )
     .await
     .unwrap();

@@ -14,13 +14,14 @@ const SERVICES: [&str; 3] = ["waitroom", "gateway", "scheduler"];
 
 /// Secrets the production overlay leaves to the operator (its kustomization.yaml shows
 /// how to create them), with the keys the pods read from them.
-const EXTERNAL_SECRETS: [(&str, &[&str]); 3] = [
+const EXTERNAL_SECRETS: [(&str, &[&str]); 4] = [
     (
         "boxoffice-secrets",
         &["database-url", "gateway-admin-api-key", "waitroom-admin-api-key", "ticket-secret", "fan-id-secret"],
     ),
     ("boxoffice-signing-keys", &["k1.private.pem", "k1.public.pem"]),
     ("boxoffice-ticket-keys", &["t1.private.pem", "t1.public.pem"]),
+    ("boxoffice-receipt-keys", &["r1.private.pem", "r1.public.pem"]),
 ];
 
 #[test]
@@ -36,7 +37,8 @@ fn every_overlay_renders_manifests_that_match_the_services_configuration() {
         check.services_select_pods_and_ports();
         check.autoscalers_and_budgets_target_deployments();
         check.signing_keys_reach_only_the_signer();
-        check.ticket_keys_reach_the_gateway_and_the_scheduler_only();
+        check.purpose_keys_reach_only("TICKETS", &["gateway", "scheduler"]);
+        check.purpose_keys_reach_only("RECEIPTS", &["waitroom"]);
     }
 }
 
@@ -352,35 +354,38 @@ impl Check<'_> {
         }
     }
 
-    /// The gateway (which shows ticket secrets) and the scheduler (which mails them) mount
-    /// the ticket signing key named by the configuration where it says; the waiting room
-    /// mounts nothing of it (DECISIONS.md D6).
-    fn ticket_keys_reach_the_gateway_and_the_scheduler_only(&self) {
+    /// The keys of one purpose (DECISIONS.md D6; `section`: `BOXOFFICE__<section>__*`)
+    /// are mounted, signing key included, where the configuration says in the services
+    /// that sign with them (`holders`), and nowhere else: the gateway shows ticket
+    /// secrets and the scheduler mails them; the waiting room signs admission receipts.
+    fn purpose_keys_reach_only(&self, section: &str, holders: &[&str]) {
         let overlay = self.overlay;
         let spec = |name: &str| self.deployment(name)["spec"]["template"]["spec"].clone();
-        let env = self.config_env(&spec("gateway")["containers"][0]);
-        let (keys_dir, kid) = (&env["BOXOFFICE__TICKETS__KEYS_DIR"], &env["BOXOFFICE__TICKETS__SIGNING_KID"]);
+        let env = self.config_env(&spec(holders[0])["containers"][0]);
+        let (keys_dir, kid) =
+            (&env[&format!("BOXOFFICE__{section}__KEYS_DIR")], &env[&format!("BOXOFFICE__{section}__SIGNING_KID")]);
         let secret_at = |spec: &Value, path: &str| {
             let mount = spec["containers"][0]["volumeMounts"].as_array()?.iter().find(|m| m["mountPath"] == path)?;
             let volume = spec["volumes"].as_array()?.iter().find(|v| v["name"] == mount["name"])?;
             volume["secret"]["secretName"].as_str().map(str::to_owned)
         };
         let private_key = format!("{kid}.private.pem");
-        for service in ["gateway", "scheduler"] {
+        for service in holders {
             let secret = secret_at(&spec(service), keys_dir)
-                .unwrap_or_else(|| panic!("{overlay}/{service}: no ticket keys mounted at {keys_dir}"));
+                .unwrap_or_else(|| panic!("{overlay}/{service}: no {section} keys mounted at {keys_dir}"));
             assert!(
                 self.provides("Secret", &secret, Some(&private_key)),
                 "{overlay}/{service}: {secret} has no {private_key}"
             );
-            let waitroom = spec("waitroom");
-            let waitroom_secrets: Vec<&str> = waitroom["volumes"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter_map(|v| v["secret"]["secretName"].as_str())
-                .collect();
-            assert!(!waitroom_secrets.contains(&secret.as_str()), "{overlay}: the waiting room mounts {secret}");
+            for other in SERVICES.iter().filter(|other| !holders.contains(other)) {
+                let others_secrets: Vec<String> = spec(other)["volumes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|v| v["secret"]["secretName"].as_str().map(str::to_owned))
+                    .collect();
+                assert!(!others_secrets.contains(&secret), "{overlay}: the {other} mounts {secret}");
+            }
         }
     }
 

@@ -103,6 +103,7 @@ async fn start_services(admission_budget: bool) -> Services {
         db.service_database(4),
         TokenSigner::new(&keys.pair),
         &[keys.pair.public_key()],
+        None,
     )
     .await
     .unwrap();

@@ -18,6 +18,11 @@ pub struct Said {
 /// interpreter fails the test rather than hanging it). Panics, naming the fix, when the
 /// virtualenv is missing.
 pub fn run(script: &Path, input: &str) -> Said {
+    run_with_args(script, &[], input)
+}
+
+/// [`run`], with command-line arguments.
+pub fn run_with_args(script: &Path, args: &[&str], input: &str) -> Said {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/python/bin/python");
     assert!(
         python.exists(),
@@ -29,6 +34,7 @@ pub fn run(script: &Path, input: &str) -> Said {
         .arg("60")
         .arg(&python)
         .arg(script)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -19,11 +19,13 @@ use tokio_util::sync::CancellationToken;
 use crate::admitter::Admitter;
 use crate::backpressure::Backpressure;
 use crate::config::WaitroomConfig;
+use crate::domain::receipt::ReceiptKeys;
 use crate::domain::ticket::TicketKey;
 use crate::domain::vouched::ClientFanIds;
 use crate::inventory::Inventory;
 use crate::ledger::Ledger;
 use crate::queue::Queue;
+use crate::receipts::Receipts;
 use crate::recorder::Recorder;
 use crate::release::SlotRelease;
 use crate::restore::Restorer;
@@ -49,6 +51,8 @@ pub struct AppState {
     pub client_address: Arc<ClientAddressConfig>,
     /// Which fan ids a client may choose: signed ones, any (development), or none.
     pub client_fan_ids: ClientFanIds,
+    /// Admission receipts and the admission log.
+    pub receipts: Receipts,
     /// Built once: the keys only change with a restart.
     pub jwks: Arc<Value>,
 }
@@ -82,7 +86,9 @@ pub struct Application {
 
 impl Application {
     /// `public_keys` are published at `/.well-known/jwks.json`: the signer's key and
-    /// any older keys whose tokens may still be live. Neither `redis` nor `database`
+    /// any older keys whose tokens may still be live; so are `receipt_keys`' (a purpose
+    /// of their own), which sign admission receipts (without them, receipts and the
+    /// admission log answer 503). Neither `redis` nor `database`
     /// need be connected (`RedisConfig::connection_manager` and
     /// `PostgresConfig::database` connect lazily): until Redis answers, the waiting
     /// room serves `/healthz`, reports `/readyz` 503 and answers `503 unavailable`;
@@ -95,6 +101,7 @@ impl Application {
         database: Database,
         signer: TokenSigner,
         public_keys: &[PublicKey],
+        receipt_keys: Option<Arc<ReceiptKeys>>,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(config.listen).await?;
         let management_listener = TcpListener::bind(config.management_listen).await?;
@@ -106,6 +113,9 @@ impl Application {
         let slot_release = SlotRelease::new(store.clone(), database.clone(), config.slot_release);
         let backpressure = Backpressure::new(redis.clone(), key_prefix, config.backpressure);
         let ledger = Ledger::new(database, config.slot_release);
+        let receipts = Receipts::new(receipt_keys, ledger.clone());
+        let mut jwks: Vec<Value> = public_keys.iter().map(PublicKey::jwk).collect();
+        jwks.extend(receipts.jwks());
         let restorer = Arc::new(Restorer::new(store.clone(), ledger.clone(), Arc::new(Recorder::new(ledger))));
         let join_limits = Arc::new(ClientLimits::new(
             crate::metrics::RATE_LIMITED,
@@ -143,7 +153,8 @@ impl Application {
             admin_key: AdminKey::new(config.admin_api_key.clone()),
             client_address: Arc::new(config.client_address.clone()),
             client_fan_ids: ClientFanIds::new(config.fan_id_secret.clone(), config.deployment.development),
-            jwks: Arc::new(json!({ "keys": public_keys.iter().map(PublicKey::jwk).collect::<Vec<_>>() })),
+            receipts,
+            jwks: Arc::new(json!({ "keys": jwks })),
         };
         let (inventory, backpressure) = (state.inventory.clone(), state.backpressure.clone());
         let routers = crate::routes::router(state);

@@ -39,6 +39,10 @@ pub enum Error {
          join the queue again"
     )]
     QueueReset,
+    /// No receipt key is configured (`receipts.keys_dir`): receipts and the admission
+    /// log cannot be signed or blinded.
+    #[error("admission receipts are not set up on this waiting room (no receipt signing key)")]
+    ReceiptsUnavailable,
     #[error("too many requests; retry after {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
     /// Redis is down, unreachable, slower than `redis.command_timeout_ms`, or not
@@ -82,6 +86,7 @@ impl Error {
             Self::AlreadyOpen => (StatusCode::CONFLICT, "already_open"),
             Self::QueueReset => (StatusCode::CONFLICT, "queue_reset"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::ReceiptsUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "receipts_unavailable"),
             Self::Unavailable(_) | Self::DatabaseUnavailable | Self::DatabaseConnectionLost => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
@@ -103,6 +108,7 @@ fn not_found_code(what: &str) -> &'static str {
         "event" => "event_not_found",
         "ticket" => "ticket_not_found",
         "fan" => "not_in_queue",
+        "admission" => "no_recorded_admission",
         _ => "not_found",
     }
 }

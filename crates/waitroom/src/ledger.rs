@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use crate::config::SlotReleaseConfig;
 use crate::domain::fan::FanId;
+use crate::domain::receipt::RecordedAdmission;
 use crate::domain::settings::{EventState, Settings, SettingsWrite, WaitroomEvent};
 use crate::domain::shuffle;
 use crate::error::{Error, Result};
@@ -384,6 +385,49 @@ impl Ledger {
             .await
     }
 
+    /// The fan's latest recorded admission to the event: what their receipt attests.
+    #[tracing::instrument(skip(self, fan), fields(%event_id))]
+    pub async fn latest_admission(&self, event_id: Uuid, fan: &FanId) -> Result<Option<RecordedAdmission>> {
+        let fan = fan.as_str().to_owned();
+        self.db
+            .read(move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(
+                        "SELECT fan_id, join_score, admitted_at, expires_at, left_at FROM waitroom_admissions
+                         WHERE event_id = $1 AND fan_id = $2
+                         ORDER BY admitted_at DESC LIMIT 1",
+                    )
+                    .bind(event_id)
+                    .bind(fan)
+                    .fetch_optional(conn)
+                    .await?;
+                    row.as_ref().map(recorded_from_row).transpose()
+                })
+            })
+            .await
+    }
+
+    /// Every recorded admission to the event, in the order they were made (then by
+    /// place in line): the admission log's lines.
+    #[tracing::instrument(skip(self), fields(%event_id))]
+    pub async fn admissions(&self, event_id: Uuid) -> Result<Vec<RecordedAdmission>> {
+        self.db
+            .read(move |conn| {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "SELECT fan_id, join_score, admitted_at, expires_at, left_at FROM waitroom_admissions
+                         WHERE event_id = $1
+                         ORDER BY admitted_at, join_score",
+                    )
+                    .bind(event_id)
+                    .fetch_all(conn)
+                    .await?;
+                    rows.iter().map(recorded_from_row).collect()
+                })
+            })
+            .await
+    }
+
     /// Whether `fan` was admitted to `event_id` at or after `since_ms` (Redis time): a
     /// ticket issued before such an admission names a place already used.
     pub async fn admitted_since(&self, event_id: Uuid, fan: &FanId, since_ms: i64) -> Result<bool> {
@@ -408,6 +452,17 @@ impl Ledger {
 
 fn timestamp(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+fn recorded_from_row(row: &sqlx::postgres::PgRow) -> Result<RecordedAdmission> {
+    let millis = |at: DateTime<Utc>| at.timestamp_millis();
+    Ok(RecordedAdmission {
+        fan_id: row.try_get("fan_id")?,
+        join_score: row.try_get("join_score")?,
+        admitted_at_ms: millis(row.try_get("admitted_at")?),
+        expires_at_ms: millis(row.try_get("expires_at")?),
+        left_at_ms: row.try_get::<Option<DateTime<Utc>>, _>("left_at")?.map(millis),
+    })
 }
 
 fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<LedgerEvent> {

@@ -7,6 +7,8 @@
 //!   description (`#[utoipa::path]`), served as `/openapi.json`.
 //! - [`queue`]: the fan's use cases (join, poll, leave).
 //! - [`tokens`]: admitted fans' access tokens, one per admission.
+//! - [`receipts`]: admission receipts and the published admission log (auditable
+//!   FIFO), signed with a key of their own.
 //! - [`admitter`]: the background task that admits fans, one atomic step at a time.
 //! - [`backpressure`]: the gateways' distress, read from Redis, slowing admission.
 //! - [`inventory`]: what the sale has left, read from the seats' change feed: the
@@ -36,6 +38,7 @@ pub mod ledger;
 pub mod metrics;
 pub mod model;
 pub mod queue;
+pub mod receipts;
 pub mod recorder;
 pub mod refresh;
 pub mod release;

@@ -1,4 +1,4 @@
-//! The organizer's endpoints: settings, live stats, pause and resume.
+//! The organizer's endpoints: settings, live stats, pause and resume, the admission log.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +18,7 @@ use service_kit::openapi::{refusals, AdminKeyRefused, EventLookupRefused};
 use service_kit::ErrorBody;
 
 use crate::app::AppState;
+use crate::domain::receipt::AdmissionLog;
 use crate::domain::settings::{EventState, Settings};
 use crate::domain::shuffle;
 use crate::error::{Error, Result};
@@ -30,6 +31,31 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(stats))
         .routes(routes!(pause))
         .routes(routes!(resume))
+        .routes(routes!(admission_log))
+}
+
+/// The event's admission log, to publish after the sale (issue 18): every recorded
+/// admission in the order made, fans blinded. A fan holding a receipt checks it with
+/// `scripts/check-admission-log`; publish the file as downloaded, with its SHA-256.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/events/{event_id}/waitroom/admission-log",
+    tag = "organizer",
+    params(("event_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The admission log", body = AdmissionLog),
+        (status = 503, description = "`receipts_unavailable`: no receipt key is configured; or `unavailable`", body = ErrorBody),
+        EventLookupRefused, AdminKeyRefused,
+    ),
+    security(("admin_key" = [])),
+)]
+#[tracing::instrument(skip_all, fields(%event_id))]
+async fn admission_log(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(event_id): Path<Uuid>,
+) -> Result<Json<AdmissionLog>> {
+    Ok(Json(state.receipts.log(event_id).await?))
 }
 
 #[derive(Deserialize, ToSchema)]

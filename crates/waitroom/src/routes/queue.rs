@@ -1,8 +1,8 @@
-//! The fan's endpoints: join, poll, leave.
+//! The fan's endpoints: join, poll, leave, and the admission receipt.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,13 +15,14 @@ use service_kit::ErrorBody;
 
 use crate::app::AppState;
 use crate::domain::fan::FanId;
+use crate::domain::receipt::Receipt;
 use crate::domain::ticket::Ticket;
 use crate::error::{Error, Result};
 use crate::model::FanView;
 use crate::store::Arrival;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(join)).routes(routes!(leave, poll))
+    OpenApiRouter::new().routes(routes!(join)).routes(routes!(leave, poll)).routes(routes!(receipt))
 }
 
 #[derive(Default, Deserialize, ToSchema)]
@@ -136,6 +137,42 @@ async fn leave(
     let ticket = checked_ticket(&state, event_id, &ticket, &client)?;
     state.queue.leave(event_id, ticket).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A signed admission receipt, and what it says.
+#[derive(Serialize, ToSchema)]
+struct ReceiptView {
+    /// `base64url(payload).base64url(Ed25519 signature over the payload)`: keep it to
+    /// check the published admission log (README "Admission receipts").
+    receipt: String,
+    says: Receipt,
+}
+
+/// The receipt of the fan's latest recorded admission (issue 18): keep it to check,
+/// after the sale, that nobody who joined after you was let in before you.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/queue/{ticket}/receipt",
+    tag = "queue",
+    params(("event_id" = Uuid, Path), ("ticket" = String, Path, description = "The latest ticket the fan was given")),
+    responses(
+        (status = 200, description = "The receipt", body = ReceiptView),
+        (status = 400, description = "`malformed_ticket`, or `bad_request`: the event id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`ticket_not_found`, or `no_recorded_admission`: not admitted, or admitted less than about a second ago (admissions are recorded in batches): try again", body = ErrorBody),
+        (status = 410, description = "`ticket_expired`: join the queue again", body = ErrorBody),
+        (status = 503, description = "`receipts_unavailable`: no receipt key is configured; or `unavailable`", body = ErrorBody),
+        RateLimited,
+    ),
+)]
+#[tracing::instrument(skip_all, fields(%event_id))]
+async fn receipt(
+    State(state): State<AppState>,
+    Path((event_id, ticket)): Path<(Uuid, String)>,
+    client: ClientAddress,
+) -> Result<Json<ReceiptView>> {
+    let ticket = checked_ticket(&state, event_id, &ticket, &client)?;
+    let (receipt, says) = state.receipts.receipt(event_id, &ticket.fan).await?;
+    Ok(Json(ReceiptView { receipt, says }))
 }
 
 /// The ticket, verified, once the client and then the ticket are within their limits.

@@ -1,5 +1,5 @@
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use access_token::keys::PublicKey;
@@ -18,12 +18,15 @@ use test_support::{RedisKeys, Reply};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use waitroom::backpressure::Backpressure;
+use waitroom::domain::receipt::ReceiptKeys;
 use waitroom::inventory::Inventory;
 use waitroom::store::keys::{events_index, EventKeys};
 use waitroom::{Admitter, Application, WaitroomConfig};
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 pub const KID: &str = "waitroom-test";
+/// The receipt key's id (a key of its own, D6).
+pub const RECEIPT_KID: &str = "receipts-test";
 
 pub struct TestApp {
     pub base: String,
@@ -137,6 +140,7 @@ async fn start(
         database.database().expect("a valid database URL"),
         TokenSigner::new(&pair),
         &public_keys,
+        Some(Arc::new(ReceiptKeys::new(KeyPair::generate(RECEIPT_KID).unwrap(), vec![]))),
     )
     .await
     .unwrap();
@@ -191,6 +195,17 @@ impl TestApp {
 
     pub async fn put_settings(&self, event_id: Uuid, settings: &Value) -> Reply {
         Reply::of(self.admin(Method::PUT, &format!("/v1/admin/events/{event_id}/waitroom")).json(settings)).await
+    }
+
+    /// A public GET.
+    pub async fn get(&self, path: &str) -> Reply {
+        Reply::of(self.request(Method::GET, path)).await
+    }
+
+    /// An organizer's GET, its body as sent (a document to publish and hash).
+    pub async fn admin_get_text(&self, path: &str) -> (StatusCode, String) {
+        let response = self.admin(Method::GET, path).send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
     }
 
     pub async fn admin_post(&self, event_id: Uuid, action: &str) -> Reply {

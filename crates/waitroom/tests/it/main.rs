@@ -18,6 +18,7 @@ mod outage;
 mod polls;
 mod prequeue;
 mod queue;
+mod receipts;
 mod release;
 mod retention;
 mod slow_clients;

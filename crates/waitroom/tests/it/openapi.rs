@@ -18,9 +18,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/admin/events/{event_id}/waitroom/pause"),
     ("POST", "/v1/admin/events/{event_id}/waitroom/resume"),
     ("GET", "/v1/admin/events/{event_id}/waitroom/stats"),
+    ("GET", "/v1/admin/events/{event_id}/waitroom/admission-log"),
     ("POST", "/v1/events/{event_id}/queue"),
     ("DELETE", "/v1/events/{event_id}/queue/{ticket}"),
     ("GET", "/v1/events/{event_id}/queue/{ticket}"),
+    ("GET", "/v1/events/{event_id}/queue/{ticket}/receipt"),
     ("GET", "/v1/events/{event_id}/waitroom"),
 ];
 
