@@ -21,5 +21,6 @@ mod queue;
 mod receipts;
 mod release;
 mod retention;
+mod sell_out;
 mod slow_clients;
 mod tokens;

@@ -26,7 +26,7 @@ async fn one_shopper_at_a_time(app: &TestApp, places: i32) -> Uuid {
 
 /// The sale as the gateway runs it, on the waiting room's database. Its payment
 /// provider is never called: the places are free.
-async fn sales_of(app: &TestApp) -> sales::Sales {
+pub(crate) async fn sales_of(app: &TestApp) -> sales::Sales {
     let provider = stripe_client::StripeClient::new(stripe_client::StripeConfig {
         base_url: "http://127.0.0.1:9".to_owned(),
         secret_key: "sk_test_unused".to_owned().into(),
