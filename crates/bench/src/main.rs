@@ -9,6 +9,8 @@
 //!   commands in the same run.
 //! - `best-available`: the cost of one best-available order on a 100 x 1,000 and a
 //!   1 x 100,000 seat section, beside the 5 ms ceiling (and the algorithm it replaced).
+//! - `pow`: proof of work at the door: solve times per difficulty and the server's
+//!   verification cost per join.
 
 mod best_available;
 mod chaos_proxy;
@@ -17,6 +19,7 @@ mod gateway_bench;
 mod http1;
 mod load;
 mod pgbench;
+mod pow_bench;
 mod race;
 mod redis_ceiling;
 mod redis_queue;
@@ -151,6 +154,22 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         quantity: u32,
     },
+    /// What proof of work at the door costs: solve times per difficulty (native) and
+    /// the server's verification per join. No services needed.
+    Pow {
+        /// Organizer difficulties to measure.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
+        difficulties: Vec<u32>,
+        /// PBKDF2 iterations per counter tried (`waitroom.pow.cost`).
+        #[arg(long, default_value_t = 100)]
+        cost: u32,
+        /// Challenges solved per difficulty.
+        #[arg(long, default_value_t = 20)]
+        challenges: usize,
+        /// Proofs verified to time the server's side.
+        #[arg(long, default_value_t = 2000)]
+        verifications: usize,
+    },
     /// A fault-injecting TCP proxy for scripts: forwards `--listen` to `--upstream`
     /// and obeys `freeze`, `thaw` and `drop`, one per line on stdin.
     ChaosProxy {
@@ -188,6 +207,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Race { target, places, fans } => race::run(&target, places, fans).await,
         Command::ChaosProxy { listen, upstream } => chaos_proxy::run(listen, upstream).await,
+        Command::Pow { difficulties, cost, challenges, verifications } => {
+            pow_bench::run(&pow_bench::Options { difficulties, cost, challenges, verifications })
+        }
         Command::BestAvailable { orders, before_orders, quantity } => {
             best_available::run(&best_available::Options { orders, before_orders, quantity }).await
         }

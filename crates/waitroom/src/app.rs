@@ -24,6 +24,7 @@ use crate::domain::ticket::TicketKey;
 use crate::domain::vouched::ClientFanIds;
 use crate::inventory::Inventory;
 use crate::ledger::Ledger;
+use crate::pow::Door;
 use crate::queue::Queue;
 use crate::receipts::Receipts;
 use crate::recorder::Recorder;
@@ -142,6 +143,7 @@ impl Application {
                 TicketKey::new(config.ticket_secret.clone(), Duration::from_secs(config.ticket_lifetime_secs)),
                 AdmissionTokens::new(signer),
                 inventory.clone(),
+                Door::new(store.clone(), config.pow, &config.ticket_secret),
                 config.abandon_after_secs,
             ),
             inventory,

@@ -72,6 +72,8 @@ pub struct WaitroomConfig {
     pub slot_release: SlotReleaseConfig,
     /// Slowing admission while the gateways report distress (`[waitroom.backpressure]`).
     pub backpressure: BackpressureConfig,
+    /// Proof of work at the door, for events that ask for it (`[waitroom.pow]`).
+    pub pow: PowConfig,
     /// Handed over by the loader: with the `development` switch, development secrets
     /// are accepted on any listener, and without a `fan_id_secret` a client's own fan
     /// id is taken as given.
@@ -104,6 +106,34 @@ impl InventoryConfig {
         }
         if !(self.shoppers_per_place.is_finite() && (0.1..=100.0).contains(&self.shoppers_per_place)) {
             return Err("waitroom.inventory.shoppers_per_place must be 0.1-100".into());
+        }
+        Ok(())
+    }
+}
+
+/// `[waitroom.pow]`: the challenges of events with a `pow_difficulty` (issue 18,
+/// `crate::pow`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct PowConfig {
+    /// PBKDF2-SHA-256 iterations per counter a solver tries: the work per attempt.
+    pub cost: u32,
+    /// A challenge must be solved and used within this long; its solution is then
+    /// remembered (and refused a second time) until it expires.
+    pub challenge_ttl_secs: u64,
+    /// How long a replica uses an event's difficulty before reading it again.
+    pub settings_max_age_ms: u64,
+}
+
+impl PowConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(1..=1_000_000).contains(&self.cost) {
+            return Err("waitroom.pow.cost must be 1-1000000".into());
+        }
+        if !(1..=3_600).contains(&self.challenge_ttl_secs) {
+            return Err("waitroom.pow.challenge_ttl_secs must be 1-3600".into());
+        }
+        if !(100..=60_000).contains(&self.settings_max_age_ms) {
+            return Err("waitroom.pow.settings_max_age_ms must be 100-60000".into());
         }
         Ok(())
     }
@@ -243,6 +273,7 @@ impl Section for WaitroomConfig {
         self.client_address.validate("waitroom")?;
         self.inventory.validate()?;
         self.slot_release.validate()?;
+        self.pow.validate()?;
         self.backpressure.validate()
     }
 }

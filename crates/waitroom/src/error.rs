@@ -10,6 +10,7 @@ use service_kit::postgres::{self, Fault, WorkError};
 use crate::domain::ticket::TicketError;
 use crate::domain::vouched::VouchError;
 use crate::domain::Invalid;
+use crate::pow::Refusal;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -39,6 +40,14 @@ pub enum Error {
          join the queue again"
     )]
     QueueReset,
+    /// A challenge was asked for an event whose joins need no proof of work.
+    #[error("this event's waiting room asks for no proof of work")]
+    PowNotRequired,
+    #[error("{}", pow_refusal_message(*.0))]
+    PowRefused(Refusal),
+    /// The proof-of-work library failed to make a challenge.
+    #[error("internal error")]
+    Pow(String),
     /// No receipt key is configured (`receipts.keys_dir`): receipts and the admission
     /// log cannot be signed or blinded.
     #[error("admission receipts are not set up on this waiting room (no receipt signing key)")]
@@ -87,11 +96,17 @@ impl Error {
             Self::QueueReset => (StatusCode::CONFLICT, "queue_reset"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::ReceiptsUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "receipts_unavailable"),
+            Self::PowNotRequired => (StatusCode::NOT_FOUND, "pow_not_required"),
+            Self::PowRefused(Refusal::Missing) => (StatusCode::FORBIDDEN, "pow_required"),
+            Self::PowRefused(Refusal::Malformed) => (StatusCode::BAD_REQUEST, "pow_malformed"),
+            Self::PowRefused(Refusal::Wrong) => (StatusCode::FORBIDDEN, "pow_invalid"),
+            Self::PowRefused(Refusal::Expired) => (StatusCode::FORBIDDEN, "pow_expired"),
+            Self::PowRefused(Refusal::Replayed) => (StatusCode::CONFLICT, "pow_replayed"),
             Self::Unavailable(_) | Self::DatabaseUnavailable | Self::DatabaseConnectionLost => {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             Self::OutcomeUnknown => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
-            Self::Redis(_) | Self::Database(_) | Self::Outbox(_) | Self::Corrupt(_) => {
+            Self::Redis(_) | Self::Database(_) | Self::Outbox(_) | Self::Corrupt(_) | Self::Pow(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         }
@@ -100,6 +115,19 @@ impl Error {
     /// The stable code clients branch on.
     pub fn code(&self) -> &'static str {
         self.status_and_code().1
+    }
+}
+
+fn pow_refusal_message(refusal: Refusal) -> &'static str {
+    match refusal {
+        Refusal::Missing => {
+            "this event asks each join for a proof of work: solve a challenge from GET \
+             /v1/events/{event_id}/queue/challenge and send it as \"pow\""
+        }
+        Refusal::Malformed => "\"pow\" must be the base64 of an ALTCHA payload: the challenge and its solution",
+        Refusal::Wrong => "this proof of work does not solve a challenge this waiting room made for this event",
+        Refusal::Expired => "this proof of work's challenge has expired: solve a new one",
+        Refusal::Replayed => "this proof of work was already used to join: solve a new challenge",
     }
 }
 

@@ -102,7 +102,7 @@ pub enum Record {
 
 /// The columns of `waitroom_events` every query below returns, in this order.
 const EVENT_COLUMNS: &str = "state::text AS state, admit_rate, max_active, token_lifetime_secs, opens_at, seed, \
-                             seed_sha256, epoch, created_at";
+                             seed_sha256, epoch, created_at, pow_difficulty";
 
 impl Ledger {
     /// `slot_release`: whether fans who booked or joined the waitlist stop counting
@@ -146,12 +146,14 @@ impl Ledger {
                     let commitment = shuffle::commitment(&new_seed);
                     let row = sqlx::query(&format!(
                         "INSERT INTO waitroom_events
-                             (event_id, state, admit_rate, max_active, token_lifetime_secs, opens_at, seed, seed_sha256)
-                         VALUES ($1, $2::waitroom_state, $3, $4, $5, $6, $7, $8)
+                             (event_id, state, admit_rate, max_active, token_lifetime_secs, opens_at, seed, seed_sha256,
+                              pow_difficulty)
+                         VALUES ($1, $2::waitroom_state, $3, $4, $5, $6, $7, $8, $9)
                          ON CONFLICT (event_id) DO UPDATE SET
                              state = EXCLUDED.state, admit_rate = EXCLUDED.admit_rate,
                              max_active = EXCLUDED.max_active, token_lifetime_secs = EXCLUDED.token_lifetime_secs,
-                             opens_at = EXCLUDED.opens_at, updated_at = now(), retired_at = NULL
+                             opens_at = EXCLUDED.opens_at, pow_difficulty = EXCLUDED.pow_difficulty,
+                             updated_at = now(), retired_at = NULL
                          RETURNING {EVENT_COLUMNS}"
                     ))
                     .bind(event_id)
@@ -162,6 +164,7 @@ impl Ledger {
                     .bind(settings.opens_at)
                     .bind(&new_seed)
                     .bind(&commitment)
+                    .bind(settings.pow_difficulty.map(|d| d as i32))
                     .fetch_one(&mut *conn)
                     .await?;
                     let write = if refused.is_some() { SettingsWrite::Updated } else { SettingsWrite::Created };
@@ -478,6 +481,7 @@ fn event_from_row(row: &sqlx::postgres::PgRow) -> Result<LedgerEvent> {
             token_lifetime_secs: lifetime.try_into().map_err(|_| corrupt())?,
             opens_at: row.try_get("opens_at")?,
             state: EventState::parse(&state).ok_or_else(corrupt)?,
+            pow_difficulty: row.try_get::<Option<i32>, _>("pow_difficulty")?.map(|d| d as u32),
         },
         seed: row.try_get("seed")?,
         seed_sha256: row.try_get("seed_sha256")?,

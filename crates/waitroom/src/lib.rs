@@ -7,6 +7,7 @@
 //!   description (`#[utoipa::path]`), served as `/openapi.json`.
 //! - [`queue`]: the fan's use cases (join, poll, leave).
 //! - [`tokens`]: admitted fans' access tokens, one per admission.
+//! - [`pow`]: proof of work at the door, for events that ask for it.
 //! - [`receipts`]: admission receipts and the published admission log (auditable
 //!   FIFO), signed with a key of their own.
 //! - [`admitter`]: the background task that admits fans, one atomic step at a time.
@@ -37,6 +38,7 @@ pub mod inventory;
 pub mod ledger;
 pub mod metrics;
 pub mod model;
+pub mod pow;
 pub mod queue;
 pub mod receipts;
 pub mod recorder;

@@ -64,6 +64,9 @@ pub struct SettingsView {
     pub token_lifetime_secs: u32,
     pub opens_at: Option<DateTime<Utc>>,
     pub opened_at: Option<DateTime<Utc>>,
+    /// Proof of work at the door: absent when joins need none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pow_difficulty: Option<u32>,
     #[serde(flatten)]
     pub shuffle: ShuffleView,
 }
@@ -82,6 +85,10 @@ pub struct PublicEventView {
     pub state: EventState,
     pub opens_at: Option<DateTime<Utc>>,
     pub opened_at: Option<DateTime<Utc>>,
+    /// Present when a join must carry a proof of work: fetch a challenge from
+    /// `GET /v1/events/{event_id}/queue/challenge` and solve it first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pow_difficulty: Option<u32>,
     #[serde(flatten)]
     pub shuffle: ShuffleView,
 }
@@ -97,6 +104,7 @@ impl SettingsView {
             token_lifetime_secs: s.token_lifetime_secs,
             opens_at: s.opens_at,
             opened_at: event.opened_at,
+            pow_difficulty: s.pow_difficulty,
             shuffle: ShuffleView { seed_sha256: event.seed_sha256, seed: event.seed },
         }
     }
@@ -109,6 +117,7 @@ impl PublicEventView {
             state: event.settings.state,
             opens_at: event.settings.opens_at,
             opened_at: event.opened_at,
+            pow_difficulty: event.settings.pow_difficulty,
             shuffle: ShuffleView { seed_sha256: event.seed_sha256, seed: event.seed },
         }
     }

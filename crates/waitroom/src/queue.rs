@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::inventory::Inventory;
 use crate::ledger::{Departure, Record};
 use crate::model::FanView;
+use crate::pow::{Challenge, Door};
 use crate::restore::Restorer;
 use crate::store::{Arrival, LocateMode, Located, Location, Placement, RestorePlace, Store};
 use crate::tokens::AdmissionTokens;
@@ -29,6 +30,7 @@ pub struct Queue {
     tickets: TicketKey,
     tokens: Arc<AdmissionTokens>,
     inventory: Inventory,
+    door: Door,
     /// Bounds the poll interval fans are given, so following it keeps their place.
     abandon_after_secs: u64,
 }
@@ -40,13 +42,16 @@ impl Queue {
         tickets: TicketKey,
         tokens: AdmissionTokens,
         inventory: Inventory,
+        door: Door,
         abandon_after_secs: u64,
     ) -> Self {
-        Self { store, restorer, tickets, tokens: Arc::new(tokens), inventory, abandon_after_secs }
+        Self { store, restorer, tickets, tokens: Arc::new(tokens), inventory, door, abandon_after_secs }
     }
 
-    /// Puts `fan` in line (or answers where they already are, [`Arrival::AlreadyThere`]).
-    pub async fn join(&self, event_id: Uuid, fan: FanId) -> Result<(FanView, Arrival)> {
+    /// Puts `fan` in line (or answers where they already are, [`Arrival::AlreadyThere`]),
+    /// once their proof of work is checked if the event asks for one.
+    pub async fn join(&self, event_id: Uuid, fan: FanId, proof: Option<&str>) -> Result<(FanView, Arrival)> {
+        self.door.check(event_id, &fan, proof).await?;
         let located = match self.locate(event_id, &fan, LocateMode::Join).await? {
             Location::Found(located) => located,
             Location::Closed => return Err(Error::EventClosed),
@@ -107,6 +112,11 @@ impl Queue {
                 Err(Error::QueueReset)
             }
         }
+    }
+
+    /// A fresh proof-of-work challenge for a join to the event.
+    pub async fn challenge(&self, event_id: Uuid) -> Result<Challenge> {
+        self.door.challenge(event_id).await
     }
 
     /// Takes the fan out of line, or ends their admission. An ended admission is

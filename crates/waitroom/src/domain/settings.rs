@@ -8,6 +8,8 @@ use super::Invalid;
 pub const MAX_ADMIT_RATE: f64 = 100_000.0;
 pub const MAX_ACTIVE: u32 = 10_000_000;
 pub const MAX_TOKEN_LIFETIME_SECS: u32 = 86_400;
+/// The most work a join's proof may ask for (`migrations/*_waitroom_proof_of_work.sql`).
+pub const MAX_POW_DIFFICULTY: u32 = 1_000_000;
 
 /// Whether the waiting room lets fans in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -52,6 +54,9 @@ pub struct Settings {
     /// Fans who join before this are shuffled at this time; `None` opens at once.
     pub opens_at: Option<DateTime<Utc>>,
     pub state: EventState,
+    /// Proof of work at the door: the largest counter a join's challenge may hide
+    /// (`crate::pow`); `None`: joins need none.
+    pub pow_difficulty: Option<u32>,
 }
 
 impl Settings {
@@ -65,6 +70,9 @@ impl Settings {
         }
         if !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&self.token_lifetime_secs) {
             return invalid(format!("token_lifetime_secs must be 1-{MAX_TOKEN_LIFETIME_SECS}"));
+        }
+        if self.pow_difficulty.is_some_and(|d| !(1..=MAX_POW_DIFFICULTY).contains(&d)) {
+            return invalid(format!("pow_difficulty must be 1-{MAX_POW_DIFFICULTY}, or absent for none"));
         }
         Ok(())
     }
@@ -101,6 +109,7 @@ mod tests {
             token_lifetime_secs: 600,
             opens_at: None,
             state: EventState::Running,
+            pow_difficulty: None,
         }
     }
 
@@ -112,5 +121,8 @@ mod tests {
         }
         assert!(Settings { max_active: 0, ..settings() }.validate().is_err());
         assert!(Settings { token_lifetime_secs: 0, ..settings() }.validate().is_err());
+        assert!(Settings { pow_difficulty: Some(0), ..settings() }.validate().is_err());
+        assert!(Settings { pow_difficulty: Some(MAX_POW_DIFFICULTY + 1), ..settings() }.validate().is_err());
+        assert!(Settings { pow_difficulty: Some(MAX_POW_DIFFICULTY), ..settings() }.validate().is_ok());
     }
 }

@@ -68,6 +68,9 @@ struct SettingsBody {
     opens_at: Option<DateTime<Utc>>,
     /// Defaults to running: configuring an event is opening its waiting room.
     state: Option<EventState>,
+    /// Proof of work at the door (1 to 1,000,000): each join must carry the solution of
+    /// a challenge hiding a counter up to this. Absent: none.
+    pow_difficulty: Option<u32>,
 }
 
 /// PostgreSQL first (the source of truth: it keeps the event's seed, or records the new
@@ -105,6 +108,7 @@ async fn put_settings(
         token_lifetime_secs: body.token_lifetime_secs,
         opens_at: body.opens_at,
         state: body.state.unwrap_or(EventState::Running),
+        pow_difficulty: body.pow_difficulty,
     };
     settings.validate()?;
     to_the_end(write_settings(state.clone(), event_id, settings)).await?;

@@ -22,7 +22,11 @@ use crate::model::FanView;
 use crate::store::Arrival;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(join)).routes(routes!(leave, poll)).routes(routes!(receipt))
+    OpenApiRouter::new()
+        .routes(routes!(join))
+        .routes(routes!(leave, poll))
+        .routes(routes!(receipt))
+        .routes(routes!(challenge))
 }
 
 #[derive(Default, Deserialize, ToSchema)]
@@ -33,6 +37,10 @@ struct JoinBody {
     /// The organizer's signature on `fan_id` (see the README's "Fan ids"), without which
     /// a fan id of the client's own is refused.
     fan_id_signature: Option<String>,
+    /// For an event with a `pow_difficulty`: the base64 of the ALTCHA payload (the
+    /// challenge from `GET …/queue/challenge` and its solution), as ALTCHA's widget
+    /// sends it.
+    pow: Option<String>,
 }
 
 /// The body is optional: a fan without an id of their own sends nothing (or `null`, as
@@ -56,12 +64,12 @@ fn parse_join_body(body: &[u8]) -> Result<JoinBody> {
     responses(
         (status = 201, description = "Joined", body = FanView),
         (status = 200, description = "Already in the queue: their standing", body = FanView),
-        (status = 400, description = "`bad_request`: an unreadable body or event id", body = ErrorBody),
-        (status = 403, description = "`fan_id_not_vouched`: the fan id's signature is missing or wrong, or this waiting room takes no fan id of the client's own", body = ErrorBody),
+        (status = 400, description = "`bad_request`: an unreadable body or event id; `pow_malformed`: `pow` is not a base64 ALTCHA payload", body = ErrorBody),
+        (status = 403, description = "`fan_id_not_vouched`: the fan id's signature is missing or wrong, or this waiting room takes no fan id of the client's own; `pow_required`, `pow_invalid`, `pow_expired`: the event asks for a proof of work and this join's is missing, wrong or too old", body = ErrorBody),
         (status = 404, description = "`event_not_found`", body = ErrorBody),
         (status = 408, description = "`request_timeout`: the body arrived too slowly", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: a body past 2 MB", body = ErrorBody),
-        (status = 409, description = "`event_closed`", body = ErrorBody),
+        (status = 409, description = "`event_closed`; `pow_replayed`: another fan already joined with this proof of work", body = ErrorBody),
         (status = 422, description = "`invalid_fan_id`", body = ErrorBody),
         (status = 503, description = "`unavailable`: the waiting room cannot reach Redis", body = ErrorBody),
         RateLimited,
@@ -83,9 +91,35 @@ async fn join(
     if let Some(fan) = &fan {
         state.join_limits.check_fan(fan.as_str()).map_err(Error::RateLimited)?;
     }
-    let (view, arrival) = state.queue.join(event_id, fan.unwrap_or_else(FanId::issue)).await?;
+    let (view, arrival) = state.queue.join(event_id, fan.unwrap_or_else(FanId::issue), body.pow.as_deref()).await?;
     let status = if arrival == Arrival::Joined { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(view)))
+}
+
+/// A fresh proof-of-work challenge (ALTCHA PoW v2, deterministic mode) for a join to an
+/// event whose organizer set a `pow_difficulty`: solve it (ALTCHA's widget or library)
+/// and join with the payload as `pow`. It expires after `waitroom.pow.challenge_ttl_secs`.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/queue/challenge",
+    tag = "queue",
+    params(("event_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "An ALTCHA challenge: `parameters` (algorithm, cost, nonce, salt, keyPrefix, keySignature, expiresAt, data.event) and `signature`", body = Object),
+        (status = 400, description = "`bad_request`: the event id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`event_not_found`, or `pow_not_required`: joins to this event need no proof of work", body = ErrorBody),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+        RateLimited,
+    ),
+)]
+#[tracing::instrument(skip_all, fields(%event_id))]
+async fn challenge(
+    State(state): State<AppState>,
+    Path(event_id): Path<Uuid>,
+    client: ClientAddress,
+) -> Result<Json<crate::pow::Challenge>> {
+    state.join_limits.check_address(&client).map_err(Error::RateLimited)?;
+    Ok(Json(state.queue.challenge(event_id).await?))
 }
 
 /// The fan's standing now, with a fresh ticket (and the access token once admitted).

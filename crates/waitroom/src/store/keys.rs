@@ -17,6 +17,9 @@
 //! - `…:seen` hash: fan → last poll (ms), for skipping abandoned fans.
 //! - `…:admitted` sorted set: fan → admission expiry (ms); its live size is "active".
 //!
+//! - `…:pow:<challenge signature>` string, one per proof of work used: the fan who used
+//!   it, until the challenge expires (a replay by anyone else is refused, `crate::pow`).
+//!
 //! `<prefix>:wr:events` is the set of configured events the admitter walks (closed and
 //! idle-retired ones leave it).
 
@@ -62,6 +65,11 @@ impl<'a> EventKeys<'a> {
 
     pub fn key(&self, key: EventKey) -> String {
         format!("{}:wr:{{{}}}:{}", self.prefix, self.event_id, key.name())
+    }
+
+    /// Where the use of one proof of work is remembered.
+    pub fn pow_claim(&self, challenge_signature: &str) -> String {
+        format!("{}:wr:{{{}}}:pow:{challenge_signature}", self.prefix, self.event_id)
     }
 
     /// The `KEYS` of every per-event script.

@@ -164,7 +164,8 @@ impl Store {
             .arg(seed_sha256)
             .arg(epoch)
             .arg(if write == SettingsWrite::Updated { "1" } else { "0" })
-            .arg(self.closed_retention_ms);
+            .arg(self.closed_retention_ms)
+            .arg(settings.pow_difficulty.unwrap_or(0));
         let outcome = replies::put_outcome(timed("put_settings", invocation.invoke_async(&mut conn)).await?)?;
         if outcome == PutOutcome::Written {
             self.index(event_id, settings.state).await?;
@@ -245,7 +246,8 @@ impl Store {
             .arg(rebuild.admitted_total)
             .arg(rebuild.created_at.timestamp_millis())
             .arg(self.closed_retention_ms)
-            .arg(if rebuild.retired { "1" } else { "0" });
+            .arg(if rebuild.retired { "1" } else { "0" })
+            .arg(s.pow_difficulty.unwrap_or(0));
         let mut chunks = rebuild.live.chunks(RESTORE_CHUNK);
         for (fan, expires_at) in chunks.next().unwrap_or_default() {
             invocation.arg(fan).arg(expires_at.timestamp_millis());
@@ -292,6 +294,8 @@ impl Store {
                 .map_err(|_| corrupt())?,
             opens_at: millis(field("opens_at_ms").parse().map_err(|_| corrupt())?),
             state: EventState::parse(field("state")).ok_or_else(corrupt)?,
+            // Absent from events written before proof of work existed: none.
+            pow_difficulty: field("pow").parse::<u32>().ok().filter(|&d| d > 0),
         };
         Ok(Some(WaitroomEvent {
             settings,
@@ -360,6 +364,26 @@ impl Store {
         let mut invocation = LEAVE.key(&self.keys(event_id).script_keys());
         invocation.arg(fan.as_str());
         Ok(replies::left(timed("leave", invocation.invoke_async(&mut conn)).await?))
+    }
+
+    /// Records that `fan` used the proof of work whose challenge carries
+    /// `challenge_signature`, until `ttl_ms` from now: `true` if it was unused or used by
+    /// this same fan (a retried join), `false` if someone else used it first. One
+    /// command (`SET … NX GET`), so two joins racing with one proof cannot both win.
+    #[tracing::instrument(skip(self, challenge_signature), fields(%event_id, %fan))]
+    pub async fn claim_proof(
+        &self,
+        event_id: Uuid,
+        challenge_signature: &str,
+        fan: &FanId,
+        ttl_ms: u64,
+    ) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let key = self.keys(event_id).pow_claim(challenge_signature);
+        let mut command = redis::cmd("SET");
+        command.arg(key).arg(fan.as_str()).arg("NX").arg("GET").arg("PX").arg(ttl_ms.max(1));
+        let earlier: Option<String> = timed("claim_proof", command.query_async(&mut conn)).await?;
+        Ok(earlier.is_none_or(|earlier| earlier == fan.as_str()))
     }
 
     /// Stops counting the admission of a fan who booked at `booked_at_ms` (the

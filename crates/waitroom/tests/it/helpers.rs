@@ -202,6 +202,11 @@ impl TestApp {
         Reply::of(self.request(Method::GET, path)).await
     }
 
+    /// A public POST of a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Reply {
+        Reply::of(self.request(Method::POST, path).json(body)).await
+    }
+
     /// An organizer's GET, its body as sent (a document to publish and hash).
     pub async fn admin_get_text(&self, path: &str) -> (StatusCode, String) {
         let response = self.admin(Method::GET, path).send().await.unwrap();

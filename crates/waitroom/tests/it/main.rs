@@ -16,6 +16,7 @@ mod management;
 mod openapi;
 mod outage;
 mod polls;
+mod pow;
 mod prequeue;
 mod queue;
 mod receipts;

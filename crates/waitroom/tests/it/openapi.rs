@@ -20,6 +20,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/events/{event_id}/waitroom/stats"),
     ("GET", "/v1/admin/events/{event_id}/waitroom/admission-log"),
     ("POST", "/v1/events/{event_id}/queue"),
+    ("GET", "/v1/events/{event_id}/queue/challenge"),
     ("DELETE", "/v1/events/{event_id}/queue/{ticket}"),
     ("GET", "/v1/events/{event_id}/queue/{ticket}"),
     ("GET", "/v1/events/{event_id}/queue/{ticket}/receipt"),

@@ -22,13 +22,13 @@
 -- sale opens at once; ARGV[12]: retention_ms (a closed event is rebuilt to answer
 -- requests, and expires again after it); ARGV[13]: '1' when PostgreSQL records the
 -- event as retired for idleness (rebuilt retired: it expires again, and only a join
--- brings it back into the walk, see retain.lua), else '0'; ARGV[14..]: fan, expiry_ms
--- pairs of live admissions.
+-- brings it back into the walk, see retain.lua), else '0'; ARGV[14]: pow_difficulty
+-- (0: none); ARGV[15..]: fan, expiry_ms pairs of live admissions.
 -- Returns 1 when this call rebuilt the event, 0 when its settings were there already.
 local settings_key, counters_key, _, _, admitted_key = unpack(KEYS)
 local state, rate, max_active, lifetime_ms, opens_at_ms, seed, seed_sha256, epoch, seq_base, admitted_total,
-  opened_at_ms, retention_ms, retired = unpack(ARGV, 1, 13)
-local FIRST_ADMISSION = 14
+  opened_at_ms, retention_ms, retired, pow = unpack(ARGV, 1, 14)
+local FIRST_ADMISSION = 15
 if redis.call('EXISTS', settings_key) == 1 then
   return 0
 end
@@ -38,7 +38,7 @@ local opens_at = tonumber(opens_at_ms)
 local opened = now >= opens_at
 redis.call('HSET', settings_key, 'state', state, 'rate', rate, 'max_active', max_active,
   'lifetime_ms', lifetime_ms, 'opens_at_ms', opens_at_ms, 'seed', seed, 'seed_sha256', seed_sha256,
-  'epoch', epoch, 'opened', opened and '1' or '0', 'restored_at_ms', now)
+  'epoch', epoch, 'opened', opened and '1' or '0', 'restored_at_ms', now, 'pow', pow)
 if opened then
   redis.call('HSET', settings_key, 'opened_at_ms', opens_at > 0 and opens_at or opened_at_ms)
 end
