@@ -169,6 +169,12 @@ enum Command {
         /// Proofs verified to time the server's side.
         #[arg(long, default_value_t = 2000)]
         verifications: usize,
+        /// Instead: write challenges for a browser to solve (`scripts/bench-pow-browser`).
+        #[arg(long)]
+        write_browser_challenges: Option<PathBuf>,
+        /// Instead: report a browser's solve times and verify its proofs.
+        #[arg(long)]
+        report_browser_solutions: Option<PathBuf>,
     },
     /// A fault-injecting TCP proxy for scripts: forwards `--listen` to `--upstream`
     /// and obeys `freeze`, `thaw` and `drop`, one per line on stdin.
@@ -207,8 +213,20 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Race { target, places, fans } => race::run(&target, places, fans).await,
         Command::ChaosProxy { listen, upstream } => chaos_proxy::run(listen, upstream).await,
-        Command::Pow { difficulties, cost, challenges, verifications } => {
-            pow_bench::run(&pow_bench::Options { difficulties, cost, challenges, verifications })
+        Command::Pow {
+            difficulties,
+            cost,
+            challenges,
+            verifications,
+            write_browser_challenges,
+            report_browser_solutions,
+        } => {
+            let options = pow_bench::Options { difficulties, cost, challenges, verifications };
+            match (write_browser_challenges, report_browser_solutions) {
+                (Some(path), _) => pow_bench::write_browser_challenges(&options, &path),
+                (None, Some(path)) => pow_bench::report_browser_solutions(&options, &path),
+                (None, None) => pow_bench::run(&options),
+            }
         }
         Command::BestAvailable { orders, before_orders, quantity } => {
             best_available::run(&best_available::Options { orders, before_orders, quantity }).await

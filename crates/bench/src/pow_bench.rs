@@ -22,15 +22,80 @@ pub struct Options {
     pub verifications: usize,
 }
 
+/// What `scripts/bench-pow-browser` hands the browser and gets back.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct BrowserRound {
+    pub difficulty: u32,
+    pub challenges: Vec<altcha::Challenge>,
+    /// Filled by the browser: milliseconds per solve, and each proof as a join sends it.
+    #[serde(default)]
+    pub solve_ms: Vec<f64>,
+    #[serde(default)]
+    pub proofs: Vec<String>,
+}
+
+/// The event every bench challenge names.
+const EVENT: Uuid = Uuid::from_u128(0x0b0c_0ffe_0000_4000_8000_0000_0000_0018);
+
+fn proofs(cost: u32) -> Proofs {
+    let config = PowConfig { cost, challenge_ttl_secs: 3600, settings_max_age_ms: 1000 };
+    Proofs::new(config, &SecretString::from("bench-ticket-secret-0123456789-0123456789"))
+}
+
+/// Writes `challenges` fresh challenges per difficulty for the browser to solve.
+pub fn write_browser_challenges(options: &Options, path: &std::path::Path) -> anyhow::Result<()> {
+    let proofs = proofs(options.cost);
+    let rounds = options
+        .difficulties
+        .iter()
+        .map(|&difficulty| {
+            let challenges =
+                (0..options.challenges).map(|_| proofs.challenge(EVENT, difficulty)).collect::<Result<_, _>>()?;
+            Ok(BrowserRound { difficulty, challenges, solve_ms: vec![], proofs: vec![] })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    std::fs::write(path, serde_json::to_vec(&rounds)?)?;
+    Ok(())
+}
+
+/// Prints the browser's solve times beside the ceiling, and checks every proof it made
+/// with the server's own verification (the official JavaScript solver against our
+/// Rust verifier: the two implementations agree, or this fails).
+pub fn report_browser_solutions(options: &Options, path: &std::path::Path) -> anyhow::Result<()> {
+    let proofs = proofs(options.cost);
+    let rounds: Vec<BrowserRound> = serde_json::from_slice(&std::fs::read(path)?)?;
+    println!("| difficulty | browser solve p50 / p90 / max, ms | ceiling (a person's browser) | proofs the server accepted |");
+    println!("|---|---|---|---|");
+    let mut refused = 0;
+    for round in &rounds {
+        let mut took = round.solve_ms.clone();
+        took.sort_by(f64::total_cmp);
+        anyhow::ensure!(!took.is_empty(), "the browser solved nothing at difficulty {}", round.difficulty);
+        let at = |share: f64| took[((took.len() - 1) as f64 * share).round() as usize];
+        let accepted = round.proofs.iter().filter(|proof| proofs.verify(EVENT, proof).is_ok()).count();
+        refused += round.proofs.len() - accepted;
+        println!(
+            "| {} | {:.1} / {:.1} / {:.1} | {} ms | {accepted} of {} |",
+            round.difficulty,
+            at(0.5),
+            at(0.9),
+            at(1.0),
+            SOLVE_CEILING.as_millis(),
+            round.proofs.len()
+        );
+    }
+    anyhow::ensure!(refused == 0, "{refused} of the browser's proofs were refused by the server");
+    Ok(())
+}
+
 /// A person's browser should pay well under this (issue 18).
 const SOLVE_CEILING: Duration = Duration::from_secs(1);
 /// Verifying must stay a small share of a core at this join rate.
 const JOINS_PER_SECOND: f64 = 10_000.0;
 
 pub fn run(options: &Options) -> anyhow::Result<()> {
-    let config = PowConfig { cost: options.cost, challenge_ttl_secs: 300, settings_max_age_ms: 1000 };
-    let proofs = Proofs::new(config, &SecretString::from("bench-ticket-secret-0123456789-0123456789"));
-    let event = Uuid::new_v4();
+    let proofs = proofs(options.cost);
+    let event = EVENT;
     println!(
         "machine: {} cores; PBKDF2-SHA-256 at {} iterations per counter tried; {} challenges per difficulty",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
