@@ -143,7 +143,7 @@ impl Application {
                 TicketKey::new(config.ticket_secret.clone(), Duration::from_secs(config.ticket_lifetime_secs)),
                 AdmissionTokens::new(signer),
                 inventory.clone(),
-                Door::new(store.clone(), config.pow, &config.ticket_secret),
+                Door::new(store.clone(), restorer.clone(), config.pow, &config.ticket_secret),
                 config.abandon_after_secs,
             ),
             inventory,

@@ -21,6 +21,7 @@
 //! shares.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use altcha::{CreateChallengeOptions, Payload, VerifySolutionOptions};
@@ -38,6 +39,7 @@ pub use altcha::Challenge;
 use crate::config::PowConfig;
 use crate::domain::fan::FanId;
 use crate::error::{Error, Result};
+use crate::restore::Restorer;
 use crate::store::Store;
 
 /// ALTCHA's name for the key derivation every challenge uses.
@@ -146,26 +148,32 @@ impl Proofs {
 #[derive(Clone)]
 pub struct Door {
     store: Store,
+    restorer: Arc<Restorer>,
     proofs: Proofs,
     /// Each event's difficulty, read from its settings in Redis.
     difficulties: Cache<Uuid, Option<u32>>,
 }
 
 impl Door {
-    pub fn new(store: Store, config: PowConfig, ticket_secret: &SecretString) -> Self {
+    pub fn new(store: Store, restorer: Arc<Restorer>, config: PowConfig, ticket_secret: &SecretString) -> Self {
         let difficulties = Cache::builder()
             .max_capacity(KEPT_EVENTS)
             .time_to_live(Duration::from_millis(config.settings_max_age_ms))
             .build();
-        Self { store, proofs: Proofs::new(config, ticket_secret), difficulties }
+        Self { store, restorer, proofs: Proofs::new(config, ticket_secret), difficulties }
     }
 
-    /// The event's difficulty; `None` when joins need no proof.
+    /// The event's difficulty; `None` when joins need no proof. An event Redis lost is
+    /// rebuilt from PostgreSQL first, as a join would rebuild it.
     async fn difficulty(&self, event_id: Uuid) -> Result<Option<u32>> {
         if let Some(difficulty) = self.difficulties.get(&event_id) {
             return Ok(difficulty);
         }
-        let event = self.store.event(event_id).await?.ok_or(Error::NotFound("event"))?;
+        let mut event = self.store.event(event_id).await?;
+        if event.is_none() && self.restorer.rebuild_if_known(event_id).await? {
+            event = self.store.event(event_id).await?;
+        }
+        let event = event.ok_or(Error::NotFound("event"))?;
         let difficulty = event.settings.pow_difficulty;
         self.difficulties.insert(event_id, difficulty);
         Ok(difficulty)

@@ -127,6 +127,12 @@ async fn an_events_difficulty_survives_redis_losing_the_event() {
     let mut redis = app.redis.clone();
     let keys = waitroom::store::keys::EventKeys::new(&app.prefix, event).script_keys();
     let _: () = redis::AsyncCommands::del(&mut redis, &keys[..]).await.unwrap();
+    let first = join(&app, event, "fan-a", None).await;
+    assert_eq!(
+        outcome(&first),
+        (StatusCode::FORBIDDEN, "pow_required"),
+        "the join rebuilt the event, difficulty and all"
+    );
     let rebuilt = app.stats(event).await;
     assert!(rebuilt["restored_at"].is_string(), "rebuilt: {rebuilt}");
     assert_eq!(app.public_event(event).await["pow_difficulty"], 64, "from PostgreSQL's record");
