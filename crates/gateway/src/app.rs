@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::GatewayConfig;
 use crate::distress::{ReportTo, Reporter};
 use crate::revocations::Revocations;
+use crate::seat_stream::SeatStreams;
 use crate::state::AppState;
 
 /// The gateway bound to its ports, ready to serve. Tests build it on port 0.
@@ -31,6 +32,7 @@ pub struct Application {
     management_listener: TcpListener,
     management_router: Router,
     limits: Arc<ClientLimits>,
+    seat_streams: Arc<SeatStreams>,
     revocations: Arc<Revocations>,
     /// Where the revocation poll goes on from: the first read's, if it succeeded.
     revocations_read: Option<DateTime<Utc>>,
@@ -81,7 +83,7 @@ impl Application {
             None => Vec::new(),
         };
         let state = AppState::new(config, sales, verifier, &webhook_keys);
-        let limits = state.limits.clone();
+        let (limits, seat_streams) = (state.limits.clone(), state.seat_streams.clone());
         let (revocations, sales, verifier) = (state.revocations.clone(), state.sales.clone(), state.verifier.clone());
         let routers = crate::routes::router(state);
         let first_read = tokio::time::timeout(FIRST_REVOCATIONS_READ_WAIT, revocations.refresh(&sales, None));
@@ -95,6 +97,7 @@ impl Application {
             management_listener,
             management_router: routers.management,
             limits,
+            seat_streams,
             revocations,
             revocations_read,
             sales,
@@ -143,6 +146,7 @@ impl Application {
     /// requests.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         self.limits.spawn_sweeper(shutdown.clone());
+        self.seat_streams.end_all_on(shutdown.clone());
         let sales = self.sales.clone();
         service_kit::rate_limit::spawn_sweeps(shutdown.clone(), move || sales.forget_idle_provider_checks());
         if let Some((dir, kid, every)) = self.ticket_key_reload {

@@ -65,6 +65,8 @@ pub struct GatewayConfig {
     /// When this replica counts itself in distress, and how often it tells the waiting
     /// room (`[gateway.distress]`, `crate::distress`).
     pub distress: DistressThresholds,
+    /// The live seat map's streams (`[gateway.seat_stream]`, `crate::seat_stream`).
+    pub seat_stream: SeatStreamConfig,
     /// Handed over by the loader: with the `development` switch, the development admin
     /// key is accepted on any listener.
     #[serde(skip)]
@@ -89,6 +91,68 @@ pub struct WebhooksConfig {
     /// `v1a` signatures. None: no webhook key is published.
     #[serde(default)]
     pub v1a_public_keys_dir: Option<std::path::PathBuf>,
+}
+
+/// `[gateway.seat_stream]`: the live seat map (`GET /v1/events/{event}/seats/stream`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct SeatStreamConfig {
+    /// How often a replica reads an event's changes while anyone watches it: the
+    /// coalescing of bursts (at most one update per this) and most of the delivery
+    /// delay. One indexed read per event per replica, however many watch.
+    pub poll_ms: u64,
+    /// Updates kept per event for clients that reconnect with `Last-Event-ID`; a client
+    /// further behind gets a snapshot.
+    pub history: usize,
+    /// Updates queued per client; a client that falls further behind (a slow
+    /// connection) is sent a snapshot instead, so it never holds more memory than this.
+    pub client_queue: usize,
+    /// Streams this replica serves at once; more are refused with `503 too_many_streams`.
+    pub max_streams: usize,
+    /// A stream ends after this, and the client reconnects with `Last-Event-ID`: no
+    /// connection is held forever, and a rebalanced replica set evens out.
+    pub max_stream_secs: u64,
+    /// A comment line at least this often, so proxies keep an idle stream open.
+    pub keep_alive_secs: u64,
+    /// An event nobody has watched for this long stops being read.
+    pub idle_secs: u64,
+    /// Change rows read at once at most; a replica further behind starts again from a
+    /// snapshot.
+    pub max_changes_per_read: i64,
+}
+
+impl SeatStreamConfig {
+    fn validate(&self) -> Result<(), String> {
+        let checks = [
+            ("poll_ms", (50..=10_000).contains(&self.poll_ms), "50-10000"),
+            ("history", (1..=10_000).contains(&self.history), "1-10000"),
+            ("client_queue", (1..=10_000).contains(&self.client_queue), "1-10000"),
+            ("max_streams", (1..=1_000_000).contains(&self.max_streams), "1-1000000"),
+            ("max_stream_secs", (1..=86_400).contains(&self.max_stream_secs), "1-86400"),
+            ("keep_alive_secs", (1..=300).contains(&self.keep_alive_secs), "1-300"),
+            ("idle_secs", (1..=3_600).contains(&self.idle_secs), "1-3600"),
+            ("max_changes_per_read", (1..=1_000_000).contains(&self.max_changes_per_read), "1-1000000"),
+        ];
+        match checks.iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, range)) => Err(format!("gateway.seat_stream.{key} must be {range}")),
+            None => Ok(()),
+        }
+    }
+
+    pub fn poll(&self) -> Duration {
+        Duration::from_millis(self.poll_ms)
+    }
+
+    pub fn max_stream(&self) -> Duration {
+        Duration::from_secs(self.max_stream_secs)
+    }
+
+    pub fn keep_alive(&self) -> Duration {
+        Duration::from_secs(self.keep_alive_secs)
+    }
+
+    pub fn idle(&self) -> Duration {
+        Duration::from_secs(self.idle_secs)
+    }
 }
 
 /// The longest rotation grace window: a week.
@@ -241,6 +305,7 @@ impl Section for GatewayConfig {
         self.http.validate("gateway")?;
         self.payments.validate(&listeners, self.deployment)?;
         self.webhooks.validate()?;
+        self.seat_stream.validate()?;
         if self.create_event_timeout_ms == 0 || self.create_event_timeout_ms >= self.http.request_timeout_ms {
             return Err(
                 "gateway.create_event_timeout_ms must be at least 1 and shorter than gateway.http.request_timeout_ms"

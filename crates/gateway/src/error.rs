@@ -42,6 +42,9 @@ pub enum Error {
     BadScannerKey,
     #[error("this scanner key is for another event")]
     ScannerKeyForOtherEvent,
+    /// This replica serves `gateway.seat_stream.max_streams` live seat maps already.
+    #[error("this server streams as many seat maps as it can; retry in a few seconds or read the map instead")]
+    TooManyStreams,
     /// A page template failed to render: our fault, answered as a generic 500.
     #[error("internal error")]
     Page(#[source] minijinja::Error),
@@ -69,6 +72,7 @@ impl Error {
             Self::MissingScannerKey => (StatusCode::UNAUTHORIZED, "scanner_key_required"),
             Self::BadScannerKey => (StatusCode::UNAUTHORIZED, "invalid_scanner_key"),
             Self::ScannerKeyForOtherEvent => (StatusCode::FORBIDDEN, "scanner_key_for_other_event"),
+            Self::TooManyStreams => (StatusCode::SERVICE_UNAVAILABLE, "too_many_streams"),
             Self::Page(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Sales(sale) => match sale {
                 Sale::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.code),
@@ -131,6 +135,9 @@ impl IntoResponse for Error {
             Self::Page(source) => tracing::error!(error = %source, "rendering a page failed"),
             Self::RateLimited(wait) => {
                 return service_kit::error_body::too_many_requests(wait.as_secs_f64().ceil() as u64, self.to_string())
+            }
+            Self::TooManyStreams => {
+                return service_kit::error_body::error_response_retry_after(status, code, 5, self.to_string());
             }
             Self::RevocationsNotLoaded(wait) => {
                 let secs = wait.as_secs_f64().ceil() as u64;

@@ -27,6 +27,7 @@ pub mod limits;
 pub mod metrics;
 pub mod revocations;
 pub mod routes;
+pub mod seat_stream;
 pub mod state;
 
 pub use app::Application;

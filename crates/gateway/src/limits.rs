@@ -38,7 +38,13 @@ pub fn limits(config: &GatewayConfig) -> ClientLimits {
 }
 
 /// The public reads, as their routes are matched: no token, anyone may send them.
-pub const PUBLIC_READS: [&str; 2] = ["/v1/events/{event_id}", "/v1/events/{event_id}/seats"];
+pub const PUBLIC_READS: [&str; 5] = [
+    "/v1/events/{event_id}",
+    "/v1/events/{event_id}/seats",
+    "/v1/events/{event_id}/seats/layout",
+    "/v1/events/{event_id}/seats/state",
+    "/v1/events/{event_id}/seats/stream",
+];
 
 fn is_public_read(request: &Request) -> bool {
     matches!(*request.method(), Method::GET | Method::HEAD)

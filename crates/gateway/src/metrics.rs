@@ -27,6 +27,17 @@ pub const DISTRESS: &str = "boxoffice_gateway_distress_level";
 /// Distress reports that could not be written to Redis.
 pub const DISTRESS_REPORT_FAILURES: &str = "boxoffice_gateway_distress_report_failures_total";
 
+/// Live seat-map streams open on this replica.
+pub const SEAT_STREAMS: &str = "boxoffice_gateway_seat_streams";
+/// Events whose changes this replica reads for its seat-map streams.
+pub const SEAT_STREAM_EVENTS: &str = "boxoffice_gateway_seat_stream_events";
+/// What was sent to seat-map streams, by kind (`snapshot`, `delta`).
+pub const SEAT_STREAM_SENT: &str = "boxoffice_gateway_seat_stream_messages_total";
+/// Reads of the change feed for the streams, by outcome (`changes`, `behind`, `failed`).
+pub const SEAT_STREAM_READS: &str = "boxoffice_gateway_seat_stream_reads_total";
+/// Streams refused for `max_streams`.
+pub const SEAT_STREAMS_REFUSED: &str = "boxoffice_gateway_seat_streams_refused_total";
+
 /// Creates the counters a dashboard plots at 0, so their first increment shows in
 /// `rate()` and an idle panel reads 0 rather than "no data".
 pub fn register() {
@@ -50,6 +61,32 @@ pub fn register() {
         metrics::counter!(TOKEN_REJECTIONS, "reason" => reason).increment(0);
     }
     metrics::counter!(DISTRESS_REPORT_FAILURES).increment(0);
+    for kind in ["snapshot", "delta"] {
+        metrics::counter!(SEAT_STREAM_SENT, "kind" => kind).increment(0);
+    }
+    for outcome in ["changes", "behind", "failed"] {
+        metrics::counter!(SEAT_STREAM_READS, "outcome" => outcome).increment(0);
+    }
+    metrics::counter!(SEAT_STREAMS_REFUSED).increment(0);
+    metrics::gauge!(SEAT_STREAMS).set(0.0);
+    metrics::gauge!(SEAT_STREAM_EVENTS).set(0.0);
+}
+
+pub fn seat_streams(open: usize, events: usize) {
+    metrics::gauge!(SEAT_STREAMS).set(open as f64);
+    metrics::gauge!(SEAT_STREAM_EVENTS).set(events as f64);
+}
+
+pub fn seat_stream_sent(kind: &'static str) {
+    metrics::counter!(SEAT_STREAM_SENT, "kind" => kind).increment(1);
+}
+
+pub fn seat_stream_read(outcome: &'static str) {
+    metrics::counter!(SEAT_STREAM_READS, "outcome" => outcome).increment(1);
+}
+
+pub fn seat_stream_refused() {
+    metrics::counter!(SEAT_STREAMS_REFUSED).increment(1);
 }
 
 pub fn distress(pool_wait: std::time::Duration, level: f64) {

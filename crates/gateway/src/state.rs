@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::config::GatewayConfig;
 use crate::error::{Error, Result};
 use crate::revocations::Revocations;
+use crate::seat_stream::SeatStreams;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -36,6 +37,11 @@ pub struct AppState {
     pub webhook_jwks: Arc<Vec<serde_json::Value>>,
     /// The webhook secrets and the payment page (`[gateway.payments]`).
     pub payments: Arc<crate::config::PaymentsConfig>,
+    /// The live seat maps' streams ([`crate::seat_stream`]).
+    pub seat_streams: Arc<SeatStreams>,
+    /// Serialized venue layouts: fixed at creation (D8), kept for
+    /// [`LAYOUT_MAX_AGE`] only so an idle replica forgets them.
+    layouts: PublicReadCache,
     /// Serialized seat maps, briefly (`seat_map_max_age_ms`); `None` reads every time.
     seat_maps: Option<PublicReadCache>,
     /// Serialized event details (an aggregate over every seat: 65-96 ms on 100,000
@@ -46,6 +52,9 @@ pub struct AppState {
 /// Copies of public reads, each gzip-encoded once when it is read (a 100,000-seat map:
 /// 12.8 MB, 0.83 MB gzipped), so the many fans reloading it cost no compression each.
 type PublicReadCache = moka::future::Cache<Uuid, JsonBody>;
+
+/// How long a replica keeps a venue's layout, and tells clients they may.
+pub const LAYOUT_MAX_AGE: Duration = Duration::from_secs(300);
 
 /// A copy of serialized public reads, each kept for `max_age_ms` (0: none kept).
 fn public_read_cache(max_age_ms: u64) -> Option<PublicReadCache> {
@@ -60,6 +69,7 @@ impl AppState {
     pub fn new(config: &GatewayConfig, sales: Sales, verifier: TokenVerifier, webhook_keys: &[PublicKey]) -> Self {
         let webhook_jwks = Arc::new(webhook_keys.iter().map(|k| k.jwk_for(sales::webhooks::V1A_KEY_PURPOSE)).collect());
         Self {
+            seat_streams: Arc::new(SeatStreams::new(sales.clone(), config.seat_stream)),
             sales,
             verifier: Arc::new(verifier),
             admin_key: AdminKey::new(config.admin_api_key.clone()),
@@ -68,6 +78,7 @@ impl AppState {
             revocations: Arc::new(Revocations::new(config.revocation_poll_interval())),
             webhook_jwks,
             payments: Arc::new(config.payments.clone()),
+            layouts: public_read_cache(LAYOUT_MAX_AGE.as_millis() as u64).expect("a layout is kept a while"),
             seat_maps: public_read_cache(config.seat_map_max_age_ms),
             details: public_read_cache(config.seat_map_max_age_ms),
         }
@@ -86,6 +97,21 @@ impl AppState {
             // The shared error cannot be moved out; read again for this request's own.
             Err(_) => self.read_seat_map(event_id).await.map(JsonBody::plain),
         }
+    }
+
+    /// The event's venue as a JSON body, read once per [`LAYOUT_MAX_AGE`].
+    pub async fn seat_layout_json(&self, event_id: Uuid) -> Result<JsonBody> {
+        let copy = async { Ok::<_, Error>(JsonBody::compressed(self.read_seat_layout(event_id).await?).await) };
+        match self.layouts.try_get_with(event_id, copy).await {
+            Ok(json) => Ok(json),
+            // The shared error cannot be moved out; read again for this request's own.
+            Err(_) => self.read_seat_layout(event_id).await.map(JsonBody::plain),
+        }
+    }
+
+    async fn read_seat_layout(&self, event_id: Uuid) -> Result<Bytes> {
+        let layout = self.sales.seat_layout(event_id).await?;
+        Ok(Bytes::from(serde_json::to_vec(&layout).expect("a layout always serialises")))
     }
 
     /// The event's details as a JSON body, cached as the seat map is.

@@ -8,7 +8,11 @@ use crate::domain::event::NewEvent;
 use crate::domain::refund_policy::RefundPolicy;
 use crate::domain::Invalid;
 use crate::error::{Error, Result, What};
-use crate::model::{AdminBookingView, EventDetails, EventSummary, SeatView};
+use seat_feed::live::{SeatNow, SeatsRead};
+use seat_feed::store as feed;
+use seat_feed::Position;
+
+use crate::model::{AdminBookingView, EventDetails, EventSummary, SeatLayout, SeatView};
 use crate::store::{bookings, events};
 use crate::Sales;
 
@@ -105,6 +109,34 @@ impl Sales {
     pub async fn seat_map(&self, event_id: Uuid) -> Result<Vec<SeatView>> {
         self.event_rules(event_id).await?;
         self.db.read(move |conn| Box::pin(events::seat_map(conn, event_id))).await
+    }
+
+    /// The event's venue for the live seat map: what never changes after creation.
+    #[tracing::instrument(skip(self), fields(kind = "seat_layout"))]
+    pub async fn seat_layout(&self, event_id: Uuid) -> Result<SeatLayout> {
+        self.db
+            .read(move |conn| {
+                Box::pin(async move { events::seat_layout(conn, event_id).await?.ok_or(Error::NotFound(What::Event)) })
+            })
+            .await
+    }
+
+    /// Every reserved seat of the event as it is now, the sections kept for the
+    /// waitlist, and where the live map reads the change feed on from
+    /// (`seat_feed::live`).
+    #[tracing::instrument(skip(self), fields(kind = "live_seat_snapshot"))]
+    pub async fn live_seat_snapshot(&self, event_id: Uuid) -> Result<(Vec<SeatNow>, Vec<Uuid>, Position)> {
+        self.event_rules(event_id).await?;
+        self.db.read(move |conn| Box::pin(async move { Ok(feed::live_snapshot(conn, event_id).await?) })).await
+    }
+
+    /// The seats changed since `since` as they are now, for the live map; at most
+    /// `limit` change rows, or `Behind`.
+    #[tracing::instrument(skip(self), fields(kind = "live_seats_since"))]
+    pub async fn live_seats_since(&self, event_id: Uuid, since: Position, limit: i64) -> Result<SeatsRead> {
+        self.db
+            .read(move |conn| Box::pin(async move { Ok(feed::seats_since(conn, event_id, since, limit).await?) }))
+            .await
     }
 
     /// Every booking (optionally of one event), newest first.

@@ -98,6 +98,36 @@ pub struct SeatView {
     pub status: SeatState,
 }
 
+/// An event's venue as the live seat map draws it (issue 17): what never changes after
+/// creation (D8), so it is cached long; the seats' states come separately
+/// (`seat_feed::live`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SeatLayout {
+    pub event_id: Uuid,
+    pub sections: Vec<LayoutSection>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LayoutSection {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: SectionKind,
+    pub price: Price,
+    /// General admission: how many places (they have no seats on the map).
+    pub capacity: i64,
+    /// Reserved: rows best first, each with its seats in number order.
+    pub rows: Vec<LayoutRow>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LayoutRow {
+    /// None for a section of one unnamed row.
+    pub label: Option<String>,
+    /// `[seat id, seat number, seat label]` each.
+    #[schema(value_type = Vec<Vec<serde_json::Value>>)]
+    pub seats: Vec<(i64, i32, String)>,
+}
+
 /// A seat inside a hold or booking.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct OrderSeat {

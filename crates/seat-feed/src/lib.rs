@@ -8,9 +8,11 @@
 //! [`store::snapshot`], which says where to read on from.
 //!
 //! [`counts`] keeps an event's places for sale and held from the rows (the waiting
-//! room's admission budget). No HTTP here: the services wrap it.
+//! room's admission budget); [`live`] keeps an event's seat map for the fans watching
+//! it (the gateway's seat stream). No HTTP here: the services wrap it.
 
 pub mod counts;
+pub mod live;
 pub mod store;
 
 pub use counts::{Availability, EventCounts, Position, SeatState, SectionChange};

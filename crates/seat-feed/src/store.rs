@@ -8,6 +8,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::counts::{EventCounts, Position, SeatMove, SeatState, SeatStatus, SectionChange};
+use crate::live::{SeatNow, SeatsRead};
 
 /// What a reader at a position finds.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,4 +204,98 @@ pub async fn prune(conn: &mut PgConnection, retention_secs: f64, batch: i64) -> 
     .fetch_one(conn)
     .await?;
     Ok(deleted as u64)
+}
+
+#[derive(sqlx::FromRow)]
+struct LiveRow {
+    watermark: i64,
+    pruned_through: Option<i64>,
+    change_rows: i64,
+    kept_for_waitlist: Vec<Uuid>,
+    seat_id: Option<i64>,
+    state: Option<String>,
+    held_until: Option<DateTime<Utc>>,
+}
+
+impl LiveRow {
+    fn seat(&self) -> sqlx::Result<Option<SeatNow>> {
+        let (Some(seat_id), Some(state)) = (self.seat_id, &self.state) else {
+            return Ok(None);
+        };
+        let state = SeatState::parse(state)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown seat state {state:?}").into()))?;
+        Ok(Some(SeatNow { seat_id, status: SeatStatus { state, held_until: self.held_until } }))
+    }
+}
+
+/// Every reserved seat of the event as it is now, the sections kept for the waitlist,
+/// and the position to read the live map's feed from ([`seats_since`]), in one
+/// statement (one snapshot).
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn live_snapshot(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+) -> sqlx::Result<(Vec<SeatNow>, Vec<Uuid>, Position)> {
+    let rows: Vec<LiveRow> = sqlx::query_as(
+        "WITH mark AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS watermark)
+         SELECT m.watermark::text::bigint AS watermark, NULL::bigint AS pruned_through, 0::bigint AS change_rows,
+                ARRAY(SELECT id FROM sections WHERE event_id = $1 AND waitlist_waiting > 0) AS kept_for_waitlist,
+                s.id AS seat_id, s.state::text AS state, s.held_until
+         FROM mark m
+         LEFT JOIN seats s ON s.event_id = $1 AND s.label IS NOT NULL",
+    )
+    .bind(event_id)
+    .fetch_all(conn)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Err(sqlx::Error::RowNotFound);
+    };
+    let (kept, watermark) = (first.kept_for_waitlist.clone(), first.watermark);
+    let seats = rows.iter().filter_map(|row| row.seat().transpose()).collect::<sqlx::Result<_>>()?;
+    Ok((seats, kept, watermark))
+}
+
+/// The live map's read: every reserved seat named by the event's change rows from
+/// `since` up to the watermark, *as it is now* (see [`crate::live`] for why not as the
+/// rows say), at most `limit` rows, and the sections kept for the waitlist, in one
+/// statement.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn seats_since(
+    conn: &mut PgConnection,
+    event_id: Uuid,
+    since: Position,
+    limit: i64,
+) -> sqlx::Result<SeatsRead> {
+    let rows: Vec<LiveRow> = sqlx::query_as(
+        "WITH mark AS (
+             SELECT pg_snapshot_xmin(pg_current_snapshot()) AS watermark,
+                    (SELECT pruned_through FROM seat_change_horizons WHERE event_id = $1) AS pruned_through
+         ), changed AS (
+             SELECT c.seat_ids FROM seat_changes c, mark m
+             WHERE c.event_id = $1 AND c.xid >= $2::text::xid8 AND c.xid < m.watermark
+             LIMIT $3 + 1
+         ), seat_ids AS (
+             SELECT DISTINCT unnest(seat_ids) AS id FROM changed
+         )
+         SELECT m.watermark::text::bigint AS watermark, m.pruned_through::text::bigint AS pruned_through,
+                (SELECT count(*) FROM changed) AS change_rows,
+                ARRAY(SELECT id FROM sections WHERE event_id = $1 AND waitlist_waiting > 0) AS kept_for_waitlist,
+                s.id AS seat_id, s.state::text AS state, s.held_until
+         FROM mark m
+         LEFT JOIN (seat_ids JOIN seats s ON s.id = seat_ids.id AND s.label IS NOT NULL) ON true",
+    )
+    .bind(event_id)
+    .bind(since.to_string())
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    let Some(first) = rows.first() else {
+        return Err(sqlx::Error::RowNotFound);
+    };
+    if first.pruned_through.is_some_and(|through| since <= through) || first.change_rows > limit {
+        return Ok(SeatsRead::Behind);
+    }
+    let (kept_for_waitlist, watermark) = (first.kept_for_waitlist.clone(), first.watermark);
+    let seats = rows.iter().filter_map(|row| row.seat().transpose()).collect::<sqlx::Result<_>>()?;
+    Ok(SeatsRead::Changed { seats, kept_for_waitlist, watermark })
 }

@@ -7,6 +7,7 @@ mod extract;
 mod holds;
 mod payments;
 mod revocations;
+mod seats;
 mod tickets;
 mod waitlist;
 mod webhooks;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Routers {
     let revocations = state.revocations.readiness_check();
     let mut api = OpenApiRouter::new()
         .merge(events::router())
+        .merge(seats::router())
         .merge(holds::router())
         .merge(bookings::router())
         .merge(payments::router())

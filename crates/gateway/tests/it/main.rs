@@ -18,6 +18,7 @@ mod offline;
 mod openapi;
 mod races;
 mod revocations;
+mod seat_stream;
 mod slow_clients;
 mod tickets;
 mod tokens;

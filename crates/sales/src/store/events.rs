@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::domain::event::NewEvent;
 use crate::domain::refund_policy::RefundPolicy;
 use crate::error::Result;
-use crate::model::{EventDetails, EventSummary, Price, SeatView, SectionView};
+use crate::model::{EventDetails, EventSummary, LayoutRow, LayoutSection, Price, SeatLayout, SeatView, SectionView};
 use crate::states::SectionKind;
 
 /// The parts of an event every order needs, cached per replica (see [`crate::rules`]).
@@ -295,6 +295,50 @@ pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<E
 /// shows available, as the next order may take it, and a free seat kept for its
 /// section's waitlist shows held, as no order may.
 #[tracing::instrument(level = "debug", skip(conn))]
+/// The event's venue: sections in order, their rows best first and each row's seats
+/// by number; None for an unknown event.
+pub async fn seat_layout(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<SeatLayout>> {
+    let sections: Vec<(Uuid, String, SectionKind, i64, String, i32)> = sqlx::query_as(
+        "SELECT s.id, s.name, s.kind, s.price_minor, e.currency, s.capacity
+         FROM sections s JOIN events e ON e.id = s.event_id
+         WHERE s.event_id = $1 ORDER BY s.position",
+    )
+    .bind(event_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    if sections.is_empty() {
+        return Ok(None);
+    }
+    let seats: Vec<(Uuid, Option<String>, i64, i32, String)> = sqlx::query_as(
+        "SELECT section_id, row_label, id, seat_number, label
+         FROM seats WHERE event_id = $1 AND label IS NOT NULL
+         ORDER BY section_id, row_rank, seat_number",
+    )
+    .bind(event_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut rows: HashMap<Uuid, Vec<LayoutRow>> = HashMap::new();
+    for (section_id, row_label, id, number, label) in seats {
+        let section_rows = rows.entry(section_id).or_default();
+        match section_rows.last_mut() {
+            Some(row) if row.label == row_label => row.seats.push((id, number, label)),
+            _ => section_rows.push(LayoutRow { label: row_label, seats: vec![(id, number, label)] }),
+        }
+    }
+    let sections = sections
+        .into_iter()
+        .map(|(id, name, kind, price_minor, currency, capacity)| LayoutSection {
+            id,
+            name,
+            kind,
+            price: Price { amount_minor: price_minor, currency },
+            capacity: capacity.into(),
+            rows: rows.remove(&id).unwrap_or_default(),
+        })
+        .collect();
+    Ok(Some(SeatLayout { event_id, sections }))
+}
+
 pub async fn seat_map(conn: &mut PgConnection, event_id: Uuid) -> Result<Vec<SeatView>> {
     Ok(sqlx::query_as(
         "SELECT s.id, s.label, s.section_id, s.row_label AS row, s.seat_number AS number,
