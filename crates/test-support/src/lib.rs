@@ -27,6 +27,7 @@ pub mod redis_server;
 mod reply;
 mod settings;
 pub mod smtp_sink;
+pub mod sse;
 
 pub use redis_keys::RedisKeys;
 pub use reply::Reply;

@@ -31,6 +31,7 @@ use crate::recorder::Recorder;
 use crate::release::SlotRelease;
 use crate::restore::Restorer;
 use crate::store::Store;
+use crate::streams::LineStreams;
 use crate::tokens::AdmissionTokens;
 
 /// What every request handler can reach.
@@ -40,6 +41,8 @@ pub struct AppState {
     /// PostgreSQL's record, and rebuilding what Redis lost from it.
     pub restorer: Arc<Restorer>,
     pub queue: Queue,
+    /// Fans' standing pushed over Server-Sent Events.
+    pub line_streams: Arc<LineStreams>,
     /// What the sale has left, per event (the admission budget and the sale's state).
     pub inventory: Inventory,
     /// The gateways' distress, and the share of the organizer's rate it leaves.
@@ -81,6 +84,7 @@ pub struct Application {
     admitter: Admitter,
     inventory: Inventory,
     backpressure: Backpressure,
+    line_streams: Arc<LineStreams>,
     grace: Duration,
     http: HttpConfig,
 }
@@ -136,16 +140,25 @@ impl Application {
             slot_release,
             config,
         );
+        let queue = Queue::new(
+            store.clone(),
+            restorer.clone(),
+            TicketKey::new(config.ticket_secret.clone(), Duration::from_secs(config.ticket_lifetime_secs)),
+            AdmissionTokens::new(signer),
+            inventory.clone(),
+            Door::new(store.clone(), restorer.clone(), config.pow, &config.ticket_secret),
+            config.abandon_after_secs,
+        );
+        let line_streams = Arc::new(LineStreams::new(
+            queue.clone(),
+            store.clone(),
+            inventory.clone(),
+            config.stream,
+            config.abandon_after_secs,
+        ));
         let state = AppState {
-            queue: Queue::new(
-                store.clone(),
-                restorer.clone(),
-                TicketKey::new(config.ticket_secret.clone(), Duration::from_secs(config.ticket_lifetime_secs)),
-                AdmissionTokens::new(signer),
-                inventory.clone(),
-                Door::new(store.clone(), restorer.clone(), config.pow, &config.ticket_secret),
-                config.abandon_after_secs,
-            ),
+            queue,
+            line_streams: line_streams.clone(),
             inventory,
             backpressure,
             store,
@@ -170,6 +183,7 @@ impl Application {
             admitter,
             inventory,
             backpressure,
+            line_streams,
             grace: Duration::from_secs(config.shutdown_grace_secs),
             http: config.http,
         })
@@ -205,6 +219,7 @@ impl Application {
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         self.join_limits.spawn_sweeper(shutdown.clone());
         self.poll_limits.spawn_sweeper(shutdown.clone());
+        self.line_streams.end_all_on(shutdown.clone());
         service_kit::serve::serve_with_management(
             "waitroom",
             (self.listener, self.router),

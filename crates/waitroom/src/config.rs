@@ -74,6 +74,8 @@ pub struct WaitroomConfig {
     pub backpressure: BackpressureConfig,
     /// Proof of work at the door, for events that ask for it (`[waitroom.pow]`).
     pub pow: PowConfig,
+    /// Fans' standing pushed over Server-Sent Events (`[waitroom.stream]`).
+    pub stream: LineStreamConfig,
     /// Handed over by the loader: with the `development` switch, development secrets
     /// are accepted on any listener, and without a `fan_id_secret` a client's own fan
     /// id is taken as given.
@@ -108,6 +110,39 @@ impl InventoryConfig {
             return Err("waitroom.inventory.shoppers_per_place must be 0.1-100".into());
         }
         Ok(())
+    }
+}
+
+/// `[waitroom.stream]`: `GET /v1/events/{event}/queue/{ticket}/stream` (issue 17,
+/// `crate::streams`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct LineStreamConfig {
+    /// How often each replica reads an event's line for every fan streaming it (one
+    /// Redis call per event and replica); a fan is sent an update at most this often.
+    pub tick_ms: u64,
+    /// Streams this replica serves at once; more are refused with `503 too_many_streams`.
+    pub max_streams: usize,
+    /// A stream ends after this; the page reconnects with its latest ticket.
+    pub max_stream_secs: u64,
+    /// A comment line at least this often, so proxies keep an idle stream open.
+    pub keep_alive_secs: u64,
+    /// An event nobody streams for this long stops being read.
+    pub idle_secs: u64,
+}
+
+impl LineStreamConfig {
+    fn validate(&self) -> Result<(), String> {
+        let checks = [
+            ("tick_ms", (50..=10_000).contains(&self.tick_ms), "50-10000"),
+            ("max_streams", (1..=1_000_000).contains(&self.max_streams), "1-1000000"),
+            ("max_stream_secs", (1..=86_400).contains(&self.max_stream_secs), "1-86400"),
+            ("keep_alive_secs", (1..=300).contains(&self.keep_alive_secs), "1-300"),
+            ("idle_secs", (1..=3_600).contains(&self.idle_secs), "1-3600"),
+        ];
+        match checks.iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, range)) => Err(format!("waitroom.stream.{key} must be {range}")),
+            None => Ok(()),
+        }
     }
 }
 
@@ -225,6 +260,7 @@ impl Section for WaitroomConfig {
             return Err("waitroom.admin_api_key must be at least 16 characters".into());
         }
         self.http.validate("waitroom")?;
+        self.stream.validate()?;
         if self.ticket_secret.expose_secret().len() < 32 {
             return Err("waitroom.ticket_secret must be at least 32 characters".into());
         }

@@ -54,6 +54,9 @@ pub enum Error {
     ReceiptsUnavailable,
     #[error("too many requests; retry after {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
+    /// This replica streams `waitroom.stream.max_streams` fans already.
+    #[error("this server streams as many fans as it can; retry in a few seconds, or poll")]
+    TooManyStreams,
     /// Redis is down, unreachable, slower than `redis.command_timeout_ms`, or not
     /// serving yet (see `redis_unavailable`).
     #[error("the waiting room cannot reach its store; try again shortly")]
@@ -106,10 +109,16 @@ impl Error {
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
             Self::OutcomeUnknown => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"),
+            Self::TooManyStreams => (StatusCode::SERVICE_UNAVAILABLE, "too_many_streams"),
             Self::Redis(_) | Self::Database(_) | Self::Outbox(_) | Self::Corrupt(_) | Self::Pow(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         }
+    }
+
+    /// A failure that may pass by itself (a store out of reach): worth trying again.
+    pub fn is_transient(&self) -> bool {
+        self.status_and_code().0 == StatusCode::SERVICE_UNAVAILABLE
     }
 
     /// The stable code clients branch on.
@@ -238,6 +247,10 @@ impl IntoResponse for Error {
             Self::Unavailable(source) => tracing::warn!(error = %source, "redis unavailable"),
             Self::RateLimited(wait) => {
                 return service_kit::error_body::too_many_requests(wait.as_secs_f64().ceil() as u64, self.to_string());
+            }
+            Self::TooManyStreams => {
+                let (status, code) = self.status_and_code();
+                return service_kit::error_body::error_response_retry_after(status, code, 5, self.to_string());
             }
             _ => {}
         }

@@ -47,6 +47,7 @@ pub mod release;
 pub mod restore;
 pub mod routes;
 pub mod store;
+pub mod streams;
 pub mod tokens;
 
 pub use admitter::{run_admitter, Admitter};

@@ -82,6 +82,15 @@ pub const REBUILDS: &str = "boxoffice_waitroom_rebuilds_total";
 pub const PLACES_RESTORED: &str = "boxoffice_waitroom_places_restored_total";
 /// Polls answered `409 queue_reset`: after a wipe, a ticket that could not restore.
 pub const QUEUE_RESETS: &str = "boxoffice_waitroom_queue_resets_total";
+/// Fans streaming their standing from this replica (`GET …/queue/{ticket}/stream`).
+pub const LINE_STREAMS: &str = "boxoffice_waitroom_streams";
+/// Events whose line this replica reads for its streaming fans.
+pub const LINE_STREAM_EVENTS: &str = "boxoffice_waitroom_stream_events";
+/// Reads of a line for its streams, by outcome (`ok`, `unknown_event`, `failed`): one
+/// per event and replica per `waitroom.stream.tick_ms`, whatever the fans streaming.
+pub const LINE_STREAM_READS: &str = "boxoffice_waitroom_stream_reads_total";
+/// Streams refused for `waitroom.stream.max_streams`.
+pub const LINE_STREAMS_REFUSED: &str = "boxoffice_waitroom_streams_refused_total";
 
 /// Creates the event-independent counters at 0, so their first increment shows in
 /// `rate()` and an idle panel reads 0 rather than "no data".
@@ -99,6 +108,24 @@ pub fn register() {
     metrics::counter!(INVENTORY_READ_FAILURES).increment(0);
     metrics::counter!(SLOTS_RELEASED).increment(0);
     metrics::counter!(SLOT_RELEASE_ERRORS).increment(0);
+    for outcome in ["ok", "unknown_event", "failed"] {
+        metrics::counter!(LINE_STREAM_READS, "outcome" => outcome).increment(0);
+    }
+    metrics::counter!(LINE_STREAMS_REFUSED).increment(0);
+    line_streams(0, 0);
+}
+
+pub fn line_streams(open: usize, events: usize) {
+    metrics::gauge!(LINE_STREAMS).set(open as f64);
+    metrics::gauge!(LINE_STREAM_EVENTS).set(events as f64);
+}
+
+pub fn line_stream_read(outcome: &'static str) {
+    metrics::counter!(LINE_STREAM_READS, "outcome" => outcome).increment(1);
+}
+
+pub fn line_stream_refused() {
+    metrics::counter!(LINE_STREAMS_REFUSED).increment(1);
 }
 
 pub fn joined(pre_queue: bool) {

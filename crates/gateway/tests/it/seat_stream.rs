@@ -7,6 +7,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use test_support::sse::EventStream;
 use uuid::Uuid;
 
 use crate::helpers::{spawn_app, spawn_app_with, Event, TestApp};
@@ -15,7 +16,7 @@ use crate::helpers::{spawn_app, spawn_app_with, Event, TestApp};
 /// by the benchmark (D9), not here.
 const GENEROUS: Duration = Duration::from_secs(20);
 
-/// One Server-Sent Event.
+/// One Server-Sent Event of the seat stream.
 #[derive(Debug)]
 struct Sse {
     event: String,
@@ -25,8 +26,7 @@ struct Sse {
 
 /// A client of `GET …/seats/stream`, reading events as they arrive.
 struct StreamClient {
-    response: reqwest::Response,
-    buffer: String,
+    stream: EventStream,
 }
 
 impl StreamClient {
@@ -35,35 +35,13 @@ impl StreamClient {
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = request.send().await.expect("the stream answers");
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(response.headers()["content-type"], "text/event-stream");
-        Self { response, buffer: String::new() }
+        Self { stream: EventStream::open(request).await }
     }
 
-    /// The next event (comments, the keep-alives, skipped).
     async fn next(&mut self) -> Sse {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
-                let (mut event, mut id, mut data) = (String::new(), None, String::new());
-                for line in block.lines() {
-                    match line.split_once(':') {
-                        Some(("event", value)) => event = value.trim().to_owned(),
-                        Some(("id", value)) => id = Some(value.trim().parse().expect("a numeric id")),
-                        Some(("data", value)) => data.push_str(value.trim_start()),
-                        _ => {}
-                    }
-                }
-                if let Some(id) = id {
-                    return Sse { event, id, data: serde_json::from_str(&data).expect("JSON data") };
-                }
-                continue;
-            }
-            let chunk = tokio::time::timeout(GENEROUS, self.response.chunk()).await.expect("an event in time");
-            let chunk = chunk.expect("the stream stays readable").expect("the stream stays open");
-            self.buffer.push_str(std::str::from_utf8(&chunk).expect("UTF-8"));
-        }
+        let sse = self.stream.next_within(GENEROUS).await.expect("the stream stays open");
+        let id = sse.id.as_deref().expect("every event has an id").parse().expect("a numeric id");
+        Sse { id, data: sse.json(), event: sse.event }
     }
 
     /// Events until one names `seat_id`, applying each to `map`.
@@ -333,14 +311,5 @@ async fn a_stream_ends_after_its_lifetime_so_the_client_reconnects() {
     let event = app.numbered_event(2).await;
     let mut stream = StreamClient::open(&app, &event, None).await;
     stream.next().await;
-    let end = tokio::time::timeout(GENEROUS, async {
-        loop {
-            match stream.response.chunk().await {
-                Ok(Some(_)) => continue,
-                other => return other.map(|_| ()),
-            }
-        }
-    })
-    .await;
-    assert!(matches!(end, Ok(Ok(()))), "the stream ended cleanly: {end:?}");
+    assert_eq!(stream.stream.next_within(GENEROUS).await, None, "the stream ended");
 }

@@ -1,8 +1,13 @@
 //! The fan's endpoints: join, poll, leave, and the admission receipt.
 
+use std::convert::Infallible;
+
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,12 +25,14 @@ use crate::domain::ticket::Ticket;
 use crate::error::{Error, Result};
 use crate::model::FanView;
 use crate::store::Arrival;
+use crate::streams::Update;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(join))
         .routes(routes!(leave, poll))
         .routes(routes!(receipt))
+        .routes(routes!(stream))
         .routes(routes!(challenge))
 }
 
@@ -171,6 +178,55 @@ async fn leave(
     let ticket = checked_ticket(&state, event_id, &ticket, &client)?;
     state.queue.leave(event_id, ticket).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The fan's standing pushed as it changes, as Server-Sent Events: `status` events
+/// carrying what a poll answers (the first at once; then at most once per
+/// `waitroom.stream.tick_ms` as the line moves, and an exact one at least every
+/// `poll_after_secs`, which keeps the fan's place as polling does; positions between
+/// exact ones are estimated from the head of the line, never lower than the truth). The
+/// `status` with the access token, once admitted, is the last. An `error` event (the
+/// error envelope: the fan left, was skipped as gone, the queue was reset) ends the
+/// stream too. It also ends after `max_stream_secs`: reconnect with the latest ticket,
+/// or poll.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{event_id}/queue/{ticket}/stream",
+    tag = "queue",
+    params(("event_id" = Uuid, Path), ("ticket" = String, Path, description = "The latest ticket the fan was given")),
+    responses(
+        (status = 200, description = "`text/event-stream`: `status` events (a `FanView` each), and a final `error` event on a refusal", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`malformed_ticket`, or `bad_request`: the event id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`event_not_found`, `ticket_not_found` or `not_in_queue`", body = ErrorBody),
+        (status = 409, description = "`queue_reset`: the queue was lost and this ticket cannot restore the fan's place", body = ErrorBody),
+        (status = 410, description = "`ticket_expired`: join the queue again", body = ErrorBody),
+        (status = 503, description = "`too_many_streams` (with `Retry-After`): poll instead; or `unavailable`", body = ErrorBody),
+        RateLimited,
+    ),
+)]
+#[tracing::instrument(skip_all, fields(%event_id))]
+async fn stream(
+    State(state): State<AppState>,
+    Path((event_id, ticket)): Path<(Uuid, String)>,
+    client: ClientAddress,
+) -> Result<Response> {
+    let ticket = checked_ticket(&state, event_id, &ticket, &client)?;
+    let fan_stream = state.line_streams.subscribe(event_id, ticket).await?;
+    let events = futures::stream::unfold(fan_stream, |mut fan_stream| async move {
+        let event = match fan_stream.next().await? {
+            Update::Standing(view) => Event::default().event("status").json_data(&*view).ok()?,
+            Update::Refused(error) => {
+                let body = json!({ "error": { "code": error.code(), "message": error.to_string() } });
+                Event::default().event("error").data(body.to_string())
+            }
+        };
+        Some((Ok::<_, Infallible>(event), fan_stream))
+    });
+    let keep_alive = KeepAlive::new().interval(state.line_streams.keep_alive());
+    let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
+    // Proxies that buffer answers (nginx, and so the usual ingress) would hold updates back.
+    response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
 }
 
 /// A signed admission receipt, and what it says.

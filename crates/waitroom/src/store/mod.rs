@@ -26,7 +26,9 @@ use uuid::Uuid;
 
 pub use self::keys::{EventKey, EventKeys};
 use self::replies::millis;
-pub use self::replies::{Arrival, Left, Located, Location, Placement, PutOutcome, Room, Stats, Step, StepOutcome};
+pub use self::replies::{
+    Arrival, Left, LineWatch, Located, Location, Placement, PutOutcome, Room, Stats, Step, StepOutcome,
+};
 use crate::domain::fan::FanId;
 use crate::domain::settings::{EventState, Settings, SettingsWrite, WaitroomEvent};
 use crate::error::{Error, Result};
@@ -36,6 +38,7 @@ static ADMIT: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::ADMIT));
 static PUT_SETTINGS: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::PUT_SETTINGS));
 static SET_STATE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::SET_STATE));
 static STATS: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::STATS));
+static WATCH: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::WATCH));
 static LEAVE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::LEAVE));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::RELEASE));
 static RESTORE: LazyLock<Script> = LazyLock::new(|| Script::new(scripts::RESTORE));
@@ -403,6 +406,16 @@ impl Store {
         let mut conn = self.conn.clone();
         let reply = timed("stats", STATS.key(&self.keys(event_id).script_keys()).invoke_async(&mut conn)).await?;
         replies::stats(reply)
+    }
+
+    /// The event's line for the fans streaming it, with the admissions expiring after
+    /// `admitted_after_ms` (`scripts/watch.lua`); `None` for an unknown event.
+    #[tracing::instrument(level = "debug", skip(self), fields(%event_id))]
+    pub async fn watch(&self, event_id: Uuid, admitted_after_ms: i64) -> Result<Option<LineWatch>> {
+        let mut conn = self.conn.clone();
+        let mut invocation = WATCH.key(&self.keys(event_id).script_keys());
+        invocation.arg(admitted_after_ms);
+        replies::watch(timed("watch", invocation.invoke_async(&mut conn)).await?)
     }
 
     /// Every event with waiting-room settings in Redis.

@@ -265,6 +265,58 @@ pub(super) fn stats(reply: Vec<String>) -> Result<Option<Stats>> {
     }))
 }
 
+/// An event's line as a replica tells every fan streaming it, once per tick
+/// (`watch.lua`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineWatch {
+    pub state: EventState,
+    pub admit_rate: f64,
+    /// The sale has opened: pre-queue fans have places now.
+    pub opened: bool,
+    pub queue_length: u64,
+    /// Fans who have left the head of the line so far, admitted or skipped as gone.
+    pub left_head_total: u64,
+    pub measured_rate: Option<f64>,
+    pub now_ms: i64,
+    /// Where the next read of new admissions starts.
+    pub newest_expiry_ms: i64,
+    /// Fans admitted since the previous read, with their admission's expiry.
+    pub admitted: Vec<(String, i64)>,
+}
+
+/// `watch.lua`: `{}` for an unknown event, else `{state, rate, opened, queue_length,
+/// left_head_total, ewma, ewma_weight, now_ms, newest_expiry_ms, {fan, expiry_ms, …}}`.
+pub(super) fn watch(reply: Vec<Value>) -> Result<Option<LineWatch>> {
+    if reply.is_empty() {
+        return Ok(None);
+    }
+    let corrupt = || Error::Corrupt(format!("watch reply {reply:?}"));
+    let int = |value: &Value| redis::from_redis_value_ref::<i64>(value).map_err(|_| corrupt());
+    let text = |value: &Value| redis::from_redis_value_ref::<String>(value).map_err(|_| corrupt());
+    let number = |value: &Value| text(value)?.parse::<f64>().map_err(|_| corrupt());
+    let [state, rate, opened, queue_length, left_head_total, ewma, ewma_weight, now_ms, newest_expiry_ms, admitted] =
+        reply.as_slice()
+    else {
+        return Err(corrupt());
+    };
+    let admitted = redis::from_redis_value_ref::<Vec<String>>(admitted).map_err(|_| corrupt())?;
+    let admitted = admitted
+        .chunks_exact(2)
+        .map(|pair| Ok((pair[0].clone(), pair[1].parse::<f64>().map_err(|_| corrupt())? as i64)))
+        .collect::<Result<_>>()?;
+    Ok(Some(LineWatch {
+        state: EventState::parse(&text(state)?).ok_or_else(corrupt)?,
+        admit_rate: number(rate)?,
+        opened: int(opened)? == 1,
+        queue_length: int(queue_length)?.max(0) as u64,
+        left_head_total: number(left_head_total)? as u64,
+        measured_rate: measured_rate(number(ewma)?, number(ewma_weight)?),
+        now_ms: int(now_ms)?,
+        newest_expiry_ms: number(newest_expiry_ms)? as i64,
+        admitted,
+    }))
+}
+
 /// `put_settings.lua`: `'ok'`, `'already_open'` or `'unknown_event'`.
 pub(super) fn put_outcome(reply: String) -> Result<PutOutcome> {
     match reply.as_str() {

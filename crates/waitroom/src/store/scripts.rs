@@ -10,6 +10,7 @@ pub const REVIVED: &str = include_str!("scripts/revived.lua");
 pub const PUT_SETTINGS: &str = concat!(include_str!("scripts/retain.lua"), include_str!("scripts/put_settings.lua"));
 pub const SET_STATE: &str = concat!(include_str!("scripts/retain.lua"), include_str!("scripts/set_state.lua"));
 pub const STATS: &str = include_str!("scripts/stats.lua");
+pub const WATCH: &str = include_str!("scripts/watch.lua");
 pub const LEAVE: &str = include_str!("scripts/leave.lua");
 pub const RELEASE: &str = include_str!("scripts/release.lua");
 pub const RESTORE: &str = concat!(include_str!("scripts/retain.lua"), include_str!("scripts/restore.lua"));

@@ -24,4 +24,5 @@ mod release;
 mod retention;
 mod sell_out;
 mod slow_clients;
+mod streams;
 mod tokens;

@@ -24,6 +24,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/events/{event_id}/queue/{ticket}"),
     ("GET", "/v1/events/{event_id}/queue/{ticket}"),
     ("GET", "/v1/events/{event_id}/queue/{ticket}/receipt"),
+    ("GET", "/v1/events/{event_id}/queue/{ticket}/stream"),
     ("GET", "/v1/events/{event_id}/waitroom"),
 ];
 
