@@ -23,6 +23,7 @@ mod pow_bench;
 mod race;
 mod redis_ceiling;
 mod redis_queue;
+mod seat_stream_bench;
 mod waitroom_bench;
 mod waitroom_client;
 
@@ -176,6 +177,30 @@ enum Command {
         #[arg(long)]
         report_browser_solutions: Option<PathBuf>,
     },
+    /// The live seat map's fan-out: viewers streaming one event from one gateway, a
+    /// burst of seat changes, delivery from commit to viewer; snapshot and layout sizes.
+    SeatStream {
+        #[command(flatten)]
+        target: Target,
+        /// The gateway's database: the bench commits the seat changes itself.
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/boxoffice_bench")]
+        database_url: String,
+        /// Viewer counts to measure, one after the other.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        viewers: Vec<usize>,
+        #[arg(long, default_value_t = 50)]
+        rows: u32,
+        #[arg(long, default_value_t = 1000)]
+        seats_per_row: u32,
+        /// Seat changes in the burst, one statement each.
+        #[arg(long, default_value_t = 200)]
+        changes: usize,
+        #[arg(long, default_value_t = 50)]
+        changes_per_second: u64,
+        /// The gateway's process id, to read its RSS.
+        #[arg(long)]
+        gateway_pid: Option<u32>,
+    },
     /// A fault-injecting TCP proxy for scripts: forwards `--listen` to `--upstream`
     /// and obeys `freeze`, `thaw` and `drop`, one per line on stdin.
     ChaosProxy {
@@ -227,6 +252,28 @@ async fn main() -> anyhow::Result<()> {
                 (None, Some(path)) => pow_bench::report_browser_solutions(&options, &path),
                 (None, None) => pow_bench::run(&options),
             }
+        }
+        Command::SeatStream {
+            target,
+            database_url,
+            viewers,
+            rows,
+            seats_per_row,
+            changes,
+            changes_per_second,
+            gateway_pid,
+        } => {
+            let gateway = client::Gateway::connect(&target, 64)?;
+            let options = seat_stream_bench::Options {
+                viewers,
+                rows,
+                seats_per_row,
+                changes,
+                changes_per_second,
+                database_url,
+                gateway_pid,
+            };
+            seat_stream_bench::run(&gateway, &options).await
         }
         Command::BestAvailable { orders, before_orders, quantity } => {
             best_available::run(&best_available::Options { orders, before_orders, quantity }).await

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use access_token::TokenScope;
+use access_token::{AccessClaims, TokenScope};
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use sales::tickets::BookingAccess;
@@ -60,6 +60,27 @@ async fn token_holder(parts: &mut Parts, state: &AppState) -> Result<(FanScope, 
         metrics::token_rejected("missing");
         Error::MissingToken
     })?;
+    let claims = checked_claims(token, state)?;
+    let event_id = path_event_id(parts, state).await?;
+    holder_for_event(claims, event_id)
+}
+
+/// An admitted fan whose access token came in a request's body, not its
+/// `Authorization` header: `navigator.sendBeacon`, which a page calls as it closes,
+/// cannot set headers. Checked as [`Fan`] checks a token.
+pub fn fan_from_body_token(token: &str, event_id: Uuid, state: &AppState) -> Result<FanScope, Error> {
+    match holder_for_event(checked_claims(token, state)?, event_id)? {
+        (scope, TokenScope::Shop) => Ok(scope),
+        (_, TokenScope::Waitlist) => {
+            metrics::token_rejected("scope");
+            Err(Error::TokenScopeInsufficient)
+        }
+    }
+}
+
+/// The token's claims, if it verifies, is not revoked and its fan is within their
+/// request limit.
+fn checked_claims(token: &str, state: &AppState) -> Result<AccessClaims, Error> {
     let claims = state.verifier.verify(token).map_err(|e| {
         metrics::token_rejected(e.reason());
         Error::BadToken(e)
@@ -76,7 +97,10 @@ async fn token_holder(parts: &mut Parts, state: &AppState) -> Result<(FanScope, 
         return Err(Error::TokenRevoked);
     }
     state.limits.check_fan(&claims.sub).map_err(Error::RateLimited)?;
-    let event_id = path_event_id(parts, state).await?;
+    Ok(claims)
+}
+
+fn holder_for_event(claims: AccessClaims, event_id: Uuid) -> Result<(FanScope, TokenScope), Error> {
     if claims.evt != event_id {
         metrics::token_rejected("other_event");
         return Err(Error::TokenForOtherEvent);

@@ -30,6 +30,11 @@ pub struct GatewayConfig {
     /// every time). Thousands of fans reload it during a sale and each read walks every
     /// seat; a seat taken meanwhile is refused as `seat_unavailable` at hold time.
     pub seat_map_max_age_ms: u64,
+    /// The longest a fan's hold keeps its seats in all, from its creation: its first
+    /// time (an event's longer `hold_ttl_seconds` is cut to it), the open page's
+    /// heartbeats and the checkout's payment window together. Waitlist offers are not
+    /// capped (the organizer times them) and are not extended.
+    pub hold_max_lifetime_secs: u64,
     /// Creating an event writes a row per seat (100,000 seats take seconds), so it may
     /// run this long instead of `database.work_deadline_ms`.
     pub create_event_timeout_ms: u64,
@@ -306,6 +311,14 @@ impl Section for GatewayConfig {
         self.payments.validate(&listeners, self.deployment)?;
         self.webhooks.validate()?;
         self.seat_stream.validate()?;
+        if !(60..=86_400).contains(&self.hold_max_lifetime_secs)
+            || self.hold_max_lifetime_secs < self.payments.checkout_extension_secs
+        {
+            return Err(
+                "gateway.hold_max_lifetime_secs must be 60-86400 and at least gateway.payments.checkout_extension_secs"
+                    .into(),
+            );
+        }
         if self.create_event_timeout_ms == 0 || self.create_event_timeout_ms >= self.http.request_timeout_ms {
             return Err(
                 "gateway.create_event_timeout_ms must be at least 1 and shorter than gateway.http.request_timeout_ms"
@@ -332,6 +345,7 @@ impl GatewayConfig {
             create_event_timeout: Duration::from_millis(self.create_event_timeout_ms),
             event_rules_max_age: Duration::from_millis(self.event_rules_max_age_ms),
             checkout_extension: Duration::from_secs(self.payments.checkout_extension_secs),
+            hold_max_lifetime: Duration::from_secs(self.hold_max_lifetime_secs),
             refund_retry_first: Duration::from_millis(self.payments.refund_retry_first_ms),
             refund_retry_max: Duration::from_millis(self.payments.refund_retry_max_ms),
             provider_check_interval: Duration::from_millis(self.payments.provider_check_interval_ms),

@@ -97,7 +97,7 @@ impl Sales {
         if rules.cancelled {
             return Err(Error::EventCancelled);
         }
-        let extension = self.settings.checkout_extension.as_secs_f64();
+        let (extension, max_lifetime) = (self.settings.checkout_extension.as_secs_f64(), self.hold_max_lifetime_secs());
         let fan = scope.clone();
         let currency = rules.currency.clone();
         let (payment, hold_expires_at) = self
@@ -135,7 +135,7 @@ impl Sales {
                         &currency,
                     )
                     .await?;
-                    let expires_at = holds::extend_for_checkout(tx, hold_id, extension).await?;
+                    let expires_at = holds::extend_for_checkout(tx, hold_id, extension, max_lifetime).await?;
                     Ok((payment, expires_at))
                 })
             })

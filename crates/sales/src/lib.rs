@@ -80,6 +80,10 @@ pub struct Settings {
     pub event_rules_max_age: Duration,
     /// How long a hold lasts once its checkout starts (the payment window), at least.
     pub checkout_extension: Duration,
+    /// The longest a fan's hold may keep its seats in all, from its creation: its first
+    /// time, the open page's heartbeats and the checkout's payment window together.
+    /// Waitlist offers are the organizer's to time and are not capped.
+    pub hold_max_lifetime: Duration,
     /// A refund the provider did not confirm is retried after this, doubling up to
     /// `refund_retry_max`.
     pub refund_retry_first: Duration,

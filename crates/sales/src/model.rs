@@ -128,6 +128,21 @@ pub struct LayoutRow {
     pub seats: Vec<(i64, i32, String)>,
 }
 
+/// What an open page's heartbeat did to its hold.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HoldHeartbeat {
+    pub hold_id: Uuid,
+    /// When the hold lapses now.
+    pub expires_at: DateTime<Utc>,
+    /// The latest it can ever last (its creation plus `gateway.hold_max_lifetime_secs`;
+    /// a waitlist offer: its own expiry, offers are not extended). Show it: no
+    /// heartbeat moves it.
+    pub latest_expires_at: DateTime<Utc>,
+    /// Whether this heartbeat moved `expires_at`: false at the cap, for an offer, or
+    /// when the hold already lasts longer than a heartbeat would make it.
+    pub extended: bool,
+}
+
 /// A seat inside a hold or booking.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct OrderSeat {

@@ -16,7 +16,7 @@ use crate::domain::selection::Selection;
 use crate::domain::Invalid;
 use crate::error::{Error, Result, What};
 use crate::model::Price;
-use crate::model::{BookingView, HoldView, OrderSeat};
+use crate::model::{BookingView, HoldHeartbeat, HoldView, OrderSeat};
 use crate::outbox::{self as messages, CancelledBy, Message};
 use crate::scope::FanScope;
 use crate::states::{BookingStatus, HoldStatus, RefundReason, SectionKind};
@@ -93,6 +93,8 @@ struct OrderWork {
     rules: Arc<EventRules>,
     best_available_attempts: usize,
     contact_email: Option<ContactEmail>,
+    /// A hold's first time: the event's, cut to the longest a hold may live.
+    hold_seconds: i32,
 }
 
 impl Sales {
@@ -129,6 +131,7 @@ impl Sales {
             scope: scope.clone(),
             kind,
             id: Uuid::now_v7(),
+            hold_seconds: rules.hold_ttl_seconds.min(self.hold_max_lifetime_secs()),
             rules,
             best_available_attempts: self.settings.best_available_attempts,
             contact_email,
@@ -252,6 +255,34 @@ impl Sales {
                 })
             })
             .await
+    }
+
+    /// Keeps the hold of an open page: it lasts the event's hold time from now, never
+    /// past its creation plus the longest a hold may live; waitlist offers are not
+    /// extended. One statement.
+    #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "heartbeat", %hold_id))]
+    pub async fn heartbeat(&self, scope: &FanScope, hold_id: Uuid) -> Result<HoldHeartbeat> {
+        let rules = self.event_rules(scope.event_id).await?;
+        let (scope, ttl, cap) = (scope.clone(), rules.hold_ttl_seconds, self.hold_max_lifetime_secs());
+        let beat = self
+            .db
+            .write(move |conn| {
+                Box::pin(async move {
+                    holds::heartbeat(conn, &scope, hold_id, ttl, cap).await?.ok_or(Error::NotFound(What::Hold))
+                })
+            })
+            .await?;
+        match beat.status {
+            HoldStatus::Confirmed | HoldStatus::Released => Err(Error::HoldNotActive(beat.status)),
+            HoldStatus::Expired => Err(Error::HoldExpired),
+            HoldStatus::Active if beat.expired => Err(Error::HoldExpired),
+            HoldStatus::Active => Ok(HoldHeartbeat {
+                hold_id,
+                expires_at: beat.expires_at,
+                latest_expires_at: beat.latest_expiry,
+                extended: beat.extended_to.is_some(),
+            }),
+        }
     }
 
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "get_hold", %hold_id))]
@@ -404,6 +435,13 @@ impl Sales {
     }
 }
 
+impl Sales {
+    /// [`crate::Settings::hold_max_lifetime`] as a statement's seconds.
+    pub(crate) fn hold_max_lifetime_secs(&self) -> i32 {
+        self.settings.hold_max_lifetime.as_secs().min(i32::MAX as u64) as i32
+    }
+}
+
 impl OrderWork {
     /// The order inside a transaction: claims the `Idempotency-Key` first, so a retry
     /// answers with what an earlier attempt created, read on this same connection.
@@ -446,7 +484,7 @@ impl OrderWork {
         let (scope, id, rules) = (&self.scope, self.id, &self.rules);
         let contact_email = self.contact_email.as_ref().map(ContactEmail::as_str);
         let written = match self.kind {
-            Kind::Hold => holds::write(conn, scope, id, seats, rules.hold_ttl_seconds, contact_email).await?,
+            Kind::Hold => holds::write(conn, scope, id, seats, self.hold_seconds, contact_email).await?,
             Kind::Book => bookings::write(conn, scope, id, seats, contact_email).await?,
         };
         let (taken, at) = match written {

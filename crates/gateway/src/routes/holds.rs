@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use sales::model::{BookingView, HoldView};
+use sales::model::{BookingView, HoldHeartbeat, HoldView};
 use sales::orders::{Confirmation, Created, SeatRequest};
 use service_kit::openapi::{refusals, RateLimited};
 use service_kit::ErrorBody;
@@ -22,7 +22,12 @@ use crate::metrics;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(create)).routes(routes!(show, release)).routes(routes!(confirm))
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(show, release))
+        .routes(routes!(confirm))
+        .routes(routes!(heartbeat))
+        .routes(routes!(release_on_leaving))
 }
 
 /// Holds seats for the event's hold time, to be confirmed or released.
@@ -98,6 +103,81 @@ async fn release(
     HoldFan(scope): HoldFan,
     Path((_, hold_id)): Path<(Uuid, Uuid)>,
 ) -> Result<Json<HoldView>> {
+    Ok(Json(state.sales.release(&scope, hold_id).await?))
+}
+
+/// Keeps the hold while the fan's page is open: it lasts the event's hold time from
+/// now, never past its creation plus `gateway.hold_max_lifetime_secs` (the first time,
+/// heartbeats and the checkout's payment window together). Waitlist offers are not
+/// extended. Send one every minute or so while the page shows the hold.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/holds/{hold_id}/heartbeat",
+    operation_id = "hold_heartbeat",
+    tag = "orders",
+    params(("event_id" = Uuid, Path), ("hold_id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "The hold's expiry now, and the latest it can reach", body = HoldHeartbeat),
+        (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
+        (status = 404, description = "`event_not_found` or `hold_not_found`", body = ErrorBody),
+        (status = 409, description = "`hold_not_active`: it was confirmed or released", body = ErrorBody),
+        (status = 410, description = "`hold_expired`: it lapsed before this heartbeat", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `outcome_unknown` or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
+        HoldFanRefused, RateLimited,
+    ),
+    security(("access_token" = []), ("offer_link" = [])),
+)]
+#[tracing::instrument(skip_all, fields(event_id = %scope.event_id))]
+async fn heartbeat(
+    State(state): State<AppState>,
+    HoldFan(scope): HoldFan,
+    Path((_, hold_id)): Path<(Uuid, Uuid)>,
+) -> Result<Json<HoldHeartbeat>> {
+    Ok(Json(state.sales.heartbeat(&scope, hold_id).await?))
+}
+
+/// The body of a release sent as the page closes.
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct LeavingBody {
+    /// The fan's access token: `navigator.sendBeacon` cannot send an `Authorization`
+    /// header. It is a bearer credential like the header, so no cookie (and no CSRF)
+    /// is involved.
+    access_token: String,
+}
+
+/// Releases the hold as the fan's page closes: what `navigator.sendBeacon` sends
+/// (`text/plain`, the JSON body carrying the access token; any content type is read as
+/// JSON). Otherwise as `DELETE …/holds/{hold_id}`; a beacon gets no answer read, so a
+/// hold this misses lapses at its normal expiry.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/holds/{hold_id}/release",
+    operation_id = "release_hold_on_leaving",
+    tag = "orders",
+    params(("event_id" = Uuid, Path), ("hold_id" = Uuid, Path)),
+    request_body(content = LeavingBody, content_type = "text/plain"),
+    responses(
+        (status = 200, description = "The hold, released (or as it already was)", body = HoldView),
+        (status = 400, description = "`bad_request`: an id is not a UUID, or the body is not `{\"access_token\":…}`", body = ErrorBody),
+        (status = 401, description = "`invalid_token`, `token_expired` or `token_revoked`", body = ErrorBody),
+        (status = 403, description = "`token_for_other_event` or `token_scope_insufficient`", body = ErrorBody),
+        (status = 404, description = "`event_not_found` or `hold_not_found`", body = ErrorBody),
+        (status = 409, description = "`hold_not_active`: it was confirmed", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`", body = ErrorBody),
+        (status = 503, description = "`unavailable`, `outcome_unknown` or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
+        RateLimited,
+    ),
+)]
+#[tracing::instrument(skip_all, fields(%event_id))]
+async fn release_on_leaving(
+    State(state): State<AppState>,
+    Path((event_id, hold_id)): Path<(Uuid, Uuid)>,
+    body: axum::body::Bytes,
+) -> Result<Json<HoldView>> {
+    let body: LeavingBody = serde_json::from_slice(&body)
+        .map_err(|e| Error::BadRequest(format!("the body must be {{\"access_token\": \"…\"}}: {e}")))?;
+    let scope = crate::auth::fan_from_body_token(&body.access_token, event_id, &state)?;
     Ok(Json(state.sales.release(&scope, hold_id).await?))
 }
 

@@ -3,9 +3,9 @@
 
 use std::convert::Infallible;
 
+use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
 use utoipa_axum::router::OpenApiRouter;
@@ -113,25 +113,25 @@ async fn seat_states(State(state): State<AppState>, Path(event_id): Path<Uuid>) 
 async fn stream(State(state): State<AppState>, Path(event_id): Path<Uuid>, headers: HeaderMap) -> Result<Response> {
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
     let subscription = state.seat_streams.subscribe(event_id, last_event_id).await?;
-    let keep_alive = KeepAlive::new().interval(state.seat_streams.config().keep_alive());
-    let mut response = Sse::new(events(subscription)).keep_alive(keep_alive).into_response();
-    // Proxies that buffer answers (nginx, and so the usual ingress) would hold updates back.
-    response.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    let headers = [
+        (header::CONTENT_TYPE, "text/event-stream"),
+        (header::CACHE_CONTROL, "no-cache"),
+        // Proxies that buffer answers (nginx, and so the usual ingress) would hold
+        // updates back.
+        (HeaderName::from_static("x-accel-buffering"), "no"),
+    ];
+    Ok((headers, Body::from_stream(frames(subscription))).into_response())
 }
 
-fn events(subscription: Subscription) -> impl Stream<Item = Result<Event, Infallible>> {
+/// The events, each already framed and shared with every other viewer of the event.
+fn frames(subscription: Subscription) -> impl Stream<Item = Result<Bytes, Infallible>> {
     futures::stream::unfold(subscription, |mut subscription| async move {
-        let event = match subscription.next().await? {
-            Message::Snapshot(snapshot) => {
-                crate::metrics::seat_stream_sent("snapshot");
-                Event::default().event("snapshot").id(snapshot.position.to_string()).data(&*snapshot.json)
-            }
-            Message::Delta(delta) => {
-                crate::metrics::seat_stream_sent("delta");
-                Event::default().event("changes").id(delta.to.to_string()).data(&*delta.json)
-            }
-        };
-        Some((Ok(event), subscription))
+        let message = subscription.next().await?;
+        match &message {
+            Message::Snapshot(_) => crate::metrics::seat_stream_sent("snapshot"),
+            Message::Delta(_) => crate::metrics::seat_stream_sent("delta"),
+            Message::KeepAlive => {}
+        }
+        Some((Ok(message.into_frame()), subscription))
     })
 }

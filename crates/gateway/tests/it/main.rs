@@ -9,6 +9,7 @@ mod errors;
 mod events;
 mod fan_limits;
 mod faults;
+mod heartbeat;
 mod helpers;
 mod holds;
 mod idempotency;

@@ -39,6 +39,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/events/{event_id}/holds/{hold_id}"),
     ("GET", "/v1/events/{event_id}/holds/{hold_id}"),
     ("POST", "/v1/events/{event_id}/holds/{hold_id}/confirm"),
+    ("POST", "/v1/events/{event_id}/holds/{hold_id}/heartbeat"),
+    ("POST", "/v1/events/{event_id}/holds/{hold_id}/release"),
     ("GET", "/v1/events/{event_id}/seats"),
     ("GET", "/v1/events/{event_id}/seats/layout"),
     ("GET", "/v1/events/{event_id}/seats/state"),

@@ -156,14 +156,24 @@ pub async fn find(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> R
 }
 
 /// Gives the fan time to pay: the hold and its seats now last until `now() + seconds`,
-/// if that is later than they would. Only the first checkout of a hold extends it, so
-/// checking out again and again cannot keep seats off sale. Returns the hold's expiry.
+/// if that is later than they would, but a fan's hold never past `max_lifetime_secs`
+/// from its creation (a waitlist offer is the organizer's to time). Only the first
+/// checkout of a hold extends it, so checking out again and again cannot keep seats off
+/// sale. Returns the hold's expiry.
 #[tracing::instrument(level = "debug", skip(conn))]
-pub async fn extend_for_checkout(conn: &mut PgConnection, hold_id: Uuid, seconds: f64) -> Result<DateTime<Utc>> {
+pub async fn extend_for_checkout(
+    conn: &mut PgConnection,
+    hold_id: Uuid,
+    seconds: f64,
+    max_lifetime_secs: i32,
+) -> Result<DateTime<Utc>> {
     Ok(sqlx::query_scalar(
         "WITH extended AS (
              UPDATE holds SET checkout_started_at = now(),
-                    expires_at = greatest(expires_at, now() + make_interval(secs => $2))
+                    expires_at = greatest(expires_at, CASE
+                        WHEN waitlist_entry_id IS NULL
+                        THEN least(now() + make_interval(secs => $2), created_at + make_interval(secs => $3))
+                        ELSE now() + make_interval(secs => $2) END)
              WHERE id = $1 AND status = 'active' AND checkout_started_at IS NULL
              RETURNING expires_at
          ), seats_extended AS (
@@ -175,7 +185,61 @@ pub async fn extend_for_checkout(conn: &mut PgConnection, hold_id: Uuid, seconds
     )
     .bind(hold_id)
     .bind(seconds)
+    .bind(max_lifetime_secs)
     .fetch_one(conn)
+    .await?)
+}
+
+/// What a heartbeat did to a hold.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Heartbeat {
+    /// None when the hold was not extended (ended, lapsed, an offer, or at its cap).
+    pub extended_to: Option<DateTime<Utc>>,
+    pub status: HoldStatus,
+    pub expires_at: DateTime<Utc>,
+    pub expired: bool,
+    /// The latest it may ever last: creation + the cap (an offer: its own expiry).
+    pub latest_expiry: DateTime<Utc>,
+}
+
+/// Keeps an open page's hold: the hold and its seats last `ttl_seconds` from now if
+/// that is later than they would, but never past `max_lifetime_secs` from the hold's
+/// creation, and only while it is active and not lapsed; waitlist offers are not
+/// extended. One statement; None for a hold that is not the fan's.
+#[tracing::instrument(level = "debug", skip(conn, scope))]
+pub async fn heartbeat(
+    conn: &mut PgConnection,
+    scope: &FanScope,
+    hold_id: Uuid,
+    ttl_seconds: i32,
+    max_lifetime_secs: i32,
+) -> Result<Option<Heartbeat>> {
+    Ok(sqlx::query_as(
+        "WITH extended AS (
+             UPDATE holds
+             SET expires_at = least(greatest(expires_at, now() + make_interval(secs => $4)),
+                                    created_at + make_interval(secs => $5))
+             WHERE id = $1 AND event_id = $2 AND fan_id = $3 AND status = 'active' AND expires_at > now()
+               AND waitlist_entry_id IS NULL
+               AND expires_at < least(now() + make_interval(secs => $4), created_at + make_interval(secs => $5))
+             RETURNING expires_at
+         ), seats_extended AS (
+             UPDATE seats SET held_until = extended.expires_at
+             FROM extended WHERE seats.hold_id = $1 AND seats.state = 'held'
+         )
+         SELECT (SELECT expires_at FROM extended) AS extended_to, h.status,
+                coalesce((SELECT expires_at FROM extended), h.expires_at) AS expires_at,
+                h.expires_at <= now() AS expired,
+                CASE WHEN h.waitlist_entry_id IS NULL THEN h.created_at + make_interval(secs => $5)
+                     ELSE h.expires_at END AS latest_expiry
+         FROM holds h WHERE h.id = $1 AND h.event_id = $2 AND h.fan_id = $3",
+    )
+    .bind(hold_id)
+    .bind(scope.event_id)
+    .bind(&scope.fan_id)
+    .bind(ttl_seconds)
+    .bind(max_lifetime_secs)
+    .fetch_optional(conn)
     .await?)
 }
 

@@ -39,6 +39,7 @@ pub(crate) async fn sales_of(app: &TestApp) -> sales::Sales {
         create_event_timeout: Duration::from_secs(20),
         event_rules_max_age: Duration::from_secs(1),
         checkout_extension: Duration::from_secs(600),
+        hold_max_lifetime: Duration::from_secs(1800),
         refund_retry_first: Duration::from_secs(1),
         refund_retry_max: Duration::from_secs(60),
         provider_check_interval: Duration::from_secs(1),
