@@ -840,3 +840,33 @@ async fn the_booking_link_cancels_a_paid_booking_by_the_same_policy_and_refund_a
     assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, "cancellation_not_allowed"));
     assert_eq!(c.count("SELECT count(*) FROM bookings WHERE id = $1 AND status = 'confirmed'", &second).await, 1);
 }
+
+#[tokio::test]
+async fn the_payment_window_ends_at_the_holds_cap_on_its_whole_life() {
+    let checkout = spawn(Faults::default()).await;
+    let event = checkout.app.numbered_event_priced(2, 5000).await;
+    let hold = checkout.hold(&event, "fan-1", &["1"]).await;
+    // 25 minutes old, seconds left: the checkout's 10-minute window would pass the
+    // 30-minute cap (`gateway.hold_max_lifetime_secs`), so it stops there.
+    sqlx::query(
+        "WITH aged AS (UPDATE holds SET created_at = now() - interval '1500 seconds', expires_at = now() + interval '5 seconds'
+                       WHERE id = $1 RETURNING expires_at)
+         UPDATE seats SET held_until = aged.expires_at FROM aged WHERE seats.hold_id = $1",
+    )
+    .bind(hold.parse::<Uuid>().unwrap())
+    .execute(&checkout.app.pool)
+    .await
+    .unwrap();
+
+    let started = checkout.checkout(&event, "fan-1", &hold).await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.body);
+    assert_eq!(
+        checkout
+            .count("SELECT extract(epoch FROM expires_at - created_at)::bigint FROM holds WHERE id = $1", &hold)
+            .await,
+        1800
+    );
+    let seats_past_the_hold = "SELECT count(*) FROM seats s JOIN holds h ON h.id = s.hold_id
+                               WHERE h.id = $1 AND s.held_until <> h.expires_at";
+    assert_eq!(checkout.count(seats_past_the_hold, &hold).await, 0);
+}
