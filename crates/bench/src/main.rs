@@ -17,6 +17,7 @@ mod chaos_proxy;
 mod client;
 mod gateway_bench;
 mod http1;
+mod line_stream_bench;
 mod load;
 mod pgbench;
 mod pow_bench;
@@ -132,6 +133,21 @@ enum Command {
         /// Fans a second admitted during the last measurement (polls while admitting).
         #[arg(long, default_value_t = 5_000.0)]
         admit_rate: f64,
+    },
+    /// Fans streaming their standing: N streams open on one waiting room while the line
+    /// is admitted; admission-to-token delivery and the Redis calls it costs.
+    LineStream {
+        #[command(flatten)]
+        target: WaitroomTarget,
+        /// Fan counts to measure, one after the other (each in an event of its own).
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+        fans: Vec<usize>,
+        /// Fans a second admitted while measuring.
+        #[arg(long, default_value_t = 200.0)]
+        admit_rate: f64,
+        /// Seconds of admission.
+        #[arg(long, default_value_t = 10)]
+        admit_secs: u64,
     },
     /// Ten fans race for five places; print who won.
     Race {
@@ -277,6 +293,22 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::BestAvailable { orders, before_orders, quantity } => {
             best_available::run(&best_available::Options { orders, before_orders, quantity }).await
+        }
+        Command::LineStream { target, fans, admit_rate, admit_secs } => {
+            let waitroom = waitroom_client::Waitroom::connect(
+                &target.waitroom,
+                &target.waitroom_management,
+                &target.admin_key,
+                64,
+            )?;
+            let options = line_stream_bench::Options {
+                fans,
+                admit_rate,
+                admit_secs,
+                redis_url: target.redis_url.clone(),
+                key_prefix: target.key_prefix.clone(),
+            };
+            line_stream_bench::run(&waitroom, &options).await
         }
         Command::Waitroom { target, fans, clients, seconds, tickets, ceiling_requests, admit_rate } => {
             let duration = std::time::Duration::from_secs(seconds);

@@ -39,6 +39,11 @@ impl Waitroom {
         })
     }
 
+    /// The waiting room's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Configures `event_id` paused: fans may join and poll, but the admitter never
     /// takes anyone out of line, so the queue stays as deep as the benchmark made it.
     pub async fn configure_paused(&self, event_id: Uuid) -> anyhow::Result<()> {
@@ -83,6 +88,21 @@ impl Waitroom {
             connections.push(Mutex::new(Connection::open(&self.base).await?));
         }
         Ok(connections)
+    }
+
+    /// Puts `fan_id` in line (or finds them there) and answers their ticket. Setup, so
+    /// through reqwest.
+    pub async fn join_for_ticket(&self, event_id: Uuid, fan_id: &str) -> anyhow::Result<Ticket> {
+        let url = format!("{}/v1/events/{event_id}/queue", self.base);
+        let response = self.http.post(url).json(&json!({ "fan_id": fan_id })).send().await?;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        match (status, body["ticket"].as_str()) {
+            (200 | 201, Some(ticket)) => {
+                Ok(Ticket { ticket: ticket.to_owned(), position: body["position"].as_u64().unwrap_or(0) })
+            }
+            _ => bail!("joining as {fan_id} answered {status} {body}"),
+        }
     }
 
     /// The ticket of a fan already in line: joining again is idempotent and answers

@@ -7,8 +7,8 @@
 //! up by each departure there, so a fan's position is their last exact position less
 //! the head's departures since — no Redis call per fan per tick. A fan is read exactly
 //! (a poll, with its fresh ticket and the presence it records) when they connect, once
-//! per `poll_after_secs` as a polling client would (so a connected stream keeps its fan
-//! from being skipped as gone, on the abandonment scale), when the tick names them
+//! per third of the abandonment timeout (so a connected stream keeps its fan from being
+//! skipped as gone, at the abandonment scale), when the tick names them
 //! admitted (the update carries the access token, and the stream ends), and when the
 //! room's state or the sale's changes (`sold_out` is told within a tick of this replica
 //! learning it, with the waitlist token when there is a waitlist). A fan who left in the
@@ -285,8 +285,11 @@ impl FanStream {
     fn took_exact(&mut self, view: FanView) {
         self.exact_position = view.position;
         self.left_head_base = lock(&self.hub.latest).as_ref().map(|tick| tick.line.left_head_total);
-        let pacing = view.poll_after_secs.unwrap_or(poll::after_secs(None, self.streams.abandon_after_secs));
-        self.next_exact_read = tokio::time::Instant::now() + Duration::from_secs(pacing.max(1));
+        // Presence needs a read per third of the abandonment timeout, as the slowest
+        // polling fan gives; positions come from the ticks meanwhile, and admissions,
+        // openings and state changes bring a read of their own.
+        let pacing = poll::longest_secs(self.streams.abandon_after_secs);
+        self.next_exact_read = tokio::time::Instant::now() + Duration::from_secs(pacing);
         self.ended = view.status == "admitted";
         self.view = view.clone();
         self.pending.push_back(Update::Standing(Box::new(view)));

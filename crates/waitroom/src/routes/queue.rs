@@ -182,9 +182,10 @@ async fn leave(
 
 /// The fan's standing pushed as it changes, as Server-Sent Events: `status` events
 /// carrying what a poll answers (the first at once; then at most once per
-/// `waitroom.stream.tick_ms` as the line moves, and an exact one at least every
-/// `poll_after_secs`, which keeps the fan's place as polling does; positions between
-/// exact ones are estimated from the head of the line, never lower than the truth). The
+/// `waitroom.stream.tick_ms` as the line moves, and an exact one at least every third of
+/// the abandonment timeout, which keeps the fan's place as polling does; positions
+/// between exact ones are estimated from the head of the line, never lower than the
+/// truth). The
 /// `status` with the access token, once admitted, is the last. An `error` event (the
 /// error envelope: the fan left, was skipped as gone, the queue was reset) ends the
 /// stream too. It also ends after `max_stream_secs`: reconnect with the latest ticket,

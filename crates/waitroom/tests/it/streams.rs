@@ -110,7 +110,8 @@ async fn a_sold_out_show_is_pushed_to_its_line_with_the_waitlist_token() {
 
 #[tokio::test]
 async fn a_fan_who_left_is_told_why_and_the_stream_ends() {
-    let app = spawn_app().await;
+    // The stream reads its fan exactly every third of this: the leaving shows within 2 s.
+    let app = spawn_app_with(|c| c.abandon_after_secs = 6).await;
     let event = app.new_event(settings(1.0, 100)).await;
     let tickets = line(&app, event, 1).await;
     let mut stream = open(&app, event, &tickets[0]).await;
