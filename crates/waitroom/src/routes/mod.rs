@@ -23,9 +23,12 @@ pub fn router(state: AppState) -> Routers {
     service_router("waitroom", api, vec![("redis", redis), ("postgres", postgres)])
 }
 
-/// Ready once PostgreSQL has answered with the waiting room's tables, and from then on
-/// whatever PostgreSQL does. A replica that never reached its database is misconfigured
-/// (or its migrations have not run) and should not take fans. But fans' joins and polls
+/// Ready once PostgreSQL has answered with every migration this binary knows applied,
+/// and from then on whatever PostgreSQL does. A replica that never reached its database
+/// is misconfigured (or its migrations have not run) and should not take fans; one whose
+/// migrations are still running in the background (`database.migrate_on_start`) is not
+/// ready either: the tables exist from an early migration on, and the organizer's writes
+/// met a column a later one adds (a `500`, seen on a fresh database). But fans' joins and polls
 /// never need PostgreSQL, and admissions wait in a buffer while it is away: were every
 /// replica to turn unready during a database outage, the load balancer would take the
 /// whole waiting room offline for what is only a pause in the organizer's writes.
@@ -37,7 +40,12 @@ fn postgres_reached(pool: sqlx::PgPool) -> ReadinessCheck {
             if reached.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            sqlx::query("SELECT 1 FROM waitroom_events LIMIT 1").execute(&pool).await.map_err(|e| e.to_string())?;
+            let latest = schema::MIGRATOR.iter().map(|migration| migration.version).max().unwrap_or_default();
+            sqlx::query("SELECT 1 FROM _sqlx_migrations WHERE version = $1 AND success")
+                .bind(latest)
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| format!("migration {latest} not applied: {e}"))?;
             reached.store(true, Ordering::Relaxed);
             Ok(())
         })

@@ -600,3 +600,22 @@ async fn admission_step_cost_with_and_without_recording() {
         }
     }
 }
+
+/// A replica migrating a fresh database in the background is not ready until the last
+/// migration it knows has run: an early migration already makes the tables, and the
+/// organizer's writes met a column a later one adds.
+#[tokio::test]
+async fn the_waiting_room_is_not_ready_until_its_last_migration_has_run() {
+    let app = spawn_app().await;
+    let latest = "(SELECT max(version) FROM _sqlx_migrations)";
+    let mark = |success: bool| format!("UPDATE _sqlx_migrations SET success = {success} WHERE version = {latest}");
+    sqlx::query(&mark(false)).execute(&app.db).await.unwrap();
+    let readyz = || async { Reply::of(app.http.get(format!("{}/readyz", app.management))).await };
+
+    let pending = readyz().await;
+    assert_eq!((pending.status, &pending.body["failing"]), (StatusCode::SERVICE_UNAVAILABLE, &json!(["postgres"])));
+
+    sqlx::query(&mark(true)).execute(&app.db).await.unwrap();
+    tokio::time::sleep(service_kit::health::READINESS_CACHE).await;
+    assert_eq!(readyz().await.status, StatusCode::OK);
+}
