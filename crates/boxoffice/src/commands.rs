@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use access_token::{AccessClaims, KeyPair, TokenSigner, TokenVerifier};
+use access_token::{AccessClaims, KeyError, KeyPair, TokenSigner, TokenVerifier};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use service_kit::postgres::{Database, PostgresConfig};
@@ -38,8 +38,7 @@ pub async fn waitroom(settings: &Settings) -> anyhow::Result<()> {
 pub async fn scheduler(settings: &Settings) -> anyhow::Result<()> {
     let db = database(settings).await?;
     let payments = Some(payments(settings, db.clone())?);
-    let scheduler =
-        scheduler::Scheduler::start(&settings.scheduler, db, payments, email_ticket_keys(settings)?).await?;
+    let scheduler = start_scheduler(settings, db, payments).await?;
     scheduler.run(shutdown_on_signal()).await?;
     Ok(())
 }
@@ -57,8 +56,7 @@ pub async fn all(settings: &Settings) -> anyhow::Result<()> {
     let gateway = build_gateway(settings, db.clone()).await?;
     let waitroom = build_waitroom(settings).await?;
     let payments = Some(payments(settings, db.clone())?);
-    let scheduler =
-        scheduler::Scheduler::start(&settings.scheduler, db.clone(), payments, email_ticket_keys(settings)?).await?;
+    let scheduler = start_scheduler(settings, db.clone(), payments).await?;
     let shutdown = shutdown_on_signal();
     let admitter = tokio::spawn(waitroom::run_admitter(waitroom.admitter(), shutdown.clone()));
     let (gateway, waitroom, scheduler) =
@@ -92,31 +90,41 @@ async fn build_gateway(settings: &Settings, db: Database) -> anyhow::Result<gate
         .report_distress_to(report_to))
 }
 
-/// The ticket keys the scheduler signs the tickets of confirmation emails with (D6: the
-/// process that mails tickets issues them), read only when emails are on.
-fn email_ticket_keys(settings: &Settings) -> anyhow::Result<Option<std::sync::Arc<sales::tickets::TicketKeys>>> {
-    if settings.scheduler.smtp.url().is_none() {
-        return Ok(None);
-    }
-    ticket_keys(settings)
+/// The scheduler, with the ticket keys its confirmation emails sign with (D6: the
+/// process that mails tickets issues them) when emails are on, read again while it runs.
+async fn start_scheduler(
+    settings: &Settings,
+    db: Database,
+    payments: Option<sales::Sales>,
+) -> anyhow::Result<scheduler::Scheduler> {
+    let emails_on = settings.scheduler.smtp.url().is_some();
+    let keys = if emails_on { ticket_keys(settings)? } else { None };
+    let scheduler = scheduler::Scheduler::start(&settings.scheduler, db, payments, keys).await?;
+    let files = &settings.tickets;
+    Ok(scheduler.reload_ticket_keys_from(files.keys_dir.clone(), files.signing_kid.clone()))
 }
 
-/// The ticket keys of `[tickets]`: None (with a warning) when the signing key's file is
-/// absent, a bad file an error.
+/// The ticket keys of `[tickets]`: with the signing key when its file is there, else the
+/// public keys alone (they verify scans; nothing is signed until the private key's file
+/// appears and is read again), else None; each with a warning. A bad file is an error.
 fn ticket_keys(settings: &Settings) -> anyhow::Result<Option<std::sync::Arc<sales::tickets::TicketKeys>>> {
     let files = &settings.tickets;
     let private = files.keys_dir.join(format!("{}.private.pem", files.signing_kid));
-    if !private.exists() {
+    let keygen = format!("boxoffice keygen --kid {} --out {}", files.signing_kid, files.keys_dir.display());
+    let keys = match sales::tickets::TicketKeys::read(&files.keys_dir, &files.signing_kid) {
+        Err(KeyError::NoPublicKeys(_) | KeyError::Read { .. }) if !private.exists() => {
+            tracing::warn!(path = %private.display(), "no ticket keys: tickets cannot be shown or checked (run `{keygen}`)");
+            return Ok(None);
+        }
+        read => read.with_context(|| format!("reading the ticket keys in {}", files.keys_dir.display()))?,
+    };
+    if keys.signer().is_none() {
         tracing::warn!(
             path = %private.display(),
-            "no ticket signing key: tickets cannot be shown or checked (run `boxoffice keygen --kid {} --out {}`)",
-            files.signing_kid,
-            files.keys_dir.display()
+            "no ticket signing key: scans are checked with the public keys, but no ticket can be shown or mailed \
+             until this file is there (run `{keygen}`)"
         );
-        return Ok(None);
     }
-    let keys = sales::tickets::TicketKeys::read(&files.keys_dir, &files.signing_kid)
-        .with_context(|| format!("reading the ticket keys in {}", files.keys_dir.display()))?;
     Ok(Some(std::sync::Arc::new(keys)))
 }
 

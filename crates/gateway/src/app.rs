@@ -150,7 +150,7 @@ impl Application {
         let sales = self.sales.clone();
         service_kit::rate_limit::spawn_sweeps(shutdown.clone(), move || sales.forget_idle_provider_checks());
         if let Some((dir, kid, every)) = self.ticket_key_reload {
-            crate::keys::spawn_ticket_key_reloader(self.sales.clone(), dir, kid, every, shutdown.clone());
+            self.sales.ticket_keyring().spawn_reloader(dir, kid, every, shutdown.clone());
         }
         self.revocations.spawn_poller(self.sales, self.revocations_read, shutdown.clone());
         Reporter::new(self.pressure, self.distress, self.report_distress_to).spawn(shutdown.clone());

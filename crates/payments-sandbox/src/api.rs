@@ -499,6 +499,7 @@ async fn create_refund(AxumState(shared): AxumState<Arc<Shared>>, headers: Heade
         }
         intent.amount_refunded += amount;
         let settle_after = state.faults.refund_settle_ms;
+        let fails = state::chance(&mut state.api_rng, state.faults.refund_failure_probability);
         let refund = Refund {
             id: state::new_id("re"),
             object: "refund",
@@ -506,14 +507,16 @@ async fn create_refund(AxumState(shared): AxumState<Arc<Shared>>, headers: Heade
             currency: intent.currency.clone(),
             payment_intent: intent_id.clone(),
             charge: intent.latest_charge.clone(),
-            status: if settle_after > 0 { "pending" } else { "succeeded" },
+            status: if settle_after > 0 || fails { "pending" } else { "succeeded" },
             reason,
+            failure_reason: None,
             metadata,
             created: state::now_secs(),
         };
         let body = to_json(&refund);
-        if settle_after > 0 {
-            tokio::spawn(settle_refund(settler, refund.id.clone(), Duration::from_millis(settle_after)));
+        if settle_after > 0 || fails {
+            let outcome = if fails { Settled::Failed } else { Settled::Succeeded };
+            tokio::spawn(settle_refund(settler, refund.id.clone(), Duration::from_millis(settle_after), outcome));
         }
         state.refunds.insert(refund.id.clone(), refund);
         state.emit("refund.created", body.clone(), request);
@@ -521,14 +524,31 @@ async fn create_refund(AxumState(shared): AxumState<Arc<Shared>>, headers: Heade
     })
 }
 
-/// A pending refund succeeds `after` its creation (the `refund_settle_ms` fault), and
+/// What a pending refund becomes.
+enum Settled {
+    Succeeded,
+    /// The card was closed: the amount goes back on the intent.
+    Failed,
+}
+
+/// A pending refund settles `after` its creation (the `refund_settle_ms` fault), and
 /// says so with `refund.updated`, as Stripe's do when the bank has settled them.
-async fn settle_refund(shared: Arc<Shared>, id: String, after: Duration) {
+async fn settle_refund(shared: Arc<Shared>, id: String, after: Duration, outcome: Settled) {
     tokio::time::sleep(after).await;
     let mut state = shared.lock();
     let Some(refund) = state.refunds.get_mut(&id).filter(|r| r.status == "pending") else { return };
-    refund.status = "succeeded";
+    match outcome {
+        Settled::Succeeded => refund.status = "succeeded",
+        Settled::Failed => {
+            refund.status = "failed";
+            refund.failure_reason = Some("expired_or_canceled_card");
+        }
+    }
     let body = to_json(&*refund);
+    let (intent_id, amount, failed) = (refund.payment_intent.clone(), refund.amount, refund.status == "failed");
+    if let (true, Some(intent)) = (failed, state.intents.get_mut(&intent_id)) {
+        intent.amount_refunded -= amount;
+    }
     state.emit("refund.updated", body, RequestInfo::default());
 }
 

@@ -123,6 +123,11 @@ pub struct Faults {
     /// Refunds are created `pending` and succeed this long after, told by a
     /// `refund.updated` event, as a bank's refund settles later (0: they succeed at once).
     pub refund_settle_ms: u64,
+    /// The chance that a refund fails: it is created `pending` and, `refund_settle_ms`
+    /// later, becomes `failed` with `failure_reason: expired_or_canceled_card` (told by
+    /// `refund.updated`), its amount back on the intent, as a refund to a closed card
+    /// does at Stripe.
+    pub refund_failure_probability: f64,
 }
 
 /// Faults refused: a probability outside 0..=1, or a wait beyond an hour.
@@ -156,6 +161,7 @@ impl Faults {
             ("webhook_late_probability", self.webhook_late_probability),
             ("webhook_drop_probability", self.webhook_drop_probability),
             ("api_failure_probability", self.api_failure_probability),
+            ("refund_failure_probability", self.refund_failure_probability),
         ];
         for (name, p) in probabilities {
             if !(0.0..=1.0).contains(&p) {

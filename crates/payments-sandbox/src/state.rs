@@ -178,6 +178,8 @@ pub struct Refund {
     pub charge: Option<String>,
     pub status: &'static str,
     pub reason: Option<String>,
+    /// Why it failed; null unless `status` is `failed`.
+    pub failure_reason: Option<&'static str>,
     pub metadata: BTreeMap<String, String>,
     pub created: i64,
 }

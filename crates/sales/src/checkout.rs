@@ -27,7 +27,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::error::{Error, Result, What};
-use crate::model::{AttentionPayment, Price};
+use crate::model::{AttentionPayment, AttentionReason, Price};
 use crate::outbox::{self, Message};
 use crate::payment_provider::{Intent, IntentStatus, NewIntent, NewRefund, ProviderEvent, ProviderEventKind};
 use crate::payment_provider::{Refund, RefundStatus as ProviderRefundStatus};
@@ -351,7 +351,9 @@ impl Sales {
                     match answer {
                         Ok(provider_refund) => {
                             apply_refund_for(tx, refund_id, &provider_refund).await?;
-                            if provider_refund.status != ProviderRefundStatus::Succeeded {
+                            if let ProviderRefundStatus::Pending | ProviderRefundStatus::RequiresAction =
+                                provider_refund.status
+                            {
                                 let status = format!("{:?} at the provider", provider_refund.status);
                                 refunds::retry_later(tx, refund_id, &status, backoff).await?;
                             }
@@ -465,7 +467,13 @@ impl Sales {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|p| AttentionPayment {
+            .map(|row| (row.payment, row.refund_failure))
+            .map(|(p, refund_failure)| AttentionPayment {
+                reason: match refund_failure {
+                    Some(_) => AttentionReason::RefundFailed,
+                    None => AttentionReason::LatePaymentRefunded,
+                },
+                refund_failure,
                 payment_id: p.id,
                 event_id: p.event_id,
                 hold_id: p.hold_id,
@@ -655,7 +663,33 @@ async fn apply_refund_for(tx: &mut PgConnection, refund_id: Uuid, refund: &Refun
                 .await?;
             }
         }
-        _ => refunds::record_provider_id(tx, refund_id, &refund.id).await?,
+        ProviderRefundStatus::Failed | ProviderRefundStatus::Canceled => {
+            let status = if refund.status == ProviderRefundStatus::Failed { "failed" } else { "canceled" };
+            let failure = format!("{status}: {}", refund.failure_reason.as_deref().unwrap_or("no reason given"));
+            if refunds::mark_failed(tx, refund_id, &refund.id, &failure).await? {
+                let row = refunds::find(tx, refund_id).await?.ok_or(Error::NotFound(What::Refund))?;
+                tracing::warn!(
+                    %refund_id, payment_id = %row.payment_id, %failure,
+                    "a refund failed: the organizer must return the money another way"
+                );
+                outbox_enqueue(
+                    tx,
+                    Message::RefundFailed(outbox::RefundFailed {
+                        event_id: row.event_id,
+                        refund_id,
+                        payment_id: row.payment_id,
+                        booking_id: row.booking_id,
+                        reason: row.reason,
+                        amount: Price { amount_minor: row.amount_minor, currency: row.currency },
+                        failure,
+                    }),
+                )
+                .await?;
+            }
+        }
+        ProviderRefundStatus::Pending | ProviderRefundStatus::RequiresAction => {
+            refunds::record_provider_id(tx, refund_id, &refund.id).await?
+        }
     }
     Ok(())
 }

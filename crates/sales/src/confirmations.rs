@@ -21,7 +21,7 @@ use crate::store::bookings::BookingKey;
 use crate::store::confirmations as store;
 use crate::store::deliveries::{self, Subscriber};
 use crate::store::tickets as ticket_store;
-use crate::tickets::{view, TicketKeys, TicketView};
+use crate::tickets::{view, TicketSigner, TicketView};
 
 /// The one subscriber of kind `confirmation_email` (every event's `booking.confirmed`).
 pub const SUBSCRIBER_ID: Uuid = Uuid::from_u128(0x0b0c_0f1c_e000_4000_8000_0000_e3a1_1001);
@@ -55,13 +55,13 @@ pub async fn set_enabled(db: &Database, enabled: bool) -> Result<()> {
     db.write(move |conn| Box::pin(deliveries::set_subscriber(conn, subscriber, enabled))).await
 }
 
-/// The confirmation of the booking, with its secrets signed by `keys`; None when there
+/// The confirmation of the booking, with its secrets signed by `signer`; None when there
 /// is nothing to confirm any more: no such booking, or it was cancelled before its
 /// email went out.
-#[tracing::instrument(skip(db, keys))]
+#[tracing::instrument(skip(db, signer))]
 pub async fn confirmation(
     db: &Database,
-    keys: &TicketKeys,
+    signer: &TicketSigner,
     event_id: Uuid,
     booking_id: Uuid,
 ) -> Result<Option<Confirmation>> {
@@ -83,12 +83,12 @@ pub async fn confirmation(
     Ok(Some(Confirmation {
         event_id,
         booking_id,
-        link: keys.booking_link(event_id, booking_id, booking.link_generation, booking.starts_at),
+        link: signer.booking_link(event_id, booking_id, booking.link_generation, booking.starts_at),
         refund_policy: booking.refund_policy.map_or_else(|| NO_POLICY_IN_WORDS.to_owned(), |p| p.0.in_words()),
         event_name: booking.event_name,
         starts_at: booking.starts_at,
         total: Price { amount_minor: booking.total_minor, currency: booking.currency },
-        tickets: tickets.iter().filter(|t| t.revoked_at.is_none()).map(|row| view(keys, row)).collect(),
+        tickets: tickets.iter().filter(|t| t.revoked_at.is_none()).map(|row| view(signer, row)).collect(),
     }))
 }
 
@@ -111,10 +111,10 @@ pub struct OfferNotice {
 /// The notice of the offer `hold_id` (its `total` as the offer message says it); None
 /// when there is nothing to tell any more: the offer was taken, declined or lapsed
 /// before its email went out.
-#[tracing::instrument(skip(db, keys, total))]
+#[tracing::instrument(skip(db, signer, total))]
 pub async fn offer(
     db: &Database,
-    keys: &TicketKeys,
+    signer: &TicketSigner,
     event_id: Uuid,
     hold_id: Uuid,
     total: Price,
@@ -133,7 +133,7 @@ pub async fn offer(
     Ok(Some(OfferNotice {
         event_id,
         hold_id,
-        link: keys.offer_link(event_id, hold_id, offer.starts_at),
+        link: signer.offer_link(event_id, hold_id, offer.starts_at),
         event_name: offer.event_name,
         starts_at: offer.starts_at,
         expires_at: offer.expires_at,

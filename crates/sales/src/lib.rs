@@ -114,7 +114,7 @@ pub struct Sales {
     /// Signs ticket secrets and capability links, verifies scans ([`tickets`]); none in
     /// a process that only books (the scheduler), or until the keys' files are there.
     /// Shared by every clone, so a reload reaches them all.
-    ticket_keys: Arc<arc_swap::ArcSwapOption<tickets::TicketKeys>>,
+    ticket_keys: tickets::TicketKeyring,
     /// Scanner keys found live, by their hash, with their event: for as long as an
     /// event's rules (`event_rules_max_age`), so a gate's scan costs one round trip,
     /// not two; None when that is zero. Keys not found are always looked up.
@@ -132,7 +132,7 @@ impl Sales {
             db,
             settings,
             provider,
-            ticket_keys: Arc::new(arc_swap::ArcSwapOption::empty()),
+            ticket_keys: tickets::TicketKeyring::default(),
             scanner_keys,
         }
     }

@@ -239,9 +239,24 @@ pub struct Revocation {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A payment the organizer should look at (a late payment refunded in full).
+/// Why a payment is listed for the organizer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionReason {
+    /// Paid after its hold lapsed and its seats were sold: refunded in full.
+    LatePaymentRefunded,
+    /// The provider gave up a refund of it (a closed card): the money is not back with
+    /// the fan, and must be returned another way.
+    RefundFailed,
+}
+
+/// A payment the organizer should look at.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AttentionPayment {
+    pub reason: AttentionReason,
+    /// The provider's status and reason when a refund failed, e.g.
+    /// `failed: expired_or_canceled_card`.
+    pub refund_failure: Option<String>,
     pub payment_id: Uuid,
     pub event_id: Uuid,
     pub hold_id: Uuid,

@@ -21,6 +21,7 @@ pub enum Message {
     BookingCancelled(BookingCancelled),
     PaymentSucceeded(PaymentSucceeded),
     PaymentRefunded(PaymentRefunded),
+    RefundFailed(RefundFailed),
     HoldExpired(HoldExpired),
     LatePaymentNeedsAttention(LatePaymentNeedsAttention),
     WaitlistJoined(WaitlistJoined),
@@ -32,11 +33,12 @@ pub const VERSION: i32 = 1;
 
 /// Every topic, as [`Message::topic`] names them: what a subscriber's topic filter may
 /// name.
-pub const TOPICS: [&str; 8] = [
+pub const TOPICS: [&str; 9] = [
     "booking.confirmed",
     "booking.cancelled",
     "payment.succeeded",
     "payment.refunded",
+    "refund.failed",
     "hold.expired",
     "late_payment.needs_attention",
     "waitlist.joined",
@@ -49,6 +51,7 @@ impl Message {
             Self::BookingCancelled(_) => "booking.cancelled",
             Self::PaymentSucceeded(_) => "payment.succeeded",
             Self::PaymentRefunded(_) => "payment.refunded",
+            Self::RefundFailed(_) => "refund.failed",
             Self::HoldExpired(_) => "hold.expired",
             Self::LatePaymentNeedsAttention(_) => "late_payment.needs_attention",
             Self::WaitlistJoined(_) => "waitlist.joined",
@@ -61,6 +64,7 @@ impl Message {
             Self::BookingCancelled(m) => m.event_id,
             Self::PaymentSucceeded(m) => m.event_id,
             Self::PaymentRefunded(m) => m.event_id,
+            Self::RefundFailed(m) => m.event_id,
             Self::HoldExpired(m) => m.event_id,
             Self::LatePaymentNeedsAttention(m) => m.event_id,
             Self::WaitlistJoined(m) => m.event_id,
@@ -141,6 +145,21 @@ pub struct PaymentRefunded {
     pub booking_id: Option<Uuid>,
     pub reason: crate::states::RefundReason,
     pub amount: Price,
+}
+
+/// The provider gave up on a refund (the card was closed, the bank refused it), or one
+/// it had confirmed failed later: the money is not back with the fan, and the payment
+/// is listed for the organizer (`needs_attention`) to return it another way.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefundFailed {
+    pub event_id: Uuid,
+    pub refund_id: Uuid,
+    pub payment_id: Uuid,
+    pub booking_id: Option<Uuid>,
+    pub reason: crate::states::RefundReason,
+    pub amount: Price,
+    /// The provider's status and reason, e.g. `failed: expired_or_canceled_card`.
+    pub failure: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -70,6 +70,8 @@ pub struct Refund {
     pub payment_intent: String,
     pub amount_minor: i64,
     pub status: RefundStatus,
+    /// The provider's reason when the refund failed.
+    pub failure_reason: Option<String>,
     pub metadata: BTreeMap<String, String>,
 }
 

@@ -8,16 +8,19 @@
 //! process that shows secrets (the gateway) holds the ticket key. The scheduler, which
 //! books late payments, never needs it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use access_token::keys::{read_public_keys, PublicKey};
 use access_token::{KeyError, KeyPair};
+use arc_swap::ArcSwapOption;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -44,12 +47,20 @@ pub const MAX_BATCH: usize = 500;
 /// unless one transaction alone revoked more: a page holds whole transactions.
 pub const MAX_FEED_PAGE: u32 = 1000;
 
-/// The ticket keys: the one that signs secrets now, and every public key still
-/// published (older keys stay while their files do, so tickets signed before a rotation
-/// keep verifying until their events are over).
+/// The ticket keys: the one that signs secrets now, if this process holds it, and every
+/// public key still published (older keys stay while their files do, so tickets signed
+/// before a rotation keep verifying until their events are over). Scans are verified
+/// with the public keys alone: a replica without the private key (one that only checks
+/// tickets in, or whose Secret is not mounted yet) still checks them.
 pub struct TicketKeys {
-    signing: KeyPair,
+    signer: Option<Arc<TicketSigner>>,
     published: Vec<PublicKey>,
+}
+
+/// The private ticket key and the link keys derived from it: what shows secrets and
+/// makes and opens capability links.
+pub struct TicketSigner {
+    pair: KeyPair,
     link_key: [u8; 32],
     offer_link_key: [u8; 32],
 }
@@ -63,20 +74,37 @@ impl TicketKeys {
         }
         let link_key = signing.derive_secret(booking_link::KEY_PURPOSE);
         let offer_link_key = signing.derive_secret(offer_link::KEY_PURPOSE);
-        Self { signing, published, link_key, offer_link_key }
+        Self { signer: Some(Arc::new(TicketSigner { pair: signing, link_key, offer_link_key })), published }
     }
 
-    /// `<dir>/<signing_kid>.private.pem` and every `<dir>/*.public.pem`.
+    /// Keys that verify and publish `published` and sign nothing.
+    pub fn verify_only(published: Vec<PublicKey>) -> Self {
+        Self { signer: None, published }
+    }
+
+    /// `<dir>/<signing_kid>.private.pem` if it is there, and every `<dir>/*.public.pem`:
+    /// without the private key file, keys that only verify (an error if there is no
+    /// public key either).
     pub fn read(dir: &Path, signing_kid: &str) -> Result<Self, KeyError> {
-        let signing = KeyPair::read_private(&dir.join(format!("{signing_kid}.private.pem")))?;
-        Ok(Self::new(signing, read_public_keys(dir)?))
+        match KeyPair::read_private(&dir.join(format!("{signing_kid}.private.pem"))) {
+            Ok(signing) => Ok(Self::new(signing, read_public_keys(dir)?)),
+            Err(KeyError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Self::verify_only(read_public_keys(dir)?))
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// Whether `other` signs with the same key and publishes the same keys.
+    /// The signing half, if this process holds the private key.
+    pub fn signer(&self) -> Option<&Arc<TicketSigner>> {
+        self.signer.as_ref()
+    }
+
+    /// Whether `other` signs with the same key (or neither signs) and publishes the same
+    /// keys.
     pub fn same_as(&self, other: &TicketKeys) -> bool {
-        self.signing.kid == other.signing.kid
-            && self.signing.public_key() == other.signing.public_key()
-            && self.published == other.published
+        let signing = |keys: &TicketKeys| keys.signer.as_ref().map(|s| s.pair.public_key());
+        signing(self) == signing(other) && self.published == other.published
     }
 
     /// The public keys as JSON Web Keys naming their purpose.
@@ -84,14 +112,69 @@ impl TicketKeys {
         self.published.iter().map(|k| k.jwk_for(TICKET_PURPOSE)).collect()
     }
 
-    fn sign(&self, fields: &TicketFields) -> String {
-        fields.sign(|message| self.signing.sign_raw(message))
-    }
-
     fn verify(&self, secret: &str) -> Result<TicketFields, SecretError> {
         ticket_secret::verify(secret, |kid, message, signature| {
             self.published.iter().find(|k| k.kid == kid).map(|k| k.verify_raw(message, signature))
         })
+    }
+}
+
+/// The ticket keys in use, shared by every clone (of the sale, of the email sender) and
+/// replaced whole when their files change. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct TicketKeyring(Arc<ArcSwapOption<TicketKeys>>);
+
+impl TicketKeyring {
+    pub fn new(keys: Option<Arc<TicketKeys>>) -> Self {
+        Self(Arc::new(ArcSwapOption::new(keys)))
+    }
+
+    pub fn load(&self) -> Option<Arc<TicketKeys>> {
+        self.0.load_full()
+    }
+
+    /// Puts `keys` in use at once, for every clone.
+    pub fn store(&self, keys: Arc<TicketKeys>) {
+        self.0.store(Some(keys));
+    }
+
+    /// Reads the keys (`<dir>/<signing_kid>.private.pem` if there, every public key)
+    /// every `every` until `shutdown`, and puts them in use when they changed: a public
+    /// key added is published (so scanners hold it before any ticket is signed with it),
+    /// one removed is no longer published nor trusted for scans, and a signing key whose
+    /// file appears (a pod started before its Secret was mounted) is put in use, without
+    /// a restart. A directory that cannot be read keeps the keys in use (logged).
+    pub fn spawn_reloader(&self, dir: PathBuf, signing_kid: String, every: Duration, shutdown: CancellationToken) {
+        let ring = self.clone();
+        service_kit::periodic::spawn_every(every, shutdown, move || {
+            let (ring, dir, kid) = (ring.clone(), dir.clone(), signing_kid.clone());
+            async move {
+                let signing_kid = kid.clone();
+                match tokio::task::spawn_blocking(move || TicketKeys::read(&dir, &kid)).await {
+                    Ok(Ok(keys)) => {
+                        if ring.load().as_deref().is_none_or(|current| !current.same_as(&keys)) {
+                            let kids: Vec<String> = keys.jwks().iter().map(|k| k["kid"].to_string()).collect();
+                            let signing = keys.signer().is_some();
+                            tracing::info!(%signing_kid, signing, published = ?kids, "ticket keys reloaded");
+                            ring.store(Arc::new(keys));
+                        }
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "reading the ticket keys failed; keeping the keys in use"),
+                    Err(e) => tracing::warn!(error = %e, "reading the ticket keys failed; keeping the keys in use"),
+                }
+            }
+        });
+    }
+}
+
+impl TicketSigner {
+    /// The key id secrets are signed under.
+    pub fn kid(&self) -> &str {
+        &self.pair.kid
+    }
+
+    fn sign(&self, fields: &TicketFields) -> String {
+        fields.sign(|message| self.pair.sign_raw(message))
     }
 
     /// The capability link of a booking's `generation` (D7), valid until a day after the
@@ -128,8 +211,8 @@ impl TicketKeys {
     pub fn sign_feed(&self, body: &[u8]) -> String {
         let mut message = FEED_CONTEXT.to_vec();
         message.extend_from_slice(body);
-        let signature = URL_SAFE_NO_PAD.encode(self.signing.sign_raw(&message));
-        format!("kid={},ed25519={signature}", self.signing.kid)
+        let signature = URL_SAFE_NO_PAD.encode(self.pair.sign_raw(&message));
+        format!("kid={},ed25519={signature}", self.pair.kid)
     }
 }
 
@@ -287,7 +370,8 @@ pub struct SectionCheckins {
 
 impl Sales {
     /// The sale with ticket keys: without them tickets are still written with every
-    /// booking, but their secrets cannot be shown or checked (`TicketsUnavailable`).
+    /// booking, but their secrets cannot be shown or checked (`TicketsUnavailable`);
+    /// with public keys only, scans are checked and nothing is shown or signed.
     pub fn with_ticket_keys(self, keys: Arc<TicketKeys>) -> Self {
         self.set_ticket_keys(keys);
         self
@@ -297,20 +381,30 @@ impl Sales {
     /// reload): secrets shown and links made from now on are signed with them, and
     /// scans verified against their published keys.
     pub fn set_ticket_keys(&self, keys: Arc<TicketKeys>) {
-        self.ticket_keys.store(Some(keys));
+        self.ticket_keys.store(keys);
     }
 
     /// The ticket keys in use, if any.
     pub fn ticket_keys(&self) -> Option<Arc<TicketKeys>> {
-        self.ticket_keys.load_full()
+        self.ticket_keys.load()
+    }
+
+    /// The keyring this sale (and its clones) use: to read the keys again while serving.
+    pub fn ticket_keyring(&self) -> &TicketKeyring {
+        &self.ticket_keys
     }
 
     pub(crate) fn keys(&self) -> Result<Arc<TicketKeys>> {
-        self.ticket_keys.load_full().ok_or(Error::TicketsUnavailable)
+        self.ticket_keys.load().ok_or(Error::TicketsUnavailable)
+    }
+
+    /// The signing half of the keys in use: what shows secrets and makes links.
+    pub(crate) fn signer(&self) -> Result<Arc<TicketSigner>> {
+        self.ticket_keys.load().and_then(|keys| keys.signer().cloned()).ok_or(Error::TicketsUnavailable)
     }
 
     /// The capability link of a booking (D7), valid until a day after the event starts;
-    /// None without ticket keys.
+    /// None without the ticket signing key.
     pub fn booking_link(
         &self,
         event_id: Uuid,
@@ -318,7 +412,7 @@ impl Sales {
         generation: i32,
         starts_at: Option<DateTime<Utc>>,
     ) -> Option<String> {
-        Some(self.ticket_keys.load_full()?.booking_link(event_id, booking_id, generation, starts_at))
+        Some(self.signer().ok()?.booking_link(event_id, booking_id, generation, starts_at))
     }
 
     /// Which booking `access` may reach: the fan's own, or the one a valid link names
@@ -329,7 +423,7 @@ impl Sales {
         match access {
             BookingAccess::Fan(scope) => Ok(BookingKey::of_fan(scope, booking_id)),
             BookingAccess::Link(token) => {
-                let link = BookingLink::decode(token, &self.keys()?.link_key, Utc::now().timestamp())
+                let link = BookingLink::decode(token, &self.signer()?.link_key, Utc::now().timestamp())
                     .filter(|l| l.event_id == event_id && l.booking_id == booking_id)
                     .ok_or(Error::InvalidLink)?;
                 Ok(BookingKey {
@@ -364,7 +458,7 @@ impl Sales {
         booking_id: Uuid,
     ) -> Result<PrintableTickets> {
         let key = self.booking_key(access, event_id, booking_id)?;
-        let keys = self.keys()?;
+        let signer = self.signer()?;
         let rows = self.db.read(move |conn| Box::pin(async move { store::of_booking(conn, &key).await })).await?;
         let Some(first) = rows.first() else {
             return Err(Error::NotFound(What::Booking));
@@ -373,7 +467,7 @@ impl Sales {
             event_name: first.event_name.clone(),
             starts_at: first.starts_at,
             booking_id,
-            tickets: rows.iter().map(|row| view(&keys, row)).collect(),
+            tickets: rows.iter().map(|row| view(&signer, row)).collect(),
         })
     }
 
@@ -390,7 +484,7 @@ impl Sales {
         booking_id: Uuid,
     ) -> Result<BookingView> {
         let key = self.booking_key(access, event_id, booking_id)?;
-        self.keys()?;
+        self.signer()?;
         let starts_at = self.event_rules(event_id).await?.starts_at;
         let mut booking = self
             .db
@@ -430,7 +524,7 @@ impl Sales {
         ticket_id: Uuid,
     ) -> Result<TicketView> {
         let key = self.booking_key(access, event_id, booking_id)?;
-        self.keys()?;
+        self.signer()?;
         self.db
             .transaction(move |tx| {
                 Box::pin(async move {
@@ -482,7 +576,7 @@ impl Sales {
 
     /// The `Boxoffice-Signature` of a revocation feed's body.
     pub fn sign_revocation_feed(&self, body: &[u8]) -> Result<String> {
-        Ok(self.keys()?.sign_feed(body))
+        Ok(self.signer()?.sign_feed(body))
     }
 
     /// A scanner key for the event's gates: random, shown once, kept as a hash.
@@ -678,14 +772,14 @@ fn valid_until(starts_at: Option<DateTime<Utc>>) -> u32 {
 }
 
 /// A ticket as its fan sees it, its secret signed now (none once revoked).
-pub(crate) fn view(keys: &TicketKeys, row: &TicketRow) -> TicketView {
+pub(crate) fn view(signer: &TicketSigner, row: &TicketRow) -> TicketView {
     let until = valid_until(row.starts_at);
     let (place_kind, place_text) = match row.section_kind {
         SectionKind::Reserved => (PlaceKind::Seat, row.seat_label.clone().unwrap_or_default()),
         SectionKind::GeneralAdmission => (PlaceKind::GeneralAdmission, row.section_name.clone()),
     };
     let fields = TicketFields {
-        kid: keys.signing.kid.clone(),
+        kid: signer.kid().to_owned(),
         event_id: row.event_id,
         ticket_id: row.id,
         issue: row.issue.max(1) as u32,
@@ -710,7 +804,7 @@ pub(crate) fn view(keys: &TicketKeys, row: &TicketRow) -> TicketView {
         label: row.seat_label.clone(),
         number: row.seat_number,
         issue: row.issue,
-        secret: row.revoked_at.is_none().then(|| keys.sign(&fields)),
+        secret: row.revoked_at.is_none().then(|| signer.sign(&fields)),
         valid_from: DateTime::from_timestamp(i64::from(fields.valid_from), 0).unwrap_or(row.created_at),
         valid_until: (until > 0).then(|| DateTime::from_timestamp(i64::from(until), 0)).flatten(),
         checked_in_at: row.checked_in_at,
@@ -721,6 +815,6 @@ pub(crate) fn view(keys: &TicketKeys, row: &TicketRow) -> TicketView {
 impl Sales {
     /// The ticket keys' public halves as JSON Web Keys (none without ticket keys).
     pub fn ticket_jwks(&self) -> Vec<serde_json::Value> {
-        self.ticket_keys.load_full().map(|keys| keys.jwks()).unwrap_or_default()
+        self.ticket_keys.load().map(|keys| keys.jwks()).unwrap_or_default()
     }
 }

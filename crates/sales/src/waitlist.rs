@@ -165,9 +165,9 @@ impl Sales {
     }
 
     /// The capability link of a waitlist offer (D7), valid until a day after the event
-    /// starts; None without ticket keys.
+    /// starts; None without the ticket signing key.
     pub fn offer_link(&self, event_id: Uuid, hold_id: Uuid, starts_at: Option<DateTime<Utc>>) -> Option<String> {
-        Some(self.ticket_keys.load_full()?.offer_link(event_id, hold_id, starts_at))
+        Some(self.signer().ok()?.offer_link(event_id, hold_id, starts_at))
     }
 
     /// The fan an offer link acts for, on the hold in the request's path: the link must
@@ -175,7 +175,7 @@ impl Sales {
     /// link never reaches a hold the fan made themselves). `InvalidLink` otherwise.
     #[tracing::instrument(skip_all, fields(%event_id, %hold_id))]
     pub async fn offer_holder(&self, link: &str, event_id: Uuid, hold_id: Uuid) -> Result<FanScope> {
-        self.keys()?
+        self.signer()?
             .open_offer_link(link)
             .filter(|l| l.event_id == event_id && l.hold_id == hold_id)
             .ok_or(Error::InvalidLink)?;

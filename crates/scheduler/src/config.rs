@@ -47,6 +47,9 @@ pub struct SchedulerConfig {
     /// An attempt the provider has not settled for this long is asked about.
     pub reconcile_unsettled_after_secs: u64,
     pub reconcile_batch: i64,
+    /// How often the ticket keys (`tickets.keys_dir`) are read again while confirmation
+    /// emails are on: a signing key mounted late, or a new one, is in use within this.
+    pub key_reload_interval_secs: u64,
     /// How long probe clients may take (`[scheduler.http]`).
     pub http: HttpConfig,
     /// The outbox relay to organizer webhooks (`[scheduler.outbox_relay]`).
@@ -242,6 +245,7 @@ impl Section for SchedulerConfig {
             self.check_invariants_every_secs,
             self.reconcile_payments_every_secs,
             self.reconcile_unsettled_after_secs,
+            self.key_reload_interval_secs,
         ];
         self.http.validate("scheduler")?;
         if intervals.contains(&0) {

@@ -27,7 +27,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sales::outbox::{BookingConfirmed, WaitlistOfferMade};
 use sales::states::SubscriberKind;
 use sales::store::deliveries::{Attempt, Claimed};
-use sales::tickets::TicketKeys;
+use sales::tickets::{TicketKeyring, TicketSigner};
 use serde::Deserialize;
 use service_kit::postgres::Database;
 
@@ -46,7 +46,7 @@ pub struct Sender {
     send_timeout: Duration,
     config: Arc<EmailConfig>,
     templates: Arc<Templates>,
-    keys: Arc<TicketKeys>,
+    keys: TicketKeyring,
     db: Database,
 }
 
@@ -74,7 +74,7 @@ impl Sender {
         url: &str,
         smtp: &SmtpConfig,
         config: EmailConfig,
-        keys: Arc<TicketKeys>,
+        keys: TicketKeyring,
         db: Database,
     ) -> Result<Self, SenderError> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)?
@@ -128,6 +128,14 @@ impl Sender {
         }
     }
 
+    /// The ticket signing key in use; until there is one (its file not there yet), every
+    /// email waits and is tried again.
+    fn signer(&self) -> Result<Arc<TicketSigner>, Sent> {
+        self.keys.load().and_then(|keys| keys.signer().cloned()).ok_or_else(|| {
+            Sent::failed("no_signing_key", None, "the ticket signing key is not there yet; trying again".into())
+        })
+    }
+
     /// The confirmation of the booking a `booking.confirmed` message names.
     async fn confirmation_email(&self, claimed: &Claimed) -> Prepared {
         let data = match serde_json::from_str::<Document<BookingConfirmed>>(&claimed.body) {
@@ -135,8 +143,9 @@ impl Sender {
             Err(e) => return Err(Sent::abandoned("malformed", None, format!("not a booking.confirmed message: {e}"))),
         };
         let to = recipient(data.email.as_deref(), metrics::CONFIRMATION_EMAILS)?;
+        let signer = self.signer()?;
         let confirmation =
-            match sales::confirmations::confirmation(&self.db, &self.keys, claimed.event_id, data.booking_id).await {
+            match sales::confirmations::confirmation(&self.db, &signer, claimed.event_id, data.booking_id).await {
                 Ok(Some(confirmation)) => confirmation,
                 Ok(None) => {
                     ::metrics::counter!(metrics::CONFIRMATION_EMAILS, "result" => "booking_cancelled").increment(1);
@@ -162,8 +171,9 @@ impl Sender {
             }
         };
         let to = recipient(data.email.as_deref(), metrics::OFFER_EMAILS)?;
+        let signer = self.signer()?;
         let offer =
-            match sales::confirmations::offer(&self.db, &self.keys, claimed.event_id, data.hold_id, data.total).await {
+            match sales::confirmations::offer(&self.db, &signer, claimed.event_id, data.hold_id, data.total).await {
                 Ok(Some(offer)) => offer,
                 Ok(None) => {
                     ::metrics::counter!(metrics::OFFER_EMAILS, "result" => "offer_ended").increment(1);

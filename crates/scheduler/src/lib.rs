@@ -33,11 +33,11 @@ pub mod relay;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use std::sync::Arc;
-
-use sales::tickets::TicketKeys;
+use sales::tickets::{TicketKeyring, TicketKeys};
 use sales::Sales;
 use service_kit::health;
 use service_kit::postgres::Database;
@@ -73,6 +73,9 @@ pub struct Scheduler {
     health: TcpListener,
     db: Database,
     http: HttpConfig,
+    /// The ticket keys the emails sign with, and where to read them again, if emails are on.
+    ticket_keys: Option<(TicketKeyring, Duration)>,
+    ticket_key_files: Option<(PathBuf, String)>,
 }
 
 /// Registers jobs that run every so often on the database, one run at a time, logging
@@ -107,7 +110,8 @@ impl Scheduler {
     /// provider, runs the checkout's reconciliation; without it (tests of other jobs)
     /// that job is not registered. `tickets`, the ticket keys with their private key,
     /// sign the tickets confirmation emails carry: required when `scheduler.smtp.url` is
-    /// set.
+    /// set (keys without their private half will do: emails wait until it is read, see
+    /// [`Scheduler::reload_ticket_keys_from`]).
     pub async fn start(
         config: &SchedulerConfig,
         db: Database,
@@ -173,9 +177,11 @@ impl Scheduler {
                 async move { jobs::relay_outbox(&db, &relay).await }
             })
             .await?;
+        let mut ticket_keys = None;
         let sender = match config.smtp.url() {
             Some(url) => {
-                let keys = tickets.ok_or(Error::EmailsWithoutTicketKey)?;
+                let keys = TicketKeyring::new(Some(tickets.ok_or(Error::EmailsWithoutTicketKey)?));
+                ticket_keys = Some((keys.clone(), Duration::from_secs(config.key_reload_interval_secs)));
                 let sender =
                     emails::Sender::new(url, &config.smtp, config.confirmation_emails.clone(), keys, db.clone())?;
                 repeat
@@ -190,7 +196,16 @@ impl Scheduler {
         };
         tokio::spawn(jobs::set_email_subscriber(db.clone(), sender));
         jobs.start().await?;
-        Ok(Self { jobs, health, db, http: config.http })
+        Ok(Self { jobs, health, db, http: config.http, ticket_keys, ticket_key_files: None })
+    }
+
+    /// Reads the ticket keys again from `dir` (`<signing_kid>.private.pem` and the public
+    /// keys) every `scheduler.key_reload_interval_secs` while running, when emails are
+    /// on: a key rotated, or a signing key mounted after the start, is used without a
+    /// restart (as the gateways do).
+    pub fn reload_ticket_keys_from(mut self, dir: PathBuf, signing_kid: String) -> Self {
+        self.ticket_key_files = Some((dir, signing_kid));
+        self
     }
 
     pub fn health_addr(&self) -> std::io::Result<SocketAddr> {
@@ -199,6 +214,9 @@ impl Scheduler {
 
     /// Runs until `shutdown` is cancelled, then stops the jobs.
     pub async fn run(mut self, shutdown: CancellationToken) -> Result<(), Error> {
+        if let (Some((keys, every)), Some((dir, kid))) = (&self.ticket_keys, self.ticket_key_files.take()) {
+            keys.spawn_reloader(dir, kid, *every, shutdown.clone());
+        }
         let probes = service_kit::router::management_router(
             "scheduler",
             vec![("postgres", health::postgres_check(self.db.pool().clone()))],

@@ -15,6 +15,7 @@
 //! - [`health`]: `/healthz` (alive) and `/readyz` (dependencies reachable).
 //! - [`metrics`]: `/metrics` for Prometheus, request spans and latency, pool and
 //!   process metrics.
+//! - [`periodic`]: background work repeated on an interval until shutdown.
 //! - [`openapi`]: what every service's OpenAPI description shares: the envelope's
 //!   schema, the admin key's security scheme, the refusals many routes give.
 //! - [`postgres`] / [`redis_conn`]: connection settings and pools.
@@ -36,6 +37,7 @@ pub mod health;
 pub mod invalid;
 pub mod metrics;
 pub mod openapi;
+pub mod periodic;
 pub mod postgres;
 pub mod rate_limit;
 pub mod redis_conn;

@@ -73,6 +73,9 @@ pub(crate) struct RefundObject {
     pub payment_intent: Option<String>,
     pub amount: i64,
     pub status: RefundStatusWire,
+    /// Why a refund failed (`expired_or_canceled_card`, `lost_or_stolen_card`, …).
+    #[serde(default)]
+    pub failure_reason: Option<String>,
     #[serde(default)]
     pub metadata: BTreeMap<String, String>,
 }
@@ -101,6 +104,7 @@ impl From<RefundObject> for Refund {
             payment_intent: o.payment_intent.unwrap_or_default(),
             amount_minor: o.amount,
             status,
+            failure_reason: o.failure_reason,
             metadata: o.metadata,
         }
     }

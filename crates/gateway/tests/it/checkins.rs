@@ -5,10 +5,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::{Rng, SeedableRng};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::helpers::{count, spawn_app, spawn_app_with, ADMIN_KEY};
-use crate::tickets::{book, scan, scanner_key, secret, tickets};
+use crate::helpers::{count, spawn_app, spawn_app_with, ticket_public_keys, ADMIN_KEY};
+use crate::tickets::{book, scan, scanner_key, secret, tickets, tickets_path};
 
 #[tokio::test]
 async fn first_scan_is_valid_and_records_gate_and_time_then_already_checked_in_says_when_and_where() {
@@ -32,6 +32,47 @@ async fn first_scan_is_valid_and_records_gate_and_time_then_already_checked_in_s
     );
     let shown = tickets(&app, &event, "fan", &booking).await.remove(0);
     assert_eq!((&shown["status"], &shown["gate"]), (&json!("checked_in"), &json!("North 1")));
+}
+
+#[tokio::test]
+async fn a_replica_with_only_the_public_ticket_key_checks_tickets_in_and_shows_none() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(2).await;
+    let booking = book(&app, &event, "fan", json!({ "seats": ["1"] })).await;
+    let ticket = tickets(&app, &event, "fan", &booking).await.remove(0);
+    let key = scanner_key(&app, &event).await;
+    let gate_replica = app.another_replica_with_ticket_keys(Some(ticket_public_keys())).await;
+    let keyless_replica = app.another_replica_with_ticket_keys(None).await;
+
+    let refused = scan(&keyless_replica, &event, &key, &secret(&ticket), "North 1").await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::SERVICE_UNAVAILABLE, "tickets_unavailable"));
+    let first = scan(&gate_replica, &event, &key, &secret(&ticket), "North 1").await;
+    assert_eq!((first.status, &first.body["result"]), (StatusCode::OK, &json!("valid")), "{}", first.body);
+    let again = scan(&gate_replica, &event, &key, &secret(&ticket), "North 2").await;
+    assert_eq!(again.body["result"], "already_checked_in", "{}", again.body);
+    let mut forged = secret(&ticket);
+    forged.pop();
+    forged.push('A');
+    let forged = scan(&gate_replica, &event, &key, &forged, "North 1").await;
+    assert_eq!(forged.body["result"], "invalid", "{}", forged.body);
+
+    // Nothing signed without the private key: no secret shown, no feed signed; the
+    // published keys are the public ones it holds.
+    let shown = gate_replica
+        .send(Method::GET, &tickets_path(&event, &booking), Some(&gate_replica.token("fan", &event)), None)
+        .await;
+    assert_eq!((shown.status, shown.code()), (StatusCode::SERVICE_UNAVAILABLE, "tickets_unavailable"));
+    let feed = gate_replica.send(Method::GET, &event.path("/tickets/revocations"), Some(&key), None).await;
+    assert_eq!((feed.status, feed.code()), (StatusCode::SERVICE_UNAVAILABLE, "tickets_unavailable"));
+    let jwks = gate_replica.send(Method::GET, "/.well-known/jwks.json", None, None).await.body;
+    let ticket_kids: Vec<&Value> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["boxoffice_purpose"] == "ticket")
+        .map(|k| &k["kid"])
+        .collect();
+    assert_eq!(ticket_kids, [&json!("tickets-test")]);
 }
 
 #[tokio::test]

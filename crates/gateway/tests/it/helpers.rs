@@ -17,9 +17,18 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
 /// The ticket key every test gateway in this process signs with (so a replica verifies
 /// another's tickets, as replicas sharing `tickets.keys_dir` do).
 pub fn ticket_keys() -> sales::tickets::TicketKeys {
+    sales::tickets::TicketKeys::new(ticket_pair().clone(), Vec::new())
+}
+
+/// The public half of [`ticket_keys`] alone, as a replica without the private key's file
+/// holds it.
+pub fn ticket_public_keys() -> sales::tickets::TicketKeys {
+    sales::tickets::TicketKeys::verify_only(vec![ticket_pair().public_key()])
+}
+
+fn ticket_pair() -> &'static access_token::KeyPair {
     static PAIR: std::sync::OnceLock<access_token::KeyPair> = std::sync::OnceLock::new();
-    let pair = PAIR.get_or_init(|| access_token::KeyPair::generate("tickets-test").expect("a valid kid"));
-    sales::tickets::TicketKeys::new(pair.clone(), Vec::new())
+    PAIR.get_or_init(|| access_token::KeyPair::generate("tickets-test").expect("a valid kid"))
 }
 
 pub struct TestApp {
@@ -94,7 +103,7 @@ pub async fn spawn_app_through_proxy_with(
 }
 
 async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut GatewayConfig)) -> TestApp {
-    start_with_keys(pool, database, TestKeys::new(), None, adjust).await
+    start_with_keys(pool, database, TestKeys::new(), Some(ticket_keys()), None, adjust).await
 }
 
 /// The app trusting the public keys in `dir` (which must hold `keys`' pair), reading
@@ -102,7 +111,7 @@ async fn start(pool: PgPool, database: Database, adjust: impl FnOnce(&mut Gatewa
 pub async fn spawn_app_reloading_keys(keys: TestKeys, dir: &std::path::Path, every: std::time::Duration) -> TestApp {
     let db = TestDatabase::new(&schema::MIGRATOR, 4).await.expect("test database");
     let database = db.service_database(4);
-    start_with_keys(db.pool, database, keys, Some((dir, every)), |_| {}).await
+    start_with_keys(db.pool, database, keys, Some(ticket_keys()), Some((dir, every)), |_| {}).await
 }
 
 /// The app started with no ticket keys, reading `<dir>/<signing_kid>.private.pem` and
@@ -132,14 +141,14 @@ async fn start_with_keys(
     pool: PgPool,
     database: Database,
     keys: TestKeys,
+    tickets: Option<sales::tickets::TicketKeys>,
     reload_keys: Option<(&std::path::Path, std::time::Duration)>,
     adjust: impl FnOnce(&mut GatewayConfig),
 ) -> TestApp {
     // Tests read the seat map right after changing it.
     let config = test_support::config(&[("admin_api_key", ADMIN_KEY), ("seat_map_max_age_ms", "0")], adjust);
-    let tickets = std::sync::Arc::new(ticket_keys());
-    let mut app =
-        Application::build(&config, database.clone(), keys.verifier(), Some(tickets)).await.expect("gateway binds");
+    let tickets = tickets.map(std::sync::Arc::new);
+    let mut app = Application::build(&config, database.clone(), keys.verifier(), tickets).await.expect("gateway binds");
     if let Some((dir, every)) = reload_keys {
         app = app.reload_keys_from(dir.to_owned(), every);
     }
@@ -154,8 +163,13 @@ async fn start_with_keys(
 impl TestApp {
     /// Another gateway replica on the same database, trusting the same signing key.
     pub async fn another_replica(&self) -> TestApp {
+        self.another_replica_with_ticket_keys(Some(ticket_keys())).await
+    }
+
+    /// Another gateway replica on the same database holding `tickets` as its ticket keys.
+    pub async fn another_replica_with_ticket_keys(&self, tickets: Option<sales::tickets::TicketKeys>) -> TestApp {
         let keys = TestKeys { pair: self.keys.pair.clone(), signer: TokenSigner::new(&self.keys.pair) };
-        start_with_keys(self.pool.clone(), self.db.clone(), keys, None, |_| {}).await
+        start_with_keys(self.pool.clone(), self.db.clone(), keys, tickets, None, |_| {}).await
     }
 
     /// Stops the gateway as SIGTERM would, then closes its connections.

@@ -363,7 +363,7 @@ async fn an_offers_link_takes_or_declines_it_without_an_access_token_and_reaches
     // with a well-made offer link for it), and no link of another kind or altered.
     let keys = crate::helpers::ticket_keys();
     let own_hold_id = own_hold.body["id"].as_str().unwrap();
-    let forged_for_own_hold = keys.offer_link(event.id, own_hold_id.parse().unwrap(), None);
+    let forged_for_own_hold = keys.signer().unwrap().offer_link(event.id, own_hold_id.parse().unwrap(), None);
     let booking_link = booking.body["link"].as_str().expect("a booking link");
     let mut altered = link1.clone().into_bytes();
     altered[10] = if altered[10] == b'A' { b'B' } else { b'A' };

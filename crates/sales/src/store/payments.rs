@@ -198,11 +198,27 @@ pub async fn claim_provider_event(
     Ok(inserted.rows_affected() == 1)
 }
 
-/// Late payments the organizer should look at (refunded because their seats were gone).
+/// A payment the organizer should look at, with why its refund failed if it did.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AttentionRow {
+    #[sqlx(flatten)]
+    pub payment: PaymentRow,
+    pub refund_failure: Option<String>,
+}
+
+/// Payments the organizer should look at: late payments refunded because their seats
+/// were gone, and payments whose refund the provider gave up.
 #[tracing::instrument(level = "debug", skip(conn))]
-pub async fn needing_attention(conn: &mut PgConnection, event_id: Option<Uuid>, limit: i64) -> Result<Vec<PaymentRow>> {
+pub async fn needing_attention(
+    conn: &mut PgConnection,
+    event_id: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<AttentionRow>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM payments WHERE needs_attention AND ($1::uuid IS NULL OR event_id = $1)
+        "SELECT {COLUMNS},
+                (SELECT r.last_error FROM refunds r WHERE r.payment_id = payments.id AND r.status = 'failed'
+                 ORDER BY r.created_at DESC LIMIT 1) AS refund_failure
+         FROM payments WHERE needs_attention AND ($1::uuid IS NULL OR event_id = $1)
          ORDER BY created_at DESC LIMIT $2"
     ))
     .bind(event_id)

@@ -133,6 +133,47 @@ pub async fn mark_succeeded(conn: &mut PgConnection, refund_id: Uuid, provider_r
     Ok(done.is_some())
 }
 
+/// The provider gave the refund up (`failed` or `canceled`), perhaps after confirming
+/// it: the refund is `failed` for good with the provider's `failure` as its last error,
+/// its payment counts only the refunds that did succeed, and is listed for the organizer
+/// (`needs_attention`), who must return the money another way. Its amount stays in
+/// `payments.refunded_minor`, so nothing refunds that payment again behind the
+/// organizer's back. Returns false when it had failed before.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn mark_failed(
+    conn: &mut PgConnection,
+    refund_id: Uuid,
+    provider_refund_id: &str,
+    failure: &str,
+) -> Result<bool> {
+    let done: Option<Uuid> = sqlx::query_scalar(
+        "WITH refund AS (
+             UPDATE refunds SET status = 'failed', succeeded_at = NULL,
+                    provider_refund_id = coalesce(provider_refund_id, $2), last_error = left($3, 500)
+             WHERE id = $1 AND status <> 'failed'
+             RETURNING payment_id
+         ), refunded AS (
+             SELECT p.id, p.amount_minor,
+                    (SELECT coalesce(sum(amount_minor), 0) FROM refunds
+                     WHERE payment_id = p.id AND status = 'succeeded' AND id <> $1) AS refunded
+             FROM payments p WHERE p.id IN (SELECT payment_id FROM refund)
+         )
+         UPDATE payments SET needs_attention = true, updated_at = now(),
+                status = CASE WHEN payments.status NOT IN ('refunded', 'partially_refunded') THEN payments.status
+                              WHEN refunded.refunded = 0 THEN 'succeeded'::payment_status
+                              WHEN refunded.refunded >= refunded.amount_minor THEN 'refunded'::payment_status
+                              ELSE 'partially_refunded'::payment_status END
+         FROM refunded WHERE payments.id = refunded.id
+         RETURNING payments.id",
+    )
+    .bind(refund_id)
+    .bind(provider_refund_id)
+    .bind(failure)
+    .fetch_optional(conn)
+    .await?;
+    Ok(done.is_some())
+}
+
 /// The provider has the refund but has not settled it yet.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn record_provider_id(conn: &mut PgConnection, refund_id: Uuid, provider_refund_id: &str) -> Result<()> {

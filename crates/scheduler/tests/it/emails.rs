@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sales::consumer::Drained;
 use sales::domain::ticket_secret::{self, TicketFields};
-use sales::tickets::TicketKeys;
+use sales::tickets::{TicketKeyring, TicketKeys};
 use scheduler::emails::Sender;
 use scheduler::SchedulerConfig;
 use serde_json::{json, Value};
@@ -146,7 +146,15 @@ impl Sale {
     /// (the first retry 200 ms later: not within the same run), linking to this
     /// gateway's tickets route.
     fn sender(&self, smtp: &str) -> Sender {
-        let config: SchedulerConfig = test_support::config(&[], |c: &mut SchedulerConfig| {
+        let config = self.scheduler_config(smtp, |_| {});
+        let keys = TicketKeyring::new(Some(self.tickets.clone()));
+        Sender::new(smtp, &config.smtp, config.confirmation_emails, keys, self.db.clone()).unwrap()
+    }
+
+    /// The scheduler's settings for sending through `smtp` as [`Sale::sender`] does,
+    /// changed by `adjust`.
+    fn scheduler_config(&self, smtp: &str, adjust: impl FnOnce(&mut SchedulerConfig)) -> SchedulerConfig {
+        test_support::config(&[("smtp.url", smtp)], |c: &mut SchedulerConfig| {
             c.smtp.connect_timeout_ms = 2_000;
             c.smtp.send_timeout_ms = 5_000;
             c.confirmation_emails.retry_scale = 0.04;
@@ -154,8 +162,8 @@ impl Sale {
                 format!("http://{}/v1/events/{{event_id}}/bookings/{{booking_id}}/tickets?link={{link}}", self.gateway);
             c.confirmation_emails.offer_page_url =
                 format!("http://{}/v1/events/{{event_id}}/holds/{{hold_id}}?link={{link}}", self.gateway);
-        });
-        Sender::new(smtp, &config.smtp, config.confirmation_emails, self.tickets.clone(), self.db.clone()).unwrap()
+            adjust(c);
+        })
     }
 
     /// The email delivery of `booking`: (status, attempts).
@@ -410,6 +418,68 @@ async fn with_emails_off_no_delivery_is_written_and_turning_them_off_stops_new_o
     sales::confirmations::set_enabled(&sale.db, false).await.unwrap();
     sale.book(event, "fan-3", &["3"], None).await;
     assert_eq!(deliveries().await.unwrap(), 1, "an email subscriber turned off hears nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_scheduler_holds_emails_until_its_signing_key_is_mounted_then_signs_with_it() {
+    let sale = Sale::start(true).await;
+    let sink = SmtpSink::start().await;
+    let dir = std::env::temp_dir().join(format!("bo-email-ticket-keys-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let late = access_token::KeyPair::generate("tickets-late").unwrap();
+    std::fs::write(dir.join("tickets-late.public.pem"), late.public_pem()).unwrap();
+    let public_only = TicketKeys::read(&dir, "tickets-late").unwrap();
+    assert!(public_only.signer().is_none());
+    let config = sale.scheduler_config(&sink.url(), |c| {
+        c.key_reload_interval_secs = 1;
+        c.confirmation_emails.every_secs = 1;
+        c.confirmation_emails.retry_scale = 0.001;
+    });
+    let scheduler = scheduler::Scheduler::start(&config, sale.db.clone(), None, Some(Arc::new(public_only)))
+        .await
+        .unwrap()
+        .reload_ticket_keys_from(dir.clone(), "tickets-late".to_owned());
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(scheduler.run(shutdown.clone()));
+    let event = sale.event().await;
+    let booking = sale.book(event, "fan-1", &["1"], Some(FAN_EMAIL)).await;
+
+    let attempts = eventually(|| sale.attempts(&booking), |a| !a.is_empty()).await;
+    assert!(attempts[0].1.as_deref().is_some_and(|e| e.contains("signing key is not there yet")), "{attempts:?}");
+    assert_eq!(sink.received().len(), 0);
+
+    late.write_to_dir(&dir).unwrap();
+    let delivery = eventually(|| sale.delivery(&booking), |d| d.0 == "delivered").await;
+    assert!(delivery.1 >= 2, "sent on a later attempt: {delivery:?}");
+    let received = sink.received();
+    assert_eq!(received.len(), 1);
+    let shown = show(&received[0]);
+    assert_eq!(shown.images.len(), 1);
+    let secret = decode_qr(&shown.images[0].1);
+    let fields = ticket_secret::verify(&secret, |kid, message, signature| {
+        (kid == "tickets-late").then(|| late.public_key().verify_raw(message, signature))
+    })
+    .unwrap();
+    assert_eq!(fields.kid, "tickets-late");
+    shutdown.cancel();
+    running.await.unwrap().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `read`'s value once `done` says so, read every 100 ms for at most 20 s.
+async fn eventually<T: std::fmt::Debug, F: std::future::Future<Output = T>>(
+    read: impl Fn() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let mut value = read().await;
+    for _ in 0..200 {
+        if done(&value) {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        value = read().await;
+    }
+    panic!("not reached within 20 s: {value:?}")
 }
 
 #[tokio::test]
