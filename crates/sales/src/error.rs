@@ -53,8 +53,12 @@ pub enum Error {
     /// this request.
     #[error(transparent)]
     PaymentProvider(#[from] crate::payment_provider::ProviderError),
-    /// This process holds no ticket keys: secrets can be neither shown nor checked.
-    #[error("tickets cannot be shown or checked here: this server has no ticket keys")]
+    /// This process lacks the ticket key the request needs: the private key to show
+    /// secrets, make links or sign the feed; any ticket key to check a scan.
+    #[error(
+        "tickets cannot be shown or checked here: this server lacks the ticket key it takes (the private key \
+         shows secrets and signs, the public keys check scans)"
+    )]
     TicketsUnavailable,
     /// A capability link (a booking's or an offer's) that is not ours, is for another
     /// booking or hold, has ended or was revoked.
