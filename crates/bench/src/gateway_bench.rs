@@ -18,7 +18,7 @@ use crate::Target;
 /// Places per benchmark event: more than any run can sell.
 const PLACES: u32 = 100_000;
 /// Tickets per check-in event, all sold before the scans start: more than a run scans.
-const CHECKIN_PLACES: u32 = 30_000;
+const CHECKIN_PLACES: u32 = 80_000;
 /// How many seats contended clients all aim at.
 const HOT_SEATS: u64 = 32;
 
