@@ -165,12 +165,14 @@ impl LiveSeatMap {
         self.position = watermark;
         kept_for_waitlist.sort();
         let kept_changed = kept_for_waitlist != self.kept_for_waitlist;
-        let mut changed: Vec<SeatNow> = Vec::new();
+        // By seat, the last word on it winning: a read that named a seat twice (the
+        // store's does not) still sends what the map now holds.
+        let mut changed: BTreeMap<i64, SeatNow> = BTreeMap::new();
         for seat in seats {
             if let Some(&i) = self.index.get(&seat.seat_id) {
                 if self.statuses[i] != seat.status {
                     self.statuses[i] = seat.status;
-                    changed.push(*seat);
+                    changed.insert(seat.seat_id, *seat);
                 }
             }
         }
@@ -178,8 +180,7 @@ impl LiveSeatMap {
             return None;
         }
         self.kept_for_waitlist = kept_for_waitlist;
-        changed.sort_by_key(|seat| seat.seat_id);
-        changed.dedup_by_key(|seat| seat.seat_id);
+        let changed: Vec<SeatNow> = changed.into_values().collect();
         let delta = Arc::new(Delta {
             from: self.emitted_to,
             to: watermark,
@@ -213,7 +214,9 @@ impl LiveSeatMap {
         }
     }
 
-    /// The map now, encoded once per position however many clients ask.
+    /// The map now, encoded once per change however many clients ask: its position is
+    /// where the last change was taken in, or later (reads that changed nothing move
+    /// the map's position, not the snapshot's — it is as true at both).
     pub fn snapshot(&mut self) -> Arc<Snapshot> {
         if let Some(snapshot) = &self.snapshot {
             return snapshot.clone();
@@ -365,5 +368,151 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &live.snapshot()));
         live.apply(&[seat(2, SeatState::Booked, None)], vec![], 110);
         assert_eq!(live.snapshot().position, 110);
+    }
+}
+
+/// Properties over random histories (issue 20): a client that applies every delta to
+/// its snapshot, or that reconnects and catches up, sees exactly what a fresh snapshot
+/// shows; deltas always fit the client that saw the one before.
+#[cfg(test)]
+mod properties {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::*;
+
+    /// What a client knows: each seat's letter and hold end, and the kept sections.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Client {
+        seats: BTreeMap<i64, (String, Option<i64>)>,
+        kept: Value,
+        position: Position,
+    }
+
+    impl Client {
+        fn from_snapshot(seat_ids: &[i64], snapshot: &Snapshot) -> Self {
+            let body: Value = serde_json::from_str(&snapshot.json).unwrap();
+            let mut held = BTreeMap::new();
+            for group in body["held_until"].as_array().unwrap() {
+                for id in group[1].as_array().unwrap() {
+                    held.insert(id.as_i64().unwrap(), group[0].as_i64().unwrap());
+                }
+            }
+            let states = body["states"].as_str().unwrap();
+            let seats = seat_ids
+                .iter()
+                .zip(states.chars())
+                .map(|(id, c)| (*id, (c.to_string(), held.get(id).copied())))
+                .collect();
+            Self { seats, kept: body["kept_for_waitlist"].clone(), position: body["position"].as_i64().unwrap() }
+        }
+
+        fn apply(&mut self, delta: &Delta) {
+            let body: Value = serde_json::from_str(&delta.json).unwrap();
+            for seat in body["seats"].as_array().unwrap() {
+                let until = seat[2].as_i64();
+                self.seats.insert(seat[0].as_i64().unwrap(), (seat[1].as_str().unwrap().to_owned(), until));
+            }
+            self.kept = body["kept_for_waitlist"].clone();
+            self.position = body["position"].as_i64().unwrap();
+        }
+    }
+
+    fn status() -> impl Strategy<Value = SeatStatus> {
+        prop_oneof![
+            Just(SeatStatus { state: SeatState::Available, held_until: None }),
+            Just(SeatStatus { state: SeatState::Booked, held_until: None }),
+            (1i64..=3).prop_map(|s| SeatStatus {
+                state: SeatState::Held,
+                held_until: DateTime::from_timestamp_millis(s * 1000),
+            }),
+        ]
+    }
+
+    /// One read: seats (by index; past the map's seats: a general-admission place) as
+    /// they are now, which sections are kept, and how far the watermark moved.
+    type Read = (Vec<(usize, SeatStatus)>, [bool; 2], i64);
+
+    fn reads() -> impl Strategy<Value = Vec<Read>> {
+        proptest::collection::vec(
+            (proptest::collection::vec((0usize..24, status()), 0..6), any::<[bool; 2]>(), 1i64..4),
+            0..30,
+        )
+    }
+
+    const SECTIONS: [Uuid; 2] = [Uuid::from_u128(1), Uuid::from_u128(2)];
+
+    fn kept(mask: [bool; 2]) -> Vec<Uuid> {
+        SECTIONS.iter().zip(mask).filter(|(_, kept)| *kept).map(|(id, _)| *id).collect()
+    }
+
+    proptest! {
+        #[test]
+        fn a_snapshot_and_every_delta_since_equal_a_fresh_snapshot(
+            initial in proptest::collection::vec(status(), 1..20),
+            reads in reads(),
+            history_len in 1usize..6,
+            reconnect_after in any::<prop::sample::Index>(),
+        ) {
+            let seat_ids: Vec<i64> = (0..initial.len() as i64).map(|i| 1000 - 10 * i).collect();
+            let mut sorted_ids = seat_ids.clone();
+            sorted_ids.sort();
+            let seats = |statuses: &[SeatStatus]| -> Vec<SeatNow> {
+                seat_ids.iter().zip(statuses).map(|(&seat_id, &status)| SeatNow { seat_id, status }).collect()
+            };
+            let mut truth = initial.clone();
+            let mut truth_kept = Vec::new();
+            let mut live = LiveSeatMap::new(seats(&initial), Vec::new(), 100, history_len);
+            let mut follower = Client::from_snapshot(&sorted_ids, &live.snapshot());
+            let reconnect_after = reconnect_after.index(reads.len() + 1);
+            let mut reconnecting = (reconnect_after == 0).then(|| follower.clone());
+            let mut position = 100;
+            for (step, (changes, mask, advance)) in reads.iter().enumerate() {
+                position += advance;
+                let read: Vec<SeatNow> = changes
+                    .iter()
+                    .map(|&(i, status)| {
+                        if let Some(now) = truth.get_mut(i) {
+                            *now = status;
+                        }
+                        SeatNow { seat_id: seat_ids.get(i).copied().unwrap_or(50_000 + i as i64), status }
+                    })
+                    .collect();
+                truth_kept = kept(*mask);
+                if let Some(delta) = live.apply(&read, truth_kept.clone(), position) {
+                    prop_assert_eq!(delta.fit(follower.position), Fit::Apply);
+                    follower.apply(&delta);
+                }
+                if step + 1 == reconnect_after {
+                    reconnecting = Some(Client::from_snapshot(&sorted_ids, &live.snapshot()));
+                }
+            }
+            let fresh = LiveSeatMap::new(seats(&truth), truth_kept, live.position(), history_len).snapshot();
+            let expected = Client::from_snapshot(&sorted_ids, &fresh);
+            let mut follower_seen = follower.clone();
+            follower_seen.position = live.position();
+            prop_assert_eq!(&follower_seen, &expected, "the follower");
+            // Encoded once per change: its position may be older when nothing changed since.
+            let mut own = Client::from_snapshot(&sorted_ids, &live.snapshot());
+            prop_assert!(own.position <= live.position());
+            own.position = live.position();
+            prop_assert_eq!(&own, &expected, "the map's own snapshot");
+
+            let mut back = reconnecting.unwrap();
+            match live.catch_up(back.position) {
+                CatchUp::UpToDate => {}
+                CatchUp::Snapshot => back = Client::from_snapshot(&sorted_ids, &live.snapshot()),
+                CatchUp::Deltas(deltas) => {
+                    for delta in deltas {
+                        prop_assert_eq!(delta.fit(back.position), Fit::Apply);
+                        back.apply(&delta);
+                    }
+                }
+            }
+            back.position = live.position();
+            prop_assert_eq!(&back, &expected, "the client that reconnected");
+        }
     }
 }

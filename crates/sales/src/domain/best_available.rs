@@ -343,3 +343,111 @@ mod tests {
         assert_eq!(ranker.finish(), vec![vec![200, 201]]);
     }
 }
+
+/// Properties over random sections (issue 20): whatever the free seats, the choices are
+/// disjoint and whole, adjacent when a row allows it, in the best such row, stranding
+/// nobody when that row allows it, and the same however the seats are fed in windows.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Up to 4 rows of up to 12 seats, each free or not; ids are row * 100 + number.
+    fn free_seats() -> impl Strategy<Value = Vec<Candidate>> {
+        proptest::collection::vec(proptest::collection::vec(any::<bool>(), 12), 1..=4).prop_map(|rows| {
+            let mut seats = Vec::new();
+            for (row_rank, free) in rows.iter().enumerate() {
+                for (n, _) in free.iter().enumerate().filter(|(_, free)| **free) {
+                    let (row_rank, seat_number) = (row_rank as i32, n as i32 + 1);
+                    seats.push(Candidate { id: i64::from(row_rank * 100 + seat_number), row_rank, seat_number });
+                }
+            }
+            seats
+        })
+    }
+
+    /// The runs of consecutive seats of each row, best row first.
+    fn runs(seats: &[Candidate]) -> Vec<&[Candidate]> {
+        seats.chunk_by(|a, b| a.row_rank == b.row_rank && b.seat_number == a.seat_number + 1).collect()
+    }
+
+    /// How many single seats taking `block` leaves alone in its run.
+    fn stranded(seats: &[Candidate], block: &[i64]) -> u8 {
+        let run = runs(seats).into_iter().find(|run| run.iter().any(|s| s.id == block[0])).unwrap();
+        let start = run.iter().position(|s| s.id == block[0]).unwrap();
+        let right = run.len() - start - block.len();
+        u8::from(start == 1) + u8::from(right == 1)
+    }
+
+    fn is_block(seats: &[Candidate], choice: &[i64]) -> bool {
+        let chosen: Vec<&Candidate> = choice.iter().map(|id| seats.iter().find(|s| s.id == *id).unwrap()).collect();
+        chosen
+            .windows(2)
+            .all(|pair| pair[0].row_rank == pair[1].row_rank && pair[1].seat_number == pair[0].seat_number + 1)
+    }
+
+    proptest! {
+        #[test]
+        fn choices_are_disjoint_whole_and_made_of_free_seats(
+            seats in free_seats(), quantity in 1usize..=5, max_options in 1usize..=4,
+        ) {
+            let choices = options(&seats, quantity, max_options);
+            prop_assert!(choices.len() <= max_options);
+            let mut all: Vec<i64> = choices.iter().flatten().copied().collect();
+            prop_assert!(choices.iter().all(|choice| choice.len() == quantity));
+            prop_assert!(all.iter().all(|id| seats.iter().any(|s| s.id == *id)));
+            all.sort();
+            all.dedup();
+            prop_assert_eq!(all.len(), choices.len() * quantity, "no seat in two choices");
+            if choices.is_empty() {
+                prop_assert!(seats.len() < quantity);
+            }
+        }
+
+        #[test]
+        fn seats_together_in_the_best_row_that_has_them_stranding_nobody_when_it_can(
+            seats in free_seats(), quantity in 1usize..=5, max_options in 1usize..=4,
+        ) {
+            let choices = options(&seats, quantity, max_options);
+            let best_row = runs(&seats).into_iter().filter(|run| run.len() >= quantity).map(|run| run[0].row_rank).min();
+            match best_row {
+                Some(row) => {
+                    prop_assert!(choices.iter().all(|choice| is_block(&seats, choice)), "{choices:?}");
+                    let first = &choices[0];
+                    prop_assert_eq!(seats.iter().find(|s| s.id == first[0]).unwrap().row_rank, row);
+                    let row_can_strand_nobody = runs(&seats).into_iter().filter(|run| run[0].row_rank == row).any(|run| {
+                        run.len() >= quantity && (0..=run.len() - quantity).any(|s| s != 1 && run.len() - s - quantity != 1)
+                    });
+                    if row_can_strand_nobody {
+                        prop_assert_eq!(stranded(&seats, first), 0, "{:?}", first);
+                    }
+                }
+                None => {
+                    let ids: Vec<i64> = seats.iter().map(|s| s.id).collect();
+                    let expected: Vec<Vec<i64>> =
+                        ids.chunks_exact(quantity).take(max_options).map(<[i64]>::to_vec).collect();
+                    prop_assert_eq!(choices, expected, "the best seats in order");
+                }
+            }
+        }
+
+        #[test]
+        fn feeding_the_seats_in_windows_chooses_as_reading_them_all(
+            seats in free_seats(), quantity in 1usize..=5, max_options in 1usize..=4,
+            cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+        ) {
+            let mut at: Vec<usize> = cuts.iter().map(|cut| cut.index(seats.len() + 1)).collect();
+            at.push(0);
+            at.push(seats.len());
+            at.sort();
+            let mut ranker = Ranker::new(quantity, max_options);
+            for window in at.windows(2) {
+                if ranker.push(&seats[window[0]..window[1]]) {
+                    break;
+                }
+            }
+            prop_assert_eq!(ranker.finish(), options(&seats, quantity, max_options));
+        }
+    }
+}

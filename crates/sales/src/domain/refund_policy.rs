@@ -141,3 +141,57 @@ mod tests {
         assert_eq!(refund_amount(1000, 0), 0);
     }
 }
+
+/// Properties over random policies (issue 20): the tier in force is the one with the
+/// longest notice the fan still gave, boundaries included, and a refund is never more
+/// than what was paid.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A valid policy: 1-10 tiers of distinct notices, longest first.
+    fn policy() -> impl Strategy<Value = RefundPolicy> {
+        proptest::collection::btree_map(0u32..500, 0u8..=100, 1..=MAX_TIERS).prop_map(|tiers| {
+            RefundPolicy(
+                tiers
+                    .into_iter()
+                    .rev()
+                    .map(|(before_hours, refund_percent)| RefundTier { before_hours, refund_percent })
+                    .collect(),
+            )
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn the_tier_in_force_is_the_longest_notice_given(policy in policy(), hours in -50.0f64..600.0, on_a_boundary in any::<prop::sample::Index>()) {
+            prop_assert!(policy.validate().is_ok());
+            let boundary = f64::from(policy.0[on_a_boundary.index(policy.0.len())].before_hours);
+            for hours in [hours, boundary, boundary - 0.001] {
+                let in_force = policy.0.iter().filter(|t| hours >= f64::from(t.before_hours)).max_by_key(|t| t.before_hours);
+                prop_assert_eq!(policy.refund_percent(Some(hours)), in_force.map_or(0, |t| t.refund_percent), "{} h", hours);
+            }
+            prop_assert_eq!(policy.refund_percent(None), policy.0[0].refund_percent, "no start date: the first tier");
+        }
+
+        #[test]
+        fn a_policy_is_valid_only_with_distinct_notices_longest_first(tiers in proptest::collection::vec((0u32..50, 0u8..=120), 0..=12)) {
+            let policy = RefundPolicy(tiers.iter().map(|&(before_hours, refund_percent)| RefundTier { before_hours, refund_percent }).collect());
+            let valid = (1..=MAX_TIERS).contains(&tiers.len())
+                && tiers.iter().all(|&(_, percent)| percent <= 100)
+                && tiers.windows(2).all(|pair| pair[0].0 > pair[1].0);
+            prop_assert_eq!(policy.validate().is_ok(), valid);
+        }
+
+        #[test]
+        fn a_refund_is_never_more_than_was_paid_and_grows_with_the_percentage(paid in 0i64..=i64::MAX, percent in any::<u8>()) {
+            let amount = refund_amount(paid, percent);
+            prop_assert!((0..=paid).contains(&amount));
+            prop_assert!(refund_amount(paid, percent.saturating_add(1)) >= amount);
+            prop_assert_eq!(refund_amount(paid, 100), paid);
+            prop_assert_eq!(refund_amount(paid, 0), 0);
+        }
+    }
+}

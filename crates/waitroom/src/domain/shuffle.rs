@@ -92,3 +92,47 @@ mod tests {
         assert_eq!(order("seed", &["a", "b"]), ["b", "a"]);
     }
 }
+
+/// Properties over random pre-queues (issue 20): the shuffle is a permutation fixed by
+/// the seed alone, sorted by the published recipe.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn the_order_is_a_permutation_sorted_by_draw_then_fan_id_whatever_the_arrival(
+            seed in "[0-9a-f]{64}",
+            fans in proptest::collection::btree_set("[A-Za-z0-9:_-]{1,24}", 0..40),
+            arrival in any::<prop::sample::Index>(),
+        ) {
+            let fans: Vec<String> = fans.into_iter().collect();
+            let ordered = order(&seed, &fans);
+            let mut rotated = fans.clone();
+            if !rotated.is_empty() {
+                let by = arrival.index(rotated.len());
+                rotated.rotate_left(by);
+                rotated.reverse();
+            }
+            prop_assert_eq!(&order(&seed, &rotated), &ordered, "arrival order changes nothing");
+            let mut same = ordered.clone();
+            same.sort();
+            prop_assert_eq!(same, fans, "a permutation");
+            for pair in ordered.windows(2) {
+                prop_assert!((draw(&seed, &pair[0]), pair[0].as_bytes()) < (draw(&seed, &pair[1]), pair[1].as_bytes()));
+            }
+        }
+
+        #[test]
+        fn a_draw_is_13_lowercase_hex_digits_that_a_redis_score_holds_exactly(seed in "[0-9a-f]{64}", fan in ".{1,40}") {
+            let drawn = draw(&seed, &fan);
+            prop_assert_eq!(drawn.len(), DRAW_HEX_DIGITS);
+            prop_assert!(drawn.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            let value = u64::from_str_radix(&drawn, 16).unwrap();
+            prop_assert!(value < 1 << 52);
+            prop_assert_eq!(value as f64 as u64, value);
+        }
+    }
+}
