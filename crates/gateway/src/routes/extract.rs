@@ -38,11 +38,14 @@ impl FromRequestParts<AppState> for IdempotencyKey {
         let Some(value) = parts.headers.get("idempotency-key") else {
             return Ok(Self(None));
         };
-        let key = value
-            .to_str()
-            .ok()
-            .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        let key = idempotency_key(value.as_bytes())
             .ok_or_else(|| Error::BadRequest("Idempotency-Key must be 1-255 visible ASCII characters".into()))?;
         Ok(Self(Some(key.to_owned())))
     }
+}
+
+/// An `Idempotency-Key` header's value, if it is 1-255 visible ASCII characters.
+pub fn idempotency_key(raw: &[u8]) -> Option<&str> {
+    let valid = (1..=255).contains(&raw.len()) && raw.iter().all(u8::is_ascii_graphic);
+    valid.then(|| std::str::from_utf8(raw).ok()).flatten()
 }

@@ -3,7 +3,7 @@
 mod bookings;
 mod checkins;
 mod events;
-mod extract;
+pub mod extract;
 mod holds;
 mod payments;
 mod revocations;
