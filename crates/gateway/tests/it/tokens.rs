@@ -14,12 +14,17 @@ async fn booking_without_a_valid_token_for_this_event_is_refused_and_changes_not
     let event = app.numbered_event(3).await;
     let other = app.numbered_event(3).await;
     let stranger = TestKeys::new();
+    let attacks = Attacks::on(&app, event.id);
     let cases: Vec<(Option<String>, StatusCode, &str)> = vec![
         (None, StatusCode::UNAUTHORIZED, "missing_token"),
         (Some("not-a-jwt".into()), StatusCode::UNAUTHORIZED, "invalid_token"),
         (Some(app.keys.expired_token("fan", event.id)), StatusCode::UNAUTHORIZED, "token_expired"),
         (Some(stranger.token("fan", event.id)), StatusCode::UNAUTHORIZED, "invalid_token"),
         (Some(app.keys.token("fan", other.id)), StatusCode::FORBIDDEN, "token_for_other_event"),
+        (Some(attacks.alg_none), StatusCode::UNAUTHORIZED, "invalid_token"),
+        (Some(attacks.hs256_with_the_public_key), StatusCode::UNAUTHORIZED, "invalid_token"),
+        (Some(attacks.another_fan_in_a_signed_token), StatusCode::UNAUTHORIZED, "invalid_token"),
+        (Some(attacks.oversized), StatusCode::UNAUTHORIZED, "invalid_token"),
     ];
     for (token, status, code) in cases {
         let reply =
@@ -38,6 +43,42 @@ async fn a_valid_token_books() {
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
     assert_eq!(reply.body["seats"][0]["label"], "2");
     assert_eq!(reply.body["total"], json!({ "amount_minor": 0, "currency": "EUR" }));
+}
+
+/// Tokens an attacker makes from what is public (the JWKS) or from a fan's own token.
+struct Attacks {
+    /// The claims with `"alg":"none"` and no signature, naming the real key id.
+    alg_none: String,
+    /// HS256 keyed with the real public key's PEM (algorithm confusion).
+    hs256_with_the_public_key: String,
+    /// A fan's genuine token with its payload swapped for another fan's claims.
+    another_fan_in_a_signed_token: String,
+    /// A genuine token with 16 KiB appended.
+    oversized: String,
+}
+
+impl Attacks {
+    fn on(app: &TestApp, event: Uuid) -> Self {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+        let kid = app.keys.pair.kid.clone();
+        let claims = AccessClaims::new("fan", event, unix_now(), 300);
+        let payload = b64(&serde_json::to_vec(&claims).unwrap());
+        let none_header = b64(format!(r#"{{"alg":"none","typ":"JWT","kid":"{kid}"}}"#).as_bytes());
+        let mut hs256 = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        hs256.kid = Some(kid);
+        let public_pem = jsonwebtoken::EncodingKey::from_secret(app.keys.pair.public_pem().as_bytes());
+        let genuine = app.keys.token("fan", event);
+        let parts: Vec<&str> = genuine.split('.').collect();
+        let someone_else = serde_json::to_vec(&AccessClaims::new("someone-else", event, unix_now(), 300)).unwrap();
+        Self {
+            alg_none: format!("{none_header}.{payload}."),
+            hs256_with_the_public_key: jsonwebtoken::encode(&hs256, &claims, &public_pem).unwrap(),
+            another_fan_in_a_signed_token: format!("{}.{}.{}", parts[0], b64(&someone_else), parts[2]),
+            oversized: format!("{genuine}{}", "A".repeat(16 * 1024)),
+        }
+    }
 }
 
 fn signed_by(pair: &KeyPair, fan: &str, event: Uuid) -> String {
