@@ -76,8 +76,8 @@ pub fn stripe_signature(data: &[u8]) {
 
 /// A scanned ticket secret, as a gate sends it.
 pub fn ticket_secret(data: &[u8]) {
-    static KEY: OnceLock<KeyPair> = OnceLock::new();
-    let key = KEY.get_or_init(|| KeyPair::generate("fuzz-tickets").expect("a valid kid")).public_key();
+    static KEY: OnceLock<access_token::keys::PublicKey> = OnceLock::new();
+    let key = KEY.get_or_init(|| KeyPair::generate("fuzz-tickets").expect("a valid kid").public_key());
     let _ = sales::domain::ticket_secret::verify(&text(data), |kid, message, signature| {
         (kid == key.kid).then(|| key.verify_raw(message, signature))
     });

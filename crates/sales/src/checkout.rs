@@ -648,43 +648,20 @@ async fn apply_refund_for(tx: &mut PgConnection, refund_id: Uuid, refund: &Refun
     match refund.status {
         ProviderRefundStatus::Succeeded => {
             if refunds::mark_succeeded(tx, refund_id, &refund.id).await? {
-                let row = refunds::find(tx, refund_id).await?.ok_or(Error::NotFound(What::Refund))?;
-                outbox_enqueue(
-                    tx,
-                    Message::PaymentRefunded(outbox::PaymentRefunded {
-                        event_id: row.event_id,
-                        refund_id,
-                        payment_id: row.payment_id,
-                        booking_id: row.booking_id,
-                        reason: row.reason,
-                        amount: Price { amount_minor: row.amount_minor, currency: row.currency },
-                    }),
-                )
-                .await?;
+                let refunded = refund_message(tx, refund_id).await?;
+                outbox_enqueue(tx, Message::PaymentRefunded(refunded)).await?;
             }
         }
         ProviderRefundStatus::Failed | ProviderRefundStatus::Canceled => {
             let status = if refund.status == ProviderRefundStatus::Failed { "failed" } else { "canceled" };
             let failure = format!("{status}: {}", refund.failure_reason.as_deref().unwrap_or("no reason given"));
             if refunds::mark_failed(tx, refund_id, &refund.id, &failure).await? {
-                let row = refunds::find(tx, refund_id).await?.ok_or(Error::NotFound(What::Refund))?;
+                let refund = refund_message(tx, refund_id).await?;
                 tracing::warn!(
-                    %refund_id, payment_id = %row.payment_id, %failure,
+                    %refund_id, payment_id = %refund.payment_id, %failure,
                     "a refund failed: the organizer must return the money another way"
                 );
-                outbox_enqueue(
-                    tx,
-                    Message::RefundFailed(outbox::RefundFailed {
-                        event_id: row.event_id,
-                        refund_id,
-                        payment_id: row.payment_id,
-                        booking_id: row.booking_id,
-                        reason: row.reason,
-                        amount: Price { amount_minor: row.amount_minor, currency: row.currency },
-                        failure,
-                    }),
-                )
-                .await?;
+                outbox_enqueue(tx, Message::RefundFailed(outbox::RefundFailed { refund, failure })).await?;
             }
         }
         ProviderRefundStatus::Pending | ProviderRefundStatus::RequiresAction => {
@@ -692,6 +669,19 @@ async fn apply_refund_for(tx: &mut PgConnection, refund_id: Uuid, refund: &Refun
         }
     }
     Ok(())
+}
+
+/// The refund `refund_id` as its outbox messages name it.
+async fn refund_message(tx: &mut PgConnection, refund_id: Uuid) -> Result<outbox::PaymentRefunded> {
+    let row = refunds::find(tx, refund_id).await?.ok_or(Error::NotFound(What::Refund))?;
+    Ok(outbox::PaymentRefunded {
+        event_id: row.event_id,
+        refund_id,
+        payment_id: row.payment_id,
+        booking_id: row.booking_id,
+        reason: row.reason,
+        amount: Price { amount_minor: row.amount_minor, currency: row.currency },
+    })
 }
 
 async fn outbox_enqueue(tx: &mut PgConnection, message: Message) -> Result<()> {

@@ -64,7 +64,7 @@ impl Message {
             Self::BookingCancelled(m) => m.event_id,
             Self::PaymentSucceeded(m) => m.event_id,
             Self::PaymentRefunded(m) => m.event_id,
-            Self::RefundFailed(m) => m.event_id,
+            Self::RefundFailed(m) => m.refund.event_id,
             Self::HoldExpired(m) => m.event_id,
             Self::LatePaymentNeedsAttention(m) => m.event_id,
             Self::WaitlistJoined(m) => m.event_id,
@@ -150,14 +150,11 @@ pub struct PaymentRefunded {
 /// The provider gave up on a refund (the card was closed, the bank refused it), or one
 /// it had confirmed failed later: the money is not back with the fan, and the payment
 /// is listed for the organizer (`needs_attention`) to return it another way.
+/// Its `data` is the refund as `payment.refunded` names it, and `failure`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RefundFailed {
-    pub event_id: Uuid,
-    pub refund_id: Uuid,
-    pub payment_id: Uuid,
-    pub booking_id: Option<Uuid>,
-    pub reason: crate::states::RefundReason,
-    pub amount: Price,
+    #[serde(flatten)]
+    pub refund: PaymentRefunded,
     /// The provider's status and reason, e.g. `failed: expired_or_canceled_card`.
     pub failure: String,
 }

@@ -393,17 +393,7 @@ async fn a_late_payment_rebooks_free_seats_and_refunds_once_when_they_are_gone()
         .await,
         1
     );
-    let flagged = c
-        .app
-        .send(
-            Method::GET,
-            &format!("/v1/admin/payments?state=needs_attention&event_id={}", event.id),
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    assert_eq!(flagged.status, StatusCode::OK, "{}", flagged.body);
-    let flagged = flagged.body.as_array().unwrap();
+    let flagged = c.needing_attention(&event).await;
     assert_eq!(flagged.len(), 1);
     assert_eq!(flagged[0]["hold_id"], lost_hold.as_str());
     assert_eq!((&flagged[0]["reason"], &flagged[0]["refund_failure"]), (&json!("late_payment_refunded"), &Value::Null));
@@ -680,6 +670,14 @@ impl Checkout {
         .unwrap()
     }
 
+    /// The organizer's list of payments needing attention for `event`.
+    async fn needing_attention(&self, event: &Event) -> Vec<Value> {
+        let path = format!("/v1/admin/payments?state=needs_attention&event_id={}", event.id);
+        let reply = self.app.send(Method::GET, &path, Some(ADMIN_KEY), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        reply.body.as_array().expect("a list").clone()
+    }
+
     /// The refund of `booking` once its status is `status` (waiting up to 5 s).
     async fn wait_for_refund(&self, booking: &str, status: &str) -> (String, i64) {
         let mut seen = self.refund_of(booking).await;
@@ -751,16 +749,7 @@ async fn a_refund_the_provider_fails_is_flagged_for_the_organizer_told_once_and_
     .await
     .unwrap();
     assert_eq!((payment_status.as_str(), attention), ("succeeded", true), "the money is still with the organizer");
-    let flagged = c
-        .app
-        .send(
-            Method::GET,
-            &format!("/v1/admin/payments?state=needs_attention&event_id={}", event.id),
-            Some(ADMIN_KEY),
-            None,
-        )
-        .await;
-    let flagged = flagged.body.as_array().expect("a list").clone();
+    let flagged = c.needing_attention(&event).await;
     assert_eq!(flagged.len(), 1, "{flagged:?}");
     assert_eq!(
         (&flagged[0]["reason"], &flagged[0]["refund_failure"]),
