@@ -158,9 +158,17 @@ impl From<sqlx::Error> for Error {
         // byte sequence for encoding UTF8: 0x00"), a `\u0000` inside jsonb 22P05.
         const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
         const UNTRANSLATABLE_CHARACTER: &str = "22P05";
+        // PostgreSQL broke a lock cycle by rolling this transaction back: nothing was
+        // written, and trying again succeeds. Our lock orders leave none we know of; one
+        // that appears is a bug to fix, but never a 500 to a fan.
+        const DEADLOCK_DETECTED: &str = "40P01";
         match &e {
             sqlx::Error::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Self::SeatContended,
             sqlx::Error::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => Self::Unavailable,
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(DEADLOCK_DETECTED) => {
+                tracing::error!(detail = ?db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|pg| pg.detail()), "deadlock: a lock order to fix");
+                Self::Unavailable
+            }
             // The last line of defence: no paid booking without a payment.
             sqlx::Error::Database(db) if db.constraint() == Some("bookings_paid_name_a_payment") => {
                 Self::PaymentRequired

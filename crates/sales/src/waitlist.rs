@@ -249,7 +249,8 @@ pub async fn release_expired_holds(tx: &mut PgConnection, batch: i64) -> Result<
 /// Nothing is offered once the event has started or was cancelled.
 #[tracing::instrument(level = "debug", skip(tx))]
 pub(crate) async fn offer_kept_places(tx: &mut PgConnection, event_id: Uuid) -> Result<u64> {
-    let mut kept = waitlist::kept_places(tx, event_id).await?;
+    // A first look without the line's turn: most releases free places nobody waits for.
+    let kept = waitlist::kept_places(tx, event_id).await?;
     if kept.values().all(|place| place.free == 0) {
         return Ok(0);
     }
@@ -257,6 +258,9 @@ pub(crate) async fn offer_kept_places(tx: &mut PgConnection, event_id: Uuid) -> 
     if settings.cancelled || settings.started {
         return Ok(0);
     }
+    waitlist::take_turn(tx, event_id).await?;
+    // Again on our turn: the offers of whoever had it before are committed now.
+    let mut kept = waitlist::kept_places(tx, event_id).await?;
     let (mut offers, mut after) = (0, 0);
     loop {
         let line = waitlist::lock_line(tx, event_id, after, LINE_BATCH).await?;

@@ -210,6 +210,59 @@ async fn parallel_cancellations_offer_each_place_once_and_none_leaks_to_other_bu
     app.assert_inventory_consistent(&event).await;
 }
 
+/// The deadlock a rehearsal met: the sweep making offers holds the line's first entry
+/// and is about to uncount it from its section, while a fan joining has counted
+/// themselves in that section and waits for the line. Every change of the line now waits
+/// for the line's turn before it touches a section, so the join waits and both finish.
+#[tokio::test]
+async fn a_fan_joining_while_offers_are_being_made_waits_for_them_instead_of_deadlocking() {
+    let app = spawn_app().await;
+    let event = waitlisted_event(&app, "general_admission", 2, json!({})).await;
+    let (first, second) = (
+        app.book(&event, "buyer-1", json!({ "section_id": event.sections[0], "quantity": 1 })).await,
+        app.book(&event, "buyer-2", json!({ "section_id": event.sections[0], "quantity": 1 })).await,
+    );
+    assert_eq!((first.status, second.status), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(join(&app, &event, "wants-two", 2).await.status, StatusCode::CREATED);
+    // One place comes back; the first in line wants two, so it stays kept for the line.
+    assert_eq!(cancel(&app, &event, "buyer-1", &first.body).await.status, StatusCode::OK);
+
+    // Offers being made, as `offer_kept_places` makes them, held open at its first entry.
+    let mut offering = app.pool.begin().await.unwrap();
+    sales::store::waitlist::take_turn(&mut offering, event.id).await.unwrap();
+    let line = sales::store::waitlist::lock_line(&mut offering, event.id, 0, 100).await.unwrap();
+    assert_eq!(line.iter().map(|e| e.fan_id.as_str()).collect::<Vec<_>>(), ["wants-two"]);
+    let offers_go_on = async {
+        wait_until_a_lock_is_awaited(&app).await;
+        let uncounted = sales::store::waitlist::mark_offered(&mut offering, line[0].id).await;
+        offering.rollback().await.unwrap();
+        uncounted
+    };
+    let (joined, uncounted) = tokio::join!(join(&app, &event, "wants-one", 1), offers_go_on);
+
+    assert!(uncounted.is_ok(), "{uncounted:?}");
+    assert_eq!((joined.status, &joined.body["status"]), (StatusCode::CREATED, &json!("offered")), "{}", joined.body);
+    assert_eq!(entry(&app, &event, "wants-two").await["status"], "waiting");
+    app.assert_inventory_consistent(&event).await;
+}
+
+/// Returns once some session of the test's database waits for a lock (within 10 s).
+async fn wait_until_a_lock_is_awaited(app: &TestApp) {
+    for _ in 0..200 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nobody came to wait for a lock");
+}
+
 #[tokio::test]
 async fn joining_is_refused_clearly_and_changes_nothing() {
     let app = spawn_app().await;

@@ -80,10 +80,31 @@ pub async fn for_sale(conn: &mut PgConnection, event_id: Uuid, section_ids: &[Uu
     Ok(rows.into_iter().collect())
 }
 
-/// Puts the fan in line; false if they already wait (one waiting entry per fan per
-/// event). The entry's trigger counts it in its sections, taking them off sale.
+/// Waits for the event's line to be ours until the transaction ends: every transaction
+/// that changes who waits (joining, leaving, closing, making offers) takes this first,
+/// before the entries' trigger locks any section's count. Without it two of them lock
+/// the same sections in different orders — a fan joining (the insert counts them) and
+/// the sweep making offers (each offer uncounts its entry's) — and deadlock.
+///
+/// A transaction-scoped advisory lock, like the fan's (`*_fan_limits.sql`): it writes
+/// nothing, and ends with the transaction however it ends. Its single key, hashed from
+/// a prefix of its own, keeps it apart from the fans' two-key locks; the wait is bounded
+/// by `lock_timeout`. Taking it again in the same transaction is free.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn take_turn(conn: &mut PgConnection, event_id: Uuid) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('waitlist line ' || $1::text, 0))")
+        .bind(event_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Puts the fan in line, on the line's turn ([`take_turn`]); false if they already wait
+/// (one waiting entry per fan per event). The entry's trigger counts it in its
+/// sections, taking them off sale.
 #[tracing::instrument(level = "debug", skip(conn, scope, entry), fields(entry_id = %entry.id))]
 pub async fn insert(conn: &mut PgConnection, scope: &FanScope, entry: &NewEntry<'_>) -> Result<bool> {
+    take_turn(&mut *conn, scope.event_id).await?;
     let inserted = sqlx::query(
         "INSERT INTO waitlist_entries (id, event_id, fan_id, quantity, section_ids, allow_partial, contact_email)
          VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -143,9 +164,11 @@ pub async fn position(conn: &mut PgConnection, entry: &EntryRow) -> Result<i64> 
     .await?)
 }
 
-/// Takes the fan's waiting entry out of the line; false if none waits.
+/// Takes the fan's waiting entry out of the line, on the line's turn ([`take_turn`]);
+/// false if none waits.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn leave(conn: &mut PgConnection, scope: &FanScope) -> Result<bool> {
+    take_turn(&mut *conn, scope.event_id).await?;
     let left = sqlx::query(
         "UPDATE waitlist_entries SET status = 'left', ended_at = now()
          WHERE event_id = $1 AND fan_id = $2 AND status = 'waiting'",
@@ -157,9 +180,11 @@ pub async fn leave(conn: &mut PgConnection, scope: &FanScope) -> Result<bool> {
     Ok(left.rows_affected() > 0)
 }
 
-/// Ends every waiting entry of the event (the organizer turned its waitlist off).
+/// Ends every waiting entry of the event (the organizer turned its waitlist off), on
+/// the line's turn ([`take_turn`]).
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn close(conn: &mut PgConnection, event_id: Uuid) -> Result<u64> {
+    take_turn(&mut *conn, event_id).await?;
     let closed = sqlx::query(
         "UPDATE waitlist_entries SET status = 'left', ended_at = now() WHERE event_id = $1 AND status = 'waiting'",
     )
@@ -170,8 +195,7 @@ pub async fn close(conn: &mut PgConnection, event_id: Uuid) -> Result<u64> {
 }
 
 /// The next `limit` waiting entries of the event after `after_seq`, in line order,
-/// locked until the transaction ends: two transactions making offers at once take turns
-/// entry by entry, and the second sees the first's offers.
+/// locked until the transaction ends. Call it on the line's turn ([`take_turn`]).
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn lock_line(conn: &mut PgConnection, event_id: Uuid, after_seq: i64, limit: i64) -> Result<Vec<EntryRow>> {
     Ok(sqlx::query_as(
