@@ -316,6 +316,11 @@ pub struct NewScannerKey {
 #[serde(deny_unknown_fields)]
 pub struct OfflineScan {
     pub secret: String,
+    /// As a scan's `gate`: 1-100 characters, not only spaces, no control characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub gate: String,
     /// When the scanner scanned it (its clock); at most five minutes ahead of ours.
     pub scanned_at: DateTime<Utc>,

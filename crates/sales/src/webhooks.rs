@@ -244,8 +244,9 @@ pub struct DeliveryLogEntry {
     pub attempts: i32,
     /// When the message was written.
     pub created_at: DateTime<Utc>,
-    /// While pending: when it is tried next (or, during an attempt, when its lease ends).
-    pub next_attempt_at: DateTime<Utc>,
+    /// While pending: when it is tried next (or, during an attempt, when its lease ends);
+    /// null while the endpoint is turned off (nothing is tried until it is on again).
+    pub next_attempt_at: Option<DateTime<Utc>>,
     pub delivered_at: Option<DateTime<Utc>>,
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// The status code the receiver last answered; null if it did not answer.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     Components, ContentBuilder, HeaderBuilder, Info, ObjectBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder,
-    Type,
+    Schema, Type,
 };
 use utoipa::{IntoResponses, PartialSchema, ToSchema};
 
@@ -81,4 +81,23 @@ impl IntoResponses for RateLimited {
             .build();
         BTreeMap::from([("429".to_owned(), limited.into())])
     }
+}
+
+/// The schema of one event of a `text/event-stream` answer: before OpenAPI 3.2's
+/// `itemSchema`, a stream's `schema` describes each of its events, as the fields an SSE
+/// reader hands over (`event`, `id`, `data`; comments such as keep-alives are not
+/// events). `names` are the event names it sends; every `data` is one line of JSON.
+pub fn server_sent_event(names: &[&str], with_id: bool) -> RefOr<Schema> {
+    let name = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names.iter().copied()));
+    let data = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .content_media_type("application/json")
+        .description(Some("The event's JSON, on one line"));
+    let mut event =
+        ObjectBuilder::new().property("event", name).required("event").property("data", data).required("data");
+    if with_id {
+        let id = ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[0-9]+$"));
+        event = event.property("id", id).required("id");
+    }
+    RefOr::T(Schema::Object(event.build()))
 }

@@ -29,7 +29,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ScannerKeyBody {
-    /// Who or which gate holds it, e.g. "North gate".
+    /// Who or which gate holds it, e.g. "North gate": 1-100 characters, no control
+    /// characters.
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,100}$")]
     name: String,
 }
 
@@ -69,7 +71,11 @@ async fn create_scanner_key(
 struct ScanBody {
     /// What the QR code carried, as it was read.
     secret: String,
-    /// Which gate scanned (1-100 characters).
+    /// Which gate scanned: 1-100 characters, not only spaces, no control characters.
+    #[schema(
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     gate: String,
 }
 
@@ -110,6 +116,7 @@ async fn check_in(
 #[serde(deny_unknown_fields)]
 struct BatchBody {
     /// 1-500 scans an offline scanner made, with when it made them.
+    #[schema(min_items = 1, max_items = 500)]
     scans: Vec<OfflineScan>,
 }
 

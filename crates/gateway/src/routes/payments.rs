@@ -162,7 +162,9 @@ async fn webhook(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AttentionQuery {
-    /// Only `needs_attention` for now: late payments refunded because their seats were gone.
+    /// Only `needs_attention` for now: late payments refunded because their seats were
+    /// gone, and refunds the provider failed.
+    #[param(pattern = "^needs_attention$")]
     state: String,
     event_id: Option<Uuid>,
 }

@@ -102,7 +102,7 @@ async fn seat_states(State(state): State<AppState>, Path(event_id): Path<Uuid>) 
         ("Last-Event-ID" = Option<String>, Header, description = "The last `id:` received; anything else is answered with a snapshot"),
     ),
     responses(
-        (status = 200, description = "`text/event-stream`: `snapshot` and `changes` events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream`: `snapshot` and `changes` events", content_type = "text/event-stream", body = SeatStreamEvent),
         (status = 400, description = "`bad_request`: the event id is not a UUID", body = ErrorBody),
         (status = 404, description = "`event_not_found`", body = ErrorBody),
         (status = 503, description = "`too_many_streams` (with `Retry-After`): this replica streams `max_streams` already; or `unavailable`: the database cannot be reached", body = ErrorBody),
@@ -122,6 +122,17 @@ async fn stream(State(state): State<AppState>, Path(event_id): Path<Uuid>, heade
     ];
     Ok((headers, Body::from_stream(frames(subscription))).into_response())
 }
+
+/// One event of the seat stream, in the description.
+struct SeatStreamEvent;
+
+impl utoipa::PartialSchema for SeatStreamEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        service_kit::openapi::server_sent_event(&["snapshot", "changes"], true)
+    }
+}
+
+impl utoipa::ToSchema for SeatStreamEvent {}
 
 /// The events, each already framed and shared with every other viewer of the event.
 fn frames(subscription: Subscription) -> impl Stream<Item = Result<Bytes, Infallible>> {

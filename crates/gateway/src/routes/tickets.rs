@@ -229,9 +229,11 @@ async fn reissue(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct FeedPage {
-    /// The `next` of the last page read; 0 (default) for everything.
+    /// The `next` of the last page read; 0 (default) for everything. (Positions are
+    /// PostgreSQL bigints: read as one, so a larger number is refused, not wrapped.)
     #[serde(default)]
-    since: u64,
+    #[param(minimum = 0)]
+    since: i64,
     /// The most revocations a page holds, unless one transaction (a cancellation) alone
     /// revoked more: a page holds whole transactions.
     #[serde(default = "max_feed_page")]
@@ -275,7 +277,8 @@ async fn revocations(
     if !(1..=MAX_FEED_PAGE).contains(&q.limit) {
         return Err(Error::BadRequest(format!("limit must be 1-{MAX_FEED_PAGE}")));
     }
-    let feed = state.sales.ticket_revocations(event_id, q.since, q.limit).await?;
+    let since = u64::try_from(q.since).map_err(|_| Error::BadRequest("since must be 0 or more".into()))?;
+    let feed = state.sales.ticket_revocations(event_id, since, q.limit).await?;
     let body = serde_json::to_vec(&feed).expect("a revocation feed always serialises");
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..16]));
     let signature = state.sales.sign_revocation_feed(&body)?;

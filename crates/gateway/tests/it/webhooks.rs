@@ -195,6 +195,13 @@ async fn an_endpoint_is_turned_off_and_on_again_and_its_paused_deliveries_resume
         .is_empty());
     let again = patch(&app, &id, json!({ "enabled": false })).await;
     assert_eq!(again.body["disabled_at"], off.body["disabled_at"], "turning it off again changes nothing");
+    // The log says the paused deliveries are tried at no time (found by schemathesis:
+    // their time, PostgreSQL's 'infinity', once ended the answer without a word).
+    let log = app.send(Method::GET, &format!("/v1/admin/webhooks/{id}/deliveries"), Some(ADMIN_KEY), None).await;
+    assert_eq!(log.status, StatusCode::OK, "{}", log.body);
+    let pending: Vec<(&Value, &Value)> =
+        log.body["deliveries"].as_array().unwrap().iter().map(|d| (&d["status"], &d["next_attempt_at"])).collect();
+    assert_eq!(pending, [(&json!("pending"), &Value::Null), (&json!("pending"), &Value::Null)]);
 
     let on = patch(&app, &id, json!({ "enabled": true })).await;
 

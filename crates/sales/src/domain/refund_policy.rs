@@ -15,6 +15,7 @@ pub const MAX_TIERS: usize = 10;
 #[serde(deny_unknown_fields)]
 pub struct RefundTier {
     pub before_hours: u32,
+    #[schema(maximum = 100)]
     pub refund_percent: u8,
 }
 

@@ -195,7 +195,8 @@ pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool> {
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn deliveries(conn: &mut PgConnection, id: Uuid, limit: i64, offset: i64) -> Result<Vec<DeliveryLogEntry>> {
     let entries = sqlx::query_as(
-        "SELECT m.message_id, m.event_id, m.topic, d.status, d.attempts, m.created_at, d.next_attempt_at,
+        "SELECT m.message_id, m.event_id, m.topic, d.status, d.attempts, m.created_at,
+                nullif(d.next_attempt_at, 'infinity') AS next_attempt_at,
                 d.delivered_at, a.attempted_at AS last_attempt_at, a.response_status AS last_response_status,
                 a.error AS last_error, a.duration_ms AS last_duration_ms
          FROM outbox_deliveries d

@@ -61,15 +61,19 @@ async fn admission_log(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SettingsBody {
-    /// Fans admitted per second.
+    /// Fans admitted per second: above 0, at most 100,000.
+    #[schema(exclusive_minimum = 0.0, maximum = 100_000.0)]
     admit_rate: f64,
+    #[schema(minimum = 1, maximum = 10_000_000)]
     max_active: u32,
+    #[schema(minimum = 1, maximum = 86_400)]
     token_lifetime_secs: u32,
     opens_at: Option<DateTime<Utc>>,
     /// Defaults to running: configuring an event is opening its waiting room.
     state: Option<EventState>,
     /// Proof of work at the door (1 to 1,000,000): each join must carry the solution of
     /// a challenge hiding a counter up to this. Absent: none.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     pow_difficulty: Option<u32>,
 }
 

@@ -180,6 +180,17 @@ async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// One event of a fan's stream, in the description.
+struct StandingEvent;
+
+impl utoipa::PartialSchema for StandingEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        service_kit::openapi::server_sent_event(&["status", "error"], false)
+    }
+}
+
+impl utoipa::ToSchema for StandingEvent {}
+
 /// The fan's standing pushed as it changes, as Server-Sent Events: `status` events
 /// carrying what a poll answers (the first at once; then at most once per
 /// `waitroom.stream.tick_ms` as the line moves, and an exact one at least every third of
@@ -196,7 +207,7 @@ async fn leave(
     tag = "queue",
     params(("event_id" = Uuid, Path), ("ticket" = String, Path, description = "The latest ticket the fan was given")),
     responses(
-        (status = 200, description = "`text/event-stream`: `status` events (a `FanView` each), and a final `error` event on a refusal", content_type = "text/event-stream", body = String),
+        (status = 200, description = "`text/event-stream`: `status` events (a `FanView` each), and a final `error` event on a refusal", content_type = "text/event-stream", body = StandingEvent),
         (status = 400, description = "`malformed_ticket`, or `bad_request`: the event id is not a UUID", body = ErrorBody),
         (status = 404, description = "`event_not_found`, `ticket_not_found` or `not_in_queue`", body = ErrorBody),
         (status = 409, description = "`queue_reset`: the queue was lost and this ticket cannot restore the fan's place", body = ErrorBody),
