@@ -11,6 +11,10 @@
 //! public port (a cloud load balancer's health check, an Ingress controller's) need
 //! something there to ask.
 //!
+//! A handler that panics is answered `500 internal` in the envelope, and the panic
+//! logged, rather than the connection ending without an answer (a client could not
+//! tell that from a network fault, and would retry into the same bug).
+//!
 //! Public answers are gzip-compressed when the client accepts it and they are large
 //! (see [`crate::compression`]).
 //!
@@ -27,6 +31,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::health::{self, ReadinessCheck};
@@ -69,8 +74,19 @@ fn public_router(component: &'static str, api: OpenApiRouter) -> Router {
         .fallback(not_found)
         // After every route is in place: it applies to the routes already added.
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(answer_panic))
         .layer(crate::compression::layer());
     metrics::instrument(router, component)
+}
+
+fn answer_panic(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(panic = %message, "a handler panicked");
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
 }
 
 async fn not_found() -> Response {
@@ -102,8 +118,13 @@ mod tests {
         "things"
     }
 
+    #[utoipa::path(get, path = "/broken", responses((status = 500, description = "a bug")))]
+    async fn broken() -> &'static str {
+        panic!("a bug")
+    }
+
     async fn call(method: Method, path: &str) -> (StatusCode, Option<String>, Value) {
-        let api = OpenApiRouter::new().routes(routes!(things));
+        let api = OpenApiRouter::new().routes(routes!(things)).routes(routes!(broken));
         let routers = service_router("test", api, Vec::new());
         let router = if path.starts_with("/management") { routers.management } else { routers.public };
         let path = path.strip_prefix("/management").unwrap_or(path);
@@ -136,6 +157,12 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_handler_that_panics_is_answered_in_the_envelope() {
+        let (status, _, body) = call(Method::GET, "/broken").await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::INTERNAL_SERVER_ERROR, Some("internal")));
+    }
+
+    #[tokio::test]
     async fn known_routes_answer_as_before() {
         assert_eq!(call(Method::GET, "/things").await.0, StatusCode::OK);
         assert_eq!(call(Method::GET, "/healthz").await.0, StatusCode::OK);
@@ -161,7 +188,7 @@ mod tests {
         assert_eq!(description["info"], json!({ "title": "boxoffice test", "version": env!("CARGO_PKG_VERSION") }));
         // The API only: probes, metrics and the description itself are not part of it.
         let paths: Vec<&String> = description["paths"].as_object().unwrap().keys().collect();
-        assert_eq!(paths, ["/things"]);
+        assert_eq!(paths, ["/broken", "/things"]);
         assert_eq!(
             description["components"]["schemas"]["ErrorBody"]["properties"]["error"]["required"],
             json!(["code", "message"])
