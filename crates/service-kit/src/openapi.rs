@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     Components, ContentBuilder, HeaderBuilder, Info, ObjectBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder,
@@ -100,4 +102,63 @@ pub fn server_sent_event(names: &[&str], with_id: bool) -> RefOr<Schema> {
         event = event.property("id", id).required("id");
     }
     RefOr::T(Schema::Object(event.build()))
+}
+
+/// Adds an OpenAPI link to operation `from`'s `status` answer: what it returns names
+/// what operation `to` acts on, each parameter an expression such as
+/// `$response.body#/id` or `$request.path.event_id`. Clients and schemathesis' stateful
+/// phase follow links from one answer to the next request (a hold, then its
+/// confirmation, then the booking's cancellation). A link naming an operation or answer
+/// the description lacks is a bug in the caller: it panics at start-up.
+pub fn link(openapi: &mut OpenApi, from: &str, status: &str, to: &str, parameters: &[(&str, &str)]) {
+    assert!(operation(openapi, to).is_some(), "no operation {to} to link to");
+    let answer = operation(openapi, from)
+        .unwrap_or_else(|| panic!("no operation {from} to link from"))
+        .responses
+        .responses
+        .get_mut(status)
+        .unwrap_or_else(|| panic!("{from} has no {status} answer"));
+    let RefOr::T(answer) = answer else { panic!("{from}'s {status} answer is a reference") };
+    let link = parameters
+        .iter()
+        .fold(LinkBuilder::new().operation_id(to), |link, (name, value)| link.parameter(*name, *value))
+        .build();
+    answer.links.insert(to.to_owned(), RefOr::T(link));
+}
+
+fn operation<'a>(openapi: &'a mut OpenApi, operation_id: &str) -> Option<&'a mut Operation> {
+    openapi.paths.paths.values_mut().find_map(|item| {
+        [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
+            .into_iter()
+            .flatten()
+            .find(|operation| operation.operation_id.as_deref() == Some(operation_id))
+    })
+}
+
+/// The description as JSON. utoipa 5.5 writes a link's fields as their Rust names
+/// (`operation_id`, `operation_ref`, `request_body`) where OpenAPI names them in
+/// camelCase; they are renamed here, so that clients and schemathesis follow the links.
+pub(crate) fn to_json(openapi: &OpenApi) -> String {
+    let mut description = serde_json::to_value(openapi).expect("an OpenAPI description always serialises");
+    let answers = description["paths"]
+        .as_object_mut()
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut());
+    for answer in answers {
+        let links = answer.get_mut("links").and_then(|l| l.as_object_mut()).into_iter().flat_map(|l| l.values_mut());
+        for link in links.filter_map(|link| link.as_object_mut()) {
+            for (rust, openapi) in
+                [("operation_id", "operationId"), ("operation_ref", "operationRef"), ("request_body", "requestBody")]
+            {
+                if let Some(value) = link.remove(rust) {
+                    link.insert(openapi.to_owned(), value);
+                }
+            }
+        }
+    }
+    description.to_string()
 }

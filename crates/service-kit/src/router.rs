@@ -67,7 +67,7 @@ fn public_router(component: &'static str, api: OpenApiRouter) -> Router {
     let (api, mut description) = api.split_for_parts();
     openapi::describe(&mut description, component);
     // Written once: the description cannot change while the service runs.
-    let description = Bytes::from(description.to_json().expect("an OpenAPI description always serialises"));
+    let description = Bytes::from(openapi::to_json(&description));
     let router = api
         .route("/openapi.json", get(move || ready(([(CONTENT_TYPE, "application/json")], description.clone()))))
         .merge(health::liveness_router())

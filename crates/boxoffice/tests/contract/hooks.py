@@ -2,8 +2,10 @@
 cases of the operations whose bodies name things (a section, a ticket secret, the fan's
 token) sometimes carry real ones, from the fixtures `run.py` seeded, so that the logic
 behind the refusals is reached too; and the provider's webhooks are signed with the
-gateway's webhook secret, as the provider signs them. Negative cases are left alone:
-they must still be refused."""
+gateway's webhook secret, as the provider signs them; and what a positive case of an
+operation that uses its target up (leaving the queue, deleting an endpoint) acts on is
+made for it just before it is sent. Negative cases are left alone: they must still be
+refused."""
 
 import hashlib
 import hmac
@@ -11,6 +13,7 @@ import json
 import os
 import time
 
+import requests
 import schemathesis
 from hypothesis import strategies as st
 
@@ -54,9 +57,30 @@ def before_generate_case(context, strategy):
     return st.one_of(strategy, strategy.map(_with_real_names))
 
 
+def _fresh_target(case):
+    """Path parameters naming something made now, for operations that use theirs up."""
+    label = case.operation.label
+    if label == "DELETE /v1/events/{event_id}/queue/{ticket}":
+        line = FIXTURES["line_event_id"]
+        joined = requests.post(f"{FIXTURES['waitroom']}/v1/events/{line}/queue", timeout=5).json()
+        return {"event_id": line, "ticket": joined["ticket"]}
+    if label == "DELETE /v1/admin/webhooks/{webhook_id}":
+        registered = requests.post(
+            f"{FIXTURES['gateway']}/v1/admin/webhooks", json={"url": "https://hooks.example.com/gone"},
+            headers={"Authorization": f"Bearer {FIXTURES['admin_key']}"}, timeout=5,
+        ).json()
+        return {"webhook_id": registered["id"]}
+    return None
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    if case.operation.label != "POST /v1/payments/webhooks" or not _positive(case):
+    if not _positive(case):
+        return
+    fresh = _fresh_target(case)
+    if fresh is not None:
+        case.path_parameters = {**(case.path_parameters or {}), **fresh}
+    if case.operation.label != "POST /v1/payments/webhooks":
         return
     # Signed as the provider signs (t=…,v1=HMAC-SHA256 over "t.body"), over the very
     # bytes sent: a body given as bytes is sent as it is.

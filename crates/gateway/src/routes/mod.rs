@@ -14,6 +14,7 @@ mod webhooks;
 
 use axum::middleware;
 use service_kit::health;
+use service_kit::openapi::link;
 use service_kit::router::{service_router, Routers};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -41,5 +42,20 @@ pub fn router(state: AppState) -> Routers {
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::per_request))
         .with_state(state);
     auth::describe_access_token(api.get_openapi_mut());
+    describe_links(api.get_openapi_mut());
     service_router("gateway", api, vec![("postgres", database), ("revocations", revocations)])
+}
+
+/// What a fan does next with what an answer names: a hold (confirm it, pay for it, keep
+/// it, release it), then the booking (read it, its tickets, cancel it).
+fn describe_links(openapi: &mut utoipa::openapi::OpenApi) {
+    const EVENT: (&str, &str) = ("event_id", "$request.path.event_id");
+    for to in ["show_hold", "confirm", "checkout_hold", "hold_heartbeat", "show_payment", "release"] {
+        link(openapi, "create_hold", "201", to, &[EVENT, ("hold_id", "$response.body#/id")]);
+    }
+    for (from, status) in [("book", "201"), ("confirm", "201"), ("confirm", "200")] {
+        for to in ["show_booking", "list_tickets", "cancel", "rotate_booking_link"] {
+            link(openapi, from, status, to, &[EVENT, ("booking_id", "$response.body#/id")]);
+        }
+    }
 }

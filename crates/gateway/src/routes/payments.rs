@@ -50,6 +50,7 @@ struct CheckoutAnswer {
     params(("event_id" = Uuid, Path), ("hold_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The live payment attempt: pay it at `payment_page_url` or with `client_secret`", body = CheckoutAnswer),
+        (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
         (status = 404, description = "`hold_not_found`", body = ErrorBody),
         (status = 409, description = "`hold_not_active`: confirmed or released", body = ErrorBody),
         (status = 410, description = "`hold_expired`", body = ErrorBody),
@@ -82,6 +83,7 @@ async fn checkout(
     params(("event_id" = Uuid, Path), ("hold_id" = Uuid, Path)),
     responses(
         (status = 200, description = "The payment attempt", body = CheckoutAnswer),
+        (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
         (status = 404, description = "`hold_not_found`, or `payment_not_found`: no checkout yet", body = ErrorBody),
         (status = 503, description = "`unavailable`", body = ErrorBody),
         HoldFanRefused, RateLimited,

@@ -93,6 +93,14 @@ async fn openapi_json_documents_every_route_with_its_refusals() {
         .map(|(m, p)| description["paths"][p][m.to_lowercase()]["operationId"].as_str().unwrap())
         .collect();
     assert_eq!(operation_ids.len(), ROUTES.len(), "operation ids are unique: {operation_ids:?}");
+    // What a fan does next, as links: a hold to its confirmation, a booking to its cancel.
+    let hold_links = &description["paths"]["/v1/events/{event_id}/holds"]["post"]["responses"]["201"]["links"];
+    assert_eq!(
+        hold_links["confirm"],
+        json!({ "operationId": "confirm", "parameters": { "event_id": "$request.path.event_id", "hold_id": "$response.body#/id" } })
+    );
+    let confirmed = &description["paths"]["/v1/events/{event_id}/holds/{hold_id}/confirm"]["post"]["responses"];
+    assert_eq!(confirmed["201"]["links"]["cancel"]["parameters"]["booking_id"], "$response.body#/id");
 }
 
 #[tokio::test]

@@ -18,9 +18,20 @@ use crate::app::AppState;
 pub fn router(state: AppState) -> Routers {
     let redis = health::redis_check(state.store.connection());
     let postgres = postgres_reached(state.restorer.ledger().database().pool().clone());
-    let api =
+    let mut api =
         OpenApiRouter::new().merge(queue::router()).merge(admin::router()).merge(public::router()).with_state(state);
+    describe_links(api.get_openapi_mut());
     service_router("waitroom", api, vec![("redis", redis), ("postgres", postgres)])
+}
+
+/// A join's ticket is what the fan polls, streams, leaves and gets a receipt with.
+fn describe_links(openapi: &mut utoipa::openapi::OpenApi) {
+    for status in ["200", "201"] {
+        for to in ["poll", "stream", "leave", "receipt"] {
+            let parameters = [("event_id", "$request.path.event_id"), ("ticket", "$response.body#/ticket")];
+            service_kit::openapi::link(openapi, "join", status, to, &parameters);
+        }
+    }
 }
 
 /// Ready once PostgreSQL has answered with every migration this binary knows applied,

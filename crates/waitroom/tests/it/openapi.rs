@@ -51,6 +51,12 @@ async fn openapi_json_documents_every_route_with_its_refusals() {
     let schemes = &description["components"]["securitySchemes"];
     assert_eq!(schemes.as_object().unwrap().keys().collect::<Vec<_>>(), ["admin_key"]);
     assert_eq!(schemes["admin_key"]["scheme"], "bearer");
+    // A join's ticket, linked to what the fan does with it next.
+    let joined = &description["paths"]["/v1/events/{event_id}/queue"]["post"]["responses"]["201"]["links"];
+    let linked: Vec<(&str, &Value)> =
+        joined.as_object().unwrap().iter().map(|(to, l)| (to.as_str(), &l["parameters"]["ticket"])).collect();
+    let ticket = json!("$response.body#/ticket");
+    assert_eq!(linked, [("leave", &ticket), ("poll", &ticket), ("receipt", &ticket), ("stream", &ticket)]);
 }
 
 #[tokio::test]
