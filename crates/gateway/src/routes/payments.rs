@@ -117,6 +117,36 @@ struct WebhookAnswer {
     outcome: &'static str,
 }
 
+/// A Stripe event as the webhook reads it: what it needs of one (Stripe sends more).
+struct ProviderEventBody;
+
+impl utoipa::PartialSchema for ProviderEventBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::{ObjectBuilder, Type};
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        let object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("A PaymentIntent for `payment_intent.*`, a Refund for `refund.*`"));
+        let data = ObjectBuilder::new().schema_type(Type::Object).property("object", object).required("object");
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("id", text())
+            .required("id")
+            .property(
+                "type",
+                text().description(Some(
+                    "Types other than `payment_intent.*` and `refund.*` are acknowledged and ignored",
+                )),
+            )
+            .required("type")
+            .property("data", data)
+            .required("data")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ProviderEventBody {}
+
 /// The payment provider's webhook (Stripe's format). The `Stripe-Signature` header is
 /// verified against every configured secret, in constant time, within the tolerance;
 /// each provider event is applied once. Every final business outcome, including "seen
@@ -128,10 +158,11 @@ struct WebhookAnswer {
     operation_id = "payment_webhook",
     tag = "checkout",
     params(("Stripe-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256>`")),
-    request_body(content = String, content_type = "application/json", description = "A Stripe event, as sent"),
+    request_body(content = ProviderEventBody, content_type = "application/json", description = "A Stripe event, as sent"),
     responses(
         (status = 200, description = "Applied, applied before, or not ours", body = WebhookAnswer),
         (status = 400, description = "`invalid_signature` (missing, malformed, stale, future or wrong) or `invalid_event`", body = ErrorBody),
+        (status = 422, description = "`invalid_text`: the event carries a text PostgreSQL cannot store (a NUL); not applied", body = ErrorBody),
         (status = 503, description = "`unavailable`: the provider retries", body = ErrorBody),
         RateLimited,
     ),
