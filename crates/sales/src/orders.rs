@@ -45,6 +45,16 @@ pub struct SeatRequest {
     pub email: Option<String>,
 }
 
+impl SeatRequest {
+    /// The seats asked for, and where to write: refused when they cannot make an order
+    /// of at most `max_per_order` places, before anything is read.
+    pub fn parse(&self, max_per_order: u32) -> Result<(Selection, Option<ContactEmail>), Invalid> {
+        let selection = Selection::parse(self.seats.clone(), self.section_id, self.quantity, max_per_order)?;
+        let contact_email = self.email.as_deref().map(ContactEmail::parse).transpose()?;
+        Ok((selection, contact_email))
+    }
+}
+
 /// What an order created: a hold, or a booking.
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
@@ -116,9 +126,7 @@ impl Sales {
         if rules.cancelled {
             return Err(Error::EventCancelled);
         }
-        let selection =
-            Selection::parse(request.seats.clone(), request.section_id, request.quantity, rules.max_per_order)?;
-        let contact_email = request.email.as_deref().map(ContactEmail::parse).transpose()?;
+        let (selection, contact_email) = request.parse(rules.max_per_order)?;
         // Paid places are sold through checkout. Chosen seats' prices are known only once
         // they are read: the database refuses those (bookings_paid_name_a_payment).
         if let (Kind::Book, Selection::Section { section_id, .. }) = (kind, &selection) {

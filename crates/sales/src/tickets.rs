@@ -587,14 +587,7 @@ impl Sales {
     /// A scanner key for the event's gates: random, shown once, kept as a hash.
     #[tracing::instrument(skip(self))]
     pub async fn create_scanner_key(&self, event_id: Uuid, name: &str) -> Result<NewScannerKey> {
-        let name = name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(Invalid::new(
-                "invalid_name",
-                "a scanner key's name is 1-100 characters, no control characters",
-            )
-            .into());
-        }
+        let name = scanner_key_name(name)?;
         let key = format!("bosk_{}", URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>()));
         let (id, hash, stored_name) = (Uuid::now_v7(), scanner_key_hash(&key), name.clone());
         let created_at = self
@@ -655,16 +648,10 @@ impl Sales {
     /// the earliest scan of a ticket wins; answered in order, one transaction for all.
     #[tracing::instrument(skip_all, fields(%event_id, scans = scans.len()))]
     pub async fn check_in_batch(&self, event_id: Uuid, scans: Vec<OfflineScan>) -> Result<Vec<CheckinResult>> {
-        if scans.is_empty() || scans.len() > MAX_BATCH {
-            return Err(Invalid::new("invalid_batch", format!("a batch carries 1-{MAX_BATCH} scans")).into());
-        }
-        let latest = Utc::now() + chrono::Duration::minutes(5);
+        let scans = checked_batch(scans, Utc::now())?;
         let mut work = Vec::with_capacity(scans.len());
         for scan in scans {
-            let gate = valid_gate(&scan.gate)?;
-            if scan.scanned_at > latest {
-                return Err(Invalid::new("invalid_scanned_at", "a scan's scanned_at is in the future").into());
-            }
+            let gate = scan.gate;
             work.push(match self.verified_for(event_id, &scan.secret)? {
                 Ok(fields) => Ok((fields, gate, scan.scanned_at)),
                 Err(refused) => Err(refused),
@@ -759,12 +746,40 @@ async fn outcome(
     }
 }
 
-fn valid_gate(gate: &str) -> Result<String> {
+/// A scan's gate, trimmed: 1-100 characters, no control characters.
+pub fn valid_gate(gate: &str) -> Result<String, Invalid> {
     let gate = gate.trim();
     if gate.is_empty() || gate.chars().count() > 100 || gate.chars().any(char::is_control) {
-        return Err(Invalid::new("invalid_gate", "gate is 1-100 characters, no control characters").into());
+        return Err(Invalid::new("invalid_gate", "gate is 1-100 characters, no control characters"));
     }
     Ok(gate.to_owned())
+}
+
+/// A scanner key's name, trimmed: 1-100 characters, no control characters.
+pub fn scanner_key_name(name: &str) -> Result<String, Invalid> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(Invalid::new("invalid_name", "a scanner key's name is 1-100 characters, no control characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// An offline batch as it can be merged: 1-[`MAX_BATCH`] scans, each with a valid gate
+/// (trimmed) and made at most five minutes after `now` by the scanner's clock.
+pub fn checked_batch(scans: Vec<OfflineScan>, now: DateTime<Utc>) -> Result<Vec<OfflineScan>, Invalid> {
+    if scans.is_empty() || scans.len() > MAX_BATCH {
+        return Err(Invalid::new("invalid_batch", format!("a batch carries 1-{MAX_BATCH} scans")));
+    }
+    let latest = now + chrono::Duration::minutes(5);
+    scans
+        .into_iter()
+        .map(|scan| {
+            if scan.scanned_at > latest {
+                return Err(Invalid::new("invalid_scanned_at", "a scan's scanned_at is in the future"));
+            }
+            Ok(OfflineScan { gate: valid_gate(&scan.gate)?, ..scan })
+        })
+        .collect()
 }
 
 fn scanner_key_hash(key: &str) -> Vec<u8> {

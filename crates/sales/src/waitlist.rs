@@ -55,29 +55,31 @@ pub struct WaitlistRequest {
     pub email: Option<String>,
 }
 
+impl WaitlistRequest {
+    /// Where to write to the fan: refused when the request cannot be one of at most
+    /// `max_per_order` places in sections named once each, before anything is read.
+    pub fn parse(&self, max_per_order: u32) -> Result<Option<ContactEmail>, Invalid> {
+        if !(1..=i64::from(max_per_order)).contains(&self.quantity) {
+            return Err(Invalid::new("invalid_quantity", format!("quantity must be between 1 and {max_per_order}")));
+        }
+        let sections = &self.section_ids;
+        if sections.is_empty() || sections.iter().enumerate().any(|(i, s)| sections[..i].contains(s)) {
+            return Err(Invalid::new("invalid_selection", "section_ids must list each section once, at least one"));
+        }
+        self.email.as_deref().map(ContactEmail::parse).transpose()
+    }
+}
+
 impl Sales {
     /// Puts the fan in the event's waitlist. Every section they list must have nothing
     /// for sale (buy those places instead); one waiting entry per fan per event.
     #[tracing::instrument(skip_all, fields(event_id = %scope.event_id, kind = "join_waitlist"))]
     pub async fn join_waitlist(&self, scope: &FanScope, request: &WaitlistRequest) -> Result<WaitlistEntryView> {
         let rules = self.event_rules(scope.event_id).await?;
-        if !(1..=i64::from(rules.max_per_order)).contains(&request.quantity) {
-            return Err(Invalid::new(
-                "invalid_quantity",
-                format!("quantity must be between 1 and {}", rules.max_per_order),
-            )
-            .into());
-        }
-        let sections = &request.section_ids;
-        if sections.is_empty() || sections.iter().enumerate().any(|(i, s)| sections[..i].contains(s)) {
-            return Err(
-                Invalid::new("invalid_selection", "section_ids must list each section once, at least one").into()
-            );
-        }
-        if let Some(unknown) = sections.iter().find(|s| !rules.sections.contains_key(s)) {
+        let contact_email = request.parse(rules.max_per_order)?;
+        if let Some(unknown) = request.section_ids.iter().find(|s| !rules.sections.contains_key(s)) {
             return Err(Invalid::new("unknown_section", format!("this event has no section {unknown}")).into());
         }
-        let contact_email = request.email.as_deref().map(ContactEmail::parse).transpose()?;
         let (scope, request) = (scope.clone(), request.clone());
         let view = self
             .db

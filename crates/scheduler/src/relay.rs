@@ -117,25 +117,17 @@ impl Relay {
             }
         }
         let id = claimed.message_id.to_string();
-        let mut signature = match sign(&endpoint.secret, &id, timestamp, &claimed.body) {
+        let signature = match signature_header(
+            &endpoint.secret,
+            endpoint.previous_secret.as_deref(),
+            self.v1a_key.as_deref(),
+            &id,
+            timestamp,
+            &claimed.body,
+        ) {
             Ok(signature) => signature,
-            Err(e) => return failed(format!("cannot sign: {e}"), "signing"),
+            Err(e) => return failed(e.to_string(), "signing"),
         };
-        // During a rotation's grace window: the old secret's signature too, so a
-        // receiver still verifying with it accepts the request.
-        if let Some(previous) = &endpoint.previous_secret {
-            match sign(previous, &id, timestamp, &claimed.body) {
-                Ok(old) => {
-                    signature.push(' ');
-                    signature.push_str(&old);
-                }
-                Err(e) => return failed(format!("cannot sign with the previous secret: {e}"), "signing"),
-            }
-        }
-        if let Some(key) = &self.v1a_key {
-            signature.push(' ');
-            signature.push_str(&sign_v1a(key, &id, timestamp, &claimed.body));
-        }
         let request = self
             .client
             .post(&endpoint.url)
@@ -221,8 +213,41 @@ impl Consumer for Relay {
     }
 }
 
+/// Why a request could not be signed: an endpoint's stored secret is not `whsec_`
+/// and base64 (the gateway draws them; only a damaged row is refused).
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    #[error("cannot sign: {0}")]
+    Secret(standardwebhooks::WebhookError),
+    #[error("cannot sign with the previous secret: {0}")]
+    PreviousSecret(standardwebhooks::WebhookError),
+}
+
+/// The `webhook-signature` header: the secret's `v1`; during a rotation's grace window
+/// the previous secret's `v1` too, so a receiver still verifying with it accepts the
+/// request; and the relay key's `v1a` when it has one. Space-separated.
+pub fn signature_header(
+    secret: &str,
+    previous_secret: Option<&str>,
+    v1a_key: Option<&KeyPair>,
+    id: &str,
+    timestamp: i64,
+    body: &str,
+) -> Result<String, SigningError> {
+    let mut header = sign(secret, id, timestamp, body).map_err(SigningError::Secret)?;
+    if let Some(previous) = previous_secret {
+        header.push(' ');
+        header.push_str(&sign(previous, id, timestamp, body).map_err(SigningError::PreviousSecret)?);
+    }
+    if let Some(key) = v1a_key {
+        header.push(' ');
+        header.push_str(&sign_v1a(key, id, timestamp, body));
+    }
+    Ok(header)
+}
+
 /// `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with `secret` (`whsec_…`).
-pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String, standardwebhooks::WebhookError> {
+fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String, standardwebhooks::WebhookError> {
     standardwebhooks::Webhook::new(secret)?.sign(id, timestamp, body.as_bytes())
 }
 
@@ -230,7 +255,7 @@ pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Result<String
 /// content as `v1`, signed with the relay's own key (Standard Webhooks' asymmetric
 /// scheme). Receivers verify it with the key's public half; the reference libraries do
 /// not verify `v1a` yet (the README has the recipe).
-pub fn sign_v1a(key: &KeyPair, id: &str, timestamp: i64, body: &str) -> String {
+fn sign_v1a(key: &KeyPair, id: &str, timestamp: i64, body: &str) -> String {
     let signature = key.sign_raw(format!("{id}.{timestamp}.{body}").as_bytes());
     format!("v1a,{}", base64::engine::general_purpose::STANDARD.encode(signature))
 }

@@ -34,6 +34,16 @@ pub fn operations_without_refusal(description: &Value, schema: &str) -> BTreeSet
         .collect()
 }
 
+/// The `operationId` of every operation the description gives a request body.
+pub fn operations_with_a_body(description: &Value) -> BTreeSet<String> {
+    operations(description)
+        .into_iter()
+        .map(|(method, path)| &description["paths"][&path][method.to_lowercase()])
+        .filter(|operation| operation.get("requestBody").is_some())
+        .map(|operation| operation["operationId"].as_str().expect("every operation has an id").to_owned())
+        .collect()
+}
+
 /// The component schema `name` of the description.
 pub fn schema<'a>(description: &'a Value, name: &str) -> &'a Value {
     &description["components"]["schemas"][name]

@@ -28,11 +28,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ScannerKeyBody {
+pub(super) struct ScannerKeyBody {
     /// Who or which gate holds it, e.g. "North gate": 1-100 characters, no control
     /// characters.
     #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F]{1,100}$")]
-    name: String,
+    pub(super) name: String,
 }
 
 /// Issues a scanner key for the event's gates: it checks tickets in and reads the
@@ -68,15 +68,15 @@ async fn create_scanner_key(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ScanBody {
+pub(super) struct ScanBody {
     /// What the QR code carried, as it was read.
-    secret: String,
+    pub(super) secret: String,
     /// Which gate scanned: 1-100 characters, not only spaces, no control characters.
     #[schema(
         max_length = 100,
         pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][^\u0000-\u001F\u007F-\u009F]*$"
     )]
-    gate: String,
+    pub(super) gate: String,
 }
 
 /// A gate's scan: `valid` (let them in; recorded with the gate and time), or
@@ -114,10 +114,10 @@ async fn check_in(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct BatchBody {
+pub(super) struct BatchBody {
     /// 1-500 scans an offline scanner made, with when it made them.
     #[schema(min_items = 1, max_items = 500)]
-    scans: Vec<OfflineScan>,
+    pub(super) scans: Vec<OfflineScan>,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateEvent {
+pub(super) struct CreateEvent {
     name: String,
     starts_at: Option<chrono::DateTime<chrono::Utc>>,
     /// Seats one order may take; 10 if absent.
@@ -84,7 +84,7 @@ struct RowBody {
 }
 
 impl CreateEvent {
-    fn into_domain(self) -> Result<NewEvent, Invalid> {
+    pub(super) fn into_domain(self) -> Result<NewEvent, Invalid> {
         let invalid = |m: String| Invalid::new("invalid_event", m);
         let currency = self.sections.first().map(|s| s.price.currency.clone()).unwrap_or_default();
         let mut sections = Vec::with_capacity(self.sections.len());
@@ -166,7 +166,7 @@ async fn create(
 /// What the organizer may change after creation (D8). A field left out stays as it is.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ChangeEvent {
+pub(super) struct ChangeEvent {
     /// The policy for cancellations from now on; `null` removes it (fans may then not
     /// cancel). Bookings cancelled later are refunded by the policy in force then.
     #[serde(default, deserialize_with = "present")]
@@ -183,6 +183,19 @@ struct ChangeEvent {
     waitlist_enabled: Option<bool>,
     /// How long the next waitlist offers last, 1-604800 seconds.
     waitlist_offer_ttl_secs: Option<u32>,
+}
+
+impl ChangeEvent {
+    pub(super) fn into_domain(self) -> Result<EventChanges, Invalid> {
+        let changes = EventChanges {
+            refund_policy: self.refund_policy,
+            max_per_fan: self.max_per_fan,
+            waitlist_enabled: self.waitlist_enabled,
+            waitlist_offer_ttl_seconds: self.waitlist_offer_ttl_secs,
+        };
+        changes.validate()?;
+        Ok(changes)
+    }
 }
 
 /// Tells "absent" (None) from "null" (Some(None)).
@@ -216,14 +229,7 @@ async fn change(
     Path(event_id): Path<Uuid>,
     Json(body): Json<ChangeEvent>,
 ) -> Result<Json<EventDetails>> {
-    let changes = EventChanges {
-        refund_policy: body.refund_policy,
-        max_per_fan: body.max_per_fan,
-        waitlist_enabled: body.waitlist_enabled,
-        waitlist_offer_ttl_seconds: body.waitlist_offer_ttl_secs,
-    };
-    changes.validate()?;
-    Ok(Json(state.sales.change_event(event_id, changes).await?))
+    Ok(Json(state.sales.change_event(event_id, body.into_domain()?).await?))
 }
 
 /// Cancels the whole event: nothing more is sold (every replica refuses orders with

@@ -139,11 +139,19 @@ async fn heartbeat(
 /// The body of a release sent as the page closes.
 #[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LeavingBody {
+pub(super) struct LeavingBody {
     /// The fan's access token: `navigator.sendBeacon` cannot send an `Authorization`
     /// header. It is a bearer credential like the header, so no cookie (and no CSRF)
     /// is involved.
     access_token: String,
+}
+
+impl LeavingBody {
+    /// Whatever its content type says, the body is read as JSON.
+    pub(super) fn read(body: &[u8]) -> Result<Self> {
+        serde_json::from_slice(body)
+            .map_err(|e| Error::BadRequest(format!("the body must be {{\"access_token\": \"…\"}}: {e}")))
+    }
 }
 
 /// Releases the hold as the fan's page closes: what `navigator.sendBeacon` sends
@@ -175,8 +183,7 @@ async fn release_on_leaving(
     Path((event_id, hold_id)): Path<(Uuid, Uuid)>,
     body: axum::body::Bytes,
 ) -> Result<Json<HoldView>> {
-    let body: LeavingBody = serde_json::from_slice(&body)
-        .map_err(|e| Error::BadRequest(format!("the body must be {{\"access_token\": \"…\"}}: {e}")))?;
+    let body = LeavingBody::read(&body)?;
     let scope = crate::auth::fan_from_body_token(&body.access_token, event_id, &state)?;
     Ok(Json(state.sales.release(&scope, hold_id).await?))
 }

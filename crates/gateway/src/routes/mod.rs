@@ -1,5 +1,6 @@
 //! HTTP only: each handler extracts, calls one function, and maps the result.
 
+pub mod bodies;
 mod bookings;
 mod checkins;
 mod events;

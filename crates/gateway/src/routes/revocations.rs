@@ -9,6 +9,7 @@ use service_kit::extract::{Json, Path};
 use service_kit::openapi::{AdminKeyRefused, RateLimited};
 use service_kit::ErrorBody;
 
+use sales::domain::Invalid;
 use sales::model::Revocation;
 use sales::revocations::Revoke;
 
@@ -23,11 +24,17 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Exactly one of the two.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RevokeBody {
+pub(super) struct RevokeBody {
     /// One token: its `jti` claim (one per admission).
     jti: Option<Uuid>,
     /// Every token this fan holds for the event, issued up to now.
     fan_id: Option<String>,
+}
+
+impl RevokeBody {
+    pub(super) fn into_domain(self) -> Result<Revoke, Invalid> {
+        Revoke::new(self.jti, self.fan_id)
+    }
 }
 
 /// Revokes an admission: every gateway replica refuses the token within about a second
@@ -60,6 +67,5 @@ async fn revoke(
     Path(event_id): Path<Uuid>,
     Json(body): Json<RevokeBody>,
 ) -> Result<Json<Revocation>> {
-    let what = Revoke::new(body.jti, body.fan_id)?;
-    Ok(Json(state.sales.revoke(event_id, what).await?))
+    Ok(Json(state.sales.revoke(event_id, body.into_domain()?).await?))
 }

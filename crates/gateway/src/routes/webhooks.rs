@@ -10,6 +10,7 @@ use service_kit::extract::{Json, Path, Query};
 use service_kit::openapi::{AdminKeyRefused, RateLimited};
 use service_kit::ErrorBody;
 
+use sales::domain::Invalid;
 use sales::webhooks::{DeliveryLogEntry, NewWebhook, RegisteredWebhook, RotatedSecret, Webhook};
 
 use crate::auth::Admin;
@@ -24,10 +25,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(deliveries))
 }
 
+impl RegisterWebhook {
+    pub(super) fn into_domain(self) -> Result<NewWebhook, Invalid> {
+        NewWebhook::new(&self.url, self.event_id, self.topics)
+    }
+}
+
 /// An endpoint to register.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterWebhook {
+pub(super) struct RegisterWebhook {
     /// Where messages are POSTed: an absolute `http` or `https` URL without credentials.
     url: String,
     /// Only this event's messages; every event's if absent.
@@ -65,8 +72,7 @@ async fn register(
     State(state): State<AppState>,
     Json(body): Json<RegisterWebhook>,
 ) -> Result<(StatusCode, Json<RegisteredWebhook>)> {
-    let new = NewWebhook::new(&body.url, body.event_id, body.topics)?;
-    Ok((StatusCode::CREATED, Json(state.sales.register_webhook(new).await?)))
+    Ok((StatusCode::CREATED, Json(state.sales.register_webhook(body.into_domain()?).await?)))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -95,7 +101,7 @@ async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<WebhookLis
 /// What to change in an endpoint.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateWebhook {
+pub(super) struct UpdateWebhook {
     /// `false` turns the endpoint off: nothing is sent, and its messages (pending, and
     /// those written meanwhile) wait. `true` turns it back on (also after a `410 Gone`):
     /// each event's stream resumes, in order, at the message where it stopped.

@@ -103,6 +103,16 @@ async fn openapi_json_documents_every_route_with_its_refusals() {
     assert_eq!(confirmed["201"]["links"]["cancel"]["parameters"]["booking_id"], "$response.body#/id");
 }
 
+/// The fuzz target of request bodies reaches every body the description names.
+#[tokio::test]
+async fn every_request_body_described_is_one_the_body_fuzzer_reads() {
+    let app = spawn_app().await;
+    let described = openapi::operations_with_a_body(&description(&app).await);
+    let fuzzed: BTreeSet<String> =
+        gateway::routes::bodies::REQUEST_BODIES.iter().map(|(operation, _)| operation.to_string()).collect();
+    assert_eq!(described, fuzzed);
+}
+
 #[tokio::test]
 async fn the_gateway_answers_as_its_description_says() {
     let app = spawn_app().await;

@@ -8,6 +8,8 @@ use crate::states::SectionKind;
 pub const MAX_SEATS_PER_SECTION: u32 = 100_000;
 pub const MAX_SEATS_PER_EVENT: u32 = 200_000;
 pub const MAX_SECTIONS: usize = 100;
+/// The most places one order may take, whatever the event allows.
+pub const MAX_PER_ORDER: u32 = 100;
 pub const MAX_ROWS_PER_SECTION: usize = 1_000;
 /// The highest price of a seat, in minor units (10 billion in a two-decimal currency):
 /// far above any ticket, and low enough that an order's total (at most 100 seats)
@@ -168,8 +170,8 @@ impl NewEvent {
         if !is_currency_code(&self.currency) {
             return invalid(format!("currency {} must be an ISO 4217 code such as EUR", quoted(&self.currency)));
         }
-        if !(1..=100).contains(&self.max_per_order) {
-            return invalid("max_per_order must be between 1 and 100".into());
+        if !(1..=MAX_PER_ORDER).contains(&self.max_per_order) {
+            return invalid(format!("max_per_order must be between 1 and {MAX_PER_ORDER}"));
         }
         check_max_per_fan(self.max_per_fan)?;
         check_offer_ttl(self.waitlist.offer_ttl_seconds)?;

@@ -60,7 +60,7 @@ async fn admission_log(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SettingsBody {
+pub(super) struct SettingsBody {
     /// Fans admitted per second: above 0, at most 100,000.
     #[schema(exclusive_minimum = 0.0, maximum = 100_000.0)]
     admit_rate: f64,
@@ -75,6 +75,21 @@ struct SettingsBody {
     /// a challenge hiding a counter up to this. Absent: none.
     #[schema(minimum = 1, maximum = 1_000_000)]
     pow_difficulty: Option<u32>,
+}
+
+impl SettingsBody {
+    pub(super) fn into_settings(self) -> Result<Settings> {
+        let settings = Settings {
+            admit_rate: self.admit_rate,
+            max_active: self.max_active,
+            token_lifetime_secs: self.token_lifetime_secs,
+            opens_at: self.opens_at,
+            state: self.state.unwrap_or(EventState::Running),
+            pow_difficulty: self.pow_difficulty,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
 }
 
 /// PostgreSQL first (the source of truth: it keeps the event's seed, or records the new
@@ -106,16 +121,7 @@ async fn put_settings(
     Path(event_id): Path<Uuid>,
     Json(body): Json<SettingsBody>,
 ) -> Result<Json<SettingsView>> {
-    let settings = Settings {
-        admit_rate: body.admit_rate,
-        max_active: body.max_active,
-        token_lifetime_secs: body.token_lifetime_secs,
-        opens_at: body.opens_at,
-        state: body.state.unwrap_or(EventState::Running),
-        pow_difficulty: body.pow_difficulty,
-    };
-    settings.validate()?;
-    to_the_end(write_settings(state.clone(), event_id, settings)).await?;
+    to_the_end(write_settings(state.clone(), event_id, body.into_settings()?)).await?;
     current(&state, event_id).await
 }
 

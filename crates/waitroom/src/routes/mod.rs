@@ -1,6 +1,7 @@
 //! HTTP only: each handler extracts, calls one function, and maps the result.
 
 mod admin;
+pub mod bodies;
 mod public;
 mod queue;
 

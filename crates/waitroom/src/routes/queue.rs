@@ -38,21 +38,21 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct JoinBody {
+pub(super) struct JoinBody {
     /// The fan's own id, vouched for by `fan_id_signature`; one is issued when absent.
-    fan_id: Option<String>,
+    pub(super) fan_id: Option<String>,
     /// The organizer's signature on `fan_id` (see the README's "Fan ids"), without which
     /// a fan id of the client's own is refused.
-    fan_id_signature: Option<String>,
+    pub(super) fan_id_signature: Option<String>,
     /// For an event with a `pow_difficulty`: the base64 of the ALTCHA payload (the
     /// challenge from `GET …/queue/challenge` and its solution), as ALTCHA's widget
     /// sends it.
-    pow: Option<String>,
+    pub(super) pow: Option<String>,
 }
 
 /// The body is optional: a fan without an id of their own sends nothing (or `null`, as
 /// the description's optional body allows).
-fn parse_join_body(body: &[u8]) -> Result<JoinBody> {
+pub(super) fn parse_join_body(body: &[u8]) -> Result<JoinBody> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(JoinBody::default());
     }

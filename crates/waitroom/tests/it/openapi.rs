@@ -37,6 +37,16 @@ async fn description(app: &TestApp) -> Value {
     response.json().await.unwrap()
 }
 
+/// The fuzz target of request bodies reaches every body the description names.
+#[tokio::test]
+async fn every_request_body_described_is_one_the_body_fuzzer_reads() {
+    let app = spawn_app().await;
+    let described = openapi::operations_with_a_body(&description(&app).await);
+    let fuzzed: BTreeSet<String> =
+        waitroom::routes::bodies::REQUEST_BODIES.iter().map(|(operation, _)| operation.to_string()).collect();
+    assert_eq!(described, fuzzed);
+}
+
 #[tokio::test]
 async fn openapi_json_documents_every_route_with_its_refusals() {
     let app = spawn_app().await;
