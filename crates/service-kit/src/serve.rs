@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
@@ -18,6 +18,12 @@ use tower::Service;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::error_body;
+
+/// The most a request's headers may weigh (names, values and separators): past it, the
+/// request is refused `431 headers_too_large` in the error envelope before any route
+/// runs. hyper refuses by itself, with an empty `431` and the connection closed, only
+/// headers past its read buffer (about 400 KB) or more than 100 of them.
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// How long a client may take: every listener closes slow clients instead of keeping
 /// a connection (and its memory) for as long as they like.
@@ -73,7 +79,8 @@ pub async fn serve(
     let request_timeout = http.request_timeout();
     let router = router
         .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(http.body_read_timeout_ms)))
-        .layer(middleware::from_fn(move |request: Request, next: Next| answer_within(request_timeout, request, next)));
+        .layer(middleware::from_fn(move |request: Request, next: Next| answer_within(request_timeout, request, next)))
+        .layer(middleware::from_fn(refuse_oversized_headers));
     let mut connections = auto::Builder::new(TokioExecutor::new());
     connections
         .http1()
@@ -128,6 +135,18 @@ pub async fn serve_with_management(
     tokio::try_join!(public, management).map(drop)
 }
 
+async fn refuse_oversized_headers(request: Request, next: Next) -> Response {
+    let weight: usize = request.headers().iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if weight > MAX_HEADER_BYTES {
+        return error_body::error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!("the request's headers weigh more than {} KiB", MAX_HEADER_BYTES / 1024),
+        );
+    }
+    next.run(request).await
+}
+
 /// The last-resort request timeout. Database and Redis work answers within its own
 /// deadlines first; this bounds everything else a handler might wait on.
 async fn answer_within(limit: Duration, request: Request, next: Next) -> Response {
@@ -135,13 +154,13 @@ async fn answer_within(limit: Duration, request: Request, next: Next) -> Respons
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) if changes_something => error_body::error_response(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
             "outcome_unknown",
             "the request was not answered in time: it may or may not have taken effect; retry with the same \
              Idempotency-Key to learn which",
         ),
         Err(_) => error_body::error_response(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "the request was not answered in time; try again shortly",
         ),

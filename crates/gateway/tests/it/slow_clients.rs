@@ -73,3 +73,33 @@ async fn a_request_not_answered_in_time_gets_503_saying_whether_it_may_have_happ
     assert_eq!((order.status, order.code()), (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown"), "{}", order.body);
     assert_eq!((read.status, read.code()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", read.body);
 }
+
+/// Oversized headers are refused before any route runs: in the error envelope up to
+/// hyper's read buffer, past it by hyper itself, which closes the connection.
+#[tokio::test]
+async fn headers_past_the_limit_are_answered_431() {
+    let app = spawn_app_with(2, |_| {}).await;
+    let event = app.ga_event(5).await;
+    let token = app.token("fan", &event);
+    let cookie = "c".repeat(service_kit::serve::MAX_HEADER_BYTES);
+    let order = app
+        .http
+        .post(app.url(&event.path("/bookings")))
+        .bearer_auth(&token)
+        .header("Cookie", &cookie)
+        .json(&json!({ "section_id": event.sections[0], "quantity": 1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let body: serde_json::Value = order.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "headers_too_large", "{body}");
+
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    let head = format!("GET {} HTTP/1.1\r\nHost: gateway\r\nCookie: {}\r\n\r\n", event.path(""), "c".repeat(1 << 20));
+    // hyper may answer and close before it has read everything: a write cut short is fine.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert_eq!(app.assert_inventory_consistent(&event).await, 0);
+}
