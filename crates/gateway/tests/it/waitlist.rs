@@ -246,6 +246,26 @@ async fn a_fan_joining_while_offers_are_being_made_waits_for_them_instead_of_dea
     app.assert_inventory_consistent(&event).await;
 }
 
+/// A line busy for longer than `lock_timeout` (offers taking that long) sends the fan
+/// back to try again, rather than telling them another fan is taking their seat.
+#[tokio::test]
+async fn a_join_that_waits_for_the_line_past_the_lock_timeout_is_told_to_try_again() {
+    let app = spawn_app().await;
+    let event = waitlisted_event(&app, "general_admission", 1, json!({})).await;
+    let sold = app.book(&event, "buyer", json!({ "section_id": event.sections[0], "quantity": 1 })).await;
+    assert_eq!(sold.status, StatusCode::CREATED);
+
+    let mut offering = app.pool.begin().await.unwrap();
+    sales::store::waitlist::take_turn(&mut offering, event.id).await.unwrap();
+    let refused = join(&app, &event, "patient", 1).await;
+    offering.rollback().await.unwrap();
+
+    assert_eq!((refused.status, refused.code()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"), "{}", refused.body);
+    let joined = join(&app, &event, "patient", 1).await;
+    assert_eq!((joined.status, &joined.body["status"]), (StatusCode::CREATED, &json!("waiting")), "{}", joined.body);
+    app.assert_inventory_consistent(&event).await;
+}
+
 /// Returns once some session of the test's database waits for a lock (within 10 s).
 async fn wait_until_a_lock_is_awaited(app: &TestApp) {
     for _ in 0..200 {

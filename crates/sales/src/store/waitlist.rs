@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::error::Result;
+use crate::error::{Error, Result, LOCK_NOT_AVAILABLE};
 use crate::model::Price;
 use crate::scope::FanScope;
 use crate::states::{HoldStatus, SectionKind, WaitlistEntryStatus};
@@ -89,14 +89,20 @@ pub async fn for_sale(conn: &mut PgConnection, event_id: Uuid, section_ids: &[Uu
 /// A transaction-scoped advisory lock, like the fan's (`*_fan_limits.sql`): it writes
 /// nothing, and ends with the transaction however it ends. Its single key, hashed from
 /// a prefix of its own, keeps it apart from the fans' two-key locks; the wait is bounded
-/// by `lock_timeout`. Taking it again in the same transaction is free.
+/// by `lock_timeout`, past which the caller is told to try again (`Unavailable`): a
+/// busy line is no seat another fan is taking. Taking it again in the same transaction
+/// is free.
 #[tracing::instrument(level = "debug", skip(conn))]
 pub async fn take_turn(conn: &mut PgConnection, event_id: Uuid) -> Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('waitlist line ' || $1::text, 0))")
+    let taken = sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('waitlist line ' || $1::text, 0))")
         .bind(event_id)
         .execute(conn)
-        .await?;
-    Ok(())
+        .await;
+    match taken {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => Err(Error::Unavailable),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Puts the fan in line, on the line's turn ([`take_turn`]); false if they already wait
