@@ -38,7 +38,8 @@ pub fn limits(config: &GatewayConfig) -> ClientLimits {
 }
 
 /// The public reads, as their routes are matched: no token, anyone may send them.
-pub const PUBLIC_READS: [&str; 5] = [
+pub const PUBLIC_READS: [&str; 6] = [
+    "/v1/events",
     "/v1/events/{event_id}",
     "/v1/events/{event_id}/seats",
     "/v1/events/{event_id}/seats/layout",

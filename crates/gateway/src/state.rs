@@ -9,7 +9,7 @@ use access_token::keys::PublicKey;
 use access_token::TokenVerifier;
 use axum::body::Bytes;
 use axum::extract::FromRef;
-use sales::model::SeatView;
+use sales::model::{CatalogueEvent, SeatView};
 use sales::Sales;
 use serde::Serialize;
 use service_kit::auth::AdminKey;
@@ -47,6 +47,9 @@ pub struct AppState {
     /// Serialized event details (an aggregate over every seat: 65-96 ms on 100,000
     /// seats, issue 19), for as long as a seat map; `None` reads every time.
     details: Option<PublicReadCache>,
+    /// The serialized public catalogue (the same aggregate over every listed event),
+    /// for as long as a seat map; `None` reads every time.
+    catalogue: Option<moka::future::Cache<(), JsonBody>>,
 }
 
 /// Copies of public reads, each gzip-encoded once when it is read (a 100,000-seat map:
@@ -81,6 +84,9 @@ impl AppState {
             layouts: public_read_cache(LAYOUT_MAX_AGE.as_millis() as u64).expect("a layout is kept a while"),
             seat_maps: public_read_cache(config.seat_map_max_age_ms),
             details: public_read_cache(config.seat_map_max_age_ms),
+            catalogue: (config.seat_map_max_age_ms > 0).then(|| {
+                moka::future::Cache::builder().time_to_live(Duration::from_millis(config.seat_map_max_age_ms)).build()
+            }),
         }
     }
 
@@ -126,6 +132,24 @@ impl AppState {
         }
     }
 
+    /// The public catalogue as a JSON body, cached as the seat map is: however many
+    /// fans browse, a replica reads it once per copy.
+    pub async fn catalogue_json(&self) -> Result<JsonBody> {
+        let Some(cache) = &self.catalogue else {
+            return self.read_catalogue().await.map(JsonBody::plain);
+        };
+        let copy = async { Ok::<_, Error>(JsonBody::compressed(self.read_catalogue().await?).await) };
+        match cache.try_get_with((), copy).await {
+            Ok(json) => Ok(json),
+            Err(_) => self.read_catalogue().await.map(JsonBody::plain),
+        }
+    }
+
+    async fn read_catalogue(&self) -> Result<Bytes> {
+        let catalogue = Catalogue { events: self.sales.catalogue().await? };
+        Ok(Bytes::from(serde_json::to_vec(&catalogue).expect("a catalogue always serialises")))
+    }
+
     async fn read_event_details(&self, event_id: Uuid) -> Result<Bytes> {
         let details = self.sales.event_details(event_id).await?;
         Ok(Bytes::from(serde_json::to_vec(&details).expect("event details always serialise")))
@@ -136,6 +160,12 @@ impl AppState {
         let body = serde_json::to_vec(&SeatMap { event_id, seats }).expect("a seat map always serialises");
         Ok(Bytes::from(body))
     }
+}
+
+/// The public catalogue, as `GET /v1/events` answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Catalogue {
+    pub events: Vec<CatalogueEvent>,
 }
 
 /// An event's seats and their states, as `GET /v1/events/{event_id}/seats` answers.

@@ -12,7 +12,7 @@ use seat_feed::live::{SeatNow, SeatsRead};
 use seat_feed::store as feed;
 use seat_feed::Position;
 
-use crate::model::{AdminBookingView, EventDetails, EventSummary, SeatLayout, SeatView};
+use crate::model::{AdminBookingView, CatalogueEvent, EventDetails, EventSummary, SeatLayout, SeatView};
 use crate::store::{bookings, events};
 use crate::Sales;
 
@@ -27,6 +27,8 @@ pub struct EventChanges {
     /// Off ends every waiting entry (their sections go back on sale).
     pub waitlist_enabled: Option<bool>,
     pub waitlist_offer_ttl_seconds: Option<u32>,
+    /// Lists the event in the public catalogue, or takes it out.
+    pub published: Option<bool>,
 }
 
 impl EventChanges {
@@ -65,7 +67,8 @@ impl Sales {
     }
 
     /// Changes what may change after creation (D8): the refund policy, the limit of
-    /// places per fan and the waitlist, in one transaction. None is cached: the refund
+    /// places per fan, the waitlist and whether the catalogue lists it, in one
+    /// transaction. None is cached: the refund
     /// policy is read at each cancellation, the limit by the database at each order and
     /// the waitlist settings when a fan joins and an offer is made, so a change applies
     /// to the next one on every replica.
@@ -84,6 +87,9 @@ impl Sales {
                         let (enabled, ttl) = (changes.waitlist_enabled, changes.waitlist_offer_ttl_seconds);
                         events::set_waitlist(tx, event_id, enabled, ttl).await?;
                     }
+                    if let Some(published) = changes.published {
+                        events::set_published(tx, event_id, published).await?;
+                    }
                     events::details(tx, event_id).await?.ok_or(Error::NotFound(What::Event))
                 })
             })
@@ -93,6 +99,12 @@ impl Sales {
     #[tracing::instrument(skip_all, fields(kind = "list_events"))]
     pub async fn list_events(&self) -> Result<Vec<EventSummary>> {
         self.db.read(|conn| Box::pin(events::list(conn))).await
+    }
+
+    /// The public catalogue: published events on sale or coming up, soonest first.
+    #[tracing::instrument(skip_all, fields(kind = "catalogue"))]
+    pub async fn catalogue(&self) -> Result<Vec<CatalogueEvent>> {
+        self.db.read(|conn| Box::pin(events::catalogue(conn))).await
     }
 
     #[tracing::instrument(skip(self), fields(kind = "event_details"))]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::sale_state::SaleState;
 use crate::states::{BookingStatus, HoldStatus, SeatState, SectionKind};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
@@ -22,6 +23,8 @@ pub struct EventSummary {
     pub currency: String,
     pub capacity: i64,
     pub created_at: DateTime<Utc>,
+    /// Since when the public catalogue lists it; none: not listed.
+    pub published_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -42,6 +45,53 @@ pub struct EventDetails {
     pub waitlist_enabled: bool,
     /// How long a waitlist offer holds its places for the fan.
     pub waitlist_offer_ttl_secs: i32,
+    /// Since when the public catalogue lists it; none: not listed.
+    pub published_at: Option<DateTime<Utc>>,
+}
+
+/// An event as the public catalogue lists it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CatalogueEvent {
+    pub id: Uuid,
+    pub name: String,
+    pub starts_at: Option<DateTime<Utc>>,
+    pub currency: String,
+    /// The cheapest section's price.
+    pub price_from: Price,
+    /// The dearest section's price.
+    pub price_to: Price,
+    /// Whether places are for sale now (as stale as `gateway.seat_map_max_age_ms`).
+    pub sale_state: SaleState,
+    /// In the venue's order, with what each has for sale.
+    pub sections: Vec<CatalogueSection>,
+    /// Whether fans may wait for its sold-out sections.
+    pub waitlist_enabled: bool,
+    /// Its waiting room, when the organizer has set one: fans join it to buy.
+    pub waiting_room: Option<WaitingRoomStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CatalogueSection {
+    pub id: Uuid,
+    pub name: String,
+    pub kind: SectionKind,
+    /// In the event's currency.
+    pub price_minor: i64,
+    /// Places for sale now.
+    pub remaining: i64,
+}
+
+/// An event's waiting room as the catalogue shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WaitingRoomStatus {
+    /// The organizer's setting: `running`, `paused` or `closed`.
+    #[schema(pattern = "^(running|paused|closed)$")]
+    pub state: String,
+    /// When it lets fans in, if it has not yet.
+    pub opens_at: Option<DateTime<Utc>>,
+    /// Running, and its opening time (if any) passed: fans joining now are let in as
+    /// their turn comes.
+    pub open: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

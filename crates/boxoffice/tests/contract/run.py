@@ -42,7 +42,7 @@ def section(name, kind, places, price=0):
 
 def new_event(name, sections):
     body = {
-        "name": name, "max_per_order": 10, "hold_ttl_seconds": 3600, "waitlist_enabled": True,
+        "name": name, "max_per_order": 10, "hold_ttl_seconds": 3600, "waitlist_enabled": True, "published": True,
         "refund_policy": [{"before_hours": 0, "refund_percent": 100}], "sections": sections,
     }
     return call("POST", f"{GATEWAY}/v1/events", ADMIN, body)

@@ -20,11 +20,12 @@ use sales::orders::EventCancellation;
 
 use crate::auth::Admin;
 use crate::error::Result;
-use crate::state::{AppState, SeatMap};
+use crate::state::{AppState, Catalogue, SeatMap};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(list, create))
+        .routes(routes!(catalogue, create))
+        .routes(routes!(list))
         .routes(routes!(details, change))
         .routes(routes!(seat_map))
         .routes(routes!(cancel_event))
@@ -52,6 +53,9 @@ pub(super) struct CreateEvent {
     /// How long a waitlist offer holds its places for the fan, 1-604800; 1800 if
     /// absent. Changeable later.
     waitlist_offer_ttl_secs: Option<u32>,
+    /// Listed in the public catalogue (`GET /v1/events`) from now; false if absent:
+    /// publish it later, once its sale is set up. Changeable later.
+    published: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -131,6 +135,7 @@ impl CreateEvent {
                     .waitlist_offer_ttl_secs
                     .unwrap_or(WaitlistSettings::default().offer_ttl_seconds),
             },
+            published: self.published.unwrap_or(false),
         };
         event.validate()?;
         Ok(event)
@@ -183,6 +188,9 @@ pub(super) struct ChangeEvent {
     waitlist_enabled: Option<bool>,
     /// How long the next waitlist offers last, 1-604800 seconds.
     waitlist_offer_ttl_secs: Option<u32>,
+    /// `true` lists the event in the public catalogue (an event listed already keeps its
+    /// `published_at`); `false` takes it out. Its details stay readable by id either way.
+    published: Option<bool>,
 }
 
 impl ChangeEvent {
@@ -192,6 +200,7 @@ impl ChangeEvent {
             max_per_fan: self.max_per_fan,
             waitlist_enabled: self.waitlist_enabled,
             waitlist_offer_ttl_seconds: self.waitlist_offer_ttl_secs,
+            published: self.published,
         };
         changes.validate()?;
         Ok(changes)
@@ -265,10 +274,12 @@ struct EventList {
     events: Vec<EventSummary>,
 }
 
+/// Every event, published or not, newest first (at most 1,000).
 #[utoipa::path(
     get,
-    path = "/v1/events",
-    tag = "events",
+    path = "/v1/admin/events",
+    operation_id = "list_events",
+    tag = "organizer",
     responses(
         (status = 200, description = "Every event", body = EventList),
         (status = 503, description = "`unavailable`", body = ErrorBody),
@@ -279,6 +290,27 @@ struct EventList {
 #[tracing::instrument(skip_all)]
 async fn list(_: Admin, State(state): State<AppState>) -> Result<Json<EventList>> {
     Ok(Json(EventList { events: state.sales.list_events().await? }))
+}
+
+/// The public catalogue: events their organizers published, neither cancelled nor
+/// started, soonest first (those without a date last; at most 200), with each
+/// section's price and places for sale, whether any are (`sale_state`) and the state
+/// of the event's waiting room. Answered from a copy as old as
+/// `gateway.seat_map_max_age_ms`.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "catalogue",
+    tag = "events",
+    responses(
+        (status = 200, description = "The events on sale or coming up", body = Catalogue),
+        (status = 503, description = "`unavailable`", body = ErrorBody),
+        RateLimited,
+    ),
+)]
+#[tracing::instrument(skip_all)]
+async fn catalogue(State(state): State<AppState>, headers: HeaderMap) -> Result<Response> {
+    Ok(state.catalogue_json().await?.answer(&headers))
 }
 
 #[utoipa::path(

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bookings;
+mod catalogue;
 mod checkins;
 mod checkout;
 mod errors;

@@ -20,6 +20,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/admin/webhooks/{webhook_id}"),
     ("POST", "/v1/admin/webhooks/{webhook_id}/rotate-secret"),
     ("GET", "/v1/admin/webhooks/{webhook_id}/deliveries"),
+    ("GET", "/v1/admin/events"),
     ("GET", "/v1/events"),
     ("POST", "/v1/events"),
     ("GET", "/v1/events/{event_id}"),

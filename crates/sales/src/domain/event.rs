@@ -53,6 +53,8 @@ pub struct NewEvent {
     /// None: no limit.
     pub max_per_fan: Option<u32>,
     pub waitlist: WaitlistSettings,
+    /// Listed in the public catalogue from the start.
+    pub published: bool,
 }
 
 /// Whether fans may wait for the event's sold-out sections, and how long an offer holds
@@ -303,6 +305,7 @@ mod tests {
             refund_policy: None,
             max_per_fan: None,
             waitlist: WaitlistSettings::default(),
+            published: false,
         }
     }
 

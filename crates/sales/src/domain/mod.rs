@@ -8,6 +8,7 @@ pub mod contact_email;
 pub mod event;
 pub mod offer_link;
 pub mod refund_policy;
+pub mod sale_state;
 pub mod selection;
 pub mod ticket_secret;
 

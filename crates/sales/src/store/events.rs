@@ -7,9 +7,16 @@ use uuid::Uuid;
 
 use crate::domain::event::NewEvent;
 use crate::domain::refund_policy::RefundPolicy;
+use crate::domain::sale_state::SaleState;
 use crate::error::Result;
-use crate::model::{EventDetails, EventSummary, LayoutRow, LayoutSection, Price, SeatLayout, SeatView, SectionView};
+use crate::model::{
+    CatalogueEvent, CatalogueSection, EventDetails, EventSummary, LayoutRow, LayoutSection, Price, SeatLayout,
+    SeatView, SectionView, WaitingRoomStatus,
+};
 use crate::states::SectionKind;
+
+/// The most events the public catalogue lists.
+pub const CATALOGUE_LIMIT: i64 = 200;
 
 /// The parts of an event every order needs, cached per replica (see [`crate::rules`]).
 #[derive(Debug, Clone)]
@@ -53,8 +60,8 @@ pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     let event_id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO events (id, name, starts_at, currency, max_per_order, hold_ttl_seconds, refund_policy, max_per_fan,
-                             waitlist_enabled, waitlist_offer_ttl_seconds)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                             waitlist_enabled, waitlist_offer_ttl_seconds, published_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $11 THEN now() END)",
     )
     .bind(event_id)
     .bind(&event.name)
@@ -66,6 +73,7 @@ pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
     .bind(event.max_per_fan.map(|n| n as i32))
     .bind(event.waitlist.enabled)
     .bind(event.waitlist.offer_ttl_seconds as i32)
+    .bind(event.published)
     .execute(&mut *conn)
     .await?;
     for (position, section) in event.sections.iter().enumerate() {
@@ -104,7 +112,7 @@ pub async fn insert(conn: &mut PgConnection, event: &NewEvent) -> Result<Uuid> {
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<EventSummary>> {
     Ok(sqlx::query_as(
-        "SELECT e.id, e.name, e.starts_at, e.currency, e.created_at,
+        "SELECT e.id, e.name, e.starts_at, e.currency, e.created_at, e.published_at,
                 (SELECT coalesce(sum(capacity), 0)::bigint FROM sections s WHERE s.event_id = e.id) AS capacity
          FROM events e ORDER BY e.created_at DESC LIMIT 1000",
     )
@@ -244,7 +252,7 @@ pub async fn fan_allowance(conn: &mut PgConnection, event_id: Uuid, fan_id: &str
 pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<EventDetails>> {
     let Some(event) = sqlx::query(
         "SELECT name, starts_at, currency, max_per_order, max_per_fan, hold_ttl_seconds, refund_policy, cancelled_at,
-                waitlist_enabled, waitlist_offer_ttl_seconds
+                waitlist_enabled, waitlist_offer_ttl_seconds, published_at
          FROM events WHERE id = $1",
     )
     .bind(event_id)
@@ -288,7 +296,92 @@ pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<E
         cancelled_at: event.get("cancelled_at"),
         waitlist_enabled: event.get("waitlist_enabled"),
         waitlist_offer_ttl_secs: event.get("waitlist_offer_ttl_seconds"),
+        published_at: event.get("published_at"),
     }))
+}
+
+/// Lists the event in the catalogue (one listed already keeps its `published_at`), or
+/// takes it out; false for an unknown event.
+#[tracing::instrument(level = "debug", skip(conn))]
+pub async fn set_published(conn: &mut PgConnection, event_id: Uuid, published: bool) -> Result<bool> {
+    let changed = sqlx::query(
+        "UPDATE events SET published_at = CASE WHEN $2 THEN coalesce(published_at, now()) END WHERE id = $1",
+    )
+    .bind(event_id)
+    .bind(published)
+    .execute(&mut *conn)
+    .await?;
+    Ok(changed.rows_affected() == 1)
+}
+
+/// The public catalogue's events: published, neither cancelled nor started, soonest
+/// first (those without a date last), at most [`CATALOGUE_LIMIT`]; each with its
+/// waiting room's state when one is set (the waiting room's own record, in the same
+/// database).
+#[tracing::instrument(level = "debug", skip_all)]
+pub async fn catalogue(conn: &mut PgConnection) -> Result<Vec<CatalogueEvent>> {
+    let events = sqlx::query(
+        "SELECT e.id, e.name, e.starts_at, e.currency, e.waitlist_enabled,
+                w.state::text AS waiting_room_state, w.opens_at AS waiting_room_opens_at,
+                coalesce(w.state = 'running' AND (w.opens_at IS NULL OR w.opens_at <= now()), false)
+                    AS waiting_room_open
+         FROM events e LEFT JOIN waitroom_events w ON w.event_id = e.id
+         WHERE e.published_at IS NOT NULL AND e.cancelled_at IS NULL AND (e.starts_at IS NULL OR e.starts_at > now())
+         ORDER BY e.starts_at NULLS LAST, e.published_at, e.id
+         LIMIT $1",
+    )
+    .bind(CATALOGUE_LIMIT)
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids: Vec<Uuid> = events.iter().map(|row| row.get("id")).collect();
+    // Each event's sections, and how many of its places are held.
+    let mut sections: HashMap<Uuid, (Vec<CatalogueSection>, i64)> = HashMap::new();
+    for row in sqlx::query(
+        "SELECT s.event_id, s.id, s.name, s.kind, s.price_minor, a.remaining, a.held
+         FROM sections s JOIN section_availability a ON a.section_id = s.id
+         WHERE s.event_id = ANY($1) ORDER BY s.event_id, s.position",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        let (listed, held) = sections.entry(row.get("event_id")).or_default();
+        *held += row.get::<i64, _>("held");
+        listed.push(CatalogueSection {
+            id: row.get("id"),
+            name: row.get("name"),
+            kind: row.get("kind"),
+            price_minor: row.get("price_minor"),
+            remaining: row.get("remaining"),
+        });
+    }
+    Ok(events
+        .into_iter()
+        .map(|row| {
+            let waiting_room = row.get::<Option<String>, _>("waiting_room_state").map(|state| WaitingRoomStatus {
+                state,
+                opens_at: row.get("waiting_room_opens_at"),
+                open: row.get("waiting_room_open"),
+            });
+            let id: Uuid = row.get("id");
+            let (sections, held) = sections.remove(&id).unwrap_or_default();
+            let remaining = sections.iter().map(|s| s.remaining).sum();
+            let prices = sections.iter().map(|s| s.price_minor);
+            let currency: String = row.get("currency");
+            CatalogueEvent {
+                id,
+                name: row.get("name"),
+                starts_at: row.get("starts_at"),
+                price_from: Price { amount_minor: prices.clone().min().unwrap_or(0), currency: currency.clone() },
+                price_to: Price { amount_minor: prices.max().unwrap_or(0), currency: currency.clone() },
+                currency,
+                sale_state: SaleState::of(remaining, held),
+                sections,
+                waitlist_enabled: row.get("waitlist_enabled"),
+                waiting_room,
+            }
+        })
+        .collect())
 }
 
 /// Every reserved seat of the event with its live status: a seat whose hold has lapsed

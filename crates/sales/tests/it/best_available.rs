@@ -26,6 +26,7 @@ async fn section(conn: &mut PgConnection, rows: usize, seats: u32) -> Uuid {
         refund_policy: None,
         max_per_fan: None,
         waitlist: Default::default(),
+        published: false,
     };
     let event_id = events::insert(conn, &event).await.unwrap();
     sqlx::query_scalar("SELECT id FROM sections WHERE event_id = $1").bind(event_id).fetch_one(conn).await.unwrap()

@@ -37,6 +37,7 @@ async fn event_with_holds(conn: &mut PgConnection) -> (Uuid, Uuid) {
         refund_policy: None,
         max_per_fan: None,
         waitlist: Default::default(),
+        published: false,
     };
     let event_id = events::insert(conn, &event).await.unwrap();
     sqlx::query(
