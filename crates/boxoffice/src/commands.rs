@@ -295,6 +295,10 @@ pub struct LoadtestArgs {
     max_seconds: Option<u64>,
     #[arg(long)]
     concurrency: Option<usize>,
+    /// The share of fans who wait in line on the standing stream (SSE) rather than
+    /// polling.
+    #[arg(long)]
+    stream_share: Option<f64>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -371,6 +375,9 @@ impl LoadtestArgs {
         }
         if let Some(concurrency) = self.concurrency {
             scenario.concurrency = concurrency;
+        }
+        if let Some(share) = self.stream_share {
+            scenario.stream_share = share;
         }
         if let Some(price) = self.price_minor {
             scenario.price_minor = price;

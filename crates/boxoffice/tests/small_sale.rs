@@ -230,6 +230,8 @@ async fn a_sold_out_show_tells_its_line_and_lets_nobody_more_in() {
         admit_rate: 100.0,
         think_ms: 50,
         poll_interval_ms: 200,
+        // Half the line waits on the standing stream, half polls.
+        stream_share: 0.5,
         max_seconds: 25,
         behaviour: Behaviour {
             chosen_seats: 0,
@@ -247,6 +249,8 @@ async fn a_sold_out_show_tells_its_line_and_lets_nobody_more_in() {
     let report = simulator::run(&scenario, services.targets(), false).await.unwrap();
 
     assert!(report.broken.is_empty(), "{report}");
+    let sell_out = report.sell_out.expect("the show sold out");
+    assert!(sell_out.streaming_then > 0 && sell_out.told_on_stream > 0, "streams told the line: {report}");
     assert_eq!((report.database.seats_sold, report.database.capacity), (40, 40), "{report}");
     let count = |ending| report.endings.get(&ending).copied().unwrap_or(0);
     assert_eq!(report.endings.values().sum::<usize>(), 300, "{report}");

@@ -1,10 +1,13 @@
 //! The HTTP calls a fan and an organizer make, each timed and counted by endpoint.
 
 use std::collections::BTreeMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures::{Stream, StreamExt};
 use hdrhistogram::Histogram;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -92,7 +95,7 @@ impl Answered {
     /// payment page).
     pub fn service(&self) -> &'static str {
         match self.endpoint {
-            "join" | "poll" | "leave" | "open_waitroom" => "waitroom",
+            "join" | "poll" | "stream" | "leave" | "open_waitroom" => "waitroom",
             "pay" => "payments",
             _ => "gateway",
         }
@@ -217,6 +220,30 @@ impl<'a> Holder<'a> {
     }
 }
 
+/// A fan's standing stream, as its Server-Sent Events arrive.
+pub struct StandingStream {
+    events: Pin<Box<dyn Stream<Item = Result<eventsource_stream::Event, EventStreamError<reqwest::Error>>> + Send>>,
+}
+
+impl StandingStream {
+    /// The next `status` event's view of the fan, as an answer; `None` once the stream
+    /// ends, breaks, or sends an `error` event (the room refused to go on).
+    pub async fn next(&mut self) -> Option<Answer> {
+        while let Some(event) = self.events.next().await {
+            let event = event.ok()?;
+            match event.event.as_str() {
+                "status" => {
+                    let body = serde_json::from_str(&event.data).unwrap_or(Value::Null);
+                    return Some(Answer { status: 200, body });
+                }
+                "error" => return None,
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
 /// The organizer's keys for each service.
 pub struct AdminKeys {
     pub waitroom: String,
@@ -225,6 +252,9 @@ pub struct AdminKeys {
 
 pub struct Api {
     http: reqwest::Client,
+    /// For standing streams: no overall timeout (a stream lasts while its fan waits,
+    /// bounded by the rehearsal's deadline), no pooling.
+    streams: reqwest::Client,
     /// Bounds requests in flight, hence sockets: fans waiting in line cost a task, not
     /// a connection.
     in_flight: tokio::sync::Semaphore,
@@ -252,8 +282,19 @@ impl Api {
             .pool_idle_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(30))
             .build()?;
+        let streams =
+            reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).pool_max_idle_per_host(0).build()?;
         let in_flight = tokio::sync::Semaphore::new(connections);
-        Ok(Self { http, in_flight, waitrooms, gateways, admin_keys, sandbox: None, traffic: Traffic::default() })
+        Ok(Self {
+            http,
+            streams,
+            in_flight,
+            waitrooms,
+            gateways,
+            admin_keys,
+            sandbox: None,
+            traffic: Traffic::default(),
+        })
     }
 
     /// Knows the payments sandbox: its faults can be set, and its page found.
@@ -397,6 +438,30 @@ impl Api {
     pub async fn poll(&self, event: Uuid, ticket: &str) -> Result<Answer, Error> {
         let path = format!("/v1/events/{event}/queue/{ticket}");
         self.call("poll", Method::GET, (&self.waitrooms, Pick::Next), &path, None, None).await
+    }
+
+    /// Opens the fan's standing stream on the next waiting room, counted as `stream`
+    /// (its latency: until the answer's headers). It takes no connection slot: it holds
+    /// its socket while the fan waits, as a browser's EventSource does. `Err` carries
+    /// the answer of a room that refused it.
+    pub async fn standing_stream(&self, event: Uuid, ticket: &str) -> Result<Result<StandingStream, Answer>, Error> {
+        let url = format!("{}/v1/events/{event}/queue/{ticket}/stream", self.waitrooms.next());
+        let started = Instant::now();
+        let response = match self.streams.get(url).send().await {
+            Ok(response) => response,
+            Err(e) => {
+                self.traffic.record("stream", started.elapsed(), None);
+                return Err(e.into());
+            }
+        };
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            let refused = Answer { status, body: response.json().await.unwrap_or(Value::Null) };
+            self.traffic.record("stream", started.elapsed(), Some(&refused));
+            return Ok(Err(refused));
+        }
+        self.traffic.record("stream", started.elapsed(), Some(&Answer { status, body: Value::Null }));
+        Ok(Ok(StandingStream { events: Box::pin(response.bytes_stream().eventsource()) }))
     }
 
     pub async fn leave(&self, event: Uuid, ticket: &str) -> Result<Answer, Error> {

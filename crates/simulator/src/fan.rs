@@ -75,6 +75,10 @@ pub struct FanRecord {
     /// that did not say the show was sold out: after the sell-out every answer is to
     /// say so (issue 18), so this tells how long the line went on hearing otherwise.
     pub last_answer_not_sold_out: Option<Duration>,
+    /// Waited in line on the standing stream (for a while at least).
+    pub streamed: bool,
+    /// When the stream told the fan the show was sold out.
+    pub told_sold_out_on_stream: Option<Duration>,
     pub ending: Ending,
     pub seats: u32,
     /// The booking the fan was told about (a 2xx with its id), and what became of it.
@@ -151,6 +155,8 @@ impl FanRecord {
             last_waiting_poll_sent: None,
             admitted_after: None,
             last_answer_not_sold_out: None,
+            streamed: false,
+            told_sold_out_on_stream: None,
             ending: Ending::Failed,
             seats: 0,
             told: None,
@@ -165,6 +171,14 @@ struct Admitted {
     ticket: String,
 }
 
+/// How waiting on the standing stream ended.
+enum StreamWait {
+    /// Admitted, or told the show sold out (`None`).
+    Over(Option<Admitted>),
+    /// The stream was refused or ended: polls take over.
+    Poll,
+}
+
 pub struct Fan<'a> {
     pub api: &'a Api,
     pub scenario: &'a Scenario,
@@ -172,6 +186,8 @@ pub struct Fan<'a> {
     pub plan: Plan,
     /// The first card this fan tries is declined.
     pub declined_first: bool,
+    /// Waits in line on the standing stream rather than polling.
+    pub streams: bool,
     pub started: Instant,
     pub deadline: Instant,
 }
@@ -233,13 +249,19 @@ impl Fan<'_> {
     /// Polls as a browser tab would, each time with the latest ticket (every answer
     /// carries a fresh one, so a fan in a long line never outlives a ticket's lifetime);
     /// `None` when the fan never got in. A fan told the show sold out leaves the line,
-    /// with the waitlist token the answer carried if the show has a waitlist.
+    /// with the waitlist token the answer carried if the show has a waitlist. A fan who
+    /// streams waits on the stream first, and polls only if it is refused or ends.
     async fn wait_for_admission(
         &self,
         mut ticket: String,
         record: &mut FanRecord,
         waitlist_token: &mut Option<String>,
     ) -> Result<Option<Admitted>, Error> {
+        if self.streams {
+            if let StreamWait::Over(admitted) = self.wait_on_stream(&mut ticket, record, waitlist_token).await? {
+                return Ok(admitted);
+            }
+        }
         loop {
             if Instant::now() >= self.deadline {
                 record.ending = Ending::NotAdmitted;
@@ -279,6 +301,43 @@ impl Fan<'_> {
             let asked = Duration::from_secs(polled.body["poll_after_secs"].as_u64().unwrap_or(0));
             tokio::time::sleep(asked.max(Duration::from_millis(self.scenario.poll_interval_ms))).await;
         }
+    }
+
+    /// Waits on the standing stream as the waiting page's EventSource would: each
+    /// `status` event is an answer, the last of them until the access token or
+    /// `sold_out` comes.
+    async fn wait_on_stream(
+        &self,
+        ticket: &mut String,
+        record: &mut FanRecord,
+        waitlist_token: &mut Option<String>,
+    ) -> Result<StreamWait, Error> {
+        let Ok(mut stream) = self.api.standing_stream(self.event.id, ticket).await? else {
+            return Ok(StreamWait::Poll);
+        };
+        record.streamed = true;
+        // The deadline, or the stream's end: the polls take over (and see the deadline).
+        while let Ok(Some(status)) = tokio::time::timeout_at(self.deadline.into(), stream.next()).await {
+            // A `waiting` event left the server before it arrived: its arrival is no
+            // moment the fan was known to be waiting, so fairness is judged on polls only.
+            let at = self.started.elapsed();
+            record.heard(&status, at);
+            if let Some(fresh) = status.text("ticket") {
+                *ticket = fresh.to_owned();
+            }
+            if let Some(token) = status.text("access_token") {
+                record.admitted_after = Some(at);
+                return Ok(StreamWait::Over(Some(Admitted { token: token.to_owned(), ticket: ticket.clone() })));
+            }
+            if status.text("sale_state") == Some("sold_out") {
+                record.told_sold_out_on_stream = Some(at);
+                *waitlist_token = status.text("waitlist_token").map(str::to_owned);
+                self.api.leave(self.event.id, ticket).await?;
+                record.ending = Ending::SoldOutInLine;
+                return Ok(StreamWait::Over(None));
+            }
+        }
+        Ok(StreamWait::Poll)
     }
 
     async fn shop(

@@ -92,6 +92,7 @@ pub async fn run(scenario: &Scenario, targets: Targets, progress: bool) -> Resul
                     event,
                     plan: scenario.plan_of(index),
                     declined_first: scenario.declined_first(index),
+                    streams: scenario.streams(index),
                     started,
                     deadline,
                 };

@@ -77,6 +77,16 @@ pub struct SellOut {
     pub last_answer_not_saying_it_s: f64,
     /// Fans who heard otherwise more than 2 s after the sell-out.
     pub fans_told_otherwise_after_2s: usize,
+    /// Of the fans waiting then, those waiting on a standing stream.
+    pub streaming_then: usize,
+    /// Of them, those the stream told `sold_out` (the others were admitted, or their
+    /// stream ended and polls told them).
+    pub told_on_stream: usize,
+    /// How long after the sell-out the last of them was told, in seconds (0 when none
+    /// was): streams are to push it within 2 s.
+    pub last_told_on_stream_s: f64,
+    /// Fans the stream told more than 2 s after the sell-out.
+    pub told_on_stream_after_2s: usize,
 }
 
 impl SellOut {
@@ -89,12 +99,19 @@ impl SellOut {
             .filter(|r| r.joined && r.join_answered <= at && r.admitted_after.is_none_or(|admitted| admitted > at))
             .collect();
         let lag = |r: &FanRecord| r.last_answer_not_sold_out.map_or(Duration::ZERO, |last| last.saturating_sub(at));
+        let streaming: Vec<&&FanRecord> = waiting.iter().filter(|r| r.streamed).collect();
+        let pushed: Vec<Duration> =
+            streaming.iter().filter_map(|r| r.told_sold_out_on_stream).map(|told| told.saturating_sub(at)).collect();
         Some(Self {
             at_s: at.as_secs_f64(),
             waiting_then: waiting.len(),
             admitted_after: waiting.iter().filter(|r| r.admitted_after.is_some()).count(),
             last_answer_not_saying_it_s: records.iter().map(lag).max().unwrap_or_default().as_secs_f64(),
             fans_told_otherwise_after_2s: records.iter().filter(|r| lag(r) > Duration::from_secs(2)).count(),
+            streaming_then: streaming.len(),
+            told_on_stream: pushed.len(),
+            last_told_on_stream_s: pushed.iter().max().copied().unwrap_or_default().as_secs_f64(),
+            told_on_stream_after_2s: pushed.iter().filter(|lag| **lag > Duration::from_secs(2)).count(),
         })
     }
 }
@@ -529,7 +546,14 @@ impl fmt::Display for Report {
                 sold.waiting_then,
                 sold.last_answer_not_saying_it_s,
                 sold.fans_told_otherwise_after_2s
-            )?,
+            )
+            .and_then(|()| {
+                writeln!(
+                    f,
+                    "    on streams: {} of them waiting on one, {} told sold_out by it, the last {:.2} s after it ({} over 2 s)",
+                    sold.streaming_then, sold.told_on_stream, sold.last_told_on_stream_s, sold.told_on_stream_after_2s
+                )
+            })?,
             None => writeln!(f, "  sell-out: none (places left unsold or held at the end)")?,
         }
         writeln!(

@@ -39,6 +39,10 @@ pub struct Scenario {
     /// The shortest pause between a fan's polls; fans wait longer when the waiting
     /// room's answer asks them to (`poll_after_secs`), as its clients should.
     pub poll_interval_ms: u64,
+    /// The share of fans who wait in line on their standing stream (`GET
+    /// …/queue/{ticket}/stream`, Server-Sent Events), as the waiting page does where it
+    /// can, rather than polling; a stream that ends or is refused falls back to polls.
+    pub stream_share: f64,
     /// A fan gives up after this many refused attempts at seats.
     pub attempts: u32,
     /// Fans in flight at once (a task each). Below `fans`, later fans arrive late.
@@ -154,6 +158,7 @@ impl Default for Scenario {
             waitlist: Waitlist::default(),
             think_ms: 200,
             poll_interval_ms: 500,
+            stream_share: 0.0,
             attempts: 3,
             concurrency: 10_000,
             connections: 256,
@@ -270,6 +275,9 @@ impl Scenario {
                 "decline_rate, webhook_late_rate, webhook_duplicate_rate and webhook_drop_rate must be between 0 and 1",
             );
         }
+        if !(0.0..=1.0).contains(&self.stream_share) {
+            return fail("stream_share must be between 0 and 1");
+        }
         if payments.follow_secs == 0 {
             return fail("follow_secs must be positive");
         }
@@ -311,12 +319,24 @@ impl Scenario {
     /// a multiplication like the plan's: two golden-ratio multiplications line up, and
     /// declines fell on one plan only.
     pub fn declined_first(&self, index: u32) -> bool {
-        let mut z = u64::from(index).wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 40) as f64 / f64::from(1u32 << 24)) < self.payments.decline_rate
+        draw(index, 0) < self.payments.decline_rate
     }
+
+    /// Whether fan number `index` waits in line on the standing stream: deterministic,
+    /// and drawn apart from [`Scenario::declined_first`].
+    pub fn streams(&self, index: u32) -> bool {
+        draw(index, 1 << 32) < self.stream_share
+    }
+}
+
+/// A number in [0, 1) for fan number `index`, the same on every run (SplitMix64 of the
+/// index and `salt`): independent draws for different salts.
+fn draw(index: u32, salt: u64) -> f64 {
+    let mut z = (u64::from(index) | salt).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 40) as f64 / f64::from(1u32 << 24)
 }
 
 impl Behaviour {
