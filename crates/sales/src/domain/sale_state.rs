@@ -1,5 +1,6 @@
-//! Whether an event has places for fans now, as the catalogue says it (the waiting
-//! room derives the same three states from its own counts, `waitroom::domain::budget`).
+//! Whether an event has places for fans now: the catalogue says it from the sections'
+//! counts, the waiting room from the counts its admission budget keeps
+//! (`waitroom::domain::budget`).
 
 use serde::Serialize;
 
@@ -8,9 +9,10 @@ use serde::Serialize;
 pub enum SaleState {
     /// Places can be bought.
     OnSale,
-    /// Every remaining place is in someone's basket; some may come back.
+    /// Every remaining place is in someone's basket; some may come back (a hold that
+    /// lapses or is given back), so waiting fans keep their place.
     AllHeld,
-    /// Nothing for sale and nothing held.
+    /// Nothing for sale and nothing held: nobody more is admitted.
     SoldOut,
 }
 

@@ -24,11 +24,7 @@ impl Budget {
     }
 
     pub fn sale_state(&self) -> SaleState {
-        match (self.availability.sellable > 0, self.availability.held > 0) {
-            (true, _) => SaleState::OnSale,
-            (false, true) => SaleState::AllHeld,
-            (false, false) => SaleState::SoldOut,
-        }
+        SaleState::of(self.availability.sellable, self.availability.held)
     }
 }
 
@@ -104,18 +100,9 @@ pub fn rate_in_force(
     RateInForce { rate: admit_rate * rate_share, reason }
 }
 
-/// Where the sale stands, derived from the inventory (never stored or set by hand).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SaleState {
-    /// Places can be bought.
-    OnSale,
-    /// Every remaining place is in someone's basket; some may come back (a hold that
-    /// lapses or is given back), so waiting fans keep their place.
-    AllHeld,
-    /// Nothing left and nothing held: nobody more is admitted.
-    SoldOut,
-}
+/// Where the sale stands, derived from the inventory (never stored or set by hand): the
+/// sale's own rule, which its catalogue answers with too.
+pub use sales::domain::sale_state::SaleState;
 
 #[cfg(test)]
 mod tests {
