@@ -2,6 +2,7 @@
 //! limits, the revocations and the copies of the public reads (seat maps, event details).
 //! Wiring (binding, serving, sweeping) is in [`crate::app`].
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,8 +49,8 @@ pub struct AppState {
     /// seats, issue 19), for as long as a seat map; `None` reads every time.
     details: Option<PublicReadCache>,
     /// The serialized public catalogue (the same aggregate over every listed event),
-    /// for as long as a seat map; `None` reads every time.
-    catalogue: Option<moka::future::Cache<(), JsonBody>>,
+    /// for as long as a seat map, under the nil id; `None` reads every time.
+    catalogue: Option<PublicReadCache>,
 }
 
 /// Copies of public reads, each gzip-encoded once when it is read (a 100,000-seat map:
@@ -64,6 +65,25 @@ fn public_read_cache(max_age_ms: u64) -> Option<PublicReadCache> {
     (max_age_ms > 0).then(|| {
         moka::future::Cache::builder().max_capacity(1_000).time_to_live(Duration::from_millis(max_age_ms)).build()
     })
+}
+
+/// `read`'s answer as a JSON body, from `cache` when one is kept: concurrent requests
+/// for an expired copy wait for one read, gzipped once with the copy. Uncached, it is
+/// sent plain (and compressed on the way out, see `service_kit::compression`).
+async fn cached<F: Future<Output = Result<Bytes>>>(
+    cache: Option<&PublicReadCache>,
+    key: Uuid,
+    read: impl Fn() -> F,
+) -> Result<JsonBody> {
+    let Some(cache) = cache else {
+        return read().await.map(JsonBody::plain);
+    };
+    let copy = async { Ok::<_, Error>(JsonBody::compressed(read().await?).await) };
+    match cache.try_get_with(key, copy).await {
+        Ok(json) => Ok(json),
+        // The shared error cannot be moved out; read again for this request's own.
+        Err(_) => read().await.map(JsonBody::plain),
+    }
 }
 
 impl AppState {
@@ -84,35 +104,18 @@ impl AppState {
             layouts: public_read_cache(LAYOUT_MAX_AGE.as_millis() as u64).expect("a layout is kept a while"),
             seat_maps: public_read_cache(config.seat_map_max_age_ms),
             details: public_read_cache(config.seat_map_max_age_ms),
-            catalogue: (config.seat_map_max_age_ms > 0).then(|| {
-                moka::future::Cache::builder().time_to_live(Duration::from_millis(config.seat_map_max_age_ms)).build()
-            }),
+            catalogue: public_read_cache(config.seat_map_max_age_ms),
         }
     }
 
-    /// The event's seat map as a JSON body. Concurrent requests for an expired copy
-    /// wait for one read instead of each walking every seat. Uncached, it is sent plain
-    /// (and compressed on the way out, see `service_kit::compression`).
+    /// The event's seat map as a JSON body, kept for `seat_map_max_age_ms`.
     pub async fn seat_map_json(&self, event_id: Uuid) -> Result<JsonBody> {
-        let Some(cache) = &self.seat_maps else {
-            return self.read_seat_map(event_id).await.map(JsonBody::plain);
-        };
-        let copy = async { Ok::<_, Error>(JsonBody::compressed(self.read_seat_map(event_id).await?).await) };
-        match cache.try_get_with(event_id, copy).await {
-            Ok(json) => Ok(json),
-            // The shared error cannot be moved out; read again for this request's own.
-            Err(_) => self.read_seat_map(event_id).await.map(JsonBody::plain),
-        }
+        cached(self.seat_maps.as_ref(), event_id, || self.read_seat_map(event_id)).await
     }
 
     /// The event's venue as a JSON body, read once per [`LAYOUT_MAX_AGE`].
     pub async fn seat_layout_json(&self, event_id: Uuid) -> Result<JsonBody> {
-        let copy = async { Ok::<_, Error>(JsonBody::compressed(self.read_seat_layout(event_id).await?).await) };
-        match self.layouts.try_get_with(event_id, copy).await {
-            Ok(json) => Ok(json),
-            // The shared error cannot be moved out; read again for this request's own.
-            Err(_) => self.read_seat_layout(event_id).await.map(JsonBody::plain),
-        }
+        cached(Some(&self.layouts), event_id, || self.read_seat_layout(event_id)).await
     }
 
     async fn read_seat_layout(&self, event_id: Uuid) -> Result<Bytes> {
@@ -122,27 +125,13 @@ impl AppState {
 
     /// The event's details as a JSON body, cached as the seat map is.
     pub async fn event_details_json(&self, event_id: Uuid) -> Result<JsonBody> {
-        let Some(cache) = &self.details else {
-            return self.read_event_details(event_id).await.map(JsonBody::plain);
-        };
-        let copy = async { Ok::<_, Error>(JsonBody::compressed(self.read_event_details(event_id).await?).await) };
-        match cache.try_get_with(event_id, copy).await {
-            Ok(json) => Ok(json),
-            Err(_) => self.read_event_details(event_id).await.map(JsonBody::plain),
-        }
+        cached(self.details.as_ref(), event_id, || self.read_event_details(event_id)).await
     }
 
     /// The public catalogue as a JSON body, cached as the seat map is: however many
     /// fans browse, a replica reads it once per copy.
     pub async fn catalogue_json(&self) -> Result<JsonBody> {
-        let Some(cache) = &self.catalogue else {
-            return self.read_catalogue().await.map(JsonBody::plain);
-        };
-        let copy = async { Ok::<_, Error>(JsonBody::compressed(self.read_catalogue().await?).await) };
-        match cache.try_get_with((), copy).await {
-            Ok(json) => Ok(json),
-            Err(_) => self.read_catalogue().await.map(JsonBody::plain),
-        }
+        cached(self.catalogue.as_ref(), Uuid::nil(), || self.read_catalogue()).await
     }
 
     async fn read_catalogue(&self) -> Result<Bytes> {

@@ -301,17 +301,15 @@ pub async fn details(conn: &mut PgConnection, event_id: Uuid) -> Result<Option<E
 }
 
 /// Lists the event in the catalogue (one listed already keeps its `published_at`), or
-/// takes it out; false for an unknown event.
+/// takes it out.
 #[tracing::instrument(level = "debug", skip(conn))]
-pub async fn set_published(conn: &mut PgConnection, event_id: Uuid, published: bool) -> Result<bool> {
-    let changed = sqlx::query(
-        "UPDATE events SET published_at = CASE WHEN $2 THEN coalesce(published_at, now()) END WHERE id = $1",
-    )
-    .bind(event_id)
-    .bind(published)
-    .execute(&mut *conn)
-    .await?;
-    Ok(changed.rows_affected() == 1)
+pub async fn set_published(conn: &mut PgConnection, event_id: Uuid, published: bool) -> Result<()> {
+    sqlx::query("UPDATE events SET published_at = CASE WHEN $2 THEN coalesce(published_at, now()) END WHERE id = $1")
+        .bind(event_id)
+        .bind(published)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// The public catalogue's events: published, neither cancelled nor started, soonest
