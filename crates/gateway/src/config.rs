@@ -72,6 +72,8 @@ pub struct GatewayConfig {
     pub distress: DistressThresholds,
     /// The live seat map's streams (`[gateway.seat_stream]`, `crate::seat_stream`).
     pub seat_stream: SeatStreamConfig,
+    /// The pages (`[gateway.pages]`, `crate::routes::pages`).
+    pub pages: PagesConfig,
     /// Handed over by the loader: with the `development` switch, the development admin
     /// key is accepted on any listener.
     #[serde(skip)]
@@ -96,6 +98,14 @@ pub struct WebhooksConfig {
     /// `v1a` signatures. None: no webhook key is published.
     #[serde(default)]
     pub v1a_public_keys_dir: Option<std::path::PathBuf>,
+}
+
+/// `[gateway.pages]`: what the fans' pages need to know beyond this gateway.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PagesConfig {
+    /// The waiting room's origin as browsers reach it: the waiting page joins and waits
+    /// there, and the pages' `Content-Security-Policy` allows connecting to it alone.
+    pub waitroom_origin: String,
 }
 
 /// `[gateway.seat_stream]`: the live seat map (`GET /v1/events/{event}/seats/stream`).
@@ -192,17 +202,7 @@ pub struct PaymentsConfig {
 }
 
 fn secret_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<SecretString>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Secrets {
-        List(Vec<String>),
-        CommaSeparated(String),
-    }
-    let secrets = match Secrets::deserialize(deserializer)? {
-        Secrets::List(secrets) => secrets,
-        Secrets::CommaSeparated(text) => text.split(',').map(str::to_owned).collect(),
-    };
-    Ok(secrets.iter().map(|s| s.trim()).filter(|s| !s.is_empty()).map(|s| SecretString::from(s.to_owned())).collect())
+    Ok(service_kit::settings::list_of_strings(deserializer)?.into_iter().map(SecretString::from).collect())
 }
 
 /// The longest payment window a checkout may add to a hold: seats held longer are seats
@@ -311,6 +311,11 @@ impl Section for GatewayConfig {
         self.payments.validate(&listeners, self.deployment)?;
         self.webhooks.validate()?;
         self.seat_stream.validate()?;
+        if !service_kit::settings::is_origin(&self.pages.waitroom_origin) {
+            return Err(
+                "gateway.pages.waitroom_origin must be an origin (scheme://host[:port], nothing after it)".into()
+            );
+        }
         if !(60..=86_400).contains(&self.hold_max_lifetime_secs)
             || self.hold_max_lifetime_secs < self.payments.checkout_extension_secs
         {

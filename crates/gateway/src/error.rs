@@ -45,6 +45,9 @@ pub enum Error {
     /// This replica serves `gateway.seat_stream.max_streams` live seat maps already.
     #[error("this server streams as many seat maps as it can; retry in a few seconds or read the map instead")]
     TooManyStreams,
+    /// No page script, style or image of that name.
+    #[error("no such asset")]
+    AssetNotFound,
     /// A page template failed to render: our fault, answered as a generic 500.
     #[error("internal error")]
     Page(#[source] minijinja::Error),
@@ -73,6 +76,7 @@ impl Error {
             Self::BadScannerKey => (StatusCode::UNAUTHORIZED, "invalid_scanner_key"),
             Self::ScannerKeyForOtherEvent => (StatusCode::FORBIDDEN, "scanner_key_for_other_event"),
             Self::TooManyStreams => (StatusCode::SERVICE_UNAVAILABLE, "too_many_streams"),
+            Self::AssetNotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Page(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             Self::Sales(sale) => match sale {
                 Sale::Invalid(invalid) => (StatusCode::UNPROCESSABLE_ENTITY, invalid.code),

@@ -38,7 +38,14 @@ pub fn limits(config: &GatewayConfig) -> ClientLimits {
 }
 
 /// The public reads, as their routes are matched: no token, anyone may send them.
-pub const PUBLIC_READS: [&str; 6] = [
+pub const PUBLIC_READS: [&str; 13] = [
+    "/",
+    "/e/{event_id}",
+    "/e/{event_id}/seats",
+    "/e/{event_id}/checkout/{hold_id}",
+    "/e/{event_id}/bookings/{booking_id}",
+    "/admin",
+    "/assets/{file}",
     "/v1/events",
     "/v1/events/{event_id}",
     "/v1/events/{event_id}/seats",

@@ -38,6 +38,8 @@ pub struct AppState {
     pub webhook_jwks: Arc<Vec<serde_json::Value>>,
     /// The webhook secrets and the payment page (`[gateway.payments]`).
     pub payments: Arc<crate::config::PaymentsConfig>,
+    /// What the pages need to know of the waiting room (`[gateway.pages]`).
+    pub pages: Arc<crate::config::PagesConfig>,
     /// The live seat maps' streams ([`crate::seat_stream`]).
     pub seat_streams: Arc<SeatStreams>,
     /// Serialized venue layouts: fixed at creation (D8), kept for
@@ -101,6 +103,7 @@ impl AppState {
             revocations: Arc::new(Revocations::new(config.revocation_poll_interval())),
             webhook_jwks,
             payments: Arc::new(config.payments.clone()),
+            pages: Arc::new(config.pages.clone()),
             layouts: public_read_cache(LAYOUT_MAX_AGE.as_millis() as u64).expect("a layout is kept a while"),
             seat_maps: public_read_cache(config.seat_map_max_age_ms),
             details: public_read_cache(config.seat_map_max_age_ms),

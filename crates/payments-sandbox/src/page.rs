@@ -1,7 +1,10 @@
-//! The hosted payment page: `GET /pay/{intent}?client_secret=…` shows a card form;
-//! `POST /pay/{intent}` (form `client_secret`, `card_number`) pays the intent with
-//! Stripe's test cards deciding the outcome. It answers HTML, or JSON when asked with
-//! `Accept: application/json` (the intent, or Stripe's `card_error` on a decline).
+//! The hosted payment page: `GET /pay/{intent}?client_secret=…&return_url=…` shows a card
+//! form; `POST /pay/{intent}` (form `client_secret`, `card_number`, `return_url`) pays the
+//! intent with Stripe's test cards deciding the outcome. It answers HTML, or JSON when
+//! asked with `Accept: application/json` (the intent, or Stripe's `card_error` on a
+//! decline). A browser that paid with a `return_url` is sent back there as Stripe's
+//! redirect flows send it: `303` to the URL with `payment_intent` and `redirect_status`
+//! added to its query.
 //!
 //! The client secret is the only credential, as with Stripe.js: no API key here, and no
 //! API faults either (they are for API calls).
@@ -14,10 +17,11 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use reqwest::Url;
 use serde_json::{json, Value};
 
 use crate::api::ApiError;
-use crate::state::{self, IntentStatus, PaymentError, RequestInfo};
+use crate::state::{self, IntentStatus, PaymentError, PaymentIntent, RequestInfo};
 use crate::Shared;
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
@@ -46,40 +50,66 @@ async fn show(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let secret = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "client_secret")
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
+    let mut secret = String::new();
+    let mut return_url = None;
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "client_secret" => secret = value.into_owned(),
+            "return_url" => return_url = Some(value.into_owned()),
+            _ => {}
+        }
+    }
+    let return_url = match parse_return_url(return_url) {
+        Ok(url) => url,
+        Err(error) => return refuse(false, error),
+    };
     let state = shared.lock();
     let Some(intent) = state.intents.get(&id).filter(|i| constant_time_eq(&i.client_secret, &secret)) else {
         return page(StatusCode::NOT_FOUND, "Payment not found", "<p>This payment link is not valid.</p>");
     };
-    let amount = format!("{}.{:02} {}", intent.amount / 100, intent.amount % 100, intent.currency.to_uppercase());
     let body = match intent.status {
-        IntentStatus::Succeeded => "<p role=\"status\">This payment has already succeeded.</p>".to_owned(),
-        IntentStatus::Canceled => "<p role=\"status\">This payment was canceled.</p>".to_owned(),
+        IntentStatus::Succeeded => format!(
+            "<p role=\"status\">This payment has already succeeded.</p>{}",
+            back_link(return_url.as_ref(), &intent.id, "succeeded", "Back to the shop")
+        ),
+        IntentStatus::Canceled => format!(
+            "<p role=\"status\">This payment was canceled.</p>{}",
+            back_link(return_url.as_ref(), &intent.id, "failed", "Back to the shop")
+        ),
         IntentStatus::RequiresPaymentMethod => {
-            let error = intent
-                .last_payment_error
-                .as_ref()
-                .map(|e| format!("<p role=\"alert\">{}</p>", escape(e.message)))
-                .unwrap_or_default();
-            format!(
-                "{error}<form method=\"post\" action=\"/pay/{id}\">\
-                 <input type=\"hidden\" name=\"client_secret\" value=\"{secret}\">\
-                 <label for=\"card_number\">Card number</label>\
-                 <input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" autocomplete=\"cc-number\" \
-                 required placeholder=\"4242 4242 4242 4242\">\
-                 <button type=\"submit\">Pay {amount}</button></form>\
-                 <p>Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined, \
-                 4000 0000 0000 9995 has insufficient funds.</p>",
-                id = escape(&intent.id),
-                secret = escape(&intent.client_secret),
-                amount = escape(&amount),
-            )
+            let error = intent.last_payment_error.as_ref().map(|e| e.message);
+            card_form(intent, return_url.as_ref(), error)
         }
     };
-    page(StatusCode::OK, &format!("Pay {amount}"), &body)
+    page(StatusCode::OK, &format!("Pay {}", amount(intent)), &body)
+}
+
+/// The card form, after the last decline's message if any; a fan who came with a
+/// `return_url` may also go back without paying (`redirect_status=failed`, as Stripe says
+/// of a payment that did not succeed).
+fn card_form(intent: &PaymentIntent, return_url: Option<&Url>, error: Option<&str>) -> String {
+    let error = error.map(|message| format!("<p role=\"alert\">{}</p>", escape(message))).unwrap_or_default();
+    let return_field = return_url
+        .map(|url| format!("<input type=\"hidden\" name=\"return_url\" value=\"{}\">", escape(url.as_str())))
+        .unwrap_or_default();
+    format!(
+        "{error}<form method=\"post\" action=\"/pay/{id}\">\
+         <input type=\"hidden\" name=\"client_secret\" value=\"{secret}\">{return_field}\
+         <label for=\"card_number\">Card number</label>\
+         <input id=\"card_number\" name=\"card_number\" inputmode=\"numeric\" autocomplete=\"cc-number\" \
+         required placeholder=\"4242 4242 4242 4242\">\
+         <button type=\"submit\">Pay {amount}</button></form>\
+         <p>Test cards: 4242 4242 4242 4242 succeeds, 4000 0000 0000 0002 is declined, \
+         4000 0000 0000 9995 has insufficient funds.</p>{back}",
+        id = escape(&intent.id),
+        secret = escape(&intent.client_secret),
+        amount = escape(&amount(intent)),
+        back = back_link(return_url, &intent.id, "failed", "Back to the shop without paying"),
+    )
+}
+
+fn amount(intent: &PaymentIntent) -> String {
+    format!("{}.{:02} {}", intent.amount / 100, intent.amount % 100, intent.currency.to_uppercase())
 }
 
 async fn pay(
@@ -92,13 +122,20 @@ async fn pay(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/json"));
     let mut secret = String::new();
     let mut card = String::new();
+    let mut return_url = None;
     for (key, value) in form_urlencoded::parse(&body) {
         match key.as_ref() {
             "client_secret" => secret = value.into_owned(),
             "card_number" => card = value.into_owned(),
+            "return_url" => return_url = Some(value.into_owned()),
             _ => {}
         }
     }
+    // Refused before anything is paid, so a fan is never charged without a way back.
+    let return_url = match parse_return_url(return_url) {
+        Ok(url) => url,
+        Err(error) => return refuse(wants_json, error),
+    };
     let mut state = shared.lock();
     let Some(intent) = state.intents.get_mut(&id) else {
         return refuse(wants_json, ApiError::invalid("resource_missing", format!("No such payment_intent: '{id}'")));
@@ -111,6 +148,9 @@ async fn pay(
     match intent.status {
         // Paying again changes nothing and tells no one.
         IntentStatus::Succeeded => {
+            if let (false, Some(url)) = (wants_json, &return_url) {
+                return redirect_back(url, &id, "succeeded");
+            }
             let body = to_json(&*intent);
             return answer(
                 wants_json,
@@ -139,6 +179,9 @@ async fn pay(
             intent.latest_charge = Some(state::new_id("ch"));
             let body = to_json(&*intent);
             state.emit("payment_intent.succeeded", body.clone(), RequestInfo::default());
+            if let (false, Some(url)) = (wants_json, &return_url) {
+                return redirect_back(url, &id, "succeeded");
+            }
             answer(
                 wants_json,
                 StatusCode::OK,
@@ -151,14 +194,9 @@ async fn pay(
             let message = error.message;
             let (code, decline_code) = (error.code, error.decline_code);
             intent.last_payment_error = Some(error);
+            let html = card_form(intent, return_url.as_ref(), Some(message));
             let body = to_json(&*intent);
             state.emit("payment_intent.payment_failed", body.clone(), RequestInfo::default());
-            let html = format!(
-                "<p role=\"alert\">{}</p><p><a href=\"/pay/{}?client_secret={}\">Try another card</a></p>",
-                escape(message),
-                escape(&id),
-                escape(&secret)
-            );
             let mut error = json!({ "type": "card_error", "code": code, "message": message, "payment_intent": body });
             if let Some(decline_code) = decline_code {
                 error["decline_code"] = json!(decline_code);
@@ -166,6 +204,44 @@ async fn pay(
             answer(wants_json, StatusCode::PAYMENT_REQUIRED, json!({ "error": error }), "Payment declined", &html)
         }
     }
+}
+
+/// The `return_url` a page was given, if any: an absolute http or https URL, since the
+/// fan's browser is sent there (anything else, `javascript:` say, is refused).
+fn parse_return_url(raw: Option<String>) -> Result<Option<Url>, ApiError> {
+    let Some(raw) = raw.filter(|raw| !raw.is_empty()) else {
+        return Ok(None);
+    };
+    let refused = |message: &str| {
+        let mut error = ApiError::invalid("url_invalid", message);
+        error.param = Some("return_url".to_owned());
+        error
+    };
+    let url = Url::parse(&raw).map_err(|_| refused("The return_url is not a valid absolute URL."))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(refused("The return_url must be an http or https URL."));
+    }
+    Ok(Some(url))
+}
+
+/// `url` with `payment_intent` and `redirect_status` added to whatever query it has.
+fn return_target(url: &Url, intent_id: &str, redirect_status: &str) -> Url {
+    let mut target = url.clone();
+    target.query_pairs_mut().append_pair("payment_intent", intent_id).append_pair("redirect_status", redirect_status);
+    target
+}
+
+fn redirect_back(url: &Url, intent_id: &str, redirect_status: &str) -> Response {
+    let target = return_target(url, intent_id, redirect_status);
+    (StatusCode::SEE_OTHER, [(header::LOCATION, target.as_str())], ()).into_response()
+}
+
+fn back_link(url: Option<&Url>, intent_id: &str, redirect_status: &str, text: &str) -> String {
+    url.map(|url| {
+        let target = return_target(url, intent_id, redirect_status);
+        format!("<p><a href=\"{}\">{}</a></p>", escape(target.as_str()), escape(text))
+    })
+    .unwrap_or_default()
 }
 
 fn to_json<T: serde::Serialize>(object: &T) -> Value {

@@ -125,20 +125,8 @@ fn header_name<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HeaderName,
 }
 
 fn networks<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Networks {
-        List(Vec<String>),
-        CommaSeparated(String),
-    }
-    let entries = match Networks::deserialize(deserializer)? {
-        Networks::List(entries) => entries,
-        Networks::CommaSeparated(text) => text.split(',').map(str::to_owned).collect(),
-    };
-    entries
+    crate::settings::list_of_strings(deserializer)?
         .iter()
-        .map(|entry| entry.trim())
-        .filter(|entry| !entry.is_empty())
         .map(|entry| {
             network(entry).ok_or_else(|| {
                 serde::de::Error::custom(format!("{entry:?} is neither an address nor a CIDR such as 10.0.0.0/8"))

@@ -147,3 +147,54 @@ mod tests {
         assert_eq!(refuse(production, "a-real-admin-key-0123", &["0.0.0.0:8081"]), Ok(()));
     }
 }
+
+/// A list setting read from a TOML list or from one comma-separated string (environment
+/// variables carry no lists), each entry trimmed, empty ones dropped.
+pub fn list_of_strings<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Entries {
+        List(Vec<String>),
+        CommaSeparated(String),
+    }
+    let entries = match <Entries as serde::Deserialize>::deserialize(deserializer)? {
+        Entries::List(entries) => entries,
+        Entries::CommaSeparated(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    Ok(entries.iter().map(|entry| entry.trim()).filter(|entry| !entry.is_empty()).map(str::to_owned).collect())
+}
+
+/// Whether `text` is a web origin as browsers send it in `Origin`: `http://` or
+/// `https://`, a host, an optional port, and nothing after them (the parser gives an
+/// absolute URI without a path the path `/`).
+pub fn is_origin(text: &str) -> bool {
+    axum::http::Uri::try_from(text).is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https"))
+            && uri.authority().is_some_and(|authority| !authority.as_str().contains('@'))
+            && uri.path_and_query().is_none_or(|path| path.as_str() == "/")
+            && !text.ends_with('/')
+    })
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::is_origin;
+
+    #[test]
+    fn an_origin_is_a_scheme_a_host_and_a_port_with_nothing_after() {
+        for origin in ["http://127.0.0.1:8081", "https://tickets.example.com", "http://[::1]:8081"] {
+            assert!(is_origin(origin), "{origin}");
+        }
+        for not_origin in [
+            "127.0.0.1:8081",
+            "ftp://a.example",
+            "https://a.example/",
+            "https://a.example/x",
+            "https://u@a.example",
+            "*",
+            "",
+        ] {
+            assert!(!is_origin(not_origin), "{not_origin}");
+        }
+    }
+}

@@ -172,7 +172,7 @@ impl Application {
             jwks: Arc::new(json!({ "keys": jwks })),
         };
         let (inventory, backpressure) = (state.inventory.clone(), state.backpressure.clone());
-        let routers = crate::routes::router(state);
+        let routers = crate::routes::router(state, &config.page_origins);
         Ok(Self {
             listener,
             router: routers.public,

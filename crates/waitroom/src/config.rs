@@ -76,6 +76,10 @@ pub struct WaitroomConfig {
     pub pow: PowConfig,
     /// Fans' standing pushed over Server-Sent Events (`[waitroom.stream]`).
     pub stream: LineStreamConfig,
+    /// The origins whose pages may call this API from a browser (CORS): the fan's pages
+    /// are served by the gateway, on an origin of its own (README "Origins").
+    #[serde(deserialize_with = "service_kit::settings::list_of_strings")]
+    pub page_origins: Vec<String>,
     /// Handed over by the loader: with the `development` switch, development secrets
     /// are accepted on any listener, and without a `fan_id_secret` a client's own fan
     /// id is taken as given.
@@ -261,6 +265,11 @@ impl Section for WaitroomConfig {
         }
         self.http.validate("waitroom")?;
         self.stream.validate()?;
+        if let Some(origin) = self.page_origins.iter().find(|origin| !service_kit::settings::is_origin(origin)) {
+            return Err(format!(
+                "waitroom.page_origins: {origin:?} is not an origin (scheme://host[:port], nothing after it)"
+            ));
+        }
         if self.ticket_secret.expose_secret().len() < 32 {
             return Err("waitroom.ticket_secret must be at least 32 characters".into());
         }

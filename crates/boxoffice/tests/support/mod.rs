@@ -125,6 +125,9 @@ impl System {
             .env("BOXOFFICE__GATEWAY__MANAGEMENT_LISTEN", format!("127.0.0.1:{gateway_management}"))
             .env("BOXOFFICE__WAITROOM__MANAGEMENT_LISTEN", format!("127.0.0.1:{waitroom_management}"))
             .env("BOXOFFICE__WAITROOM__ADMIN_API_KEY", ADMIN)
+            // The pages, on the gateway's origin, call the waiting room on its own.
+            .env("BOXOFFICE__GATEWAY__PAGES__WAITROOM_ORIGIN", format!("http://127.0.0.1:{waitroom_port}"))
+            .env("BOXOFFICE__WAITROOM__PAGE_ORIGINS", format!("http://127.0.0.1:{gateway_port}"))
             .env("BOXOFFICE__SCHEDULER__LISTEN", format!("127.0.0.1:{}", free_port()))
             .env("BOXOFFICE__LOG__FORMAT", "json")
             .env("BOXOFFICE__LOG__LEVEL", "warn")

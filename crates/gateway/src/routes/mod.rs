@@ -6,6 +6,7 @@ mod checkins;
 mod events;
 pub mod extract;
 mod holds;
+mod pages;
 mod payments;
 mod revocations;
 mod seats;
@@ -40,6 +41,7 @@ pub fn router(state: AppState) -> Routers {
         .merge(tickets::router())
         .merge(checkins::router())
         .merge(waitlist::router())
+        .merge(pages::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), limits::per_request))
         .with_state(state);
     auth::describe_access_token(api.get_openapi_mut());

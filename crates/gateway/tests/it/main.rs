@@ -18,6 +18,7 @@ mod limits;
 mod management;
 mod offline;
 mod openapi;
+mod pages;
 mod races;
 mod revocations;
 mod seat_stream;

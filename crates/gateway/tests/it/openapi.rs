@@ -9,7 +9,7 @@ use test_support::openapi;
 
 use crate::helpers::{spawn_app, TestApp};
 
-/// Every API route the gateway serves. A route added, removed or left undocumented
+/// Every route the gateway serves, its pages too. A route added, removed or left undocumented
 /// changes the description, and this list with it.
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/admin/bookings"),
@@ -59,6 +59,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/events/{event_id}/waitlist"),
     ("GET", "/v1/events/{event_id}/waitlist/me"),
     ("DELETE", "/v1/events/{event_id}/waitlist/me"),
+    ("GET", "/"),
+    ("GET", "/e/{event_id}"),
+    ("GET", "/e/{event_id}/seats"),
+    ("GET", "/e/{event_id}/checkout/{hold_id}"),
+    ("GET", "/e/{event_id}/bookings/{booking_id}"),
+    ("GET", "/admin"),
+    ("GET", "/assets/{file}"),
 ];
 
 async fn description(app: &TestApp) -> Value {

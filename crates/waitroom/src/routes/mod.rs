@@ -8,21 +8,39 @@ mod queue;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderValue, Method};
 use service_kit::health::{self, ReadinessCheck};
 use service_kit::router::{service_router, Routers};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::AppState;
 
 /// Every route is declared with its OpenAPI description (`#[utoipa::path]`), which
 /// `service_router` serves as `/openapi.json`.
-pub fn router(state: AppState) -> Routers {
+pub fn router(state: AppState, page_origins_allowed: &[String]) -> Routers {
     let redis = health::redis_check(state.store.connection());
     let postgres = postgres_reached(state.restorer.ledger().database().pool().clone());
     let mut api =
         OpenApiRouter::new().merge(queue::router()).merge(admin::router()).merge(public::router()).with_state(state);
     describe_links(api.get_openapi_mut());
-    service_router("waitroom", api, vec![("redis", redis), ("postgres", postgres)])
+    let mut routers = service_router("waitroom", api, vec![("redis", redis), ("postgres", postgres)]);
+    routers.public = routers.public.layer(page_origins(page_origins_allowed));
+    routers
+}
+
+/// The fans' and the organizer's pages are served by the gateway (README "Origins"):
+/// their browsers may call this API from those origins only, without cookies (the
+/// organizer's page sends the admin key as a bearer header).
+fn page_origins(origins: &[String]) -> CorsLayer {
+    let origins = origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok());
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([CONTENT_TYPE, AUTHORIZATION])
+        .expose_headers([RETRY_AFTER])
+        .max_age(std::time::Duration::from_secs(3600))
 }
 
 /// A join's ticket is what the fan polls, streams, leaves and gets a receipt with.

@@ -15,6 +15,7 @@ mod latency;
 mod management;
 mod openapi;
 mod outage;
+mod page_origins;
 mod polls;
 mod pow;
 mod prequeue;
