@@ -216,6 +216,11 @@ enum Command {
         /// The gateway's process id, to read its RSS.
         #[arg(long)]
         gateway_pid: Option<u32>,
+        /// Carry the viewers over HTTP/2 (h2c), this many streams on each connection, as
+        /// an ingress speaking HTTP/2 to the gateway would; without it each viewer has an
+        /// HTTP/1.1 connection of its own. The gateway takes up to 200 streams a connection.
+        #[arg(long)]
+        http2_streams_per_connection: Option<usize>,
     },
     /// A fault-injecting TCP proxy for scripts: forwards `--listen` to `--upstream`
     /// and obeys `freeze`, `thaw` and `drop`, one per line on stdin.
@@ -278,6 +283,7 @@ async fn main() -> anyhow::Result<()> {
             changes,
             changes_per_second,
             gateway_pid,
+            http2_streams_per_connection,
         } => {
             let gateway = client::Gateway::connect(&target, 64)?;
             let options = seat_stream_bench::Options {
@@ -288,6 +294,7 @@ async fn main() -> anyhow::Result<()> {
                 changes_per_second,
                 database_url,
                 gateway_pid,
+                http2_streams_per_connection,
             };
             seat_stream_bench::run(&gateway, &options).await
         }

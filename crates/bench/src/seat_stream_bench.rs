@@ -25,6 +25,10 @@ pub struct Options {
     pub changes_per_second: u64,
     pub database_url: String,
     pub gateway_pid: Option<u32>,
+    /// `None`: each viewer on a connection of its own (HTTP/1.1, a browser talking to the
+    /// gateway directly). `Some(n)`: HTTP/2 with `n` viewers' streams on each connection,
+    /// as an ingress speaking HTTP/2 to its upstreams multiplexes them.
+    pub http2_streams_per_connection: Option<usize>,
 }
 
 /// Ceilings from the issue.
@@ -127,13 +131,14 @@ async fn measure(
         updates: AtomicU64::new(0),
         snapshots_after_start: AtomicU64::new(0),
     });
-    let http = reqwest::Client::builder().pool_max_idle_per_host(0).http1_only().build()?;
+    let connections = connections(viewers, options.http2_streams_per_connection)?;
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(viewers);
     let stop = Arc::new(AtomicBool::new(false));
     let connecting = Instant::now();
     let mut tasks = Vec::with_capacity(viewers);
-    for _ in 0..viewers {
-        let (http, url) = (http.clone(), format!("{}/v1/events/{event}/seats/stream", gateway.base));
+    for viewer in 0..viewers {
+        let http = connections[viewer % connections.len()].clone();
+        let url = format!("{}/v1/events/{event}/seats/stream", gateway.base);
         let (seen, committed, ready, stop) = (seen.clone(), committed.clone(), ready_tx.clone(), stop.clone());
         tasks.push(tokio::spawn(async move { view(http, url, seen, committed, ready, stop).await }));
     }
@@ -182,8 +187,12 @@ async fn measure(
     let latencies = seen.latencies.lock().unwrap();
     let updates = seen.updates.load(Ordering::Relaxed).max(1);
     let ms = |q: f64| latencies.value_at_quantile(q) as f64 / 1000.0;
+    let carried = match options.http2_streams_per_connection {
+        None => "HTTP/1.1, a connection each".to_owned(),
+        Some(streams) => format!("HTTP/2, {} connections of up to {streams} streams", connections.len()),
+    };
     println!(
-        "{viewers} viewers: all connected with their snapshot in {:.1} s; {} changes at {}/s",
+        "{viewers} viewers ({carried}): all connected with their snapshot in {:.1} s; {} changes at {}/s",
         connected_in.as_secs_f64(),
         free.len(),
         options.changes_per_second
@@ -218,6 +227,17 @@ async fn measure(
         );
     }
     Ok(())
+}
+
+/// The clients the viewers share: one per viewer over HTTP/1.1 (no connection reused), or
+/// one HTTP/2 connection (prior knowledge, as `h2c`) per `streams` viewers.
+fn connections(viewers: usize, http2_streams: Option<usize>) -> anyhow::Result<Vec<reqwest::Client>> {
+    match http2_streams {
+        None => Ok(vec![reqwest::Client::builder().pool_max_idle_per_host(0).http1_only().build()?]),
+        Some(streams) => (0..viewers.div_ceil(streams.max(1)))
+            .map(|_| Ok(reqwest::Client::builder().http2_prior_knowledge().build()?))
+            .collect(),
+    }
 }
 
 /// One viewer: reads its snapshot, says it is ready, then notes each change's delay.

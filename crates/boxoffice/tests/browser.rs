@@ -225,6 +225,7 @@ async fn an_organizer_creates_an_event_opens_its_room_and_watches_it() {
     browser.find("#manage-event").await.select_by_value(&event).await.unwrap();
     browser.find("#waitroom-submit").await.click().await.unwrap();
     browser.wait_until("the live figures", "return document.querySelector('#oversold')?.dataset.count === '0'").await;
+    browser.run("document.querySelector('#live').scrollIntoView()").await;
     browser.screenshot("organizer-live").await;
     let (status, room) = system
         .call(Method::GET, format!("{}/v1/admin/events/{event}/waitroom/stats", system.waitroom), Some(ADMIN), None)
