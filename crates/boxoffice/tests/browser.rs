@@ -8,6 +8,7 @@
 
 mod support;
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -306,10 +307,12 @@ impl Browser {
             assert!(found, "{program} is missing: scripts/test installs Debian's chromium and chromium-driver");
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        // A process group of its own, so that the browser it starts ends with it.
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromedriver starts");
         let profile = TempDir::new("bo-browser-profile");
@@ -423,9 +426,11 @@ impl Browser {
 }
 
 impl Drop for Browser {
-    /// chromedriver ends its browsers with it, also when a test failed half-way.
+    /// chromedriver and the browser it started end, also when a test failed half-way
+    /// (killed alone, chromedriver would leave its browser running).
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.wait();
     }
 }
