@@ -196,6 +196,8 @@ async fn an_organizer_creates_an_event_opens_its_room_and_watches_it() {
     let key = browser.find("#admin-key").await;
     key.send_keys(ADMIN).await.unwrap();
     key.send_keys(&Key::Enter.to_string()).await.unwrap();
+    // The tools are in the page from the start, hidden until the key is checked.
+    browser.wait_until("the key accepted", "return !document.querySelector('#organizer-work').hidden").await;
 
     for (field, value) in [
         ("#event-name", "Made in the browser"),
@@ -210,6 +212,12 @@ async fn an_organizer_creates_an_event_opens_its_room_and_watches_it() {
     }
     browser.find("#add-section").await.click().await.unwrap();
     browser.find("#create-event button[type='submit']").await.click().await.unwrap();
+    browser
+        .wait_until(
+            "the event created",
+            "return /was created/.test(document.querySelector('#create-status').textContent)",
+        )
+        .await;
     let deadline = Instant::now() + PATIENCE;
     let event = loop {
         let created =
@@ -223,8 +231,17 @@ async fn an_organizer_creates_an_event_opens_its_room_and_watches_it() {
     let seats = query(&system, &format!("SELECT count(*) FROM seats WHERE event_id = '{event}'")).await;
     assert_eq!(seats, json!(10));
 
-    browser.find("#manage-event").await.select_by_value(&event).await.unwrap();
+    // The page goes on to the new event by itself, its waiting-room form ready.
+    let chosen = format!(
+        "return document.querySelector('#manage-event').value === {} && !document.querySelector('#waitroom-submit').disabled \
+         && !document.querySelector('#waitroom-current .loading')",
+        json!(event)
+    );
+    browser.wait_until("the new event chosen to run", &chosen).await;
     browser.find("#waitroom-submit").await.click().await.unwrap();
+    browser
+        .wait_until("the room opened", "return /is open/.test(document.querySelector('#waitroom-status').textContent)")
+        .await;
     browser.wait_until("the live figures", "return document.querySelector('#oversold')?.dataset.count === '0'").await;
     browser.run("document.querySelector('#live').scrollIntoView()").await;
     browser.screenshot("organizer-live").await;
