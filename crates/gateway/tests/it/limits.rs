@@ -153,7 +153,7 @@ async fn garbage_tokens_past_the_address_limit_are_refused_before_verification()
 /// The event details and the seat map need no token: they take from a lower bucket per
 /// address on top of the address's own, which a fan's order routes do not touch.
 #[tokio::test]
-async fn public_reads_past_their_lower_limit_get_429_while_the_same_address_still_books() {
+async fn public_reads_past_their_lower_limit_get_429_while_the_same_address_still_loads_pages_and_books() {
     let app = spawn_app_with(5, |c| {
         c.limit_per_address = RateLimit { per_second: 1, burst: 20 };
         c.limit_public_reads_per_address = RateLimit { per_second: 1, burst: 2 };
@@ -168,6 +168,13 @@ async fn public_reads_past_their_lower_limit_get_429_while_the_same_address_stil
         let refused = app.send(Method::GET, &event.path(path), None, None).await;
         assert_eq!((refused.status, refused.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"), "{path}");
         assert_eq!(refused.headers["retry-after"], "1", "{path}");
+    }
+
+    // The pages and their assets, served from memory, take nothing from that bucket.
+    let seat_picker = format!("/e/{}/seats", event.id);
+    for path in ["/", seat_picker.as_str(), "/assets/common.js", "/assets/seats.js", "/assets/app.css"] {
+        let page = app.http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
     }
 
     let booked = app.book(&event, "reader", json!({ "section_id": event.sections[0], "quantity": 1 })).await;
