@@ -34,6 +34,21 @@ pub(crate) fn describe(openapi: &mut OpenApi, component: &str) {
         .description(Some("`Authorization: Bearer <admin_api_key>`: the organizer's API key from the configuration"))
         .build();
     components.security_schemes.insert(ADMIN_KEY.to_owned(), SecurityScheme::Http(admin_key));
+    // Refused by the server itself (`crate::serve`) before any route runs, whatever the
+    // route: said once here rather than by every handler.
+    let everywhere =
+        refusals([("431", "`headers_too_large`: the request's headers are past `MAX_HEADER_BYTES` (32 KiB)")]);
+    for operation in operations(openapi) {
+        for (status, refusal) in &everywhere {
+            operation.responses.responses.entry(status.clone()).or_insert_with(|| refusal.clone());
+        }
+    }
+}
+
+fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = &mut Operation> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+    })
 }
 
 /// Responses whose body is the error envelope, by status, each described by the codes
@@ -127,12 +142,7 @@ pub fn link(openapi: &mut OpenApi, from: &str, status: &str, to: &str, parameter
 }
 
 fn operation<'a>(openapi: &'a mut OpenApi, operation_id: &str) -> Option<&'a mut Operation> {
-    openapi.paths.paths.values_mut().find_map(|item| {
-        [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
-            .into_iter()
-            .flatten()
-            .find(|operation| operation.operation_id.as_deref() == Some(operation_id))
-    })
+    operations(openapi).find(|operation| operation.operation_id.as_deref() == Some(operation_id))
 }
 
 /// The description as JSON. utoipa 5.5 writes a link's fields as their Rust names

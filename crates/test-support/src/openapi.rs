@@ -28,9 +28,20 @@ pub fn operations_without_refusal(description: &Value, schema: &str) -> BTreeSet
         .filter(|(method, path)| {
             let responses = description["paths"][path][method.to_lowercase()]["responses"].as_object().unwrap();
             !responses.iter().any(|(status, response)| {
-                status.starts_with('4') && response["content"]["application/json"]["schema"]["$ref"] == reference
+                // 431 is the server's own, added to every operation: not the handler's.
+                status.starts_with('4')
+                    && status != "431"
+                    && response["content"]["application/json"]["schema"]["$ref"] == reference
             })
         })
+        .collect()
+}
+
+/// Every operation whose description has no `status` answer.
+pub fn operations_without_status(description: &Value, status: &str) -> BTreeSet<(String, String)> {
+    operations(description)
+        .into_iter()
+        .filter(|(method, path)| description["paths"][path][method.to_lowercase()]["responses"].get(status).is_none())
         .collect()
 }
 

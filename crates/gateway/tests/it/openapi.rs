@@ -84,6 +84,8 @@ async fn openapi_json_documents_every_route_with_its_refusals() {
     let expected: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(openapi::operations(&description), expected);
     assert_eq!(openapi::operations_without_refusal(&description, "ErrorBody"), BTreeSet::new());
+    // Headers past 32 KiB, refused by the server before any route: on every operation.
+    assert_eq!(openapi::operations_without_status(&description, "431"), BTreeSet::new());
     // Both are `Authorization: Bearer …`: the fan's signed token, the organizer's key.
     let schemes = &description["components"]["securitySchemes"];
     let scheme_names: Vec<&String> = schemes.as_object().unwrap().keys().collect();

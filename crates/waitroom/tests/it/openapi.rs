@@ -58,6 +58,8 @@ async fn openapi_json_documents_every_route_with_its_refusals() {
     assert_eq!(openapi::operations(&description), expected);
     let unrefused = BTreeSet::from([(CANNOT_BE_REFUSED.0.to_owned(), CANNOT_BE_REFUSED.1.to_owned())]);
     assert_eq!(openapi::operations_without_refusal(&description, "ErrorBody"), unrefused);
+    // Headers past 32 KiB, refused by the server before any route: on every operation.
+    assert_eq!(openapi::operations_without_status(&description, "431"), BTreeSet::new());
     let schemes = &description["components"]["securitySchemes"];
     assert_eq!(schemes.as_object().unwrap().keys().collect::<Vec<_>>(), ["admin_key"]);
     assert_eq!(schemes["admin_key"]["scheme"], "bearer");
