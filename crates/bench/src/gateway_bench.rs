@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::client::{one_section_event, Gateway, Outcome};
 use crate::load::{closed_loop, Report};
 use crate::pgbench::{self, Ceiling};
+use crate::server_cost;
 use crate::Target;
 
 /// Places per benchmark event: more than any run can sell.
@@ -160,6 +161,7 @@ pub async fn run(
             }
             let (event_id, sections) = gateway.create_event(event).await?;
             events.push(event_id);
+            let before = server_cost::sample(&pool, target.gateway_pid).await?;
             let report = match scenario {
                 Scenario::Checkins => checkins(&gateway, &pool, event_id, clients, duration).await?,
                 _ => {
@@ -167,6 +169,7 @@ pub async fn run(
                     ours(&gateway, scenario, event_id, sections[0], fans, duration).await?
                 }
             };
+            let cost = before.cost_until(&server_cost::sample(&pool, target.gateway_pid).await?, report.successes);
             rates.push((scenario, clients, report.successes_per_sec()));
             let ceiling = pgbench::measure(database_url, &pool, scenario.ceiling(), clients, duration).await?;
             ratios.push((scenario, clients, report.successes_per_sec() / ceiling));
@@ -186,6 +189,16 @@ pub async fn run(
             if !errors.is_empty() {
                 println!("{:<24} {:>7} refused: {}", "", "", errors.join(", "));
             }
+            println!(
+                "{:<24} {:>7} per success: server CPU {:.0} µs (gateway {}, PostgreSQL {:.0}), WAL {:.0} B; load generator CPU {:.0} µs",
+                "",
+                "",
+                cost.server_cpu_us(),
+                cost.gateway_cpu_us.map_or("not measured".into(), |us| format!("{us:.0}")),
+                cost.postgres_cpu_us,
+                cost.wal_bytes,
+                cost.load_generator_cpu_us
+            );
         }
     }
     println!();

@@ -25,6 +25,7 @@ mod race;
 mod redis_ceiling;
 mod redis_queue;
 mod seat_stream_bench;
+mod server_cost;
 mod waitroom_bench;
 mod waitroom_client;
 
@@ -56,6 +57,10 @@ pub struct Target {
     /// A private key the gateway trusts, to sign fans' access tokens.
     #[arg(long, default_value = "keys/dev.private.pem")]
     signing_key: PathBuf,
+    /// The gateway's process id: its CPU time is added to what an order costs the server
+    /// (`gateway`), its memory is read (`seat-stream`).
+    #[arg(long)]
+    gateway_pid: Option<u32>,
 }
 
 /// Where the waiting room under test is, and the Redis it keeps its queues in.
@@ -213,9 +218,6 @@ enum Command {
         changes: usize,
         #[arg(long, default_value_t = 50)]
         changes_per_second: u64,
-        /// The gateway's process id, to read its RSS.
-        #[arg(long)]
-        gateway_pid: Option<u32>,
         /// Carry the viewers over HTTP/2 (h2c), this many streams on each connection, as
         /// an ingress speaking HTTP/2 to the gateway would; without it each viewer has an
         /// HTTP/1.1 connection of its own. The gateway takes up to 200 streams a connection.
@@ -282,7 +284,6 @@ async fn main() -> anyhow::Result<()> {
             seats_per_row,
             changes,
             changes_per_second,
-            gateway_pid,
             http2_streams_per_connection,
         } => {
             let gateway = client::Gateway::connect(&target, 64)?;
@@ -293,7 +294,7 @@ async fn main() -> anyhow::Result<()> {
                 changes,
                 changes_per_second,
                 database_url,
-                gateway_pid,
+                gateway_pid: target.gateway_pid,
                 http2_streams_per_connection,
             };
             seat_stream_bench::run(&gateway, &options).await

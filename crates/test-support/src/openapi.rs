@@ -173,6 +173,28 @@ pub async fn undocumented_method_mismatches(http: &reqwest::Client, base: &str, 
     mismatches
 }
 
+/// The copy of a service's description committed at `docs/openapi/<file>` (the contract
+/// clients generate code from without running the service) against the one it serves:
+/// an error naming the first difference, or, with `UPDATE_OPENAPI=1` in the
+/// environment, the served one written there.
+pub fn matches_committed(description: &Value, file: &str) -> Result<(), String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi").join(file);
+    let served = serde_json::to_string_pretty(description).expect("a JSON value prints") + "\n";
+    if std::env::var_os("UPDATE_OPENAPI").is_some_and(|v| v == "1") {
+        std::fs::write(&path, &served).map_err(|e| format!("writing {}: {e}", path.display()))?;
+        return Ok(());
+    }
+    let committed = std::fs::read_to_string(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    match committed.lines().zip(served.lines()).position(|(c, s)| c != s) {
+        None if committed == served => Ok(()),
+        at => Err(format!(
+            "docs/openapi/{file} differs from what the service serves (first at line {}): \
+             write it again with `UPDATE_OPENAPI=1 cargo test … openapi` and commit it",
+            at.map_or(committed.lines().count().min(served.lines().count()) + 1, |i| i + 1)
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -114,6 +114,13 @@ async fn openapi_json_documents_every_route_with_its_refusals() {
 }
 
 /// The fuzz target of request bodies reaches every body the description names.
+/// The committed copy in `docs/openapi/` is the one the gateway serves.
+#[tokio::test]
+async fn the_committed_description_is_the_served_one() {
+    let app = spawn_app().await;
+    openapi::matches_committed(&description(&app).await, "gateway.json").unwrap();
+}
+
 #[tokio::test]
 async fn every_request_body_described_is_one_the_body_fuzzer_reads() {
     let app = spawn_app().await;

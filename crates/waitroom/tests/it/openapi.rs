@@ -38,6 +38,13 @@ async fn description(app: &TestApp) -> Value {
 }
 
 /// The fuzz target of request bodies reaches every body the description names.
+/// The committed copy in `docs/openapi/` is the one the waiting room serves.
+#[tokio::test]
+async fn the_committed_description_is_the_served_one() {
+    let app = spawn_app().await;
+    openapi::matches_committed(&description(&app).await, "waitroom.json").unwrap();
+}
+
 #[tokio::test]
 async fn every_request_body_described_is_one_the_body_fuzzer_reads() {
     let app = spawn_app().await;
