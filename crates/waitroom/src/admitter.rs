@@ -46,7 +46,7 @@ use crate::domain::poll;
 use crate::domain::settings::EventState;
 use crate::error::{Error, Result};
 use crate::inventory::Inventory;
-use crate::ledger::{Admission, Listing, Record};
+use crate::ledger::{Admission, Listing, Record, Skip};
 use crate::release::SlotRelease;
 use crate::restore::Restorer;
 use crate::store::{Step, StepOutcome, Store};
@@ -129,7 +129,7 @@ impl Admitter {
         match outcome {
             StepOutcome::Stepped(step) => {
                 crate::metrics::admission_step(event_id, &step, budget.as_ref(), share);
-                self.restorer.recorder().push(step.admitted.iter().zip(&step.scores).map(|(fan, &score)| {
+                let admitted = step.admitted.iter().zip(&step.scores).map(|(fan, &score)| {
                     Record::Admitted(Admission {
                         event_id,
                         fan_id: fan.clone(),
@@ -137,7 +137,16 @@ impl Admitter {
                         admitted_at_ms: step.admitted_at_ms,
                         expires_at_ms: step.expires_at_ms,
                     })
-                }));
+                });
+                let skipped = step.skipped.iter().map(|(fan, score)| {
+                    Record::Skipped(Skip {
+                        event_id,
+                        fan_id: fan.clone(),
+                        score: *score,
+                        skipped_at_ms: step.admitted_at_ms,
+                    })
+                });
+                self.restorer.recorder().push(admitted.chain(skipped));
                 Ok(step)
             }
             StepOutcome::Idle(room) => {

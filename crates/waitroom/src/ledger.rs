@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::config::SlotReleaseConfig;
 use crate::domain::fan::FanId;
-use crate::domain::receipt::RecordedAdmission;
+use crate::domain::receipt::{RecordedAdmission, RecordedSkip};
 use crate::domain::settings::{EventState, Settings, SettingsWrite, WaitroomEvent};
 use crate::domain::shuffle;
 use crate::error::{Error, Result};
@@ -93,11 +93,25 @@ pub struct Departure {
     pub left_at_ms: i64,
 }
 
-/// What the recorder writes: admissions, and departures from them.
+/// A fan dropped from the line as abandoned when their turn came (they had stopped
+/// polling), never admitted from that place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    pub event_id: Uuid,
+    pub fan_id: String,
+    /// The queue score the fan was dropped from.
+    pub score: i64,
+    /// Redis time, ms.
+    pub skipped_at_ms: i64,
+}
+
+/// What the recorder writes: admissions, departures from them, and places in line
+/// dropped as abandoned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
     Admitted(Admission),
     Left(Departure),
+    Skipped(Skip),
 }
 
 /// The columns of `waitroom_events` every query below returns, in this order.
@@ -319,10 +333,10 @@ impl Ledger {
             .await
     }
 
-    /// Records admissions and departures in one transaction, the admissions first (a
-    /// departure always follows its admission in the recorder's order). An admission
-    /// already recorded (a retry after an unknown outcome) is skipped; a departure is
-    /// recorded once, on the admission it ended.
+    /// Records admissions, departures and skips in one transaction, the admissions
+    /// first (a departure always follows its admission in the recorder's order). An
+    /// admission or skip already recorded (a retry after an unknown outcome) is not
+    /// written again; a departure is recorded once, on the admission it ended.
     pub async fn record(&self, records: Vec<Record>) -> Result<()> {
         let n = records.len();
         let (mut events, mut fans, mut scores, mut at, mut until) = (
@@ -333,6 +347,7 @@ impl Ledger {
             Vec::with_capacity(n),
         );
         let (mut left_events, mut left_fans, mut left_expiries, mut left_at) = (vec![], vec![], vec![], vec![]);
+        let (mut skip_events, mut skip_fans, mut skip_scores, mut skipped_at) = (vec![], vec![], vec![], vec![]);
         for record in records {
             match record {
                 Record::Admitted(a) => {
@@ -347,6 +362,12 @@ impl Ledger {
                     left_fans.push(d.fan_id);
                     left_expiries.push(timestamp(d.expires_at_ms));
                     left_at.push(timestamp(d.left_at_ms));
+                }
+                Record::Skipped(k) => {
+                    skip_events.push(k.event_id);
+                    skip_fans.push(k.fan_id);
+                    skip_scores.push(k.score);
+                    skipped_at.push(timestamp(k.skipped_at_ms));
                 }
             }
         }
@@ -379,6 +400,19 @@ impl Ledger {
                         .bind(left_fans)
                         .bind(left_expiries)
                         .bind(left_at)
+                        .execute(&mut *conn)
+                        .await?;
+                    }
+                    if !skip_events.is_empty() {
+                        sqlx::query(
+                            "INSERT INTO waitroom_skips (event_id, fan_id, join_score, skipped_at)
+                             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::timestamptz[])
+                             ON CONFLICT DO NOTHING",
+                        )
+                        .bind(skip_events)
+                        .bind(skip_fans)
+                        .bind(skip_scores)
+                        .bind(skipped_at)
                         .execute(&mut *conn)
                         .await?;
                     }
@@ -426,6 +460,34 @@ impl Ledger {
                     .fetch_all(conn)
                     .await?;
                     rows.iter().map(recorded_from_row).collect()
+                })
+            })
+            .await
+    }
+
+    /// Every recorded drop of an abandoned fan from the event's line, in the order they
+    /// were made (then by place in line): the admission log's skipped lines.
+    #[tracing::instrument(skip(self), fields(%event_id))]
+    pub async fn skips(&self, event_id: Uuid) -> Result<Vec<RecordedSkip>> {
+        self.db
+            .read(move |conn| {
+                Box::pin(async move {
+                    let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
+                        "SELECT fan_id, join_score, skipped_at FROM waitroom_skips
+                         WHERE event_id = $1
+                         ORDER BY skipped_at, join_score",
+                    )
+                    .bind(event_id)
+                    .fetch_all(conn)
+                    .await?;
+                    Ok(rows
+                        .into_iter()
+                        .map(|(fan_id, join_score, at)| RecordedSkip {
+                            fan_id,
+                            join_score,
+                            skipped_at_ms: at.timestamp_millis(),
+                        })
+                        .collect())
                 })
             })
             .await

@@ -135,7 +135,7 @@ pub fn joined(pre_queue: bool) {
 pub fn admission_step(event_id: Uuid, step: &Step, budget: Option<&Budget>, rate_share: f64) {
     let event = event_id.to_string();
     metrics::counter!(ADMISSIONS, "event" => event.clone()).increment(step.admitted.len() as u64);
-    metrics::counter!(SKIPPED, "event" => event).increment(step.skipped);
+    metrics::counter!(SKIPPED, "event" => event).increment(step.skipped.len() as u64);
     room(event_id, &step.room, budget, rate_share);
 }
 

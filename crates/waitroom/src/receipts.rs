@@ -47,6 +47,7 @@ impl Receipts {
         if self.ledger.event(event_id).await?.is_none() {
             return Err(Error::NotFound("event"));
         }
-        Ok(keys.log(event_id, &self.ledger.admissions(event_id).await?))
+        let (admissions, skips) = (self.ledger.admissions(event_id).await?, self.ledger.skips(event_id).await?);
+        Ok(keys.log(event_id, &admissions, &skips))
     }
 }

@@ -70,10 +70,23 @@ pub struct RecordedAdmission {
 }
 
 impl RecordedAdmission {
-    /// Pre-queue scores are shuffle draws minus 2^52: below every arrival number.
     pub fn pre_queue(&self) -> bool {
-        self.join_score < 0
+        pre_queue(self.join_score)
     }
+}
+
+/// A place in line the admitter dropped because its fan had stopped polling, as
+/// PostgreSQL records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedSkip {
+    pub fan_id: String,
+    pub join_score: i64,
+    pub skipped_at_ms: i64,
+}
+
+/// Pre-queue scores are shuffle draws minus 2^52: below every arrival number.
+fn pre_queue(join_score: i64) -> bool {
+    join_score < 0
 }
 
 /// The published admission log of one event.
@@ -88,6 +101,19 @@ pub struct AdmissionLog {
     pub fan_blinding: String,
     /// Every recorded admission, in the order they were made (then by join score).
     pub admissions: Vec<LoggedAdmission>,
+    /// Every place in line dropped without an admission because its fan had stopped
+    /// polling when their turn came (longer than the waiting room's abandonment
+    /// timeout), in the order they were dropped. A fan who came back queued again: a
+    /// later line of theirs has a new join score.
+    pub skipped: Vec<LoggedSkip>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoggedSkip {
+    pub fan_blinded: String,
+    pub join_score: i64,
+    pub pre_queue: bool,
+    pub skipped_at_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -194,7 +220,7 @@ impl ReceiptKeys {
     }
 
     /// The event's admission log from its recorded admissions, oldest first.
-    pub fn log(&self, event_id: Uuid, recorded: &[RecordedAdmission]) -> AdmissionLog {
+    pub fn log(&self, event_id: Uuid, recorded: &[RecordedAdmission], skips: &[RecordedSkip]) -> AdmissionLog {
         let mut admissions_of_fan = std::collections::HashMap::<&str, u32>::new();
         let admissions = recorded
             .iter()
@@ -220,6 +246,15 @@ impl ReceiptKeys {
                            each fan's receipt carries their blinded id"
                 .to_owned(),
             admissions,
+            skipped: skips
+                .iter()
+                .map(|skip| LoggedSkip {
+                    fan_blinded: self.blind(event_id, &skip.fan_id),
+                    join_score: skip.join_score,
+                    pre_queue: pre_queue(skip.join_score),
+                    skipped_at_ms: skip.skipped_at_ms,
+                })
+                .collect(),
         }
     }
 }
@@ -266,8 +301,12 @@ mod tests {
         assert_eq!(keys.blind(one, "fan-a"), keys.blind(one, "fan-a"));
         assert_ne!(keys.blind(one, "fan-a"), keys.blind(other, "fan-a"));
         assert_ne!(keys.blind(one, "fan-a"), keys.blind(one, "fan-b"));
-        let log = keys.log(one, &[admission("fan-a", -5), admission("fan-b", 3), admission("fan-a", 9)]);
+        let skip = RecordedSkip { fan_id: "fan-c".into(), join_score: 4, skipped_at_ms: 1_500 };
+        let log = keys.log(one, &[admission("fan-a", -5), admission("fan-b", 3), admission("fan-a", 9)], &[skip]);
         let numbers: Vec<(bool, u32)> = log.admissions.iter().map(|a| (a.pre_queue, a.admission_of_fan)).collect();
         assert_eq!(numbers, [(true, 1), (false, 1), (false, 2)]);
+        let skipped: Vec<(String, i64, bool, i64)> =
+            log.skipped.iter().map(|k| (k.fan_blinded.clone(), k.join_score, k.pre_queue, k.skipped_at_ms)).collect();
+        assert_eq!(skipped, [(keys.blind(one, "fan-c"), 4, false, 1_500)]);
     }
 }

@@ -113,8 +113,9 @@ pub struct Step {
     /// When they were admitted, and when their admission expires (Redis time, ms).
     pub admitted_at_ms: i64,
     pub expires_at_ms: i64,
-    /// Abandoned fans dropped without using an admission.
-    pub skipped: u64,
+    /// Abandoned fans dropped without using an admission, with the queue score each
+    /// was dropped from, in queue order.
+    pub skipped: Vec<(String, i64)>,
     pub room: Room,
 }
 
@@ -219,22 +220,29 @@ pub(super) fn step(reply: Vec<Value>) -> Result<StepOutcome> {
     let [now_ms, expiry_ms, fans_and_scores @ ..] = stepped else {
         return Err(corrupt());
     };
-    if fans_and_scores.len() % 2 != 0 {
+    // The admitted fans' pairs, then the skipped fans'.
+    let skipped_pairs = count(skipped)? as usize * 2;
+    if fans_and_scores.len() % 2 != 0 || fans_and_scores.len() < skipped_pairs {
         return Err(corrupt());
     }
-    let (mut admitted, mut scores) = (Vec::new(), Vec::new());
-    for fan_and_score in fans_and_scores.chunks_exact(2) {
-        admitted.push(text(&fan_and_score[0])?);
+    let (admitted_pairs, skipped_pairs) = fans_and_scores.split_at(fans_and_scores.len() - skipped_pairs);
+    let fan_and_score = |pair: &[Value]| -> Result<(String, i64)> {
         // Scores come back as Redis formats doubles; every queue score is an integer
         // well inside 2^53, so the conversion is exact.
-        scores.push(text(&fan_and_score[1])?.parse::<f64>().map_err(|_| corrupt())? as i64);
+        Ok((text(&pair[0])?, text(&pair[1])?.parse::<f64>().map_err(|_| corrupt())? as i64))
+    };
+    let (mut admitted, mut scores) = (Vec::new(), Vec::new());
+    for pair in admitted_pairs.chunks_exact(2) {
+        let (fan, score) = fan_and_score(pair)?;
+        admitted.push(fan);
+        scores.push(score);
     }
     Ok(StepOutcome::Stepped(Step {
         admitted,
         scores,
         admitted_at_ms: int(now_ms)?,
         expires_at_ms: int(expiry_ms)?,
-        skipped: count(skipped)?,
+        skipped: skipped_pairs.chunks_exact(2).map(fan_and_score).collect::<Result<_>>()?,
         room,
     }))
 }
@@ -471,7 +479,7 @@ mod tests {
         let stepped = step(vec![
             int(1),
             int(0),
-            int(3),
+            int(1),
             int(4),
             int(2),
             text("10"),
@@ -482,12 +490,15 @@ mod tests {
             text("7"),
             text("fan-b"),
             text("-4503599627370000"),
+            text("fan-gone"),
+            text("5"),
         ])
         .unwrap();
         let StepOutcome::Stepped(step) = stepped else { panic!("stepped") };
         assert_eq!(step.admitted, ["fan-a", "fan-b"]);
         assert_eq!(step.scores, [7, -4_503_599_627_370_000]);
-        assert_eq!((step.admitted_at_ms, step.expires_at_ms, step.skipped), (1000, 61_000, 3));
+        assert_eq!((step.admitted_at_ms, step.expires_at_ms), (1000, 61_000));
+        assert_eq!(step.skipped, [("fan-gone".to_owned(), 5)]);
         assert_eq!(step.room.admit_rate, 5.0);
     }
 }

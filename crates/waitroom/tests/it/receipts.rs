@@ -4,6 +4,7 @@
 //! and finds a fan who joined later but was let in earlier.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -11,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{spawn_app, TestApp, RECEIPT_KID};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, RECEIPT_KID};
 
 /// What `scripts/check-admission-log` said of `receipt` against `log` and `jwks`.
 fn checked(log: &str, jwks: &Value, receipt: &str) -> test_support::python::Said {
@@ -95,6 +96,46 @@ async fn a_receipt_verifies_from_the_jwks_and_the_check_script_finds_a_planted_o
     assert_eq!(overtaken.code, Some(1), "{}", overtaken.stdout);
     let blinded_c = planted["admissions"][2]["fan_blinded"].as_str().unwrap();
     assert!(overtaken.stdout.contains(&format!("overtaken: fan {blinded_c}")), "{}", overtaken.stdout);
+}
+
+/// A fan who stopped polling loses their place when their turn comes; the published log
+/// shows that place as dropped, and, when the fan queued again and was let in, the check
+/// script tells them why their first place did not count.
+#[tokio::test]
+async fn a_place_dropped_as_abandoned_is_in_the_published_log_and_explained_to_its_fan() {
+    let app = spawn_app_with(|c| c.abandon_after_secs = 1).await;
+    let event = app.new_event(json!({ "admit_rate": 1000.0, "max_active": 10, "token_lifetime_secs": 600 })).await;
+    let alice = app.join_ok(event, "alice").await["ticket"].as_str().unwrap().to_owned();
+    app.join_ok(event, "ghost").await;
+    let carol = app.join_ok(event, "carol").await["ticket"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for ticket in [&alice, &carol] {
+        assert_eq!(app.poll_ok(event, ticket).await["status"], "waiting");
+    }
+    assert_eq!(app.admit(event, 2, 50).await, ["alice", "carol"]);
+    let back = app.join_ok(event, "ghost").await["ticket"].as_str().unwrap().to_owned();
+    assert_eq!(app.admit(event, 1, 50).await, ["ghost"]);
+    app.admitter.record_admissions().await.unwrap();
+
+    let (status, log) = app.admin_get_text(&format!("/v1/admin/events/{event}/waitroom/admission-log")).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let parsed: Value = serde_json::from_str(&log).unwrap();
+    let admitted: Vec<i64> =
+        parsed["admissions"].as_array().unwrap().iter().map(|a| a["join_score"].as_i64().unwrap()).collect();
+    let skipped = parsed["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{log}");
+    let dropped = skipped[0]["join_score"].as_i64().unwrap();
+    assert!(admitted[0] < dropped && dropped < admitted[1], "the ghost's first place, between alice and carol: {log}");
+    assert_eq!(skipped[0]["pre_queue"], false);
+    assert!(!log.contains("ghost"), "fan ids are blinded");
+
+    let reply = receipt(&app, event, &back).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["says"]["fan_blinded"], skipped[0]["fan_blinded"], "one fan, one blinded id");
+    let jwks = app.get("/.well-known/jwks.json").await.body;
+    let said = checked(&log, &jwks, reply.body["receipt"].as_str().unwrap());
+    assert_eq!(said.code, Some(0), "{} {}", said.stdout, said.stderr);
+    assert!(said.stdout.contains(&format!("your earlier place (join score {dropped}) was dropped")), "{}", said.stdout);
 }
 
 #[tokio::test]

@@ -50,7 +50,9 @@
 -- just rebuilt), 2 (retired for idleness, now or before) or -1 (unknown event). rate
 -- is the rate in force (0 unless running); code 0 carries only the first seven, codes
 -- -1 and 2 the first five. Each admitted fan comes with the queue score they were
--- admitted from, for the admission record.
+-- admitted from, for the admission record; then, as many as `skipped` says, each fan
+-- dropped as abandoned with their score, so the published log can say why they were
+-- never let in.
 local settings_key, counters_key, queue_key, seen_key, admitted_key = unpack(KEYS)
 local abandon_ms, max_catch_up_ms, scan_limit, tau, pause_after_restore_ms, idle_retention_ms, retention_ms =
   tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]),
@@ -114,7 +116,8 @@ local k = math.min(owed, math.max(cap - active, 0))
 
 local expiry = now + tonumber(lifetime_ms)
 -- admitted: fan, score pairs for the n fans admitted.
-local admitted, n, skipped, scanned = {}, 0, 0, 0
+-- dropped: fan, score pairs for the fans skipped as abandoned.
+local admitted, dropped, n, skipped, scanned = {}, {}, 0, 0, 0
 while n < k and scanned < scan_limit do
   local popped = redis.call('ZPOPMIN', queue_key, math.min(k - n, scan_limit - scanned))
   if #popped == 0 then
@@ -132,6 +135,8 @@ while n < k and scanned < scan_limit do
       n = n + 1
     else
       skipped = skipped + 1
+      dropped[#dropped + 1] = fan
+      dropped[#dropped + 1] = popped[i + 1]
     end
   end
 end
@@ -159,5 +164,8 @@ end
 local reply = {1, opened_now, skipped, waiting - scanned, active + n, max_active, rate, now, expiry}
 for i = 1, #admitted do
   reply[#reply + 1] = admitted[i]
+end
+for i = 1, #dropped do
+  reply[#reply + 1] = dropped[i]
 end
 return reply
