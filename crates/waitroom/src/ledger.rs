@@ -444,50 +444,44 @@ impl Ledger {
             .await
     }
 
-    /// Every recorded admission to the event, in the order they were made (then by
-    /// place in line): the admission log's lines.
+    /// Every recorded admission to the event, and every place in its line dropped as
+    /// abandoned, each in the order they were made (then by place in line): the
+    /// admission log's lines. One snapshot for both, so a recorder batch (which writes
+    /// its admissions and skips together) is in the log whole or not at all.
     #[tracing::instrument(skip(self), fields(%event_id))]
-    pub async fn admissions(&self, event_id: Uuid) -> Result<Vec<RecordedAdmission>> {
+    pub async fn admission_log(&self, event_id: Uuid) -> Result<(Vec<RecordedAdmission>, Vec<RecordedSkip>)> {
         self.db
-            .read(move |conn| {
+            .transaction(move |conn| {
                 Box::pin(async move {
+                    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                        .execute(&mut *conn)
+                        .await?;
                     let rows = sqlx::query(
                         "SELECT fan_id, join_score, admitted_at, expires_at, left_at FROM waitroom_admissions
                          WHERE event_id = $1
                          ORDER BY admitted_at, join_score",
                     )
                     .bind(event_id)
-                    .fetch_all(conn)
+                    .fetch_all(&mut *conn)
                     .await?;
-                    rows.iter().map(recorded_from_row).collect()
-                })
-            })
-            .await
-    }
-
-    /// Every recorded drop of an abandoned fan from the event's line, in the order they
-    /// were made (then by place in line): the admission log's skipped lines.
-    #[tracing::instrument(skip(self), fields(%event_id))]
-    pub async fn skips(&self, event_id: Uuid) -> Result<Vec<RecordedSkip>> {
-        self.db
-            .read(move |conn| {
-                Box::pin(async move {
-                    let rows: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
+                    let admissions = rows.iter().map(recorded_from_row).collect::<Result<_>>()?;
+                    let skips: Vec<(String, i64, DateTime<Utc>)> = sqlx::query_as(
                         "SELECT fan_id, join_score, skipped_at FROM waitroom_skips
                          WHERE event_id = $1
                          ORDER BY skipped_at, join_score",
                     )
                     .bind(event_id)
-                    .fetch_all(conn)
+                    .fetch_all(&mut *conn)
                     .await?;
-                    Ok(rows
+                    let skips = skips
                         .into_iter()
                         .map(|(fan_id, join_score, at)| RecordedSkip {
                             fan_id,
                             join_score,
                             skipped_at_ms: at.timestamp_millis(),
                         })
-                        .collect())
+                        .collect();
+                    Ok((admissions, skips))
                 })
             })
             .await

@@ -47,7 +47,7 @@ impl Receipts {
         if self.ledger.event(event_id).await?.is_none() {
             return Err(Error::NotFound("event"));
         }
-        let (admissions, skips) = (self.ledger.admissions(event_id).await?, self.ledger.skips(event_id).await?);
+        let (admissions, skips) = self.ledger.admission_log(event_id).await?;
         Ok(keys.log(event_id, &admissions, &skips))
     }
 }
