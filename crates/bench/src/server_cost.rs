@@ -46,8 +46,11 @@ pub async fn sample(pool: &PgPool, gateway_pid: Option<u32>) -> anyhow::Result<S
     let mut postgres = HashMap::new();
     for entry in std::fs::read_dir("/proc").context("reading /proc")? {
         let Ok(pid) = entry?.file_name().to_string_lossy().parse::<u32>() else { continue };
-        if let Some(("postgres", ticks)) = process_ticks(pid).as_ref().map(|(name, ticks)| (name.as_str(), *ticks)) {
-            postgres.insert(pid, ticks);
+        match process_ticks(pid) {
+            Some((name, ticks)) if name == "postgres" => {
+                postgres.insert(pid, ticks);
+            }
+            _ => {}
         }
     }
     let gateway = match gateway_pid {
