@@ -4,11 +4,13 @@
 //! to exactly one booking, and a payment's success never costing anyone a seat or
 //! booking one twice.
 //!
-//! - [`Sales::checkout`] starts (or resumes) the hold's payment attempt: a `payments`
-//!   row first, then the provider's intent keyed by that row's id, then the intent
-//!   recorded. No transaction or lock is held while the provider is asked; a request
-//!   dropped in between leaves a `created` attempt that the next checkout, or the
-//!   reconciliation job, completes with the same key.
+//! - [`Sales::checkout`] starts (or resumes) the hold's payment attempt: the provider's
+//!   intent first, keyed by the new attempt's id, then the attempt written with it in
+//!   one statement that also extends the hold. No transaction or lock is held while the
+//!   provider is asked; a request dropped in between leaves an intent nobody was shown,
+//!   so nobody pays it. (Attempts written `created` before their intent, as earlier
+//!   versions did, are completed with the same key by the next checkout or the
+//!   reconciliation job.)
 //! - [`Sales::apply_provider_event`] applies a verified webhook in one transaction,
 //!   once per provider event id. A succeeded payment books its hold; if the hold has
 //!   lapsed, the late-payment resolver re-takes its seats when they are still free, and
@@ -33,9 +35,8 @@ use crate::payment_provider::{Intent, IntentStatus, NewIntent, NewRefund, Provid
 use crate::payment_provider::{Refund, RefundStatus as ProviderRefundStatus};
 use crate::scope::FanScope;
 use crate::states::{HoldStatus, PaymentResolution, PaymentStatus, RefundReason, SectionKind};
-use crate::store::holds::HoldRow;
 use crate::store::inventory::{self, Taker, Written};
-use crate::store::payments::{self, PaymentRow};
+use crate::store::payments::{self, HoldState, PaymentRow};
 use crate::store::{events, holds, refunds};
 use crate::Sales;
 
@@ -97,54 +98,53 @@ impl Sales {
         if rules.cancelled {
             return Err(Error::EventCancelled);
         }
+        let (hold, attempts) = self.hold_and_attempts(scope, hold_id).await?;
+        ensure_payable(&hold)?;
+        // A payment that already succeeded is the hold's answer (no second charge); a
+        // live attempt is resumed (one made before attempts were started with their
+        // intent may still lack it).
+        if let Some(attempt) = attempts.into_iter().find(|p| p.succeeded_at.is_some() || p.is_live()) {
+            let payment = match attempt.status {
+                PaymentStatus::Created => self.create_intent(attempt).await?,
+                _ => attempt,
+            };
+            return Ok(view(payment, hold.expires_at, HoldStatus::Active));
+        }
+        // The intent first, keyed by the attempt's id, then the attempt with it: one write.
+        // An intent whose attempt is never written (the request dropped, the hold lapsed,
+        // or a concurrent checkout's attempt written first) was never shown to anyone, so
+        // nobody can pay it.
+        let attempt_id = Uuid::now_v7();
+        let intent = self
+            .provider
+            .create_intent(new_intent(attempt_id, scope.event_id, hold_id, hold.total_minor, &rules.currency))
+            .await?;
         let (extension, max_lifetime) = (self.settings.checkout_extension.as_secs_f64(), self.hold_max_lifetime_secs());
-        let fan = scope.clone();
-        let currency = rules.currency.clone();
-        let (payment, hold_expires_at) = self
+        let (fan, amount_minor, currency) = (scope.clone(), hold.total_minor, rules.currency.clone());
+        let started = self
             .db
-            .transaction(move |tx| {
+            .write(move |conn| {
                 Box::pin(async move {
-                    let hold = holds::lock(tx, &fan, hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
-                    match hold.status {
-                        HoldStatus::Confirmed => return Err(Error::HoldNotActive(HoldStatus::Confirmed)),
-                        HoldStatus::Released => return Err(Error::HoldNotActive(HoldStatus::Released)),
-                        HoldStatus::Expired => return Err(Error::HoldExpired),
-                        HoldStatus::Active if hold.expired => return Err(Error::HoldExpired),
-                        HoldStatus::Active => {}
-                    }
-                    if hold.total_minor == 0 {
-                        return Err(crate::domain::Invalid::new(
-                            "nothing_to_pay",
-                            "this hold costs nothing: confirm it instead",
-                        )
-                        .into());
-                    }
-                    // A payment that already succeeded is the hold's answer; no second charge.
-                    if let Some(paid) =
-                        payments::for_hold(tx, hold_id).await?.into_iter().find(|p| p.succeeded_at.is_some())
-                    {
-                        return Ok((paid, hold.expires_at));
-                    }
-                    let payment = payments::start_attempt(
-                        tx,
-                        Uuid::now_v7(),
-                        fan.event_id,
-                        hold_id,
-                        &fan.fan_id,
-                        hold.total_minor,
-                        &currency,
-                    )
-                    .await?;
-                    let expires_at = holds::extend_for_checkout(tx, hold_id, extension, max_lifetime).await?;
-                    Ok((payment, expires_at))
+                    let attempt = payments::NewAttempt {
+                        id: attempt_id,
+                        amount_minor,
+                        currency: &currency,
+                        intent_id: &intent.id,
+                        client_secret: intent.client_secret.as_deref(),
+                    };
+                    payments::start_checkout(conn, &fan, hold_id, attempt, extension, max_lifetime).await
                 })
             })
-            .await?;
-        let payment = match payment.status {
-            PaymentStatus::Created => self.create_intent(payment).await?,
-            _ => payment,
+            .await?
+            .ok_or(Error::NotFound(What::Hold))?;
+        ensure_payable(&started.hold)?;
+        let payment = match started.payment {
+            Some(payment) => payment,
+            // Another checkout of this hold started its attempt while this one waited for
+            // the hold: that attempt is the fan's.
+            None => shown_attempt(self.hold_and_attempts(scope, hold_id).await?.1)?,
         };
-        Ok(view(payment, hold_expires_at, HoldStatus::Active))
+        Ok(view(payment, started.hold.expires_at, HoldStatus::Active))
     }
 
     /// Asks the provider for the attempt's intent (again, with the same key: it answers
@@ -152,17 +152,13 @@ impl Sales {
     async fn create_intent(&self, mut payment: PaymentRow) -> Result<PaymentRow> {
         let intent = self
             .provider
-            .create_intent(NewIntent {
-                amount_minor: payment.amount_minor,
-                currency: payment.currency.clone(),
-                idempotency_key: payment.id.to_string(),
-                description: format!("boxoffice hold {}", payment.hold_id),
-                metadata: BTreeMap::from([
-                    (PAYMENT_ID.to_owned(), payment.id.to_string()),
-                    ("hold_id".to_owned(), payment.hold_id.to_string()),
-                    ("event_id".to_owned(), payment.event_id.to_string()),
-                ]),
-            })
+            .create_intent(new_intent(
+                payment.id,
+                payment.event_id,
+                payment.hold_id,
+                payment.amount_minor,
+                &payment.currency,
+            ))
             .await?;
         let (payment_id, intent_id, secret) = (payment.id, intent.id.clone(), intent.client_secret.clone());
         self.db
@@ -186,13 +182,7 @@ impl Sales {
             true => self.hold_and_attempts(scope, hold_id).await?,
             false => (hold, attempts),
         };
-        // The attempt that paid, if one did; else the newest.
-        let shown = attempts
-            .iter()
-            .find(|p| p.succeeded_at.is_some())
-            .or(attempts.first())
-            .cloned()
-            .ok_or(Error::NotFound(What::Payment))?;
+        let shown = shown_attempt(attempts)?;
         let status = match hold.status {
             HoldStatus::Active if hold.expired => HoldStatus::Expired,
             status => status,
@@ -209,15 +199,13 @@ impl Sales {
     }
 
     /// The fan's hold and its payment attempts, newest first.
-    async fn hold_and_attempts(&self, scope: &FanScope, hold_id: Uuid) -> Result<(HoldRow, Vec<PaymentRow>)> {
+    async fn hold_and_attempts(&self, scope: &FanScope, hold_id: Uuid) -> Result<(HoldState, Vec<PaymentRow>)> {
         let fan = scope.clone();
         self.db
             .read(move |conn| {
-                Box::pin(async move {
-                    let hold = holds::find(conn, &fan, hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
-                    let attempts = payments::for_hold(conn, hold.id).await?;
-                    Ok((hold, attempts))
-                })
+                Box::pin(
+                    async move { payments::of_hold(conn, &fan, hold_id).await?.ok_or(Error::NotFound(What::Hold)) },
+                )
             })
             .await
     }
@@ -279,25 +267,29 @@ impl Sales {
             .db
             .transaction(move |tx| {
                 Box::pin(async move {
-                    let (kind, payment_hint) = match &event.kind {
-                        ProviderEventKind::Intent(intent) => {
-                            ("payment_intent", metadata_id(&intent.metadata, PAYMENT_ID))
-                        }
-                        ProviderEventKind::Refund(_) => ("refund", None),
-                        ProviderEventKind::Other(kind) => (kind.as_str(), None),
-                    };
-                    if !payments::claim_provider_event(tx, &event.id, kind, payment_hint).await? {
-                        return Ok::<_, Error>((Applied::AlreadyApplied, None));
-                    }
                     match &event.kind {
                         ProviderEventKind::Intent(intent) => {
-                            let Some(payment) = payments::lock(tx, payment_hint, &intent.id).await? else {
-                                return Ok((Applied::Ignored, None));
-                            };
-                            Ok((Applied::Applied, apply_intent(tx, payment, intent).await?))
+                            let payment_hint = metadata_id(&intent.metadata, PAYMENT_ID);
+                            match payments::claim_intent_event(tx, &event.id, payment_hint, &intent.id).await? {
+                                (false, _) => Ok::<_, Error>((Applied::AlreadyApplied, None)),
+                                (true, None) => Ok((Applied::Ignored, None)),
+                                (true, Some(payment)) => {
+                                    Ok((Applied::Applied, apply_intent(tx, payment, intent).await?))
+                                }
+                            }
                         }
-                        ProviderEventKind::Refund(refund) => Ok((apply_refund(tx, refund).await?, None)),
-                        ProviderEventKind::Other(_) => Ok((Applied::Ignored, None)),
+                        ProviderEventKind::Refund(refund) => {
+                            if !payments::claim_provider_event(tx, &event.id, "refund", None).await? {
+                                return Ok((Applied::AlreadyApplied, None));
+                            }
+                            Ok((apply_refund(tx, refund).await?, None))
+                        }
+                        ProviderEventKind::Other(kind) => {
+                            if !payments::claim_provider_event(tx, &event.id, kind, None).await? {
+                                return Ok((Applied::AlreadyApplied, None));
+                            }
+                            Ok((Applied::Ignored, None))
+                        }
                     }
                 })
             })
@@ -516,21 +508,19 @@ async fn apply_intent(tx: &mut PgConnection, payment: PaymentRow, intent: &Inten
     }
     match intent.status {
         IntentStatus::Succeeded => {
-            if !payments::mark_succeeded(tx, payment.id, &intent.id).await? {
+            if payment.succeeded_at.is_some() {
+                // Applied before (the payment is locked, so this is certain): a redelivery.
                 return Ok(None);
             }
-            outbox_enqueue(
-                tx,
-                Message::PaymentSucceeded(outbox::PaymentSucceeded {
-                    event_id: payment.event_id,
-                    payment_id: payment.id,
-                    hold_id: payment.hold_id,
-                    fan_id: payment.fan_id.clone(),
-                    intent_id: intent.id.clone(),
-                    amount: price(&payment, payment.amount_minor),
-                }),
-            )
-            .await?;
+            let message = Message::PaymentSucceeded(outbox::PaymentSucceeded {
+                event_id: payment.event_id,
+                payment_id: payment.id,
+                hold_id: payment.hold_id,
+                fan_id: payment.fan_id.clone(),
+                intent_id: intent.id.clone(),
+                amount: price(&payment, payment.amount_minor),
+            });
+            payments::mark_succeeded(tx, payment.id, &intent.id, message).await?;
             resolve_success(tx, &payment).await
         }
         IntentStatus::Canceled => {
@@ -549,17 +539,17 @@ async fn apply_intent(tx: &mut PgConnection, payment: PaymentRow, intent: &Inten
 /// lapsed, or else refund it. Returns the refund to execute, if one was started.
 pub(crate) async fn resolve_success(tx: &mut PgConnection, payment: &PaymentRow) -> Result<Option<Uuid>> {
     let scope = FanScope { event_id: payment.event_id, fan_id: payment.fan_id.clone() };
-    if events::is_cancelled(tx, payment.event_id).await? {
+    let paid = holds::lock_paid(tx, &scope, payment.hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
+    if paid.event_cancelled {
         // Nothing is sold for a cancelled event, however late the money comes.
         return refund_unbooked(tx, payment, RefundReason::EventCancelled, false).await;
     }
-    let hold = holds::lock(tx, &scope, payment.hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
+    let (hold, held) = (paid.hold, paid.seat_ids);
     if hold.status == HoldStatus::Confirmed {
         // Another attempt paid for this hold first: this money is for nothing.
         return refund_unbooked(tx, payment, RefundReason::DuplicatePayment, false).await;
     }
     let live = hold.status == HoldStatus::Active && !hold.expired;
-    let held: Vec<i64> = holds::seats(tx, hold.id).await?.iter().map(|s| s.seat_id).collect();
     if !live {
         // Booking a lapsed hold is a new order for the fan's limit (its places stopped
         // counting when it lapsed), and the database would refuse one over it by
@@ -584,9 +574,8 @@ pub(crate) async fn resolve_success(tx: &mut PgConnection, payment: &PaymentRow)
     }
     match written {
         Written::Done { .. } => {
-            holds::end(tx, hold.id, HoldStatus::Confirmed).await?;
             let resolution = if live { PaymentResolution::Booked } else { PaymentResolution::LateBooked };
-            payments::resolve(tx, payment.id, resolution, Some(booking_id), false).await?;
+            payments::resolve_booked(tx, payment.id, hold.id, resolution, booking_id).await?;
             Ok(None)
         }
         Written::Refused(_) => refund_unbooked(tx, payment, RefundReason::LatePayment, true).await,
@@ -694,6 +683,43 @@ fn metadata_id(metadata: &BTreeMap<String, String>, key: &str) -> Option<Uuid> {
 
 fn price(payment: &PaymentRow, amount_minor: i64) -> Price {
     Price { amount_minor, currency: payment.currency.clone() }
+}
+
+/// Refuses a checkout of a hold that is not active, has lapsed, or costs nothing.
+fn ensure_payable(hold: &HoldState) -> Result<()> {
+    match hold.status {
+        HoldStatus::Confirmed => return Err(Error::HoldNotActive(HoldStatus::Confirmed)),
+        HoldStatus::Released => return Err(Error::HoldNotActive(HoldStatus::Released)),
+        HoldStatus::Expired => return Err(Error::HoldExpired),
+        HoldStatus::Active if hold.expired => return Err(Error::HoldExpired),
+        HoldStatus::Active => {}
+    }
+    if hold.total_minor == 0 {
+        return Err(crate::domain::Invalid::new("nothing_to_pay", "this hold costs nothing: confirm it instead").into());
+    }
+    Ok(())
+}
+
+/// The intent of the attempt `payment_id`, keyed by it (so asking again answers with the
+/// same intent), its metadata naming our rows.
+fn new_intent(payment_id: Uuid, event_id: Uuid, hold_id: Uuid, amount_minor: i64, currency: &str) -> NewIntent {
+    NewIntent {
+        amount_minor,
+        currency: currency.to_owned(),
+        idempotency_key: payment_id.to_string(),
+        description: format!("boxoffice hold {hold_id}"),
+        metadata: BTreeMap::from([
+            (PAYMENT_ID.to_owned(), payment_id.to_string()),
+            ("hold_id".to_owned(), hold_id.to_string()),
+            ("event_id".to_owned(), event_id.to_string()),
+        ]),
+    }
+}
+
+/// The attempt a fan is shown: the one that paid, if one did; else the newest.
+fn shown_attempt(attempts: Vec<PaymentRow>) -> Result<PaymentRow> {
+    let paid = attempts.iter().position(|p| p.succeeded_at.is_some());
+    attempts.into_iter().nth(paid.unwrap_or(0)).ok_or(Error::NotFound(What::Payment))
 }
 
 fn view(payment: PaymentRow, hold_expires_at: DateTime<Utc>, hold_status: HoldStatus) -> PaymentView {

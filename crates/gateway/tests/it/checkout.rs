@@ -362,6 +362,34 @@ async fn a_decline_then_a_new_attempt_and_two_checkouts_at_once_start_one_attemp
     assert_eq!(c.count("SELECT count(*) FROM bookings WHERE hold_id = $1", &hold).await, 1);
 }
 
+/// The intent is asked for before the attempt is written: a provider that fails writes
+/// nothing (no attempt, no extension), and the next checkout starts the hold's attempt.
+#[tokio::test]
+async fn a_checkout_the_provider_fails_writes_nothing_and_the_next_one_starts_the_attempt() {
+    let c = spawn(Faults::default()).await;
+    let event = c.app.numbered_event_priced(1, 2500).await;
+    let hold = c.hold(&event, "fan-1", &["1"]).await;
+    c.sandbox.set_faults(Faults { api_fail_next: 1, ..Faults::default() }).unwrap();
+
+    let failed = c.checkout(&event, "fan-1", &hold).await;
+    assert_eq!(
+        (failed.status, &failed.body["error"]["code"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!("payment_provider_unavailable")),
+        "{}",
+        failed.body
+    );
+    assert_eq!(c.count("SELECT count(*) FROM payments WHERE hold_id = $1", &hold).await, 0);
+    let extended = "SELECT count(*) FROM holds WHERE id = $1 AND checkout_started_at IS NOT NULL";
+    assert_eq!(c.count(extended, &hold).await, 0);
+
+    let started = c.checkout(&event, "fan-1", &hold).await;
+    assert_eq!((started.status, &started.body["status"]), (StatusCode::OK, &json!("pending")), "{}", started.body);
+    assert_eq!(c.count("SELECT count(*) FROM payments WHERE hold_id = $1", &hold).await, 1);
+    assert_eq!(c.count(extended, &hold).await, 1);
+    c.pay(&started.body, SUCCEEDS).await;
+    c.wait_for_payment(&hold, |_, r| r == Some("booked")).await;
+}
+
 #[tokio::test]
 async fn a_late_payment_rebooks_free_seats_and_refunds_once_when_they_are_gone() {
     let c = spawn(Faults::default()).await;

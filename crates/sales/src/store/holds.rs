@@ -142,6 +142,33 @@ pub async fn lock(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> R
     .await?)
 }
 
+/// The hold a succeeded payment is for, locked until the transaction ends, with its
+/// seats and whether its event was cancelled, in one statement.
+#[derive(Debug, sqlx::FromRow)]
+pub struct PaidHold {
+    #[sqlx(flatten)]
+    pub hold: HoldRow,
+    pub event_cancelled: bool,
+    pub seat_ids: Vec<i64>,
+}
+
+#[tracing::instrument(level = "debug", skip(conn, scope))]
+pub async fn lock_paid(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<PaidHold>> {
+    Ok(sqlx::query_as(
+        "SELECT h.id, h.status, h.expires_at, h.expires_at <= now() AS expired, h.quantity, h.total_minor,
+                e.cancelled_at IS NOT NULL AS event_cancelled,
+                ARRAY(SELECT seat_id FROM hold_seats WHERE hold_id = h.id ORDER BY seat_id) AS seat_ids
+         FROM holds h JOIN events e ON e.id = h.event_id
+         WHERE h.id = $1 AND h.event_id = $2 AND h.fan_id = $3
+         FOR UPDATE OF h",
+    )
+    .bind(hold_id)
+    .bind(scope.event_id)
+    .bind(&scope.fan_id)
+    .fetch_optional(conn)
+    .await?)
+}
+
 #[tracing::instrument(level = "debug", skip(conn, scope))]
 pub async fn find(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<HoldRow>> {
     Ok(sqlx::query_as(
@@ -152,41 +179,6 @@ pub async fn find(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> R
     .bind(scope.event_id)
     .bind(&scope.fan_id)
     .fetch_optional(conn)
-    .await?)
-}
-
-/// Gives the fan time to pay: the hold and its seats now last until `now() + seconds`,
-/// if that is later than they would, but a fan's hold never past `max_lifetime_secs`
-/// from its creation (a waitlist offer is the organizer's to time). Only the first
-/// checkout of a hold extends it, so checking out again and again cannot keep seats off
-/// sale. Returns the hold's expiry.
-#[tracing::instrument(level = "debug", skip(conn))]
-pub async fn extend_for_checkout(
-    conn: &mut PgConnection,
-    hold_id: Uuid,
-    seconds: f64,
-    max_lifetime_secs: i32,
-) -> Result<DateTime<Utc>> {
-    Ok(sqlx::query_scalar(
-        "WITH extended AS (
-             UPDATE holds SET checkout_started_at = now(),
-                    expires_at = greatest(expires_at, CASE
-                        WHEN waitlist_entry_id IS NULL
-                        THEN least(now() + make_interval(secs => $2), created_at + make_interval(secs => $3))
-                        ELSE now() + make_interval(secs => $2) END)
-             WHERE id = $1 AND status = 'active' AND checkout_started_at IS NULL
-             RETURNING expires_at
-         ), seats_extended AS (
-             UPDATE seats SET held_until = extended.expires_at
-             FROM extended WHERE seats.hold_id = $1 AND seats.state = 'held'
-               AND seats.id IN (SELECT seat_id FROM hold_seats WHERE hold_id = $1)
-         )
-         SELECT coalesce((SELECT expires_at FROM extended), (SELECT expires_at FROM holds WHERE id = $1))",
-    )
-    .bind(hold_id)
-    .bind(seconds)
-    .bind(max_lifetime_secs)
-    .fetch_one(conn)
     .await?)
 }
 
