@@ -162,15 +162,6 @@ pub async fn mark_cancelled(conn: &mut PgConnection, event_id: Uuid) -> Result<b
     Ok(marked.rows_affected() == 1)
 }
 
-#[tracing::instrument(level = "debug", skip(conn))]
-pub async fn is_cancelled(conn: &mut PgConnection, event_id: Uuid) -> Result<bool> {
-    Ok(sqlx::query_scalar("SELECT cancelled_at IS NOT NULL FROM events WHERE id = $1")
-        .bind(event_id)
-        .fetch_optional(conn)
-        .await?
-        .unwrap_or(false))
-}
-
 /// Cancelled events that still have live bookings or active holds (orders that raced
 /// the cancellation), at most `limit`.
 #[tracing::instrument(level = "debug", skip(conn))]

@@ -254,15 +254,6 @@ pub async fn lock(conn: &mut PgConnection, payment_id: Option<Uuid>, intent_id: 
     .await?)
 }
 
-/// The payment attempts of a hold, newest first.
-#[tracing::instrument(level = "debug", skip(conn))]
-pub async fn for_hold(conn: &mut PgConnection, hold_id: Uuid) -> Result<Vec<PaymentRow>> {
-    Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM payments WHERE hold_id = $1 ORDER BY id DESC"))
-        .bind(hold_id)
-        .fetch_all(conn)
-        .await?)
-}
-
 /// The provider says the intent succeeded: the payment is marked so, and `message`
 /// (its `payment.succeeded`) written to the outbox, in one statement; nothing is written
 /// when the payment had already succeeded. (A success that books is marked by
