@@ -539,7 +539,7 @@ async fn apply_intent(tx: &mut PgConnection, payment: PaymentRow, intent: &Inten
 /// lapsed, or else refund it. Returns the refund to execute, if one was started.
 pub(crate) async fn resolve_success(tx: &mut PgConnection, payment: &PaymentRow) -> Result<Option<Uuid>> {
     let scope = FanScope { event_id: payment.event_id, fan_id: payment.fan_id.clone() };
-    let paid = holds::lock_paid(tx, &scope, payment.hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
+    let paid = holds::lock_with_seats(tx, &scope, payment.hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
     if paid.event_cancelled {
         // Nothing is sold for a cancelled event, however late the money comes.
         return refund_unbooked(tx, payment, RefundReason::EventCancelled, false).await;

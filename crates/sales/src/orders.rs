@@ -199,7 +199,9 @@ impl Sales {
         self.db
             .transaction(move |tx| {
                 Box::pin(async move {
-                    let hold = holds::lock(tx, &scope, hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
+                    let locked =
+                        holds::lock_with_seats(tx, &scope, hold_id).await?.ok_or(Error::NotFound(What::Hold))?;
+                    let hold = locked.hold;
                     match hold.status {
                         HoldStatus::Confirmed => {
                             let booking = bookings::find_by_hold(tx, &scope, hold_id)
@@ -212,13 +214,18 @@ impl Sales {
                         HoldStatus::Active if hold.expired => return Err(Error::HoldExpired),
                         HoldStatus::Active => {}
                     }
+                    // Read under the hold's lock: a cancellation that has not released
+                    // this hold yet (its pass skips holds locked at that moment) still
+                    // stops it becoming a booking.
+                    if locked.event_cancelled {
+                        return Err(Error::EventCancelled);
+                    }
                     // Only a payment books a paid hold (crate::checkout).
                     if hold.total_minor > 0 {
                         return Err(Error::PaymentRequired);
                     }
-                    let ids: Vec<i64> = holds::seats(tx, hold_id).await?.iter().map(|s| s.seat_id).collect();
                     let booking_id = Uuid::now_v7();
-                    let written = bookings::write_held(tx, &scope, booking_id, hold_id, &ids, None).await?;
+                    let written = bookings::write_held(tx, &scope, booking_id, hold_id, &locked.seat_ids, None).await?;
                     let (seats, created_at) = match written {
                         Written::Done { seats, at } => (seats, at),
                         Written::Refused(_) => return Err(Error::HoldExpired),

@@ -199,7 +199,7 @@ async fn release_on_leaving(
         (status = 200, description = "Booked before, by an earlier confirm", body = BookingView),
         (status = 400, description = "`bad_request`: an id is not a UUID", body = ErrorBody),
         (status = 404, description = "`event_not_found` or `hold_not_found`", body = ErrorBody),
-        (status = 409, description = "`hold_not_active`: it was released", body = ErrorBody),
+        (status = 409, description = "`hold_not_active`: it was released; `event_cancelled`: the event was cancelled", body = ErrorBody),
         (status = 410, description = "`hold_expired`", body = ErrorBody),
         (status = 503, description = "`unavailable`, `outcome_unknown` or `revocations_not_loaded` (with `Retry-After`)", body = ErrorBody),
         HoldFanRefused, RateLimited,

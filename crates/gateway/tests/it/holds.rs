@@ -91,6 +91,29 @@ async fn an_expired_hold_frees_its_seat_for_the_next_fan_before_any_sweep() {
     assert_eq!(app.assert_inventory_consistent(&event).await, 1);
 }
 
+/// An event's cancellation releases its active holds in passes that skip holds locked
+/// at that moment; a confirm reads the cancellation under the hold's lock, so a hold the
+/// pass has not released yet is not booked.
+#[tokio::test]
+async fn confirming_a_hold_of_an_event_cancelled_meanwhile_is_409_and_books_nothing() {
+    let app = spawn_app().await;
+    let event = app.numbered_event(2).await;
+    let hold = app.hold(&event, "fan", json!({ "seats": ["1"] })).await;
+    assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.body);
+    // Cancelled, its holds not released yet.
+    sqlx::query("UPDATE events SET cancelled_at = now() WHERE id = $1")
+        .bind(event.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let token = app.token("fan", &event);
+    let path = event.path(&format!("/holds/{}/confirm", hold.body["id"].as_str().unwrap()));
+    let refused = app.send(Method::POST, &path, Some(&token), None).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::CONFLICT, "event_cancelled"), "{}", refused.body);
+    assert_eq!(app.assert_inventory_consistent(&event).await, 0);
+}
+
 #[tokio::test]
 async fn confirming_an_expired_hold_is_410_and_books_nothing() {
     let app = spawn_app().await;

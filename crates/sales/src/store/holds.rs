@@ -142,10 +142,10 @@ pub async fn lock(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> R
     .await?)
 }
 
-/// The hold a succeeded payment is for, locked until the transaction ends, with its
-/// seats and whether its event was cancelled, in one statement.
+/// The fan's hold, locked until the transaction ends, with its seats and whether its
+/// event was cancelled, in one statement: what confirming it, or a payment for it, needs.
 #[derive(Debug, sqlx::FromRow)]
-pub struct PaidHold {
+pub struct LockedHold {
     #[sqlx(flatten)]
     pub hold: HoldRow,
     pub event_cancelled: bool,
@@ -153,7 +153,7 @@ pub struct PaidHold {
 }
 
 #[tracing::instrument(level = "debug", skip(conn, scope))]
-pub async fn lock_paid(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<PaidHold>> {
+pub async fn lock_with_seats(conn: &mut PgConnection, scope: &FanScope, hold_id: Uuid) -> Result<Option<LockedHold>> {
     Ok(sqlx::query_as(
         "SELECT h.id, h.status, h.expires_at, h.expires_at <= now() AS expired, h.quantity, h.total_minor,
                 e.cancelled_at IS NOT NULL AS event_cancelled,
