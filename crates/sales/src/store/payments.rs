@@ -256,8 +256,7 @@ pub async fn lock(conn: &mut PgConnection, payment_id: Option<Uuid>, intent_id: 
 
 /// The provider says the intent succeeded: the payment is marked so, and `message`
 /// (its `payment.succeeded`) written to the outbox, in one statement; nothing is written
-/// when the payment had already succeeded. (A success that books is marked by
-/// [`resolve_booked`] instead, in its one write.)
+/// when the payment had already succeeded.
 #[tracing::instrument(level = "debug", skip(conn, message))]
 pub async fn mark_succeeded(
     conn: &mut PgConnection,
